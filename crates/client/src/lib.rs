@@ -1,0 +1,1 @@
+//! A small pipelined client (being written).

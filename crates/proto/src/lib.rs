@@ -1,0 +1,16 @@
+//! The ZooKeeper client wire format, as Apache ZooKeeper 3.9 speaks it
+//! (zookeeper-jute/src/main/resources/zookeeper.jute).
+//!
+//! Pure encode and decode over byte slices: no IO, no clock, no allocation beyond the
+//! decoded values. Every integer is big-endian (jute's `DataOutput`); a buffer or string is an
+//! `i32` length (-1 for null) followed by its bytes. Decoding never panics on input: every
+//! malformed record is a [`DecodeError`].
+
+pub mod codes;
+pub mod jute;
+pub mod records;
+pub mod types;
+
+pub use codes::{ErrorCode, EventType, KeeperState, OpCode};
+pub use jute::{DecodeError, Reader, Record, Writer};
+pub use types::{Acl, CreateMode, Id, Perms, SessionId, Stat, Xid, Zxid};

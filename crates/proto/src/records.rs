@@ -1,0 +1,1 @@
+//! Placeholder: the request and response records are being written.

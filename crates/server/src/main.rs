@@ -1,0 +1,2 @@
+//! The `zoocore` binary (being written).
+fn main() {}
