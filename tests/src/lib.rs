@@ -1,1 +1,484 @@
-//! Harness for the end-to-end tests (being written).
+//! Harness for the end-to-end tests: it starts one real server process per test (zoocore, or
+//! Apache ZooKeeper as the reference when `ZOOCORE_E2E_TARGET=apache`) on its own loopback
+//! address, waits until it answers `ruok`, and kills it when the test ends, pass or fail.
+//!
+//! Address scheme: every server listens on the fixed port [`PORT`] of its own address in
+//! 127.0.0.0/8 (Linux routes the whole block to `lo`): `127.<10 + pid % 200>.<n / 250>.<1 + n % 250>`
+//! where `n` is a per-process atomic counter. The pid spreads concurrent test binaries over
+//! different second octets; a bind probe before the start skips any address that is taken,
+//! so parallel tests and parallel `cargo test` runs do not collide.
+//!
+//! Both targets get the same generated `zoo.cfg`; Apache additionally gets the few settings
+//! it only reads from Java system properties. The server's stdout and stderr go to
+//! `server.log` in the test's temp dir, whose tail is printed if the test panics (the dir is
+//! then kept for inspection; otherwise it is removed).
+//!
+//! [`raw`] is a minimal synchronous jute client for what the `zookeeper-client` crate cannot
+//! express (malformed frames, bad paths, checkWatches/removeWatches, setWatches, passwords).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod raw;
+
+/// The client port every test server listens on, each on its own loopback address.
+pub const PORT: u16 = 21810;
+/// `super:superpass`, as `DigestAuthenticationProvider.superDigest` expects it.
+pub const SUPER_DIGEST: &str = "super:DQOvrqPXILAUMtJ0ZGu2ttmUhQs=";
+/// The password matching [`SUPER_DIGEST`].
+pub const SUPER_AUTH: &[u8] = b"super:superpass";
+/// Whole-test bound used by [`run`]; a hung test fails instead of hanging the suite.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Which server implementation the suite drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Zoocore,
+    Apache,
+}
+
+impl Target {
+    /// Reads `ZOOCORE_E2E_TARGET` (`zoocore`, the default, or `apache`).
+    pub fn from_env() -> Target {
+        match std::env::var("ZOOCORE_E2E_TARGET").as_deref() {
+            Err(_) | Ok("") | Ok("zoocore") => Target::Zoocore,
+            Ok("apache") => Target::Apache,
+            Ok(other) => panic!("ZOOCORE_E2E_TARGET={other:?}: expected `zoocore` or `apache`"),
+        }
+    }
+
+    /// Apache ZooKeeper 3.8 (the Debian package) lacks some 3.9 behaviour zoocore has.
+    pub fn is_apache_38(self) -> bool {
+        self == Target::Apache
+    }
+}
+
+/// Server settings a test may change; the defaults suit most scenarios.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub tick_ms: u32,
+    pub session_timeout_ms_min: u32,
+    pub session_timeout_ms_max: u32,
+    pub container_check_ms: u32,
+    /// `user:base64(sha1(user:password))`, e.g. [`SUPER_DIGEST`].
+    pub super_digest: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            tick_ms: 200,
+            session_timeout_ms_min: 400,
+            session_timeout_ms_max: 60_000,
+            container_check_ms: 200,
+            super_digest: None,
+        }
+    }
+}
+
+/// One running server process with its own temp dir and loopback address.
+pub struct Server {
+    pub target: Target,
+    pub options: Options,
+    host: Ipv4Addr,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+static ADDRESS_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn next_free_host() -> Ipv4Addr {
+    let second = 10 + (std::process::id() % 200) as u8;
+    for _ in 0..1000 {
+        let n = ADDRESS_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let host = Ipv4Addr::new(127, second, (n / 250 % 250) as u8, (1 + n % 250) as u8);
+        if TcpListener::bind((host, PORT)).is_ok() {
+            return host;
+        }
+    }
+    panic!("no free loopback address with port {PORT} under 127.{second}.0.0/16");
+}
+
+fn make_temp_dir(host: Ipv4Addr) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zoocore-e2e-{}-{host}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).expect("create temp dir");
+    dir
+}
+
+impl Server {
+    /// Starts the target named by `ZOOCORE_E2E_TARGET` with default options.
+    pub fn start_default() -> Server {
+        Server::start(Target::from_env())
+    }
+
+    pub fn start(target: Target) -> Server {
+        Server::start_with(target, Options::default())
+    }
+
+    /// Starts a server with `options` and waits until it answers `ruok`.
+    pub fn start_with(target: Target, options: Options) -> Server {
+        let host = next_free_host();
+        let dir = make_temp_dir(host);
+        let mut server = Server {
+            target,
+            options,
+            host,
+            dir,
+            child: None,
+        };
+        std::fs::write(server.cfg_path(), server.zoo_cfg()).expect("write zoo.cfg");
+        server.spawn();
+        server
+    }
+
+    /// The `host:port` string clients connect to.
+    pub fn connect_string(&self) -> String {
+        format!("{}:{PORT}", self.host)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.host, PORT))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    fn cfg_path(&self) -> PathBuf {
+        self.dir.join("zoo.cfg")
+    }
+
+    /// The cfg both targets read; zoocore accepts ZooKeeper's zoo.cfg format.
+    fn zoo_cfg(&self) -> String {
+        let o = &self.options;
+        let mut cfg = format!(
+            "tickTime={}\ndataDir={}\nclientPort={PORT}\nclientPortAddress={}\n\
+             4lw.commands.whitelist=*\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
+             znode.container.checkIntervalMs={}\nznode.container.maxPerMinute=100000\n\
+             extendedTypesEnabled=true\nadmin.enableServer=false\nmaxClientCnxns=0\n",
+            o.tick_ms,
+            self.dir.join("data").display(),
+            self.host,
+            o.session_timeout_ms_min,
+            o.session_timeout_ms_max,
+            o.container_check_ms,
+        );
+        if let Some(digest) = &o.super_digest {
+            cfg.push_str(&format!(
+                "DigestAuthenticationProvider.superDigest={digest}\n"
+            ));
+        }
+        cfg
+    }
+
+    fn command(&self) -> Command {
+        match self.target {
+            Target::Zoocore => {
+                let bin = zoocore_binary();
+                let mut cmd = Command::new(bin);
+                cmd.arg(self.cfg_path());
+                cmd
+            }
+            Target::Apache => {
+                let jar = Path::new("/usr/share/java/zookeeper.jar");
+                assert!(
+                    jar.exists(),
+                    "{} is missing: run `apt-get install zookeeper` to test against Apache ZooKeeper",
+                    jar.display()
+                );
+                let o = &self.options;
+                let mut cmd = Command::new("java");
+                // Several of these settings are read only as system properties, not from zoo.cfg.
+                cmd.args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m"])
+                    .arg("-Dzookeeper.extendedTypesEnabled=true")
+                    .arg(format!(
+                        "-Dznode.container.checkIntervalMs={}",
+                        o.container_check_ms
+                    ))
+                    .arg("-Dznode.container.maxPerMinute=100000")
+                    .arg("-Dzookeeper.4lw.commands.whitelist=*")
+                    .arg("-Dzookeeper.admin.enableServer=false")
+                    .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
+                    .arg(format!("-Dzookeeper.log.dir={}", self.dir.display()));
+                if let Some(digest) = &o.super_digest {
+                    cmd.arg(format!(
+                        "-Dzookeeper.DigestAuthenticationProvider.superDigest={digest}"
+                    ));
+                }
+                // slf4j-simple writes the server log to stderr, which lands in server.log.
+                cmd.arg("-cp")
+                    .arg("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar")
+                    .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+                    .arg(self.cfg_path());
+                cmd
+            }
+        }
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open server.log");
+        let mut cmd = self.command();
+        cmd.current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log fd"))
+            .stderr(log);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut accepted_since: Option<Instant> = None;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "{:?} server exited during startup with {status}\n{}",
+                    self.target,
+                    self.log_tail()
+                );
+            }
+            match self.try_four_letter("ruok") {
+                // Apache answers `imok` a moment before it serves sessions; `srvr` tells.
+                Ok(answer) if answer == "imok" => {
+                    let srvr = self.try_four_letter("srvr").unwrap_or_default();
+                    if !srvr.contains("not currently serving") {
+                        return;
+                    }
+                }
+                // Accepting connections without `imok` counts as ready after a grace period.
+                Ok(_) => {
+                    let since = *accepted_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_secs(2) {
+                        return;
+                    }
+                }
+                Err(_) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{:?} server on {} not ready within {READY_TIMEOUT:?}\n{}",
+                self.target,
+                self.connect_string(),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a four-letter word and returns the whole answer (the server closes after it).
+    pub fn four_letter(&self, word: &str) -> String {
+        self.try_four_letter(word)
+            .unwrap_or_else(|e| panic!("four-letter word {word}: {e}"))
+    }
+
+    fn try_four_letter(&self, word: &str) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(word.as_bytes())?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL after a grace period. Data stays on disk.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + STOP_GRACE;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again on the same address, cfg and data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "---- tail of {} ----\n{tail}\n----",
+            self.log_path().display()
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "{:?} server {} failed test\n{}",
+                self.target,
+                self.connect_string(),
+                self.log_tail()
+            );
+            eprintln!("temp dir kept: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `target/<profile>/zoocore`, found from this test executable at `target/<profile>/deps/x`.
+fn zoocore_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test exe in target/<profile>/deps");
+    let bin = profile_dir.join("zoocore");
+    assert!(
+        bin.exists(),
+        "zoocore binary not found at {}: build it first (`cargo build -p zoocore-server` with the \
+         same CARGO_TARGET_DIR and profile), or set ZOOCORE_E2E_TARGET=apache",
+        bin.display()
+    );
+    bin
+}
+
+/// Parses monitoring output into key/value pairs the way scripts do: `mntr` lines are
+/// `key<TAB>value`, `srvr`/`stat` lines are `Key: value`, `conf`/`envi` lines are `key=value`.
+/// Lines without a separator are skipped.
+pub fn parse_key_values(text: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let split = line
+            .split_once('\t')
+            .or_else(|| line.split_once(": "))
+            .or_else(|| line.split_once('='));
+        if let Some((key, value)) = split {
+            map.insert(key.trim().to_string(), value.trim().to_string());
+        }
+    }
+    map
+}
+
+/// Runs one test body on a current-thread tokio runtime with a spawner the
+/// `zookeeper-client` crate can use, bounded by [`TEST_TIMEOUT`].
+pub fn run<F: Future<Output = ()>>(body: F) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let spawner = TokioSpawner(runtime.handle().clone());
+    // The crate spawns its session task through `spawns-core`, which needs a spawner in scope
+    // unless its `tokio` feature is on; entering one here keeps the dependency set unchanged.
+    let _scope = spawns_core::enter(&spawner);
+    runtime.block_on(async {
+        tokio::time::timeout(TEST_TIMEOUT, body)
+            .await
+            .unwrap_or_else(|_| panic!("test did not finish within {TEST_TIMEOUT:?}"))
+    });
+}
+
+struct TokioSpawner(tokio::runtime::Handle);
+
+impl spawns_core::Spawn for TokioSpawner {
+    fn spawn(&self, task: spawns_core::Task) {
+        self.0.spawn(Box::into_pin(task.future));
+    }
+}
+
+/// Awaits `fut` for at most `limit`, panicking with `what` on timeout.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// Asserts that `fut` does not complete within `quiet`, e.g. a watch that must not fire.
+pub async fn assert_quiet<T: std::fmt::Debug>(
+    quiet: Duration,
+    what: &str,
+    fut: impl Future<Output = T>,
+) {
+    if let Ok(value) = tokio::time::timeout(quiet, fut).await {
+        panic!("{what}: expected nothing within {quiet:?}, got {value:?}");
+    }
+}
+
+/// Connects a `zookeeper-client` session to `server` with a 10 s session timeout.
+pub async fn connect(server: &Server) -> zookeeper_client::Client {
+    connect_with(server, Duration::from_secs(10)).await
+}
+
+/// Connects with an explicit session timeout.
+pub async fn connect_with(server: &Server, session_timeout: Duration) -> zookeeper_client::Client {
+    zookeeper_client::Client::connector()
+        .with_session_timeout(session_timeout)
+        .connect(&server.connect_string())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "connect to {}: {e}\n{}",
+                server.connect_string(),
+                server.log_tail()
+            )
+        })
+}
+
+/// Persistent, open ACL: the options most scenario steps use.
+pub fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
+/// Options for `mode` with the open ACL.
+pub fn mode(mode: zookeeper_client::CreateMode) -> zookeeper_client::CreateOptions<'static> {
+    mode.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
+/// Milliseconds since the Unix epoch, to bound `ctime`/`mtime`.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
