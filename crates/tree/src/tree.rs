@@ -1,0 +1,1031 @@
+//! The znode tree: a persistent (structurally shared) map from path to node, with the
+//! indexes ZooKeeper's `DataTree` keeps (ephemerals per session, containers, TTL nodes),
+//! the sessions `ZKDatabase` keeps, and an incrementally maintained digest.
+//!
+//! Shape: one `imbl::OrdMap` keyed by (depth, path) (see `path.rs`), values `Arc<Node>`.
+//! There is no per-node child collection: the children of a node are one key range, and
+//! `num_children` is kept in the node. Cloning a `Tree` is O(1); a clone shares every node.
+//! ACL lists are interned (ZooKeeper's `ReferenceCountedACLCache`), so a million nodes with
+//! the same ACL share one allocation.
+//!
+//! Writes are two-phase like ZooKeeper's pipeline: `prepare` (PrepRequestProcessor) checks
+//! a request against this tree, in ZooKeeper's order of checks, and resolves it into a
+//! `Txn`; `apply` (DataTree.processTxn) changes the tree and reports results and watch
+//! triggers. Apply is deterministic and idempotent: a txn whose zxid is not after
+//! `last_zxid` changes nothing.
+//!
+//! Invariants (checked by `check_invariants`, and cheaply after each apply): every node but
+//! the root has its parent; `num_children` is the size of the child range; the ephemeral,
+//! container and TTL indexes list exactly the nodes with such owners; `digest` is the sum
+//! of the node and session digests.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::{HashMap as IHashMap, OrdMap, OrdSet};
+use zoocore_proto::{Acl, CreateMode, ErrorCode, EventType, Id, Perms, SessionId, Stat, Zxid};
+
+use crate::acl::{check_acl, fixup_acl};
+use crate::ephemeral::{ephemeral_type, ttl_owner, EphemeralType, CONTAINER_OWNER};
+use crate::path::{
+    child_name, children_prefix, depth, join, key_of, normalize_parent, parent_of, path_of_key,
+    validate_path, DEPTH_BYTES,
+};
+use crate::txn::{Applied, Op, OpResult, Trigger, Txn};
+
+/// The context of a request at prep time.
+#[derive(Clone, Copy, Debug)]
+pub struct PrepContext<'a> {
+    pub session: SessionId,
+    /// The session's authenticated ids, including ("ip", addr) and ("super", "") when super.
+    pub auth: &'a [Id],
+    /// The zxid the txn will carry.
+    pub zxid: Zxid,
+    pub time_ms: i64,
+}
+
+/// One znode (ZooKeeper's `DataNode` with its `StatPersisted`).
+#[derive(Clone, Debug)]
+struct Node {
+    czxid: i64,
+    mzxid: i64,
+    pzxid: i64,
+    ctime: i64,
+    mtime: i64,
+    ephemeral_owner: i64,
+    version: i32,
+    cversion: i32,
+    aversion: i32,
+    num_children: i32,
+    data: Arc<[u8]>,
+    acl: Arc<[Acl]>,
+}
+
+impl Node {
+    /// `DataTree.createStat`.
+    fn new(zxid: i64, time_ms: i64, owner: i64, data: Arc<[u8]>, acl: Arc<[Acl]>) -> Self {
+        Node {
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            ephemeral_owner: owner,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            num_children: 0,
+            data,
+            acl,
+        }
+    }
+
+    fn stat(&self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: i32::try_from(self.data.len()).expect("data length fits in i32"),
+            num_children: self.num_children,
+            pzxid: self.pzxid,
+        }
+    }
+}
+
+/// A read view of one znode, borrowed from a tree.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeRef<'a> {
+    node: &'a Node,
+}
+
+impl<'a> NodeRef<'a> {
+    pub fn stat(&self) -> Stat {
+        self.node.stat()
+    }
+
+    pub fn data(&self) -> &'a [u8] {
+        &self.node.data
+    }
+
+    pub fn acl(&self) -> &'a [Acl] {
+        &self.node.acl
+    }
+}
+
+/// The replicated state: znodes, sessions, indexes and digest.
+#[derive(Clone)]
+pub struct Tree {
+    nodes: OrdMap<Arc<[u8]>, Arc<Node>>,
+    ephemerals: OrdMap<SessionId, OrdSet<Arc<str>>>,
+    containers: OrdSet<Arc<str>>,
+    ttls: OrdSet<Arc<str>>,
+    sessions: OrdMap<SessionId, i32>,
+    acl_cache: IHashMap<Arc<[Acl]>, ()>,
+    last_zxid: Zxid,
+    digest: u64,
+    extended_types: bool,
+}
+
+impl std::fmt::Debug for Tree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tree")
+            .field("nodes", &self.nodes.len())
+            .field("sessions", &self.sessions.len())
+            .field("last_zxid", &self.last_zxid)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// ZooKeeper's special paths (`DataTree.isSpecialPath`); delete refuses them.
+fn is_special_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
+/// `checkAndIncVersion`: -1 matches any version; the next version skips -1 (ZOOKEEPER-4743).
+fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BAD_VERSION);
+    }
+    let next = current.wrapping_add(1);
+    Ok(if next == -1 { 0 } else { next })
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 ^= u64::from(x);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn len_bytes(&mut self, b: &[u8]) {
+        self.bytes(&(b.len() as u64).to_be_bytes());
+        self.bytes(b);
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.bytes(&v.to_be_bytes());
+    }
+}
+
+fn node_digest(path: &str, n: &Node) -> u64 {
+    let mut h = Fnv::new();
+    h.len_bytes(path.as_bytes());
+    h.len_bytes(&n.data);
+    for v in [
+        n.czxid,
+        n.mzxid,
+        n.pzxid,
+        n.ctime,
+        n.mtime,
+        n.ephemeral_owner,
+    ] {
+        h.i64(v);
+    }
+    for v in [n.version, n.cversion, n.aversion, n.num_children] {
+        h.i64(i64::from(v));
+    }
+    for a in n.acl.iter() {
+        h.i64(i64::from(a.perms.0));
+        h.len_bytes(a.id.scheme.as_bytes());
+        h.len_bytes(a.id.id.as_bytes());
+    }
+    h.0
+}
+
+fn session_digest(session: SessionId, timeout_ms: i32) -> u64 {
+    let mut h = Fnv::new();
+    h.bytes(b"session");
+    h.i64(session.0);
+    h.i64(i64::from(timeout_ms));
+    h.0
+}
+
+impl Tree {
+    /// A fresh ZooKeeper 3.9 tree (DataTree constructor): "/", "/zookeeper",
+    /// "/zookeeper/quota" with zeroed stats and OPEN_ACL_UNSAFE, and "/zookeeper/config"
+    /// with READ_ACL_UNSAFE and aversion -1 (`addConfigNode` calls `setACL(.., -1)`).
+    /// Extended ephemeral types (TTL nodes) are off, ZooKeeper's default.
+    pub fn new() -> Self {
+        let mut tree = Tree {
+            nodes: OrdMap::new(),
+            ephemerals: OrdMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            sessions: OrdMap::new(),
+            acl_cache: IHashMap::new(),
+            last_zxid: Zxid::ZERO,
+            digest: 0,
+            extended_types: false,
+        };
+        let empty: Arc<[u8]> = Arc::from(&[][..]);
+        let open = tree.intern_acl(&Acl::open_unsafe());
+        let read = tree.intern_acl(&Acl::read_unsafe());
+        let blank = |acl: &Arc<[Acl]>, children: i32| Node {
+            num_children: children,
+            ..Node::new(0, 0, 0, empty.clone(), acl.clone())
+        };
+        tree.put_node("/", blank(&open, 1));
+        tree.put_node("/zookeeper", blank(&open, 2));
+        tree.put_node("/zookeeper/quota", blank(&open, 0));
+        tree.put_node(
+            "/zookeeper/config",
+            Node {
+                aversion: -1,
+                ..blank(&read, 0)
+            },
+        );
+        tree.check_invariants();
+        tree
+    }
+
+    /// A fresh tree with extended types (TTL nodes) on or off
+    /// (`zookeeper.extendedTypesEnabled`).
+    pub fn with_extended_types(enabled: bool) -> Self {
+        Tree {
+            extended_types: enabled,
+            ..Tree::new()
+        }
+    }
+
+    pub fn extended_types(&self) -> bool {
+        self.extended_types
+    }
+
+    // ---- reads ----
+
+    fn node(&self, path: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(&key_of(path)[..])
+    }
+
+    pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
+        self.node(path).map(|n| NodeRef { node: n })
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        self.node(path).is_some()
+    }
+
+    /// Iterates the (key, node) entries of the children of `path` (which must exist).
+    fn child_entries<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Arc<[u8]>, &'a Arc<Node>)> + 'a {
+        self.nodes
+            .range::<_, [u8]>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
+    /// Child names of `path`, sorted (ZooKeeper returns them in hash order).
+    pub fn children(&self, path: &str) -> Option<Vec<String>> {
+        self.node(path)?;
+        let prefix = children_prefix(path);
+        let skip = prefix.len() - DEPTH_BYTES;
+        Some(
+            self.child_entries(&prefix)
+                .map(|(k, _)| path_of_key(k)[skip..].to_owned())
+                .collect(),
+        )
+    }
+
+    /// `DataTree.getAllChildrenNumber`: the number of descendants.
+    pub fn all_children_number(&self, path: &str) -> Option<i32> {
+        self.node(path)?;
+        if path == "/" {
+            return Some(i32::try_from(self.nodes.len() - 1).unwrap_or(i32::MAX));
+        }
+        let mut total = 0usize;
+        let mut d = depth(path) + 1;
+        loop {
+            // Descendants at depth d: keys (d, "path/...").
+            let mut prefix = d.to_be_bytes().to_vec();
+            prefix.extend_from_slice(path.as_bytes());
+            prefix.push(b'/');
+            let n = self.child_entries(&prefix).count();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            d += 1;
+        }
+        Some(i32::try_from(total).unwrap_or(i32::MAX))
+    }
+
+    /// getEphemerals: the session's ephemeral paths starting with `prefix` ("", blank or
+    /// "/" means all, as FinalRequestProcessor trims and compares), sorted.
+    pub fn ephemerals(&self, session: SessionId, prefix: &str) -> Vec<String> {
+        let Some(set) = self.ephemerals.get(&session) else {
+            return Vec::new();
+        };
+        let trimmed = prefix.trim();
+        let all = trimmed.is_empty() || trimmed == "/";
+        set.iter()
+            .filter(|p| all || p.starts_with(prefix))
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    /// Sessions and their timeouts (ZKDatabase.sessionsWithTimeouts), by id.
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionId, i32)> + '_ {
+        self.sessions.iter().map(|(s, t)| (*s, *t))
+    }
+
+    pub fn session_exists(&self, session: SessionId) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+
+    /// Number of znodes, the root included (ZooKeeper's `getNodeCount`, which also counts
+    /// the root's "" alias, is this plus one).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Digest of the whole state: wrapping sum of FNV-1a digests of every node (path, data,
+    /// stat, ACL) and every session. Equal states have equal digests on every platform.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// `ContainerManager.getCandidates` with `maxNeverUsedIntervalMs` = 0 (the default).
+    pub fn expired_nodes(&self, now_ms: i64) -> Vec<String> {
+        self.expired_nodes_with(now_ms, 0)
+    }
+
+    /// `ContainerManager.getCandidates`: empty containers that have had a child
+    /// (cversion > 0), or that never had one for more than `max_never_used_ms` (0 = never);
+    /// then childless TTL nodes whose `now - mtime > ttl`.
+    pub fn expired_nodes_with(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for path in self.containers.iter() {
+            let Some(n) = self.node(path) else { continue };
+            if n.num_children != 0 {
+                continue;
+            }
+            let never_used_expired = max_never_used_ms != 0 && now_ms - n.mtime > max_never_used_ms;
+            if n.cversion > 0 || never_used_expired {
+                out.push(path.to_string());
+            }
+        }
+        for path in self.ttls.iter() {
+            let Some(n) = self.node(path) else { continue };
+            if n.num_children != 0 {
+                continue;
+            }
+            if let EphemeralType::Ttl(ttl) = ephemeral_type(n.ephemeral_owner, self.extended_types)
+            {
+                if ttl != 0 && now_ms - n.mtime > ttl {
+                    out.push(path.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    // ---- prepare ----
+
+    /// Checks `op` against this tree and resolves it into a txn (PrepRequestProcessor).
+    pub fn prepare(&self, op: &Op, ctx: &PrepContext<'_>) -> Txn {
+        match op {
+            Op::Multi(ops) => self.prepare_multi(ops, ctx),
+            _ => self.prepare_one(op, ctx).unwrap_or_else(Txn::Error),
+        }
+    }
+
+    /// A multi: each op is prepared on a scratch copy that has the earlier ops applied. On
+    /// the first failure, ops before it report OK, it reports its code, later ops
+    /// RUNTIME_INCONSISTENCY, and nothing changes. Ops a multi cannot carry make the whole
+    /// request a MARSHALLING_ERROR, as MultiOperationRecord's decoder fails on them.
+    fn prepare_multi(&self, ops: &[Op], ctx: &PrepContext<'_>) -> Txn {
+        let allowed = |op: &Op| {
+            matches!(
+                op,
+                Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. }
+            )
+        };
+        if !ops.iter().all(allowed) {
+            return Txn::Error(ErrorCode::MARSHALLING_ERROR);
+        }
+        let mut scratch = self.clone();
+        let mut txns = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match scratch.prepare_one(op, ctx) {
+                Ok(txn) => {
+                    let mut ignored = Vec::new();
+                    let result = scratch.apply_txn(ctx.zxid.0, ctx.time_ms, &txn, &mut ignored);
+                    assert!(
+                        result.code().is_ok(),
+                        "prepared txn {txn:?} failed on apply: {result:?}"
+                    );
+                    txns.push(txn);
+                }
+                Err(code) => {
+                    let mut failed = vec![Txn::Error(ErrorCode::OK); i];
+                    failed.push(Txn::Error(code));
+                    failed.resize(ops.len(), Txn::Error(ErrorCode::RUNTIME_INCONSISTENCY));
+                    return Txn::Multi(failed);
+                }
+            }
+        }
+        Txn::Multi(txns)
+    }
+
+    fn prepare_one(&self, op: &Op, ctx: &PrepContext<'_>) -> Result<Txn, ErrorCode> {
+        match op {
+            Op::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms,
+            } => self.prep_create(path, data, acl, *mode, *ttl_ms, ctx),
+            Op::Delete { path, version } => {
+                let parent = self.parent_for_delete(path)?;
+                if !check_acl(&parent.acl, Perms::DELETE, ctx.auth) {
+                    return Err(ErrorCode::NO_AUTH);
+                }
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                check_and_inc_version(node.version, *version)?;
+                if node.num_children > 0 {
+                    return Err(ErrorCode::NOT_EMPTY);
+                }
+                Ok(Txn::Delete { path: path.clone() })
+            }
+            Op::SetData {
+                path,
+                data,
+                version,
+            } => {
+                validate_path(path, false)?;
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                if !check_acl(&node.acl, Perms::WRITE, ctx.auth) {
+                    return Err(ErrorCode::NO_AUTH);
+                }
+                let version = check_and_inc_version(node.version, *version)?;
+                Ok(Txn::SetData {
+                    path: path.clone(),
+                    data: Arc::from(&data[..]),
+                    version,
+                })
+            }
+            Op::SetAcl { path, acl, version } => {
+                validate_path(path, false)?;
+                let acl = fixup_acl(acl, ctx.auth)?;
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                if !check_acl(&node.acl, Perms::ADMIN, ctx.auth) {
+                    return Err(ErrorCode::NO_AUTH);
+                }
+                let version = check_and_inc_version(node.aversion, *version)?;
+                Ok(Txn::SetAcl {
+                    path: path.clone(),
+                    acl,
+                    version,
+                })
+            }
+            Op::Check { path, version } => {
+                validate_path(path, false)?;
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                if !check_acl(&node.acl, Perms::READ, ctx.auth) {
+                    return Err(ErrorCode::NO_AUTH);
+                }
+                let version = check_and_inc_version(node.version, *version)?;
+                Ok(Txn::Check {
+                    path: path.clone(),
+                    version,
+                })
+            }
+            Op::DeleteContainer { path } => {
+                // No ACL check: the server itself submits it (ContainerManager).
+                let parent_path = Self::parent_path_for_delete(path)?;
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                if node.num_children > 0 {
+                    return Err(ErrorCode::NOT_EMPTY);
+                }
+                if ephemeral_type(node.ephemeral_owner, self.extended_types)
+                    == EphemeralType::Normal
+                {
+                    return Err(ErrorCode::BAD_VERSION);
+                }
+                self.node(parent_path).ok_or(ErrorCode::NO_NODE)?;
+                Ok(Txn::Delete { path: path.clone() })
+            }
+            Op::CreateSession {
+                session,
+                timeout_ms,
+            } => Ok(Txn::CreateSession {
+                session: *session,
+                timeout_ms: *timeout_ms,
+            }),
+            Op::CloseSession { session } => Ok(Txn::CloseSession {
+                session: *session,
+                paths: self.ephemerals(*session, "/"),
+            }),
+            Op::Multi(_) => Err(ErrorCode::MARSHALLING_ERROR),
+        }
+    }
+
+    /// `getParentPathAndValidate`: BAD_ARGUMENTS without a slash, with a NUL, or for a
+    /// special path; the parent path ("" becomes "/").
+    fn parent_path_for_delete(path: &str) -> Result<&str, ErrorCode> {
+        let parent = parent_of(path).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+        if path.contains('\0') || is_special_path(path) {
+            return Err(ErrorCode::BAD_ARGUMENTS);
+        }
+        Ok(normalize_parent(parent))
+    }
+
+    fn parent_for_delete(&self, path: &str) -> Result<&Arc<Node>, ErrorCode> {
+        let parent = Self::parent_path_for_delete(path)?;
+        self.node(parent).ok_or(ErrorCode::NO_NODE)
+    }
+
+    /// `pRequest2TxnCreate`, checks in ZooKeeper's order: TTL support (UNIMPLEMENTED),
+    /// TTL range (BAD_ARGUMENTS), ephemeral session (SESSION_EXPIRED), path shape
+    /// (BAD_ARGUMENTS), ACL (INVALID_ACL), parent (NO_NODE), parent ACL (NO_AUTH), full
+    /// path after the sequence suffix (BAD_ARGUMENTS), existence (NODE_EXISTS), ephemeral
+    /// parent (NO_CHILDREN_FOR_EPHEMERALS).
+    fn prep_create(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl_ms: i64,
+        ctx: &PrepContext<'_>,
+    ) -> Result<Txn, ErrorCode> {
+        if mode.is_ttl() && !self.extended_types {
+            return Err(ErrorCode::UNIMPLEMENTED);
+        }
+        let owner = if mode.is_ttl() {
+            ttl_owner(ttl_ms).ok_or(ErrorCode::BAD_ARGUMENTS)?
+        } else if ttl_ms >= 0 {
+            return Err(ErrorCode::BAD_ARGUMENTS);
+        } else if mode.is_container() {
+            CONTAINER_OWNER
+        } else if mode.is_ephemeral() {
+            ctx.session.0
+        } else {
+            0
+        };
+        // checkGlobalSession: a closed or unknown session cannot own ephemerals.
+        if mode.is_ephemeral() && !self.session_exists(ctx.session) {
+            return Err(ErrorCode::SESSION_EXPIRED);
+        }
+        let parent_path = parent_of(path).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+        if path.contains('\0') {
+            return Err(ErrorCode::BAD_ARGUMENTS);
+        }
+        let acl = fixup_acl(acl, ctx.auth)?;
+        let parent = self
+            .node(normalize_parent(parent_path))
+            .ok_or(ErrorCode::NO_NODE)?;
+        if !check_acl(&parent.acl, Perms::CREATE, ctx.auth) {
+            return Err(ErrorCode::NO_AUTH);
+        }
+        let full = if mode.is_sequential() {
+            format!("{path}{:010}", parent.cversion)
+        } else {
+            path.to_owned()
+        };
+        validate_path(&full, false)?;
+        if self.node(&full).is_some() {
+            return Err(ErrorCode::NODE_EXISTS);
+        }
+        if ephemeral_type(parent.ephemeral_owner, self.extended_types) == EphemeralType::Normal {
+            return Err(ErrorCode::NO_CHILDREN_FOR_EPHEMERALS);
+        }
+        Ok(Txn::Create {
+            path: full,
+            data: Arc::from(data),
+            acl,
+            ephemeral_owner: owner,
+            parent_cversion: parent.cversion.wrapping_add(1),
+        })
+    }
+
+    // ---- apply ----
+
+    /// Applies a txn at `zxid` (DataTree.processTxn + ZKDatabase session bookkeeping).
+    pub fn apply(&mut self, zxid: Zxid, time_ms: i64, txn: &Txn) -> Applied {
+        if zxid <= self.last_zxid {
+            return Applied {
+                result: self.stale_result(txn),
+                triggers: Vec::new(),
+                stale: true,
+            };
+        }
+        let mut triggers = Vec::new();
+        let result = self.apply_txn(zxid.0, time_ms, txn, &mut triggers);
+        self.last_zxid = zxid;
+        assert!(self.node("/").is_some(), "root vanished at zxid {zxid}");
+        Applied {
+            result,
+            triggers,
+            stale: false,
+        }
+    }
+
+    /// The result shape of a txn that is not applied again.
+    fn stale_result(&self, txn: &Txn) -> OpResult {
+        let stat_of = |p: &str| self.node(p).map(|n| n.stat()).unwrap_or_default();
+        match txn {
+            Txn::Create { path, .. } => OpResult::Created {
+                path: path.clone(),
+                stat: stat_of(path),
+            },
+            Txn::Delete { .. } => OpResult::Deleted,
+            Txn::SetData { path, .. } => OpResult::SetData {
+                stat: stat_of(path),
+            },
+            Txn::SetAcl { path, .. } => OpResult::SetAcl {
+                stat: stat_of(path),
+            },
+            Txn::Check { .. } => OpResult::Checked,
+            Txn::Multi(txns) => match Self::failed_multi(txns) {
+                Some(codes) => OpResult::Multi(codes.into_iter().map(OpResult::Error).collect()),
+                None => OpResult::Multi(txns.iter().map(|t| self.stale_result(t)).collect()),
+            },
+            Txn::CreateSession { .. } => OpResult::SessionCreated,
+            Txn::CloseSession { .. } => OpResult::SessionClosed,
+            Txn::Error(code) => OpResult::Error(*code),
+        }
+    }
+
+    /// A multi containing an error txn reports per op: OK before the first error, each
+    /// error's code, RUNTIME_INCONSISTENCY for non-error txns after it (processTxn's
+    /// `post_failed`). `None` when the multi did not fail.
+    fn failed_multi(txns: &[Txn]) -> Option<Vec<ErrorCode>> {
+        if !txns.iter().any(|t| matches!(t, Txn::Error(_))) {
+            return None;
+        }
+        let mut post_failed = false;
+        let codes = txns
+            .iter()
+            .map(|t| match t {
+                Txn::Error(c) => {
+                    post_failed = true;
+                    *c
+                }
+                _ if post_failed => ErrorCode::RUNTIME_INCONSISTENCY,
+                _ => ErrorCode::OK,
+            })
+            .collect();
+        Some(codes)
+    }
+
+    fn apply_txn(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        txn: &Txn,
+        triggers: &mut Vec<Trigger>,
+    ) -> OpResult {
+        match txn {
+            Txn::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+            } => self.apply_create(
+                zxid,
+                time_ms,
+                path,
+                data,
+                acl,
+                *ephemeral_owner,
+                *parent_cversion,
+                triggers,
+            ),
+            Txn::Delete { path } => self.apply_delete(zxid, path, triggers),
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => {
+                let Some(old) = self.node(path) else {
+                    return OpResult::Error(ErrorCode::NO_NODE);
+                };
+                let node = Node {
+                    data: data.clone(),
+                    mtime: time_ms,
+                    mzxid: zxid,
+                    version: *version,
+                    ..(**old).clone()
+                };
+                let stat = node.stat();
+                self.put_node(path, node);
+                triggers.push(Trigger {
+                    path: path.clone(),
+                    event: EventType::NodeDataChanged,
+                });
+                OpResult::SetData { stat }
+            }
+            Txn::SetAcl { path, acl, version } => {
+                let Some(old) = self.node(path).cloned() else {
+                    return OpResult::Error(ErrorCode::NO_NODE);
+                };
+                let acl = self.intern_acl(acl);
+                let node = Node {
+                    acl,
+                    aversion: *version,
+                    ..(*old).clone()
+                };
+                let stat = node.stat();
+                self.put_node(path, node);
+                OpResult::SetAcl { stat }
+            }
+            Txn::Check { .. } => OpResult::Checked,
+            Txn::Multi(txns) => match Self::failed_multi(txns) {
+                Some(codes) => OpResult::Multi(codes.into_iter().map(OpResult::Error).collect()),
+                None => OpResult::Multi(
+                    txns.iter()
+                        .map(|t| self.apply_txn(zxid, time_ms, t, triggers))
+                        .collect(),
+                ),
+            },
+            Txn::CreateSession {
+                session,
+                timeout_ms,
+            } => {
+                if let Some(old) = self.sessions.insert(*session, *timeout_ms) {
+                    self.digest = self.digest.wrapping_sub(session_digest(*session, old));
+                }
+                self.digest = self
+                    .digest
+                    .wrapping_add(session_digest(*session, *timeout_ms));
+                OpResult::SessionCreated
+            }
+            Txn::CloseSession { session, paths } => {
+                // DataTree.killSession: the txn's paths first, then any ephemerals left.
+                for path in paths {
+                    self.apply_delete(zxid, path, triggers);
+                }
+                for path in self.ephemerals(*session, "/") {
+                    self.apply_delete(zxid, &path, triggers);
+                }
+                if let Some(old) = self.sessions.remove(session) {
+                    self.digest = self.digest.wrapping_sub(session_digest(*session, old));
+                }
+                OpResult::SessionClosed
+            }
+            Txn::Error(code) => OpResult::Error(*code),
+        }
+    }
+
+    /// `DataTree.createNode`. On NODE_EXISTS the parent's cversion/pzxid still move forward
+    /// (`setCversionPzxid`, for replays over a fuzzy snapshot).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_create(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        path: &str,
+        data: &Arc<[u8]>,
+        acl: &[Acl],
+        owner: i64,
+        parent_cversion: i32,
+        triggers: &mut Vec<Trigger>,
+    ) -> OpResult {
+        // Prep never produces an invalid path; refuse one from a corrupt log rather than
+        // break the key layout.
+        if validate_path(path, false).is_err() || path == "/" {
+            return OpResult::Error(ErrorCode::BAD_ARGUMENTS);
+        }
+        let parent_path = normalize_parent(parent_of(path).unwrap_or(""));
+        let Some(parent) = self.node(parent_path).cloned() else {
+            return OpResult::Error(ErrorCode::NO_NODE);
+        };
+        let mut parent = (*parent).clone();
+        let new_cversion = if parent_cversion == -1 {
+            parent.cversion.wrapping_add(1)
+        } else {
+            parent_cversion
+        };
+        if new_cversion > parent.cversion {
+            parent.cversion = new_cversion;
+            parent.pzxid = zxid;
+        }
+        if self.node(path).is_some() {
+            self.put_node(parent_path, parent);
+            return OpResult::Error(ErrorCode::NODE_EXISTS);
+        }
+        parent.num_children += 1;
+        self.put_node(parent_path, parent);
+        let acl = self.intern_acl(acl);
+        let node = Node::new(zxid, time_ms, owner, data.clone(), acl);
+        let stat = node.stat();
+        self.put_node(path, node);
+        self.index_owner(path, owner, true);
+        triggers.push(Trigger {
+            path: path.to_owned(),
+            event: EventType::NodeCreated,
+        });
+        triggers.push(Trigger {
+            path: parent_path.to_owned(),
+            event: EventType::NodeChildrenChanged,
+        });
+        OpResult::Created {
+            path: path.to_owned(),
+            stat,
+        }
+    }
+
+    /// `DataTree.deleteNode`: the parent's pzxid moves forward even when the child is
+    /// already gone (then NO_NODE). Delete never changes the parent's cversion.
+    fn apply_delete(&mut self, zxid: i64, path: &str, triggers: &mut Vec<Trigger>) -> OpResult {
+        if path == "/" {
+            return OpResult::Error(ErrorCode::BAD_ARGUMENTS);
+        }
+        let Some(parent_raw) = parent_of(path) else {
+            return OpResult::Error(ErrorCode::NO_NODE);
+        };
+        let parent_path = normalize_parent(parent_raw);
+        let Some(parent) = self.node(parent_path).cloned() else {
+            return OpResult::Error(ErrorCode::NO_NODE);
+        };
+        let existing = self.node(path).cloned();
+        if let Some(node) = &existing {
+            // Prep never deletes a node with children; refuse rather than orphan them.
+            if node.num_children > 0 {
+                return OpResult::Error(ErrorCode::NOT_EMPTY);
+            }
+        }
+        let mut parent = (*parent).clone();
+        if zxid > parent.pzxid {
+            parent.pzxid = zxid;
+        }
+        if existing.is_some() {
+            parent.num_children -= 1;
+            assert!(
+                parent.num_children >= 0,
+                "negative num_children under {parent_path}"
+            );
+        }
+        self.put_node(parent_path, parent);
+        let Some(node) = existing else {
+            return OpResult::Error(ErrorCode::NO_NODE);
+        };
+        self.remove_node(path);
+        self.index_owner(path, node.ephemeral_owner, false);
+        triggers.push(Trigger {
+            path: path.to_owned(),
+            event: EventType::NodeDeleted,
+        });
+        triggers.push(Trigger {
+            path: parent_path.to_owned(),
+            event: EventType::NodeChildrenChanged,
+        });
+        OpResult::Deleted
+    }
+
+    // ---- storage helpers ----
+
+    fn intern_acl(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        if let Some((k, _)) = self.acl_cache.get_key_value(acl) {
+            return k.clone();
+        }
+        let k: Arc<[Acl]> = Arc::from(acl);
+        self.acl_cache.insert(k.clone(), ());
+        k
+    }
+
+    /// Inserts or replaces a node, keeping the digest.
+    fn put_node(&mut self, path: &str, node: Node) {
+        let key = key_of(path);
+        let new_digest = node_digest(path, &node);
+        let stored_key = match self.nodes.get_key_value(&key[..]) {
+            Some((k, old)) => {
+                self.digest = self.digest.wrapping_sub(node_digest(path, old));
+                k.clone()
+            }
+            None => Arc::from(key),
+        };
+        self.digest = self.digest.wrapping_add(new_digest);
+        self.nodes.insert(stored_key, Arc::new(node));
+    }
+
+    fn remove_node(&mut self, path: &str) {
+        let old = self
+            .nodes
+            .remove(&key_of(path)[..])
+            .expect("removed node exists");
+        self.digest = self.digest.wrapping_sub(node_digest(path, &old));
+    }
+
+    /// Adds or removes `path` in the index its owner selects.
+    fn index_owner(&mut self, path: &str, owner: i64, add: bool) {
+        let set = match ephemeral_type(owner, self.extended_types) {
+            EphemeralType::Void => return,
+            EphemeralType::Container => &mut self.containers,
+            EphemeralType::Ttl(_) => &mut self.ttls,
+            EphemeralType::Normal => self.ephemerals.entry(SessionId(owner)).or_default(),
+        };
+        if add {
+            set.insert(Arc::from(path));
+        } else {
+            set.remove(path);
+        }
+        if let Some(s) = self.ephemerals.get(&SessionId(owner)) {
+            if s.is_empty() {
+                self.ephemerals.remove(&SessionId(owner));
+            }
+        }
+    }
+
+    /// Full O(n) consistency check; panics on violation. For tests and debug runs.
+    pub fn check_invariants(&self) {
+        let mut digest = 0u64;
+        let mut ephemeral_count = 0usize;
+        let mut container_count = 0usize;
+        let mut ttl_count = 0usize;
+        for (key, node) in self.nodes.iter() {
+            let path = path_of_key(key);
+            assert_eq!(
+                &key[..DEPTH_BYTES],
+                &depth(path).to_be_bytes(),
+                "key depth of {path}"
+            );
+            digest = digest.wrapping_add(node_digest(path, node));
+            let prefix = children_prefix(path);
+            let children = self.child_entries(&prefix).count();
+            assert_eq!(
+                children,
+                usize::try_from(node.num_children).unwrap_or(usize::MAX),
+                "num_children of {path}"
+            );
+            if path != "/" {
+                let parent = normalize_parent(parent_of(path).expect("path has a slash"));
+                assert!(self.node(parent).is_some(), "parent of {path} missing");
+                assert_eq!(
+                    join(parent, child_name(path)),
+                    path,
+                    "path {path} round-trips"
+                );
+            }
+            match ephemeral_type(node.ephemeral_owner, self.extended_types) {
+                EphemeralType::Void => {}
+                EphemeralType::Container => {
+                    container_count += 1;
+                    assert!(self.containers.contains(path), "container {path} indexed");
+                }
+                EphemeralType::Ttl(_) => {
+                    ttl_count += 1;
+                    assert!(self.ttls.contains(path), "ttl {path} indexed");
+                }
+                EphemeralType::Normal => {
+                    ephemeral_count += 1;
+                    let set = self.ephemerals.get(&SessionId(node.ephemeral_owner));
+                    assert!(
+                        set.is_some_and(|s| s.contains(path)),
+                        "ephemeral {path} indexed"
+                    );
+                }
+            }
+        }
+        for (s, t) in self.sessions.iter() {
+            digest = digest.wrapping_add(session_digest(*s, *t));
+        }
+        assert_eq!(digest, self.digest, "incremental digest");
+        assert_eq!(
+            self.ephemerals.values().map(|s| s.len()).sum::<usize>(),
+            ephemeral_count,
+            "ephemeral index size"
+        );
+        assert!(
+            self.ephemerals.values().all(|s| !s.is_empty()),
+            "no empty ephemeral sets"
+        );
+        assert_eq!(
+            self.containers.len(),
+            container_count,
+            "container index size"
+        );
+        assert_eq!(self.ttls.len(), ttl_count, "ttl index size");
+    }
+}

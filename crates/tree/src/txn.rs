@@ -1,0 +1,297 @@
+//! Requests in (`Op`), resolved transactions (`Txn`) and their outcomes (`Applied`).
+//!
+//! A `Txn` is what `Tree::prepare` decides and what the log stores: every choice is already
+//! made (sequential name, expanded ACL, new version, parent cversion, ephemeral owner,
+//! ephemerals a closing session loses), so `Tree::apply` needs no context but the zxid and
+//! the time. A failed multi is a `Txn::Multi` of `Txn::Error`s, the shape ZooKeeper's
+//! `DataTree.processTxn` reduces a failed `MultiTxn` to.
+//!
+//! Encoding (jute, big-endian): an `i32` type (ZooKeeper's opcode of the matching txn,
+//! -1 for error) followed by the fields. Multi nests one level only, as ZooKeeper's
+//! `MultiTxn` does; decode rejects deeper nesting so hostile bytes cannot recurse.
+
+use std::sync::Arc;
+
+use zoocore_proto::{
+    Acl, CreateMode, DecodeError, ErrorCode, EventType, Reader, Record, SessionId, Stat, Writer,
+};
+
+/// A write request, as the server decodes it from a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `ttl_ms` is -1 unless `mode` is a TTL mode (ZooKeeper rejects ttl >= 0 otherwise).
+    Create {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        mode: CreateMode,
+        ttl_ms: i64,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+    Multi(Vec<Op>),
+    CreateSession {
+        session: SessionId,
+        timeout_ms: i32,
+    },
+    CloseSession {
+        session: SessionId,
+    },
+    DeleteContainer {
+        path: String,
+    },
+}
+
+/// A resolved transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Txn {
+    /// `ephemeral_owner` is the session, `CONTAINER_OWNER`, a TTL owner, or 0.
+    Create {
+        path: String,
+        data: Arc<[u8]>,
+        acl: Vec<Acl>,
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+    },
+    Delete {
+        path: String,
+    },
+    /// `version` is the node's new version.
+    SetData {
+        path: String,
+        data: Arc<[u8]>,
+        version: i32,
+    },
+    /// `version` is the node's new aversion.
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    /// `version` is the checked version plus one (ZooKeeper's CheckVersionTxn); apply ignores it.
+    Check {
+        path: String,
+        version: i32,
+    },
+    Multi(Vec<Txn>),
+    CreateSession {
+        session: SessionId,
+        timeout_ms: i32,
+    },
+    /// `paths` are the session's ephemerals at prep time, in order of deletion.
+    CloseSession {
+        session: SessionId,
+        paths: Vec<String>,
+    },
+    Error(ErrorCode),
+}
+
+impl Txn {
+    /// The error of a failed request or failed multi, if any.
+    pub fn error(&self) -> Option<ErrorCode> {
+        match self {
+            Txn::Error(code) => Some(*code),
+            Txn::Multi(txns) => txns.iter().find_map(|t| match t {
+                Txn::Error(c) if !c.is_ok() && *c != ErrorCode::RUNTIME_INCONSISTENCY => Some(*c),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of one transaction, which the server turns into a response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    Created { path: String, stat: Stat },
+    Deleted,
+    SetData { stat: Stat },
+    SetAcl { stat: Stat },
+    Checked,
+    Multi(Vec<OpResult>),
+    SessionCreated,
+    SessionClosed,
+    Error(ErrorCode),
+}
+
+impl OpResult {
+    /// The error code the response header carries (a multi carries its first error).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            OpResult::Error(c) => *c,
+            OpResult::Multi(rs) => rs
+                .iter()
+                .map(OpResult::code)
+                .find(|c| !c.is_ok())
+                .unwrap_or(ErrorCode::OK),
+            _ => ErrorCode::OK,
+        }
+    }
+}
+
+/// A watch trigger produced by apply, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    pub path: String,
+    pub event: EventType,
+}
+
+/// What `Tree::apply` returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub result: OpResult,
+    pub triggers: Vec<Trigger>,
+    /// The txn's zxid was not after the tree's last zxid: nothing changed.
+    pub stale: bool,
+}
+
+const TYPE_CREATE: i32 = 1;
+const TYPE_DELETE: i32 = 2;
+const TYPE_SET_DATA: i32 = 5;
+const TYPE_SET_ACL: i32 = 7;
+const TYPE_CHECK: i32 = 13;
+const TYPE_MULTI: i32 = 14;
+const TYPE_CREATE_SESSION: i32 = -10;
+const TYPE_CLOSE_SESSION: i32 = -11;
+const TYPE_ERROR: i32 = -1;
+
+impl Txn {
+    fn encode_into(&self, w: &mut Writer) {
+        match self {
+            Txn::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+            } => {
+                w.write_i32(TYPE_CREATE);
+                w.write_str(path);
+                w.write_buffer(data);
+                w.write_records(acl);
+                w.write_i64(*ephemeral_owner);
+                w.write_i32(*parent_cversion);
+            }
+            Txn::Delete { path } => {
+                w.write_i32(TYPE_DELETE);
+                w.write_str(path);
+            }
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => {
+                w.write_i32(TYPE_SET_DATA);
+                w.write_str(path);
+                w.write_buffer(data);
+                w.write_i32(*version);
+            }
+            Txn::SetAcl { path, acl, version } => {
+                w.write_i32(TYPE_SET_ACL);
+                w.write_str(path);
+                w.write_records(acl);
+                w.write_i32(*version);
+            }
+            Txn::Check { path, version } => {
+                w.write_i32(TYPE_CHECK);
+                w.write_str(path);
+                w.write_i32(*version);
+            }
+            Txn::Multi(txns) => {
+                w.write_i32(TYPE_MULTI);
+                w.write_vec(txns, |w, t| t.encode_into(w));
+            }
+            Txn::CreateSession {
+                session,
+                timeout_ms,
+            } => {
+                w.write_i32(TYPE_CREATE_SESSION);
+                w.write_i64(session.0);
+                w.write_i32(*timeout_ms);
+            }
+            Txn::CloseSession { session, paths } => {
+                w.write_i32(TYPE_CLOSE_SESSION);
+                w.write_i64(session.0);
+                w.write_strings(paths);
+            }
+            Txn::Error(code) => {
+                w.write_i32(TYPE_ERROR);
+                w.write_i32(code.0);
+            }
+        }
+    }
+
+    fn decode_from(r: &mut Reader<'_>, nested: bool) -> Result<Self, DecodeError> {
+        let offset = r.offset();
+        let kind = r.read_i32()?;
+        Ok(match kind {
+            TYPE_CREATE => Txn::Create {
+                path: r.read_string()?,
+                data: Arc::from(r.read_buffer()?),
+                acl: r.read_records()?,
+                ephemeral_owner: r.read_i64()?,
+                parent_cversion: r.read_i32()?,
+            },
+            TYPE_DELETE => Txn::Delete {
+                path: r.read_string()?,
+            },
+            TYPE_SET_DATA => Txn::SetData {
+                path: r.read_string()?,
+                data: Arc::from(r.read_buffer()?),
+                version: r.read_i32()?,
+            },
+            TYPE_SET_ACL => Txn::SetAcl {
+                path: r.read_string()?,
+                acl: r.read_records()?,
+                version: r.read_i32()?,
+            },
+            TYPE_CHECK => Txn::Check {
+                path: r.read_string()?,
+                version: r.read_i32()?,
+            },
+            TYPE_MULTI if !nested => Txn::Multi(r.read_vec(|r| Txn::decode_from(r, true))?),
+            TYPE_CREATE_SESSION => Txn::CreateSession {
+                session: SessionId(r.read_i64()?),
+                timeout_ms: r.read_i32()?,
+            },
+            TYPE_CLOSE_SESSION => Txn::CloseSession {
+                session: SessionId(r.read_i64()?),
+                paths: r.read_strings()?,
+            },
+            TYPE_ERROR => Txn::Error(ErrorCode(r.read_i32()?)),
+            value => {
+                return Err(DecodeError::Unknown {
+                    what: "txn type",
+                    value,
+                    offset,
+                })
+            }
+        })
+    }
+}
+
+impl Record for Txn {
+    fn encode(&self, w: &mut Writer) {
+        self.encode_into(w);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Txn::decode_from(r, false)
+    }
+}
