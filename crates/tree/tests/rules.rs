@@ -1,0 +1,771 @@
+//! Scenario tests of the tree's rules, each cross-checked against the ZooKeeper 3.9 Java
+//! source it reproduces (DataTree, PrepRequestProcessor, ContainerManager).
+
+use zoocore_proto::{Acl, CreateMode, ErrorCode, EventType, Id, Perms, SessionId, Stat, Zxid};
+use zoocore_tree::{digest_of, Op, OpResult, PrepContext, Tree, Trigger, Txn, CONTAINER_OWNER};
+
+/// A tree plus a zxid counter: submit = prepare + apply, like a standalone server.
+struct Server {
+    tree: Tree,
+    zxid: i64,
+    now: i64,
+}
+
+impl Server {
+    fn new() -> Self {
+        Server {
+            tree: Tree::new(),
+            zxid: 0,
+            now: 1000,
+        }
+    }
+
+    fn submit_as(&mut self, session: i64, auth: &[Id], op: Op) -> (Txn, OpResult, Vec<Trigger>) {
+        self.zxid += 1;
+        self.now += 10;
+        let ctx = PrepContext {
+            session: SessionId(session),
+            auth,
+            zxid: Zxid(self.zxid),
+            time_ms: self.now,
+        };
+        let txn = self.tree.prepare(&op, &ctx);
+        let applied = self.tree.apply(Zxid(self.zxid), self.now, &txn);
+        assert!(!applied.stale);
+        self.tree.check_invariants();
+        (txn, applied.result, applied.triggers)
+    }
+
+    fn submit(&mut self, op: Op) -> OpResult {
+        self.submit_as(1, &[], op).1
+    }
+
+    fn stat(&self, path: &str) -> Stat {
+        self.tree.get(path).expect("node exists").stat()
+    }
+}
+
+fn create(path: &str, mode: CreateMode) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: b"d".to_vec(),
+        acl: Acl::open_unsafe(),
+        mode,
+        ttl_ms: -1,
+    }
+}
+
+fn cr(path: &str, mode: CreateMode, acl: Vec<Acl>, ttl_ms: i64) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: b"d".to_vec(),
+        acl,
+        mode,
+        ttl_ms,
+    }
+}
+
+fn err(code: ErrorCode) -> OpResult {
+    OpResult::Error(code)
+}
+
+#[test]
+fn fresh_tree_matches_datatree_constructor() {
+    let t = Tree::new();
+    assert_eq!(t.children("/"), Some(vec!["zookeeper".to_owned()]));
+    assert_eq!(
+        t.children("/zookeeper"),
+        Some(vec!["config".to_owned(), "quota".to_owned()])
+    );
+    let root = t.get("/").unwrap();
+    assert_eq!(
+        root.stat(),
+        Stat {
+            num_children: 1,
+            ..Stat::default()
+        }
+    );
+    assert_eq!(root.acl(), &Acl::open_unsafe()[..]);
+    let config = t.get("/zookeeper/config").unwrap();
+    assert_eq!(config.acl(), &Acl::read_unsafe()[..]);
+    assert_eq!(config.stat().aversion, -1, "addConfigNode: setACL(.., -1)");
+    assert_eq!(t.node_count(), 4);
+    assert_eq!(
+        t.all_children_number("/"),
+        Some(3),
+        "getAllChildrenNumber(/) = nodes.size() - 2"
+    );
+    assert_eq!(t.last_zxid(), Zxid(0));
+    t.check_invariants();
+}
+
+#[test]
+fn create_sets_stats_like_create_node() {
+    let mut s = Server::new();
+    let r = s.submit(create("/a", CreateMode::Persistent));
+    let OpResult::Created { path, stat } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(path, "/a");
+    assert_eq!(
+        stat,
+        Stat {
+            czxid: 1,
+            mzxid: 1,
+            pzxid: 1,
+            ctime: 1010,
+            mtime: 1010,
+            data_length: 1,
+            ..Stat::default()
+        }
+    );
+    let root = s.stat("/");
+    assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 1, 2));
+    // setData: version, mzxid, mtime change; czxid/ctime do not.
+    let r = s.submit(Op::SetData {
+        path: "/a".into(),
+        data: b"xyz".to_vec(),
+        version: 0,
+    });
+    let OpResult::SetData { stat } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (
+            stat.version,
+            stat.mzxid,
+            stat.mtime,
+            stat.czxid,
+            stat.data_length
+        ),
+        (1, 2, 1020, 1, 3)
+    );
+    // Delete changes the parent's pzxid but not its cversion (DataTree.deleteNode).
+    s.submit(create("/a/b", CreateMode::Persistent));
+    assert_eq!(
+        s.submit(Op::Delete {
+            path: "/a/b".into(),
+            version: -1
+        }),
+        OpResult::Deleted
+    );
+    let a = s.stat("/a");
+    assert_eq!((a.cversion, a.pzxid, a.num_children, a.mzxid), (1, 4, 0, 2));
+    // setACL bumps aversion only.
+    let r = s.submit(Op::SetAcl {
+        path: "/a".into(),
+        acl: Acl::read_unsafe(),
+        version: 0,
+    });
+    let OpResult::SetAcl { stat } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!((stat.aversion, stat.version, stat.mzxid), (1, 1, 2));
+}
+
+#[test]
+fn sequential_names_use_parent_cversion() {
+    let mut s = Server::new();
+    s.submit(create("/q", CreateMode::Persistent));
+    let names: Vec<String> = (0..3)
+        .map(
+            |_| match s.submit(create("/q/n-", CreateMode::PersistentSequential)) {
+                OpResult::Created { path, .. } => path,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(
+        names,
+        ["/q/n-0000000000", "/q/n-0000000001", "/q/n-0000000002"]
+    );
+    // Deleting does not reuse numbers: cversion only grows.
+    s.submit(Op::Delete {
+        path: "/q/n-0000000002".into(),
+        version: -1,
+    });
+    assert_eq!(
+        s.submit(create("/q/", CreateMode::PersistentSequential)),
+        OpResult::Created {
+            path: "/q/0000000003".into(),
+            stat: s.tree.get("/q").map(|_| Stat::default()).unwrap()
+        }
+        .clone()
+        .with_stat_of(&s.tree)
+    );
+}
+
+trait WithStat {
+    fn with_stat_of(self, t: &Tree) -> OpResult;
+}
+
+impl WithStat for OpResult {
+    fn with_stat_of(self, t: &Tree) -> OpResult {
+        match self {
+            OpResult::Created { path, .. } => {
+                let stat = t.get(&path).map(|n| n.stat()).unwrap_or_default();
+                OpResult::Created { path, stat }
+            }
+            other => other,
+        }
+    }
+}
+
+#[test]
+fn create_error_order_follows_prep_request_processor() {
+    let mut s = Server::new();
+    // No slash → BAD_ARGUMENTS before anything else (validatePathForCreate).
+    assert_eq!(
+        s.submit(cr("a", CreateMode::Persistent, vec![], -1)),
+        err(ErrorCode::BAD_ARGUMENTS)
+    );
+    // ACL is checked (INVALID_ACL) before the parent (NO_NODE).
+    assert_eq!(
+        s.submit(cr("/x/y", CreateMode::Persistent, vec![], -1)),
+        err(ErrorCode::INVALID_ACL)
+    );
+    assert_eq!(
+        s.submit(create("/x/y", CreateMode::Persistent)),
+        err(ErrorCode::NO_NODE)
+    );
+    // Parent missing is reported before the full path's shape ("/x/" → NO_NODE for "/x").
+    assert_eq!(
+        s.submit(create("/x/", CreateMode::Persistent)),
+        err(ErrorCode::NO_NODE)
+    );
+    s.submit(create("/x", CreateMode::Persistent));
+    assert_eq!(
+        s.submit(create("/x/", CreateMode::Persistent)),
+        err(ErrorCode::BAD_ARGUMENTS)
+    );
+    assert_eq!(
+        s.submit(create("/x", CreateMode::Persistent)),
+        err(ErrorCode::NODE_EXISTS)
+    );
+    // "/" → parent "" is the root; "/" exists.
+    assert_eq!(
+        s.submit(create("/", CreateMode::Persistent)),
+        err(ErrorCode::NODE_EXISTS)
+    );
+    // NO_AUTH on the parent comes before NODE_EXISTS.
+    s.submit(cr("/ro", CreateMode::Persistent, Acl::read_unsafe(), -1));
+    s.submit_as(
+        1,
+        &[Id::new("super", "")],
+        create("/ro/c", CreateMode::Persistent),
+    );
+    assert_eq!(
+        s.submit(create("/ro/c", CreateMode::Persistent)),
+        err(ErrorCode::NO_AUTH)
+    );
+    // Ephemeral parents cannot have children; NODE_EXISTS is checked first.
+    s.submit(Op::CreateSession {
+        session: SessionId(1),
+        timeout_ms: 30000,
+    });
+    s.submit(create("/e", CreateMode::Ephemeral));
+    assert_eq!(
+        s.submit(create("/e/c", CreateMode::Persistent)),
+        err(ErrorCode::NO_CHILDREN_FOR_EPHEMERALS)
+    );
+    // Ephemeral from an unknown session → SESSION_EXPIRED (checkGlobalSession).
+    assert_eq!(
+        s.submit_as(99, &[], create("/e2", CreateMode::Ephemeral)).1,
+        err(ErrorCode::SESSION_EXPIRED)
+    );
+    // A ttl with a non-TTL mode is BAD_ARGUMENTS (EphemeralType.validateTTL).
+    assert_eq!(
+        s.submit(cr("/t", CreateMode::Persistent, Acl::open_unsafe(), 5)),
+        err(ErrorCode::BAD_ARGUMENTS)
+    );
+    // TTL with extended types off → UNIMPLEMENTED (validateCreateRequest).
+    assert_eq!(
+        s.submit(cr(
+            "/t",
+            CreateMode::PersistentWithTtl,
+            Acl::open_unsafe(),
+            5
+        )),
+        err(ErrorCode::UNIMPLEMENTED)
+    );
+}
+
+#[test]
+fn delete_setdata_check_error_orders() {
+    let mut s = Server::new();
+    for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+        assert_eq!(
+            s.submit(Op::Delete {
+                path: p.into(),
+                version: -1
+            }),
+            err(ErrorCode::BAD_ARGUMENTS),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        s.submit(Op::Delete {
+            path: "nope".into(),
+            version: -1
+        }),
+        err(ErrorCode::BAD_ARGUMENTS)
+    );
+    assert_eq!(
+        s.submit(Op::Delete {
+            path: "/a/b".into(),
+            version: -1
+        }),
+        err(ErrorCode::NO_NODE)
+    );
+    s.submit(create("/a", CreateMode::Persistent));
+    s.submit(create("/a/b", CreateMode::Persistent));
+    // Version is checked before emptiness.
+    assert_eq!(
+        s.submit(Op::Delete {
+            path: "/a".into(),
+            version: 5
+        }),
+        err(ErrorCode::BAD_VERSION)
+    );
+    assert_eq!(
+        s.submit(Op::Delete {
+            path: "/a".into(),
+            version: 0
+        }),
+        err(ErrorCode::NOT_EMPTY)
+    );
+    // Delete checks DELETE on the parent, not the node.
+    s.submit(Op::SetAcl {
+        path: "/a".into(),
+        acl: vec![Acl {
+            perms: Perms(31 & !8),
+            id: Id::anyone(),
+        }],
+        version: -1,
+    });
+    assert_eq!(
+        s.submit(Op::Delete {
+            path: "/a/b".into(),
+            version: -1
+        }),
+        err(ErrorCode::NO_AUTH)
+    );
+    // setData validates the path first, then existence, ACL, version.
+    assert_eq!(
+        s.submit(Op::SetData {
+            path: "/a/".into(),
+            data: vec![],
+            version: -1
+        }),
+        err(ErrorCode::BAD_ARGUMENTS)
+    );
+    assert_eq!(
+        s.submit(Op::SetData {
+            path: "/zz".into(),
+            data: vec![],
+            version: -1
+        }),
+        err(ErrorCode::NO_NODE)
+    );
+    assert_eq!(
+        s.submit(Op::SetData {
+            path: "/a/b".into(),
+            data: vec![],
+            version: 3
+        }),
+        err(ErrorCode::BAD_VERSION)
+    );
+    assert_eq!(
+        s.submit(Op::SetData {
+            path: "/zookeeper/config".into(),
+            data: vec![],
+            version: -1
+        }),
+        err(ErrorCode::NO_AUTH)
+    );
+    assert_eq!(
+        s.submit(Op::Check {
+            path: "/a/b".into(),
+            version: 1
+        }),
+        err(ErrorCode::BAD_VERSION)
+    );
+    assert_eq!(
+        s.submit(Op::Check {
+            path: "/a/b".into(),
+            version: 0
+        }),
+        OpResult::Checked
+    );
+    // setACL: INVALID_ACL before NO_NODE; aversion is the version checked.
+    assert_eq!(
+        s.submit(Op::SetAcl {
+            path: "/zz".into(),
+            acl: vec![],
+            version: -1
+        }),
+        err(ErrorCode::INVALID_ACL)
+    );
+    assert_eq!(
+        s.submit(Op::SetAcl {
+            path: "/a/b".into(),
+            acl: Acl::open_unsafe(),
+            version: 1
+        }),
+        err(ErrorCode::BAD_VERSION)
+    );
+}
+
+#[test]
+fn version_skips_minus_one() {
+    // checkAndIncVersion (ZOOKEEPER-4743): after i32::MAX comes i32::MIN, after -2 comes 0.
+    let mut s = Server::new();
+    s.submit(create("/v", CreateMode::Persistent));
+    s.zxid += 1;
+    let txn = Txn::SetData {
+        path: "/v".into(),
+        data: b"".as_slice().into(),
+        version: -2,
+    };
+    s.tree.apply(Zxid(s.zxid), 0, &txn);
+    let r = s.submit(Op::SetData {
+        path: "/v".into(),
+        data: vec![],
+        version: -2,
+    });
+    let OpResult::SetData { stat } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(stat.version, 0);
+}
+
+#[test]
+fn auth_acl_and_digest() {
+    let mut s = Server::new();
+    let me = vec![
+        Id::new("ip", "127.0.0.1"),
+        Id::new("digest", digest_of("u:p")),
+    ];
+    let op = cr(
+        "/p",
+        CreateMode::Persistent,
+        vec![Acl {
+            perms: Perms::ALL,
+            id: Id::new("auth", ""),
+        }],
+        -1,
+    );
+    assert_eq!(
+        s.submit_as(1, &me[..1], op.clone()).1,
+        err(ErrorCode::INVALID_ACL)
+    );
+    let (txn, _, _) = s.submit_as(1, &me, op);
+    let Txn::Create { acl, .. } = txn else {
+        panic!()
+    };
+    assert_eq!(
+        acl,
+        vec![Acl {
+            perms: Perms::ALL,
+            id: Id::new("digest", digest_of("u:p"))
+        }]
+    );
+    assert_eq!(
+        s.submit(Op::SetData {
+            path: "/p".into(),
+            data: vec![],
+            version: -1
+        }),
+        err(ErrorCode::NO_AUTH)
+    );
+    assert!(matches!(
+        s.submit_as(
+            1,
+            &me,
+            Op::SetData {
+                path: "/p".into(),
+                data: vec![],
+                version: -1
+            }
+        )
+        .1,
+        OpResult::SetData { .. }
+    ));
+}
+
+#[test]
+fn triggers_in_order() {
+    let mut s = Server::new();
+    let (_, _, t) = s.submit_as(1, &[], create("/a", CreateMode::Persistent));
+    let tr = |p: &str, e| Trigger {
+        path: p.into(),
+        event: e,
+    };
+    assert_eq!(
+        t,
+        vec![
+            tr("/a", EventType::NodeCreated),
+            tr("/", EventType::NodeChildrenChanged)
+        ]
+    );
+    let (_, _, t) = s.submit_as(
+        1,
+        &[],
+        Op::SetData {
+            path: "/a".into(),
+            data: vec![],
+            version: -1,
+        },
+    );
+    assert_eq!(t, vec![tr("/a", EventType::NodeDataChanged)]);
+    let (_, _, t) = s.submit_as(
+        1,
+        &[],
+        Op::SetAcl {
+            path: "/a".into(),
+            acl: Acl::open_unsafe(),
+            version: -1,
+        },
+    );
+    assert!(t.is_empty(), "setACL triggers nothing");
+    let (_, _, t) = s.submit_as(
+        1,
+        &[],
+        Op::Delete {
+            path: "/a".into(),
+            version: -1,
+        },
+    );
+    assert_eq!(
+        t,
+        vec![
+            tr("/a", EventType::NodeDeleted),
+            tr("/", EventType::NodeChildrenChanged)
+        ]
+    );
+}
+
+#[test]
+fn sessions_and_ephemerals() {
+    let mut s = Server::new();
+    assert_eq!(
+        s.submit(Op::CreateSession {
+            session: SessionId(7),
+            timeout_ms: 5000
+        }),
+        OpResult::SessionCreated
+    );
+    assert!(s.tree.session_exists(SessionId(7)));
+    s.submit(create("/app", CreateMode::Persistent));
+    for p in ["/app/z", "/app/a", "/e"] {
+        s.submit_as(7, &[], create(p, CreateMode::Ephemeral));
+    }
+    assert_eq!(s.stat("/e").ephemeral_owner, 7);
+    assert_eq!(
+        s.tree.ephemerals(SessionId(7), "/"),
+        ["/app/a", "/app/z", "/e"]
+    );
+    assert_eq!(
+        s.tree.ephemerals(SessionId(7), " "),
+        ["/app/a", "/app/z", "/e"]
+    );
+    assert_eq!(
+        s.tree.ephemerals(SessionId(7), "/app"),
+        ["/app/a", "/app/z"]
+    );
+    assert_eq!(
+        s.tree.sessions().collect::<Vec<_>>(),
+        vec![(SessionId(7), 5000)]
+    );
+    let (txn, r, t) = s.submit_as(
+        7,
+        &[],
+        Op::CloseSession {
+            session: SessionId(7),
+        },
+    );
+    assert_eq!(
+        txn,
+        Txn::CloseSession {
+            session: SessionId(7),
+            paths: vec!["/app/a".into(), "/app/z".into(), "/e".into()]
+        }
+    );
+    assert_eq!(r, OpResult::SessionClosed);
+    assert_eq!(t.len(), 6);
+    assert_eq!(
+        t[0],
+        Trigger {
+            path: "/app/a".into(),
+            event: EventType::NodeDeleted
+        }
+    );
+    assert!(!s.tree.exists("/e"));
+    assert!(!s.tree.session_exists(SessionId(7)));
+    assert!(s.tree.ephemerals(SessionId(7), "/").is_empty());
+}
+
+#[test]
+fn multi_success_sees_earlier_ops_and_failure_shape() {
+    let mut s = Server::new();
+    let ok = s.submit(Op::Multi(vec![
+        create("/m", CreateMode::Persistent),
+        create("/m/c", CreateMode::Persistent),
+        Op::SetData {
+            path: "/m/c".into(),
+            data: vec![1],
+            version: 0,
+        },
+        Op::Check {
+            path: "/m".into(),
+            version: 0,
+        },
+    ]));
+    let OpResult::Multi(rs) = ok else {
+        panic!("{ok:?}")
+    };
+    assert_eq!(rs.len(), 4);
+    assert!(
+        matches!(&rs[1], OpResult::Created { path, stat } if path == "/m/c" && stat.czxid == 1)
+    );
+    assert!(matches!(&rs[2], OpResult::SetData { stat } if stat.version == 1 && stat.mzxid == 1));
+    let before = s.tree.digest();
+    let failed = s.submit(Op::Multi(vec![
+        create("/n", CreateMode::Persistent),
+        Op::Delete {
+            path: "/m".into(),
+            version: -1,
+        },
+        create("/o", CreateMode::Persistent),
+    ]));
+    assert_eq!(
+        failed,
+        OpResult::Multi(vec![
+            err(ErrorCode::OK),
+            err(ErrorCode::NOT_EMPTY),
+            err(ErrorCode::RUNTIME_INCONSISTENCY)
+        ])
+    );
+    assert_eq!(failed.code(), ErrorCode::NOT_EMPTY);
+    assert!(!s.tree.exists("/n"));
+    assert_eq!(s.tree.digest(), before, "a failed multi changes nothing");
+    // Sequential names inside one multi advance with the parent's cversion.
+    let r = s.submit(Op::Multi(vec![
+        create("/m/s-", CreateMode::PersistentSequential),
+        create("/m/s-", CreateMode::PersistentSequential),
+    ]));
+    let OpResult::Multi(rs) = r else { panic!() };
+    assert!(matches!(&rs[0], OpResult::Created { path, .. } if path == "/m/s-0000000001"));
+    assert!(matches!(&rs[1], OpResult::Created { path, .. } if path == "/m/s-0000000002"));
+}
+
+#[test]
+fn apply_is_idempotent() {
+    let mut s = Server::new();
+    s.submit(create("/a", CreateMode::Persistent));
+    let snapshot = s.tree.clone();
+    let txn = Txn::Create {
+        path: "/a".into(),
+        data: b"d".as_slice().into(),
+        acl: Acl::open_unsafe(),
+        ephemeral_owner: 0,
+        parent_cversion: 1,
+    };
+    let again = s.tree.apply(Zxid(1), 0, &txn);
+    assert!(again.stale);
+    assert!(again.triggers.is_empty());
+    assert!(matches!(again.result, OpResult::Created { ref path, .. } if path == "/a"));
+    assert_eq!(s.tree.digest(), snapshot.digest());
+    assert_eq!(s.tree.last_zxid(), Zxid(1));
+}
+
+#[test]
+fn containers_and_ttl_expire_like_container_manager() {
+    let mut s = Server {
+        tree: Tree::with_extended_types(true),
+        zxid: 0,
+        now: 0,
+    };
+    s.submit(create("/c", CreateMode::Container));
+    assert_eq!(s.stat("/c").ephemeral_owner, CONTAINER_OWNER);
+    assert!(
+        s.tree.expired_nodes(i64::MAX / 2).is_empty(),
+        "never had a child"
+    );
+    s.submit(create("/c/x", CreateMode::Persistent));
+    assert!(s.tree.expired_nodes(0).is_empty(), "has a child");
+    s.submit(Op::Delete {
+        path: "/c/x".into(),
+        version: -1,
+    });
+    assert_eq!(s.tree.expired_nodes(0), ["/c"]);
+    assert_eq!(s.tree.expired_nodes_with(0, 1), ["/c"]);
+    // TTL: expired when now - mtime > ttl, and only without children.
+    let ttl = cr("/t", CreateMode::PersistentWithTtl, Acl::open_unsafe(), 100);
+    s.submit(ttl);
+    let mtime = s.stat("/t").mtime;
+    assert!(!s.tree.expired_nodes(mtime + 100).contains(&"/t".to_owned()));
+    assert!(s.tree.expired_nodes(mtime + 101).contains(&"/t".to_owned()));
+    assert_eq!(
+        s.submit(cr(
+            "/t0",
+            CreateMode::PersistentWithTtl,
+            Acl::open_unsafe(),
+            0
+        )),
+        err(ErrorCode::BAD_ARGUMENTS)
+    );
+    // DeleteContainer re-checks: NOT_EMPTY with children, BAD_VERSION for ephemerals.
+    s.submit(create("/c/y", CreateMode::Persistent));
+    assert_eq!(
+        s.submit(Op::DeleteContainer { path: "/c".into() }),
+        err(ErrorCode::NOT_EMPTY)
+    );
+    s.submit(Op::CreateSession {
+        session: SessionId(1),
+        timeout_ms: 1,
+    });
+    s.submit(create("/eph", CreateMode::Ephemeral));
+    assert_eq!(
+        s.submit(Op::DeleteContainer {
+            path: "/eph".into()
+        }),
+        err(ErrorCode::BAD_VERSION)
+    );
+    assert_eq!(
+        s.submit(Op::DeleteContainer { path: "/t".into() }),
+        OpResult::Deleted
+    );
+    assert!(!s.tree.exists("/t"));
+}
+
+#[test]
+fn all_children_number_counts_descendants() {
+    let mut s = Server::new();
+    for p in ["/a", "/a/b", "/a/b/c", "/a/d", "/ab", "/ab/x"] {
+        s.submit(create(p, CreateMode::Persistent));
+    }
+    assert_eq!(s.tree.all_children_number("/a"), Some(3));
+    assert_eq!(s.tree.all_children_number("/ab"), Some(1));
+    assert_eq!(s.tree.all_children_number("/a/b/c"), Some(0));
+    assert_eq!(s.tree.all_children_number("/nope"), None);
+    assert_eq!(s.tree.all_children_number("/"), Some(9));
+    assert_eq!(s.tree.children("/a"), Some(vec!["b".into(), "d".into()]));
+}
+
+#[test]
+fn clones_are_independent_and_digest_tracks_state() {
+    let mut s = Server::new();
+    s.submit(create("/a", CreateMode::Persistent));
+    let old = s.tree.clone();
+    s.submit(Op::SetData {
+        path: "/a".into(),
+        data: b"new".to_vec(),
+        version: -1,
+    });
+    assert_eq!(old.get("/a").unwrap().data(), b"d");
+    assert_eq!(s.tree.get("/a").unwrap().data(), b"new");
+    assert_ne!(old.digest(), s.tree.digest());
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Tree>();
+}
