@@ -43,9 +43,7 @@ fn check_path(path: &str) -> Result<(), ErrorCode> {
     for i in 1..chars.len() {
         let c = chars[i];
         let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
-        if c == '\0' {
-            return bad;
-        } else if c == '/' && last == '/' {
+        if c == '\0' || (c == '/' && last == '/') {
             return bad;
         } else if c == '.' && last == '.' {
             // "/.." as a whole component.
