@@ -1,0 +1,157 @@
+//! Proves the four-letter words answer in the formats monitoring scripts parse: `ruok` →
+//! `imok`; `srvr`/`stat` as `Key: value` lines with `Mode: standalone`; `mntr` as
+//! `key<TAB>value` lines with `zk_version`, `zk_server_state`, counters that track the tree;
+//! `conf`/`envi` as `key=value`; `cons` one line per connection; `wchs` watch totals; `dirs`;
+//! `isro` → `rw`.
+
+use zoocore_e2e::*;
+use zookeeper_client::CreateMode;
+
+fn number(map: &std::collections::BTreeMap<String, String>, key: &str) -> i64 {
+    let value = map
+        .get(key)
+        .unwrap_or_else(|| panic!("missing key {key:?} in {map:?}"));
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} = {value:?} is not a number"))
+}
+
+#[test]
+fn ruok_isro_and_srvr() {
+    run(async {
+        let server = Server::start_default();
+        assert_eq!(server.four_letter("ruok"), "imok");
+        assert_eq!(server.four_letter("isro"), "rw");
+        let srvr = server.four_letter("srvr");
+        let kv = parse_key_values(&srvr);
+        assert!(
+            kv["Zookeeper version"].starts_with("3."),
+            "version line: {srvr}"
+        );
+        assert_eq!(kv["Mode"], "standalone");
+        assert!(kv["Latency min/avg/max"].split('/').count() == 3, "{srvr}");
+        let nodes_before = number(&kv, "Node count");
+        assert!(kv["Zxid"].starts_with("0x"), "hex zxid: {srvr}");
+
+        let zk = connect(&server).await;
+        zk.create("/n1", b"", &persistent()).await.unwrap();
+        let (stat, _) = zk.create("/n2", b"", &persistent()).await.unwrap();
+        let kv = parse_key_values(&server.four_letter("srvr"));
+        assert_eq!(number(&kv, "Node count"), nodes_before + 2);
+        assert_eq!(
+            i64::from_str_radix(kv["Zxid"].trim_start_matches("0x"), 16).unwrap(),
+            stat.czxid
+        );
+        assert!(number(&kv, "Connections") >= 1);
+        assert_eq!(number(&kv, "Outstanding"), 0);
+    });
+}
+
+#[test]
+fn stat_lists_clients_then_server_fields() {
+    run(async {
+        let server = Server::start_default();
+        let _zk = connect(&server).await;
+        let stat = server.four_letter("stat");
+        let mut lines = stat.lines();
+        assert!(
+            lines.next().unwrap().starts_with("Zookeeper version: 3."),
+            "{stat}"
+        );
+        assert_eq!(lines.next(), Some("Clients:"));
+        let client = lines.next().unwrap();
+        assert!(
+            client.starts_with(" /127.0.0.1:") && client.contains("[1](queued="),
+            "client line {client:?}"
+        );
+        let kv = parse_key_values(&stat);
+        assert_eq!(kv["Mode"], "standalone");
+        assert!(number(&kv, "Node count") >= 4);
+    });
+}
+
+#[test]
+fn mntr_counts_track_the_tree() {
+    run(async {
+        let server = Server::start_default();
+        let zk = connect(&server).await;
+        let before = parse_key_values(&server.four_letter("mntr"));
+        assert!(before["zk_version"].starts_with("3."), "{before:?}");
+        assert_eq!(before["zk_server_state"], "standalone");
+        zk.create("/e1", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        zk.create("/e2", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        zk.create("/p", b"12345", &persistent()).await.unwrap();
+        let _watch = zk.get_and_watch_data("/p").await.unwrap();
+        let after = parse_key_values(&server.four_letter("mntr"));
+        assert_eq!(
+            number(&after, "zk_znode_count"),
+            number(&before, "zk_znode_count") + 3
+        );
+        assert_eq!(number(&after, "zk_ephemerals_count"), 2);
+        assert_eq!(number(&after, "zk_watch_count"), 1);
+        assert!(number(&after, "zk_num_alive_connections") >= 1);
+        assert!(
+            number(&after, "zk_approximate_data_size")
+                > number(&before, "zk_approximate_data_size")
+        );
+        for key in [
+            "zk_avg_latency",
+            "zk_max_latency",
+            "zk_min_latency",
+            "zk_packets_received",
+            "zk_packets_sent",
+        ] {
+            assert!(after.contains_key(key), "mntr lacks {key}");
+        }
+        assert_eq!(number(&after, "zk_outstanding_requests"), 0);
+    });
+}
+
+#[test]
+fn conf_envi_dirs_reflect_the_config() {
+    let server = Server::start_default();
+    let conf = parse_key_values(&server.four_letter("conf"));
+    assert_eq!(conf["clientPort"], PORT.to_string());
+    assert_eq!(conf["tickTime"], "200");
+    assert_eq!(conf["minSessionTimeout"], "400");
+    assert_eq!(conf["maxSessionTimeout"], "60000");
+    assert!(
+        conf["dataDir"].starts_with(server.dir().to_str().unwrap()),
+        "dataDir {}",
+        conf["dataDir"]
+    );
+    let envi = server.four_letter("envi");
+    assert!(envi.starts_with("Environment:\n"), "{envi}");
+    assert!(parse_key_values(&envi)["zookeeper.version"].starts_with("3."));
+    let dirs = parse_key_values(&server.four_letter("dirs"));
+    assert!(number(&dirs, "datadir_size") >= 0);
+    assert!(number(&dirs, "logdir_size") >= 0);
+}
+
+#[test]
+fn cons_and_wchs_count_connections_and_watches() {
+    run(async {
+        let server = Server::start_default();
+        let a = connect(&server).await;
+        let b = connect(&server).await;
+        a.create("/w", b"", &persistent()).await.unwrap();
+        let _w1 = a.get_and_watch_data("/w").await.unwrap();
+        let _w2 = b.get_and_watch_data("/w").await.unwrap();
+        let _w3 = b.check_and_watch_stat("/other").await.unwrap();
+        let cons = server.four_letter("cons");
+        let sessions: Vec<&str> = cons.lines().filter(|l| l.contains("sid=0x")).collect();
+        assert_eq!(
+            sessions.len(),
+            2,
+            "one line per session connection:\n{cons}"
+        );
+        let sid = format!("sid=0x{:x}", a.session_id().0);
+        assert!(cons.contains(&sid), "cons shows {sid}:\n{cons}");
+        let wchs = server.four_letter("wchs");
+        assert_eq!(wchs, "2 connections watching 2 paths\nTotal watches:3\n");
+    });
+}
