@@ -1,0 +1,258 @@
+//! zoo.cfg, as Apache ZooKeeper reads it, plus zoocore's own keys.
+//!
+//! An existing ZooKeeper config must start: a key zoocore does not use is logged as ignored,
+//! naming its line; a bad value of a key it uses stops start-up, naming the line. Keys that
+//! ZooKeeper takes as system properties (`jute.maxbuffer`,
+//! `DigestAuthenticationProvider.superDigest`, `4lw.commands.whitelist`, ...) are accepted
+//! with or without their `zookeeper.` prefix, since ZooKeeper turns unknown zoo.cfg keys into
+//! `zookeeper.<key>` properties.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {key}: {why}")]
+    BadValue { path: PathBuf, line: usize, key: String, why: String },
+    #[error("{path}:{line}: not a key=value line: {text:?}")]
+    BadLine { path: PathBuf, line: usize, text: String },
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// Which four-letter words are enabled (`4lw.commands.whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whitelist {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl Whitelist {
+    pub fn allows(&self, word: &str) -> bool {
+        match self {
+            Whitelist::All => true,
+            Whitelist::Only(words) => words.contains(word),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, for `conf` and messages; `None` for the built-in default.
+    pub source: Option<PathBuf>,
+    pub tick_time_ms: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_addr: SocketAddr,
+    /// Connections per client IP; 0 means no limit (ZooKeeper's `maxClientCnxns`).
+    pub max_client_cnxns: u32,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    pub global_outstanding_limit: u32,
+    pub four_letter_words: Whitelist,
+    /// Largest packet a client may send, in bytes (`jute.maxbuffer`).
+    pub jute_max_buffer: u32,
+    /// `super:<base64 sha1>` as DigestAuthenticationProvider.superDigest takes it.
+    pub super_digest: Option<String>,
+    /// TTL nodes are refused unless extended types are enabled, as in ZooKeeper.
+    pub extended_types_enabled: bool,
+    pub container_check_interval_ms: u32,
+    /// zoocore: number of session executors; default: CPUs in the affinity mask - 1, at least 1.
+    pub shards: Option<usize>,
+    /// zoocore: pin executors to CPUs of the process's affinity mask.
+    pub pinning: bool,
+    pub snap_count: u64,
+    pub pre_alloc_size_kb: u64,
+}
+
+impl Config {
+    /// The configuration `zoocore` runs with when given no file: standalone on
+    /// 127.0.0.1:2181, data in ./data.
+    pub fn standalone_default() -> Self {
+        let tick = 2000;
+        Config {
+            source: None,
+            tick_time_ms: tick,
+            data_dir: PathBuf::from("data"),
+            data_log_dir: PathBuf::from("data"),
+            client_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2181),
+            max_client_cnxns: 60,
+            min_session_timeout_ms: 2 * tick,
+            max_session_timeout_ms: 20 * tick,
+            global_outstanding_limit: 1000,
+            four_letter_words: Whitelist::Only(BTreeSet::from(["srvr".to_string()])),
+            jute_max_buffer: 0xfffff,
+            super_digest: None,
+            extended_types_enabled: false,
+            container_check_interval_ms: 60_000,
+            shards: None,
+            pinning: true,
+            snap_count: 100_000,
+            pre_alloc_size_kb: 65536,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses zoo.cfg text; `path` names the file in messages and resolves relative dirs as
+    /// ZooKeeper does (relative to the working directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg = Config::standalone_default();
+        cfg.source = Some(path.to_owned());
+        let mut data_log_dir = None;
+        let mut min_timeout = None;
+        let mut max_timeout = None;
+        let mut port = None;
+        let mut address = None;
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = trimmed.split_once('=') else {
+                return Err(ConfigError::BadLine { path: path.to_owned(), line, text: raw.to_string() });
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let bad = |why: String| ConfigError::BadValue {
+                path: path.to_owned(),
+                line,
+                key: key.to_string(),
+                why,
+            };
+            let key_plain = key.strip_prefix("zookeeper.").unwrap_or(key);
+            match key_plain {
+                "tickTime" => cfg.tick_time_ms = parse_num(value).map_err(bad)?,
+                "dataDir" => cfg.data_dir = PathBuf::from(value),
+                "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
+                "clientPort" => port = Some(parse_num::<u16>(value).map_err(bad)?),
+                "clientPortAddress" => {
+                    address = Some(value.parse::<IpAddr>().map_err(|e| bad(format!("{value:?}: {e}")))?)
+                }
+                "maxClientCnxns" => cfg.max_client_cnxns = parse_num(value).map_err(bad)?,
+                "minSessionTimeout" => min_timeout = Some(parse_num(value).map_err(bad)?),
+                "maxSessionTimeout" => max_timeout = Some(parse_num(value).map_err(bad)?),
+                "globalOutstandingLimit" => cfg.global_outstanding_limit = parse_num(value).map_err(bad)?,
+                "4lw.commands.whitelist" => cfg.four_letter_words = parse_whitelist(value),
+                "jute.maxbuffer" => cfg.jute_max_buffer = parse_num(value).map_err(bad)?,
+                "DigestAuthenticationProvider.superDigest" => {
+                    if !value.contains(':') {
+                        return Err(bad("expected super:<base64 sha1 digest>".into()));
+                    }
+                    cfg.super_digest = Some(value.to_string())
+                }
+                "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(value).map_err(bad)?,
+                "znode.container.checkIntervalMs" => {
+                    cfg.container_check_interval_ms = parse_num(value).map_err(bad)?
+                }
+                "snapCount" => cfg.snap_count = parse_num(value).map_err(bad)?,
+                "preAllocSize" => cfg.pre_alloc_size_kb = parse_num(value).map_err(bad)?,
+                "zoocore.shards" => {
+                    let n: usize = parse_num(value).map_err(bad)?;
+                    if n == 0 {
+                        return Err(bad("must be at least 1".into()));
+                    }
+                    cfg.shards = Some(n);
+                }
+                "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
+                _ => tracing::warn!("{}:{line}: key {key:?} is not used by zoocore; ignored", path.display()),
+            }
+        }
+        cfg.data_log_dir = data_log_dir.unwrap_or_else(|| cfg.data_dir.clone());
+        if let Some(port) = port {
+            cfg.client_addr.set_port(port);
+        }
+        if let Some(address) = address {
+            cfg.client_addr.set_ip(address);
+        }
+        if cfg.tick_time_ms == 0 {
+            return Err(ConfigError::Inconsistent("tickTime must be positive".into()));
+        }
+        cfg.min_session_timeout_ms = min_timeout.unwrap_or(2 * cfg.tick_time_ms);
+        cfg.max_session_timeout_ms = max_timeout.unwrap_or(20 * cfg.tick_time_ms);
+        if cfg.min_session_timeout_ms > cfg.max_session_timeout_ms {
+            return Err(ConfigError::Inconsistent(format!(
+                "minSessionTimeout {} is larger than maxSessionTimeout {}",
+                cfg.min_session_timeout_ms, cfg.max_session_timeout_ms
+            )));
+        }
+        Ok(cfg)
+    }
+
+    /// Negotiates a client's requested session timeout into [min, max].
+    pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
+        let min = self.min_session_timeout_ms as i32;
+        let max = self.max_session_timeout_ms as i32;
+        requested_ms.clamp(min, max)
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse::<T>().map_err(|e| format!("{value:?} is not a valid number: {e}"))
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
+    }
+}
+
+fn parse_whitelist(value: &str) -> Whitelist {
+    let words: BTreeSet<String> =
+        value.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+    if words.contains("*") {
+        Whitelist::All
+    } else {
+        Whitelist::Only(words)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_zookeeper_config() {
+        let text = "# comment\ntickTime=1000\ndataDir=/tmp/zk\nclientPort=2999\n\
+                    clientPortAddress=127.0.0.9\ninitLimit=10\n4lw.commands.whitelist=ruok, srvr\n\
+                    zoocore.shards=3\nzoocore.pinning=false\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.tick_time_ms, 1000);
+        assert_eq!(cfg.data_log_dir, PathBuf::from("/tmp/zk"));
+        assert_eq!(cfg.client_addr, "127.0.0.9:2999".parse().unwrap());
+        assert_eq!((cfg.min_session_timeout_ms, cfg.max_session_timeout_ms), (2000, 20000));
+        assert!(cfg.four_letter_words.allows("ruok"));
+        assert!(!cfg.four_letter_words.allows("mntr"));
+        assert_eq!(cfg.shards, Some(3));
+        assert!(!cfg.pinning);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_line() {
+        let err = Config::parse("tickTime=2000\nclientPort=eleven\n", Path::new("z.cfg")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("z.cfg:2: clientPort:"), "{msg}");
+    }
+
+    #[test]
+    fn timeouts_are_negotiated_into_bounds() {
+        let cfg = Config::standalone_default();
+        assert_eq!(cfg.negotiate_timeout(1), 4000);
+        assert_eq!(cfg.negotiate_timeout(10_000), 10_000);
+        assert_eq!(cfg.negotiate_timeout(1_000_000), 40_000);
+    }
+}

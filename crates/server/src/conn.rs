@@ -1,0 +1,202 @@
+//! One client connection: framing, the handshake, four-letter words, and moving bytes
+//! between the socket and the shard.
+//!
+//! The task owns the socket. It waits on whichever comes first, bytes from the client or an
+//! answer queued by the shard; a glommio read is only a readiness poll until data is there,
+//! so dropping the losing side loses nothing. Before it takes the next request off the wire it
+//! takes one unit of the shard's outstanding budget: when the budget is spent the shard stops
+//! reading sockets, which pushes back on clients instead of growing memory.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::future::poll_once;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel;
+use glommio::net::TcpStream;
+use zoocore_proto::records::{ConnectRequest, RequestHeader};
+use zoocore_proto::{Reader, Record};
+
+use crate::fourlw;
+use crate::limits;
+use crate::shard::{Out, Shard};
+use crate::topology::Shared;
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Out(Option<Out>),
+}
+
+/// Serves one accepted connection until either side closes it.
+pub async fn serve(shard: Rc<RefCell<Shard>>, shared: Rc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS)));
+    let mut buf: Vec<u8> = Vec::with_capacity(limits::READ_CHUNK_BYTES);
+    let mut chunk = vec![0u8; limits::READ_CHUNK_BYTES];
+
+    // The first four bytes are either a frame length or a four-letter word.
+    while buf.len() < 4 {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if let Some(word) = fourlw::word(&buf[..4]) {
+        let text = fourlw::answer(&word, &shard, &shared);
+        let _ = stream.write_all(text.as_bytes()).await;
+        let _ = stream.close().await;
+        return;
+    }
+
+    let (out_tx, out_rx) = local_channel::new_unbounded();
+    let id = shard.borrow_mut().open(addr, out_tx);
+    let reason = run(&shard, &mut stream, &mut buf, &mut chunk, id, &out_rx).await;
+    if let Some(reason) = reason {
+        tracing::info!("closing connection from {addr}: {reason}");
+    }
+    // Flush what the shard queued before the close (an expired answer, a last response).
+    let mut tail = Vec::new();
+    while let Some(Some(Out::Frame(f))) = poll_once(out_rx.recv()).await {
+        tail.extend_from_slice(&f);
+    }
+    if !tail.is_empty() {
+        let _ = stream.write_all(&tail).await;
+    }
+    let _ = stream.close().await;
+    shard.borrow_mut().close(id);
+}
+
+/// The connection's loop; returns why it ended, when that is worth logging.
+async fn run(
+    shard: &Rc<RefCell<Shard>>,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+    id: u64,
+    out_rx: &local_channel::LocalReceiver<Out>,
+) -> Option<String> {
+    let max_frame = shard.borrow().cfg.jute_max_buffer as usize;
+    let outstanding = shard.borrow().outstanding.clone();
+    let mut connected = false;
+    let mut pending_out = Vec::new();
+    loop {
+        // Take every whole frame already buffered.
+        loop {
+            let frame = match next_frame(buf, max_frame) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(why) => return Some(why),
+            };
+            if outstanding.acquire(1).await.is_err() {
+                return Some("shutting down".into());
+            }
+            let result = if connected {
+                handle_packet(shard, id, &frame)
+            } else {
+                connected = true;
+                let r = handle_connect(shard, id, &frame);
+                if r.is_ok() {
+                    let timeout = shard.borrow().timeout_of(id).max(1) as u64;
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(timeout)));
+                }
+                r
+            };
+            if let Err(why) = result {
+                return Some(why);
+            }
+        }
+        // Send whatever the shard queued, in one write.
+        let mut close = None;
+        while let Some(Some(out)) = poll_once(out_rx.recv()).await {
+            match out {
+                Out::Frame(f) => pending_out.extend_from_slice(&f),
+                Out::Close(why) => {
+                    close = Some(why);
+                    break;
+                }
+            }
+        }
+        if !pending_out.is_empty() {
+            if let Err(e) = stream.write_all(&pending_out).await {
+                return Some(format!("write failed: {e}"));
+            }
+            pending_out.clear();
+        }
+        if let Some(why) = close {
+            return Some(why.to_string());
+        }
+        let event = futures_lite::future::or(async { Event::Read(stream.read(chunk).await) }, async {
+            Event::Out(out_rx.recv().await)
+        })
+        .await;
+        match event {
+            Event::Read(Ok(0)) => return None,
+            Event::Read(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Some("no packet within the session timeout".into())
+            }
+            Event::Read(Err(e)) => return Some(format!("read failed: {e}")),
+            Event::Out(Some(Out::Frame(f))) => pending_out.extend_from_slice(&f),
+            Event::Out(Some(Out::Close(why))) => {
+                let _ = stream.write_all(&pending_out).await;
+                return Some(why.to_string());
+            }
+            Event::Out(None) => return Some("shard dropped the connection".into()),
+        }
+    }
+}
+
+/// Splits one length-prefixed frame off the front of `buf`. A negative or oversized length
+/// ends the connection, as ZooKeeper's "Len error".
+fn next_frame(buf: &mut Vec<u8>, max_frame: usize) -> Result<Option<Vec<u8>>, String> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len < 0 || len as usize > max_frame {
+        return Err(format!("packet length {len} is outside 0..={max_frame} (jute.maxbuffer)"));
+    }
+    let len = len as usize;
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    let frame = buf[4..4 + len].to_vec();
+    buf.drain(..4 + len);
+    Ok(Some(frame))
+}
+
+fn handle_connect(shard: &Rc<RefCell<Shard>>, id: u64, frame: &[u8]) -> Result<(), String> {
+    let (req, read_only) =
+        ConnectRequest::decode_handshake(frame).map_err(|e| format!("malformed connect request: {e}"))?;
+    shard.borrow_mut().on_connect(id, req, read_only)
+}
+
+fn handle_packet(shard: &Rc<RefCell<Shard>>, id: u64, frame: &[u8]) -> Result<(), String> {
+    let mut r = Reader::new(frame);
+    let header = match RequestHeader::decode(&mut r) {
+        Ok(h) => h,
+        Err(e) => {
+            shard.borrow().outstanding.signal(1);
+            return Err(format!("malformed request header: {e}"));
+        }
+    };
+    shard.borrow_mut().on_packet(id, header, r.rest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_and_bad_lengths_are_refused() {
+        let mut buf = vec![0, 0, 0, 2, 7, 8, 0, 0];
+        assert_eq!(next_frame(&mut buf, 100), Ok(Some(vec![7, 8])));
+        assert_eq!(next_frame(&mut buf, 100), Ok(None));
+        let mut neg = (-5i32).to_be_bytes().to_vec();
+        assert!(next_frame(&mut neg, 100).is_err());
+        let mut big = 101i32.to_be_bytes().to_vec();
+        assert!(next_frame(&mut big, 100).unwrap_err().contains("jute.maxbuffer"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Every limit of the server, set up front, with the relations between them asserted.
+
+/// Transactions in one group commit (one sync, one published batch).
+pub const BATCH_TXNS_MAX: usize = 1024;
+/// Messages a shard may have in flight to the ZAB core, and the core to each shard.
+pub const CHANNEL_CAPACITY: usize = 4096;
+/// Bytes read from a socket at a time.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// How often a shard reports the sessions that showed life, at most, in milliseconds.
+pub const TOUCH_INTERVAL_MS_MAX: u64 = 500;
+/// The handshake must arrive within this many milliseconds of the connection.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+const _: () = assert!(BATCH_TXNS_MAX <= CHANNEL_CAPACITY, "a batch must fit in a channel");
+const _: () = assert!(READ_CHUNK_BYTES >= 4096);

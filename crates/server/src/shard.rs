@@ -1,0 +1,740 @@
+//! A shard: the client sessions of one executor, its view of the tree, and the watches of
+//! its connections.
+//!
+//! Everything here runs on one thread and every method is synchronous, so a commit batch is
+//! taken in one step: the view is swapped, every entry's watch events and write responses are
+//! queued in zxid order, and only then are the reads that waited behind writes answered from
+//! the new view. Hence (DESIGN.md §2):
+//! - a client never sees data newer than a watch event it has not received: a response
+//!   computed from view v is queued after every event up to v;
+//! - per-session FIFO: a read waits behind the same session's outstanding writes, and
+//!   everything a connection receives is in zxid order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glommio::channels::local_channel::LocalSender;
+use glommio::sync::Semaphore;
+use zoocore_proto::records::*;
+use zoocore_proto::records::Request;
+use zoocore_proto::{Acl, ErrorCode, EventType, Id, OpCode, Perms, SessionId, Zxid};
+use zoocore_tree::{check_acl, digest_auth_ids, Applied, Op, OpResult, Tree, WatchKind, WatchTable, WatcherType};
+
+use crate::config::Config;
+use crate::msg::{CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, ShardId, ToCore};
+use crate::sessions::session_password;
+use crate::stats::{ConnStats, ShardCounters};
+use std::sync::atomic::Ordering::Relaxed;
+use crate::wire;
+
+/// What a connection task is told to do.
+#[derive(Debug)]
+pub enum Out {
+    Frame(Vec<u8>),
+    Close(&'static str),
+}
+
+/// A request waiting for its turn in its session's FIFO. Each holds one unit of the shard's
+/// outstanding budget, released when its answer is queued.
+#[derive(Debug)]
+enum Pending {
+    /// The handshake of a new session, waiting for its createSession to commit.
+    Connect { read_only: Option<bool> },
+    /// A write (or sync) sent to the ZAB core; `done` once its answer arrived.
+    Write { xid: i32, op: OpCode, multi_ops: Vec<OpCode>, close_after: bool, done: Option<Vec<u8>> },
+    /// A read that arrived behind a write of the same session.
+    Read { xid: i32, op: OpCode, req: Request },
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub session: SessionId,
+    pub timeout_ms: i32,
+    auth: Arc<[Id]>,
+    out: LocalSender<Out>,
+    queue: VecDeque<Pending>,
+    pub addr: SocketAddr,
+    pub stats: ConnStats,
+    closed: bool,
+}
+
+impl Conn {
+    fn send(&self, out: Out) {
+        // The receiver is gone only when the connection task ended; nothing to deliver then.
+        let _ = self.out.try_send(out);
+    }
+}
+
+pub struct Shard {
+    pub id: ShardId,
+    pub cfg: Arc<Config>,
+    pub view: Tree,
+    pub conns: HashMap<ConnId, Conn>,
+    sessions: HashMap<SessionId, ConnId>,
+    pub watches: WatchTable<ConnId>,
+    to_core: LocalSender<ToCore>,
+    touched: HashSet<SessionId>,
+    next_conn: ConnId,
+    pub outstanding: Rc<Semaphore>,
+    pub stats: Arc<ShardCounters>,
+}
+
+/// A decision of the shard that ends a connection, with the reason to log.
+pub type CloseReason = String;
+
+impl Shard {
+    pub fn new(id: ShardId, cfg: Arc<Config>, view: Tree, to_core: LocalSender<ToCore>, outstanding: u64, stats: Arc<ShardCounters>) -> Self {
+        Shard {
+            id,
+            cfg,
+            view,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            watches: WatchTable::new(),
+            to_core,
+            touched: HashSet::new(),
+            next_conn: 1,
+            outstanding: Rc::new(Semaphore::new(outstanding)),
+            stats,
+        }
+    }
+
+    pub fn send_to_core(&self, msg: ToCore) {
+        // Unbounded local queue drained by the shard's forwarder; bounded in practice by the
+        // outstanding budget.
+        let _ = self.to_core.try_send(msg);
+    }
+
+    pub fn open(&mut self, addr: SocketAddr, out: LocalSender<Out>) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let auth: Arc<[Id]> = Arc::from(vec![Id::new("ip", addr.ip().to_string())]);
+        let conn = Conn {
+            session: SessionId(0),
+            timeout_ms: 0,
+            auth,
+            out,
+            queue: VecDeque::new(),
+            addr,
+            stats: ConnStats::new(),
+            closed: false,
+        };
+        self.conns.insert(id, conn);
+        self.stats.connections.fetch_add(1, Relaxed);
+        id
+    }
+
+    /// Forgets a connection whose task ended; its watches go with it, as in ZooKeeper.
+    pub fn close(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.remove(&id) {
+            self.outstanding.signal(conn.queue.len() as u64);
+            if self.sessions.get(&conn.session) == Some(&id) {
+                self.sessions.remove(&conn.session);
+            }
+            self.watches.remove_watcher(id);
+            self.stats.connections.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Sessions that showed life since the last call.
+    pub fn take_touched(&mut self) -> Vec<SessionId> {
+        self.touched.drain().collect()
+    }
+
+    pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
+        self.conns.get(&id).map(|c| c.session).filter(|s| s.0 != 0)
+    }
+
+    pub fn timeout_of(&self, id: ConnId) -> i32 {
+        self.conns.get(&id).map_or(0, |c| c.timeout_ms)
+    }
+
+    /// The handshake: a new session goes to the core; a known one resumes here if its
+    /// password matches and it has not expired.
+    pub fn on_connect(&mut self, id: ConnId, req: ConnectRequest, read_only: Option<bool>) -> Result<(), CloseReason> {
+        if req.last_zxid_seen > self.view.last_zxid().0 {
+            return Err(format!(
+                "client has seen zxid 0x{:x}, our last zxid is {}: refusing the session",
+                req.last_zxid_seen,
+                self.view.last_zxid()
+            ));
+        }
+        let timeout_ms = self.cfg.negotiate_timeout(req.time_out);
+        let shard = self.id;
+        let Some(conn) = self.conns.get_mut(&id) else { return Ok(()) };
+        conn.timeout_ms = timeout_ms;
+        if req.session_id == 0 {
+            conn.queue.push_back(Pending::Connect { read_only });
+            let auth = conn.auth.clone();
+            self.send_to_core(ToCore::Request(CoreRequest {
+                origin: Some(Origin { shard, conn: id, xid: 0 }),
+                session: SessionId(0),
+                auth,
+                op: CoreOp::CreateSession { timeout_ms },
+            }));
+            return Ok(());
+        }
+        let session = SessionId(req.session_id);
+        let valid = req.passwd.as_slice() == session_password(session) && self.view.session_exists(session);
+        self.outstanding.signal(1);
+        if !valid {
+            tracing::info!("connection from {} asked for session {session}: expired or wrong password", conn.addr);
+            let answer = ConnectResponse { protocol_version: 0, time_out: 0, session_id: 0, passwd: vec![0; 16] };
+            conn.send(Out::Frame(wire::framed(&answer.encode_handshake(read_only))));
+            conn.send(Out::Close("session expired"));
+            return Ok(());
+        }
+        conn.session = session;
+        self.sessions.insert(session, id);
+        self.touched.insert(session);
+        let answer = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout_ms,
+            session_id: session.0,
+            passwd: session_password(session).to_vec(),
+        };
+        conn.send(Out::Frame(wire::framed(&answer.encode_handshake(read_only))));
+        self.send_to_core(ToCore::Attach { session, shard, conn: id });
+        Ok(())
+    }
+
+    /// One request packet after the handshake. The caller holds one unit of the outstanding
+    /// budget for it. An error closes the connection.
+    pub fn on_packet(&mut self, id: ConnId, header: RequestHeader, body: &[u8]) -> Result<(), CloseReason> {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            self.outstanding.signal(1);
+            return Ok(());
+        };
+        conn.stats.received += 1;
+        self.stats.packets_received.fetch_add(1, Relaxed);
+        if conn.session.0 != 0 {
+            self.touched.insert(conn.session);
+        }
+        let xid = header.xid;
+        let Some(op) = OpCode::from_i32(header.r#type) else {
+            tracing::debug!("unknown opcode {} from {}", header.r#type, conn.addr);
+            return self.answer_now(id, xid, ErrorCode::UNIMPLEMENTED, None);
+        };
+        let req = match Request::decode(op, body) {
+            Ok(req) => req,
+            Err(e) => {
+                self.outstanding.signal(1);
+                return Err(format!("malformed {op:?} request: {e}"));
+            }
+        };
+        conn.stats.last_op = op;
+        conn.stats.last_cxid = xid;
+        match req {
+            Request::Auth(auth) => self.on_auth(id, xid, auth),
+            Request::Sasl(_) => self.answer_now(id, xid, ErrorCode::AUTH_FAILED, None),
+            Request::Reconfig(_) => self.answer_now(id, xid, ErrorCode::RECONFIG_DISABLED, None),
+            req if op.is_write() || op == OpCode::Sync => {
+                self.submit_write(id, xid, op, req);
+                Ok(())
+            }
+            req => {
+                let conn = self.conns.get_mut(&id).expect("connection checked above");
+                if conn.queue.is_empty() {
+                    let frame = self.read(id, xid, op, &req);
+                    self.emit(id, frame);
+                } else {
+                    conn.queue.push_back(Pending::Read { xid, op, req });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Answers at once, outside the session's FIFO (auth, unsupported opcodes), as ZooKeeper
+    /// does for packets that never reach its request pipeline.
+    fn answer_now(&mut self, id: ConnId, xid: i32, err: ErrorCode, body: Option<&Response>) -> Result<(), CloseReason> {
+        let frame = wire::reply(xid, self.view.last_zxid(), err, body);
+        self.emit(id, frame);
+        Ok(())
+    }
+
+    fn on_auth(&mut self, id: ConnId, xid: i32, packet: AuthPacket) -> Result<(), CloseReason> {
+        let ids = match packet.scheme.as_str() {
+            "digest" => digest_auth_ids(&packet.auth, self.cfg.super_digest.as_deref()),
+            "ip" => Ok(Vec::new()),
+            _ => Err(ErrorCode::AUTH_FAILED),
+        };
+        let conn = self.conns.get_mut(&id).expect("auth on a live connection");
+        match ids {
+            Ok(ids) => {
+                let mut auth: Vec<Id> = conn.auth.to_vec();
+                for i in ids {
+                    if !auth.contains(&i) {
+                        auth.push(i);
+                    }
+                }
+                conn.auth = Arc::from(auth);
+                self.answer_now(id, xid, ErrorCode::OK, None)
+            }
+            Err(_) => {
+                tracing::info!("authentication failed for {} (scheme {:?})", conn.addr, packet.scheme);
+                let frame = wire::reply(xid, Zxid::ZERO, ErrorCode::AUTH_FAILED, None);
+                self.emit(id, frame);
+                if let Some(conn) = self.conns.get(&id) {
+                    conn.send(Out::Close("authentication failed"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn submit_write(&mut self, id: ConnId, xid: i32, op: OpCode, req: Request) {
+        let shard = self.id;
+        let conn = self.conns.get_mut(&id).expect("write on a live connection");
+        let mut multi_ops = Vec::new();
+        let core_op = match req {
+            Request::Sync(r) => CoreOp::Sync { path: r.path },
+            Request::CloseSession => CoreOp::Tree(Op::CloseSession { session: conn.session }),
+            Request::Multi(m) => {
+                multi_ops = m.ops.iter().map(|o| o.opcode()).collect();
+                CoreOp::Tree(Op::Multi(m.ops.into_iter().map(multi_op).collect()))
+            }
+            other => CoreOp::Tree(write_op(other)),
+        };
+        conn.queue.push_back(Pending::Write { xid, op, multi_ops, close_after: op == OpCode::CloseSession, done: None });
+        let req = CoreRequest { origin: Some(Origin { shard, conn: id, xid }), session: conn.session, auth: conn.auth.clone(), op: core_op };
+        self.send_to_core(ToCore::Request(req));
+    }
+
+    /// A committed batch: swap the view, then deliver every entry in order.
+    pub fn on_commit(&mut self, batch: &CommitBatch) {
+        self.view = batch.view.clone();
+        let mut waiting = Vec::new();
+        for entry in &batch.entries {
+            self.fire_watches(entry);
+            if let Some(origin) = entry.origin.filter(|o| o.shard == self.id) {
+                if self.complete(origin, entry) {
+                    waiting.push(origin.conn);
+                }
+            }
+            if let Some(session) = entry.closed_session {
+                self.session_closed(session, entry.origin);
+            }
+        }
+        for id in waiting {
+            self.drain(id);
+        }
+    }
+
+    fn fire_watches(&mut self, entry: &Committed) {
+        let Outcome::Applied(applied) = &entry.outcome else { return };
+        for trigger in &applied.triggers {
+            for (watcher, event, path) in self.watches.trigger(&trigger.path, trigger.event) {
+                if let Some(conn) = self.conns.get_mut(&watcher) {
+                    conn.stats.sent += 1;
+                    conn.send(Out::Frame(wire::notification(event, &path, entry.zxid)));
+                }
+            }
+        }
+    }
+
+    /// Stores an entry's answer in its pending slot and sends what is at the head of the
+    /// session's FIFO. Returns whether reads are left waiting at the head.
+    fn complete(&mut self, origin: Origin, entry: &Committed) -> bool {
+        let id = origin.conn;
+        let Some(conn) = self.conns.get_mut(&id) else { return false };
+        if let Outcome::SessionCreated { session, timeout_ms } = &entry.outcome {
+            let Some(Pending::Connect { read_only }) = conn.queue.pop_front() else {
+                tracing::error!("session {session} created for a connection that is not connecting");
+                return false;
+            };
+            self.outstanding.signal(1);
+            conn.session = *session;
+            let answer = ConnectResponse {
+                protocol_version: 0,
+                time_out: *timeout_ms,
+                session_id: session.0,
+                passwd: session_password(*session).to_vec(),
+            };
+            conn.send(Out::Frame(wire::framed(&answer.encode_handshake(read_only))));
+            self.sessions.insert(*session, id);
+            return self.release_head(id);
+        }
+        let slot = conn.queue.iter_mut().find(|p| matches!(p, Pending::Write { xid, done: None, .. } if *xid == origin.xid));
+        let Some(Pending::Write { op, multi_ops, done, .. }) = slot else {
+            tracing::error!("answer for xid {} of {} has no pending write", origin.xid, conn.session);
+            return false;
+        };
+        let (err, body) = write_response(*op, multi_ops, &entry.outcome);
+        *done = Some(wire::reply(origin.xid, entry.zxid, err, body.as_ref()));
+        self.release_head(id)
+    }
+
+    /// Sends the finished writes at the head of a connection's FIFO; stops at an unfinished
+    /// write or a read. Returns whether a read is at the head.
+    fn release_head(&mut self, id: ConnId) -> bool {
+        loop {
+            let Some(conn) = self.conns.get_mut(&id) else { return false };
+            match conn.queue.front() {
+                Some(Pending::Write { done: Some(_), .. }) => {
+                    let Some(Pending::Write { done: Some(frame), close_after, .. }) = conn.queue.pop_front() else {
+                        unreachable!("head checked above")
+                    };
+                    self.emit_popped(id, frame);
+                    if close_after {
+                        if let Some(conn) = self.conns.get(&id) {
+                            conn.send(Out::Close("session closed"));
+                        }
+                    }
+                }
+                Some(Pending::Read { .. }) => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Answers the reads at the head of a connection's FIFO from the current view, and the
+    /// finished writes between them.
+    fn drain(&mut self, id: ConnId) {
+        while self.release_head(id) {
+            let conn = self.conns.get_mut(&id).expect("release_head saw the connection");
+            let Some(Pending::Read { xid, op, req }) = conn.queue.pop_front() else { unreachable!("head is a read") };
+            let frame = self.read(id, xid, op, &req);
+            self.emit_popped(id, frame);
+        }
+    }
+
+    /// Queues an answer that was not in the FIFO.
+    fn emit(&mut self, id: ConnId, frame: Vec<u8>) {
+        self.emit_popped(id, frame)
+    }
+
+    fn emit_popped(&mut self, id: ConnId, frame: Vec<u8>) {
+        self.outstanding.signal(1);
+        self.stats.packets_sent.fetch_add(1, Relaxed);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.stats.sent += 1;
+            conn.stats.answered();
+            conn.send(Out::Frame(frame));
+        }
+    }
+
+    /// A session ended (closed by its client, or expired): its connection here, if any and
+    /// not the one that asked, is closed.
+    fn session_closed(&mut self, session: SessionId, origin: Option<Origin>) {
+        let Some(&id) = self.sessions.get(&session) else { return };
+        let asked = origin.is_some_and(|o| o.shard == self.id && o.conn == id);
+        if !asked {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.closed = true;
+                conn.send(Out::Close("session expired"));
+            }
+        }
+        self.sessions.remove(&session);
+    }
+
+    /// The core says this connection lost its session to a newer connection.
+    pub fn close_moved(&mut self, id: ConnId, session: SessionId) {
+        if let Some(conn) = self.conns.get(&id) {
+            if conn.session == session {
+                conn.send(Out::Close("session moved to another connection"));
+            }
+        }
+    }
+
+    /// Serves a read from the current view.
+    fn read(&mut self, id: ConnId, xid: i32, op: OpCode, req: &Request) -> Vec<u8> {
+        let conn = self.conns.get(&id).expect("read on a live connection");
+        let auth = conn.auth.clone();
+        let session = conn.session;
+        let zxid = self.view.last_zxid();
+        let (err, body) = match self.read_result(id, session, &auth, req) {
+            Ok(body) => (ErrorCode::OK, body),
+            Err(code) => (code, None),
+        };
+        let _ = op;
+        wire::reply(xid, zxid, err, body.as_ref())
+    }
+
+    fn read_result(&mut self, id: ConnId, session: SessionId, auth: &[Id], req: &Request) -> Result<Option<Response>, ErrorCode> {
+        let view = &self.view;
+        Ok(Some(match req {
+            Request::Ping => return Ok(None),
+            Request::Exists(r) => {
+                if r.watch {
+                    let kind = if view.get(&r.path).is_some() { WatchKind::Data } else { WatchKind::Exist };
+                    self.watches.add(&r.path, id, kind);
+                }
+                let node = self.view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
+                Response::Stat(StatResponse { stat: node.stat() })
+            }
+            Request::GetData(r) => {
+                let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
+                require(node.acl(), Perms::READ, auth)?;
+                let resp = GetDataResponse { data: Some(node.data().to_vec()), stat: node.stat() };
+                if r.watch {
+                    self.watches.add(&r.path, id, WatchKind::Data);
+                }
+                Response::GetData(resp)
+            }
+            Request::GetAcl(r) => {
+                let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
+                require(node.acl(), Perms(Perms::READ.0 | Perms::ADMIN.0), auth)?;
+                let admin = zoocore_tree::check_acl(node.acl(), Perms::ADMIN, auth);
+                let acl = if admin { node.acl().to_vec() } else { redact_digests(node.acl()) };
+                Response::GetAcl(GetAclResponse { acl, stat: node.stat() })
+            }
+            Request::GetChildren(r) | Request::GetChildren2(r) => {
+                let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
+                require(node.acl(), Perms::READ, auth)?;
+                let stat = node.stat();
+                let children = view.children(&r.path).unwrap_or_default();
+                if r.watch {
+                    self.watches.add(&r.path, id, WatchKind::Child);
+                }
+                if matches!(req, Request::GetChildren2(_)) {
+                    Response::GetChildren2(GetChildren2Response { children, stat })
+                } else {
+                    Response::GetChildren(GetChildrenResponse { children })
+                }
+            }
+            Request::GetAllChildrenNumber(r) => {
+                let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
+                require(node.acl(), Perms::READ, auth)?;
+                let total_number = view.all_children_number(&r.path).unwrap_or(0);
+                Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number })
+            }
+            Request::GetEphemerals(r) => {
+                let ephemerals = view.ephemerals(session, &r.prefix_path);
+                Response::GetEphemerals(GetEphemeralsResponse { ephemerals })
+            }
+            Request::MultiRead(m) => Response::Multi(MultiResponse { results: m.ops.iter().map(|op| multi_read(view, auth, op)).collect() }),
+            Request::SetWatches(w) => {
+                let sw = SetWatches2 {
+                    relative_zxid: w.relative_zxid,
+                    data_watches: w.data_watches.clone(),
+                    exist_watches: w.exist_watches.clone(),
+                    child_watches: w.child_watches.clone(),
+                    persistent_watches: Vec::new(),
+                    persistent_recursive_watches: Vec::new(),
+                };
+                self.set_watches(id, &sw);
+                return Ok(None);
+            }
+            Request::SetWatches2(w) => {
+                self.set_watches(id, w);
+                return Ok(None);
+            }
+            Request::AddWatch(r) => {
+                let kind = match r.mode {
+                    ADD_WATCH_PERSISTENT => WatchKind::Persistent,
+                    ADD_WATCH_PERSISTENT_RECURSIVE => WatchKind::PersistentRecursive,
+                    _ => return Err(ErrorCode::BAD_ARGUMENTS),
+                };
+                self.watches.add(&r.path, id, kind);
+                return Ok(None);
+            }
+            Request::CheckWatches(r) => {
+                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+                if !self.watches.contains(&r.path, id, kind) {
+                    return Err(ErrorCode::NO_WATCHER);
+                }
+                return Ok(None);
+            }
+            Request::RemoveWatches(r) => {
+                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+                if self.watches.remove(&r.path, id, kind).is_empty() {
+                    return Err(ErrorCode::NO_WATCHER);
+                }
+                return Ok(None);
+            }
+            Request::WhoAmI => Response::WhoAmI(WhoAmIResponse { client_info: auth.iter().map(ClientInfo::from).collect() }),
+            other => {
+                tracing::error!("request {other:?} reached the read path");
+                return Err(ErrorCode::UNIMPLEMENTED);
+            }
+        }))
+    }
+
+    /// setWatches after a reconnect (DataTree.setWatches): fire at once what changed since
+    /// the client's last zxid, register the rest.
+    fn set_watches(&mut self, id: ConnId, w: &SetWatches2) {
+        let relative = w.relative_zxid;
+        let mut events: Vec<(EventType, &str)> = Vec::new();
+        for path in &w.data_watches {
+            match self.view.get(path) {
+                None => events.push((EventType::NodeDeleted, path)),
+                Some(n) if n.stat().mzxid > relative => events.push((EventType::NodeDataChanged, path)),
+                Some(_) => self.watches.add(path, id, WatchKind::Data),
+            }
+        }
+        for path in &w.exist_watches {
+            match self.view.get(path) {
+                Some(_) => events.push((EventType::NodeCreated, path)),
+                None => self.watches.add(path, id, WatchKind::Exist),
+            }
+        }
+        for path in &w.child_watches {
+            match self.view.get(path) {
+                None => events.push((EventType::NodeDeleted, path)),
+                Some(n) if n.stat().pzxid > relative => events.push((EventType::NodeChildrenChanged, path)),
+                Some(_) => self.watches.add(path, id, WatchKind::Child),
+            }
+        }
+        for path in &w.persistent_watches {
+            self.watches.add(path, id, WatchKind::Persistent);
+        }
+        for path in &w.persistent_recursive_watches {
+            self.watches.add(path, id, WatchKind::PersistentRecursive);
+        }
+        let zxid = self.view.last_zxid();
+        if let Some(conn) = self.conns.get_mut(&id) {
+            for (event, path) in events {
+                conn.stats.sent += 1;
+                conn.send(Out::Frame(wire::notification(event, path, zxid)));
+            }
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.conns.values().map(|c| c.queue.len()).sum()
+    }
+
+    /// Resets per-connection statistics (crst).
+    pub fn reset_connection_stats(&mut self) {
+        for conn in self.conns.values_mut() {
+            conn.stats.reset();
+        }
+    }
+
+    pub fn queue_len(&self, id: ConnId) -> usize {
+        self.conns.get(&id).map_or(0, |c| c.queue.len())
+    }
+
+    pub fn is_closed(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_none_or(|c| c.closed)
+    }
+}
+
+fn require(acl: &[Acl], perm: Perms, auth: &[Id]) -> Result<(), ErrorCode> {
+    if check_acl(acl, perm, auth) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NO_AUTH)
+    }
+}
+
+/// getACL without ADMIN shows digest ids without their hash, as ZooKeeper 3.9 does.
+fn redact_digests(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            let mut a = a.clone();
+            if a.id.scheme == "digest" {
+                if let Some((user, _)) = a.id.id.split_once(':') {
+                    a.id.id = format!("{user}:x");
+                }
+            }
+            a
+        })
+        .collect()
+}
+
+fn multi_read(view: &Tree, auth: &[Id], op: &MultiOp) -> MultiResult {
+    let result = (|| match op {
+        MultiOp::GetChildren(r) => {
+            let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
+            require(node.acl(), Perms::READ, auth)?;
+            Ok(MultiResult::GetChildren(view.children(&r.path).unwrap_or_default()))
+        }
+        MultiOp::GetData(r) => {
+            let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
+            require(node.acl(), Perms::READ, auth)?;
+            Ok(MultiResult::GetData(node.data().to_vec(), node.stat()))
+        }
+        _ => Err(ErrorCode::BAD_ARGUMENTS),
+    })();
+    result.unwrap_or_else(MultiResult::Error)
+}
+
+/// The tree operation of a write request.
+fn write_op(req: Request) -> Op {
+    match req {
+        Request::Create(op, r) => create_op(op, r, -1),
+        Request::CreateTtl(r) => {
+            let mode = zoocore_proto::CreateMode::from_flags(r.flags);
+            create_op_mode(r.path, r.data, r.acl, mode, r.ttl)
+        }
+        Request::Delete(r) => Op::Delete { path: r.path, version: r.version },
+        Request::DeleteContainer(r) => Op::DeleteContainer { path: r.path },
+        Request::SetData(r) => Op::SetData { path: r.path, data: r.data, version: r.version },
+        Request::SetAcl(r) => Op::SetAcl { path: r.path, acl: r.acl, version: r.version },
+        Request::Check(r) => Op::Check { path: r.path, version: r.version },
+        other => unreachable!("not a write: {other:?}"),
+    }
+}
+
+fn create_op(op: OpCode, r: CreateRequest, ttl: i64) -> Op {
+    let mode = if op == OpCode::CreateContainer {
+        Some(zoocore_proto::CreateMode::Container)
+    } else {
+        zoocore_proto::CreateMode::from_flags(r.flags)
+    };
+    create_op_mode(r.path, r.data, r.acl, mode, ttl)
+}
+
+/// A create with flags that name no mode is a bad argument, found at prep.
+fn create_op_mode(path: String, data: Vec<u8>, acl: Vec<Acl>, mode: Option<zoocore_proto::CreateMode>, ttl_ms: i64) -> Op {
+    match mode {
+        Some(mode) => Op::Create { path, data, acl, mode, ttl_ms },
+        None => Op::Create { path: String::new(), data, acl, mode: zoocore_proto::CreateMode::Persistent, ttl_ms },
+    }
+}
+
+fn multi_op(op: MultiOp) -> Op {
+    match op {
+        MultiOp::Create(code, r) => create_op(code, r, -1),
+        MultiOp::CreateTtl(r) => create_op_mode(r.path, r.data, r.acl, zoocore_proto::CreateMode::from_flags(r.flags), r.ttl),
+        MultiOp::Delete(r) => Op::Delete { path: r.path, version: r.version },
+        MultiOp::SetData(r) => Op::SetData { path: r.path, data: r.data, version: r.version },
+        MultiOp::Check(r) => Op::Check { path: r.path, version: r.version },
+        // Reads inside a write multi: ZooKeeper rejects the mix.
+        MultiOp::GetChildren(r) | MultiOp::GetData(r) => Op::Check { path: r.path, version: i32::MIN },
+    }
+}
+
+/// The reply of a write, from what it became.
+fn write_response(op: OpCode, multi_ops: &[OpCode], outcome: &Outcome) -> (ErrorCode, Option<Response>) {
+    match outcome {
+        Outcome::Synced { path } => (ErrorCode::OK, Some(Response::Path(PathResponse { path: path.clone() }))),
+        Outcome::SessionCreated { .. } => (ErrorCode::OK, None),
+        Outcome::Applied(Applied { result, .. }) => match (op, result) {
+            (_, OpResult::Error(code)) => (*code, None),
+            (OpCode::Multi, OpResult::Multi(results)) => {
+                let results = results.iter().zip(multi_ops.iter().copied().chain(std::iter::repeat(OpCode::Error))).map(|(r, op)| multi_result(op, r)).collect();
+                (ErrorCode::OK, Some(Response::Multi(MultiResponse { results })))
+            }
+            (OpCode::Create, OpResult::Created { path, .. }) => (ErrorCode::OK, Some(Response::Create(CreateResponse { path: path.clone() }))),
+            (_, OpResult::Created { path, stat }) => (ErrorCode::OK, Some(Response::Create2(Create2Response { path: path.clone(), stat: *stat }))),
+            (_, OpResult::SetData { stat } | OpResult::SetAcl { stat }) => (ErrorCode::OK, Some(Response::Stat(StatResponse { stat: *stat }))),
+            _ => (ErrorCode::OK, None),
+        },
+    }
+}
+
+fn multi_result(op: OpCode, result: &OpResult) -> MultiResult {
+    match result {
+        OpResult::Created { path, .. } if op == OpCode::Create => MultiResult::Create(path.clone()),
+        OpResult::Created { path, stat } => MultiResult::Create2(path.clone(), *stat),
+        OpResult::Deleted => MultiResult::Delete,
+        OpResult::SetData { stat } | OpResult::SetAcl { stat } => MultiResult::SetData(*stat),
+        OpResult::Checked => MultiResult::Check,
+        OpResult::Error(code) => MultiResult::Error(*code),
+        _ => MultiResult::Error(ErrorCode::RUNTIME_INCONSISTENCY),
+    }
+}
+

@@ -1,0 +1,296 @@
+//! The server's shape, declared in one place: which executors run, where they are pinned,
+//! and the channels between them, all created before any executor starts
+//! (glommio's examples/sharding.rs).
+//!
+//! One ZAB executor (the core) and `shards` session executors. With pinning on, executors
+//! are pinned to CPUs of the process's affinity mask, so `taskset -c 1 zoocore` runs all of it
+//! on CPU 1; with pinning off they float, for several servers sharing a small machine.
+
+use std::cell::RefCell;
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel;
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use thiserror::Error;
+use zoocore_tree::Tree;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::log::CountingLog;
+use crate::msg::{FromCore, ToCore};
+use crate::sessions::first_session_id;
+use crate::shard::Shard;
+use crate::stats::{unix_ms, ServerStats};
+use crate::{conn, limits};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot create data directory {dir}: {source}")]
+    DataDir { dir: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot start executor {name}: {why}")]
+    Executor { name: String, why: String },
+    #[error("executor {0} stopped abnormally")]
+    Crashed(String),
+}
+
+/// What every executor of the server shares: configuration and counters.
+pub struct Shared {
+    pub cfg: Arc<Config>,
+    pub stats: Arc<ServerStats>,
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    let mut cpus: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    cpus.sort_unstable();
+    cpus
+}
+
+fn placement(cfg: &Config, cpus: &[usize], index: usize) -> Placement {
+    if cfg.pinning && !cpus.is_empty() {
+        Placement::Fixed(cpus[index % cpus.len()])
+    } else {
+        Placement::Unbound
+    }
+}
+
+/// Starts the server and blocks until it stops.
+pub fn run(cfg: Config) -> Result<(), StartError> {
+    for dir in [&cfg.data_dir, &cfg.data_log_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
+    }
+    // The shards listen with SO_REUSEPORT; a plain bind first makes sure no other process
+    // already serves this address (it would silently share our clients otherwise).
+    drop(StdListener::bind(cfg.client_addr).map_err(|source| StartError::Listen { addr: cfg.client_addr, source })?);
+
+    let cpus = allowed_cpus();
+    let shards = cfg.shards.unwrap_or_else(|| cpus.len().saturating_sub(1).max(1));
+    let cfg = Arc::new(cfg);
+    let stats = Arc::new(ServerStats::new(shards));
+    tracing::info!(
+        "zoocore {} on {}: 1 core executor + {shards} shard(s), pinning {}, CPUs {cpus:?}",
+        crate::fourlw::VERSION,
+        cfg.client_addr,
+        if cfg.pinning { "on" } else { "off" }
+    );
+
+    let mut to_core_rx = Vec::new();
+    let mut from_core_tx = Vec::new();
+    let mut shard_ends = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = shared_channel::new_bounded::<ToCore>(limits::CHANNEL_CAPACITY);
+        let (ftx, frx) = shared_channel::new_bounded::<FromCore>(limits::CHANNEL_CAPACITY);
+        to_core_rx.push(rx);
+        from_core_tx.push(ftx);
+        shard_ends.push((tx, frx));
+    }
+
+    let mut handles = Vec::new();
+    let core_cfg = cfg.clone();
+    let core_stats = stats.clone();
+    let name = "zab-core".to_string();
+    let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, 0))
+        .name(&name)
+        .spawn(move || core_main(core_cfg, core_stats, to_core_rx, from_core_tx))
+        .map_err(|e| StartError::Executor { name: name.clone(), why: e.to_string() })?;
+    handles.push((name, h));
+
+    for (i, (tx, frx)) in shard_ends.into_iter().enumerate() {
+        let shared = Shared { cfg: cfg.clone(), stats: stats.clone() };
+        let name = format!("shard-{i}");
+        let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, i + 1))
+            .name(&name)
+            .spawn(move || shard_main(i, shared, tx, frx))
+            .map_err(|e| StartError::Executor { name: name.clone(), why: e.to_string() })?;
+        handles.push((name, h));
+    }
+    for (name, h) in handles {
+        h.join().map_err(|_| StartError::Crashed(name))?;
+    }
+    Ok(())
+}
+
+/// The ZAB executor: receives from every shard, runs group commits, publishes batches.
+async fn core_main(
+    cfg: Arc<Config>,
+    stats: Arc<ServerStats>,
+    rxs: Vec<SharedReceiver<ToCore>>,
+    txs: Vec<SharedSender<FromCore>>,
+) {
+    let started = Instant::now();
+    let now_ms = move || started.elapsed().as_millis() as u64;
+    let tree = Tree::with_extended_types(cfg.extended_types_enabled);
+    let mut core = Core::new(tree, Box::new(CountingLog::default()), first_session_id(0, unix_ms()), u64::from(cfg.tick_time_ms));
+    core.track_all_sessions(now_ms());
+    let core = Rc::new(RefCell::new(core));
+
+    let mut senders: Vec<ConnectedSender<FromCore>> = Vec::new();
+    for tx in txs {
+        senders.push(tx.connect().await);
+    }
+    let senders = Rc::new(senders);
+    let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
+    let wake_tx = Rc::new(wake_tx);
+
+    // One receiver task per shard feeds the core's queue and wakes the committer.
+    for rx in rxs {
+        let rx: ConnectedReceiver<ToCore> = rx.connect().await;
+        let (core, senders, wake_tx) = (core.clone(), senders.clone(), wake_tx.clone());
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                let reply = core.borrow_mut().on_message(msg, now_ms());
+                if let Some((shard, msg)) = reply {
+                    let _ = senders[shard].send(msg).await;
+                }
+                let _ = wake_tx.try_send(());
+            }
+        })
+        .detach();
+    }
+
+    // Session expiry and the container/TTL reaper run on the tick.
+    {
+        let (core, wake_tx, cfg) = (core.clone(), wake_tx.clone(), cfg.clone());
+        glommio::spawn_local(async move {
+            let tick = Duration::from_millis(u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2);
+            let mut next_reap = now_ms() + u64::from(cfg.container_check_interval_ms);
+            loop {
+                glommio::timer::sleep(tick).await;
+                let mut c = core.borrow_mut();
+                let mut woke = c.expire_sessions(now_ms()) > 0;
+                if now_ms() >= next_reap {
+                    c.reap_containers(unix_ms() as i64);
+                    next_reap = now_ms() + u64::from(cfg.container_check_interval_ms);
+                    woke = true;
+                }
+                drop(c);
+                if woke {
+                    let _ = wake_tx.try_send(());
+                }
+            }
+        })
+        .detach();
+    }
+
+    // The committer: one group commit per wake-up, over everything queued.
+    while wake_rx.recv().await.is_some() {
+        loop {
+            let batch = core.borrow_mut().run_batch(now_ms(), unix_ms() as i64);
+            let batch = match batch {
+                Ok(Some(batch)) => Arc::new(batch),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("stopping: {e}");
+                    std::process::exit(3);
+                }
+            };
+            publish_counters(&core.borrow(), &stats);
+            for s in senders.iter() {
+                let _ = s.send(FromCore::Commit(batch.clone())).await;
+            }
+            glommio::yield_if_needed().await;
+        }
+    }
+}
+
+fn publish_counters(core: &Core, stats: &ServerStats) {
+    let tree = core.tree();
+    stats.core.last_zxid.store(tree.last_zxid().0, Relaxed);
+    stats.core.node_count.store(tree.node_count() as u64, Relaxed);
+    stats.core.sessions.store(core.session_count() as u64, Relaxed);
+    stats.core.txns.store(core.stats.txns, Relaxed);
+    stats.core.batches.store(core.stats.batches, Relaxed);
+    stats.core.queued.store(core.queued() as u64, Relaxed);
+}
+
+/// A session executor: accepts connections, serves reads, applies commit batches.
+async fn shard_main(id: usize, shared: Shared, tx: SharedSender<ToCore>, frx: SharedReceiver<FromCore>) {
+    // Same order as the core connects its ends (its senders first), or both would wait.
+    let from_core = frx.connect().await;
+    let to_core = tx.connect().await;
+    let cfg = shared.cfg.clone();
+    let shards = shared.stats.shards.len() as u64;
+    let budget = (u64::from(cfg.global_outstanding_limit) / shards).max(1);
+    let (local_tx, local_rx) = local_channel::new_unbounded::<ToCore>();
+    let view = Tree::with_extended_types(cfg.extended_types_enabled);
+    let shard = Rc::new(RefCell::new(Shard::new(id, cfg.clone(), view, local_tx, budget, shared.stats.shards[id].clone())));
+    let shared = Rc::new(shared);
+
+    // Forward the shard's requests to the core, waiting when the channel is full.
+    glommio::spawn_local(async move {
+        while let Some(msg) = local_rx.recv().await {
+            if to_core.send(msg).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+
+    // Commit batches and control messages from the core.
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = from_core.recv().await {
+                match msg {
+                    FromCore::Commit(batch) => shard.borrow_mut().on_commit(&batch),
+                    FromCore::CloseConnection { conn, session } => shard.borrow_mut().close_moved(conn, session),
+                }
+            }
+        })
+        .detach();
+    }
+
+    // Report live sessions to the core's expiry clock.
+    {
+        let shard = shard.clone();
+        let interval = Duration::from_millis((u64::from(cfg.tick_time_ms) / 2).clamp(10, limits::TOUCH_INTERVAL_MS_MAX));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(interval).await;
+                let touched = shard.borrow_mut().take_touched();
+                if !touched.is_empty() {
+                    let _ = shard.borrow().send_to_core(ToCore::Touch(touched));
+                }
+            }
+        })
+        .detach();
+    }
+
+    let listener = match TcpListener::bind(cfg.client_addr) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("shard {id}: cannot listen on {}: {e}", cfg.client_addr);
+            std::process::exit(2);
+        }
+    };
+    let limiter = crate::limiter::ConnectionLimiter::global();
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("shard {id}: accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(addr) = stream.peer_addr() else { continue };
+        let Some(guard) = limiter.admit(addr.ip(), cfg.max_client_cnxns) else {
+            tracing::warn!("too many connections from {} - max is {}", addr.ip(), cfg.max_client_cnxns);
+            continue;
+        };
+        let (shard, shared) = (shard.clone(), shared.clone());
+        glommio::spawn_local(async move {
+            conn::serve(shard, shared, stream, addr).await;
+            drop(guard);
+        })
+        .detach();
+    }
+}
