@@ -1,0 +1,155 @@
+//! Proves Apache's own command-line client, zkCli.sh from the Debian `zookeeper` package,
+//! can drive a whole user session against the target: create -s / -e -s with the
+//! ten-digit suffixes, get -w and the watch event it prints after set, ls -R, stat's field
+//! listing, getAcl, addauth digest with setAcl auth::cdrwa, deleteall, and the error text for
+//! a missing node. zkCli is not installed by this test; without it the test fails telling
+//! to run `apt-get install zookeeper`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use zoocore_e2e::raw::{self, op, RawConn};
+use zoocore_e2e::*;
+
+const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+
+/// Runs `commands` (one per line) through zkCli.sh and returns stdout and stderr together.
+fn zkcli(server: &Server, commands: &str) -> String {
+    assert!(
+        Path::new(ZKCLI).exists(),
+        "{ZKCLI} not found: run `apt-get install zookeeper` (the project's test script installs it)"
+    );
+    let mut child = Command::new(ZKCLI)
+        .arg("-server")
+        .arg(server.connect_string())
+        .env("ZOO_LOG_DIR", server.dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn zkCli.sh");
+    let script = format!("{commands}\nquit\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    // zkCli exits after `quit`; wait_with_output returns when it does (bounded by the script).
+    let output = child.wait_with_output().expect("zkCli.sh output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // zkCli's exit status is that of its last command, so failures are judged from the text.
+    assert!(
+        output.status.code().is_some(),
+        "zkCli.sh killed: {}:\n{text}",
+        output.status
+    );
+    text
+}
+
+fn assert_contains(text: &str, needle: &str) {
+    assert!(
+        text.contains(needle),
+        "zkCli output lacks {needle:?}:\n{text}"
+    );
+}
+
+#[test]
+fn zkcli_user_session() {
+    let server = Server::start_default();
+    let out = zkcli(
+        &server,
+        "create /app\n\
+         create -s /app/job- d1\n\
+         create -e -s /app/lock- me\n\
+         create /app/cfg v1\n\
+         get -w /app/cfg\n\
+         set /app/cfg v2\n\
+         ls -R /app\n\
+         stat /app/cfg\n\
+         getAcl /app\n\
+         addauth digest alice:alicepass\n\
+         setAcl /app/cfg auth::cdrwa\n\
+         getAcl /app/cfg\n\
+         get /app/cfg\n\
+         get /nope",
+    );
+    assert_contains(&out, "Created /app\n");
+    assert_contains(&out, "Created /app/job-0000000000\n");
+    assert_contains(&out, "Created /app/lock-0000000001\n");
+    assert_contains(
+        &out,
+        "WatchedEvent state:SyncConnected type:NodeDataChanged path:/app/cfg",
+    );
+    assert_contains(
+        &out,
+        "/app\n/app/cfg\n/app/job-0000000000\n/app/lock-0000000001\n",
+    );
+    for line in [
+        "dataVersion = 1",
+        "aclVersion = 0",
+        "ephemeralOwner = 0x0",
+        "dataLength = 2",
+        "numChildren = 0",
+    ] {
+        assert_contains(&out, line);
+    }
+    let stat_czxid = out
+        .lines()
+        .find(|l| l.starts_with("cZxid = 0x"))
+        .expect("stat prints cZxid");
+    let stat_mzxid = out
+        .lines()
+        .find(|l| l.starts_with("mZxid = 0x"))
+        .expect("stat prints mZxid");
+    assert_ne!(stat_czxid[8..], stat_mzxid[8..], "set moved mZxid");
+    assert_contains(&out, "'world,'anyone\n: cdrwa\n");
+    assert_contains(
+        &out,
+        "'digest,'alice:k8B+4BwmA/Si3Gj3ZYeOl9g4mtE=\n: cdrwa\n",
+    );
+    assert_contains(&out, "v2\n");
+    assert_contains(&out, "Node does not exist: /nope");
+
+    // The ephemeral went with zkCli's session; the rest is there for another client.
+    let (mut conn, _) = RawConn::open_session(server.addr(), 10_000);
+    assert_eq!(
+        conn.call(
+            op::EXISTS,
+            raw::path_watch_body("/app/job-0000000000", false)
+        )
+        .err,
+        0
+    );
+    assert_eq!(
+        conn.call(
+            op::EXISTS,
+            raw::path_watch_body("/app/lock-0000000001", false)
+        )
+        .err,
+        -101
+    );
+    assert_eq!(
+        conn.call(op::GET_DATA, raw::path_watch_body("/app/cfg", false))
+            .err,
+        -102,
+        "NoAuth without alice"
+    );
+
+    let out = zkcli(
+        &server,
+        "addauth digest alice:alicepass\ndeleteall /app\nls /",
+    );
+    assert_contains(&out, "[zookeeper]");
+    assert_eq!(
+        conn.call(op::EXISTS, raw::path_watch_body("/app", false))
+            .err,
+        -101,
+        "deleteall removed /app"
+    );
+}
