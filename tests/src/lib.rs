@@ -127,6 +127,9 @@ impl Server {
 
     /// Starts a server with `options` and waits until it answers `ruok`.
     pub fn start_with(target: Target, options: Options) -> Server {
+        if target == Target::Zoocore {
+            zoocore_binary(); // fail before making a temp dir
+        }
         let host = next_free_host();
         let dir = make_temp_dir(host);
         let mut server = Server {

@@ -23,13 +23,13 @@ fn multi_applies_all_ops_and_reports_each() {
         let results = multi.commit().await.unwrap();
         assert_eq!(results.len(), 4);
         assert!(matches!(results[0], MultiWriteResult::Check));
-        let create_zxid = match &results[1] {
-            MultiWriteResult::Create { path, stat, .. } => {
-                assert_eq!(path, "/m/new");
-                stat.czxid
-            }
+        match &results[1] {
+            // The Stat of a create inside multi is not asserted: Apache 3.8 sends none
+            // (the crate reports Stat::is_invalid, czxid -1).
+            MultiWriteResult::Create { path, .. } => assert_eq!(path, "/m/new"),
             other => panic!("expected create result, got {other:?}"),
-        };
+        }
+        let create_zxid = zk.get_data("/m/new").await.unwrap().1.czxid;
         match &results[2] {
             MultiWriteResult::SetData { stat } => {
                 assert_eq!(stat.version, 1);
@@ -112,8 +112,8 @@ fn failed_multi_per_op_error_codes_on_the_wire() {
     let request = multi_op(request, op::CREATE, raw::create_body("/w2", b"", 0));
     let request = request.int(-1).boolean(true).int(-1);
     let reply = conn.call(op::MULTI, request);
-    // The reply header carries the first failing op's code.
-    assert_eq!(reply.err, -103, "multi reply header err is BadVersion");
+    // The reply header says OK: the failure is reported only inside the per-op results.
+    assert_eq!(reply.err, 0, "multi reply header err");
     let mut r = JuteReader::new(&reply.body);
     let mut codes = Vec::new();
     loop {
@@ -127,8 +127,9 @@ fn failed_multi_per_op_error_codes_on_the_wire() {
             op::ERROR,
             "every result of a failed multi is an ErrorResult"
         );
-        assert_eq!(err, -1);
-        codes.push(r.int());
+        let body_err = r.int();
+        assert_eq!(err, body_err, "header err repeats the ErrorResponse code");
+        codes.push(body_err);
     }
     assert_eq!(
         codes,
