@@ -19,7 +19,11 @@ pub enum DecodeError {
     #[error("unexpected null at byte {offset}")]
     UnexpectedNull { offset: usize },
     #[error("unknown {what} {value} at byte {offset}")]
-    Unknown { what: &'static str, value: i32, offset: usize },
+    Unknown {
+        what: &'static str,
+        value: i32,
+        offset: usize,
+    },
     #[error("{extra} trailing bytes after the record")]
     Trailing { extra: usize },
 }
@@ -84,7 +88,10 @@ impl<'a> Reader<'a> {
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated { offset: self.offset, wanted: n - self.remaining() });
+            return Err(DecodeError::Truncated {
+                offset: self.offset,
+                wanted: n - self.remaining(),
+            });
         }
         let out = &self.bytes[self.offset..self.offset + n];
         self.offset += n;
@@ -140,14 +147,17 @@ impl<'a> Reader<'a> {
         let offset = self.offset;
         match self.read_opt_buffer()? {
             None => Ok(None),
-            Some(b) => std::str::from_utf8(b).map(Some).map_err(|_| DecodeError::NotUtf8 { offset }),
+            Some(b) => std::str::from_utf8(b)
+                .map(Some)
+                .map_err(|_| DecodeError::NotUtf8 { offset }),
         }
     }
 
     /// A string that must not be null.
     pub fn read_str(&mut self) -> Result<&'a str, DecodeError> {
         let offset = self.offset;
-        self.read_opt_string()?.ok_or(DecodeError::UnexpectedNull { offset })
+        self.read_opt_string()?
+            .ok_or(DecodeError::UnexpectedNull { offset })
     }
 
     pub fn read_string(&mut self) -> Result<String, DecodeError> {
@@ -161,9 +171,14 @@ impl<'a> Reader<'a> {
         mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
         let offset = self.offset;
-        let Some(n) = self.read_len()? else { return Ok(Vec::new()) };
+        let Some(n) = self.read_len()? else {
+            return Ok(Vec::new());
+        };
         if n > self.remaining() {
-            return Err(DecodeError::Truncated { offset, wanted: n - self.remaining() });
+            return Err(DecodeError::Truncated {
+                offset,
+                wanted: n - self.remaining(),
+            });
         }
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {

@@ -44,29 +44,69 @@ macro_rules! field_type {
 }
 
 macro_rules! field_encode {
-    (int, $w:ident, $v:expr) => { $w.write_i32(*$v) };
-    (long, $w:ident, $v:expr) => { $w.write_i64(*$v) };
-    (bool, $w:ident, $v:expr) => { $w.write_bool(*$v) };
-    (buffer, $w:ident, $v:expr) => { $w.write_buffer($v) };
-    (opt_buffer, $w:ident, $v:expr) => { $w.write_opt_buffer($v.as_deref()) };
-    (ustring, $w:ident, $v:expr) => { $w.write_str($v) };
-    (strings, $w:ident, $v:expr) => { $w.write_strings($v) };
-    (acls, $w:ident, $v:expr) => { $w.write_records($v) };
-    (stat, $w:ident, $v:expr) => { $v.encode($w) };
-    (ids, $w:ident, $v:expr) => { $w.write_records($v) };
+    (int, $w:ident, $v:expr) => {
+        $w.write_i32(*$v)
+    };
+    (long, $w:ident, $v:expr) => {
+        $w.write_i64(*$v)
+    };
+    (bool, $w:ident, $v:expr) => {
+        $w.write_bool(*$v)
+    };
+    (buffer, $w:ident, $v:expr) => {
+        $w.write_buffer($v)
+    };
+    (opt_buffer, $w:ident, $v:expr) => {
+        $w.write_opt_buffer($v.as_deref())
+    };
+    (ustring, $w:ident, $v:expr) => {
+        $w.write_str($v)
+    };
+    (strings, $w:ident, $v:expr) => {
+        $w.write_strings($v)
+    };
+    (acls, $w:ident, $v:expr) => {
+        $w.write_records($v)
+    };
+    (stat, $w:ident, $v:expr) => {
+        $v.encode($w)
+    };
+    (ids, $w:ident, $v:expr) => {
+        $w.write_records($v)
+    };
 }
 
 macro_rules! field_decode {
-    (int, $r:ident) => { $r.read_i32()? };
-    (long, $r:ident) => { $r.read_i64()? };
-    (bool, $r:ident) => { $r.read_bool()? };
-    (buffer, $r:ident) => { $r.read_buffer()?.to_vec() };
-    (opt_buffer, $r:ident) => { $r.read_opt_buffer()?.map(<[u8]>::to_vec) };
-    (ustring, $r:ident) => { $r.read_string()? };
-    (strings, $r:ident) => { $r.read_strings()? };
-    (acls, $r:ident) => { $r.read_records()? };
-    (stat, $r:ident) => { Stat::decode($r)? };
-    (ids, $r:ident) => { $r.read_records()? };
+    (int, $r:ident) => {
+        $r.read_i32()?
+    };
+    (long, $r:ident) => {
+        $r.read_i64()?
+    };
+    (bool, $r:ident) => {
+        $r.read_bool()?
+    };
+    (buffer, $r:ident) => {
+        $r.read_buffer()?.to_vec()
+    };
+    (opt_buffer, $r:ident) => {
+        $r.read_opt_buffer()?.map(<[u8]>::to_vec)
+    };
+    (ustring, $r:ident) => {
+        $r.read_string()?
+    };
+    (strings, $r:ident) => {
+        $r.read_strings()?
+    };
+    (acls, $r:ident) => {
+        $r.read_records()?
+    };
+    (stat, $r:ident) => {
+        Stat::decode($r)?
+    };
+    (ids, $r:ident) => {
+        $r.read_records()?
+    };
 }
 
 record!(
@@ -78,13 +118,36 @@ record!(
     /// The server's answer to the handshake; `readOnly` follows when the client sent it.
     ConnectResponse { protocol_version: int, time_out: int, session_id: long, passwd: buffer }
 );
-record!(RequestHeader { xid: int, r#type: int });
-record!(ReplyHeader { xid: int, zxid: long, err: int });
-record!(WatcherEvent { r#type: int, state: int, path: ustring });
-record!(AuthPacket { r#type: int, scheme: ustring, auth: buffer });
-record!(ClientInfo { auth_scheme: ustring, user: ustring });
+record!(RequestHeader {
+    xid: int,
+    r#type: int
+});
+record!(ReplyHeader {
+    xid: int,
+    zxid: long,
+    err: int
+});
+record!(WatcherEvent {
+    r#type: int,
+    state: int,
+    path: ustring
+});
+record!(AuthPacket {
+    r#type: int,
+    scheme: ustring,
+    auth: buffer
+});
+record!(ClientInfo {
+    auth_scheme: ustring,
+    user: ustring
+});
 record!(WhoAmIResponse { client_info: ids });
-record!(SetWatches { relative_zxid: long, data_watches: strings, exist_watches: strings, child_watches: strings });
+record!(SetWatches {
+    relative_zxid: long,
+    data_watches: strings,
+    exist_watches: strings,
+    child_watches: strings
+});
 record!(SetWatches2 {
     relative_zxid: long,
     data_watches: strings,
@@ -93,35 +156,103 @@ record!(SetWatches2 {
     persistent_watches: strings,
     persistent_recursive_watches: strings,
 });
-record!(CreateRequest { path: ustring, data: buffer, acl: acls, flags: int });
-record!(CreateTtlRequest { path: ustring, data: buffer, acl: acls, flags: int, ttl: long });
+record!(CreateRequest {
+    path: ustring,
+    data: buffer,
+    acl: acls,
+    flags: int
+});
+record!(CreateTtlRequest {
+    path: ustring,
+    data: buffer,
+    acl: acls,
+    flags: int,
+    ttl: long
+});
 record!(CreateResponse { path: ustring });
-record!(Create2Response { path: ustring, stat: stat });
-record!(DeleteRequest { path: ustring, version: int });
-record!(ExistsRequest { path: ustring, watch: bool });
+record!(Create2Response {
+    path: ustring,
+    stat: stat
+});
+record!(DeleteRequest {
+    path: ustring,
+    version: int
+});
+record!(ExistsRequest {
+    path: ustring,
+    watch: bool
+});
 record!(StatResponse { stat: stat });
-record!(GetDataRequest { path: ustring, watch: bool });
-record!(GetDataResponse { data: opt_buffer, stat: stat });
-record!(SetDataRequest { path: ustring, data: buffer, version: int });
+record!(GetDataRequest {
+    path: ustring,
+    watch: bool
+});
+record!(GetDataResponse {
+    data: opt_buffer,
+    stat: stat
+});
+record!(SetDataRequest {
+    path: ustring,
+    data: buffer,
+    version: int
+});
 record!(GetAclRequest { path: ustring });
-record!(GetAclResponse { acl: acls, stat: stat });
-record!(SetAclRequest { path: ustring, acl: acls, version: int });
-record!(GetChildrenRequest { path: ustring, watch: bool });
+record!(GetAclResponse {
+    acl: acls,
+    stat: stat
+});
+record!(SetAclRequest {
+    path: ustring,
+    acl: acls,
+    version: int
+});
+record!(GetChildrenRequest {
+    path: ustring,
+    watch: bool
+});
 record!(GetChildrenResponse { children: strings });
-record!(GetChildren2Response { children: strings, stat: stat });
+record!(GetChildren2Response {
+    children: strings,
+    stat: stat
+});
 record!(SyncRequest { path: ustring });
 record!(PathResponse { path: ustring });
-record!(CheckVersionRequest { path: ustring, version: int });
-record!(MultiHeader { r#type: int, done: bool, err: int });
+record!(CheckVersionRequest {
+    path: ustring,
+    version: int
+});
+record!(MultiHeader {
+    r#type: int,
+    done: bool,
+    err: int
+});
 record!(ErrorResponse { err: int });
-record!(CheckWatchesRequest { path: ustring, r#type: int });
-record!(RemoveWatchesRequest { path: ustring, r#type: int });
-record!(GetEphemeralsRequest { prefix_path: ustring });
-record!(GetEphemeralsResponse { ephemerals: strings });
+record!(CheckWatchesRequest {
+    path: ustring,
+    r#type: int
+});
+record!(RemoveWatchesRequest {
+    path: ustring,
+    r#type: int
+});
+record!(GetEphemeralsRequest {
+    prefix_path: ustring
+});
+record!(GetEphemeralsResponse {
+    ephemerals: strings
+});
 record!(GetAllChildrenNumberRequest { path: ustring });
 record!(GetAllChildrenNumberResponse { total_number: int });
-record!(AddWatchRequest { path: ustring, mode: int });
-record!(ReconfigRequest { joining_servers: ustring, leaving_servers: ustring, new_members: ustring, cur_config_id: long });
+record!(AddWatchRequest {
+    path: ustring,
+    mode: int
+});
+record!(ReconfigRequest {
+    joining_servers: ustring,
+    leaving_servers: ustring,
+    new_members: ustring,
+    cur_config_id: long
+});
 record!(SetSaslRequest { token: buffer });
 record!(PathRequest { path: ustring });
 
@@ -159,7 +290,11 @@ impl ConnectRequest {
     pub fn decode_handshake(body: &[u8]) -> Result<(Self, Option<bool>), DecodeError> {
         let mut r = Reader::new(body);
         let req = Self::decode(&mut r)?;
-        let read_only = if r.is_empty() { None } else { Some(r.read_bool()?) };
+        let read_only = if r.is_empty() {
+            None
+        } else {
+            Some(r.read_bool()?)
+        };
         r.finish()?;
         Ok((req, read_only))
     }
@@ -185,8 +320,9 @@ pub enum MultiOp {
     Delete(DeleteRequest),
     SetData(SetDataRequest),
     Check(CheckVersionRequest),
-    GetChildren(PathRequest),
-    GetData(PathRequest),
+    /// multiRead's getChildren and getData carry a watch flag, which ZooKeeper ignores.
+    GetChildren(GetChildrenRequest),
+    GetData(GetDataRequest),
 }
 
 impl MultiOp {
@@ -209,7 +345,8 @@ impl MultiOp {
             MultiOp::Delete(r) => &r.path,
             MultiOp::SetData(r) => &r.path,
             MultiOp::Check(r) => &r.path,
-            MultiOp::GetChildren(r) | MultiOp::GetData(r) => &r.path,
+            MultiOp::GetChildren(r) => &r.path,
+            MultiOp::GetData(r) => &r.path,
         }
     }
 
@@ -220,7 +357,8 @@ impl MultiOp {
             MultiOp::Delete(r) => r.encode(w),
             MultiOp::SetData(r) => r.encode(w),
             MultiOp::Check(r) => r.encode(w),
-            MultiOp::GetChildren(r) | MultiOp::GetData(r) => r.encode(w),
+            MultiOp::GetChildren(r) => r.encode(w),
+            MultiOp::GetData(r) => r.encode(w),
         }
     }
 }
@@ -235,10 +373,20 @@ pub struct MultiRequest {
 impl Record for MultiRequest {
     fn encode(&self, w: &mut Writer) {
         for op in &self.ops {
-            MultiHeader { r#type: op.opcode().as_i32(), done: false, err: -1 }.encode(w);
+            MultiHeader {
+                r#type: op.opcode().as_i32(),
+                done: false,
+                err: -1,
+            }
+            .encode(w);
             op.encode_body(w);
         }
-        MultiHeader { r#type: -1, done: true, err: -1 }.encode(w);
+        MultiHeader {
+            r#type: -1,
+            done: true,
+            err: -1,
+        }
+        .encode(w);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -249,7 +397,11 @@ impl Record for MultiRequest {
             if h.done {
                 return Ok(Self { ops });
             }
-            let unknown = DecodeError::Unknown { what: "multi op", value: h.r#type, offset };
+            let unknown = DecodeError::Unknown {
+                what: "multi op",
+                value: h.r#type,
+                offset,
+            };
             let op = match OpCode::from_i32(h.r#type).ok_or(unknown.clone())? {
                 op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer) => {
                     MultiOp::Create(op, CreateRequest::decode(r)?)
@@ -258,8 +410,8 @@ impl Record for MultiRequest {
                 OpCode::Delete => MultiOp::Delete(DeleteRequest::decode(r)?),
                 OpCode::SetData => MultiOp::SetData(SetDataRequest::decode(r)?),
                 OpCode::Check => MultiOp::Check(CheckVersionRequest::decode(r)?),
-                OpCode::GetChildren => MultiOp::GetChildren(PathRequest::decode(r)?),
-                OpCode::GetData => MultiOp::GetData(PathRequest::decode(r)?),
+                OpCode::GetChildren => MultiOp::GetChildren(GetChildrenRequest::decode(r)?),
+                OpCode::GetData => MultiOp::GetData(GetDataRequest::decode(r)?),
                 _ => return Err(unknown),
             };
             ops.push(op);
@@ -300,7 +452,12 @@ impl Record for MultiResponse {
                 MultiResult::GetData(..) => (OpCode::GetData, 0),
                 MultiResult::Error(code) => (OpCode::Error, code.0),
             };
-            MultiHeader { r#type: op.as_i32(), done: false, err }.encode(w);
+            MultiHeader {
+                r#type: op.as_i32(),
+                done: false,
+                err,
+            }
+            .encode(w);
             match result {
                 MultiResult::Create(path) => w.write_str(path),
                 MultiResult::Create2(path, stat) => {
@@ -317,7 +474,12 @@ impl Record for MultiResponse {
                 MultiResult::Delete | MultiResult::Check => {}
             }
         }
-        MultiHeader { r#type: -1, done: true, err: -1 }.encode(w);
+        MultiHeader {
+            r#type: -1,
+            done: true,
+            err: -1,
+        }
+        .encode(w);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -328,7 +490,11 @@ impl Record for MultiResponse {
             if h.done {
                 return Ok(Self { results });
             }
-            let unknown = DecodeError::Unknown { what: "multi result", value: h.r#type, offset };
+            let unknown = DecodeError::Unknown {
+                what: "multi result",
+                value: h.r#type,
+                offset,
+            };
             let result = match OpCode::from_i32(h.r#type).ok_or(unknown.clone())? {
                 OpCode::Create => MultiResult::Create(r.read_string()?),
                 OpCode::Create2 => MultiResult::Create2(r.read_string()?, Stat::decode(r)?),
@@ -336,7 +502,9 @@ impl Record for MultiResponse {
                 OpCode::SetData => MultiResult::SetData(Stat::decode(r)?),
                 OpCode::Check => MultiResult::Check,
                 OpCode::GetChildren => MultiResult::GetChildren(r.read_strings()?),
-                OpCode::GetData => MultiResult::GetData(r.read_buffer()?.to_vec(), Stat::decode(r)?),
+                OpCode::GetData => {
+                    MultiResult::GetData(r.read_buffer()?.to_vec(), Stat::decode(r)?)
+                }
                 OpCode::Error => MultiResult::Error(ErrorCode(r.read_i32()?)),
                 _ => return Err(unknown),
             };
@@ -417,7 +585,11 @@ impl Request {
             OpCode::Reconfig => Request::Reconfig(ReconfigRequest::decode(&mut r)?),
             OpCode::Sasl => Request::Sasl(SetSaslRequest::decode(&mut r)?),
             OpCode::Notification | OpCode::CreateSession | OpCode::Error => {
-                return Err(DecodeError::Unknown { what: "request opcode", value: op.as_i32(), offset: 0 })
+                return Err(DecodeError::Unknown {
+                    what: "request opcode",
+                    value: op.as_i32(),
+                    offset: 0,
+                })
             }
         };
         r.finish()?;
@@ -490,6 +662,9 @@ impl Response {
 /// Identity helper: the `Id` a `ClientInfo` names.
 impl From<&Id> for ClientInfo {
     fn from(id: &Id) -> Self {
-        ClientInfo { auth_scheme: id.scheme.clone(), user: id.id.clone() }
+        ClientInfo {
+            auth_scheme: id.scheme.clone(),
+            user: id.id.clone(),
+        }
     }
 }

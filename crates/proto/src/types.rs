@@ -26,7 +26,11 @@ impl Zxid {
 
     /// The next zxid of the same epoch.
     pub fn next(self) -> Zxid {
-        assert!(self.counter() < u32::MAX, "zxid counter overflow in epoch {}", self.epoch());
+        assert!(
+            self.counter() < u32::MAX,
+            "zxid counter overflow in epoch {}",
+            self.epoch()
+        );
         Zxid(self.0 + 1)
     }
 }
@@ -98,7 +102,10 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Self {
-        Self { scheme: scheme.into(), id: id.into() }
+        Self {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
     }
 
     pub fn anyone() -> Self {
@@ -113,7 +120,10 @@ impl Record for Id {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { scheme: r.read_string()?, id: r.read_string()? })
+        Ok(Self {
+            scheme: r.read_string()?,
+            id: r.read_string()?,
+        })
     }
 }
 
@@ -127,12 +137,18 @@ pub struct Acl {
 impl Acl {
     /// ZooDefs.Ids.OPEN_ACL_UNSAFE's single entry.
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: Perms::ALL, id: Id::anyone() }]
+        vec![Acl {
+            perms: Perms::ALL,
+            id: Id::anyone(),
+        }]
     }
 
     /// ZooDefs.Ids.READ_ACL_UNSAFE's single entry.
     pub fn read_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: Perms::READ, id: Id::anyone() }]
+        vec![Acl {
+            perms: Perms::READ,
+            id: Id::anyone(),
+        }]
     }
 }
 
@@ -143,7 +159,10 @@ impl Record for Acl {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { perms: Perms(r.read_i32()?), id: Id::decode(r)? })
+        Ok(Self {
+            perms: Perms(r.read_i32()?),
+            id: Id::decode(r)?,
+        })
     }
 }
 
@@ -243,7 +262,10 @@ impl CreateMode {
     }
 
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     pub fn is_container(self) -> bool {
@@ -251,7 +273,10 @@ impl CreateMode {
     }
 
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 }
 
@@ -270,7 +295,12 @@ mod tests {
 
     #[test]
     fn stat_is_68_bytes_in_field_order() {
-        let stat = Stat { czxid: 1, pzxid: 2, num_children: 3, ..Stat::default() };
+        let stat = Stat {
+            czxid: 1,
+            pzxid: 2,
+            num_children: 3,
+            ..Stat::default()
+        };
         let bytes = stat.to_bytes();
         assert_eq!(bytes.len(), 68);
         assert_eq!(&bytes[0..8], &1i64.to_be_bytes());

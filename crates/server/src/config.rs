@@ -16,11 +16,23 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {key}: {why}")]
-    BadValue { path: PathBuf, line: usize, key: String, why: String },
+    BadValue {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        why: String,
+    },
     #[error("{path}:{line}: not a key=value line: {text:?}")]
-    BadLine { path: PathBuf, line: usize, text: String },
+    BadLine {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
     #[error("{0}")]
     Inconsistent(String),
 }
@@ -98,8 +110,10 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -120,7 +134,11 @@ impl Config {
                 continue;
             }
             let Some((key, value)) = trimmed.split_once('=') else {
-                return Err(ConfigError::BadLine { path: path.to_owned(), line, text: raw.to_string() });
+                return Err(ConfigError::BadLine {
+                    path: path.to_owned(),
+                    line,
+                    text: raw.to_string(),
+                });
             };
             let (key, value) = (key.trim(), value.trim());
             let bad = |why: String| ConfigError::BadValue {
@@ -136,12 +154,18 @@ impl Config {
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
                 "clientPort" => port = Some(parse_num::<u16>(value).map_err(bad)?),
                 "clientPortAddress" => {
-                    address = Some(value.parse::<IpAddr>().map_err(|e| bad(format!("{value:?}: {e}")))?)
+                    address = Some(
+                        value
+                            .parse::<IpAddr>()
+                            .map_err(|e| bad(format!("{value:?}: {e}")))?,
+                    )
                 }
                 "maxClientCnxns" => cfg.max_client_cnxns = parse_num(value).map_err(bad)?,
                 "minSessionTimeout" => min_timeout = Some(parse_num(value).map_err(bad)?),
                 "maxSessionTimeout" => max_timeout = Some(parse_num(value).map_err(bad)?),
-                "globalOutstandingLimit" => cfg.global_outstanding_limit = parse_num(value).map_err(bad)?,
+                "globalOutstandingLimit" => {
+                    cfg.global_outstanding_limit = parse_num(value).map_err(bad)?
+                }
                 "4lw.commands.whitelist" => cfg.four_letter_words = parse_whitelist(value),
                 "jute.maxbuffer" => cfg.jute_max_buffer = parse_num(value).map_err(bad)?,
                 "DigestAuthenticationProvider.superDigest" => {
@@ -150,7 +174,9 @@ impl Config {
                     }
                     cfg.super_digest = Some(value.to_string())
                 }
-                "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(value).map_err(bad)?,
+                "extendedTypesEnabled" => {
+                    cfg.extended_types_enabled = parse_bool(value).map_err(bad)?
+                }
                 "znode.container.checkIntervalMs" => {
                     cfg.container_check_interval_ms = parse_num(value).map_err(bad)?
                 }
@@ -164,7 +190,10 @@ impl Config {
                     cfg.shards = Some(n);
                 }
                 "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
-                _ => tracing::warn!("{}:{line}: key {key:?} is not used by zoocore; ignored", path.display()),
+                _ => tracing::warn!(
+                    "{}:{line}: key {key:?} is not used by zoocore; ignored",
+                    path.display()
+                ),
             }
         }
         cfg.data_log_dir = data_log_dir.unwrap_or_else(|| cfg.data_dir.clone());
@@ -175,7 +204,9 @@ impl Config {
             cfg.client_addr.set_ip(address);
         }
         if cfg.tick_time_ms == 0 {
-            return Err(ConfigError::Inconsistent("tickTime must be positive".into()));
+            return Err(ConfigError::Inconsistent(
+                "tickTime must be positive".into(),
+            ));
         }
         cfg.min_session_timeout_ms = min_timeout.unwrap_or(2 * cfg.tick_time_ms);
         cfg.max_session_timeout_ms = max_timeout.unwrap_or(20 * cfg.tick_time_ms);
@@ -200,7 +231,9 @@ fn parse_num<T: std::str::FromStr>(value: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
 {
-    value.parse::<T>().map_err(|e| format!("{value:?} is not a valid number: {e}"))
+    value
+        .parse::<T>()
+        .map_err(|e| format!("{value:?} is not a valid number: {e}"))
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -212,8 +245,11 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 }
 
 fn parse_whitelist(value: &str) -> Whitelist {
-    let words: BTreeSet<String> =
-        value.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+    let words: BTreeSet<String> = value
+        .split(',')
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .collect();
     if words.contains("*") {
         Whitelist::All
     } else {
@@ -234,7 +270,10 @@ mod tests {
         assert_eq!(cfg.tick_time_ms, 1000);
         assert_eq!(cfg.data_log_dir, PathBuf::from("/tmp/zk"));
         assert_eq!(cfg.client_addr, "127.0.0.9:2999".parse().unwrap());
-        assert_eq!((cfg.min_session_timeout_ms, cfg.max_session_timeout_ms), (2000, 20000));
+        assert_eq!(
+            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
+            (2000, 20000)
+        );
         assert!(cfg.four_letter_words.allows("ruok"));
         assert!(!cfg.four_letter_words.allows("mntr"));
         assert_eq!(cfg.shards, Some(3));
@@ -243,7 +282,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_line() {
-        let err = Config::parse("tickTime=2000\nclientPort=eleven\n", Path::new("z.cfg")).unwrap_err();
+        let err =
+            Config::parse("tickTime=2000\nclientPort=eleven\n", Path::new("z.cfg")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("z.cfg:2: clientPort:"), "{msg}");
     }

@@ -30,7 +30,12 @@ enum Event {
 }
 
 /// Serves one accepted connection until either side closes it.
-pub async fn serve(shard: Rc<RefCell<Shard>>, shared: Rc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
+pub async fn serve(
+    shard: Rc<RefCell<Shard>>,
+    shared: Rc<Shared>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS)));
     let mut buf: Vec<u8> = Vec::with_capacity(limits::READ_CHUNK_BYTES);
@@ -44,7 +49,7 @@ pub async fn serve(shard: Rc<RefCell<Shard>>, shared: Rc<Shared>, mut stream: Tc
         }
     }
     if let Some(word) = fourlw::word(&buf[..4]) {
-        let text = fourlw::answer(&word, &shard, &shared);
+        let text = fourlw::answer(&word, addr, &shard, &shared);
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.close().await;
         return;
@@ -98,8 +103,12 @@ async fn run(
                 connected = true;
                 let r = handle_connect(shard, id, &frame);
                 if r.is_ok() {
+                    // The session's expiry (on the core) closes a silent client's connection;
+                    // this is only a safety net should the core never answer.
                     let timeout = shard.borrow().timeout_of(id).max(1) as u64;
-                    let _ = stream.set_read_timeout(Some(Duration::from_millis(timeout)));
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(
+                        2 * timeout + limits::HANDSHAKE_TIMEOUT_MS,
+                    )));
                 }
                 r
             };
@@ -127,10 +136,11 @@ async fn run(
         if let Some(why) = close {
             return Some(why.to_string());
         }
-        let event = futures_lite::future::or(async { Event::Read(stream.read(chunk).await) }, async {
-            Event::Out(out_rx.recv().await)
-        })
-        .await;
+        let event =
+            futures_lite::future::or(async { Event::Read(stream.read(chunk).await) }, async {
+                Event::Out(out_rx.recv().await)
+            })
+            .await;
         match event {
             Event::Read(Ok(0)) => return None,
             Event::Read(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
@@ -156,7 +166,9 @@ fn next_frame(buf: &mut Vec<u8>, max_frame: usize) -> Result<Option<Vec<u8>>, St
     }
     let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
     if len < 0 || len as usize > max_frame {
-        return Err(format!("packet length {len} is outside 0..={max_frame} (jute.maxbuffer)"));
+        return Err(format!(
+            "packet length {len} is outside 0..={max_frame} (jute.maxbuffer)"
+        ));
     }
     let len = len as usize;
     if buf.len() < 4 + len {
@@ -168,8 +180,8 @@ fn next_frame(buf: &mut Vec<u8>, max_frame: usize) -> Result<Option<Vec<u8>>, St
 }
 
 fn handle_connect(shard: &Rc<RefCell<Shard>>, id: u64, frame: &[u8]) -> Result<(), String> {
-    let (req, read_only) =
-        ConnectRequest::decode_handshake(frame).map_err(|e| format!("malformed connect request: {e}"))?;
+    let (req, read_only) = ConnectRequest::decode_handshake(frame)
+        .map_err(|e| format!("malformed connect request: {e}"))?;
     shard.borrow_mut().on_connect(id, req, read_only)
 }
 
@@ -197,6 +209,8 @@ mod tests {
         let mut neg = (-5i32).to_be_bytes().to_vec();
         assert!(next_frame(&mut neg, 100).is_err());
         let mut big = 101i32.to_be_bytes().to_vec();
-        assert!(next_frame(&mut big, 100).unwrap_err().contains("jute.maxbuffer"));
+        assert!(next_frame(&mut big, 100)
+            .unwrap_err()
+            .contains("jute.maxbuffer"));
     }
 }

@@ -18,7 +18,9 @@ use zoocore_tree::{Op, PrepContext, Tree, Txn};
 
 use crate::limits;
 use crate::log::{LogDevice, LogError};
-use crate::msg::{CommitBatch, Committed, ConnId, CoreOp, CoreRequest, FromCore, Outcome, ShardId, ToCore};
+use crate::msg::{
+    CommitBatch, Committed, ConnId, CoreOp, CoreRequest, FromCore, Outcome, ShardId, ToCore,
+};
 use crate::sessions::ExpiryQueue;
 
 /// Counters shown by mntr/srvr.
@@ -84,11 +86,21 @@ impl Core {
                 }
                 None
             }
-            ToCore::Attach { session, shard, conn } => {
+            ToCore::Attach {
+                session,
+                shard,
+                conn,
+            } => {
                 self.expiry.touch(session, now_ms);
                 match self.owners.insert(session, (shard, conn)) {
                     Some((old_shard, old_conn)) if (old_shard, old_conn) != (shard, conn) => {
-                        Some((old_shard, FromCore::CloseConnection { conn: old_conn, session }))
+                        Some((
+                            old_shard,
+                            FromCore::CloseConnection {
+                                conn: old_conn,
+                                session,
+                            },
+                        ))
                     }
                     _ => None,
                 }
@@ -128,7 +140,11 @@ impl Core {
     /// Runs one group commit over everything queued (bounded by the batch limit): prep,
     /// apply, log, sync, and the batch to publish. A log error is fatal: the caller stops the
     /// server rather than answering anything it could not make durable.
-    pub fn run_batch(&mut self, now_ms: u64, now_wall_ms: i64) -> Result<Option<CommitBatch>, LogError> {
+    pub fn run_batch(
+        &mut self,
+        now_ms: u64,
+        now_wall_ms: i64,
+    ) -> Result<Option<CommitBatch>, LogError> {
         if self.queue.is_empty() {
             return Ok(None);
         }
@@ -145,7 +161,10 @@ impl Core {
         self.stats.batches += 1;
         self.stats.txns += entries.len() as u64;
         self.stats.batch_max = self.stats.batch_max.max(entries.len());
-        Ok(Some(CommitBatch { view: self.tree.clone(), entries }))
+        Ok(Some(CommitBatch {
+            view: self.tree.clone(),
+            entries,
+        }))
     }
 
     fn next_zxid(&self) -> Zxid {
@@ -159,15 +178,24 @@ impl Core {
 
     /// One request through prep and apply; returns its entry and the log record, if it is a
     /// transaction.
-    fn prep_and_apply(&mut self, req: CoreRequest, now_ms: u64, now_wall_ms: i64) -> (Committed, Option<Vec<u8>>) {
-        let CoreRequest { origin, session, auth, op } = req;
+    fn prep_and_apply(
+        &mut self,
+        req: CoreRequest,
+        now_ms: u64,
+        now_wall_ms: i64,
+    ) -> (Committed, Option<Vec<u8>>) {
+        let CoreRequest {
+            origin,
+            session,
+            auth,
+            op,
+        } = req;
         let zxid = self.next_zxid();
         let op = match op {
             CoreOp::Sync { path } => {
                 let entry = Committed {
                     zxid: self.tree.last_zxid(),
                     origin,
-                    session,
                     outcome: Outcome::Synced { path },
                     closed_session: None,
                 };
@@ -177,8 +205,16 @@ impl Core {
                 let new = SessionId(self.next_session);
                 self.next_session += 1;
                 let txn = self.tree.prepare(
-                    &Op::CreateSession { session: new, timeout_ms },
-                    &PrepContext { session: new, auth: &auth, zxid, time_ms: now_wall_ms },
+                    &Op::CreateSession {
+                        session: new,
+                        timeout_ms,
+                    },
+                    &PrepContext {
+                        session: new,
+                        auth: &auth,
+                        zxid,
+                        time_ms: now_wall_ms,
+                    },
                 );
                 let record = txn.to_bytes();
                 self.tree.apply(zxid, now_wall_ms, &txn);
@@ -186,8 +222,19 @@ impl Core {
                 if let Some(o) = origin {
                     self.owners.insert(new, (o.shard, o.conn));
                 }
-                let outcome = Outcome::SessionCreated { session: new, timeout_ms };
-                return (Committed { zxid, origin, session: new, outcome, closed_session: None }, Some(record));
+                let outcome = Outcome::SessionCreated {
+                    session: new,
+                    timeout_ms,
+                };
+                return (
+                    Committed {
+                        zxid,
+                        origin,
+                        outcome,
+                        closed_session: None,
+                    },
+                    Some(record),
+                );
             }
             CoreOp::Tree(op) => op,
         };
@@ -198,7 +245,15 @@ impl Core {
         let txn = if origin.is_some() && !self.tree.session_exists(session) {
             Txn::Error(ErrorCode::SESSION_EXPIRED)
         } else {
-            self.tree.prepare(&op, &PrepContext { session, auth: &auth, zxid, time_ms: now_wall_ms })
+            self.tree.prepare(
+                &op,
+                &PrepContext {
+                    session,
+                    auth: &auth,
+                    zxid,
+                    time_ms: now_wall_ms,
+                },
+            )
         };
         let record = txn.to_bytes();
         let applied = self.tree.apply(zxid, now_wall_ms, &txn);
@@ -210,7 +265,12 @@ impl Core {
             }
             _ => None,
         };
-        let entry = Committed { zxid, origin, session, outcome: Outcome::Applied(applied), closed_session };
+        let entry = Committed {
+            zxid,
+            origin,
+            outcome: Outcome::Applied(applied),
+            closed_session,
+        };
         (entry, Some(record))
     }
 

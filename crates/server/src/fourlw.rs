@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -16,10 +17,15 @@ use crate::topology::Shared;
 
 /// The ZooKeeper version zoocore reports: a 3.9 version, so clients that enable features by
 /// server version enable them, with zoocore's own appended.
-pub const VERSION: &str = concat!("3.9.3-zoocore-", env!("CARGO_PKG_VERSION"), ", built on zoocore");
+pub const VERSION: &str = concat!(
+    "3.9.3-zoocore-",
+    env!("CARGO_PKG_VERSION"),
+    ", built on zoocore"
+);
 
 const WORDS: &[&str] = &[
-    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp", "dirs", "isro",
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
+    "dirs", "isro",
 ];
 
 /// The word the first four bytes of a connection spell, if they spell a known one.
@@ -28,14 +34,20 @@ pub fn word(first: &[u8]) -> Option<String> {
     WORDS.contains(&w).then(|| w.to_string())
 }
 
-pub fn answer(word: &str, shard: &Rc<RefCell<Shard>>, shared: &Shared) -> String {
+/// The answer to `word`, asked on a connection from `asker`.
+pub fn answer(
+    word: &str,
+    asker: SocketAddr,
+    shard: &Rc<RefCell<Shard>>,
+    shared: &Shared,
+) -> String {
     if !shared.cfg.four_letter_words.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     match word {
         "ruok" => "imok".to_string(),
         "srvr" => server_stats(shared, None),
-        "stat" => server_stats(shared, Some(&shard.borrow())),
+        "stat" => server_stats(shared, Some((&shard.borrow(), asker))),
         "mntr" => monitor(shard, shared),
         "conf" => conf(shared),
         "cons" => connections(&shard.borrow(), true),
@@ -52,7 +64,11 @@ pub fn answer(word: &str, shard: &Rc<RefCell<Shard>>, shared: &Shared) -> String
         "envi" => environment(),
         "wchs" => {
             let s = shard.borrow();
-            let (conns, paths, total) = (s.watches.watcher_count(), s.watches.path_count(), s.watches.watch_count());
+            let (conns, paths, total) = (
+                s.watches.watcher_count(),
+                s.watches.path_count(),
+                s.watches.watch_count(),
+            );
             format!("{conns} connections watching {paths} paths\nTotal watches:{total}\n")
         }
         "wchc" => {
@@ -89,13 +105,15 @@ pub fn answer(word: &str, shard: &Rc<RefCell<Shard>>, shared: &Shared) -> String
     }
 }
 
-fn server_stats(shared: &Shared, clients: Option<&Shard>) -> String {
+fn server_stats(shared: &Shared, clients: Option<(&Shard, SocketAddr)>) -> String {
     let stats = &shared.stats;
     let (min, avg, max) = stats.latency_ms();
     let mut out = format!("Zookeeper version: {VERSION}\n");
-    if let Some(shard) = clients {
+    if let Some((shard, asker)) = clients {
         out.push_str("Clients:\n");
         out.push_str(&connections(shard, false));
+        // ZooKeeper lists the asking connection too, without a session.
+        let _ = writeln!(out, " /{asker}[0](queued=0,recved=1,sent=0)");
         out.push('\n');
     }
     let _ = write!(
@@ -137,7 +155,11 @@ fn connections(shard: &Shard, full: bool) -> String {
                 c.stats.last_response_ms,
             );
         } else {
-            let _ = writeln!(out, " /{}[1](queued={queued},recved={},sent={})", c.addr, c.stats.received, c.stats.sent);
+            let _ = writeln!(
+                out,
+                " /{}[1](queued={queued},recved={},sent={})",
+                c.addr, c.stats.received, c.stats.sent
+            );
         }
     }
     if full {
@@ -179,22 +201,57 @@ fn monitor(shard: &Rc<RefCell<Shard>>, shared: &Shared) -> String {
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", format!("{}", max.round() as u64)),
         ("zk_min_latency", format!("{}", min.round() as u64)),
-        ("zk_packets_received", stats.sum(|s| &s.packets_received).to_string()),
-        ("zk_packets_sent", stats.sum(|s| &s.packets_sent).to_string()),
-        ("zk_num_alive_connections", stats.sum(|s| &s.connections).to_string()),
-        ("zk_outstanding_requests", stats.core.queued.load(Relaxed).to_string()),
-        ("zk_znode_count", stats.core.node_count.load(Relaxed).to_string()),
+        (
+            "zk_packets_received",
+            stats.sum(|s| &s.packets_received).to_string(),
+        ),
+        (
+            "zk_packets_sent",
+            stats.sum(|s| &s.packets_sent).to_string(),
+        ),
+        (
+            "zk_num_alive_connections",
+            stats.sum(|s| &s.connections).to_string(),
+        ),
+        (
+            "zk_outstanding_requests",
+            stats.core.queued.load(Relaxed).to_string(),
+        ),
+        (
+            "zk_znode_count",
+            stats.core.node_count.load(Relaxed).to_string(),
+        ),
         ("zk_watch_count", watches.to_string()),
-        ("zk_ephemerals_count", stats.core.ephemerals.load(Relaxed).to_string()),
-        ("zk_approximate_data_size", stats.core.data_size.load(Relaxed).to_string()),
+        (
+            "zk_ephemerals_count",
+            stats.core.ephemerals.load(Relaxed).to_string(),
+        ),
+        (
+            "zk_approximate_data_size",
+            stats.core.data_size.load(Relaxed).to_string(),
+        ),
         ("zk_open_file_descriptor_count", open_fds().to_string()),
         ("zk_max_file_descriptor_count", max_fds().to_string()),
-        ("zk_global_sessions", stats.core.sessions.load(Relaxed).to_string()),
+        (
+            "zk_global_sessions",
+            stats.core.sessions.load(Relaxed).to_string(),
+        ),
         ("zk_last_proposal_size", "-1".to_string()),
         ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zoocore_txns", stats.core.txns.load(Relaxed).to_string()),
-        ("zoocore_commit_batches", stats.core.batches.load(Relaxed).to_string()),
+        (
+            "zoocore_commit_batches",
+            stats.core.batches.load(Relaxed).to_string(),
+        ),
         ("zoocore_shards", stats.shards.len().to_string()),
+        (
+            "zoocore_log_records",
+            stats.core.log_records.load(Relaxed).to_string(),
+        ),
+        (
+            "zoocore_log_syncs",
+            stats.core.log_syncs.load(Relaxed).to_string(),
+        ),
     ];
     let mut out = String::new();
     for (k, v) in rows {
@@ -223,7 +280,9 @@ fn conf(shared: &Shared) -> String {
 
 fn environment() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     format!(
         "Environment:\nzookeeper.version={VERSION}\nhost.name={}\nos.name={}\nos.arch={}\nuser.dir={cwd}\nzoocore.pid={}\n",
         host.trim(),
@@ -235,7 +294,13 @@ fn environment() -> String {
 
 fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }
 

@@ -31,13 +31,20 @@ impl ConnectionLimiter {
             return None;
         }
         *n += 1;
-        Some(Admitted { limiter: self.clone(), ip })
+        Some(Admitted {
+            limiter: self.clone(),
+            ip,
+        })
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut map = self.limiter.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .limiter
+            .per_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {

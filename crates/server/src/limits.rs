@@ -11,5 +11,8 @@ pub const TOUCH_INTERVAL_MS_MAX: u64 = 500;
 /// The handshake must arrive within this many milliseconds of the connection.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
-const _: () = assert!(BATCH_TXNS_MAX <= CHANNEL_CAPACITY, "a batch must fit in a channel");
+const _: () = assert!(
+    BATCH_TXNS_MAX <= CHANNEL_CAPACITY,
+    "a batch must fit in a channel"
+);
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);

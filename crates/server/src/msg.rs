@@ -28,7 +28,11 @@ pub enum ToCore {
     Touch(Vec<SessionId>),
     /// A connection took over a session: the core closes the session's older connection,
     /// wherever it is.
-    Attach { session: SessionId, shard: ShardId, conn: ConnId },
+    Attach {
+        session: SessionId,
+        shard: ShardId,
+        conn: ConnId,
+    },
 }
 
 /// A request that goes through the ordered pipeline on the ZAB core.
@@ -66,7 +70,6 @@ pub struct Committed {
     /// committed one.
     pub zxid: Zxid,
     pub origin: Option<Origin>,
-    pub session: SessionId,
     pub outcome: Outcome,
     /// The session this entry closed, if any (closeSession or expiry).
     pub closed_session: Option<SessionId>,
@@ -85,5 +88,8 @@ pub struct CommitBatch {
 pub enum FromCore {
     Commit(Arc<CommitBatch>),
     /// Close this connection: its session moved to another connection.
-    CloseConnection { conn: ConnId, session: SessionId },
+    CloseConnection {
+        conn: ConnId,
+        session: SessionId,
+    },
 }

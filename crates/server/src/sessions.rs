@@ -43,19 +43,15 @@ pub struct ExpiryQueue {
 impl ExpiryQueue {
     pub fn new(tick_ms: u64) -> Self {
         assert!(tick_ms > 0, "tick must be positive");
-        Self { tick_ms, deadline: HashMap::new(), buckets: BTreeMap::new() }
+        Self {
+            tick_ms,
+            deadline: HashMap::new(),
+            buckets: BTreeMap::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
         self.deadline.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.deadline.is_empty()
-    }
-
-    pub fn contains(&self, session: SessionId) -> bool {
-        self.deadline.contains_key(&session)
     }
 
     fn bucket_of(&self, time_ms: u64) -> u64 {
@@ -113,8 +109,14 @@ mod tests {
 
     #[test]
     fn passwords_are_stable_and_distinct() {
-        assert_eq!(session_password(SessionId(7)), session_password(SessionId(7)));
-        assert_ne!(session_password(SessionId(7)), session_password(SessionId(8)));
+        assert_eq!(
+            session_password(SessionId(7)),
+            session_password(SessionId(7))
+        );
+        assert_ne!(
+            session_password(SessionId(7)),
+            session_password(SessionId(8))
+        );
     }
 
     #[test]
@@ -134,13 +136,13 @@ mod tests {
         assert_eq!(q.expire(1000), vec![SessionId(1)]);
         assert!(q.expire(1400).is_empty());
         assert_eq!(q.expire(1500), vec![SessionId(2)]);
-        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
     }
 
     #[test]
     fn touching_an_unknown_session_does_nothing() {
         let mut q = ExpiryQueue::new(100);
         q.touch(SessionId(9), 0);
-        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
     }
 }

@@ -14,20 +14,25 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use glommio::channels::local_channel::LocalSender;
 use glommio::sync::Semaphore;
-use zoocore_proto::records::*;
 use zoocore_proto::records::Request;
+use zoocore_proto::records::*;
 use zoocore_proto::{Acl, ErrorCode, EventType, Id, OpCode, Perms, SessionId, Zxid};
-use zoocore_tree::{check_acl, digest_auth_ids, Applied, Op, OpResult, Tree, WatchKind, WatchTable, WatcherType};
+use zoocore_tree::{
+    check_acl, digest_auth_ids, Applied, Op, OpResult, Tree, WatchKind, WatchTable, WatcherType,
+};
 
 use crate::config::Config;
-use crate::msg::{CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, ShardId, ToCore};
+use crate::msg::{
+    CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, ShardId, ToCore,
+};
 use crate::sessions::session_password;
 use crate::stats::{ConnStats, ShardCounters};
-use std::sync::atomic::Ordering::Relaxed;
 use crate::wire;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// What a connection task is told to do.
 #[derive(Debug)]
@@ -43,9 +48,20 @@ enum Pending {
     /// The handshake of a new session, waiting for its createSession to commit.
     Connect { read_only: Option<bool> },
     /// A write (or sync) sent to the ZAB core; `done` once its answer arrived.
-    Write { xid: i32, op: OpCode, multi_ops: Vec<OpCode>, close_after: bool, done: Option<Vec<u8>> },
+    Write {
+        started: Instant,
+        xid: i32,
+        op: OpCode,
+        multi_ops: Vec<OpCode>,
+        close_after: bool,
+        done: Option<Vec<u8>>,
+    },
     /// A read that arrived behind a write of the same session.
-    Read { xid: i32, op: OpCode, req: Request },
+    Read {
+        started: Instant,
+        xid: i32,
+        req: Request,
+    },
 }
 
 #[derive(Debug)]
@@ -57,7 +73,6 @@ pub struct Conn {
     queue: VecDeque<Pending>,
     pub addr: SocketAddr,
     pub stats: ConnStats,
-    closed: bool,
 }
 
 impl Conn {
@@ -85,7 +100,14 @@ pub struct Shard {
 pub type CloseReason = String;
 
 impl Shard {
-    pub fn new(id: ShardId, cfg: Arc<Config>, view: Tree, to_core: LocalSender<ToCore>, outstanding: u64, stats: Arc<ShardCounters>) -> Self {
+    pub fn new(
+        id: ShardId,
+        cfg: Arc<Config>,
+        view: Tree,
+        to_core: LocalSender<ToCore>,
+        outstanding: u64,
+        stats: Arc<ShardCounters>,
+    ) -> Self {
         Shard {
             id,
             cfg,
@@ -119,7 +141,6 @@ impl Shard {
             queue: VecDeque::new(),
             addr,
             stats: ConnStats::new(),
-            closed: false,
         };
         self.conns.insert(id, conn);
         self.stats.connections.fetch_add(1, Relaxed);
@@ -153,7 +174,12 @@ impl Shard {
 
     /// The handshake: a new session goes to the core; a known one resumes here if its
     /// password matches and it has not expired.
-    pub fn on_connect(&mut self, id: ConnId, req: ConnectRequest, read_only: Option<bool>) -> Result<(), CloseReason> {
+    pub fn on_connect(
+        &mut self,
+        id: ConnId,
+        req: ConnectRequest,
+        read_only: Option<bool>,
+    ) -> Result<(), CloseReason> {
         if req.last_zxid_seen > self.view.last_zxid().0 {
             return Err(format!(
                 "client has seen zxid 0x{:x}, our last zxid is {}: refusing the session",
@@ -163,13 +189,19 @@ impl Shard {
         }
         let timeout_ms = self.cfg.negotiate_timeout(req.time_out);
         let shard = self.id;
-        let Some(conn) = self.conns.get_mut(&id) else { return Ok(()) };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return Ok(());
+        };
         conn.timeout_ms = timeout_ms;
         if req.session_id == 0 {
             conn.queue.push_back(Pending::Connect { read_only });
             let auth = conn.auth.clone();
             self.send_to_core(ToCore::Request(CoreRequest {
-                origin: Some(Origin { shard, conn: id, xid: 0 }),
+                origin: Some(Origin {
+                    shard,
+                    conn: id,
+                    xid: 0,
+                }),
                 session: SessionId(0),
                 auth,
                 op: CoreOp::CreateSession { timeout_ms },
@@ -177,12 +209,30 @@ impl Shard {
             return Ok(());
         }
         let session = SessionId(req.session_id);
-        let valid = req.passwd.as_slice() == session_password(session) && self.view.session_exists(session);
+        let valid =
+            req.passwd.as_slice() == session_password(session) && self.view.session_exists(session);
         self.outstanding.signal(1);
+        // Any attempt to reconnect closes the session's current connection, before the
+        // password is checked, as ZooKeeperServer.processConnectRequest does.
+        let _ = self.to_core.try_send(ToCore::Attach {
+            session,
+            shard,
+            conn: id,
+        });
         if !valid {
-            tracing::info!("connection from {} asked for session {session}: expired or wrong password", conn.addr);
-            let answer = ConnectResponse { protocol_version: 0, time_out: 0, session_id: 0, passwd: vec![0; 16] };
-            conn.send(Out::Frame(wire::framed(&answer.encode_handshake(read_only))));
+            tracing::info!(
+                "connection from {} asked for session {session}: expired or wrong password",
+                conn.addr
+            );
+            let answer = ConnectResponse {
+                protocol_version: 0,
+                time_out: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+            };
+            conn.send(Out::Frame(wire::framed(
+                &answer.encode_handshake(read_only),
+            )));
             conn.send(Out::Close("session expired"));
             return Ok(());
         }
@@ -195,14 +245,21 @@ impl Shard {
             session_id: session.0,
             passwd: session_password(session).to_vec(),
         };
-        conn.send(Out::Frame(wire::framed(&answer.encode_handshake(read_only))));
-        self.send_to_core(ToCore::Attach { session, shard, conn: id });
+        conn.send(Out::Frame(wire::framed(
+            &answer.encode_handshake(read_only),
+        )));
         Ok(())
     }
 
     /// One request packet after the handshake. The caller holds one unit of the outstanding
     /// budget for it. An error closes the connection.
-    pub fn on_packet(&mut self, id: ConnId, header: RequestHeader, body: &[u8]) -> Result<(), CloseReason> {
+    pub fn on_packet(
+        &mut self,
+        id: ConnId,
+        header: RequestHeader,
+        body: &[u8],
+    ) -> Result<(), CloseReason> {
+        let started = Instant::now();
         let Some(conn) = self.conns.get_mut(&id) else {
             self.outstanding.signal(1);
             return Ok(());
@@ -214,14 +271,19 @@ impl Shard {
         }
         let xid = header.xid;
         let Some(op) = OpCode::from_i32(header.r#type) else {
-            tracing::debug!("unknown opcode {} from {}", header.r#type, conn.addr);
-            return self.answer_now(id, xid, ErrorCode::UNIMPLEMENTED, None);
+            // UnimplementedRequestProcessor: answered without a zxid, then the connection
+            // is closed.
+            let frame = wire::reply(xid, Zxid(-1), ErrorCode::UNIMPLEMENTED, None);
+            self.emit(id, frame, None);
+            return Err(format!("unknown opcode {}", header.r#type));
         };
         let req = match Request::decode(op, body) {
             Ok(req) => req,
             Err(e) => {
-                self.outstanding.signal(1);
-                return Err(format!("malformed {op:?} request: {e}"));
+                // ZooKeeper answers a body it cannot deserialize with MARSHALLINGERROR and
+                // keeps the connection.
+                tracing::info!("malformed {op:?} request from {}: {e}", conn.addr);
+                return self.answer_now(id, xid, ErrorCode::MARSHALLING_ERROR, None);
             }
         };
         conn.stats.last_op = op;
@@ -231,16 +293,16 @@ impl Shard {
             Request::Sasl(_) => self.answer_now(id, xid, ErrorCode::AUTH_FAILED, None),
             Request::Reconfig(_) => self.answer_now(id, xid, ErrorCode::RECONFIG_DISABLED, None),
             req if op.is_write() || op == OpCode::Sync => {
-                self.submit_write(id, xid, op, req);
+                self.submit_write(id, xid, op, req, started);
                 Ok(())
             }
             req => {
                 let conn = self.conns.get_mut(&id).expect("connection checked above");
                 if conn.queue.is_empty() {
-                    let frame = self.read(id, xid, op, &req);
-                    self.emit(id, frame);
+                    let frame = self.read(id, xid, &req);
+                    self.emit(id, frame, Some(started));
                 } else {
-                    conn.queue.push_back(Pending::Read { xid, op, req });
+                    conn.queue.push_back(Pending::Read { started, xid, req });
                 }
                 Ok(())
             }
@@ -249,9 +311,15 @@ impl Shard {
 
     /// Answers at once, outside the session's FIFO (auth, unsupported opcodes), as ZooKeeper
     /// does for packets that never reach its request pipeline.
-    fn answer_now(&mut self, id: ConnId, xid: i32, err: ErrorCode, body: Option<&Response>) -> Result<(), CloseReason> {
+    fn answer_now(
+        &mut self,
+        id: ConnId,
+        xid: i32,
+        err: ErrorCode,
+        body: Option<&Response>,
+    ) -> Result<(), CloseReason> {
         let frame = wire::reply(xid, self.view.last_zxid(), err, body);
-        self.emit(id, frame);
+        self.emit(id, frame, None);
         Ok(())
     }
 
@@ -274,9 +342,13 @@ impl Shard {
                 self.answer_now(id, xid, ErrorCode::OK, None)
             }
             Err(_) => {
-                tracing::info!("authentication failed for {} (scheme {:?})", conn.addr, packet.scheme);
+                tracing::info!(
+                    "authentication failed for {} (scheme {:?})",
+                    conn.addr,
+                    packet.scheme
+                );
                 let frame = wire::reply(xid, Zxid::ZERO, ErrorCode::AUTH_FAILED, None);
-                self.emit(id, frame);
+                self.emit(id, frame, None);
                 if let Some(conn) = self.conns.get(&id) {
                     conn.send(Out::Close("authentication failed"));
                 }
@@ -285,21 +357,39 @@ impl Shard {
         }
     }
 
-    fn submit_write(&mut self, id: ConnId, xid: i32, op: OpCode, req: Request) {
+    fn submit_write(&mut self, id: ConnId, xid: i32, op: OpCode, req: Request, started: Instant) {
         let shard = self.id;
         let conn = self.conns.get_mut(&id).expect("write on a live connection");
         let mut multi_ops = Vec::new();
         let core_op = match req {
             Request::Sync(r) => CoreOp::Sync { path: r.path },
-            Request::CloseSession => CoreOp::Tree(Op::CloseSession { session: conn.session }),
+            Request::CloseSession => CoreOp::Tree(Op::CloseSession {
+                session: conn.session,
+            }),
             Request::Multi(m) => {
                 multi_ops = m.ops.iter().map(|o| o.opcode()).collect();
                 CoreOp::Tree(Op::Multi(m.ops.into_iter().map(multi_op).collect()))
             }
             other => CoreOp::Tree(write_op(other)),
         };
-        conn.queue.push_back(Pending::Write { xid, op, multi_ops, close_after: op == OpCode::CloseSession, done: None });
-        let req = CoreRequest { origin: Some(Origin { shard, conn: id, xid }), session: conn.session, auth: conn.auth.clone(), op: core_op };
+        conn.queue.push_back(Pending::Write {
+            started,
+            xid,
+            op,
+            multi_ops,
+            close_after: op == OpCode::CloseSession,
+            done: None,
+        });
+        let req = CoreRequest {
+            origin: Some(Origin {
+                shard,
+                conn: id,
+                xid,
+            }),
+            session: conn.session,
+            auth: conn.auth.clone(),
+            op: core_op,
+        };
         self.send_to_core(ToCore::Request(req));
     }
 
@@ -324,7 +414,9 @@ impl Shard {
     }
 
     fn fire_watches(&mut self, entry: &Committed) {
-        let Outcome::Applied(applied) = &entry.outcome else { return };
+        let Outcome::Applied(applied) = &entry.outcome else {
+            return;
+        };
         for trigger in &applied.triggers {
             for (watcher, event, path) in self.watches.trigger(&trigger.path, trigger.event) {
                 if let Some(conn) = self.conns.get_mut(&watcher) {
@@ -339,10 +431,18 @@ impl Shard {
     /// session's FIFO. Returns whether reads are left waiting at the head.
     fn complete(&mut self, origin: Origin, entry: &Committed) -> bool {
         let id = origin.conn;
-        let Some(conn) = self.conns.get_mut(&id) else { return false };
-        if let Outcome::SessionCreated { session, timeout_ms } = &entry.outcome {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        if let Outcome::SessionCreated {
+            session,
+            timeout_ms,
+        } = &entry.outcome
+        {
             let Some(Pending::Connect { read_only }) = conn.queue.pop_front() else {
-                tracing::error!("session {session} created for a connection that is not connecting");
+                tracing::error!(
+                    "session {session} created for a connection that is not connecting"
+                );
                 return false;
             };
             self.outstanding.signal(1);
@@ -353,13 +453,28 @@ impl Shard {
                 session_id: session.0,
                 passwd: session_password(*session).to_vec(),
             };
-            conn.send(Out::Frame(wire::framed(&answer.encode_handshake(read_only))));
+            conn.send(Out::Frame(wire::framed(
+                &answer.encode_handshake(read_only),
+            )));
             self.sessions.insert(*session, id);
             return self.release_head(id);
         }
-        let slot = conn.queue.iter_mut().find(|p| matches!(p, Pending::Write { xid, done: None, .. } if *xid == origin.xid));
-        let Some(Pending::Write { op, multi_ops, done, .. }) = slot else {
-            tracing::error!("answer for xid {} of {} has no pending write", origin.xid, conn.session);
+        let slot = conn
+            .queue
+            .iter_mut()
+            .find(|p| matches!(p, Pending::Write { xid, done: None, .. } if *xid == origin.xid));
+        let Some(Pending::Write {
+            op,
+            multi_ops,
+            done,
+            ..
+        }) = slot
+        else {
+            tracing::error!(
+                "answer for xid {} of {} has no pending write",
+                origin.xid,
+                conn.session
+            );
             return false;
         };
         let (err, body) = write_response(*op, multi_ops, &entry.outcome);
@@ -371,13 +486,21 @@ impl Shard {
     /// write or a read. Returns whether a read is at the head.
     fn release_head(&mut self, id: ConnId) -> bool {
         loop {
-            let Some(conn) = self.conns.get_mut(&id) else { return false };
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return false;
+            };
             match conn.queue.front() {
                 Some(Pending::Write { done: Some(_), .. }) => {
-                    let Some(Pending::Write { done: Some(frame), close_after, .. }) = conn.queue.pop_front() else {
+                    let Some(Pending::Write {
+                        started,
+                        done: Some(frame),
+                        close_after,
+                        ..
+                    }) = conn.queue.pop_front()
+                    else {
                         unreachable!("head checked above")
                     };
-                    self.emit_popped(id, frame);
+                    self.emit(id, frame, Some(started));
                     if close_after {
                         if let Some(conn) = self.conns.get(&id) {
                             conn.send(Out::Close("session closed"));
@@ -394,19 +517,25 @@ impl Shard {
     /// finished writes between them.
     fn drain(&mut self, id: ConnId) {
         while self.release_head(id) {
-            let conn = self.conns.get_mut(&id).expect("release_head saw the connection");
-            let Some(Pending::Read { xid, op, req }) = conn.queue.pop_front() else { unreachable!("head is a read") };
-            let frame = self.read(id, xid, op, &req);
-            self.emit_popped(id, frame);
+            let conn = self
+                .conns
+                .get_mut(&id)
+                .expect("release_head saw the connection");
+            let Some(Pending::Read { started, xid, req }) = conn.queue.pop_front() else {
+                unreachable!("head is a read")
+            };
+            let frame = self.read(id, xid, &req);
+            self.emit(id, frame, Some(started));
         }
     }
 
-    /// Queues an answer that was not in the FIFO.
-    fn emit(&mut self, id: ConnId, frame: Vec<u8>) {
-        self.emit_popped(id, frame)
-    }
-
-    fn emit_popped(&mut self, id: ConnId, frame: Vec<u8>) {
+    /// Queues one request's answer and gives back its unit of the outstanding budget;
+    /// `started` (when the request arrived) feeds the latency figures.
+    fn emit(&mut self, id: ConnId, frame: Vec<u8>, started: Option<Instant>) {
+        if let Some(started) = started {
+            self.stats
+                .record_latency(started.elapsed().as_micros() as u64);
+        }
         self.outstanding.signal(1);
         self.stats.packets_sent.fetch_add(1, Relaxed);
         if let Some(conn) = self.conns.get_mut(&id) {
@@ -419,11 +548,12 @@ impl Shard {
     /// A session ended (closed by its client, or expired): its connection here, if any and
     /// not the one that asked, is closed.
     fn session_closed(&mut self, session: SessionId, origin: Option<Origin>) {
-        let Some(&id) = self.sessions.get(&session) else { return };
+        let Some(&id) = self.sessions.get(&session) else {
+            return;
+        };
         let asked = origin.is_some_and(|o| o.shard == self.id && o.conn == id);
         if !asked {
-            if let Some(conn) = self.conns.get_mut(&id) {
-                conn.closed = true;
+            if let Some(conn) = self.conns.get(&id) {
                 conn.send(Out::Close("session expired"));
             }
         }
@@ -440,7 +570,7 @@ impl Shard {
     }
 
     /// Serves a read from the current view.
-    fn read(&mut self, id: ConnId, xid: i32, op: OpCode, req: &Request) -> Vec<u8> {
+    fn read(&mut self, id: ConnId, xid: i32, req: &Request) -> Vec<u8> {
         let conn = self.conns.get(&id).expect("read on a live connection");
         let auth = conn.auth.clone();
         let session = conn.session;
@@ -449,17 +579,26 @@ impl Shard {
             Ok(body) => (ErrorCode::OK, body),
             Err(code) => (code, None),
         };
-        let _ = op;
         wire::reply(xid, zxid, err, body.as_ref())
     }
 
-    fn read_result(&mut self, id: ConnId, session: SessionId, auth: &[Id], req: &Request) -> Result<Option<Response>, ErrorCode> {
+    fn read_result(
+        &mut self,
+        id: ConnId,
+        session: SessionId,
+        auth: &[Id],
+        req: &Request,
+    ) -> Result<Option<Response>, ErrorCode> {
         let view = &self.view;
         Ok(Some(match req {
             Request::Ping => return Ok(None),
             Request::Exists(r) => {
                 if r.watch {
-                    let kind = if view.get(&r.path).is_some() { WatchKind::Data } else { WatchKind::Exist };
+                    let kind = if view.get(&r.path).is_some() {
+                        WatchKind::Data
+                    } else {
+                        WatchKind::Exist
+                    };
                     self.watches.add(&r.path, id, kind);
                 }
                 let node = self.view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
@@ -468,7 +607,10 @@ impl Shard {
             Request::GetData(r) => {
                 let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
                 require(node.acl(), Perms::READ, auth)?;
-                let resp = GetDataResponse { data: Some(node.data().to_vec()), stat: node.stat() };
+                let resp = GetDataResponse {
+                    data: Some(node.data().to_vec()),
+                    stat: node.stat(),
+                };
                 if r.watch {
                     self.watches.add(&r.path, id, WatchKind::Data);
                 }
@@ -478,8 +620,15 @@ impl Shard {
                 let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
                 require(node.acl(), Perms(Perms::READ.0 | Perms::ADMIN.0), auth)?;
                 let admin = zoocore_tree::check_acl(node.acl(), Perms::ADMIN, auth);
-                let acl = if admin { node.acl().to_vec() } else { redact_digests(node.acl()) };
-                Response::GetAcl(GetAclResponse { acl, stat: node.stat() })
+                let acl = if admin {
+                    node.acl().to_vec()
+                } else {
+                    redact_digests(node.acl())
+                };
+                Response::GetAcl(GetAclResponse {
+                    acl,
+                    stat: node.stat(),
+                })
             }
             Request::GetChildren(r) | Request::GetChildren2(r) => {
                 let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
@@ -505,7 +654,9 @@ impl Shard {
                 let ephemerals = view.ephemerals(session, &r.prefix_path);
                 Response::GetEphemerals(GetEphemeralsResponse { ephemerals })
             }
-            Request::MultiRead(m) => Response::Multi(MultiResponse { results: m.ops.iter().map(|op| multi_read(view, auth, op)).collect() }),
+            Request::MultiRead(m) => Response::Multi(MultiResponse {
+                results: m.ops.iter().map(|op| multi_read(view, auth, op)).collect(),
+            }),
             Request::SetWatches(w) => {
                 let sw = SetWatches2 {
                     relative_zxid: w.relative_zxid,
@@ -545,7 +696,9 @@ impl Shard {
                 }
                 return Ok(None);
             }
-            Request::WhoAmI => Response::WhoAmI(WhoAmIResponse { client_info: auth.iter().map(ClientInfo::from).collect() }),
+            Request::WhoAmI => Response::WhoAmI(WhoAmIResponse {
+                client_info: auth.iter().map(client_info).collect(),
+            }),
             other => {
                 tracing::error!("request {other:?} reached the read path");
                 return Err(ErrorCode::UNIMPLEMENTED);
@@ -561,7 +714,9 @@ impl Shard {
         for path in &w.data_watches {
             match self.view.get(path) {
                 None => events.push((EventType::NodeDeleted, path)),
-                Some(n) if n.stat().mzxid > relative => events.push((EventType::NodeDataChanged, path)),
+                Some(n) if n.stat().mzxid > relative => {
+                    events.push((EventType::NodeDataChanged, path))
+                }
                 Some(_) => self.watches.add(path, id, WatchKind::Data),
             }
         }
@@ -574,7 +729,9 @@ impl Shard {
         for path in &w.child_watches {
             match self.view.get(path) {
                 None => events.push((EventType::NodeDeleted, path)),
-                Some(n) if n.stat().pzxid > relative => events.push((EventType::NodeChildrenChanged, path)),
+                Some(n) if n.stat().pzxid > relative => {
+                    events.push((EventType::NodeChildrenChanged, path))
+                }
                 Some(_) => self.watches.add(path, id, WatchKind::Child),
             }
         }
@@ -593,18 +750,6 @@ impl Shard {
         }
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
-    pub fn session_count(&self) -> usize {
-        self.sessions.len()
-    }
-
-    pub fn queued(&self) -> usize {
-        self.conns.values().map(|c| c.queue.len()).sum()
-    }
-
     /// Resets per-connection statistics (crst).
     pub fn reset_connection_stats(&mut self) {
         for conn in self.conns.values_mut() {
@@ -615,9 +760,18 @@ impl Shard {
     pub fn queue_len(&self, id: ConnId) -> usize {
         self.conns.get(&id).map_or(0, |c| c.queue.len())
     }
+}
 
-    pub fn is_closed(&self, id: ConnId) -> bool {
-        self.conns.get(&id).is_none_or(|c| c.closed)
+/// whoAmI's entry for an id: digest ids show only the user name, as
+/// DigestAuthenticationProvider.getUserName does.
+fn client_info(id: &Id) -> ClientInfo {
+    let user = match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or_default().to_string(),
+        _ => id.id.clone(),
+    };
+    ClientInfo {
+        auth_scheme: id.scheme.clone(),
+        user,
     }
 }
 
@@ -649,7 +803,9 @@ fn multi_read(view: &Tree, auth: &[Id], op: &MultiOp) -> MultiResult {
         MultiOp::GetChildren(r) => {
             let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
             require(node.acl(), Perms::READ, auth)?;
-            Ok(MultiResult::GetChildren(view.children(&r.path).unwrap_or_default()))
+            Ok(MultiResult::GetChildren(
+                view.children(&r.path).unwrap_or_default(),
+            ))
         }
         MultiOp::GetData(r) => {
             let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
@@ -669,11 +825,25 @@ fn write_op(req: Request) -> Op {
             let mode = zoocore_proto::CreateMode::from_flags(r.flags);
             create_op_mode(r.path, r.data, r.acl, mode, r.ttl)
         }
-        Request::Delete(r) => Op::Delete { path: r.path, version: r.version },
+        Request::Delete(r) => Op::Delete {
+            path: r.path,
+            version: r.version,
+        },
         Request::DeleteContainer(r) => Op::DeleteContainer { path: r.path },
-        Request::SetData(r) => Op::SetData { path: r.path, data: r.data, version: r.version },
-        Request::SetAcl(r) => Op::SetAcl { path: r.path, acl: r.acl, version: r.version },
-        Request::Check(r) => Op::Check { path: r.path, version: r.version },
+        Request::SetData(r) => Op::SetData {
+            path: r.path,
+            data: r.data,
+            version: r.version,
+        },
+        Request::SetAcl(r) => Op::SetAcl {
+            path: r.path,
+            acl: r.acl,
+            version: r.version,
+        },
+        Request::Check(r) => Op::Check {
+            path: r.path,
+            version: r.version,
+        },
         other => unreachable!("not a write: {other:?}"),
     }
 }
@@ -688,39 +858,109 @@ fn create_op(op: OpCode, r: CreateRequest, ttl: i64) -> Op {
 }
 
 /// A create with flags that name no mode is a bad argument, found at prep.
-fn create_op_mode(path: String, data: Vec<u8>, acl: Vec<Acl>, mode: Option<zoocore_proto::CreateMode>, ttl_ms: i64) -> Op {
+fn create_op_mode(
+    path: String,
+    data: Vec<u8>,
+    acl: Vec<Acl>,
+    mode: Option<zoocore_proto::CreateMode>,
+    ttl_ms: i64,
+) -> Op {
     match mode {
-        Some(mode) => Op::Create { path, data, acl, mode, ttl_ms },
-        None => Op::Create { path: String::new(), data, acl, mode: zoocore_proto::CreateMode::Persistent, ttl_ms },
+        Some(mode) => Op::Create {
+            path,
+            data,
+            acl,
+            mode,
+            ttl_ms,
+        },
+        None => Op::Create {
+            path: String::new(),
+            data,
+            acl,
+            mode: zoocore_proto::CreateMode::Persistent,
+            ttl_ms,
+        },
     }
 }
 
 fn multi_op(op: MultiOp) -> Op {
     match op {
         MultiOp::Create(code, r) => create_op(code, r, -1),
-        MultiOp::CreateTtl(r) => create_op_mode(r.path, r.data, r.acl, zoocore_proto::CreateMode::from_flags(r.flags), r.ttl),
-        MultiOp::Delete(r) => Op::Delete { path: r.path, version: r.version },
-        MultiOp::SetData(r) => Op::SetData { path: r.path, data: r.data, version: r.version },
-        MultiOp::Check(r) => Op::Check { path: r.path, version: r.version },
+        MultiOp::CreateTtl(r) => create_op_mode(
+            r.path,
+            r.data,
+            r.acl,
+            zoocore_proto::CreateMode::from_flags(r.flags),
+            r.ttl,
+        ),
+        MultiOp::Delete(r) => Op::Delete {
+            path: r.path,
+            version: r.version,
+        },
+        MultiOp::SetData(r) => Op::SetData {
+            path: r.path,
+            data: r.data,
+            version: r.version,
+        },
+        MultiOp::Check(r) => Op::Check {
+            path: r.path,
+            version: r.version,
+        },
         // Reads inside a write multi: ZooKeeper rejects the mix.
-        MultiOp::GetChildren(r) | MultiOp::GetData(r) => Op::Check { path: r.path, version: i32::MIN },
+        MultiOp::GetChildren(GetChildrenRequest { path, .. })
+        | MultiOp::GetData(GetDataRequest { path, .. }) => Op::Check {
+            path,
+            version: i32::MIN,
+        },
     }
 }
 
 /// The reply of a write, from what it became.
-fn write_response(op: OpCode, multi_ops: &[OpCode], outcome: &Outcome) -> (ErrorCode, Option<Response>) {
+fn write_response(
+    op: OpCode,
+    multi_ops: &[OpCode],
+    outcome: &Outcome,
+) -> (ErrorCode, Option<Response>) {
     match outcome {
-        Outcome::Synced { path } => (ErrorCode::OK, Some(Response::Path(PathResponse { path: path.clone() }))),
+        Outcome::Synced { path } => (
+            ErrorCode::OK,
+            Some(Response::Path(PathResponse { path: path.clone() })),
+        ),
         Outcome::SessionCreated { .. } => (ErrorCode::OK, None),
         Outcome::Applied(Applied { result, .. }) => match (op, result) {
             (_, OpResult::Error(code)) => (*code, None),
             (OpCode::Multi, OpResult::Multi(results)) => {
-                let results = results.iter().zip(multi_ops.iter().copied().chain(std::iter::repeat(OpCode::Error))).map(|(r, op)| multi_result(op, r)).collect();
-                (ErrorCode::OK, Some(Response::Multi(MultiResponse { results })))
+                let results = results
+                    .iter()
+                    .zip(
+                        multi_ops
+                            .iter()
+                            .copied()
+                            .chain(std::iter::repeat(OpCode::Error)),
+                    )
+                    .map(|(r, op)| multi_result(op, r))
+                    .collect();
+                // Even a failed multi is answered OK: the failure is in the per-op results.
+                (
+                    ErrorCode::OK,
+                    Some(Response::Multi(MultiResponse { results })),
+                )
             }
-            (OpCode::Create, OpResult::Created { path, .. }) => (ErrorCode::OK, Some(Response::Create(CreateResponse { path: path.clone() }))),
-            (_, OpResult::Created { path, stat }) => (ErrorCode::OK, Some(Response::Create2(Create2Response { path: path.clone(), stat: *stat }))),
-            (_, OpResult::SetData { stat } | OpResult::SetAcl { stat }) => (ErrorCode::OK, Some(Response::Stat(StatResponse { stat: *stat }))),
+            (OpCode::Create, OpResult::Created { path, .. }) => (
+                ErrorCode::OK,
+                Some(Response::Create(CreateResponse { path: path.clone() })),
+            ),
+            (_, OpResult::Created { path, stat }) => (
+                ErrorCode::OK,
+                Some(Response::Create2(Create2Response {
+                    path: path.clone(),
+                    stat: *stat,
+                })),
+            ),
+            (_, OpResult::SetData { stat } | OpResult::SetAcl { stat }) => (
+                ErrorCode::OK,
+                Some(Response::Stat(StatResponse { stat: *stat })),
+            ),
             _ => (ErrorCode::OK, None),
         },
     }
@@ -737,4 +977,3 @@ fn multi_result(op: OpCode, result: &OpResult) -> MultiResult {
         _ => MultiResult::Error(ErrorCode::RUNTIME_INCONSISTENCY),
     }
 }
-

@@ -13,12 +13,10 @@ pub struct ShardCounters {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub connections: AtomicU64,
-    pub outstanding: AtomicU64,
     pub latency_count: AtomicU64,
     pub latency_total_us: AtomicU64,
     pub latency_min_us: AtomicU64,
     pub latency_max_us: AtomicU64,
-    pub watches: AtomicU64,
 }
 
 impl ShardCounters {
@@ -55,6 +53,8 @@ pub struct CoreCounters {
     pub txns: AtomicU64,
     pub batches: AtomicU64,
     pub queued: AtomicU64,
+    pub log_records: AtomicU64,
+    pub log_syncs: AtomicU64,
 }
 
 /// Everything a four-letter word may report, shared by all executors.
@@ -70,7 +70,9 @@ impl ServerStats {
         ServerStats {
             started: Instant::now(),
             core: CoreCounters::default(),
-            shards: (0..shards).map(|_| Arc::new(ShardCounters::new())).collect(),
+            shards: (0..shards)
+                .map(|_| Arc::new(ShardCounters::new()))
+                .collect(),
         }
     }
 
@@ -85,9 +87,23 @@ impl ServerStats {
             return (0.0, 0.0, 0.0);
         }
         let total = self.sum(|s| &s.latency_total_us) as f64;
-        let min = self.shards.iter().map(|s| s.latency_min_us.load(Relaxed)).min().unwrap_or(0);
-        let max = self.shards.iter().map(|s| s.latency_max_us.load(Relaxed)).max().unwrap_or(0);
-        (min as f64 / 1000.0, total / count as f64 / 1000.0, max as f64 / 1000.0)
+        let min = self
+            .shards
+            .iter()
+            .map(|s| s.latency_min_us.load(Relaxed))
+            .min()
+            .unwrap_or(0);
+        let max = self
+            .shards
+            .iter()
+            .map(|s| s.latency_max_us.load(Relaxed))
+            .max()
+            .unwrap_or(0);
+        (
+            min as f64 / 1000.0,
+            total / count as f64 / 1000.0,
+            max as f64 / 1000.0,
+        )
     }
 }
 
@@ -132,5 +148,7 @@ impl Default for ConnStats {
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

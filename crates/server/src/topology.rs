@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel;
-use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
@@ -32,9 +34,15 @@ use crate::{conn, limits};
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot create data directory {dir}: {source}")]
-    DataDir { dir: std::path::PathBuf, source: std::io::Error },
+    DataDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start executor {name}: {why}")]
     Executor { name: String, why: String },
     #[error("executor {0} stopped abnormally")]
@@ -49,7 +57,11 @@ pub struct Shared {
 
 /// The CPUs this process may run on.
 fn allowed_cpus() -> Vec<usize> {
-    let mut cpus: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let mut cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     cpus.sort_unstable();
     cpus
 }
@@ -65,14 +77,24 @@ fn placement(cfg: &Config, cpus: &[usize], index: usize) -> Placement {
 /// Starts the server and blocks until it stops.
 pub fn run(cfg: Config) -> Result<(), StartError> {
     for dir in [&cfg.data_dir, &cfg.data_log_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+            dir: dir.clone(),
+            source,
+        })?;
     }
     // The shards listen with SO_REUSEPORT; a plain bind first makes sure no other process
     // already serves this address (it would silently share our clients otherwise).
-    drop(StdListener::bind(cfg.client_addr).map_err(|source| StartError::Listen { addr: cfg.client_addr, source })?);
+    drop(
+        StdListener::bind(cfg.client_addr).map_err(|source| StartError::Listen {
+            addr: cfg.client_addr,
+            source,
+        })?,
+    );
 
     let cpus = allowed_cpus();
-    let shards = cfg.shards.unwrap_or_else(|| cpus.len().saturating_sub(1).max(1));
+    let shards = cfg
+        .shards
+        .unwrap_or_else(|| cpus.len().saturating_sub(1).max(1));
     let cfg = Arc::new(cfg);
     let stats = Arc::new(ServerStats::new(shards));
     tracing::info!(
@@ -100,16 +122,25 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, 0))
         .name(&name)
         .spawn(move || core_main(core_cfg, core_stats, to_core_rx, from_core_tx))
-        .map_err(|e| StartError::Executor { name: name.clone(), why: e.to_string() })?;
+        .map_err(|e| StartError::Executor {
+            name: name.clone(),
+            why: e.to_string(),
+        })?;
     handles.push((name, h));
 
     for (i, (tx, frx)) in shard_ends.into_iter().enumerate() {
-        let shared = Shared { cfg: cfg.clone(), stats: stats.clone() };
+        let shared = Shared {
+            cfg: cfg.clone(),
+            stats: stats.clone(),
+        };
         let name = format!("shard-{i}");
         let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, i + 1))
             .name(&name)
             .spawn(move || shard_main(i, shared, tx, frx))
-            .map_err(|e| StartError::Executor { name: name.clone(), why: e.to_string() })?;
+            .map_err(|e| StartError::Executor {
+                name: name.clone(),
+                why: e.to_string(),
+            })?;
         handles.push((name, h));
     }
     for (name, h) in handles {
@@ -128,8 +159,14 @@ async fn core_main(
     let started = Instant::now();
     let now_ms = move || started.elapsed().as_millis() as u64;
     let tree = Tree::with_extended_types(cfg.extended_types_enabled);
-    let mut core = Core::new(tree, Box::new(CountingLog::default()), first_session_id(0, unix_ms()), u64::from(cfg.tick_time_ms));
+    let mut core = Core::new(
+        tree,
+        Box::new(CountingLog::default()),
+        first_session_id(0, unix_ms()),
+        u64::from(cfg.tick_time_ms),
+    );
     core.track_all_sessions(now_ms());
+    publish_counters(&core, &stats);
     let core = Rc::new(RefCell::new(core));
 
     let mut senders: Vec<ConnectedSender<FromCore>> = Vec::new();
@@ -204,15 +241,54 @@ async fn core_main(
 fn publish_counters(core: &Core, stats: &ServerStats) {
     let tree = core.tree();
     stats.core.last_zxid.store(tree.last_zxid().0, Relaxed);
-    stats.core.node_count.store(tree.node_count() as u64, Relaxed);
-    stats.core.sessions.store(core.session_count() as u64, Relaxed);
+    // ZooKeeper's node count includes the root twice (its "" alias); report it the same way.
+    stats
+        .core
+        .node_count
+        .store(tree.node_count() as u64 + 1, Relaxed);
+    stats.core.ephemerals.store(tree.ephemeral_count(), Relaxed);
+    stats
+        .core
+        .data_size
+        .store(tree.approximate_data_size(), Relaxed);
+    stats
+        .core
+        .sessions
+        .store(core.session_count() as u64, Relaxed);
     stats.core.txns.store(core.stats.txns, Relaxed);
     stats.core.batches.store(core.stats.batches, Relaxed);
     stats.core.queued.store(core.queued() as u64, Relaxed);
+    let log = core.log().stats();
+    stats.core.log_records.store(log.records, Relaxed);
+    stats.core.log_syncs.store(log.syncs, Relaxed);
+}
+
+/// The client port's listening socket of one shard: SO_REUSEPORT so every shard listens on
+/// the same address, and SO_REUSEADDR so a restart can bind while the previous process's
+/// connections linger in FIN-WAIT (glommio's own `bind` sets only the first).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket that this function created and whose
+    // ownership `into_raw_fd` released; the listener becomes its only owner.
+    #[allow(unsafe_code)]
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    Ok(listener)
 }
 
 /// A session executor: accepts connections, serves reads, applies commit batches.
-async fn shard_main(id: usize, shared: Shared, tx: SharedSender<ToCore>, frx: SharedReceiver<FromCore>) {
+async fn shard_main(
+    id: usize,
+    shared: Shared,
+    tx: SharedSender<ToCore>,
+    frx: SharedReceiver<FromCore>,
+) {
     // Same order as the core connects its ends (its senders first), or both would wait.
     let from_core = frx.connect().await;
     let to_core = tx.connect().await;
@@ -221,7 +297,14 @@ async fn shard_main(id: usize, shared: Shared, tx: SharedSender<ToCore>, frx: Sh
     let budget = (u64::from(cfg.global_outstanding_limit) / shards).max(1);
     let (local_tx, local_rx) = local_channel::new_unbounded::<ToCore>();
     let view = Tree::with_extended_types(cfg.extended_types_enabled);
-    let shard = Rc::new(RefCell::new(Shard::new(id, cfg.clone(), view, local_tx, budget, shared.stats.shards[id].clone())));
+    let shard = Rc::new(RefCell::new(Shard::new(
+        id,
+        cfg.clone(),
+        view,
+        local_tx,
+        budget,
+        shared.stats.shards[id].clone(),
+    )));
     let shared = Rc::new(shared);
 
     // Forward the shard's requests to the core, waiting when the channel is full.
@@ -241,7 +324,9 @@ async fn shard_main(id: usize, shared: Shared, tx: SharedSender<ToCore>, frx: Sh
             while let Some(msg) = from_core.recv().await {
                 match msg {
                     FromCore::Commit(batch) => shard.borrow_mut().on_commit(&batch),
-                    FromCore::CloseConnection { conn, session } => shard.borrow_mut().close_moved(conn, session),
+                    FromCore::CloseConnection { conn, session } => {
+                        shard.borrow_mut().close_moved(conn, session)
+                    }
                 }
             }
         })
@@ -251,20 +336,22 @@ async fn shard_main(id: usize, shared: Shared, tx: SharedSender<ToCore>, frx: Sh
     // Report live sessions to the core's expiry clock.
     {
         let shard = shard.clone();
-        let interval = Duration::from_millis((u64::from(cfg.tick_time_ms) / 2).clamp(10, limits::TOUCH_INTERVAL_MS_MAX));
+        let interval = Duration::from_millis(
+            (u64::from(cfg.tick_time_ms) / 2).clamp(10, limits::TOUCH_INTERVAL_MS_MAX),
+        );
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(interval).await;
                 let touched = shard.borrow_mut().take_touched();
                 if !touched.is_empty() {
-                    let _ = shard.borrow().send_to_core(ToCore::Touch(touched));
+                    shard.borrow().send_to_core(ToCore::Touch(touched));
                 }
             }
         })
         .detach();
     }
 
-    let listener = match TcpListener::bind(cfg.client_addr) {
+    let listener = match listen(cfg.client_addr) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("shard {id}: cannot listen on {}: {e}", cfg.client_addr);
@@ -281,9 +368,15 @@ async fn shard_main(id: usize, shared: Shared, tx: SharedSender<ToCore>, frx: Sh
                 continue;
             }
         };
-        let Ok(addr) = stream.peer_addr() else { continue };
+        let Ok(addr) = stream.peer_addr() else {
+            continue;
+        };
         let Some(guard) = limiter.admit(addr.ip(), cfg.max_client_cnxns) else {
-            tracing::warn!("too many connections from {} - max is {}", addr.ip(), cfg.max_client_cnxns);
+            tracing::warn!(
+                "too many connections from {} - max is {}",
+                addr.ip(),
+                cfg.max_client_cnxns
+            );
             continue;
         };
         let (shard, shared) = (shard.clone(), shared.clone());

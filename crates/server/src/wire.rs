@@ -7,7 +7,12 @@ use zoocore_proto::{ErrorCode, EventType, KeeperState, Record, Writer, Xid, Zxid
 pub fn reply(xid: i32, zxid: Zxid, err: ErrorCode, body: Option<&Response>) -> Vec<u8> {
     let mut w = Writer::with_buffer(Vec::with_capacity(64));
     w.write_i32(0);
-    ReplyHeader { xid, zxid: zxid.0, err: err.0 }.encode(&mut w);
+    ReplyHeader {
+        xid,
+        zxid: zxid.0,
+        err: err.0,
+    }
+    .encode(&mut w);
     if let Some(body) = body {
         body.encode(&mut w);
     }
@@ -18,9 +23,18 @@ pub fn reply(xid: i32, zxid: Zxid, err: ErrorCode, body: Option<&Response>) -> V
 pub fn notification(event: EventType, path: &str, zxid: Zxid) -> Vec<u8> {
     let mut w = Writer::with_buffer(Vec::with_capacity(32 + path.len()));
     w.write_i32(0);
-    ReplyHeader { xid: Xid::NOTIFICATION.0, zxid: zxid.0, err: 0 }.encode(&mut w);
-    WatcherEvent { r#type: event.as_i32(), state: KeeperState::SyncConnected.as_i32(), path: path.to_string() }
-        .encode(&mut w);
+    ReplyHeader {
+        xid: Xid::NOTIFICATION.0,
+        zxid: zxid.0,
+        err: 0,
+    }
+    .encode(&mut w);
+    WatcherEvent {
+        r#type: event.as_i32(),
+        state: KeeperState::SyncConnected.as_i32(),
+        path: path.to_string(),
+    }
+    .encode(&mut w);
     seal(w)
 }
 

@@ -80,16 +80,26 @@ impl Node {
         }
     }
 
+    /// The Stat as clients see it (`DataNode.copyStat`): the stored cversion counts child
+    /// creates only and is reported as `creates * 2 - numChildren` (creates plus deletes), and
+    /// container and TTL owners are reported as 0 (`getClientEphemeralOwner`).
     fn stat(&self) -> Stat {
+        let ephemeral_owner = match ephemeral_type(self.ephemeral_owner, true) {
+            EphemeralType::Normal => self.ephemeral_owner,
+            _ => 0,
+        };
         Stat {
             czxid: self.czxid,
             mzxid: self.mzxid,
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion,
+            cversion: self
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.num_children),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            ephemeral_owner,
             data_length: i32::try_from(self.data.len()).expect("data length fits in i32"),
             num_children: self.num_children,
             pzxid: self.pzxid,
@@ -117,6 +127,15 @@ impl<'a> NodeRef<'a> {
     }
 }
 
+/// The path a read names: ZooKeeper keeps "" as an alias of the root.
+fn read_path(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
 /// The replicated state: znodes, sessions, indexes and digest.
 #[derive(Clone)]
 pub struct Tree {
@@ -128,6 +147,10 @@ pub struct Tree {
     acl_cache: IHashMap<Arc<[Acl]>, ()>,
     last_zxid: Zxid,
     digest: u64,
+    /// ZooKeeper's approximate data size: path plus data bytes of every node.
+    data_bytes: u64,
+    /// Nodes owned by a session (mntr's zk_ephemerals_count).
+    ephemeral_nodes: u64,
     extended_types: bool,
 }
 
@@ -238,6 +261,8 @@ impl Tree {
             acl_cache: IHashMap::new(),
             last_zxid: Zxid::ZERO,
             digest: 0,
+            data_bytes: 0,
+            ephemeral_nodes: 0,
             extended_types: false,
         };
         let empty: Arc<[u8]> = Arc::from(&[][..]);
@@ -280,12 +305,13 @@ impl Tree {
         self.nodes.get(&key_of(path)[..])
     }
 
+    /// Reads are not validated (DataTree.getNode): "" is the root's alias.
     pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
-        self.node(path).map(|n| NodeRef { node: n })
+        self.node(read_path(path)).map(|n| NodeRef { node: n })
     }
 
     pub fn exists(&self, path: &str) -> bool {
-        self.node(path).is_some()
+        self.node(read_path(path)).is_some()
     }
 
     /// Iterates the (key, node) entries of the children of `path` (which must exist).
@@ -300,6 +326,7 @@ impl Tree {
 
     /// Child names of `path`, sorted (ZooKeeper returns them in hash order).
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
+        let path = read_path(path);
         self.node(path)?;
         let prefix = children_prefix(path);
         let skip = prefix.len() - DEPTH_BYTES;
@@ -312,6 +339,7 @@ impl Tree {
 
     /// `DataTree.getAllChildrenNumber`: the number of descendants.
     pub fn all_children_number(&self, path: &str) -> Option<i32> {
+        let path = read_path(path);
         self.node(path)?;
         if path == "/" {
             return Some(i32::try_from(self.nodes.len() - 1).unwrap_or(i32::MAX));
@@ -370,6 +398,16 @@ impl Tree {
     /// stat, ACL) and every session. Equal states have equal digests on every platform.
     pub fn digest(&self) -> u64 {
         self.digest
+    }
+
+    /// Path plus data bytes of every node (ZooKeeper's `approximateDataSize`).
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Nodes owned by sessions.
+    pub fn ephemeral_count(&self) -> u64 {
+        self.ephemeral_nodes
     }
 
     /// `ContainerManager.getCandidates` with `maxNeverUsedIntervalMs` = 0 (the default).
@@ -922,11 +960,13 @@ impl Tree {
         let stored_key = match self.nodes.get_key_value(&key[..]) {
             Some((k, old)) => {
                 self.digest = self.digest.wrapping_sub(node_digest(path, old));
+                self.data_bytes -= (path.len() + old.data.len()) as u64;
                 k.clone()
             }
             None => Arc::from(key),
         };
         self.digest = self.digest.wrapping_add(new_digest);
+        self.data_bytes += (path.len() + node.data.len()) as u64;
         self.nodes.insert(stored_key, Arc::new(node));
     }
 
@@ -936,6 +976,7 @@ impl Tree {
             .remove(&key_of(path)[..])
             .expect("removed node exists");
         self.digest = self.digest.wrapping_sub(node_digest(path, &old));
+        self.data_bytes -= (path.len() + old.data.len()) as u64;
     }
 
     /// Adds or removes `path` in the index its owner selects.
@@ -946,10 +987,17 @@ impl Tree {
             EphemeralType::Ttl(_) => &mut self.ttls,
             EphemeralType::Normal => self.ephemerals.entry(SessionId(owner)).or_default(),
         };
-        if add {
-            set.insert(Arc::from(path));
+        let changed = if add {
+            set.insert(Arc::from(path)).is_none()
         } else {
-            set.remove(path);
+            set.remove(path).is_some()
+        };
+        if changed && ephemeral_type(owner, self.extended_types) == EphemeralType::Normal {
+            if add {
+                self.ephemeral_nodes += 1;
+            } else {
+                self.ephemeral_nodes -= 1;
+            }
         }
         if let Some(s) = self.ephemerals.get(&SessionId(owner)) {
             if s.is_empty() {
@@ -1012,6 +1060,10 @@ impl Tree {
             digest = digest.wrapping_add(session_digest(*s, *t));
         }
         assert_eq!(digest, self.digest, "incremental digest");
+        assert_eq!(
+            ephemeral_count as u64, self.ephemeral_nodes,
+            "ephemeral count"
+        );
         assert_eq!(
             self.ephemerals.values().map(|s| s.len()).sum::<usize>(),
             ephemeral_count,

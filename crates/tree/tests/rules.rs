@@ -2,7 +2,7 @@
 //! source it reproduces (DataTree, PrepRequestProcessor, ContainerManager).
 
 use zoocore_proto::{Acl, CreateMode, ErrorCode, EventType, Id, Perms, SessionId, Stat, Zxid};
-use zoocore_tree::{digest_of, Op, OpResult, PrepContext, Tree, Trigger, Txn, CONTAINER_OWNER};
+use zoocore_tree::{digest_of, Op, OpResult, PrepContext, Tree, Trigger, Txn};
 
 /// A tree plus a zxid counter: submit = prepare + apply, like a standalone server.
 struct Server {
@@ -82,6 +82,9 @@ fn fresh_tree_matches_datatree_constructor() {
         root.stat(),
         Stat {
             num_children: 1,
+            // No create counted yet, one child: copyStat reports 0 * 2 - 1 (a fresh
+            // ZooKeeper's `stat /` shows cversion = -1 too).
+            cversion: -1,
             ..Stat::default()
         }
     );
@@ -120,7 +123,8 @@ fn create_sets_stats_like_create_node() {
         }
     );
     let root = s.stat("/");
-    assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 1, 2));
+    // One create counted, two children: reported as 1 * 2 - 2 (DataNode.copyStat).
+    assert_eq!((root.cversion, root.pzxid, root.num_children), (0, 1, 2));
     // setData: version, mzxid, mtime change; czxid/ctime do not.
     let r = s.submit(Op::SetData {
         path: "/a".into(),
@@ -140,7 +144,8 @@ fn create_sets_stats_like_create_node() {
         ),
         (1, 2, 1020, 1, 3)
     );
-    // Delete changes the parent's pzxid but not its cversion (DataTree.deleteNode).
+    // Delete changes the parent's pzxid but not its stored cversion (DataTree.deleteNode);
+    // clients see creates plus deletes: 1 * 2 - 0.
     s.submit(create("/a/b", CreateMode::Persistent));
     assert_eq!(
         s.submit(Op::Delete {
@@ -150,7 +155,7 @@ fn create_sets_stats_like_create_node() {
         OpResult::Deleted
     );
     let a = s.stat("/a");
-    assert_eq!((a.cversion, a.pzxid, a.num_children, a.mzxid), (1, 4, 0, 2));
+    assert_eq!((a.cversion, a.pzxid, a.num_children, a.mzxid), (2, 4, 0, 2));
     // setACL bumps aversion only.
     let r = s.submit(Op::SetAcl {
         path: "/a".into(),
@@ -687,7 +692,8 @@ fn containers_and_ttl_expire_like_container_manager() {
         now: 0,
     };
     s.submit(create("/c", CreateMode::Container));
-    assert_eq!(s.stat("/c").ephemeral_owner, CONTAINER_OWNER);
+    // Clients see 0 for a container's owner (DataNode.getClientEphemeralOwner).
+    assert_eq!(s.stat("/c").ephemeral_owner, 0);
     assert!(
         s.tree.expired_nodes(i64::MAX / 2).is_empty(),
         "never had a child"
