@@ -640,6 +640,37 @@ pub enum Response {
 }
 
 impl Response {
+    /// Decodes the body of a successful reply to a request of type `op` (an error reply has
+    /// no body). `op` is the request's opcode: replies do not name their type.
+    pub fn decode(op: OpCode, body: &[u8]) -> Result<Response, DecodeError> {
+        let mut r = Reader::new(body);
+        let resp = match op {
+            OpCode::Create => Response::Create(CreateResponse::decode(&mut r)?),
+            OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+                Response::Create2(Create2Response::decode(&mut r)?)
+            }
+            OpCode::Exists | OpCode::SetData | OpCode::SetAcl => {
+                Response::Stat(StatResponse::decode(&mut r)?)
+            }
+            OpCode::GetData => Response::GetData(GetDataResponse::decode(&mut r)?),
+            OpCode::GetAcl => Response::GetAcl(GetAclResponse::decode(&mut r)?),
+            OpCode::GetChildren => Response::GetChildren(GetChildrenResponse::decode(&mut r)?),
+            OpCode::GetChildren2 => Response::GetChildren2(GetChildren2Response::decode(&mut r)?),
+            OpCode::GetAllChildrenNumber => {
+                Response::GetAllChildrenNumber(GetAllChildrenNumberResponse::decode(&mut r)?)
+            }
+            OpCode::GetEphemerals => {
+                Response::GetEphemerals(GetEphemeralsResponse::decode(&mut r)?)
+            }
+            OpCode::Multi | OpCode::MultiRead => Response::Multi(MultiResponse::decode(&mut r)?),
+            OpCode::Sync => Response::Path(PathResponse::decode(&mut r)?),
+            OpCode::WhoAmI => Response::WhoAmI(WhoAmIResponse::decode(&mut r)?),
+            _ => Response::Empty,
+        };
+        r.finish()?;
+        Ok(resp)
+    }
+
     pub fn encode(&self, w: &mut Writer) {
         match self {
             Response::Empty => {}
