@@ -71,6 +71,10 @@ pub struct Options {
     pub container_check_ms: u32,
     /// `user:base64(sha1(user:password))`, e.g. [`SUPER_DIGEST`].
     pub super_digest: Option<String>,
+    /// More `key=value` lines for zoo.cfg; a key given here overrides the defaults above.
+    pub extra_cfg: Vec<String>,
+    /// Run the server under `taskset -c <list>`.
+    pub cpu_list: Option<String>,
 }
 
 impl Default for Options {
@@ -81,6 +85,8 @@ impl Default for Options {
             session_timeout_ms_max: 60_000,
             container_check_ms: 200,
             super_digest: None,
+            extra_cfg: Vec::new(),
+            cpu_list: None,
         }
     }
 }
@@ -185,7 +191,16 @@ impl Server {
                 "DigestAuthenticationProvider.superDigest={digest}\n"
             ));
         }
+        for line in &o.extra_cfg {
+            cfg.push_str(line);
+            cfg.push('\n');
+        }
         cfg
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn command(&self) -> Command {
@@ -240,6 +255,15 @@ impl Server {
             .open(self.log_path())
             .expect("open server.log");
         let mut cmd = self.command();
+        if let Some(cpus) = &self.options.cpu_list {
+            let mut pinned = Command::new("taskset");
+            pinned
+                .arg("-c")
+                .arg(cpus)
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            cmd = pinned;
+        }
         cmd.current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log fd"))

@@ -339,7 +339,10 @@ impl Shard {
                     }
                 }
                 conn.auth = Arc::from(auth);
-                self.answer_now(id, xid, ErrorCode::OK, None)
+                // Auth replies carry zxid 0 (ZooKeeperServer.processAuth).
+                let frame = wire::reply(xid, Zxid::ZERO, ErrorCode::OK, None);
+                self.emit(id, frame, None);
+                Ok(())
             }
             Err(_) => {
                 tracing::info!(
