@@ -17,6 +17,7 @@ pub mod watch;
 pub use acl::{check_acl, digest_auth_ids, digest_of, fixup_acl};
 pub use ephemeral::{ephemeral_type, ttl_owner, EphemeralType, CONTAINER_OWNER, TTL_MAX_MS};
 pub use path::validate_path;
+pub use tree::snapshot::{NodeState, RestoreError, StoredStat, TreeBuilder};
 pub use tree::{NodeRef, PrepContext, Tree};
 pub use txn::{Applied, Op, OpResult, Trigger, Txn};
 pub use watch::{WatchKind, WatchTable, WatcherType};

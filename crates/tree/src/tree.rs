@@ -33,6 +33,10 @@ use crate::path::{
 };
 use crate::txn::{Applied, Op, OpResult, Trigger, Txn};
 
+// A child module so that it can read and build the private node representation.
+#[path = "snapshot.rs"]
+pub(crate) mod snapshot;
+
 /// The context of a request at prep time.
 #[derive(Clone, Copy, Debug)]
 pub struct PrepContext<'a> {
