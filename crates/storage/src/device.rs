@@ -1,0 +1,247 @@
+//! The narrow, synchronous device the log and snapshots are written through, and its real
+//! implementation on a directory of files.
+//!
+//! A `Device` is one directory: list, read whole files, create a preallocated segment, open
+//! one again, create a growable file, rename, remove. Directory operations are durable
+//! when they return (the real device fsyncs the directory). File contents are durable only
+//! after `DeviceFile::sync`. This is all the storage layer needs, and all that the
+//! fault-injecting twin (`MemDevice`) has to model.
+//!
+//! Syncing: `DeviceFile::sync` is synchronous, for tests, the simulator and simple callers.
+//! A server that must not block its reactor takes `DeviceFile::sync_handle` instead (for
+//! `FileDevice` an `Arc<File>` of the segment: issue fdatasync on its fd through io_uring,
+//! or call `SyncHandle::sync` on a blocking thread); on Linux an fdatasync of the file
+//! writes back the pages dirtied through the shared mapping, like msync.
+//!
+//! Segments are mmap'd (memmap2) and pre-faulted with MAP_POPULATE; their blocks are
+//! allocated by writing zeros at creation, so an append is a memcpy that never grows the
+//! file, allocates a block, or meets ENOSPC.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::{MmapMut, MmapOptions};
+
+/// A directory of files.
+pub trait Device: Clone + std::fmt::Debug {
+    type File: DeviceFile;
+    /// File names in the directory, sorted.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// The whole current content of a file (what a restarted process would read).
+    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// A new file of `len` zero bytes, allocated and durable, to be written in place.
+    fn create_segment(&self, name: &str, len: u64) -> io::Result<Self::File>;
+    /// An existing file, to be written in place (never grown).
+    fn open_segment(&self, name: &str) -> io::Result<Self::File>;
+    /// A new empty file that grows as it is written.
+    fn create(&self, name: &str) -> io::Result<Self::File>;
+    /// Atomic and durable rename.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Durable removal.
+    fn remove(&self, name: &str) -> io::Result<()>;
+}
+
+/// Something that makes a file's written bytes durable, possibly from another thread.
+pub trait SyncHandle: Send + 'static {
+    /// fdatasync of the whole file.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// An open file of a `Device`.
+pub trait DeviceFile: std::fmt::Debug {
+    type SyncHandle: SyncHandle;
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Writes at `offset`. A segment is never written past its length (a bug: panics).
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Makes `offset..offset + len` durable (msync / fdatasync).
+    fn sync(&mut self, offset: u64, len: u64) -> io::Result<()>;
+    fn sync_handle(&self) -> Self::SyncHandle;
+}
+
+/// The real device: a directory on a local file system.
+#[derive(Clone, Debug)]
+pub struct FileDevice {
+    dir: Arc<PathBuf>,
+}
+
+impl FileDevice {
+    /// Uses `dir`, creating it if needed.
+    pub fn open(dir: impl AsRef<Path>) -> io::Result<Self> {
+        fs::create_dir_all(dir.as_ref())?;
+        Ok(FileDevice {
+            dir: Arc::new(dir.as_ref().to_path_buf()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        assert!(
+            !name.contains('/') && !name.is_empty(),
+            "device file name {name:?} is a plain name"
+        );
+        self.dir.join(name)
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&*self.dir)?.sync_all()
+    }
+}
+
+/// Maps a whole segment file read-write and pre-faults it.
+#[allow(unsafe_code)]
+fn map_segment(file: &File) -> io::Result<MmapMut> {
+    // SAFETY: the mapping is only sound while no one truncates or resizes the file or
+    // writes it behind our back. The file is a log segment in the server's own data
+    // directory, opened by this process only (one server per data directory); this crate
+    // never truncates or resizes a mapped segment (truncation zeroes bytes through the map),
+    // and the map is dropped before the file is removed.
+    unsafe { MmapOptions::new().populate().map_mut(file) }
+}
+
+/// A file of the real device: a mapped segment or a growable file.
+#[derive(Debug)]
+pub struct RealFile {
+    file: Arc<File>,
+    map: Option<MmapMut>,
+    len: u64,
+}
+
+/// An open file to fdatasync, possibly from another thread or through io_uring.
+#[derive(Clone, Debug)]
+pub struct FileSync(pub Arc<File>);
+
+impl SyncHandle for FileSync {
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+impl Device for FileDevice {
+    type File = RealFile;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&*self.dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.path(name))
+    }
+
+    fn create_segment(&self, name: &str, len: u64) -> io::Result<RealFile> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.path(name))?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64);
+            file.write_all(&zeros[..n as usize])?;
+            left -= n;
+        }
+        file.sync_all()?;
+        self.sync_dir()?;
+        let map = map_segment(&file)?;
+        Ok(RealFile {
+            file: Arc::new(file),
+            map: Some(map),
+            len,
+        })
+    }
+
+    fn open_segment(&self, name: &str) -> io::Result<RealFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path(name))?;
+        let len = file.metadata()?.len();
+        let map = map_segment(&file)?;
+        Ok(RealFile {
+            file: Arc::new(file),
+            map: Some(map),
+            len,
+        })
+    }
+
+    fn create(&self, name: &str) -> io::Result<RealFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.path(name))?;
+        Ok(RealFile {
+            file: Arc::new(file),
+            map: None,
+            len: 0,
+        })
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.path(from), self.path(to))?;
+        self.sync_dir()
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.path(name))?;
+        self.sync_dir()
+    }
+}
+
+impl DeviceFile for RealFile {
+    type SyncHandle = FileSync;
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let end = offset + bytes.len() as u64;
+        match &mut self.map {
+            Some(map) => {
+                assert!(
+                    end <= self.len,
+                    "write to {end} past segment end {}",
+                    self.len
+                );
+                map[offset as usize..end as usize].copy_from_slice(bytes);
+                Ok(())
+            }
+            None => {
+                self.file.write_all_at(bytes, offset)?;
+                self.len = self.len.max(end);
+                Ok(())
+            }
+        }
+    }
+
+    fn sync(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        match &self.map {
+            Some(map) => {
+                assert!(offset + len <= self.len, "sync range past segment end");
+                map.flush_range(offset as usize, len as usize)
+            }
+            None => self.file.sync_data(),
+        }
+    }
+
+    fn sync_handle(&self) -> FileSync {
+        FileSync(self.file.clone())
+    }
+}

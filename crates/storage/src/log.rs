@@ -1,0 +1,488 @@
+//! `Log`: the append side of the transaction log (docs/LOG.md).
+//!
+//! The ZAB core drives it in batches: `append` every txn of one reactor turn, then one
+//! `sync` (or `sync_begin`, an fdatasync the server issues itself, then `sync_end`), then
+//! publish. Only a completed sync moves `synced_zxid`, the durability point that releases
+//! acks and responses. Any IO error poisons the log: it refuses everything afterwards, and
+//! the server stops and recovers from disk rather than retrying on a page cache it can no
+//! longer trust.
+//!
+//! Invariants: zxids strictly increase; bytes before `synced` in the current segment are
+//! durable and never rewritten (except by `truncate_after`); a segment is rolled only when
+//! all of it is synced, so every segment but the newest is entirely durable — the rule that
+//! lets recovery tell a torn tail from corruption.
+
+use std::io;
+
+use zoocore_proto::Zxid;
+
+use crate::device::{Device, DeviceFile};
+use crate::error::LogError;
+use crate::format::{
+    encode_record, scan_segment, segment_name, SegmentHeader, RECORD_OVERHEAD_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
+
+/// How the log lays out segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// `preAllocSize`: bytes of each segment file (at most 4 GiB).
+    pub prealloc_bytes: u64,
+    /// `snapCount`: a segment rolls after this many records.
+    pub snap_count: u64,
+    /// Written into every segment header; chosen by the caller when the directory is new.
+    pub database_id: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            prealloc_bytes: 64 << 20,
+            snap_count: 100_000,
+            database_id: 0,
+        }
+    }
+}
+
+/// Counters for mntr and metrics (fsync latency is measured by the caller, who owns time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub records: u64,
+    pub bytes: u64,
+    pub syncs: u64,
+    pub segments_created: u64,
+    pub segments_removed: u64,
+}
+
+/// A segment the log knows of, oldest first; the last one is the current segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub name: String,
+    pub first_zxid: Zxid,
+    pub prev_zxid: Zxid,
+}
+
+#[derive(Debug)]
+pub(crate) struct Current<F> {
+    pub(crate) file: F,
+    pub(crate) seq: u64,
+    pub(crate) len: u64,
+    pub(crate) written: u64,
+    pub(crate) synced: u64,
+    pub(crate) records: u64,
+}
+
+/// One txn read back from the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub zxid: Zxid,
+    pub time_ms: i64,
+    pub txn: Vec<u8>,
+}
+
+/// An fdatasync for the caller to issue (`handle`), covering the log up to `zxid`.
+#[derive(Debug)]
+pub struct SyncRequest<H> {
+    pub handle: H,
+    pub zxid: Zxid,
+    seq: u64,
+    offset: u64,
+}
+
+/// The transaction log over a device.
+#[derive(Debug)]
+pub struct Log<D: Device> {
+    dev: D,
+    opts: LogOptions,
+    segments: Vec<SegmentInfo>,
+    current: Option<Current<D::File>>,
+    next_seq: u64,
+    last_zxid: Zxid,
+    synced_zxid: Zxid,
+    poisoned: bool,
+    stats: LogStats,
+    scratch: Vec<u8>,
+}
+
+impl<D: Device> Log<D> {
+    /// A log over a directory known to hold no segments (recovery opens existing ones).
+    pub(crate) fn from_parts(
+        dev: D,
+        opts: LogOptions,
+        segments: Vec<SegmentInfo>,
+        current: Option<(D::File, u64, u64)>,
+        last_zxid: Zxid,
+    ) -> Self {
+        assert!(
+            opts.prealloc_bytes <= u64::from(u32::MAX),
+            "preAllocSize {} over 4 GiB",
+            opts.prealloc_bytes
+        );
+        assert!(
+            opts.prealloc_bytes >= SEGMENT_HEADER_BYTES + RECORD_OVERHEAD_BYTES + 1,
+            "preAllocSize {} too small",
+            opts.prealloc_bytes
+        );
+        assert!(opts.snap_count > 0, "snapCount is positive");
+        let current = current.map(|(file, end, records)| Current {
+            len: file.len(),
+            file,
+            seq: 0,
+            written: end,
+            synced: end,
+            records,
+        });
+        Log {
+            dev,
+            opts,
+            segments,
+            current,
+            next_seq: 1,
+            last_zxid,
+            synced_zxid: last_zxid,
+            poisoned: false,
+            stats: LogStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    pub fn options(&self) -> LogOptions {
+        self.opts
+    }
+
+    /// The last appended zxid (durable or not).
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+
+    /// Everything up to this zxid is durable.
+    pub fn synced_zxid(&self) -> Zxid {
+        self.synced_zxid
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.stats
+    }
+
+    pub fn segments(&self) -> &[SegmentInfo] {
+        &self.segments
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Whether a txn of `txn_bytes` fits in the current segment without rolling. A caller
+    /// that must never block in `append` ends its batch (syncs) when this turns false; the
+    /// next append then rolls without a sync of its own.
+    pub fn fits(&self, txn_bytes: usize) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.written + RECORD_OVERHEAD_BYTES + txn_bytes as u64 <= c.len)
+    }
+
+    fn check(&self) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn current_name(&self) -> String {
+        self.segments
+            .last()
+            .map_or_else(String::new, |s| s.name.clone())
+    }
+
+    /// Appends one txn, applied at `time_ms`. Not durable until a sync covers it.
+    pub fn append(&mut self, zxid: Zxid, time_ms: i64, txn: &[u8]) -> Result<(), LogError> {
+        self.check()?;
+        assert!(
+            zxid > self.last_zxid,
+            "zxid {zxid} not after {}",
+            self.last_zxid
+        );
+        assert!(!txn.is_empty(), "empty txn at zxid {zxid}");
+        let record_bytes = RECORD_OVERHEAD_BYTES + txn.len() as u64;
+        if SEGMENT_HEADER_BYTES + record_bytes > self.opts.prealloc_bytes {
+            return Err(LogError::RecordTooLarge {
+                zxid,
+                bytes: txn.len() as u64,
+                segment_bytes: self.opts.prealloc_bytes,
+            });
+        }
+        if self.needs_roll(record_bytes) {
+            if self.current.as_ref().is_some_and(|c| c.written > c.synced) {
+                // Full mid-batch: the old segment must be entirely durable before a new one
+                // exists (docs/LOG.md). Callers avoid this blocking sync with `fits`.
+                self.sync()?;
+            }
+            self.roll(zxid)?;
+        }
+        let name = self.current_name();
+        let cur = self.current.as_mut().expect("a current segment after roll");
+        self.scratch.clear();
+        let synced = u32::try_from(cur.synced).expect("segment offsets fit in u32");
+        encode_record(&mut self.scratch, synced, zxid, time_ms, txn);
+        assert!(
+            cur.written + self.scratch.len() as u64 <= cur.len,
+            "record at {} overruns segment of {}",
+            cur.written,
+            cur.len
+        );
+        if let Err(source) = cur.file.write_at(cur.written, &self.scratch) {
+            self.poisoned = true;
+            return Err(LogError::Write {
+                file: name,
+                offset: cur.written,
+                source,
+            });
+        }
+        cur.written += self.scratch.len() as u64;
+        cur.records += 1;
+        self.last_zxid = zxid;
+        self.stats.records += 1;
+        self.stats.bytes += self.scratch.len() as u64;
+        Ok(())
+    }
+
+    fn needs_roll(&self, record_bytes: u64) -> bool {
+        match &self.current {
+            None => true,
+            Some(c) if c.written + record_bytes > c.len => true,
+            // Roll by count only at a batch boundary, never mid-batch.
+            Some(c) => c.records >= self.opts.snap_count && c.written == c.synced,
+        }
+    }
+
+    /// Creates the segment whose first record is `zxid` and makes it current.
+    fn roll(&mut self, zxid: Zxid) -> Result<(), LogError> {
+        if let Some(c) = &self.current {
+            assert_eq!(c.written, c.synced, "rolling an unsynced segment");
+        }
+        let name = segment_name(zxid);
+        let tmp = format!("{name}.tmp");
+        let header = SegmentHeader {
+            first_zxid: zxid,
+            prev_zxid: self.last_zxid,
+            database_id: self.opts.database_id,
+            prealloc_bytes: self.opts.prealloc_bytes,
+        };
+        let created = (|| -> io::Result<D::File> {
+            let mut file = self.dev.create_segment(&tmp, self.opts.prealloc_bytes)?;
+            file.write_at(0, &header.encode())?;
+            file.sync(0, SEGMENT_HEADER_BYTES)?;
+            self.dev.rename(&tmp, &name)?;
+            Ok(file)
+        })();
+        let file = match created {
+            Ok(f) => f,
+            Err(source) => {
+                // A failed create leaves nothing acknowledged at risk, but the device state
+                // is unknown: stop like any other IO error.
+                self.poisoned = true;
+                return Err(LogError::Create { file: name, source });
+            }
+        };
+        self.current = Some(Current {
+            len: file.len(),
+            file,
+            seq: self.next_seq,
+            written: SEGMENT_HEADER_BYTES,
+            synced: SEGMENT_HEADER_BYTES,
+            records: 0,
+        });
+        self.next_seq += 1;
+        self.segments.push(SegmentInfo {
+            name,
+            first_zxid: zxid,
+            prev_zxid: self.last_zxid,
+        });
+        self.stats.segments_created += 1;
+        Ok(())
+    }
+
+    /// Makes every appended txn durable (msync/fdatasync of the written range) and returns
+    /// the durable zxid. An error poisons the log.
+    pub fn sync(&mut self) -> Result<Zxid, LogError> {
+        self.check()?;
+        let name = self.current_name();
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(self.synced_zxid);
+        };
+        if cur.written == cur.synced {
+            return Ok(self.synced_zxid);
+        }
+        if let Err(source) = cur.file.sync(cur.synced, cur.written - cur.synced) {
+            self.poisoned = true;
+            return Err(LogError::Sync { file: name, source });
+        }
+        cur.synced = cur.written;
+        self.synced_zxid = self.last_zxid;
+        self.stats.syncs += 1;
+        Ok(self.synced_zxid)
+    }
+
+    /// Split-phase sync for a reactor: what to fdatasync, covering everything appended so
+    /// far; `None` when nothing is unsynced. Appends may continue while it is in flight.
+    pub fn sync_begin(
+        &mut self,
+    ) -> Result<Option<SyncRequest<<D::File as DeviceFile>::SyncHandle>>, LogError> {
+        self.check()?;
+        let Some(cur) = self.current.as_ref() else {
+            return Ok(None);
+        };
+        if cur.written == cur.synced {
+            return Ok(None);
+        }
+        Ok(Some(SyncRequest {
+            handle: cur.file.sync_handle(),
+            zxid: self.last_zxid,
+            seq: cur.seq,
+            offset: cur.written,
+        }))
+    }
+
+    /// Completes a `sync_begin` with the fdatasync's result; returns the durable zxid.
+    pub fn sync_end<H>(
+        &mut self,
+        req: SyncRequest<H>,
+        result: io::Result<()>,
+    ) -> Result<Zxid, LogError> {
+        self.check()?;
+        if let Err(source) = result {
+            self.poisoned = true;
+            return Err(LogError::Sync {
+                file: self.current_name(),
+                source,
+            });
+        }
+        if let Some(cur) = self.current.as_mut() {
+            if cur.seq == req.seq {
+                assert!(req.offset <= cur.written, "sync past the written end");
+                cur.synced = cur.synced.max(req.offset);
+            }
+        }
+        // A segment rolled since the request was synced in full before the roll.
+        self.synced_zxid = self.synced_zxid.max(req.zxid);
+        self.stats.syncs += 1;
+        Ok(self.synced_zxid)
+    }
+
+    /// Reads every record with a zxid after `after`, oldest first (for DIFF to a learner and
+    /// for tests). Loads one segment at a time.
+    pub fn entries_after(&self, after: Zxid) -> Result<Vec<LogEntry>, LogError> {
+        let mut out = Vec::new();
+        for (i, seg) in self.segments.iter().enumerate() {
+            let next_prev = self.segments.get(i + 1).map(|s| s.prev_zxid);
+            if next_prev.is_some_and(|p| p <= after) {
+                continue;
+            }
+            let bytes = self.read_segment(&seg.name)?;
+            let newest = i + 1 == self.segments.len();
+            let scan = scan_segment(&bytes, newest).map_err(|bad| LogError::Corrupt {
+                file: seg.name.clone(),
+                offset: bad.offset,
+                reason: bad.reason,
+            })?;
+            for r in scan.records.iter().filter(|r| r.zxid > after) {
+                out.push(LogEntry {
+                    zxid: r.zxid,
+                    time_ms: r.time_ms,
+                    txn: bytes[r.txn_start as usize..r.txn_end as usize].to_vec(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_segment(&self, name: &str) -> Result<Vec<u8>, LogError> {
+        self.dev.read(name).map_err(|source| LogError::Io {
+            file: name.to_owned(),
+            source,
+        })
+    }
+
+    /// ZAB TRUNC: drops every record after `zxid` (durably) and makes the log end there.
+    pub fn truncate_after(&mut self, zxid: Zxid) -> Result<(), LogError> {
+        self.check()?;
+        self.current = None;
+        let mut floor = zxid.min(self.last_zxid);
+        while self.segments.last().is_some_and(|s| s.first_zxid > zxid) {
+            let seg = self.segments.pop().expect("a segment");
+            self.remove_segment(&seg.name)?;
+            floor = seg.prev_zxid;
+        }
+        let Some(seg) = self.segments.last().cloned() else {
+            self.last_zxid = floor;
+            self.synced_zxid = floor;
+            return Ok(());
+        };
+        let bytes = self.read_segment(&seg.name)?;
+        let scan = scan_segment(&bytes, true).map_err(|bad| LogError::Corrupt {
+            file: seg.name.clone(),
+            offset: bad.offset,
+            reason: bad.reason,
+        })?;
+        let keep: Vec<_> = scan.records.iter().filter(|r| r.zxid <= zxid).collect();
+        let end = keep.last().map_or(SEGMENT_HEADER_BYTES, |r| {
+            r.txn_end + crate::format::RECORD_CRC_BYTES
+        });
+        let dirty_end = scan.torn.map_or(scan.end, |t| t.nonzero_end);
+        let io_err = |source| LogError::Io {
+            file: seg.name.clone(),
+            source,
+        };
+        let mut file = self.dev.open_segment(&seg.name).map_err(io_err)?;
+        if dirty_end > end {
+            let zeros = vec![0u8; (dirty_end - end) as usize];
+            let done = file
+                .write_at(end, &zeros)
+                .and_then(|()| file.sync(end, dirty_end - end));
+            if let Err(source) = done {
+                self.poisoned = true;
+                return Err(LogError::Sync {
+                    file: seg.name.clone(),
+                    source,
+                });
+            }
+        }
+        self.last_zxid = keep.last().map_or(seg.prev_zxid, |r| r.zxid);
+        self.synced_zxid = self.last_zxid;
+        self.current = Some(Current {
+            len: file.len(),
+            file,
+            seq: self.next_seq,
+            written: end,
+            synced: end,
+            records: keep.len() as u64,
+        });
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    fn remove_segment(&mut self, name: &str) -> Result<(), LogError> {
+        self.dev.remove(name).map_err(|source| LogError::Io {
+            file: name.to_owned(),
+            source,
+        })?;
+        self.stats.segments_removed += 1;
+        Ok(())
+    }
+
+    /// Removes the segments whose every record is at or below `snapshot_zxid` (a durable
+    /// snapshot covers them). The current segment is never removed. Returns the names removed.
+    pub fn purge(&mut self, snapshot_zxid: Zxid) -> Result<Vec<String>, LogError> {
+        let mut removed = Vec::new();
+        while self.segments.len() > 1 && self.segments[1].prev_zxid <= snapshot_zxid {
+            let seg = self.segments.remove(0);
+            self.remove_segment(&seg.name)?;
+            removed.push(seg.name);
+        }
+        Ok(removed)
+    }
+}
