@@ -1,0 +1,111 @@
+//! `zoocore-bench`: the command line over the load generator (`load`) and the echo-ceiling
+//! server (`echo`). `load` prints a progress line on stderr while it runs and a one-line
+//! summary on stdout at the end; `--out DIR` also writes report.json, per_second.csv and
+//! latency.hlog; `--json` prints the report as JSON on stdout instead of the summary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use zoocore_bench::echo::{run_echo, EchoConfig};
+use zoocore_bench::load::run_load_with_progress;
+use zoocore_bench::LoadConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zoocore-bench",
+    about = "Load generator for ZooKeeper-protocol servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drive servers with a workload and report throughput, latency, errors and CPU.
+    Load {
+        #[command(flatten)]
+        config: LoadConfig,
+        /// Directory for report.json, per_second.csv and latency.hlog.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the JSON report on stdout instead of the summary line.
+        #[arg(long)]
+        json: bool,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Answer every request with a reply of the real size and nothing else (the ceiling).
+    Echo {
+        #[command(flatten)]
+        config: EchoConfig,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Load {
+            config,
+            out,
+            json,
+            quiet,
+        } => {
+            let progress = |p: zoocore_bench::load::Progress| {
+                if quiet {
+                    return;
+                }
+                let phase = if p.measuring {
+                    "measure"
+                } else {
+                    "warm-up/drain"
+                };
+                eprint!(
+                    "\r[{phase:>13}] {:6.1}s  {:>9.0} ops/s  ops {:>10}  errors {:>6}   ",
+                    p.elapsed_s, p.ops_per_s_last, p.ops, p.errors
+                );
+                let _ = std::io::stderr().flush();
+            };
+            let report = match run_load_with_progress(&config, progress) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("\nzoocore-bench load: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if !quiet {
+                eprintln!();
+            }
+            if let Some(dir) = out {
+                if let Err(e) = zoocore_bench::output::write_all(&report, &dir) {
+                    eprintln!("zoocore-bench load: writing {}: {e}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("zoocore-bench load: json: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                println!("{}", report.summary());
+            }
+            for f in report.connection_failures.iter().take(10) {
+                eprintln!("  {f}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Echo { config } => match run_echo(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zoocore-bench echo: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
