@@ -1,0 +1,1701 @@
+//! One ZAB replica: the role it plays (`Role::{Looking, Leading, Following, Observing}`), its
+//! view of the log, its epochs, and the handlers for every input.
+//!
+//! Dispatch is raft-rs style: [`Replica::step`] routes an input to `on_<message>` of the
+//! current role, and every handler only pushes [`Action`]s. Durability is ordered here, not in
+//! the driver: an ACK is sent only for a zxid the driver reported `Persisted`, ACKEPOCH only
+//! after the accepted epoch is durable (`EpochPersisted`), and the NEWLEADER ack only after the
+//! current epoch and the synchronised history are both durable (Zab paper §IV, phases 1 and
+//! 2; ZooKeeper's `Learner.syncWithLeader`). `invariants()` runs at the end of every step.
+//!
+//! The log kept here is a window: every entry after `base` (the zxid of the state the
+//! driver's tree holds as committed), trimmed to `history_retain` committed entries like
+//! ZooKeeper's `committedLog`; a learner behind the window is synchronised by SNAP.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use thiserror::Error;
+use zoocore_proto::Zxid;
+
+use crate::msg::{Message, Payload, PeerState, Vote};
+use crate::quorum::Quorum;
+use crate::{Epoch, ServerId};
+
+/// Static configuration of one replica.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub myid: ServerId,
+    pub voters: Vec<ServerId>,
+    pub observers: Vec<ServerId>,
+    /// Ticks a leader may take to establish, and a learner to synchronise (`initLimit`).
+    pub init_limit_ticks: u64,
+    /// Ticks of silence after which a leader or learner gives up (`syncLimit`).
+    pub sync_limit_ticks: u64,
+    /// Ticks an elector waits for a better vote once a quorum agrees (`finalizeWait`); 0
+    /// decides at once.
+    pub finalize_wait_ticks: u64,
+    /// Committed entries kept in memory for DIFF; a learner further behind gets SNAP.
+    pub history_retain: usize,
+}
+
+/// What the driver recovered from disk at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Durable {
+    pub accepted_epoch: Epoch,
+    pub current_epoch: Epoch,
+    /// The zxid of the snapshot the driver's tree was loaded from.
+    pub base: Zxid,
+    /// The durable log after `base`, ascending.
+    pub log: Vec<(Zxid, Payload)>,
+}
+
+/// An input to [`Replica::step`].
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// One logical tick (`tickTime`) passed.
+    Tick,
+    /// A peer message arrived.
+    Receive { from: ServerId, msg: Message },
+    /// A client transaction on the leader, prepared at `zxid` (from [`Replica::next_zxid`]).
+    Propose { zxid: Zxid, data: Payload },
+    /// The driver made the log durable through `upto` for the `Sync` with this `token`.
+    Persisted { upto: Zxid, token: u64 },
+    /// The driver made these epochs durable.
+    EpochPersisted { accepted: Epoch, current: Epoch },
+    /// The driver installed the snapshot at `zxid` (tree replaced, log emptied) durably.
+    SnapshotInstalled { zxid: Zxid },
+}
+
+/// An action for the driver, to execute in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Send {
+        to: ServerId,
+        msg: Message,
+    },
+    /// Append to the log (not yet durable).
+    Append {
+        zxid: Zxid,
+        data: Payload,
+    },
+    /// Remove every log record after `after`.
+    Truncate {
+        after: Zxid,
+    },
+    /// Make the log durable through `upto`, then feed `Persisted { upto, token }`.
+    Sync {
+        upto: Zxid,
+        token: u64,
+    },
+    /// Write the epochs durably, then feed `EpochPersisted`.
+    PersistEpoch {
+        accepted: Epoch,
+        current: Epoch,
+    },
+    /// Apply the transaction to the tree and answer its client.
+    Commit {
+        zxid: Zxid,
+        data: Payload,
+    },
+    /// Send `Message::Snap { conn, zxid, data }` to `to`, with `data` the tree at `zxid`
+    /// (it is at `zxid` when this action is reached), before any later `Send` to `to`.
+    SendSnapshot {
+        to: ServerId,
+        conn: u64,
+        zxid: Zxid,
+    },
+    /// Replace the tree with this snapshot and empty the log; then feed `SnapshotInstalled`.
+    InstallSnapshot {
+        zxid: Zxid,
+        data: Payload,
+    },
+    /// Stop serving clients: an election started. Outstanding proposals have no answer.
+    BecameLooking,
+    /// This replica leads `epoch` and serves (NEWLEADER acknowledged by a quorum).
+    BecameLeader {
+        epoch: Epoch,
+    },
+    /// This replica follows `leader` in `epoch` and serves (UPTODATE received).
+    BecameFollower {
+        leader: ServerId,
+        epoch: Epoch,
+    },
+    BecameObserver {
+        leader: ServerId,
+        epoch: Epoch,
+    },
+}
+
+/// Why an input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StepError {
+    #[error("not an established leader")]
+    NotLeader,
+    #[error("proposal zxid {got} is not the next zxid {want}")]
+    WrongZxid { got: Zxid, want: Zxid },
+}
+
+/// The role, without its state, for callers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleKind {
+    Looking,
+    Leading,
+    Following,
+    Observing,
+}
+
+/// The log window: entries after `base`, zxids strictly ascending.
+#[derive(Clone, Debug)]
+struct Log {
+    base: Zxid,
+    entries: VecDeque<(Zxid, Payload)>,
+}
+
+impl Log {
+    fn last(&self) -> Zxid {
+        self.entries.back().map_or(self.base, |e| e.0)
+    }
+
+    fn position(&self, zxid: Zxid) -> Result<usize, usize> {
+        self.entries.binary_search_by(|e| e.0.cmp(&zxid))
+    }
+
+    fn get(&self, zxid: Zxid) -> Option<&Payload> {
+        self.position(zxid).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// Entries after `zxid` (which must be `base` or in the log).
+    fn after(&self, zxid: Zxid) -> impl Iterator<Item = &(Zxid, Payload)> + '_ {
+        let start = match self.position(zxid) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        self.entries.range(start..)
+    }
+
+    fn push(&mut self, zxid: Zxid, data: Payload) {
+        let last = self.last();
+        assert!(zxid > last, "log append {zxid} not after {last}");
+        self.entries.push_back((zxid, data));
+    }
+
+    fn truncate_after(&mut self, after: Zxid) {
+        assert!(
+            after >= self.base,
+            "truncate to {after} below base {}",
+            self.base
+        );
+        while self.entries.back().is_some_and(|e| e.0 > after) {
+            self.entries.pop_back();
+        }
+    }
+
+    /// The last zxid of each epoch present after `base`, ascending.
+    fn epochs(&self) -> Vec<Zxid> {
+        let mut out: Vec<Zxid> = Vec::new();
+        for (z, _) in &self.entries {
+            match out.last_mut() {
+                Some(l) if l.epoch() == z.epoch() => *l = *z,
+                _ => out.push(*z),
+            }
+        }
+        out
+    }
+
+    fn last_in_epoch(&self, epoch: u32) -> Option<Zxid> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.0.epoch() == epoch)
+            .map(|e| e.0)
+    }
+}
+
+/// How a leader brings one learner to its history (ZooKeeper `LearnerHandler.syncFollower`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SyncPlan {
+    Diff { from: Zxid },
+    Trunc { after: Zxid },
+    Snap,
+}
+
+/// The FastLeaderElection state of a looking replica.
+#[derive(Debug, Default)]
+struct Looking {
+    /// Votes of this round, by sender (ours included).
+    recv: BTreeMap<ServerId, Vote>,
+    /// Votes of servers that already follow or lead, with their state.
+    out_of_election: BTreeMap<ServerId, (Vote, PeerState)>,
+    finalize_at: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum HandlerPhase {
+    /// FOLLOWERINFO received; LEADERINFO pending or sent.
+    Info,
+    /// ACKEPOCH received; waiting for the epoch quorum before synchronising.
+    EpochAcked,
+    /// Synchronisation and NEWLEADER sent.
+    Synced,
+    /// NEWLEADER acknowledged; waiting for the leader to establish.
+    AckedNewLeader,
+    /// UPTODATE sent: in broadcast.
+    Broadcast,
+}
+
+/// The leader's view of one learner (ZooKeeper's `LearnerHandler`).
+#[derive(Debug)]
+struct Handler {
+    conn: u64,
+    observer: bool,
+    phase: HandlerPhase,
+    base: Zxid,
+    epochs: Vec<Zxid>,
+    leaderinfo_sent: bool,
+    last_heard: u64,
+    acked: Zxid,
+    /// The last zxid whose data this learner was sent.
+    sent_through: Zxid,
+    /// The history NEWLEADER closed for this learner.
+    newleader_last: Zxid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeaderPhase {
+    /// Phase 1: collecting FOLLOWERINFO from a quorum to fix the new epoch.
+    Discovery,
+    /// Waiting for a quorum of ACKEPOCH.
+    EpochAck,
+    /// Phase 2: synchronising; waiting for a quorum of NEWLEADER acks.
+    Sync,
+    /// Phase 3.
+    Broadcast,
+}
+
+#[derive(Debug)]
+struct Leading {
+    phase: LeaderPhase,
+    since: u64,
+    epoch: Epoch,
+    accepted: BTreeMap<ServerId, Epoch>,
+    handlers: BTreeMap<ServerId, Handler>,
+    next_counter: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LearnerPhase {
+    AwaitLeaderInfo,
+    AwaitSync,
+    Syncing,
+    AwaitUpToDate,
+    Broadcast,
+}
+
+/// A follower's or observer's session with its leader (ZooKeeper `Learner`).
+#[derive(Debug)]
+struct Learning {
+    leader: ServerId,
+    conn: u64,
+    phase: LearnerPhase,
+    epoch: Epoch,
+    last_heard: u64,
+    ackepoch_pending: bool,
+    newleader_pending: Option<Zxid>,
+    newleader_acked: bool,
+    acked: Zxid,
+}
+
+#[derive(Debug)]
+enum Role {
+    Looking(Looking),
+    Leading(Leading),
+    Following(Learning),
+    Observing(Learning),
+}
+
+/// A ZAB replica. See the crate documentation for the driver's contract.
+#[derive(Debug)]
+pub struct Replica {
+    config: Config,
+    quorum: Quorum,
+    observer: bool,
+    rng: u64,
+    now: u64,
+    log: Log,
+    accepted: Epoch,
+    current: Epoch,
+    accepted_durable: Epoch,
+    current_durable: Epoch,
+    persisted: Zxid,
+    token: u64,
+    snap_pending: Option<Zxid>,
+    committed: Zxid,
+    applied: Zxid,
+    logical_clock: u64,
+    vote: Vote,
+    role: Role,
+    appended: bool,
+    actions: Vec<Action>,
+}
+
+impl Replica {
+    /// A replica starting in Looking from its recovered state; `seed` feeds its connection
+    /// ids. The first actions (the election's notifications) are in `ready()`.
+    pub fn new(config: Config, durable: Durable, seed: u64) -> Replica {
+        let quorum = Quorum::new(config.voters.iter().copied());
+        let observer = config.observers.contains(&config.myid);
+        assert!(
+            observer != quorum.is_voter(config.myid),
+            "server {} must be exactly one of voter or observer",
+            config.myid
+        );
+        assert!(
+            durable.current_epoch <= durable.accepted_epoch,
+            "recovered current epoch above accepted"
+        );
+        let mut log = Log {
+            base: durable.base,
+            entries: VecDeque::new(),
+        };
+        for (z, d) in durable.log {
+            log.push(z, d);
+        }
+        let last = log.last();
+        let mut r = Replica {
+            quorum,
+            observer,
+            rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            now: 0,
+            accepted: durable.accepted_epoch,
+            current: durable.current_epoch,
+            accepted_durable: durable.accepted_epoch,
+            current_durable: durable.current_epoch,
+            persisted: last,
+            token: 0,
+            snap_pending: None,
+            committed: durable.base,
+            applied: durable.base,
+            logical_clock: 0,
+            vote: Vote {
+                leader: config.myid,
+                zxid: last,
+                peer_epoch: durable.current_epoch,
+            },
+            role: Role::Looking(Looking::default()),
+            appended: false,
+            actions: Vec::new(),
+            log,
+            config,
+        };
+        r.go_looking();
+        r.actions.retain(|a| *a != Action::BecameLooking);
+        r.invariants();
+        r
+    }
+
+    // ---- queries ----
+
+    pub fn id(&self) -> ServerId {
+        self.config.myid
+    }
+
+    pub fn role(&self) -> RoleKind {
+        match self.role {
+            Role::Looking(_) => RoleKind::Looking,
+            Role::Leading(_) => RoleKind::Leading,
+            Role::Following(_) => RoleKind::Following,
+            Role::Observing(_) => RoleKind::Observing,
+        }
+    }
+
+    /// The leader this replica follows or is, once decided.
+    pub fn leader(&self) -> Option<ServerId> {
+        match &self.role {
+            Role::Looking(_) => None,
+            Role::Leading(_) => Some(self.config.myid),
+            Role::Following(l) | Role::Observing(l) => Some(l.leader),
+        }
+    }
+
+    /// Whether this replica serves clients: an established leader, or a learner past UPTODATE.
+    pub fn is_serving(&self) -> bool {
+        match &self.role {
+            Role::Looking(_) => false,
+            Role::Leading(l) => l.phase == LeaderPhase::Broadcast,
+            Role::Following(l) | Role::Observing(l) => l.phase == LearnerPhase::Broadcast,
+        }
+    }
+
+    pub fn accepted_epoch(&self) -> Epoch {
+        self.accepted
+    }
+
+    pub fn current_epoch(&self) -> Epoch {
+        self.current
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        self.log.last()
+    }
+
+    pub fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    /// The last zxid handed out in a `Commit` action (or installed by snapshot).
+    pub fn applied(&self) -> Zxid {
+        self.applied
+    }
+
+    /// Whether `zxid` is in this replica's history: at or below the window's base, or in it.
+    pub fn has(&self, zxid: Zxid) -> bool {
+        zxid <= self.log.base || self.log.get(zxid).is_some()
+    }
+
+    /// The zxid the next proposal must carry, if this replica is an established leader.
+    pub fn next_zxid(&self) -> Option<Zxid> {
+        match &self.role {
+            Role::Leading(l) if l.phase == LeaderPhase::Broadcast => {
+                Some(Zxid::new(l.epoch.0, l.next_counter))
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the actions produced since the last call, to execute in order.
+    pub fn ready(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    // ---- step ----
+
+    /// Feeds one input. Only `Propose` can be refused.
+    pub fn step(&mut self, input: Input) -> Result<(), StepError> {
+        let result = match input {
+            Input::Tick => {
+                self.on_tick();
+                Ok(())
+            }
+            Input::Receive { from, msg } => {
+                self.on_receive(from, msg);
+                Ok(())
+            }
+            Input::Propose { zxid, data } => self.on_propose(zxid, data),
+            Input::Persisted { upto, token } => {
+                self.on_persisted(upto, token);
+                Ok(())
+            }
+            Input::EpochPersisted { accepted, current } => {
+                self.accepted_durable = self.accepted_durable.max(accepted);
+                self.current_durable = self.current_durable.max(current);
+                Ok(())
+            }
+            Input::SnapshotInstalled { zxid } => {
+                if self.snap_pending == Some(zxid) {
+                    self.snap_pending = None;
+                    self.persisted = self.persisted.max(zxid);
+                }
+                Ok(())
+            }
+        };
+        self.release();
+        if self.appended {
+            self.appended = false;
+            self.actions.push(Action::Sync {
+                upto: self.log.last(),
+                token: self.token,
+            });
+        }
+        self.invariants();
+        result
+    }
+
+    fn on_receive(&mut self, from: ServerId, msg: Message) {
+        if from == self.config.myid || !self.is_member(from) {
+            return;
+        }
+        if let Message::Notification { vote, round, state } = msg {
+            self.on_notification(from, vote, round, state);
+            return;
+        }
+        let Some(conn) = msg.conn() else { return };
+        match &self.role {
+            Role::Looking(_) => {}
+            Role::Leading(_) => self.leader_receive(from, conn, msg),
+            Role::Following(l) | Role::Observing(l) => {
+                if from == l.leader && conn == l.conn {
+                    self.learner_receive(msg);
+                }
+            }
+        }
+    }
+
+    fn is_member(&self, id: ServerId) -> bool {
+        self.quorum.is_voter(id) || self.config.observers.contains(&id)
+    }
+
+    fn durable_through(&self) -> Zxid {
+        if self.snap_pending.is_some() {
+            Zxid::ZERO
+        } else {
+            self.persisted
+        }
+    }
+
+    fn send(&mut self, to: ServerId, msg: Message) {
+        self.actions.push(Action::Send { to, msg });
+    }
+
+    fn next_conn(&mut self) -> u64 {
+        // splitmix64: deterministic from the seed, distinct per connection.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn append(&mut self, zxid: Zxid, data: Payload) {
+        self.log.push(zxid, data.clone());
+        self.actions.push(Action::Append { zxid, data });
+        self.appended = true;
+    }
+
+    // ---- phase 0: fast leader election (FastLeaderElection.lookForLeader) ----
+
+    fn self_vote(&self) -> Vote {
+        Vote {
+            leader: self.config.myid,
+            zxid: self.log.last(),
+            peer_epoch: self.current,
+        }
+    }
+
+    /// FastLeaderElection.totalOrderPredicate: higher epoch, then zxid, then id; a
+    /// non-voter is never a candidate.
+    fn better(&self, new: Vote, cur: Vote) -> bool {
+        if !self.quorum.is_voter(new.leader) {
+            return false;
+        }
+        (new.peer_epoch, new.zxid, new.leader) > (cur.peer_epoch, cur.zxid, cur.leader)
+    }
+
+    /// The vote this replica reports once it has left the election.
+    fn decided_vote(&self) -> Vote {
+        Vote {
+            leader: self.leader().unwrap_or(self.config.myid),
+            zxid: self.log.last(),
+            peer_epoch: self.current,
+        }
+    }
+
+    fn peer_state(&self) -> PeerState {
+        match self.role {
+            Role::Looking(_) => PeerState::Looking,
+            Role::Leading(_) => PeerState::Leading,
+            Role::Following(_) => PeerState::Following,
+            Role::Observing(_) => PeerState::Observing,
+        }
+    }
+
+    fn broadcast_vote(&mut self) {
+        let msg = Message::Notification {
+            vote: self.vote,
+            round: self.logical_clock,
+            state: PeerState::Looking,
+        };
+        let voters: Vec<ServerId> = self.quorum.voters().collect();
+        for v in voters {
+            if v != self.config.myid {
+                self.send(v, msg.clone());
+            }
+        }
+    }
+
+    fn go_looking(&mut self) {
+        self.logical_clock += 1;
+        self.vote = self.self_vote();
+        let mut looking = Looking::default();
+        if !self.observer {
+            looking.recv.insert(self.config.myid, self.vote);
+        }
+        self.role = Role::Looking(looking);
+        self.actions.push(Action::BecameLooking);
+        self.broadcast_vote();
+    }
+
+    fn on_notification(&mut self, from: ServerId, vote: Vote, round: u64, state: PeerState) {
+        if !matches!(self.role, Role::Looking(_)) {
+            if state == PeerState::Looking {
+                let msg = Message::Notification {
+                    vote: self.decided_vote(),
+                    round: self.logical_clock,
+                    state: self.peer_state(),
+                };
+                self.send(from, msg);
+            }
+            return;
+        }
+        let sender_votes = self.quorum.is_voter(from);
+        if state == PeerState::Looking {
+            if !sender_votes || self.observer {
+                if sender_votes {
+                    return;
+                }
+                let msg = Message::Notification {
+                    vote: self.vote,
+                    round: self.logical_clock,
+                    state: PeerState::Looking,
+                };
+                self.send(from, msg);
+                return;
+            }
+            if round < self.logical_clock {
+                let msg = Message::Notification {
+                    vote: self.vote,
+                    round: self.logical_clock,
+                    state: PeerState::Looking,
+                };
+                self.send(from, msg);
+                return;
+            }
+            let mut changed = false;
+            if round > self.logical_clock {
+                self.logical_clock = round;
+                self.election().recv.clear();
+                let mine = self.self_vote();
+                self.vote = if self.better(vote, mine) { vote } else { mine };
+                changed = true;
+            } else if self.better(vote, self.vote) {
+                self.vote = vote;
+                changed = true;
+            }
+            let myid = self.config.myid;
+            let current = self.vote;
+            let looking = self.election();
+            looking.recv.insert(from, vote);
+            looking.recv.insert(myid, current);
+            if changed {
+                looking.finalize_at = None;
+                self.broadcast_vote();
+            }
+            self.check_finalize();
+        } else {
+            if !sender_votes {
+                return;
+            }
+            if round == self.logical_clock {
+                self.election().recv.insert(from, vote);
+            }
+            self.election().out_of_election.insert(from, (vote, state));
+            let ooe = &self.election_ref().out_of_election;
+            let agree = ooe
+                .iter()
+                .filter(|(_, (v, _))| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
+                .map(|(id, _)| id);
+            let leader_leads = ooe
+                .get(&vote.leader)
+                .is_some_and(|(v, s)| *s == PeerState::Leading && v.peer_epoch == vote.peer_epoch);
+            if vote.leader != self.config.myid && leader_leads && self.quorum.is_quorum(agree) {
+                self.logical_clock = self.logical_clock.max(round);
+                self.vote = vote;
+                self.decide(vote.leader);
+            }
+        }
+    }
+
+    fn election(&mut self) -> &mut Looking {
+        match &mut self.role {
+            Role::Looking(l) => l,
+            _ => unreachable!("election state outside Looking"),
+        }
+    }
+
+    fn election_ref(&self) -> &Looking {
+        match &self.role {
+            Role::Looking(l) => l,
+            _ => unreachable!("election state outside Looking"),
+        }
+    }
+
+    /// termPredicate: a quorum of this round's votes equals ours.
+    fn vote_has_quorum(&self) -> bool {
+        let vote = self.vote;
+        let agree = self
+            .election_ref()
+            .recv
+            .iter()
+            .filter(|(_, v)| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
+            .map(|(id, _)| id);
+        self.quorum.is_quorum(agree)
+    }
+
+    fn check_finalize(&mut self) {
+        if self.observer || !self.vote_has_quorum() {
+            self.election().finalize_at = None;
+            return;
+        }
+        let at = self.now + self.config.finalize_wait_ticks;
+        let at = *self.election().finalize_at.get_or_insert(at);
+        if at <= self.now {
+            let leader = self.vote.leader;
+            self.decide(leader);
+        }
+    }
+
+    fn decide(&mut self, leader: ServerId) {
+        if leader == self.config.myid {
+            self.become_leader();
+        } else {
+            self.become_learner(leader);
+        }
+    }
+
+    // ---- phase 1 and 2, leader side (Leader.lead, LearnerHandler) ----
+
+    fn become_leader(&mut self) {
+        let mut accepted = BTreeMap::new();
+        accepted.insert(self.config.myid, self.accepted);
+        self.role = Role::Leading(Leading {
+            phase: LeaderPhase::Discovery,
+            since: self.now,
+            epoch: self.accepted,
+            accepted,
+            handlers: BTreeMap::new(),
+            next_counter: 1,
+        });
+    }
+
+    fn leading(&mut self) -> &mut Leading {
+        match &mut self.role {
+            Role::Leading(l) => l,
+            _ => unreachable!("leader state outside Leading"),
+        }
+    }
+
+    fn leading_ref(&self) -> &Leading {
+        match &self.role {
+            Role::Leading(l) => l,
+            _ => unreachable!("leader state outside Leading"),
+        }
+    }
+
+    fn leader_receive(&mut self, from: ServerId, conn: u64, msg: Message) {
+        let now = self.now;
+        if let Message::FollowerInfo {
+            conn,
+            accepted_epoch,
+            base,
+            epochs,
+            observer,
+        } = msg
+        {
+            self.on_follower_info(from, conn, accepted_epoch, base, epochs, observer);
+            return;
+        }
+        let Some(h) = self.leading().handlers.get_mut(&from) else {
+            return;
+        };
+        if h.conn != conn {
+            return;
+        }
+        h.last_heard = now;
+        match msg {
+            Message::AckEpoch {
+                current_epoch,
+                last,
+                ..
+            } => self.on_ack_epoch(from, current_epoch, last),
+            Message::AckNewLeader { epoch, .. } => self.on_ack_newleader(from, epoch),
+            Message::Ack { zxid, .. } | Message::PingReply { acked: zxid, .. } => {
+                self.on_ack(from, zxid)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_follower_info(
+        &mut self,
+        from: ServerId,
+        conn: u64,
+        accepted_epoch: Epoch,
+        base: Zxid,
+        epochs: Vec<Zxid>,
+        observer: bool,
+    ) {
+        if observer != self.config.observers.contains(&from) {
+            return;
+        }
+        let now = self.now;
+        let voter = self.quorum.is_voter(from);
+        let leading = self.leading();
+        if let Some(h) = leading.handlers.get_mut(&from) {
+            if h.conn == conn {
+                // A repeat of the same connection's FOLLOWERINFO.
+                h.last_heard = now;
+                return;
+            }
+        }
+        leading.handlers.insert(
+            from,
+            Handler {
+                conn,
+                observer,
+                phase: HandlerPhase::Info,
+                base,
+                epochs,
+                leaderinfo_sent: false,
+                last_heard: now,
+                acked: Zxid::ZERO,
+                sent_through: Zxid::ZERO,
+                newleader_last: Zxid::ZERO,
+            },
+        );
+        if voter && leading.phase == LeaderPhase::Discovery {
+            leading.accepted.insert(from, accepted_epoch);
+            if self.quorum.is_quorum(self.leading_ref().accepted.keys()) {
+                self.decide_epoch();
+            }
+        }
+    }
+
+    /// Zab phase 1: the new epoch is one above every accepted epoch of a quorum
+    /// (Leader.getEpochToPropose). It is made durable before LEADERINFO goes out.
+    fn decide_epoch(&mut self) {
+        let max = self
+            .leading_ref()
+            .accepted
+            .values()
+            .copied()
+            .max()
+            .expect("the leader's own epoch is there");
+        let epoch = Epoch(max.0 + 1);
+        let leading = self.leading();
+        leading.epoch = epoch;
+        leading.phase = LeaderPhase::EpochAck;
+        self.accepted = epoch;
+        self.actions.push(Action::PersistEpoch {
+            accepted: epoch,
+            current: self.current,
+        });
+    }
+
+    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: Epoch, last: Zxid) {
+        let mine = (self.current, self.log.last());
+        let leading = self.leading();
+        let h = leading.handlers.get_mut(&from).expect("checked by caller");
+        if h.phase != HandlerPhase::Info || !h.leaderinfo_sent {
+            return;
+        }
+        if (current_epoch, last) > mine {
+            // Leader.waitForEpochAck: a follower is ahead of the leader; elect again.
+            self.go_looking();
+            return;
+        }
+        h.phase = HandlerPhase::EpochAcked;
+        match leading.phase {
+            LeaderPhase::Discovery => unreachable!("ACKEPOCH before the epoch was sent"),
+            LeaderPhase::EpochAck => self.check_epoch_quorum(),
+            LeaderPhase::Sync | LeaderPhase::Broadcast => self.sync_learner(from),
+        }
+    }
+
+    fn check_epoch_quorum(&mut self) {
+        let myid = self.config.myid;
+        if self.accepted_durable < self.leading_ref().epoch {
+            return;
+        }
+        let acked: Vec<ServerId> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.phase >= HandlerPhase::EpochAcked)
+            .map(|(id, _)| *id)
+            .chain([myid])
+            .collect();
+        if !self.quorum.is_quorum(&acked) {
+            return;
+        }
+        // Phase 2 begins: the leader's own NEWLEADER is its current epoch made durable.
+        let epoch = self.leading_ref().epoch;
+        self.leading().phase = LeaderPhase::Sync;
+        self.current = epoch;
+        self.actions.push(Action::PersistEpoch {
+            accepted: epoch,
+            current: epoch,
+        });
+        for id in acked {
+            if id != myid {
+                self.sync_learner(id);
+            }
+        }
+    }
+
+    /// LearnerHandler.syncFollower: the largest zxid both histories hold, from the
+    /// learner's per-epoch last zxids (within one epoch, every log is a prefix of that epoch's
+    /// leader's proposals).
+    fn sync_plan(&self, base: Zxid, epochs: &[Zxid]) -> Option<SyncPlan> {
+        if base > self.log.last() {
+            return None; // the learner holds committed state this leader lacks: refuse it.
+        }
+        if base < self.log.base || (base > self.log.base && self.log.get(base).is_none()) {
+            return Some(SyncPlan::Snap);
+        }
+        let mut common = base;
+        for f_last in epochs.iter().copied().filter(|z| *z > base) {
+            match self.log.last_in_epoch(f_last.epoch()) {
+                Some(l) if l == f_last => common = f_last,
+                Some(l) if l > f_last => {
+                    common = f_last;
+                    break;
+                }
+                Some(l) => {
+                    common = common.max(l);
+                    break;
+                }
+                None => break,
+            }
+        }
+        let learner_last = epochs.last().copied().unwrap_or(base).max(base);
+        if common < learner_last {
+            Some(SyncPlan::Trunc { after: common })
+        } else {
+            Some(SyncPlan::Diff { from: common })
+        }
+    }
+
+    fn sync_learner(&mut self, id: ServerId) {
+        let epoch = self.leading_ref().epoch;
+        let h = &self.leading_ref().handlers[&id];
+        let conn = h.conn;
+        let Some(plan) = self.sync_plan(h.base, &h.epochs) else {
+            self.leading().handlers.remove(&id);
+            return;
+        };
+        let from = match plan {
+            SyncPlan::Diff { from } => {
+                self.send(id, Message::Diff { conn });
+                from
+            }
+            SyncPlan::Trunc { after } => {
+                self.send(id, Message::Trunc { conn, after });
+                after
+            }
+            SyncPlan::Snap => {
+                let zxid = self.applied;
+                self.actions
+                    .push(Action::SendSnapshot { to: id, conn, zxid });
+                zxid
+            }
+        };
+        let mut prev = from;
+        let entries: Vec<(Zxid, Payload)> = self.log.after(from).cloned().collect();
+        for (zxid, data) in entries {
+            self.send(
+                id,
+                Message::Proposal {
+                    conn,
+                    prev,
+                    zxid,
+                    data,
+                },
+            );
+            prev = zxid;
+        }
+        let last = self.log.last();
+        self.send(id, Message::NewLeader { conn, epoch, last });
+        let h = self.leading().handlers.get_mut(&id).expect("present");
+        h.phase = HandlerPhase::Synced;
+        h.sent_through = last;
+        h.newleader_last = last;
+    }
+
+    fn on_ack_newleader(&mut self, from: ServerId, epoch: Epoch) {
+        let leading = self.leading();
+        let leader_epoch = leading.epoch;
+        let phase = leading.phase;
+        let h = leading.handlers.get_mut(&from).expect("checked by caller");
+        if h.phase != HandlerPhase::Synced || epoch != leader_epoch {
+            return;
+        }
+        h.phase = HandlerPhase::AckedNewLeader;
+        if !h.observer {
+            h.acked = h.acked.max(h.newleader_last);
+        }
+        if phase == LeaderPhase::Broadcast {
+            self.send_uptodate(from);
+            self.advance_commit();
+        } else {
+            self.check_established();
+        }
+    }
+
+    /// Zab phase 2 ends when a quorum (the leader included) acknowledged NEWLEADER: the
+    /// whole history is committed and the leader serves (Leader.waitForNewLeaderAck).
+    fn check_established(&mut self) {
+        let myid = self.config.myid;
+        let epoch = self.leading_ref().epoch;
+        if self.leading_ref().phase != LeaderPhase::Sync {
+            return;
+        }
+        let self_ready = self.current_durable >= epoch && self.durable_through() >= self.log.last();
+        if !self_ready {
+            return;
+        }
+        let acked: Vec<ServerId> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.phase >= HandlerPhase::AckedNewLeader && !h.observer)
+            .map(|(id, _)| *id)
+            .chain([myid])
+            .collect();
+        if !self.quorum.is_quorum(&acked) {
+            return;
+        }
+        self.leading().phase = LeaderPhase::Broadcast;
+        self.committed = self.log.last();
+        self.actions.push(Action::BecameLeader { epoch });
+        let ready: Vec<ServerId> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.phase == HandlerPhase::AckedNewLeader)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            self.send_uptodate(id);
+        }
+    }
+
+    fn send_uptodate(&mut self, id: ServerId) {
+        let committed = self.committed;
+        let h = self.leading().handlers.get_mut(&id).expect("present");
+        h.phase = HandlerPhase::Broadcast;
+        let conn = h.conn;
+        let observer = h.observer;
+        if observer {
+            self.inform_observer(id);
+        }
+        self.send(id, Message::UpToDate { conn, committed });
+    }
+
+    /// Observers learn commits only (Leader.sendObserverPacket): INFORM for every committed
+    /// entry they were not sent, and a COMMIT for those they had from synchronisation.
+    fn inform_observer(&mut self, id: ServerId) {
+        let committed = self.committed;
+        let h = &self.leading_ref().handlers[&id];
+        let conn = h.conn;
+        let from = h.sent_through;
+        if from >= committed {
+            return;
+        }
+        let mut prev = from;
+        let entries: Vec<(Zxid, Payload)> = self
+            .log
+            .after(from)
+            .take_while(|e| e.0 <= committed)
+            .cloned()
+            .collect();
+        for (zxid, data) in entries {
+            self.send(
+                id,
+                Message::Inform {
+                    conn,
+                    prev,
+                    zxid,
+                    data,
+                },
+            );
+            prev = zxid;
+        }
+        self.leading()
+            .handlers
+            .get_mut(&id)
+            .expect("present")
+            .sent_through = committed;
+    }
+
+    // ---- phase 3, leader side ----
+
+    fn on_propose(&mut self, zxid: Zxid, data: Payload) -> Result<(), StepError> {
+        let want = self.next_zxid().ok_or(StepError::NotLeader)?;
+        if zxid != want {
+            return Err(StepError::WrongZxid { got: zxid, want });
+        }
+        self.leading().next_counter += 1;
+        let prev = self.log.last();
+        self.append(zxid, data.clone());
+        let followers: Vec<(ServerId, u64)> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .filter(|(_, h)| !h.observer && h.phase >= HandlerPhase::Synced)
+            .map(|(id, h)| (*id, h.conn))
+            .collect();
+        for (id, conn) in followers {
+            self.send(
+                id,
+                Message::Proposal {
+                    conn,
+                    prev,
+                    zxid,
+                    data: data.clone(),
+                },
+            );
+            self.leading()
+                .handlers
+                .get_mut(&id)
+                .expect("present")
+                .sent_through = zxid;
+        }
+        Ok(())
+    }
+
+    fn on_ack(&mut self, from: ServerId, zxid: Zxid) {
+        let h = self
+            .leading()
+            .handlers
+            .get_mut(&from)
+            .expect("checked by caller");
+        if h.observer || h.phase < HandlerPhase::AckedNewLeader {
+            return;
+        }
+        assert!(
+            zxid <= h.sent_through,
+            "learner {from} acked {zxid} beyond what it was sent"
+        );
+        h.acked = h.acked.max(zxid);
+        self.advance_commit();
+    }
+
+    /// COMMIT in zxid order once a quorum of voters, the leader's own durable log included,
+    /// has acknowledged (Leader.tryToCommit).
+    fn advance_commit(&mut self) {
+        if self.leading_ref().phase != LeaderPhase::Broadcast {
+            return;
+        }
+        let mut acked: BTreeMap<ServerId, Zxid> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .filter(|(_, h)| !h.observer && h.phase >= HandlerPhase::AckedNewLeader)
+            .map(|(id, h)| (*id, h.acked))
+            .collect();
+        acked.insert(self.config.myid, self.durable_through());
+        let quorum_zxid = self.quorum.committed(&acked);
+        if quorum_zxid <= self.committed {
+            return;
+        }
+        self.committed = quorum_zxid;
+        let targets: Vec<(ServerId, u64, bool)> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.phase == HandlerPhase::Broadcast)
+            .map(|(id, h)| (*id, h.conn, h.observer))
+            .collect();
+        for (id, conn, observer) in targets {
+            if observer {
+                self.inform_observer(id);
+            }
+            self.send(
+                id,
+                Message::Commit {
+                    conn,
+                    zxid: quorum_zxid,
+                },
+            );
+        }
+    }
+
+    // ---- learner side (Learner, Follower, Observer) ----
+
+    fn become_learner(&mut self, leader: ServerId) {
+        let conn = self.next_conn();
+        let learning = Learning {
+            leader,
+            conn,
+            phase: LearnerPhase::AwaitLeaderInfo,
+            epoch: Epoch(0),
+            last_heard: self.now,
+            ackepoch_pending: false,
+            newleader_pending: None,
+            newleader_acked: false,
+            acked: Zxid::ZERO,
+        };
+        self.role = if self.observer {
+            Role::Observing(learning)
+        } else {
+            Role::Following(learning)
+        };
+        self.send_follower_info();
+    }
+
+    fn learning(&mut self) -> &mut Learning {
+        match &mut self.role {
+            Role::Following(l) | Role::Observing(l) => l,
+            _ => unreachable!("learner state outside Following/Observing"),
+        }
+    }
+
+    fn send_follower_info(&mut self) {
+        let msg = Message::FollowerInfo {
+            conn: self.learning().conn,
+            accepted_epoch: self.accepted,
+            base: self.log.base,
+            epochs: self.log.epochs(),
+            observer: self.observer,
+        };
+        let leader = self.learning().leader;
+        self.send(leader, msg);
+    }
+
+    /// A message is missing from the session (a gap in the `prev` chain or a step out of
+    /// order): start a new connection, as a learner whose TCP connection broke would.
+    fn reconnect(&mut self) {
+        let leader = self.learning().leader;
+        self.become_learner(leader);
+    }
+
+    fn learner_receive(&mut self, msg: Message) {
+        let now = self.now;
+        let l = self.learning();
+        l.last_heard = now;
+        let phase = l.phase;
+        match msg {
+            Message::LeaderInfo { epoch, .. } if phase == LearnerPhase::AwaitLeaderInfo => {
+                self.on_leader_info(epoch)
+            }
+            Message::Diff { .. } if phase == LearnerPhase::AwaitSync => {
+                self.learning().phase = LearnerPhase::Syncing;
+            }
+            Message::Trunc { after, .. } if phase == LearnerPhase::AwaitSync => {
+                self.on_trunc(after)
+            }
+            Message::Snap { zxid, data, .. } if phase == LearnerPhase::AwaitSync => {
+                self.on_snap(zxid, data)
+            }
+            Message::Proposal {
+                prev, zxid, data, ..
+            } if phase >= LearnerPhase::Syncing => {
+                if self.observer && phase == LearnerPhase::Broadcast {
+                    return;
+                }
+                self.on_proposal(prev, zxid, data);
+            }
+            Message::Inform {
+                prev, zxid, data, ..
+            } if self.observer && phase >= LearnerPhase::AwaitUpToDate => {
+                self.on_inform(prev, zxid, data)
+            }
+            Message::NewLeader { epoch, last, .. } if phase == LearnerPhase::Syncing => {
+                self.on_newleader(epoch, last)
+            }
+            Message::UpToDate { committed, .. } if phase == LearnerPhase::AwaitUpToDate => {
+                self.on_uptodate(committed)
+            }
+            Message::Commit { zxid, .. } if phase == LearnerPhase::Broadcast => {
+                self.learner_commit(zxid)
+            }
+            Message::Ping { committed, .. } => {
+                if phase == LearnerPhase::Broadcast {
+                    self.learner_commit(committed);
+                }
+                let l = self.learning();
+                let acked = if l.newleader_acked {
+                    l.acked
+                } else {
+                    Zxid::ZERO
+                };
+                let (leader, conn) = (l.leader, l.conn);
+                self.send(leader, Message::PingReply { conn, acked });
+            }
+            Message::Diff { .. }
+            | Message::Trunc { .. }
+            | Message::Snap { .. }
+            | Message::NewLeader { .. }
+            | Message::UpToDate { .. }
+            | Message::LeaderInfo { .. }
+                if phase < LearnerPhase::AwaitUpToDate =>
+            {
+                // A step out of order: the session lost a message.
+                self.reconnect();
+            }
+            _ => {}
+        }
+    }
+
+    /// Zab phase 1, learner side: accept the new epoch durably before ACKEPOCH.
+    fn on_leader_info(&mut self, epoch: Epoch) {
+        if epoch < self.accepted {
+            self.go_looking();
+            return;
+        }
+        if epoch > self.accepted {
+            self.accepted = epoch;
+            self.actions.push(Action::PersistEpoch {
+                accepted: epoch,
+                current: self.current,
+            });
+        }
+        let l = self.learning();
+        l.epoch = epoch;
+        l.phase = LearnerPhase::AwaitSync;
+        l.ackepoch_pending = true;
+    }
+
+    fn on_trunc(&mut self, after: Zxid) {
+        if after < self.log.base || after < self.applied {
+            // The leader would cut committed state: not a leader to follow.
+            self.go_looking();
+            return;
+        }
+        self.log.truncate_after(after);
+        self.actions.push(Action::Truncate { after });
+        self.token += 1;
+        self.persisted = self.persisted.min(after);
+        self.committed = self.committed.min(after);
+        self.learning().phase = LearnerPhase::Syncing;
+    }
+
+    fn on_snap(&mut self, zxid: Zxid, data: Payload) {
+        self.log = Log {
+            base: zxid,
+            entries: VecDeque::new(),
+        };
+        self.actions.push(Action::InstallSnapshot { zxid, data });
+        self.token += 1;
+        self.snap_pending = Some(zxid);
+        self.persisted = zxid;
+        self.committed = zxid;
+        self.applied = zxid;
+        self.learning().phase = LearnerPhase::Syncing;
+    }
+
+    /// Appends a PROPOSAL (or INFORM) that follows the log; a duplicate is ignored, a gap
+    /// reconnects. Returns whether the entry is now in the log.
+    fn on_proposal(&mut self, prev: Zxid, zxid: Zxid, data: Payload) -> bool {
+        if self.log.get(zxid).is_some() || zxid <= self.log.base {
+            return true;
+        }
+        if prev != self.log.last() || zxid <= prev {
+            self.reconnect();
+            return false;
+        }
+        self.append(zxid, data);
+        true
+    }
+
+    fn on_inform(&mut self, prev: Zxid, zxid: Zxid, data: Payload) {
+        if self.on_proposal(prev, zxid, data) {
+            self.learner_commit(zxid);
+        }
+    }
+
+    fn on_newleader(&mut self, epoch: Epoch, last: Zxid) {
+        if epoch != self.learning().epoch || last != self.log.last() {
+            self.reconnect();
+            return;
+        }
+        if self.current < epoch {
+            self.current = epoch;
+            self.actions.push(Action::PersistEpoch {
+                accepted: self.accepted,
+                current: epoch,
+            });
+        }
+        let l = self.learning();
+        l.newleader_pending = Some(last);
+        l.phase = LearnerPhase::AwaitUpToDate;
+    }
+
+    fn on_uptodate(&mut self, committed: Zxid) {
+        let l = self.learning();
+        if !l.newleader_acked {
+            return;
+        }
+        l.phase = LearnerPhase::Broadcast;
+        let (leader, epoch) = (l.leader, l.epoch);
+        self.actions.push(if self.observer {
+            Action::BecameObserver { leader, epoch }
+        } else {
+            Action::BecameFollower { leader, epoch }
+        });
+        self.learner_commit(committed);
+    }
+
+    fn learner_commit(&mut self, zxid: Zxid) {
+        let upto = zxid.min(self.log.last());
+        self.committed = self.committed.max(upto);
+    }
+
+    // ---- completions, ticks and released replies ----
+
+    fn on_persisted(&mut self, upto: Zxid, token: u64) {
+        if token != self.token || upto <= self.persisted {
+            return;
+        }
+        assert!(
+            upto <= self.log.last(),
+            "persisted {upto} beyond log end {}",
+            self.log.last()
+        );
+        self.persisted = upto;
+    }
+
+    /// Emits everything that waited for a completion: LEADERINFO, ACKEPOCH, the NEWLEADER
+    /// ack, ACKs, the leader's commits, and local `Commit` actions.
+    fn release(&mut self) {
+        match &self.role {
+            Role::Looking(_) => {}
+            Role::Leading(_) => self.release_leader(),
+            Role::Following(_) | Role::Observing(_) => self.release_learner(),
+        }
+        self.advance_apply();
+    }
+
+    fn release_leader(&mut self) {
+        let epoch = self.leading_ref().epoch;
+        let phase = self.leading_ref().phase;
+        if phase != LeaderPhase::Discovery && self.accepted_durable >= epoch {
+            let pending: Vec<(ServerId, u64)> = self
+                .leading_ref()
+                .handlers
+                .iter()
+                .filter(|(_, h)| h.phase == HandlerPhase::Info && !h.leaderinfo_sent)
+                .map(|(id, h)| (*id, h.conn))
+                .collect();
+            for (id, conn) in pending {
+                self.leading()
+                    .handlers
+                    .get_mut(&id)
+                    .expect("present")
+                    .leaderinfo_sent = true;
+                self.send(id, Message::LeaderInfo { conn, epoch });
+            }
+        }
+        match phase {
+            LeaderPhase::Discovery => {}
+            LeaderPhase::EpochAck => self.check_epoch_quorum(),
+            LeaderPhase::Sync => self.check_established(),
+            LeaderPhase::Broadcast => self.advance_commit(),
+        }
+    }
+
+    fn release_learner(&mut self) {
+        let durable = self.durable_through();
+        let (accepted_durable, current_durable) = (self.accepted_durable, self.current_durable);
+        let last = self.log.last();
+        let observer = self.observer;
+        let l = self.learning();
+        let (leader, conn, epoch) = (l.leader, l.conn, l.epoch);
+        let mut out = Vec::new();
+        if l.ackepoch_pending && accepted_durable >= epoch {
+            l.ackepoch_pending = false;
+            out.push(Message::AckEpoch {
+                conn,
+                current_epoch: current_durable,
+                last,
+            });
+        }
+        if let Some(nl_last) = l.newleader_pending {
+            if current_durable >= epoch && durable >= nl_last {
+                l.newleader_pending = None;
+                l.newleader_acked = true;
+                l.acked = nl_last;
+                out.push(Message::AckNewLeader { conn, epoch });
+            }
+        }
+        if l.newleader_acked && !observer && durable > l.acked {
+            l.acked = durable;
+            out.push(Message::Ack {
+                conn,
+                zxid: durable,
+            });
+        }
+        for msg in out {
+            self.send(leader, msg);
+        }
+    }
+
+    /// Local `Commit` actions: committed and durable here, in zxid order.
+    fn advance_apply(&mut self) {
+        let limit = self.committed.min(self.durable_through());
+        if limit <= self.applied {
+            return;
+        }
+        let entries: Vec<(Zxid, Payload)> = self
+            .log
+            .after(self.applied)
+            .take_while(|e| e.0 <= limit)
+            .cloned()
+            .collect();
+        for (zxid, data) in entries {
+            self.actions.push(Action::Commit { zxid, data });
+            self.applied = zxid;
+        }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        while self.log.entries.len() > self.config.history_retain
+            && self
+                .log
+                .entries
+                .front()
+                .is_some_and(|e| e.0 <= self.applied)
+        {
+            let (zxid, _) = self.log.entries.pop_front().expect("non-empty");
+            self.log.base = zxid;
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.now += 1;
+        let now = self.now;
+        match &self.role {
+            Role::Looking(_) => {
+                self.broadcast_vote();
+                if !self.observer {
+                    self.check_finalize();
+                }
+            }
+            Role::Leading(_) => self.leader_tick(now),
+            Role::Following(_) | Role::Observing(_) => self.learner_tick(now),
+        }
+    }
+
+    /// Leader.lead's ping loop: ping every learner; step down without a quorum of voters
+    /// heard from within syncLimit, or when not established within initLimit.
+    fn leader_tick(&mut self, now: u64) {
+        let committed = self.committed;
+        let pings: Vec<(ServerId, u64)> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .map(|(id, h)| (*id, h.conn))
+            .collect();
+        for (id, conn) in pings {
+            self.send(id, Message::Ping { conn, committed });
+        }
+        let leading = self.leading_ref();
+        if leading.phase != LeaderPhase::Broadcast {
+            if now - leading.since > self.config.init_limit_ticks {
+                self.go_looking();
+            }
+            return;
+        }
+        let alive: Vec<ServerId> = leading
+            .handlers
+            .iter()
+            .filter(|(_, h)| {
+                h.phase >= HandlerPhase::AckedNewLeader
+                    && now - h.last_heard <= self.config.sync_limit_ticks
+            })
+            .map(|(id, _)| *id)
+            .chain([self.config.myid])
+            .collect();
+        if !self.quorum.is_quorum(&alive) {
+            self.go_looking();
+        }
+    }
+
+    /// Follower.followLeader's timeouts: initLimit while synchronising, syncLimit after.
+    fn learner_tick(&mut self, now: u64) {
+        let (init, sync) = (self.config.init_limit_ticks, self.config.sync_limit_ticks);
+        let l = self.learning();
+        let limit = if l.phase == LearnerPhase::Broadcast {
+            sync
+        } else {
+            init
+        };
+        if now - l.last_heard > limit {
+            self.go_looking();
+            return;
+        }
+        if l.phase == LearnerPhase::AwaitLeaderInfo {
+            self.send_follower_info();
+        }
+    }
+
+    // ---- invariants ----
+
+    /// The facts every step preserves; on in release builds.
+    fn invariants(&self) {
+        let last = self.log.last();
+        assert!(
+            self.current <= self.accepted,
+            "current epoch {} above accepted {}",
+            self.current,
+            self.accepted
+        );
+        assert!(
+            self.accepted_durable <= self.accepted,
+            "durable accepted epoch ahead of memory"
+        );
+        assert!(
+            self.current_durable <= self.current,
+            "durable current epoch ahead of memory"
+        );
+        assert!(
+            self.applied <= self.committed,
+            "applied {} above committed {}",
+            self.applied,
+            self.committed
+        );
+        assert!(
+            self.committed <= last,
+            "committed {} above log end {last}",
+            self.committed
+        );
+        assert!(
+            self.persisted <= last,
+            "persisted {} above log end {last}",
+            self.persisted
+        );
+        assert!(
+            self.log.base <= self.applied,
+            "log base {} above applied {}",
+            self.log.base,
+            self.applied
+        );
+        let mut prev = self.log.base;
+        for (z, _) in &self.log.entries {
+            assert!(*z > prev, "log zxid {z} not after {prev}");
+            prev = *z;
+        }
+        match &self.role {
+            Role::Looking(l) => {
+                assert!(
+                    self.observer || l.recv.get(&self.config.myid) == Some(&self.vote),
+                    "own vote missing from the round"
+                );
+            }
+            Role::Leading(l) => {
+                if l.phase == LeaderPhase::Broadcast {
+                    assert!(
+                        Zxid::new(l.epoch.0, l.next_counter) > last,
+                        "next zxid not after the log"
+                    );
+                    assert!(self.current == l.epoch, "leading epoch is not current");
+                }
+                let handlers: BTreeSet<&ServerId> = l.handlers.keys().collect();
+                assert!(
+                    !handlers.contains(&self.config.myid),
+                    "leader handles itself"
+                );
+                for (id, h) in &l.handlers {
+                    assert!(
+                        h.acked <= h.sent_through || h.observer,
+                        "learner {id} acked past what it was sent"
+                    );
+                }
+            }
+            Role::Following(l) | Role::Observing(l) => {
+                assert!(l.leader != self.config.myid, "following itself");
+                assert!(l.acked <= self.persisted.max(l.acked), "ack above durable");
+            }
+        }
+    }
+}
