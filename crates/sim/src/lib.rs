@@ -533,7 +533,12 @@ impl Sim {
                 );
             }
             Action::Commit { zxid, data } => self.apply(id, zxid, &data)?,
-            Action::SendSnapshot { to, conn, zxid } => {
+            Action::SendSnapshot {
+                to,
+                conn,
+                zxid,
+                keep,
+            } => {
                 self.report.snaps += 1;
                 let tree = self.nodes[&id].tree.clone();
                 if tree.last_zxid() != zxid {
@@ -545,7 +550,16 @@ impl Sim {
                 self.trees.push(tree);
                 let index = (self.trees.len() - 1) as u64;
                 let data: Payload = Arc::from(index.to_be_bytes().as_slice());
-                self.send(id, to, &Message::Snap { conn, zxid, data });
+                self.send(
+                    id,
+                    to,
+                    &Message::Snap {
+                        conn,
+                        zxid,
+                        keep,
+                        data,
+                    },
+                );
             }
             Action::InstallSnapshot { zxid, data } => {
                 let index = u64::from_be_bytes(data[..8].try_into().expect("8 bytes")) as usize;
@@ -557,8 +571,9 @@ impl Sim {
                 // driver writes the snapshot file, then drops the log); the completion comes
                 // after the disk's delay.
                 n.disk.snap_tree = tree.clone();
-                n.disk.log.clear();
-                n.disk.synced = 0;
+                let dropped = n.disk.log.iter().take_while(|e| e.0 <= zxid).count();
+                n.disk.log.drain(..dropped);
+                n.disk.synced = n.disk.synced.saturating_sub(dropped);
                 n.disk.generation += 1;
                 n.tree = tree;
                 let life = n.life;

@@ -55,7 +55,8 @@ pub enum Message {
         state: PeerState,
     },
     /// Learner → leader, phase 1 (FOLLOWERINFO / OBSERVERINFO). `epochs` is the last zxid of
-    /// each epoch in the learner's log after `base` (the zxid of its snapshot), ascending.
+    /// each epoch in the learner's log after `base` (the zxid its tree has applied, all
+    /// committed), ascending.
     FollowerInfo {
         conn: u64,
         accepted_epoch: Epoch,
@@ -75,10 +76,13 @@ pub enum Message {
     Diff { conn: u64 },
     /// Leader → learner, phase 2: drop the log after `after`; the proposals after it follow.
     Trunc { conn: u64, after: Zxid },
-    /// Leader → learner, phase 2: the leader's state at `zxid`; proposals after it follow.
+    /// Leader → learner, phase 2: the leader's state at `zxid`. The learner keeps its own
+    /// log entries in (`zxid`, `keep`] (they are the leader's too) and drops the rest; the
+    /// proposals after `keep` follow.
     Snap {
         conn: u64,
         zxid: Zxid,
+        keep: Zxid,
         data: Payload,
     },
     /// A transaction; `prev` is the zxid before it in the leader's history, so a learner
@@ -260,8 +264,11 @@ impl Message {
             }
             Message::Diff { .. } => {}
             Message::Trunc { after, .. } => write_zxid(w, *after),
-            Message::Snap { zxid, data, .. } => {
+            Message::Snap {
+                zxid, keep, data, ..
+            } => {
                 write_zxid(w, *zxid);
+                write_zxid(w, *keep);
                 w.write_buffer(data);
             }
             Message::Proposal {
@@ -341,6 +348,7 @@ impl Message {
             kind::SNAP => Message::Snap {
                 conn,
                 zxid: read_zxid(r)?,
+                keep: read_zxid(r)?,
                 data: Arc::from(r.read_buffer()?),
             },
             kind::PROPOSAL | kind::INFORM => {
@@ -510,9 +518,10 @@ mod tests {
             }),
             c.prop_map(|conn| Message::Diff { conn }),
             (c, zxid()).prop_map(|(conn, after)| Message::Trunc { conn, after }),
-            (c, zxid(), data()).prop_map(|(conn, zxid, data)| Message::Snap {
+            (c, zxid(), zxid(), data()).prop_map(|(conn, zxid, keep, data)| Message::Snap {
                 conn,
                 zxid,
+                keep,
                 data
             }),
             (c, zxid(), zxid(), data()).prop_map(|(conn, prev, zxid, data)| {

@@ -97,14 +97,16 @@ pub enum Action {
         zxid: Zxid,
         data: Payload,
     },
-    /// Send `Message::Snap { conn, zxid, data }` to `to`, with `data` the tree at `zxid`
-    /// (it is at `zxid` when this action is reached), before any later `Send` to `to`.
+    /// Send `Message::Snap { conn, zxid, keep, data }` to `to`, with `data` the tree at
+    /// `zxid` (it is at `zxid` when this action is reached), before any later `Send` to `to`.
     SendSnapshot {
         to: ServerId,
         conn: u64,
         zxid: Zxid,
+        keep: Zxid,
     },
-    /// Replace the tree with this snapshot and empty the log; then feed `SnapshotInstalled`.
+    /// Replace the tree with this snapshot and drop the log records at or below `zxid`
+    /// (those after it stay); then feed `SnapshotInstalled`.
     InstallSnapshot {
         zxid: Zxid,
         data: Payload,
@@ -190,10 +192,10 @@ impl Log {
         }
     }
 
-    /// The last zxid of each epoch present after `base`, ascending.
-    fn epochs(&self) -> Vec<Zxid> {
+    /// The last zxid of each epoch present after `floor`, ascending.
+    fn epochs_after(&self, floor: Zxid) -> Vec<Zxid> {
         let mut out: Vec<Zxid> = Vec::new();
-        for (z, _) in &self.entries {
+        for (z, _) in self.after(floor) {
             match out.last_mut() {
                 Some(l) if l.epoch() == z.epoch() => *l = *z,
                 _ => out.push(*z),
@@ -216,7 +218,7 @@ impl Log {
 enum SyncPlan {
     Diff { from: Zxid },
     Trunc { after: Zxid },
-    Snap,
+    Snap { zxid: Zxid, keep: Zxid },
 }
 
 /// The FastLeaderElection state of a looking replica.
@@ -299,6 +301,9 @@ struct Learning {
     phase: LearnerPhase,
     epoch: Epoch,
     last_heard: u64,
+    /// When the session last moved to a new phase; synchronisation must progress within
+    /// initLimit even while pings keep arriving.
+    progress_at: u64,
     ackepoch_pending: bool,
     newleader_pending: Option<Zxid>,
     newleader_acked: bool,
@@ -938,11 +943,32 @@ impl Replica {
         if base > self.log.last() {
             return None; // the learner holds committed state this leader lacks: refuse it.
         }
-        if base < self.log.base || (base > self.log.base && self.log.get(base).is_none()) {
-            return Some(SyncPlan::Snap);
+        if base < self.log.base {
+            // Behind the window: SNAP at the applied state, keeping what the learner already
+            // holds beyond it so that a crash mid-sync loses nothing it acknowledged.
+            let zxid = self.applied;
+            let keep = self.common_point(zxid, epochs);
+            return Some(SyncPlan::Snap { zxid, keep });
         }
-        let mut common = base;
-        for f_last in epochs.iter().copied().filter(|z| *z > base) {
+        if base > self.log.base && self.log.get(base).is_none() {
+            return None; // the learner applied an entry this leader never had: refuse it.
+        }
+        let common = self.common_point(base, epochs);
+        let learner_last = epochs.last().copied().unwrap_or(base).max(base);
+        if common < learner_last {
+            Some(SyncPlan::Trunc { after: common })
+        } else {
+            Some(SyncPlan::Diff { from: common })
+        }
+    }
+
+    /// The largest zxid at or above `floor` that both this log and the learner's hold, from
+    /// the learner's per-epoch last zxids. Within one epoch every log holds a contiguous run
+    /// of that epoch's leader's proposals, and two logs that share a zxid agree before it
+    /// (Zab's primary order), so comparing epoch by epoch finds the divergence point.
+    fn common_point(&self, floor: Zxid, epochs: &[Zxid]) -> Zxid {
+        let mut common = floor;
+        for f_last in epochs.iter().copied().filter(|z| *z > floor) {
             match self.log.last_in_epoch(f_last.epoch()) {
                 Some(l) if l == f_last => common = f_last,
                 Some(l) if l > f_last => {
@@ -956,12 +982,7 @@ impl Replica {
                 None => break,
             }
         }
-        let learner_last = epochs.last().copied().unwrap_or(base).max(base);
-        if common < learner_last {
-            Some(SyncPlan::Trunc { after: common })
-        } else {
-            Some(SyncPlan::Diff { from: common })
-        }
+        common
     }
 
     fn sync_learner(&mut self, id: ServerId) {
@@ -981,11 +1002,14 @@ impl Replica {
                 self.send(id, Message::Trunc { conn, after });
                 after
             }
-            SyncPlan::Snap => {
-                let zxid = self.applied;
-                self.actions
-                    .push(Action::SendSnapshot { to: id, conn, zxid });
-                zxid
+            SyncPlan::Snap { zxid, keep } => {
+                self.actions.push(Action::SendSnapshot {
+                    to: id,
+                    conn,
+                    zxid,
+                    keep,
+                });
+                keep
             }
         };
         let mut prev = from;
@@ -1219,6 +1243,7 @@ impl Replica {
             phase: LearnerPhase::AwaitLeaderInfo,
             epoch: Epoch(0),
             last_heard: self.now,
+            progress_at: self.now,
             ackepoch_pending: false,
             newleader_pending: None,
             newleader_acked: false,
@@ -1243,8 +1268,8 @@ impl Replica {
         let msg = Message::FollowerInfo {
             conn: self.learning().conn,
             accepted_epoch: self.accepted,
-            base: self.log.base,
-            epochs: self.log.epochs(),
+            base: self.applied,
+            epochs: self.log.epochs_after(self.applied),
             observer: self.observer,
         };
         let leader = self.learning().leader;
@@ -1263,6 +1288,15 @@ impl Replica {
         let l = self.learning();
         l.last_heard = now;
         let phase = l.phase;
+        self.learner_dispatch(phase, msg);
+        if let Role::Following(l) | Role::Observing(l) = &mut self.role {
+            if l.phase != phase {
+                l.progress_at = now;
+            }
+        }
+    }
+
+    fn learner_dispatch(&mut self, phase: LearnerPhase, msg: Message) {
         match msg {
             Message::LeaderInfo { epoch, .. } if phase == LearnerPhase::AwaitLeaderInfo => {
                 self.on_leader_info(epoch)
@@ -1273,9 +1307,9 @@ impl Replica {
             Message::Trunc { after, .. } if phase == LearnerPhase::AwaitSync => {
                 self.on_trunc(after)
             }
-            Message::Snap { zxid, data, .. } if phase == LearnerPhase::AwaitSync => {
-                self.on_snap(zxid, data)
-            }
+            Message::Snap {
+                zxid, keep, data, ..
+            } if phase == LearnerPhase::AwaitSync => self.on_snap(zxid, keep, data),
             Message::Proposal {
                 prev, zxid, data, ..
             } if phase >= LearnerPhase::Syncing => {
@@ -1353,24 +1387,41 @@ impl Replica {
         }
         self.log.truncate_after(after);
         self.actions.push(Action::Truncate { after });
-        self.token += 1;
         self.persisted = self.persisted.min(after);
         self.committed = self.committed.min(after);
+        self.new_token();
         self.learning().phase = LearnerPhase::Syncing;
     }
 
-    fn on_snap(&mut self, zxid: Zxid, data: Payload) {
-        self.log = Log {
-            base: zxid,
-            entries: VecDeque::new(),
-        };
+    fn on_snap(&mut self, zxid: Zxid, keep: Zxid, data: Payload) {
+        if keep < zxid || zxid < self.applied {
+            self.reconnect();
+            return;
+        }
+        if keep < self.log.last() {
+            self.log.truncate_after(keep);
+            self.actions.push(Action::Truncate { after: keep });
+        }
+        while self.log.entries.front().is_some_and(|e| e.0 <= zxid) {
+            self.log.entries.pop_front();
+        }
+        self.log.base = zxid;
         self.actions.push(Action::InstallSnapshot { zxid, data });
-        self.token += 1;
         self.snap_pending = Some(zxid);
-        self.persisted = zxid;
-        self.committed = zxid;
+        self.persisted = self.persisted.min(self.log.last());
+        self.committed = self.committed.min(self.log.last()).max(zxid);
         self.applied = zxid;
+        self.new_token();
         self.learning().phase = LearnerPhase::Syncing;
+    }
+
+    /// Truncation and snapshots start a new generation of `Sync`s: a completion issued before
+    /// them says nothing about the log after them. Ask again for what is already there.
+    fn new_token(&mut self) {
+        self.token += 1;
+        if self.log.last() > self.persisted {
+            self.appended = true;
+        }
     }
 
     /// Appends a PROPOSAL (or INFORM) that follows the log; a duplicate is ignored, a gap
@@ -1612,6 +1663,10 @@ impl Replica {
         };
         if now - l.last_heard > limit {
             self.go_looking();
+            return;
+        }
+        if l.phase != LearnerPhase::Broadcast && now - l.progress_at > init {
+            self.reconnect();
             return;
         }
         if l.phase == LearnerPhase::AwaitLeaderInfo {
