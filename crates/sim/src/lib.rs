@@ -187,6 +187,7 @@ pub struct Sim {
     link_free_at: BTreeMap<(ServerId, ServerId), u64>,
     trees: Vec<Tree>,
     faults_on: bool,
+    no_faults: bool,
     trace: bool,
     // checker state
     leaders: BTreeMap<Epoch, ServerId>,
@@ -251,6 +252,7 @@ impl Sim {
             link_free_at: BTreeMap::new(),
             trees: Vec::new(),
             faults_on: true,
+            no_faults: false,
             trace: std::env::var_os("SIM_TRACE").is_some(),
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
@@ -268,6 +270,13 @@ impl Sim {
         sim.schedule(TICK * 5, Event::Fault);
         sim.schedule(TICK * 3, Event::Write);
         sim
+    }
+
+    /// Turns off crashes and partitions (the network's loss and delays stay as scenario
+    /// says): for scenario tests that want a calm ensemble.
+    pub fn without_faults(mut self) -> Sim {
+        self.no_faults = true;
+        self
     }
 
     fn fail(&self, what: String) -> Failure {
@@ -769,7 +778,7 @@ impl Sim {
     // ---- faults ----
 
     fn fault(&mut self) -> Result<(), Failure> {
-        if !self.faults_on {
+        if !self.faults_on || self.no_faults {
             return Ok(());
         }
         let d = TICK * (3 + self.rng.below(20));
