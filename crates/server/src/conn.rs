@@ -38,17 +38,17 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS)));
-    let mut buf: Vec<u8> = Vec::with_capacity(limits::READ_CHUNK_BYTES);
+    let mut frames = Frames::default();
     let mut chunk = vec![0u8; limits::READ_CHUNK_BYTES];
 
     // The first four bytes are either a frame length or a four-letter word.
-    while buf.len() < 4 {
+    while frames.pending().len() < 4 {
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => frames.extend(&chunk[..n]),
         }
     }
-    if let Some(word) = fourlw::word(&buf[..4]) {
+    if let Some(word) = fourlw::word(&frames.pending()[..4]) {
         let text = fourlw::answer(&word, addr, &shard, &shared);
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.close().await;
@@ -57,7 +57,7 @@ pub async fn serve(
 
     let (out_tx, out_rx) = local_channel::new_unbounded();
     let id = shard.borrow_mut().open(addr, out_tx);
-    let reason = run(&shard, &mut stream, &mut buf, &mut chunk, id, &out_rx).await;
+    let reason = run(&shard, &mut stream, &mut frames, &mut chunk, id, &out_rx).await;
     if let Some(reason) = reason {
         tracing::info!("closing connection from {addr}: {reason}");
     }
@@ -77,7 +77,7 @@ pub async fn serve(
 async fn run(
     shard: &Rc<RefCell<Shard>>,
     stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
+    frames: &mut Frames,
     chunk: &mut [u8],
     id: u64,
     out_rx: &local_channel::LocalReceiver<Out>,
@@ -89,19 +89,20 @@ async fn run(
     loop {
         // Take every whole frame already buffered.
         loop {
-            let frame = match next_frame(buf, max_frame) {
-                Ok(Some(frame)) => frame,
+            let range = match frames.next(max_frame) {
+                Ok(Some(range)) => range,
                 Ok(None) => break,
                 Err(why) => return Some(why),
             };
             if outstanding.acquire(1).await.is_err() {
                 return Some("shutting down".into());
             }
+            let frame = &frames.buf[range];
             let result = if connected {
-                handle_packet(shard, id, &frame)
+                handle_packet(shard, id, frame)
             } else {
                 connected = true;
-                let r = handle_connect(shard, id, &frame);
+                let r = handle_connect(shard, id, frame);
                 if r.is_ok() {
                     // The session's expiry (on the core) closes a silent client's connection;
                     // this is only a safety net should the core never answer.
@@ -143,7 +144,7 @@ async fn run(
             .await;
         match event {
             Event::Read(Ok(0)) => return None,
-            Event::Read(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Event::Read(Ok(n)) => frames.extend(&chunk[..n]),
             Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Some("no packet within the session timeout".into())
             }
@@ -158,25 +159,48 @@ async fn run(
     }
 }
 
-/// Splits one length-prefixed frame off the front of `buf`. A negative or oversized length
-/// ends the connection, as ZooKeeper's "Len error".
-fn next_frame(buf: &mut Vec<u8>, max_frame: usize) -> Result<Option<Vec<u8>>, String> {
-    if buf.len() < 4 {
-        return Ok(None);
+/// The bytes read from a client and not yet taken as frames. Frames are handed out as ranges
+/// of the buffer, without copying; consumed bytes are dropped once per socket read.
+#[derive(Debug, Default)]
+struct Frames {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Frames {
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
     }
-    let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    if len < 0 || len as usize > max_frame {
-        return Err(format!(
-            "packet length {len} is outside 0..={max_frame} (jute.maxbuffer)"
-        ));
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
-    let len = len as usize;
-    if buf.len() < 4 + len {
-        return Ok(None);
+
+    /// The next whole length-prefixed frame's body, if buffered. A negative or oversized
+    /// length ends the connection, as ZooKeeper's "Len error".
+    fn next(&mut self, max_frame: usize) -> Result<Option<std::ops::Range<usize>>, String> {
+        let rest = self.pending();
+        if rest.len() < 4 {
+            return Ok(None);
+        }
+        let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        if len < 0 || len as usize > max_frame {
+            return Err(format!(
+                "packet length {len} is outside 0..={max_frame} (jute.maxbuffer)"
+            ));
+        }
+        let len = len as usize;
+        if rest.len() < 4 + len {
+            return Ok(None);
+        }
+        let body = self.start + 4..self.start + 4 + len;
+        self.start += 4 + len;
+        Ok(Some(body))
     }
-    let frame = buf[4..4 + len].to_vec();
-    buf.drain(..4 + len);
-    Ok(Some(frame))
 }
 
 fn handle_connect(shard: &Rc<RefCell<Shard>>, id: u64, frame: &[u8]) -> Result<(), String> {
@@ -203,14 +227,19 @@ mod tests {
 
     #[test]
     fn frames_split_and_bad_lengths_are_refused() {
-        let mut buf = vec![0, 0, 0, 2, 7, 8, 0, 0];
-        assert_eq!(next_frame(&mut buf, 100), Ok(Some(vec![7, 8])));
-        assert_eq!(next_frame(&mut buf, 100), Ok(None));
-        let mut neg = (-5i32).to_be_bytes().to_vec();
-        assert!(next_frame(&mut neg, 100).is_err());
-        let mut big = 101i32.to_be_bytes().to_vec();
-        assert!(next_frame(&mut big, 100)
-            .unwrap_err()
-            .contains("jute.maxbuffer"));
+        let mut frames = Frames::default();
+        frames.extend(&[0, 0, 0, 2, 7, 8, 0, 0]);
+        let body = frames.next(100).unwrap().unwrap();
+        assert_eq!(&frames.buf[body], &[7, 8]);
+        assert_eq!(frames.next(100), Ok(None));
+        frames.extend(&[0, 1, 9]);
+        let body = frames.next(100).unwrap().unwrap();
+        assert_eq!(&frames.buf[body], &[9]);
+        let mut neg = Frames::default();
+        neg.extend(&(-5i32).to_be_bytes());
+        assert!(neg.next(100).is_err());
+        let mut big = Frames::default();
+        big.extend(&101i32.to_be_bytes());
+        assert!(big.next(100).unwrap_err().contains("jute.maxbuffer"));
     }
 }
