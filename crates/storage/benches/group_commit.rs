@@ -1,0 +1,95 @@
+//! Group commit on the real mmap'd file device, in a temp dir on the file system that
+//! `TMPDIR` names: txns/s of append + one fdatasync per batch at batch sizes 1, 16 and 256,
+//! against the same appends with no sync (the memcpy ceiling) and against the raw fdatasync
+//! rate of a plain file in the same directory (the disk's ceiling). The ratio of
+//! append+sync at batch 1 to raw fdatasync shows the log's own overhead; batch 256 shows
+//! what group commit buys. Run with `cargo bench -p zoocore-storage --bench group_commit`.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use zoocore_proto::{Record, Zxid};
+use zoocore_storage::{new_log, FileDevice, LogOptions};
+use zoocore_tree::Txn;
+
+fn txn_bytes() -> Vec<u8> {
+    Txn::SetData {
+        path: "/bench/node".into(),
+        data: Arc::from(&[0x5a_u8; 100][..]),
+        version: 1,
+    }
+    .to_bytes()
+}
+
+fn group_commit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let txn = txn_bytes();
+    let mut g = c.benchmark_group("group_commit");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    for (sync, batch) in [(true, 1u64), (true, 16), (true, 256), (false, 256)] {
+        let sub = dir.path().join(format!("log-{sync}-{batch}"));
+        let dev = FileDevice::open(&sub).expect("dir");
+        let mut log = new_log(
+            dev,
+            LogOptions {
+                prealloc_bytes: 64 << 20,
+                snap_count: u64::MAX,
+                database_id: 1,
+            },
+        );
+        let mut counter = 0u32;
+        let name = if sync {
+            "append_fdatasync"
+        } else {
+            "append_no_sync"
+        };
+        g.throughput(Throughput::Elements(batch));
+        g.bench_with_input(BenchmarkId::new(name, batch), &batch, |b, &batch| {
+            b.iter(|| {
+                for _ in 0..batch {
+                    counter += 1;
+                    log.append(Zxid::new(1, counter), 0, &txn).expect("append");
+                }
+                if sync {
+                    log.sync().expect("sync");
+                }
+            })
+        });
+    }
+
+    let path = dir.path().join("raw");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("raw file");
+    // Allocated like a log segment (zeros written, not a sparse set_len), so fdatasync
+    // has no block allocation to commit either.
+    let zeros = vec![0u8; 1 << 20];
+    for mib in 0..64u64 {
+        file.write_all_at(&zeros, mib << 20).expect("zero fill");
+    }
+    file.sync_all().expect("sync_all");
+    let record = vec![0xa5_u8; txn.len() + 28];
+    let mut offset = 0u64;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("raw_pwrite_fdatasync", |b| {
+        b.iter(|| {
+            file.write_all_at(&record, offset).expect("pwrite");
+            file.sync_data().expect("fdatasync");
+            offset = (offset + record.len() as u64) % (60 << 20);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, group_commit);
+criterion_main!(benches);
