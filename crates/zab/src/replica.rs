@@ -892,8 +892,10 @@ impl Replica {
         if h.phase != HandlerPhase::Info || !h.leaderinfo_sent {
             return;
         }
-        if (current_epoch, last) > mine {
-            // Leader.waitForEpochAck: a follower is ahead of the leader; elect again.
+        if leading.phase == LeaderPhase::EpochAck && (current_epoch, last) > mine {
+            // Leader.waitForEpochAck: a follower of the epoch quorum is ahead of the leader;
+            // elect again. Once that quorum is in, a late learner's extra tail cannot be
+            // committed, and synchronisation truncates it.
             self.go_looking();
             return;
         }
