@@ -119,7 +119,7 @@ impl<D: Device> Log<D> {
             opts.prealloc_bytes
         );
         assert!(
-            opts.prealloc_bytes >= SEGMENT_HEADER_BYTES + RECORD_OVERHEAD_BYTES + 1,
+            opts.prealloc_bytes > SEGMENT_HEADER_BYTES + RECORD_OVERHEAD_BYTES,
             "preAllocSize {} too small",
             opts.prealloc_bytes
         );
