@@ -10,7 +10,7 @@
 use zoocore_proto::{Record, Zxid};
 use zoocore_tree::{Tree, Txn};
 
-use crate::device::Device;
+use crate::device::{Device, DeviceFile};
 use crate::error::RecoveryError;
 use crate::format::{parse_name, scan_segment, SegmentScan, Torn};
 use crate::log::{Log, LogOptions, SegmentInfo};
@@ -192,6 +192,9 @@ pub fn recover<D: Device>(dev: D, opts: RecoverOptions) -> Result<Recovered<D>, 
                     bytes: nonzero_end - offset,
                 });
             }
+            // Records that survived a process kill may still be only in the page cache:
+            // make them durable before anything is served from them.
+            file.sync(0, scan.end).map_err(io_err(&name))?;
             Some((file, scan.end, scan.records.len() as u64))
         }
     };
@@ -208,11 +211,7 @@ pub fn recover<D: Device>(dev: D, opts: RecoverOptions) -> Result<Recovered<D>, 
     })
 }
 
-fn truncate_tail<F: crate::device::DeviceFile>(
-    file: &mut F,
-    offset: u64,
-    end: u64,
-) -> std::io::Result<()> {
+fn truncate_tail<F: DeviceFile>(file: &mut F, offset: u64, end: u64) -> std::io::Result<()> {
     assert!(
         offset <= end && end <= file.len(),
         "tail {offset}..{end} in bounds"
