@@ -191,6 +191,11 @@ impl Server {
                 "DigestAuthenticationProvider.superDigest={digest}\n"
             ));
         }
+        // ZOOCORE_E2E_SHARDS=n runs zoocore with n session executors, so that sessions,
+        // watches and commits cross between shards (Apache ignores the key).
+        if let Ok(n) = std::env::var("ZOOCORE_E2E_SHARDS") {
+            cfg.push_str(&format!("zoocore.shards={n}\nzoocore.pinning=false\n"));
+        }
         for line in &o.extra_cfg {
             cfg.push_str(line);
             cfg.push('\n');

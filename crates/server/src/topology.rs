@@ -149,6 +149,24 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Runs `f` while a 1 ms timer keeps this executor's reactor turning. A task waiting for its
+/// shared channel's peer to connect is woken only when its own reactor turns, and a reactor
+/// with nothing else to do parks: without the timer, start-up could wait forever when the
+/// peer connects after this executor parked (seen with three shards).
+async fn awake_while<F: std::future::Future>(f: F) -> F::Output {
+    let done = Rc::new(std::cell::Cell::new(false));
+    let flag = done.clone();
+    let ticker = glommio::spawn_local(async move {
+        while !flag.get() {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let out = f.await;
+    done.set(true);
+    ticker.await;
+    out
+}
+
 /// The ZAB executor: receives from every shard, runs group commits, publishes batches.
 async fn core_main(
     cfg: Arc<Config>,
@@ -169,17 +187,24 @@ async fn core_main(
     publish_counters(&core, &stats);
     let core = Rc::new(RefCell::new(core));
 
-    let mut senders: Vec<ConnectedSender<FromCore>> = Vec::new();
-    for tx in txs {
-        senders.push(tx.connect().await);
-    }
+    let (senders, rxs) = awake_while(async move {
+        let mut senders: Vec<ConnectedSender<FromCore>> = Vec::new();
+        for tx in txs {
+            senders.push(tx.connect().await);
+        }
+        let mut receivers: Vec<ConnectedReceiver<ToCore>> = Vec::new();
+        for rx in rxs {
+            receivers.push(rx.connect().await);
+        }
+        (senders, receivers)
+    })
+    .await;
     let senders = Rc::new(senders);
     let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
     let wake_tx = Rc::new(wake_tx);
 
     // One receiver task per shard feeds the core's queue and wakes the committer.
     for rx in rxs {
-        let rx: ConnectedReceiver<ToCore> = rx.connect().await;
         let (core, senders, wake_tx) = (core.clone(), senders.clone(), wake_tx.clone());
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
@@ -290,8 +315,8 @@ async fn shard_main(
     frx: SharedReceiver<FromCore>,
 ) {
     // Same order as the core connects its ends (its senders first), or both would wait.
-    let from_core = frx.connect().await;
-    let to_core = tx.connect().await;
+    let (from_core, to_core) =
+        awake_while(async move { (frx.connect().await, tx.connect().await) }).await;
     let cfg = shared.cfg.clone();
     let shards = shared.stats.shards.len() as u64;
     let budget = (u64::from(cfg.global_outstanding_limit) / shards).max(1);
