@@ -9,6 +9,7 @@
 
 pub mod acl;
 pub mod ephemeral;
+mod node;
 pub mod path;
 mod tree;
 pub mod txn;

@@ -12,13 +12,12 @@
 //! representation; it adds no way to change a live tree.
 
 use std::ops::Bound;
-use std::sync::Arc;
 
-use imbl::{HashMap as IHashMap, OrdMap, OrdSet};
+use imbl::{HashMap as IHashMap, OrdMap, OrdSet, Vector};
 use thiserror::Error;
 use zoocore_proto::{Acl, SessionId, Zxid};
 
-use super::{session_digest, Node, Tree};
+use super::{session_digest, Meta, Node, Tree};
 use crate::path::{key_of, normalize_parent, parent_of, path_of_key, validate_path};
 
 /// A znode's stored stat fields (ZooKeeper's `StatPersisted`, without `num_children`,
@@ -66,11 +65,12 @@ pub enum RestoreError {
     NoRoot,
 }
 
-fn node_state<'a>(key: &'a [u8], n: &'a Node) -> NodeState<'a> {
+fn node_state<'a>(tree: &'a Tree, node: &'a Node) -> NodeState<'a> {
+    let n = node.meta();
     NodeState {
-        path: path_of_key(key),
-        data: &n.data,
-        acl: &n.acl,
+        path: path_of_key(node.key()),
+        data: node.data(),
+        acl: tree.acl(n.acl),
         stat: StoredStat {
             czxid: n.czxid,
             mzxid: n.mzxid,
@@ -88,7 +88,7 @@ fn node_state<'a>(key: &'a [u8], n: &'a Node) -> NodeState<'a> {
 impl Tree {
     /// Every znode with its stored fields, in key order (depth, then path): parents first.
     pub fn snapshot_nodes(&self) -> impl Iterator<Item = NodeState<'_>> + '_ {
-        self.nodes.iter().map(|(key, n)| node_state(key, n))
+        self.nodes.iter().map(|n| node_state(self, n))
     }
 
     /// The nodes after `after` (exclusive; `None` = from the root), in the same order as
@@ -104,7 +104,7 @@ impl Tree {
         };
         self.nodes
             .range::<_, [u8]>((lower.as_ref().map(|k: &Vec<u8>| &k[..]), Bound::Unbounded))
-            .map(|(key, n)| node_state(key, n))
+            .map(|n| node_state(self, n))
     }
 
     /// Number of sessions (the snapshot header's session count).
@@ -125,12 +125,13 @@ impl TreeBuilder {
     pub fn new(last_zxid: Zxid, extended_types: bool) -> Self {
         TreeBuilder {
             tree: Tree {
-                nodes: OrdMap::new(),
+                nodes: OrdSet::new(),
                 ephemerals: OrdMap::new(),
                 containers: OrdSet::new(),
                 ttls: OrdSet::new(),
                 sessions: OrdMap::new(),
-                acl_cache: IHashMap::new(),
+                acls: Vector::new(),
+                acl_ids: IHashMap::new(),
                 last_zxid,
                 digest: 0,
                 data_bytes: 0,
@@ -158,16 +159,17 @@ impl TreeBuilder {
             let Some(old) = self.tree.node(parent) else {
                 return Err(RestoreError::MissingParent(path.to_owned()));
             };
-            let mut updated = Node::clone(old);
-            updated.num_children = updated
+            let mut meta = old.meta();
+            meta.num_children = meta
                 .num_children
                 .checked_add(1)
                 .ok_or_else(|| RestoreError::TooManyChildren(parent.to_owned()))?;
-            self.tree.put_node(parent, updated);
+            let updated = old.with_meta(&meta);
+            self.tree.put_node(updated);
         }
         let s = n.stat;
         let acl = self.tree.intern_acl(n.acl);
-        let node = Node {
+        let meta = Meta {
             czxid: s.czxid,
             mzxid: s.mzxid,
             pzxid: s.pzxid,
@@ -178,10 +180,9 @@ impl TreeBuilder {
             cversion: s.cversion,
             aversion: s.aversion,
             num_children: 0,
-            data: Arc::from(n.data),
             acl,
         };
-        self.tree.put_node(path, node);
+        self.tree.put_node(Node::new(&key, &meta, n.data));
         self.tree.index_owner(path, s.ephemeral_owner, true);
         self.last_key = Some(key);
         Ok(())
@@ -250,7 +251,7 @@ mod tests {
                 &mut t,
                 Txn::Create {
                     path: path.into(),
-                    data: Arc::from(&b"xyz"[..]),
+                    data: std::sync::Arc::from(&b"xyz"[..]),
                     acl: acl.clone(),
                     ephemeral_owner: owner,
                     parent_cversion: 1,

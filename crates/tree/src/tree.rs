@@ -2,11 +2,13 @@
 //! indexes ZooKeeper's `DataTree` keeps (ephemerals per session, containers, TTL nodes),
 //! the sessions `ZKDatabase` keeps, and an incrementally maintained digest.
 //!
-//! Shape: one `imbl::OrdMap` keyed by (depth, path) (see `path.rs`), values `Arc<Node>`.
+//! Shape: one `imbl::OrdSet` of nodes ordered by their key, (depth, path) (see `path.rs`);
+//! each node is one allocation holding its stat fields, key and data (see `node.rs`).
 //! There is no per-node child collection: the children of a node are one key range, and
 //! `num_children` is kept in the node. Cloning a `Tree` is O(1); a clone shares every node.
-//! ACL lists are interned (ZooKeeper's `ReferenceCountedACLCache`), so a million nodes with
-//! the same ACL share one allocation.
+//! ACL lists are interned (ZooKeeper's `ReferenceCountedACLCache`) in a table that only
+//! grows; a node stores the list's `u32` index, so a million nodes with the same ACL share
+//! one list and pay four bytes each.
 //!
 //! Writes are two-phase like ZooKeeper's pipeline: `prepare` (PrepRequestProcessor) checks
 //! a request against this tree, in ZooKeeper's order of checks, and resolves it into a
@@ -22,11 +24,12 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use imbl::{HashMap as IHashMap, OrdMap, OrdSet};
+use imbl::{HashMap as IHashMap, OrdMap, OrdSet, Vector};
 use zoocore_proto::{Acl, CreateMode, ErrorCode, EventType, Id, Perms, SessionId, Stat, Zxid};
 
 use crate::acl::{check_acl, fixup_acl};
 use crate::ephemeral::{ephemeral_type, ttl_owner, EphemeralType, CONTAINER_OWNER};
+use crate::node::{AclId, Meta, Node};
 use crate::path::{
     child_name, children_prefix, depth, join, key_of, normalize_parent, parent_of, path_of_key,
     validate_path, DEPTH_BYTES,
@@ -48,86 +51,51 @@ pub struct PrepContext<'a> {
     pub time_ms: i64,
 }
 
-/// One znode (ZooKeeper's `DataNode` with its `StatPersisted`).
-#[derive(Clone, Debug)]
-struct Node {
-    czxid: i64,
-    mzxid: i64,
-    pzxid: i64,
-    ctime: i64,
-    mtime: i64,
-    ephemeral_owner: i64,
-    version: i32,
-    cversion: i32,
-    aversion: i32,
-    num_children: i32,
-    data: Arc<[u8]>,
-    acl: Arc<[Acl]>,
+/// The Stat as clients see it (`DataNode.copyStat`): the stored cversion counts child
+/// creates only and is reported as `creates * 2 - numChildren` (creates plus deletes), and
+/// container and TTL owners are reported as 0 (`getClientEphemeralOwner`).
+fn client_stat(m: &Meta, data_len: usize) -> Stat {
+    let ephemeral_owner = match ephemeral_type(m.ephemeral_owner, true) {
+        EphemeralType::Normal => m.ephemeral_owner,
+        _ => 0,
+    };
+    Stat {
+        czxid: m.czxid,
+        mzxid: m.mzxid,
+        ctime: m.ctime,
+        mtime: m.mtime,
+        version: m.version,
+        cversion: m.cversion.wrapping_mul(2).wrapping_sub(m.num_children),
+        aversion: m.aversion,
+        ephemeral_owner,
+        data_length: i32::try_from(data_len).expect("data length fits in i32"),
+        num_children: m.num_children,
+        pzxid: m.pzxid,
+    }
 }
 
-impl Node {
-    /// `DataTree.createStat`.
-    fn new(zxid: i64, time_ms: i64, owner: i64, data: Arc<[u8]>, acl: Arc<[Acl]>) -> Self {
-        Node {
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: time_ms,
-            mtime: time_ms,
-            ephemeral_owner: owner,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            num_children: 0,
-            data,
-            acl,
-        }
-    }
-
-    /// The Stat as clients see it (`DataNode.copyStat`): the stored cversion counts child
-    /// creates only and is reported as `creates * 2 - numChildren` (creates plus deletes), and
-    /// container and TTL owners are reported as 0 (`getClientEphemeralOwner`).
-    fn stat(&self) -> Stat {
-        let ephemeral_owner = match ephemeral_type(self.ephemeral_owner, true) {
-            EphemeralType::Normal => self.ephemeral_owner,
-            _ => 0,
-        };
-        Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
-            cversion: self
-                .cversion
-                .wrapping_mul(2)
-                .wrapping_sub(self.num_children),
-            aversion: self.aversion,
-            ephemeral_owner,
-            data_length: i32::try_from(self.data.len()).expect("data length fits in i32"),
-            num_children: self.num_children,
-            pzxid: self.pzxid,
-        }
-    }
+fn stat_of(n: &Node) -> Stat {
+    client_stat(&n.meta(), n.data().len())
 }
 
 /// A read view of one znode, borrowed from a tree.
 #[derive(Clone, Copy, Debug)]
 pub struct NodeRef<'a> {
     node: &'a Node,
+    acl: &'a [Acl],
 }
 
 impl<'a> NodeRef<'a> {
     pub fn stat(&self) -> Stat {
-        self.node.stat()
+        stat_of(self.node)
     }
 
     pub fn data(&self) -> &'a [u8] {
-        &self.node.data
+        self.node.data()
     }
 
     pub fn acl(&self) -> &'a [Acl] {
-        &self.node.acl
+        self.acl
     }
 }
 
@@ -143,12 +111,14 @@ fn read_path(path: &str) -> &str {
 /// The replicated state: znodes, sessions, indexes and digest.
 #[derive(Clone)]
 pub struct Tree {
-    nodes: OrdMap<Arc<[u8]>, Arc<Node>>,
+    nodes: OrdSet<Node>,
     ephemerals: OrdMap<SessionId, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
     ttls: OrdSet<Arc<str>>,
     sessions: OrdMap<SessionId, i32>,
-    acl_cache: IHashMap<Arc<[Acl]>, ()>,
+    /// Interned ACL lists, indexed by `AclId`; `acl_ids` is the reverse map.
+    acls: Vector<Arc<[Acl]>>,
+    acl_ids: IHashMap<Arc<[Acl]>, AclId>,
     last_zxid: Zxid,
     digest: u64,
     /// ZooKeeper's approximate data size: path plus data bytes of every node.
@@ -217,10 +187,10 @@ impl Fnv {
     }
 }
 
-fn node_digest(path: &str, n: &Node) -> u64 {
+fn node_digest(path: &str, n: &Meta, data: &[u8], acl: &[Acl]) -> u64 {
     let mut h = Fnv::new();
     h.len_bytes(path.as_bytes());
-    h.len_bytes(&n.data);
+    h.len_bytes(data);
     for v in [
         n.czxid,
         n.mzxid,
@@ -234,7 +204,7 @@ fn node_digest(path: &str, n: &Node) -> u64 {
     for v in [n.version, n.cversion, n.aversion, n.num_children] {
         h.i64(i64::from(v));
     }
-    for a in n.acl.iter() {
+    for a in acl {
         h.i64(i64::from(a.perms.0));
         h.len_bytes(a.id.scheme.as_bytes());
         h.len_bytes(a.id.id.as_bytes());
@@ -257,34 +227,35 @@ impl Tree {
     /// Extended ephemeral types (TTL nodes) are off, ZooKeeper's default.
     pub fn new() -> Self {
         let mut tree = Tree {
-            nodes: OrdMap::new(),
+            nodes: OrdSet::new(),
             ephemerals: OrdMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
             sessions: OrdMap::new(),
-            acl_cache: IHashMap::new(),
+            acls: Vector::new(),
+            acl_ids: IHashMap::new(),
             last_zxid: Zxid::ZERO,
             digest: 0,
             data_bytes: 0,
             ephemeral_nodes: 0,
             extended_types: false,
         };
-        let empty: Arc<[u8]> = Arc::from(&[][..]);
         let open = tree.intern_acl(&Acl::open_unsafe());
         let read = tree.intern_acl(&Acl::read_unsafe());
-        let blank = |acl: &Arc<[Acl]>, children: i32| Node {
+        let blank = |acl: AclId, children: i32| Meta {
             num_children: children,
-            ..Node::new(0, 0, 0, empty.clone(), acl.clone())
+            ..Meta::new(0, 0, 0, acl)
         };
-        tree.put_node("/", blank(&open, 1));
-        tree.put_node("/zookeeper", blank(&open, 2));
-        tree.put_node("/zookeeper/quota", blank(&open, 0));
-        tree.put_node(
+        tree.put_new("/", &blank(open, 1), &[]);
+        tree.put_new("/zookeeper", &blank(open, 2), &[]);
+        tree.put_new("/zookeeper/quota", &blank(open, 0), &[]);
+        tree.put_new(
             "/zookeeper/config",
-            Node {
+            &Meta {
                 aversion: -1,
-                ..blank(&read, 0)
+                ..blank(read, 0)
             },
+            &[],
         );
         tree.check_invariants();
         tree
@@ -305,27 +276,39 @@ impl Tree {
 
     // ---- reads ----
 
-    fn node(&self, path: &str) -> Option<&Arc<Node>> {
+    fn node(&self, path: &str) -> Option<&Node> {
         self.nodes.get(&key_of(path)[..])
+    }
+
+    /// The interned ACL list `id` names.
+    fn acl(&self, id: AclId) -> &[Acl] {
+        self.acls
+            .get(id.0 as usize)
+            .expect("every node's ACL id is interned")
+    }
+
+    fn node_acl(&self, n: &Node) -> &[Acl] {
+        self.acl(n.meta().acl)
     }
 
     /// Reads are not validated (DataTree.getNode): "" is the root's alias.
     pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
-        self.node(read_path(path)).map(|n| NodeRef { node: n })
+        self.node(read_path(path)).map(|n| NodeRef {
+            node: n,
+            acl: self.node_acl(n),
+        })
     }
 
     pub fn exists(&self, path: &str) -> bool {
         self.node(read_path(path)).is_some()
     }
 
-    /// Iterates the (key, node) entries of the children of `path` (which must exist).
-    fn child_entries<'a>(
-        &'a self,
-        prefix: &'a [u8],
-    ) -> impl Iterator<Item = (&'a Arc<[u8]>, &'a Arc<Node>)> + 'a {
+    /// Iterates the nodes whose keys start with `prefix` (the children of a node, given
+    /// `children_prefix`).
+    fn child_entries<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a Node> + 'a {
         self.nodes
             .range::<_, [u8]>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(prefix))
+            .take_while(move |n| n.key().starts_with(prefix))
     }
 
     /// Child names of `path`, sorted (ZooKeeper returns them in hash order).
@@ -336,7 +319,7 @@ impl Tree {
         let skip = prefix.len() - DEPTH_BYTES;
         Some(
             self.child_entries(&prefix)
-                .map(|(k, _)| path_of_key(k)[skip..].to_owned())
+                .map(|n| path_of_key(n.key())[skip..].to_owned())
                 .collect(),
         )
     }
@@ -425,7 +408,9 @@ impl Tree {
     pub fn expired_nodes_with(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for path in self.containers.iter() {
-            let Some(n) = self.node(path) else { continue };
+            let Some(n) = self.node(path).map(Node::meta) else {
+                continue;
+            };
             if n.num_children != 0 {
                 continue;
             }
@@ -435,7 +420,9 @@ impl Tree {
             }
         }
         for path in self.ttls.iter() {
-            let Some(n) = self.node(path) else { continue };
+            let Some(n) = self.node(path).map(Node::meta) else {
+                continue;
+            };
             if n.num_children != 0 {
                 continue;
             }
@@ -508,10 +495,10 @@ impl Tree {
             } => self.prep_create(path, data, acl, *mode, *ttl_ms, ctx),
             Op::Delete { path, version } => {
                 let parent = self.parent_for_delete(path)?;
-                if !check_acl(&parent.acl, Perms::DELETE, ctx.auth) {
+                if !check_acl(self.node_acl(parent), Perms::DELETE, ctx.auth) {
                     return Err(ErrorCode::NO_AUTH);
                 }
-                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?.meta();
                 check_and_inc_version(node.version, *version)?;
                 if node.num_children > 0 {
                     return Err(ErrorCode::NOT_EMPTY);
@@ -524,8 +511,8 @@ impl Tree {
                 version,
             } => {
                 validate_path(path, false)?;
-                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
-                if !check_acl(&node.acl, Perms::WRITE, ctx.auth) {
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?.meta();
+                if !check_acl(self.acl(node.acl), Perms::WRITE, ctx.auth) {
                     return Err(ErrorCode::NO_AUTH);
                 }
                 let version = check_and_inc_version(node.version, *version)?;
@@ -538,8 +525,8 @@ impl Tree {
             Op::SetAcl { path, acl, version } => {
                 validate_path(path, false)?;
                 let acl = fixup_acl(acl, ctx.auth)?;
-                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
-                if !check_acl(&node.acl, Perms::ADMIN, ctx.auth) {
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?.meta();
+                if !check_acl(self.acl(node.acl), Perms::ADMIN, ctx.auth) {
                     return Err(ErrorCode::NO_AUTH);
                 }
                 let version = check_and_inc_version(node.aversion, *version)?;
@@ -551,8 +538,8 @@ impl Tree {
             }
             Op::Check { path, version } => {
                 validate_path(path, false)?;
-                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
-                if !check_acl(&node.acl, Perms::READ, ctx.auth) {
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?.meta();
+                if !check_acl(self.acl(node.acl), Perms::READ, ctx.auth) {
                     return Err(ErrorCode::NO_AUTH);
                 }
                 let version = check_and_inc_version(node.version, *version)?;
@@ -564,7 +551,7 @@ impl Tree {
             Op::DeleteContainer { path } => {
                 // No ACL check: the server itself submits it (ContainerManager).
                 let parent_path = Self::parent_path_for_delete(path)?;
-                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?.meta();
                 if node.num_children > 0 {
                     return Err(ErrorCode::NOT_EMPTY);
                 }
@@ -601,7 +588,7 @@ impl Tree {
         Ok(normalize_parent(parent))
     }
 
-    fn parent_for_delete(&self, path: &str) -> Result<&Arc<Node>, ErrorCode> {
+    fn parent_for_delete(&self, path: &str) -> Result<&Node, ErrorCode> {
         let parent = Self::parent_path_for_delete(path)?;
         self.node(parent).ok_or(ErrorCode::NO_NODE)
     }
@@ -645,8 +632,9 @@ impl Tree {
         let acl = fixup_acl(acl, ctx.auth)?;
         let parent = self
             .node(normalize_parent(parent_path))
-            .ok_or(ErrorCode::NO_NODE)?;
-        if !check_acl(&parent.acl, Perms::CREATE, ctx.auth) {
+            .ok_or(ErrorCode::NO_NODE)?
+            .meta();
+        if !check_acl(self.acl(parent.acl), Perms::CREATE, ctx.auth) {
             return Err(ErrorCode::NO_AUTH);
         }
         let full = if mode.is_sequential() {
@@ -694,7 +682,7 @@ impl Tree {
 
     /// The result shape of a txn that is not applied again.
     fn stale_result(&self, txn: &Txn) -> OpResult {
-        let stat_of = |p: &str| self.node(p).map(|n| n.stat()).unwrap_or_default();
+        let stat_of = |p: &str| self.node(p).map(stat_of).unwrap_or_default();
         match txn {
             Txn::Create { path, .. } => OpResult::Created {
                 path: path.clone(),
@@ -773,15 +761,15 @@ impl Tree {
                 let Some(old) = self.node(path) else {
                     return OpResult::Error(ErrorCode::NO_NODE);
                 };
-                let node = Node {
-                    data: data.clone(),
+                let meta = Meta {
                     mtime: time_ms,
                     mzxid: zxid,
                     version: *version,
-                    ..(**old).clone()
+                    ..old.meta()
                 };
-                let stat = node.stat();
-                self.put_node(path, node);
+                let node = Node::new(old.key(), &meta, data);
+                let stat = stat_of(&node);
+                self.put_node(node);
                 triggers.push(Trigger {
                     path: path.clone(),
                     event: EventType::NodeDataChanged,
@@ -793,13 +781,13 @@ impl Tree {
                     return OpResult::Error(ErrorCode::NO_NODE);
                 };
                 let acl = self.intern_acl(acl);
-                let node = Node {
+                let node = old.with_meta(&Meta {
                     acl,
                     aversion: *version,
-                    ..(*old).clone()
-                };
-                let stat = node.stat();
-                self.put_node(path, node);
+                    ..old.meta()
+                });
+                let stat = stat_of(&node);
+                self.put_node(node);
                 OpResult::SetAcl { stat }
             }
             Txn::Check { .. } => OpResult::Checked,
@@ -848,7 +836,7 @@ impl Tree {
         zxid: i64,
         time_ms: i64,
         path: &str,
-        data: &Arc<[u8]>,
+        data: &[u8],
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
@@ -860,10 +848,10 @@ impl Tree {
             return OpResult::Error(ErrorCode::BAD_ARGUMENTS);
         }
         let parent_path = normalize_parent(parent_of(path).unwrap_or(""));
-        let Some(parent) = self.node(parent_path).cloned() else {
+        let Some(parent_node) = self.node(parent_path).cloned() else {
             return OpResult::Error(ErrorCode::NO_NODE);
         };
-        let mut parent = (*parent).clone();
+        let mut parent = parent_node.meta();
         let new_cversion = if parent_cversion == -1 {
             parent.cversion.wrapping_add(1)
         } else {
@@ -874,15 +862,15 @@ impl Tree {
             parent.pzxid = zxid;
         }
         if self.node(path).is_some() {
-            self.put_node(parent_path, parent);
+            self.put_node(parent_node.with_meta(&parent));
             return OpResult::Error(ErrorCode::NODE_EXISTS);
         }
         parent.num_children += 1;
-        self.put_node(parent_path, parent);
+        self.put_node(parent_node.with_meta(&parent));
         let acl = self.intern_acl(acl);
-        let node = Node::new(zxid, time_ms, owner, data.clone(), acl);
-        let stat = node.stat();
-        self.put_node(path, node);
+        let meta = Meta::new(zxid, time_ms, owner, acl);
+        let stat = client_stat(&meta, data.len());
+        self.put_new(path, &meta, data);
         self.index_owner(path, owner, true);
         triggers.push(Trigger {
             path: path.to_owned(),
@@ -908,17 +896,17 @@ impl Tree {
             return OpResult::Error(ErrorCode::NO_NODE);
         };
         let parent_path = normalize_parent(parent_raw);
-        let Some(parent) = self.node(parent_path).cloned() else {
+        let Some(parent_node) = self.node(parent_path).cloned() else {
             return OpResult::Error(ErrorCode::NO_NODE);
         };
-        let existing = self.node(path).cloned();
+        let existing = self.node(path).map(Node::meta);
         if let Some(node) = &existing {
             // Prep never deletes a node with children; refuse rather than orphan them.
             if node.num_children > 0 {
                 return OpResult::Error(ErrorCode::NOT_EMPTY);
             }
         }
-        let mut parent = (*parent).clone();
+        let mut parent = parent_node.meta();
         if zxid > parent.pzxid {
             parent.pzxid = zxid;
         }
@@ -929,7 +917,7 @@ impl Tree {
                 "negative num_children under {parent_path}"
             );
         }
-        self.put_node(parent_path, parent);
+        self.put_node(parent_node.with_meta(&parent));
         let Some(node) = existing else {
             return OpResult::Error(ErrorCode::NO_NODE);
         };
@@ -948,30 +936,41 @@ impl Tree {
 
     // ---- storage helpers ----
 
-    fn intern_acl(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
-        if let Some((k, _)) = self.acl_cache.get_key_value(acl) {
-            return k.clone();
+    fn intern_acl(&mut self, acl: &[Acl]) -> AclId {
+        if let Some(id) = self.acl_ids.get(acl) {
+            return *id;
         }
-        let k: Arc<[Acl]> = Arc::from(acl);
-        self.acl_cache.insert(k.clone(), ());
-        k
+        let id = AclId(u32::try_from(self.acls.len()).expect("fewer than 2^32 distinct ACLs"));
+        let list: Arc<[Acl]> = Arc::from(acl);
+        self.acls.push_back(list.clone());
+        self.acl_ids.insert(list, id);
+        id
     }
 
-    /// Inserts or replaces a node, keeping the digest.
-    fn put_node(&mut self, path: &str, node: Node) {
-        let key = key_of(path);
-        let new_digest = node_digest(path, &node);
-        let stored_key = match self.nodes.get_key_value(&key[..]) {
-            Some((k, old)) => {
-                self.digest = self.digest.wrapping_sub(node_digest(path, old));
-                self.data_bytes -= (path.len() + old.data.len()) as u64;
-                k.clone()
-            }
-            None => Arc::from(key),
-        };
-        self.digest = self.digest.wrapping_add(new_digest);
-        self.data_bytes += (path.len() + node.data.len()) as u64;
-        self.nodes.insert(stored_key, Arc::new(node));
+    /// The digest of a stored node.
+    fn digest_of(&self, n: &Node) -> u64 {
+        let meta = n.meta();
+        node_digest(path_of_key(n.key()), &meta, n.data(), self.acl(meta.acl))
+    }
+
+    /// What a node adds to `approximate_data_size`: its path and data bytes.
+    fn size_of(n: &Node) -> u64 {
+        (path_of_key(n.key()).len() + n.data().len()) as u64
+    }
+
+    /// Inserts a node at `path` (or replaces the one there), keeping the digest.
+    fn put_new(&mut self, path: &str, meta: &Meta, data: &[u8]) {
+        self.put_node(Node::new(&key_of(path), meta, data));
+    }
+
+    /// Inserts or replaces a node (by its key), keeping the digest.
+    fn put_node(&mut self, node: Node) {
+        self.digest = self.digest.wrapping_add(self.digest_of(&node));
+        self.data_bytes += Self::size_of(&node);
+        if let Some(old) = self.nodes.insert(node) {
+            self.digest = self.digest.wrapping_sub(self.digest_of(&old));
+            self.data_bytes -= Self::size_of(&old);
+        }
     }
 
     fn remove_node(&mut self, path: &str) {
@@ -979,8 +978,8 @@ impl Tree {
             .nodes
             .remove(&key_of(path)[..])
             .expect("removed node exists");
-        self.digest = self.digest.wrapping_sub(node_digest(path, &old));
-        self.data_bytes -= (path.len() + old.data.len()) as u64;
+        self.digest = self.digest.wrapping_sub(self.digest_of(&old));
+        self.data_bytes -= Self::size_of(&old);
     }
 
     /// Adds or removes `path` in the index its owner selects.
@@ -1016,14 +1015,16 @@ impl Tree {
         let mut ephemeral_count = 0usize;
         let mut container_count = 0usize;
         let mut ttl_count = 0usize;
-        for (key, node) in self.nodes.iter() {
+        for n in self.nodes.iter() {
+            let key = n.key();
             let path = path_of_key(key);
             assert_eq!(
                 &key[..DEPTH_BYTES],
                 &depth(path).to_be_bytes(),
                 "key depth of {path}"
             );
-            digest = digest.wrapping_add(node_digest(path, node));
+            digest = digest.wrapping_add(self.digest_of(n));
+            let node = n.meta();
             let prefix = children_prefix(path);
             let children = self.child_entries(&prefix).count();
             assert_eq!(
