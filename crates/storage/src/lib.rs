@@ -15,6 +15,7 @@
 mod device;
 mod error;
 pub mod format;
+mod import_zk;
 mod log;
 mod mem;
 mod recover;
@@ -22,6 +23,7 @@ mod snapshot;
 
 pub use device::{Device, DeviceFile, FileDevice, FileSync, RealFile, SyncHandle};
 pub use error::{LogError, RecoveryError, SnapshotError};
+pub use import_zk::{import_zk, read_zk, ImportError, ImportOptions, ImportReport, Skipped};
 pub use log::{Log, LogEntry, LogOptions, LogStats, SegmentInfo, SyncRequest};
 pub use mem::{Crash, MemDevice, MemFileHandle, MemSync};
 pub use recover::{recover, RecoverOptions, Recovered, SkippedSnapshot, TruncatedTail};
