@@ -275,3 +275,35 @@ fn missing_snapshot_is_an_error() {
         Err(ImportError::NoSnapshot { .. })
     ));
 }
+
+#[test]
+fn every_snapshot_plus_the_log_gives_the_same_state() {
+    let want = expected();
+    for keep in ["snapshot.0", "snapshot.10"] {
+        let dir = scratch_copy();
+        for old in ["snapshot.0", "snapshot.10", "snapshot.1d"] {
+            if old != keep {
+                std::fs::remove_file(dir.path().join("version-2").join(old)).expect("remove");
+            }
+        }
+        let (tree, report) = read_zk(dir.path(), &ImportOptions::default()).expect("import");
+        assert!(report.snapshot.ends_with(keep));
+        check_against_zookeeper(&tree, &want);
+    }
+}
+
+/// ZooKeeper's snapshots are fuzzy: they may already hold txns after the zxid in their name.
+/// Naming the newest snapshot as if taken earlier makes the import replay txns it already
+/// holds, which must change nothing (`DataTree.processTxn`'s NodeExists/NoNode tolerance).
+#[test]
+fn replay_over_a_fuzzy_snapshot_is_idempotent() {
+    let want = expected();
+    for name in ["snapshot.1c", "snapshot.18", "snapshot.13"] {
+        let dir = scratch_copy();
+        let v2 = dir.path().join("version-2");
+        std::fs::rename(v2.join("snapshot.1d"), v2.join(name)).expect("rename");
+        let (tree, report) = read_zk(dir.path(), &ImportOptions::default()).expect("import");
+        assert!(report.snapshot.ends_with(name));
+        check_against_zookeeper(&tree, &want);
+    }
+}
