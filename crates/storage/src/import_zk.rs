@@ -182,6 +182,15 @@ pub fn read_zk(
             report.txns_before_snapshot += 1;
             continue;
         }
+        if e.zxid <= tree.last_zxid() {
+            // ZooKeeper logs "highestZxid > next log" and goes on; a source this broken is
+            // not imported silently.
+            return Err(ImportError::Corrupt {
+                file: report.logs[e.file].clone(),
+                offset: e.offset,
+                reason: format!("txn zxid {} is not after {}", e.zxid, tree.last_zxid()),
+            });
+        }
         let txn = replay_form(&tree, e.op, &e.txn);
         let applied = tree.apply(e.zxid, e.time_ms, &txn);
         assert!(!applied.stale, "txn {} replayed out of order", e.zxid);
@@ -494,6 +503,9 @@ struct LogEntry {
     op: i32,
     txn: Txn,
     has_ttl: bool,
+    /// Where the record starts: an index into `ImportReport::logs` and a file offset.
+    file: usize,
+    offset: u64,
 }
 
 /// `FileTxnLog.getLogFiles` then `FileTxnIterator`: the newest log starting at or before
@@ -526,7 +538,11 @@ fn read_logs(
             continue;
         }
         let bytes = read_file(&path)?;
+        let from = entries.len();
         let tail = parse_log(&bytes, &mut entries).map_err(|e| e.at(&path))?;
+        for e in &mut entries[from..] {
+            e.file = report.logs.len();
+        }
         if let Some(reason) = tail {
             report.skipped.push(Skipped {
                 file: path.clone(),
@@ -579,7 +595,10 @@ fn parse_log(bytes: &[u8], out: &mut Vec<LogEntry>) -> Result<Option<String>, Ba
                 format!("txn Adler32 checksum {crc:#x} does not match the txn's {want:#x}"),
             ));
         }
-        out.push(parse_txn(txn).map_err(|e| Bad::new(txn_at + e.offset as usize, e.reason))?);
+        let mut entry =
+            parse_txn(txn).map_err(|e| Bad::new(txn_at + e.offset as usize, e.reason))?;
+        entry.offset = start as u64;
+        out.push(entry);
     }
 }
 
@@ -632,6 +651,8 @@ fn parse_txn(bytes: &[u8]) -> Result<LogEntry, Bad> {
         op,
         txn,
         has_ttl,
+        file: 0,
+        offset: 0,
     })
 }
 
