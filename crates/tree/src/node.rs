@@ -4,15 +4,19 @@
 //! Why one byte allocation: a million znodes of 100-byte values cost ~365 B each when a node
 //! was a struct plus a separate data `Arc<[u8]>`, a separate key `Arc<[u8]>` and a fat ACL
 //! `Arc`, each with its own allocator overhead and a 24-byte map slot. Here a node is one
-//! allocation of `HEAD_BYTES + key + data` (plus the `Arc` counts) and the map slot is the
-//! 16-byte fat pointer. Safe Rust cannot build a custom dynamically sized struct, so the
-//! fixed fields are encoded at fixed offsets and decoded into `Meta` on read; decoding is a
-//! handful of loads, cheaper than the allocations it replaces.
+//! allocation of key, stat and data (plus the `Arc` counts) and the map slot is the 16-byte
+//! fat pointer. Safe Rust cannot build a custom dynamically sized struct, so the stat is
+//! encoded in the bytes and decoded into `Meta` on read; decoding is a handful of loads,
+//! cheaper than the allocations it replaces.
 //!
-//! Layout (native endian: it never leaves memory; snapshots and digests read `Meta`):
-//! czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner (i64 each, offsets 0..48), version,
-//! cversion, aversion, num_children (i32 each, 48..64), acl id (u32, 64), key length (u32,
-//! 68), then the key (depth + path, see `path.rs`), then the data to the end.
+//! Layout: the key length (LEB128, so one byte for keys under 128 bytes), the key (depth +
+//! path, see `path.rs`), a `u16` of presence flags, czxid and ctime, then only the fields
+//! that differ from their usual value (mzxid and pzxid from czxid, mtime from ctime, the
+//! owner, versions, child count and ACL id from 0), then the data to the end. A node never
+//! modified, without children and with the first interned ACL stores 18 bytes of stat
+//! instead of 72. Integers are native endian: this form never leaves memory (snapshots and
+//! digests read `Meta`). Key first, so ordering reads no flags; the flags give the stat's
+//! length in O(1), so the data needs no length of its own.
 //!
 //! A `Node` orders, compares and borrows (`Borrow<[u8]>`) as its key, so the tree is an
 //! `OrdSet<Node>` looked up by key bytes. Every field keeps ZooKeeper's full range.
@@ -61,50 +65,103 @@ impl Meta {
     }
 }
 
-const OFF_I32: usize = 48;
-const OFF_ACL: usize = 64;
-const OFF_KEY_LEN: usize = 68;
-/// Bytes before the key.
-const HEAD_BYTES: usize = 72;
+/// Presence flags: a field is stored only when its bit is set.
+const F_MZXID: u16 = 1 << 0;
+const F_PZXID: u16 = 1 << 1;
+const F_MTIME: u16 = 1 << 2;
+const F_OWNER: u16 = 1 << 3;
+const F_VERSION: u16 = 1 << 4;
+const F_CVERSION: u16 = 1 << 5;
+const F_AVERSION: u16 = 1 << 6;
+const F_NUM_CHILDREN: u16 = 1 << 7;
+const F_ACL: u16 = 1 << 8;
+/// The flags of the 8-byte and of the 4-byte optional fields.
+const F_WIDE: u16 = F_MZXID | F_PZXID | F_MTIME | F_OWNER;
+const F_NARROW: u16 = F_VERSION | F_CVERSION | F_AVERSION | F_NUM_CHILDREN | F_ACL;
+/// Flags, czxid and ctime.
+const STAT_FIXED_BYTES: usize = 2 + 8 + 8;
+
+/// Bytes of the stat encoding with these flags.
+fn stat_bytes(flags: u16) -> usize {
+    STAT_FIXED_BYTES
+        + 8 * (flags & F_WIDE).count_ones() as usize
+        + 4 * (flags & F_NARROW).count_ones() as usize
+}
 
 /// One znode, encoded (see the module comment). Cloning shares the allocation.
 #[derive(Clone)]
 pub(crate) struct Node(Arc<[u8]>);
 
-fn i64_at(b: &[u8], at: usize) -> i64 {
-    i64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+/// Reads `N` bytes at `*at` and advances it.
+fn take<const N: usize>(b: &[u8], at: &mut usize) -> [u8; N] {
+    let out = b[*at..*at + N].try_into().expect("N bytes");
+    *at += N;
+    out
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+/// (key length, bytes of its LEB128 encoding) at the start of a node.
+fn key_len(b: &[u8]) -> (usize, usize) {
+    if b[0] < 0x80 {
+        return (usize::from(b[0]), 1);
+    }
+    let mut len = 0usize;
+    for (i, &x) in b.iter().enumerate() {
+        len |= usize::from(x & 0x7f) << (7 * i);
+        if x < 0x80 {
+            return (len, i + 1);
+        }
+    }
+    panic!("unterminated key length in a node");
 }
 
 impl Node {
     pub(crate) fn new(key: &[u8], meta: &Meta, data: &[u8]) -> Self {
-        let key_len = u32::try_from(key.len()).expect("key length fits in u32");
-        let mut b = Vec::with_capacity(HEAD_BYTES + key.len() + data.len());
-        for v in [
-            meta.czxid,
-            meta.mzxid,
-            meta.pzxid,
-            meta.ctime,
-            meta.mtime,
-            meta.ephemeral_owner,
-        ] {
-            b.extend_from_slice(&v.to_ne_bytes());
+        assert!(u32::try_from(key.len()).is_ok(), "key length fits in u32");
+        let m = meta;
+        let wide = [
+            (F_MZXID, m.mzxid, m.czxid),
+            (F_PZXID, m.pzxid, m.czxid),
+            (F_MTIME, m.mtime, m.ctime),
+            (F_OWNER, m.ephemeral_owner, 0),
+        ];
+        let narrow = [
+            (F_VERSION, m.version, 0),
+            (F_CVERSION, m.cversion, 0),
+            (F_AVERSION, m.aversion, 0),
+            (F_NUM_CHILDREN, m.num_children, 0),
+            // The id's bits: an i32 only to share the loop; decoded back as u32.
+            (F_ACL, i32::from_ne_bytes(m.acl.0.to_ne_bytes()), 0),
+        ];
+        let mut flags = 0u16;
+        for (f, v, usual) in wide {
+            flags |= if v == usual { 0 } else { f };
         }
-        for v in [
-            meta.version,
-            meta.cversion,
-            meta.aversion,
-            meta.num_children,
-        ] {
-            b.extend_from_slice(&v.to_ne_bytes());
+        for (f, v, usual) in narrow {
+            flags |= if v == usual { 0 } else { f };
         }
-        b.extend_from_slice(&meta.acl.0.to_ne_bytes());
-        b.extend_from_slice(&key_len.to_ne_bytes());
-        assert_eq!(b.len(), HEAD_BYTES, "node head size");
+        let mut b = Vec::with_capacity(5 + key.len() + stat_bytes(flags) + data.len());
+        let mut len = key.len();
+        while len >= 0x80 {
+            b.push((len & 0x7f) as u8 | 0x80);
+            len >>= 7;
+        }
+        b.push(len as u8);
         b.extend_from_slice(key);
+        let stat_start = b.len();
+        b.extend_from_slice(&flags.to_ne_bytes());
+        b.extend_from_slice(&m.czxid.to_ne_bytes());
+        b.extend_from_slice(&m.ctime.to_ne_bytes());
+        for (f, v, _) in wide {
+            if flags & f != 0 {
+                b.extend_from_slice(&v.to_ne_bytes());
+            }
+        }
+        for (f, v, _) in narrow {
+            if flags & f != 0 {
+                b.extend_from_slice(&v.to_ne_bytes());
+            }
+        }
+        assert_eq!(b.len() - stat_start, stat_bytes(flags), "node stat size");
         b.extend_from_slice(data);
         Node(Arc::from(b))
     }
@@ -114,38 +171,61 @@ impl Node {
         Node::new(self.key(), meta, self.data())
     }
 
-    pub(crate) fn meta(&self) -> Meta {
-        let b = &self.0[..HEAD_BYTES];
-        let i32_at = |i: usize| {
-            let at = OFF_I32 + 4 * i;
-            i32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-        };
-        Meta {
-            czxid: i64_at(b, 0),
-            mzxid: i64_at(b, 8),
-            pzxid: i64_at(b, 16),
-            ctime: i64_at(b, 24),
-            mtime: i64_at(b, 32),
-            ephemeral_owner: i64_at(b, 40),
-            version: i32_at(0),
-            cversion: i32_at(1),
-            aversion: i32_at(2),
-            num_children: i32_at(3),
-            acl: AclId(u32_at(b, OFF_ACL)),
-        }
+    /// Offset of the stat encoding (just after the key).
+    fn stat_start(&self) -> usize {
+        let (len, len_bytes) = key_len(&self.0);
+        len_bytes + len
     }
 
-    fn key_end(&self) -> usize {
-        HEAD_BYTES + u32_at(&self.0, OFF_KEY_LEN) as usize
+    pub(crate) fn meta(&self) -> Meta {
+        let b = &self.0[..];
+        let mut at = self.stat_start();
+        let flags = u16::from_ne_bytes(take(b, &mut at));
+        let czxid = i64::from_ne_bytes(take(b, &mut at));
+        let ctime = i64::from_ne_bytes(take(b, &mut at));
+        let mut wide = |f: u16, usual: i64| {
+            if flags & f == 0 {
+                usual
+            } else {
+                i64::from_ne_bytes(take(b, &mut at))
+            }
+        };
+        let mzxid = wide(F_MZXID, czxid);
+        let pzxid = wide(F_PZXID, czxid);
+        let mtime = wide(F_MTIME, ctime);
+        let ephemeral_owner = wide(F_OWNER, 0);
+        let mut narrow = |f: u16| {
+            if flags & f == 0 {
+                [0; 4]
+            } else {
+                take::<4>(b, &mut at)
+            }
+        };
+        Meta {
+            czxid,
+            mzxid,
+            pzxid,
+            ctime,
+            mtime,
+            ephemeral_owner,
+            version: i32::from_ne_bytes(narrow(F_VERSION)),
+            cversion: i32::from_ne_bytes(narrow(F_CVERSION)),
+            aversion: i32::from_ne_bytes(narrow(F_AVERSION)),
+            num_children: i32::from_ne_bytes(narrow(F_NUM_CHILDREN)),
+            acl: AclId(u32::from_ne_bytes(narrow(F_ACL))),
+        }
     }
 
     /// The tree key: depth then path (`path::key_of`).
     pub(crate) fn key(&self) -> &[u8] {
-        &self.0[HEAD_BYTES..self.key_end()]
+        let (len, len_bytes) = key_len(&self.0);
+        &self.0[len_bytes..len_bytes + len]
     }
 
     pub(crate) fn data(&self) -> &[u8] {
-        &self.0[self.key_end()..]
+        let start = self.stat_start();
+        let flags = u16::from_ne_bytes(self.0[start..start + 2].try_into().expect("2 bytes"));
+        &self.0[start + stat_bytes(flags)..]
     }
 }
 
@@ -205,6 +285,19 @@ mod tests {
             acl: AclId(u32::MAX),
         };
         let n = Node::new(b"\0\0\0\x01/a", &meta, b"xyz");
+        let long_key = vec![b'k'; 70_000];
+        let long = Node::new(&long_key, &meta, b"d");
+        assert_eq!(long.key(), &long_key[..]);
+        assert_eq!(long.meta(), meta);
+        assert_eq!(long.data(), b"d");
+        let usual = Meta::new(5, 6, 0, AclId(0));
+        let plain = Node::new(b"k", &usual, b"");
+        assert_eq!(plain.meta(), usual);
+        assert_eq!(
+            plain.0.len(),
+            2 + STAT_FIXED_BYTES,
+            "only czxid and ctime stored"
+        );
         assert_eq!(n.meta(), meta);
         assert_eq!(n.key(), b"\0\0\0\x01/a");
         assert_eq!(n.data(), b"xyz");
