@@ -400,7 +400,8 @@ impl Drop for Server {
 }
 
 /// `target/<profile>/zoocore`, found from this test executable at `target/<profile>/deps/x`.
-fn zoocore_binary() -> PathBuf {
+/// The zoocore binary of this build (target/<profile>/zoocore).
+pub fn zoocore_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
         .parent()

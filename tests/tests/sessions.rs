@@ -213,6 +213,36 @@ fn set_watches_after_reconnect_fires_what_changed() {
 }
 
 #[test]
+fn watches_survive_server_restart() {
+    run(async {
+        let mut server = Server::start_default();
+        let zk = connect(&server).await;
+        zk.create("/w", b"", &persistent()).await.unwrap();
+        zk.create("/e", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        let (_, _, watch) = zk.get_and_watch_data("/w").await.unwrap();
+        let mut state = zk.state_watcher();
+        server.restart();
+        within(WAIT, "reconnect after restart", async {
+            while state.changed().await != SessionState::SyncConnected {}
+        })
+        .await;
+        let writer = connect(&server).await;
+        assert!(
+            writer.check_stat("/e").await.unwrap().is_some(),
+            "session and ephemeral survive restart"
+        );
+        writer.set_data("/w", b"after", None).await.unwrap();
+        let e = within(WAIT, "watch re-registered by setWatches", watch.changed()).await;
+        assert_eq!(
+            (e.event_type, e.path.as_str()),
+            (EventType::NodeDataChanged, "/w")
+        );
+    });
+}
+
+#[test]
 fn expiry_removes_ephemerals_and_fires_watches() {
     run(async {
         let server = Server::start_default();

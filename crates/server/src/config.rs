@@ -80,6 +80,15 @@ pub struct Config {
     pub pinning: bool,
     pub snap_count: u64,
     pub pre_alloc_size_kb: u64,
+    /// `forceSync=no` skips the fdatasync of the log: fast, and UNSAFE (a crash or power loss
+    /// loses acknowledged writes).
+    pub force_sync: bool,
+    /// A log sync slower than this is logged as a warning (`fsync.warningthresholdms`).
+    pub fsync_warning_threshold_ms: u64,
+    /// Snapshots (and the log they cover) kept by purge (`autopurge.snapRetainCount`, >= 3).
+    pub snap_retain_count: usize,
+    /// Hours between automatic purges; 0 disables them (`autopurge.purgeInterval`).
+    pub purge_interval_hours: u64,
 }
 
 impl Config {
@@ -106,6 +115,10 @@ impl Config {
             pinning: true,
             snap_count: 100_000,
             pre_alloc_size_kb: 65536,
+            force_sync: true,
+            fsync_warning_threshold_ms: 1000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
         }
     }
 
@@ -180,7 +193,23 @@ impl Config {
                 "znode.container.checkIntervalMs" => {
                     cfg.container_check_interval_ms = parse_num(value).map_err(bad)?
                 }
-                "snapCount" => cfg.snap_count = parse_num(value).map_err(bad)?,
+                "snapCount" => {
+                    cfg.snap_count = parse_num(value).map_err(bad)?;
+                    if cfg.snap_count < 2 {
+                        return Err(bad("must be at least 2".into()));
+                    }
+                }
+                "forceSync" => cfg.force_sync = parse_bool(value).map_err(bad)?,
+                "fsync.warningthresholdms" => {
+                    cfg.fsync_warning_threshold_ms = parse_num(value).map_err(bad)?
+                }
+                "autopurge.snapRetainCount" => {
+                    // ZooKeeper keeps at least 3 whatever is asked.
+                    cfg.snap_retain_count = parse_num::<usize>(value).map_err(bad)?.max(3)
+                }
+                "autopurge.purgeInterval" => {
+                    cfg.purge_interval_hours = parse_num(value).map_err(bad)?
+                }
                 "preAllocSize" => cfg.pre_alloc_size_kb = parse_num(value).map_err(bad)?,
                 "zoocore.shards" => {
                     let n: usize = parse_num(value).map_err(bad)?;

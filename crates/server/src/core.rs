@@ -2,10 +2,11 @@
 //! publishes the result. Here it runs the single-voter case (standalone); the ensemble roles
 //! plug into the same pipeline.
 //!
-//! The pipeline of one batch reads top to bottom in [`Core::run_batch`]:
-//! prep (validate against the newest tree, assign the zxid) → apply to the working tree →
-//! append to the log → one sync for the whole batch → publish the tree version and every
-//! entry's results to the shards. Because the working tree is persistent, "apply at prep and
+//! The pipeline of one batch: [`Core::run_batch`] preps (validates against the newest tree,
+//! assigns the zxid), applies to the working tree and appends to the log; the driver
+//! (topology.rs) then issues one fdatasync for the whole batch through io_uring, completes it
+//! with [`Core::sync_end`], and only then publishes the tree version and every entry's results
+//! to the shards. Because the working tree is persistent, "apply at prep and
 //! publish after sync" gives ZooKeeper's outstanding-changes semantics for free: the next
 //! request is checked against every change before it, and no shard sees a change before it is
 //! durable.
@@ -14,10 +15,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
+use zoocore_storage::{Device, Log, LogError, SyncRequest};
 use zoocore_tree::{Op, PrepContext, Tree, Txn};
 
 use crate::limits;
-use crate::log::{LogDevice, LogError};
 use crate::msg::{
     CommitBatch, Committed, ConnId, CoreOp, CoreRequest, FromCore, Outcome, ShardId, ToCore,
 };
@@ -31,26 +32,39 @@ pub struct CoreStats {
     pub batch_max: usize,
 }
 
-pub struct Core {
+pub struct Core<D: Device> {
     tree: Tree,
     epoch: u32,
     next_session: i64,
     expiry: ExpiryQueue,
-    log: Box<dyn LogDevice>,
+    log: Log<D>,
+    /// Transactions logged since the last snapshot began, and the count that starts the next.
+    since_snapshot: u64,
+    snapshot_after: u64,
     queue: VecDeque<CoreRequest>,
     /// Which connection holds each session, so a moved session's old connection is closed.
     owners: HashMap<SessionId, (ShardId, ConnId)>,
     pub stats: CoreStats,
 }
 
-impl Core {
-    pub fn new(tree: Tree, log: Box<dyn LogDevice>, first_session: i64, tick_ms: u64) -> Self {
+impl<D: Device> Core<D> {
+    /// `snapshot_after` is the first snapshot's txn count (randomised by the caller, as
+    /// ZooKeeper does, so servers of an ensemble do not snapshot together).
+    pub fn new(
+        tree: Tree,
+        log: Log<D>,
+        first_session: i64,
+        tick_ms: u64,
+        snapshot_after: u64,
+    ) -> Self {
         Core {
             epoch: tree.last_zxid().epoch(),
             tree,
             next_session: first_session,
             expiry: ExpiryQueue::new(tick_ms),
             log,
+            since_snapshot: 0,
+            snapshot_after,
             queue: VecDeque::new(),
             owners: HashMap::new(),
             stats: CoreStats::default(),
@@ -61,8 +75,41 @@ impl Core {
         &self.tree
     }
 
-    pub fn log(&self) -> &dyn LogDevice {
-        self.log.as_ref()
+    pub fn log(&self) -> &Log<D> {
+        &self.log
+    }
+
+    pub fn log_mut(&mut self) -> &mut Log<D> {
+        &mut self.log
+    }
+
+    /// What the driver must make durable before publishing the last batch; `None` when
+    /// nothing is unsynced.
+    pub fn sync_begin(
+        &mut self,
+    ) -> Result<Option<SyncRequest<<D::File as zoocore_storage::DeviceFile>::SyncHandle>>, LogError>
+    {
+        self.log.sync_begin()
+    }
+
+    /// Completes the driver's fdatasync; an error poisons the log and must stop the server.
+    pub fn sync_end<H>(
+        &mut self,
+        req: SyncRequest<H>,
+        result: std::io::Result<()>,
+    ) -> Result<Zxid, LogError> {
+        self.log.sync_end(req, result)
+    }
+
+    /// A pinned version of the tree to snapshot, once enough transactions were logged since
+    /// the last one; `next_after` is the count for the one after (randomised by the caller).
+    pub fn snapshot_due(&mut self, next_after: u64) -> Option<Tree> {
+        if self.since_snapshot < self.snapshot_after {
+            return None;
+        }
+        self.since_snapshot = 0;
+        self.snapshot_after = next_after.max(1);
+        Some(self.tree.clone())
     }
 
     pub fn queued(&self) -> usize {
@@ -137,9 +184,10 @@ impl Core {
         }
     }
 
-    /// Runs one group commit over everything queued (bounded by the batch limit): prep,
-    /// apply, log, sync, and the batch to publish. A log error is fatal: the caller stops the
-    /// server rather than answering anything it could not make durable.
+    /// Takes everything queued (bounded by the batch limit) through prep, apply and the log
+    /// append, and returns the batch to publish once the driver has synced it. A log error is
+    /// fatal: the caller stops the server rather than answer anything it could not make
+    /// durable.
     pub fn run_batch(
         &mut self,
         now_ms: u64,
@@ -153,11 +201,11 @@ impl Core {
         for req in self.queue.drain(..n).collect::<Vec<_>>() {
             let (entry, record) = self.prep_and_apply(req, now_ms, now_wall_ms);
             if let Some(record) = record {
-                self.log.append(entry.zxid, &record)?;
+                self.log.append(entry.zxid, now_wall_ms, &record)?;
+                self.since_snapshot += 1;
             }
             entries.push(entry);
         }
-        self.log.sync()?;
         self.stats.batches += 1;
         self.stats.txns += entries.len() as u64;
         self.stats.batch_max = self.stats.batch_max.max(entries.len());

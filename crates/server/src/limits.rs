@@ -8,6 +8,8 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How often a shard reports the sessions that showed life, at most, in milliseconds.
 pub const TOUCH_INTERVAL_MS_MAX: u64 = 500;
+/// How long start-up waits for a busy client port to be released, in milliseconds.
+pub const PORT_CLAIM_MS_MAX: u64 = 10_000;
 /// The handshake must arrive within this many milliseconds of the connection.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 

@@ -6,14 +6,15 @@
 mod config;
 mod conn;
 mod core;
+mod durable;
 mod fourlw;
 mod limiter;
 mod limits;
-mod log;
 mod msg;
 mod sessions;
 mod shard;
 mod stats;
+mod tools;
 mod topology;
 mod wire;
 
@@ -27,6 +28,14 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+const USAGE: &str = "usage:
+  zoocore                         standalone on 127.0.0.1:2181, data in ./data
+  zoocore <zoo.cfg>               with a ZooKeeper configuration
+  zoocore import-zk <zkDataDir> [<zoocoreDataDir>] [--data-log-dir <zkDataLogDir>]
+                                  convert an Apache ZooKeeper 3.x data directory
+  zoocore purge <dataDir> [<count>]
+                                  keep the newest <count> snapshots (at least 3) and the log they need";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -38,13 +47,15 @@ fn main() -> ExitCode {
     let cfg = match args.as_slice() {
         [] => config::Config::standalone_default(),
         [flag] if flag == "--help" || flag == "-h" => {
-            println!("usage: zoocore [zoo.cfg]\n\nWithout a file: standalone on 127.0.0.1:2181, data in ./data.");
+            println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         [flag] if flag == "--version" => {
             println!("zoocore {}", fourlw::VERSION);
             return ExitCode::SUCCESS;
         }
+        [cmd, rest @ ..] if cmd == "import-zk" => return tools::import_zk(rest),
+        [cmd, rest @ ..] if cmd == "purge" => return tools::purge(rest),
         [path] => match config::Config::load(&PathBuf::from(path)) {
             Ok(cfg) => cfg,
             Err(e) => {
@@ -53,7 +64,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: zoocore [zoo.cfg]");
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };

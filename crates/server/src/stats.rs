@@ -55,6 +55,10 @@ pub struct CoreCounters {
     pub queued: AtomicU64,
     pub log_records: AtomicU64,
     pub log_syncs: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub fsync_max_us: AtomicU64,
+    pub fsync_p99_us: AtomicU64,
+    pub fsync_slow: AtomicU64,
 }
 
 /// Everything a four-letter word may report, shared by all executors.

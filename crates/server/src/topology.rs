@@ -24,7 +24,7 @@ use zoocore_tree::Tree;
 
 use crate::config::Config;
 use crate::core::Core;
-use crate::log::CountingLog;
+use crate::durable::{self, Jitter, Syncer};
 use crate::msg::{FromCore, ToCore};
 use crate::sessions::first_session_id;
 use crate::shard::Shard;
@@ -47,6 +47,8 @@ pub enum StartError {
     Executor { name: String, why: String },
     #[error("executor {0} stopped abnormally")]
     Crashed(String),
+    #[error("cannot recover the data directory: {0}")]
+    Recovery(#[from] zoocore_storage::RecoveryError),
 }
 
 /// What every executor of the server shares: configuration and counters.
@@ -74,6 +76,25 @@ fn placement(cfg: &Config, cpus: &[usize], index: usize) -> Placement {
     }
 }
 
+/// The shards listen with SO_REUSEPORT; a plain bind first makes sure no other process
+/// already serves this address (it would silently share our clients otherwise). A previous
+/// zoocore that just died can hold its listening socket for a moment: io_uring tears a dead
+/// process's ring down asynchronously, and a pending accept keeps the socket open until then.
+/// So a busy address is retried for a few seconds before giving up.
+fn claim_port(addr: std::net::SocketAddr) -> Result<(), StartError> {
+    let deadline = Instant::now() + Duration::from_millis(limits::PORT_CLAIM_MS_MAX);
+    loop {
+        match StdListener::bind(addr) {
+            Ok(_probe) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                tracing::info!("{addr} is busy, waiting for it to be released");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(source) => return Err(StartError::Listen { addr, source }),
+        }
+    }
+}
+
 /// Starts the server and blocks until it stops.
 pub fn run(cfg: Config) -> Result<(), StartError> {
     for dir in [&cfg.data_dir, &cfg.data_log_dir] {
@@ -82,14 +103,10 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             source,
         })?;
     }
-    // The shards listen with SO_REUSEPORT; a plain bind first makes sure no other process
-    // already serves this address (it would silently share our clients otherwise).
-    drop(
-        StdListener::bind(cfg.client_addr).map_err(|source| StartError::Listen {
-            addr: cfg.client_addr,
-            source,
-        })?,
-    );
+    claim_port(cfg.client_addr)?;
+
+    let recovered = durable::open(&cfg)?;
+    let view = recovered.tree.clone();
 
     let cpus = allowed_cpus();
     let shards = cfg
@@ -121,7 +138,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let name = "zab-core".to_string();
     let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, 0))
         .name(&name)
-        .spawn(move || core_main(core_cfg, core_stats, to_core_rx, from_core_tx))
+        .spawn(move || core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx))
         .map_err(|e| StartError::Executor {
             name: name.clone(),
             why: e.to_string(),
@@ -134,9 +151,10 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             stats: stats.clone(),
         };
         let name = format!("shard-{i}");
+        let view = view.clone();
         let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, i + 1))
             .name(&name)
-            .spawn(move || shard_main(i, shared, tx, frx))
+            .spawn(move || shard_main(i, shared, view, tx, frx))
             .map_err(|e| StartError::Executor {
                 name: name.clone(),
                 why: e.to_string(),
@@ -171,17 +189,20 @@ async fn awake_while<F: std::future::Future>(f: F) -> F::Output {
 async fn core_main(
     cfg: Arc<Config>,
     stats: Arc<ServerStats>,
+    recovered: zoocore_storage::Recovered<zoocore_storage::FileDevice>,
     rxs: Vec<SharedReceiver<ToCore>>,
     txs: Vec<SharedSender<FromCore>>,
 ) {
     let started = Instant::now();
     let now_ms = move || started.elapsed().as_millis() as u64;
-    let tree = Tree::with_extended_types(cfg.extended_types_enabled);
+    let dev = recovered.log.device().clone();
+    let mut jitter = Jitter::new(unix_ms());
     let mut core = Core::new(
-        tree,
-        Box::new(CountingLog::default()),
+        recovered.tree,
+        recovered.log,
         first_session_id(0, unix_ms()),
         u64::from(cfg.tick_time_ms),
+        jitter.snapshot_after(cfg.snap_count),
     );
     core.track_all_sessions(now_ms());
     publish_counters(&core, &stats);
@@ -242,28 +263,123 @@ async fn core_main(
         .detach();
     }
 
-    // The committer: one group commit per wake-up, over everything queued.
+    // Autopurge, as ZooKeeper's PurgeTxnLog timer: keep the newest snapRetainCount snapshots
+    // and the log they need.
+    if cfg.purge_interval_hours > 0 {
+        let (core, cfg) = (core.clone(), cfg.clone());
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_secs(cfg.purge_interval_hours * 3600)).await;
+                match zoocore_storage::purge(core.borrow_mut().log_mut(), cfg.snap_retain_count) {
+                    Ok(removed) => tracing::info!("autopurge removed {removed:?}"),
+                    Err(e) => tracing::warn!("autopurge failed: {e}"),
+                }
+            }
+        })
+        .detach();
+    }
+
+    // The committer: one group commit per wake-up, over everything queued. While a batch's
+    // fdatasync is in flight the receivers keep queueing, and the next batch takes it all.
+    let mut syncer = Syncer::new(&cfg.data_log_dir, cfg.fsync_warning_threshold_ms);
+    let snapshotting = Rc::new(std::cell::Cell::new(false));
     while wake_rx.recv().await.is_some() {
         loop {
             let batch = core.borrow_mut().run_batch(now_ms(), unix_ms() as i64);
             let batch = match batch {
-                Ok(Some(batch)) => Arc::new(batch),
+                Ok(Some(batch)) => batch,
                 Ok(None) => break,
-                Err(e) => {
-                    tracing::error!("stopping: {e}");
-                    std::process::exit(3);
-                }
+                Err(e) => fatal(&e),
             };
+            if cfg.force_sync {
+                if let Err(e) = sync_log(&core, &mut syncer).await {
+                    fatal(&e);
+                }
+                stats
+                    .core
+                    .fsyncs
+                    .store(syncer.stats.histogram_us.len(), Relaxed);
+                stats
+                    .core
+                    .fsync_max_us
+                    .store(syncer.stats.histogram_us.max(), Relaxed);
+                stats
+                    .core
+                    .fsync_p99_us
+                    .store(syncer.stats.histogram_us.value_at_quantile(0.99), Relaxed);
+                stats.core.fsync_slow.store(syncer.stats.slow, Relaxed);
+            }
             publish_counters(&core.borrow(), &stats);
+            let batch = Arc::new(batch);
             for s in senders.iter() {
                 let _ = s.send(FromCore::Commit(batch.clone())).await;
+            }
+            if !snapshotting.get() {
+                let due = core
+                    .borrow_mut()
+                    .snapshot_due(jitter.snapshot_after(cfg.snap_count));
+                if let Some(tree) = due {
+                    snapshotting.set(true);
+                    spawn_snapshot(dev.clone(), tree, snapshotting.clone());
+                }
             }
             glommio::yield_if_needed().await;
         }
     }
 }
 
-fn publish_counters(core: &Core, stats: &ServerStats) {
+/// Makes the last batch durable: one fdatasync of the current segment through io_uring.
+async fn sync_log(
+    core: &Rc<RefCell<Core<zoocore_storage::FileDevice>>>,
+    syncer: &mut Syncer,
+) -> Result<(), zoocore_storage::LogError> {
+    let req = core.borrow_mut().sync_begin()?;
+    let Some(req) = req else { return Ok(()) };
+    let segment = core
+        .borrow()
+        .log()
+        .segments()
+        .last()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let result = syncer.sync(&segment).await;
+    core.borrow_mut().sync_end(req, result)?;
+    Ok(())
+}
+
+/// An error of the log: nothing more may be acknowledged. The server stops; on restart it
+/// recovers what was durable.
+fn fatal(e: &dyn std::fmt::Display) -> ! {
+    tracing::error!("stopping: the transaction log failed: {e}");
+    std::process::exit(3)
+}
+
+/// Writes a snapshot of a pinned tree version on glommio's blocking pool: its writes and
+/// fsync run beside the core, and commits continue meanwhile (the version is immutable).
+fn spawn_snapshot(
+    dev: zoocore_storage::FileDevice,
+    tree: Tree,
+    running: Rc<std::cell::Cell<bool>>,
+) {
+    glommio::spawn_local(async move {
+        let zxid = tree.last_zxid();
+        let started = Instant::now();
+        let result = glommio::executor()
+            .spawn_blocking(move || zoocore_storage::write_snapshot(&dev, &tree))
+            .await;
+        match result {
+            Ok(info) => tracing::info!(
+                "snapshot at {zxid} written in {:?}: {info:?}",
+                started.elapsed()
+            ),
+            Err(e) => tracing::error!("snapshot at {zxid} failed: {e}"),
+        }
+        running.set(false);
+    })
+    .detach();
+}
+
+fn publish_counters<D: zoocore_storage::Device>(core: &Core<D>, stats: &ServerStats) {
     let tree = core.tree();
     stats.core.last_zxid.store(tree.last_zxid().0, Relaxed);
     // ZooKeeper's node count includes the root twice (its "" alias); report it the same way.
@@ -311,6 +427,7 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 async fn shard_main(
     id: usize,
     shared: Shared,
+    view: Tree,
     tx: SharedSender<ToCore>,
     frx: SharedReceiver<FromCore>,
 ) {
@@ -321,7 +438,6 @@ async fn shard_main(
     let shards = shared.stats.shards.len() as u64;
     let budget = (u64::from(cfg.global_outstanding_limit) / shards).max(1);
     let (local_tx, local_rx) = local_channel::new_unbounded::<ToCore>();
-    let view = Tree::with_extended_types(cfg.extended_types_enabled);
     let shard = Rc::new(RefCell::new(Shard::new(
         id,
         cfg.clone(),

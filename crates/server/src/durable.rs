@@ -1,0 +1,158 @@
+//! The server's side of durability: recovery at start, the log's fdatasync issued through
+//! io_uring on the ZAB core, background snapshots and purges.
+//!
+//! crates/storage owns the formats and never does IO scheduling; this module decides when
+//! and where: the fdatasync of a batch is awaited on the ZAB core (which keeps taking
+//! requests meanwhile, so the next batch groups everything that arrived during the sync);
+//! snapshots of a pinned tree version are written on glommio's blocking pool, so a large
+//! snapshot's writes and fsync never stall the core.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use glommio::io::BufferedFile;
+use hdrhistogram::Histogram;
+use zoocore_storage::{recover, FileDevice, LogOptions, RecoverOptions, Recovered, RecoveryError};
+
+use crate::config::Config;
+
+/// Opens the data directory and recovers its state: the newest valid snapshot and the log
+/// after it. A torn tail is truncated; corruption stops start-up naming file and offset.
+pub fn open(cfg: &Config) -> Result<Recovered<FileDevice>, RecoveryError> {
+    let dev = FileDevice::open(&cfg.data_log_dir).map_err(|source| RecoveryError::Io {
+        file: cfg.data_log_dir.display().to_string(),
+        source,
+    })?;
+    let opts = RecoverOptions {
+        log: LogOptions {
+            prealloc_bytes: (cfg.pre_alloc_size_kb * 1024).clamp(64 * 1024, u64::from(u32::MAX)),
+            snap_count: cfg.snap_count,
+            database_id: crate::stats::unix_ms(),
+        },
+        extended_types: cfg.extended_types_enabled,
+    };
+    let started = Instant::now();
+    let r = recover(dev, opts)?;
+    for s in &r.skipped_snapshots {
+        tracing::warn!("snapshot {} skipped: {}", s.file, s.reason);
+    }
+    if let Some(t) = &r.truncated {
+        tracing::warn!(
+            "torn log tail truncated: {} bytes at offset {} of {}",
+            t.bytes,
+            t.offset,
+            t.file
+        );
+    }
+    tracing::info!(
+        "recovered {} znodes and {} sessions at zxid {} (snapshot {}, {} txns replayed) in {:?}",
+        r.tree.node_count(),
+        r.tree.sessions().count(),
+        r.last_zxid,
+        r.snapshot_zxid
+            .map_or("none".to_string(), |z| z.to_string()),
+        r.replayed,
+        started.elapsed()
+    );
+    Ok(r)
+}
+
+/// Issues a log segment's fdatasync through io_uring: a glommio file on the same inode as
+/// the log's mapping (an fdatasync on any descriptor of a file writes back its dirty pages,
+/// those written through a shared mapping included).
+pub struct Syncer {
+    dir: PathBuf,
+    open: Option<(String, BufferedFile)>,
+    pub stats: FsyncStats,
+    warn_after: Duration,
+}
+
+impl Syncer {
+    pub fn new(dir: &Path, warn_after_ms: u64) -> Self {
+        Syncer {
+            dir: dir.to_owned(),
+            open: None,
+            stats: FsyncStats::new(),
+            warn_after: Duration::from_millis(warn_after_ms),
+        }
+    }
+
+    /// fdatasync of `segment`, timed.
+    pub async fn sync(&mut self, segment: &str) -> std::io::Result<()> {
+        if self.open.as_ref().is_none_or(|(name, _)| name != segment) {
+            if let Some((_, old)) = self.open.take() {
+                let _ = old.close().await;
+            }
+            let file = BufferedFile::open(self.dir.join(segment))
+                .await
+                .map_err(std::io::Error::from)?;
+            self.open = Some((segment.to_string(), file));
+        }
+        let (_, file) = self.open.as_ref().expect("opened above");
+        let started = Instant::now();
+        let result = file.fdatasync().await.map_err(std::io::Error::from);
+        let took = started.elapsed();
+        self.stats.record(took);
+        if took > self.warn_after {
+            self.stats.slow += 1;
+            tracing::warn!(
+                "fsync of the log took {took:?}, past fsync.warningthresholdms ({:?})",
+                self.warn_after
+            );
+        }
+        result
+    }
+}
+
+/// fsync latency figures for mntr and metrics.
+pub struct FsyncStats {
+    pub histogram_us: Histogram<u64>,
+    pub slow: u64,
+}
+
+impl FsyncStats {
+    fn new() -> Self {
+        FsyncStats {
+            histogram_us: Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds"),
+            slow: 0,
+        }
+    }
+
+    fn record(&mut self, took: Duration) {
+        let us = (took.as_micros() as u64).clamp(1, 60_000_000);
+        let _ = self.histogram_us.record(us);
+    }
+}
+
+/// A small xorshift generator for the randomised snapshot point; seeded from the clock, as
+/// ZooKeeper's `Random` is.
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new(seed: u64) -> Self {
+        Jitter(seed | 1)
+    }
+
+    /// The txn count at which the next snapshot starts: snapCount/2 plus a random part of
+    /// snapCount/2 (SyncRequestProcessor.shouldSnapshot).
+    pub fn snapshot_after(&mut self, snap_count: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let half = (snap_count / 2).max(1);
+        half + self.0 % half
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_points_fall_in_the_second_half() {
+        let mut j = Jitter::new(42);
+        let points: Vec<u64> = (0..100).map(|_| j.snapshot_after(1000)).collect();
+        assert!(points.iter().all(|&p| (500..1000).contains(&p)));
+        assert!(points.iter().any(|&p| p != points[0]), "randomised");
+    }
+}
