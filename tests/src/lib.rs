@@ -29,6 +29,11 @@ pub mod raw;
 
 /// The client port every test server listens on, each on its own loopback address.
 pub const PORT: u16 = 21810;
+/// The quorum port of ensemble members started by [`Server::start_ensemble`], each on its own
+/// loopback address; zoocore runs election over it too.
+pub const QUORUM_PORT: u16 = 21811;
+/// Written into the `server.N` lines; unused by zoocore.
+pub const ELECTION_PORT: u16 = 21812;
 /// `super:superpass`, as `DigestAuthenticationProvider.superDigest` expects it.
 pub const SUPER_DIGEST: &str = "super:DQOvrqPXILAUMtJ0ZGu2ttmUhQs=";
 /// The password matching [`SUPER_DIGEST`].
@@ -252,7 +257,60 @@ impl Server {
         }
     }
 
+    /// Starts an ensemble of zoocore processes: `voters` participants then `observers`
+    /// observers (myids 1, 2, ...), each on its own loopback address with the client port
+    /// [`PORT`] and the quorum port [`QUORUM_PORT`] there, and waits until every member
+    /// serves. `options.extra_cfg` goes to every member.
+    pub fn start_ensemble(voters: usize, observers: usize, options: Options) -> Vec<Server> {
+        zoocore_binary();
+        let hosts: Vec<Ipv4Addr> = (0..voters + observers).map(|_| next_free_host()).collect();
+        let mut lines = vec!["zoocore.pinning=false".to_string()];
+        for (i, host) in hosts.iter().enumerate() {
+            let role = if i < voters {
+                "participant"
+            } else {
+                "observer"
+            };
+            lines.push(format!(
+                "server.{}={host}:{QUORUM_PORT}:{ELECTION_PORT}:{role}",
+                i + 1
+            ));
+        }
+        let mut servers = Vec::new();
+        for (i, host) in hosts.into_iter().enumerate() {
+            let dir = make_temp_dir(host);
+            std::fs::write(dir.join("data").join("myid"), format!("{}\n", i + 1))
+                .expect("write myid");
+            let mut options = options.clone();
+            options.extra_cfg.extend(lines.iter().cloned());
+            let mut server = Server {
+                target: Target::Zoocore,
+                options,
+                host,
+                dir,
+                child: None,
+            };
+            std::fs::write(server.cfg_path(), server.zoo_cfg()).expect("write zoo.cfg");
+            server.spawn_process();
+            servers.push(server);
+        }
+        for s in &mut servers {
+            s.wait_ready();
+        }
+        servers
+    }
+
+    /// Whether the process is running (not killed or stopped by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    fn spawn_process(&mut self) {
         assert!(self.child.is_none(), "server already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -275,7 +333,6 @@ impl Server {
             .stderr(log);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         self.child = Some(child);
-        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {

@@ -7,8 +7,8 @@
 //! with or without their `zookeeper.` prefix, since ZooKeeper turns unknown zoo.cfg keys into
 //! `zookeeper.<key>` properties.
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -53,6 +53,48 @@ impl Whitelist {
     }
 }
 
+/// One `server.N=host:quorumPort:electionPort[:participant|:observer]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Where the member listens for its peers (zoocore runs election and the leader-learner
+    /// sessions over this one port).
+    pub quorum_addr: SocketAddr,
+    /// Parsed and kept for `conf`, but unused: election notifications travel over the
+    /// quorum port.
+    pub election_port: u16,
+    pub observer: bool,
+}
+
+/// The ensemble this server is a member of: present when zoo.cfg has `server.N` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensemble {
+    /// From `myid` in dataDir.
+    pub myid: u64,
+    pub members: BTreeMap<u64, Member>,
+    /// Ticks a learner may take to connect and synchronise with its leader (`initLimit`).
+    pub init_limit_ticks: u64,
+    /// Ticks of silence after which a leader or learner gives up on the other (`syncLimit`).
+    pub sync_limit_ticks: u64,
+}
+
+impl Ensemble {
+    pub fn voters(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|(_, m)| !m.observer)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn observers(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.observer)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from, for `conf` and messages; `None` for the built-in default.
@@ -89,6 +131,9 @@ pub struct Config {
     pub snap_retain_count: usize,
     /// Hours between automatic purges; 0 disables them (`autopurge.purgeInterval`).
     pub purge_interval_hours: u64,
+    /// `None` runs standalone (no `server.N` lines, or only one voter and no observers, as
+    /// ZooKeeper's `standaloneEnabled` default does).
+    pub ensemble: Option<Ensemble>,
 }
 
 impl Config {
@@ -119,6 +164,7 @@ impl Config {
             fsync_warning_threshold_ms: 1000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
+            ensemble: None,
         }
     }
 
@@ -140,6 +186,9 @@ impl Config {
         let mut max_timeout = None;
         let mut port = None;
         let mut address = None;
+        let mut members = BTreeMap::new();
+        let mut init_limit = 10u64;
+        let mut sync_limit = 5u64;
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
@@ -219,6 +268,15 @@ impl Config {
                     cfg.shards = Some(n);
                 }
                 "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
+                "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
+                "syncLimit" => sync_limit = parse_positive(value).map_err(bad)?,
+                _ if key_plain.starts_with("server.") => {
+                    let id: u64 = parse_num(&key_plain["server.".len()..]).map_err(bad)?;
+                    let member = parse_member(value).map_err(bad)?;
+                    if members.insert(id, member).is_some() {
+                        return Err(bad(format!("server.{id} is given twice")));
+                    }
+                }
                 _ => tracing::warn!(
                     "{}:{line}: key {key:?} is not used by zoocore; ignored",
                     path.display()
@@ -236,6 +294,27 @@ impl Config {
             return Err(ConfigError::Inconsistent(
                 "tickTime must be positive".into(),
             ));
+        }
+        let voters = members.values().filter(|m| !m.observer).count();
+        if voters > 1 || members.len() > voters {
+            let myid = read_myid(&cfg.data_dir)?;
+            if !members.contains_key(&myid) {
+                return Err(ConfigError::Inconsistent(format!(
+                    "myid {myid} in {} has no server.{myid} line",
+                    cfg.data_dir.display()
+                )));
+            }
+            if voters == 0 {
+                return Err(ConfigError::Inconsistent(
+                    "an ensemble needs at least one voter".into(),
+                ));
+            }
+            cfg.ensemble = Some(Ensemble {
+                myid,
+                members,
+                init_limit_ticks: init_limit,
+                sync_limit_ticks: sync_limit,
+            });
         }
         cfg.min_session_timeout_ms = min_timeout.unwrap_or(2 * cfg.tick_time_ms);
         cfg.max_session_timeout_ms = max_timeout.unwrap_or(20 * cfg.tick_time_ms);
@@ -263,6 +342,67 @@ where
     value
         .parse::<T>()
         .map_err(|e| format!("{value:?} is not a valid number: {e}"))
+}
+
+fn parse_positive(value: &str) -> Result<u64, String> {
+    let n: u64 = parse_num(value)?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
+/// `host:quorumPort:electionPort[:participant|:observer][;clientAddress:clientPort]`; the
+/// client part of ZooKeeper 3.5's dynamic syntax is ignored (clientPort says it).
+fn parse_member(value: &str) -> Result<Member, String> {
+    let value = value.split(';').next().unwrap_or_default().trim();
+    let parts: Vec<&str> = value.split(':').collect();
+    let (host, quorum, election, role) = match parts.as_slice() {
+        [h, q, e] => (*h, *q, *e, "participant"),
+        [h, q, e, r] => (*h, *q, *e, *r),
+        _ => {
+            return Err(format!(
+                "{value:?}: expected host:quorumPort:electionPort[:role]"
+            ))
+        }
+    };
+    let quorum: u16 = parse_num(quorum)?;
+    let election_port: u16 = parse_num(election)?;
+    let observer = match role {
+        "participant" => false,
+        "observer" => true,
+        other => {
+            return Err(format!(
+                "role {other:?} is neither participant nor observer"
+            ))
+        }
+    };
+    let quorum_addr = (host, quorum)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host:?} resolves to no address"))?;
+    Ok(Member {
+        quorum_addr,
+        election_port,
+        observer,
+    })
+}
+
+/// `myid` in dataDir: the server's id, a number alone on the first line.
+fn read_myid(data_dir: &Path) -> Result<u64, ConfigError> {
+    let path = data_dir.join("myid");
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    text.trim().parse::<u64>().map_err(|e| {
+        ConfigError::Inconsistent(format!(
+            "{}: {:?} is not a server id: {e}",
+            path.display(),
+            text.trim()
+        ))
+    })
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -315,6 +455,40 @@ mod tests {
             Config::parse("tickTime=2000\nclientPort=eleven\n", Path::new("z.cfg")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("z.cfg:2: clientPort:"), "{msg}");
+    }
+
+    #[test]
+    fn reads_server_lines_and_myid() {
+        let dir = std::env::temp_dir().join(format!("zoocore-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "2\n").unwrap();
+        let text = format!(
+            "dataDir={}\ninitLimit=7\nsyncLimit=3\nserver.1=127.0.0.1:2888:3888\n\
+             server.2=127.0.0.1:2889:3889:participant\nserver.3=127.0.0.1:2890:3890\n\
+             server.4=127.0.0.1:2891:3891:observer;127.0.0.1:2184\n",
+            dir.display()
+        );
+        let cfg = Config::parse(&text, Path::new("zoo.cfg")).unwrap();
+        let ens = cfg.ensemble.unwrap();
+        assert_eq!(ens.myid, 2);
+        assert_eq!(ens.voters(), vec![1, 2, 3]);
+        assert_eq!(ens.observers(), vec![4]);
+        assert_eq!((ens.init_limit_ticks, ens.sync_limit_ticks), (7, 3));
+        assert_eq!(
+            ens.members[&3].quorum_addr,
+            "127.0.0.1:2890".parse().unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn one_server_line_is_standalone_and_a_bad_role_names_its_line() {
+        let cfg = Config::parse("server.1=127.0.0.1:2888:3888\n", Path::new("z.cfg")).unwrap();
+        assert!(cfg.ensemble.is_none());
+        let err = Config::parse("server.1=127.0.0.1:2888:3888:boss\n", Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("z.cfg:1: server.1:"), "{err}");
     }
 
     #[test]

@@ -107,6 +107,10 @@ pub fn answer(
 
 fn server_stats(shared: &Shared, clients: Option<(&Shard, SocketAddr)>) -> String {
     let stats = &shared.stats;
+    let mode = crate::stats::mode();
+    if !mode.serving() {
+        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    }
     let (min, avg, max) = stats.latency_ms();
     let mut out = format!("Zookeeper version: {VERSION}\n");
     if let Some((shard, asker)) = clients {
@@ -118,7 +122,7 @@ fn server_stats(shared: &Shared, clients: Option<(&Shard, SocketAddr)>) -> Strin
     }
     let _ = write!(
         out,
-        "Latency min/avg/max: {}/{:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {}/{:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         min.round() as u64,
         avg,
         max.round() as u64,
@@ -127,6 +131,7 @@ fn server_stats(shared: &Shared, clients: Option<(&Shard, SocketAddr)>) -> Strin
         stats.sum(|s| &s.connections),
         stats.core.queued.load(Relaxed),
         stats.core.last_zxid.load(Relaxed),
+        mode.name(),
         stats.core.node_count.load(Relaxed),
     );
     out
@@ -195,9 +200,14 @@ fn monitor(shard: &Rc<RefCell<Shard>>, shared: &Shared) -> String {
     let stats = &shared.stats;
     let (min, avg, max) = stats.latency_ms();
     let watches = shard.borrow().watches.watch_count();
-    let rows: Vec<(&str, String)> = vec![
+    let mode = crate::stats::mode();
+    let mut rows: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_string()),
-        ("zk_server_state", "standalone".to_string()),
+        ("zk_server_state", mode.name().to_string()),
+        (
+            "zk_zxid",
+            format!("0x{:x}", stats.core.last_zxid.load(Relaxed)),
+        ),
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", format!("{}", max.round() as u64)),
         ("zk_min_latency", format!("{}", min.round() as u64)),
@@ -253,6 +263,17 @@ fn monitor(shard: &Rc<RefCell<Shard>>, shared: &Shared) -> String {
             stats.core.log_syncs.load(Relaxed).to_string(),
         ),
     ];
+    if mode == crate::stats::Mode::Leader {
+        rows.push(("zk_learners", stats.core.learners.load(Relaxed).to_string()));
+        rows.push((
+            "zk_followers",
+            stats.core.learners.load(Relaxed).to_string(),
+        ));
+        rows.push((
+            "zk_synced_followers",
+            stats.core.synced_followers.load(Relaxed).to_string(),
+        ));
+    }
     let mut out = String::new();
     for (k, v) in rows {
         let _ = writeln!(out, "{k}\t{v}");

@@ -18,3 +18,20 @@ const _: () = assert!(
     "a batch must fit in a channel"
 );
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);
+
+/// Frames queued for one peer link; past it, frames are dropped (ZAB sees message loss).
+pub const PEER_QUEUE_FRAMES: usize = 65_536;
+/// Bytes gathered into one write on a peer link.
+pub const PEER_WRITE_BYTES: usize = 256 * 1024;
+/// A peer dial gives up after this many milliseconds.
+pub const PEER_CONNECT_MS: u64 = 1000;
+/// Re-dial backoff of a peer link: doubles from the minimum up to the maximum.
+pub const PEER_BACKOFF_MS_MIN: u64 = 20;
+pub const PEER_BACKOFF_MS_MAX: u64 = 1000;
+/// Events (client requests, peer messages, completions) queued for the ZAB core's driver.
+pub const CORE_EVENTS_MAX: usize = 16_384;
+/// Committed entries a leader keeps in memory to DIFF a learner (ZooKeeper's commitLogCount
+/// is 500; entries are small and shared with the log window's `Arc`s).
+pub const HISTORY_RETAIN: usize = 10_000;
+
+const _: () = assert!(PEER_BACKOFF_MS_MIN <= PEER_BACKOFF_MS_MAX);

@@ -92,4 +92,8 @@ pub enum FromCore {
         conn: ConnId,
         session: SessionId,
     },
+    /// Close every connection: this ensemble member lost its leader (ZooKeeper closes its
+    /// clients too; they reconnect, to this member once it serves again or to another, and
+    /// keep their sessions). Requests in flight get no answer.
+    CloseAll,
 }

@@ -180,6 +180,9 @@ impl Shard {
         req: ConnectRequest,
         read_only: Option<bool>,
     ) -> Result<(), CloseReason> {
+        if !crate::stats::mode().serving() {
+            return Err("this ensemble member has no leader: not serving".into());
+        }
         if req.last_zxid_seen > self.view.last_zxid().0 {
             return Err(format!(
                 "client has seen zxid 0x{:x}, our last zxid is {}: refusing the session",
@@ -561,6 +564,13 @@ impl Shard {
             }
         }
         self.sessions.remove(&session);
+    }
+
+    /// The member lost its leader: every connection closes (its task then calls `close`).
+    pub fn close_all(&mut self) {
+        for conn in self.conns.values() {
+            conn.send(Out::Close("this ensemble member lost its leader"));
+        }
     }
 
     /// The core says this connection lost its session to a newer connection.

@@ -2,7 +2,7 @@
 //! (written only by its thread, read by any), and the core owns `CoreCounters`: relaxed
 //! atomics, never contended on the request path.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,8 +43,59 @@ impl ShardCounters {
     }
 }
 
+/// What this server is doing in its ensemble, as srvr/stat/mntr report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Standalone = 0,
+    /// An ensemble member without a leader: it answers four-letter words only.
+    Looking = 1,
+    Follower = 2,
+    Leader = 3,
+    Observer = 4,
+}
+
+/// The process's mode. One server per process, read by every shard at each handshake; a
+/// relaxed atomic is enough (a handshake racing a role change is answered or closed, and
+/// a member that loses its leader closes every connection anyway).
+static MODE: AtomicU8 = AtomicU8::new(Mode::Standalone as u8);
+
+pub fn set_mode(mode: Mode) {
+    MODE.store(mode as u8, Relaxed);
+}
+
+pub fn mode() -> Mode {
+    match MODE.load(Relaxed) {
+        1 => Mode::Looking,
+        2 => Mode::Follower,
+        3 => Mode::Leader,
+        4 => Mode::Observer,
+        _ => Mode::Standalone,
+    }
+}
+
+impl Mode {
+    /// The word ZooKeeper prints after `Mode:` and in `zk_server_state`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+            Mode::Looking => "looking",
+            Mode::Follower => "follower",
+            Mode::Leader => "leader",
+            Mode::Observer => "observer",
+        }
+    }
+
+    pub fn serving(self) -> bool {
+        self != Mode::Looking
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct CoreCounters {
+    /// On a leader: learners connected (followers and observers), and followers in
+    /// broadcast (ZooKeeper's zk_followers, zk_synced_followers).
+    pub learners: AtomicU64,
+    pub synced_followers: AtomicU64,
     pub last_zxid: AtomicI64,
     pub node_count: AtomicU64,
     pub data_size: AtomicU64,

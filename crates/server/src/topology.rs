@@ -138,7 +138,20 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let name = "zab-core".to_string();
     let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, 0))
         .name(&name)
-        .spawn(move || core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx))
+        .spawn(move || async move {
+            if core_cfg.ensemble.is_some() {
+                crate::ensemble::core_main(
+                    core_cfg,
+                    core_stats,
+                    recovered,
+                    to_core_rx,
+                    from_core_tx,
+                )
+                .await
+            } else {
+                core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx).await
+            }
+        })
         .map_err(|e| StartError::Executor {
             name: name.clone(),
             why: e.to_string(),
@@ -185,7 +198,31 @@ async fn awake_while<F: std::future::Future>(f: F) -> F::Output {
     out
 }
 
-/// The ZAB executor: receives from every shard, runs group commits, publishes batches.
+/// The core's ends of the shard channels, connected (senders first, in the order the shards
+/// connect theirs).
+pub(crate) async fn connect_core_channels(
+    rxs: Vec<SharedReceiver<ToCore>>,
+    txs: Vec<SharedSender<FromCore>>,
+) -> (
+    Vec<ConnectedSender<FromCore>>,
+    Vec<ConnectedReceiver<ToCore>>,
+) {
+    awake_while(async move {
+        let mut senders: Vec<ConnectedSender<FromCore>> = Vec::new();
+        for tx in txs {
+            senders.push(tx.connect().await);
+        }
+        let mut receivers: Vec<ConnectedReceiver<ToCore>> = Vec::new();
+        for rx in rxs {
+            receivers.push(rx.connect().await);
+        }
+        (senders, receivers)
+    })
+    .await
+}
+
+/// The standalone ZAB executor: receives from every shard, runs group commits, publishes
+/// batches. (An ensemble member runs `ensemble::core_main` instead.)
 async fn core_main(
     cfg: Arc<Config>,
     stats: Arc<ServerStats>,
@@ -208,18 +245,7 @@ async fn core_main(
     publish_counters(&core, &stats);
     let core = Rc::new(RefCell::new(core));
 
-    let (senders, rxs) = awake_while(async move {
-        let mut senders: Vec<ConnectedSender<FromCore>> = Vec::new();
-        for tx in txs {
-            senders.push(tx.connect().await);
-        }
-        let mut receivers: Vec<ConnectedReceiver<ToCore>> = Vec::new();
-        for rx in rxs {
-            receivers.push(rx.connect().await);
-        }
-        (senders, receivers)
-    })
-    .await;
+    let (senders, rxs) = connect_core_channels(rxs, txs).await;
     let senders = Rc::new(senders);
     let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
     let wake_tx = Rc::new(wake_tx);
@@ -356,7 +382,7 @@ fn fatal(e: &dyn std::fmt::Display) -> ! {
 
 /// Writes a snapshot of a pinned tree version on glommio's blocking pool: its writes and
 /// fsync run beside the core, and commits continue meanwhile (the version is immutable).
-fn spawn_snapshot(
+pub(crate) fn spawn_snapshot(
     dev: zoocore_storage::FileDevice,
     tree: Tree,
     running: Rc<std::cell::Cell<bool>>,
@@ -407,7 +433,7 @@ fn publish_counters<D: zoocore_storage::Device>(core: &Core<D>, stats: &ServerSt
 /// The client port's listening socket of one shard: SO_REUSEPORT so every shard listens on
 /// the same address, and SO_REUSEADDR so a restart can bind while the previous process's
 /// connections linger in FIN-WAIT (glommio's own `bind` sets only the first).
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     use std::os::fd::{FromRawFd, IntoRawFd};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -468,6 +494,7 @@ async fn shard_main(
                     FromCore::CloseConnection { conn, session } => {
                         shard.borrow_mut().close_moved(conn, session)
                     }
+                    FromCore::CloseAll => shard.borrow_mut().close_all(),
                 }
             }
         })

@@ -114,6 +114,11 @@ pub enum Message {
     Ping { conn: u64, committed: Zxid },
     /// Learner → leader, answering a ping; repeats the learner's cumulative ack.
     PingReply { conn: u64, acked: Zxid },
+    /// A driver-level message between members that the replica does not interpret: client
+    /// requests a learner forwards to its leader, session liveness (touches), sync markers
+    /// (ZooKeeper's `Leader.REQUEST`, `PING` session data and `SYNC`). `Replica::step`
+    /// ignores it; the driver decodes `data` itself.
+    Forward { data: Payload },
 }
 
 /// Why a frame could not be decoded.
@@ -150,6 +155,7 @@ mod kind {
     pub const INFORM: u8 = 14;
     pub const PING: u8 = 15;
     pub const PING_REPLY: u8 = 16;
+    pub const FORWARD: u8 = 17;
 }
 
 fn write_zxid(w: &mut Writer, z: Zxid) {
@@ -204,13 +210,15 @@ impl Message {
             Message::Inform { .. } => kind::INFORM,
             Message::Ping { .. } => kind::PING,
             Message::PingReply { .. } => kind::PING_REPLY,
+            Message::Forward { .. } => kind::FORWARD,
         }
     }
 
-    /// The learner connection a session message belongs to; `None` for election messages.
+    /// The learner connection a session message belongs to; `None` for election messages
+    /// and driver-level ones.
     pub fn conn(&self) -> Option<u64> {
         match self {
-            Message::Notification { .. } => None,
+            Message::Notification { .. } | Message::Forward { .. } => None,
             Message::FollowerInfo { conn, .. }
             | Message::LeaderInfo { conn, .. }
             | Message::AckEpoch { conn, .. }
@@ -291,6 +299,7 @@ impl Message {
             }
             Message::Ack { zxid, .. } | Message::Commit { zxid, .. } => write_zxid(w, *zxid),
             Message::PingReply { acked, .. } => write_zxid(w, *acked),
+            Message::Forward { data } => w.write_buffer(data),
         }
     }
 
@@ -318,6 +327,11 @@ impl Message {
                 }
             };
             return Ok(Message::Notification { vote, round, state });
+        }
+        if kind == kind::FORWARD {
+            return Ok(Message::Forward {
+                data: Arc::from(r.read_buffer()?),
+            });
         }
         if !(kind::FOLLOWER_INFO..=kind::PING_REPLY).contains(&kind) {
             return Err(FrameError::UnknownKind(kind));
@@ -554,6 +568,7 @@ mod tests {
             (c, zxid()).prop_map(|(conn, zxid)| Message::Commit { conn, zxid }),
             (c, zxid()).prop_map(|(conn, committed)| Message::Ping { conn, committed }),
             (c, zxid()).prop_map(|(conn, acked)| Message::PingReply { conn, acked }),
+            data().prop_map(|data| Message::Forward { data }),
         ]
     }
 

@@ -64,6 +64,10 @@ pub enum Input {
     EpochPersisted { accepted: Epoch, current: Epoch },
     /// The driver installed the snapshot at `zxid` (tree replaced, log emptied) durably.
     SnapshotInstalled { zxid: Zxid },
+    /// The driver's connection from `peer` closed (the peer process died or the network
+    /// broke). A learner whose leader it is goes back to Looking at once instead of waiting
+    /// out syncLimit, as ZooKeeper's follower does when its leader socket closes.
+    PeerLost { peer: ServerId },
 }
 
 /// An action for the driver, to execute in the order given.
@@ -457,6 +461,21 @@ impl Replica {
         zxid <= self.log.base || self.log.get(zxid).is_some()
     }
 
+    /// On a leader: learners with a session (followers and observers), and followers in
+    /// broadcast (ZooKeeper's `zk_followers` / `zk_synced_followers`); zeros otherwise.
+    pub fn learner_counts(&self) -> (usize, usize) {
+        match &self.role {
+            Role::Leading(l) => (
+                l.handlers.len(),
+                l.handlers
+                    .values()
+                    .filter(|h| !h.observer && h.phase == HandlerPhase::Broadcast)
+                    .count(),
+            ),
+            _ => (0, 0),
+        }
+    }
+
     /// The zxid the next proposal must carry, if this replica is an established leader.
     pub fn next_zxid(&self) -> Option<Zxid> {
         match &self.role {
@@ -493,6 +512,13 @@ impl Replica {
             Input::EpochPersisted { accepted, current } => {
                 self.accepted_durable = self.accepted_durable.max(accepted);
                 self.current_durable = self.current_durable.max(current);
+                Ok(())
+            }
+            Input::PeerLost { peer } => {
+                if matches!(&self.role, Role::Following(l) | Role::Observing(l) if l.leader == peer)
+                {
+                    self.go_looking();
+                }
                 Ok(())
             }
             Input::SnapshotInstalled { zxid } => {

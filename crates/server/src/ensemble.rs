@@ -1,0 +1,942 @@
+//! The ZAB driver: on the core executor of an ensemble member, it feeds the `zoocore_zab`
+//! replica its inputs (peer messages, ticks, IO completions, client proposals on the leader)
+//! and executes the actions it hands back, in order, with the real log, tree and sockets.
+//!
+//! The pipeline of each role, as same-core calls:
+//! - leader: shard request → prep against the working tree (the committed tree plus every
+//!   outstanding proposal, ZooKeeper's outstandingChanges) → `Propose` → Append + PROPOSALs
+//!   → one fdatasync for everything appended meanwhile → `Persisted` → quorum of ACKs →
+//!   `Commit` → apply to the committed tree → publish a `CommitBatch` to the shards, which
+//!   answer the clients whose route names this server;
+//! - follower / observer: shard request → `Forward::Request` to the leader (with the route
+//!   back to the client) → the leader's PROPOSAL/INFORM → `Commit` → apply → publish.
+//!
+//! Reads never come here: shards serve them from the last published view.
+//!
+//! Durability ordering is the replica's (an ACK only after `Persisted`); this file keeps the
+//! driver's side of the contract: `Persisted` only after the fdatasync returned, epochs
+//! written and fsynced before `EpochPersisted`, a SNAP's snapshot file durable before
+//! `SnapshotInstalled`. A failed log write or sync stops the process, as in standalone.
+//!
+//! The committed tree starts from the newest snapshot only (never the log replayed over it:
+//! the log may hold proposals that never committed); the replica re-commits the log's
+//! committed prefix through `Commit` actions.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::poll_once;
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use zoocore_proto::{ErrorCode, Id, Record, SessionId, Zxid};
+use zoocore_storage::{FileDevice, FileSync, Log, SyncRequest};
+use zoocore_tree::{Op, PrepContext, Tree, Txn};
+use zoocore_zab::{Action, Config as ZabConfig, Durable, Epoch, Input, Message, Replica};
+
+use crate::config::{Config, Ensemble};
+use crate::durable::Syncer;
+use crate::forward::{decode_payload, encode_payload, Forward, Route};
+use crate::msg::{CommitBatch, Committed, CoreOp, FromCore, Outcome, ShardId, ToCore};
+use crate::peer::Peers;
+use crate::sessions::{first_session_id, ExpiryQueue};
+use crate::stats::{set_mode, unix_ms, Mode, ServerStats};
+use crate::{limits, topology};
+
+/// Everything the driver loop reacts to, in arrival order.
+pub enum Event {
+    Shard(ToCore),
+    Peer {
+        from: u64,
+        msg: Message,
+    },
+    Forward {
+        from: u64,
+        msg: Forward,
+    },
+    Tick,
+    Synced {
+        syncer: Box<Syncer>,
+        req: SyncRequest<FileSync>,
+        token: u64,
+        result: std::io::Result<()>,
+    },
+    /// The connection from `peer` closed.
+    LinkDown {
+        peer: u64,
+    },
+}
+
+/// A request waiting on this member: for prep (leader) or to be forwarded (learner).
+struct Queued {
+    route: Option<Route>,
+    session: SessionId,
+    auth: Arc<[Id]>,
+    op: CoreOp,
+}
+
+/// A `sync` waiting for this member's tree to reach `target`.
+struct PendingSync {
+    target: Zxid,
+    route: Route,
+    path: String,
+}
+
+/// The driver's state; all methods are synchronous, the async loop is in [`core_main`].
+struct Driver {
+    myid: u64,
+    cfg: Arc<Config>,
+    stats: Arc<ServerStats>,
+    replica: Replica,
+    /// The committed tree: what the shards see.
+    tree: Tree,
+    /// Leader only: the committed tree plus every outstanding proposal.
+    working: Option<Tree>,
+    /// Leader only: re-arm every session's expiry when the working tree is first built.
+    takeover: bool,
+    log: Log<FileDevice>,
+    dev: FileDevice,
+    mode: Mode,
+    leader: Option<u64>,
+    queue: VecDeque<Queued>,
+    expiry: ExpiryQueue,
+    touched: HashSet<SessionId>,
+    /// Syncs of this member's clients, answered once the tree reaches their target.
+    syncs: Vec<PendingSync>,
+    /// Leader only: syncs forwarded by learners, answered with `SyncDone` once committed.
+    remote_syncs: Vec<PendingSync>,
+    next_session: i64,
+    owners: HashMap<SessionId, (ShardId, u64)>,
+    /// Committed entries not yet published, and whether the view changed without entries.
+    batch: Vec<Committed>,
+    view_changed: bool,
+    control: Vec<(ShardId, FromCore)>,
+    close_all: bool,
+    inputs: VecDeque<Input>,
+    sync_wanted: Option<u64>,
+    syncer: Option<Box<Syncer>>,
+    peers: Peers,
+    started: Instant,
+    since_snapshot: u64,
+}
+
+fn fatal(what: &str, e: &dyn std::fmt::Display) -> ! {
+    tracing::error!("stopping: {what}: {e}");
+    std::process::exit(3)
+}
+
+impl Driver {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn set_mode(&mut self, mode: Mode) {
+        if self.mode != mode {
+            tracing::info!("mode: {} → {}", self.mode.name(), mode.name());
+        }
+        self.mode = mode;
+        set_mode(mode);
+    }
+
+    // ---- events ----
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Shard(msg) => self.on_shard(msg),
+            Event::Peer { from, msg } => self.step(Input::Receive { from, msg }),
+            Event::Forward { from, msg } => self.on_forward(from, msg),
+            Event::Tick => self.on_tick(),
+            Event::Synced {
+                syncer,
+                req,
+                token,
+                result,
+            } => {
+                self.syncer = Some(syncer);
+                match self.log.sync_end(req, result) {
+                    Ok(upto) => self.inputs.push_back(Input::Persisted { upto, token }),
+                    Err(e) => fatal("the transaction log failed", &e),
+                }
+            }
+            Event::LinkDown { peer } => self.step(Input::PeerLost { peer }),
+        }
+    }
+
+    fn on_shard(&mut self, msg: ToCore) {
+        let now = self.now_ms();
+        match msg {
+            ToCore::Request(req) => {
+                if req.session.0 != 0 {
+                    self.touch(req.session, now);
+                }
+                let myid = self.myid;
+                self.queue.push_back(Queued {
+                    route: req.origin.map(|origin| Route {
+                        server: myid,
+                        origin,
+                    }),
+                    session: req.session,
+                    auth: req.auth,
+                    op: req.op,
+                });
+            }
+            ToCore::Touch(sessions) => {
+                for s in sessions {
+                    self.touch(s, now);
+                }
+            }
+            ToCore::Attach {
+                session,
+                shard,
+                conn,
+            } => {
+                self.touch(session, now);
+                if let Some(old) = self.owners.insert(session, (shard, conn)) {
+                    if old != (shard, conn) {
+                        self.control.push((
+                            old.0,
+                            FromCore::CloseConnection {
+                                conn: old.1,
+                                session,
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn touch(&mut self, session: SessionId, now: u64) {
+        if self.mode == Mode::Leader {
+            self.expiry.touch(session, now);
+        } else {
+            self.touched.insert(session);
+        }
+    }
+
+    fn on_forward(&mut self, from: u64, msg: Forward) {
+        match msg {
+            Forward::Request {
+                route,
+                session,
+                auth,
+                op,
+            } => {
+                if route.server != from {
+                    tracing::warn!("member {from} forwarded a request of {}", route.server);
+                    return;
+                }
+                if self.mode != Mode::Leader {
+                    // The learner sent it to a leader that is gone; its client times out
+                    // or reconnects, as with ZooKeeper.
+                    return;
+                }
+                if session.0 != 0 {
+                    self.expiry.touch(session, self.now_ms());
+                }
+                self.queue.push_back(Queued {
+                    route: Some(route),
+                    session,
+                    auth: Arc::from(auth),
+                    op,
+                });
+            }
+            Forward::Touch { sessions } => {
+                let now = self.now_ms();
+                for s in sessions {
+                    self.touch(s, now);
+                }
+            }
+            Forward::SyncDone { route, path, zxid } => {
+                if route.server == self.myid && Some(from) == self.leader {
+                    self.syncs.push(PendingSync {
+                        target: zxid,
+                        route,
+                        path,
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.step(Input::Tick);
+        let now = self.now_ms();
+        match self.mode {
+            Mode::Leader => {
+                for session in self.expiry.expire(now) {
+                    tracing::info!("session {session} expired");
+                    self.queue.push_back(Queued {
+                        route: None,
+                        session,
+                        auth: Arc::from([]),
+                        op: CoreOp::Tree(Op::CloseSession { session }),
+                    });
+                }
+            }
+            Mode::Follower | Mode::Observer => {
+                if let Some(leader) = self.leader {
+                    if !self.touched.is_empty() {
+                        let sessions: Vec<SessionId> = self.touched.drain().collect();
+                        let msg = Forward::Touch { sessions };
+                        self.send(
+                            leader,
+                            &Message::Forward {
+                                data: Arc::from(msg.encode()),
+                            },
+                        );
+                    }
+                }
+            }
+            Mode::Looking | Mode::Standalone => {}
+        }
+    }
+
+    // ---- the replica ----
+
+    fn step(&mut self, input: Input) {
+        if let Err(e) = self.replica.step(input) {
+            // Only Propose can be refused, and the driver proposes only next_zxid().
+            panic!("the replica refused an input: {e}");
+        }
+        let actions = self.replica.ready();
+        for action in actions {
+            self.execute(action);
+        }
+    }
+
+    /// Feeds completions queued by actions until none is left.
+    fn settle(&mut self) {
+        while let Some(input) = self.inputs.pop_front() {
+            self.step(input);
+        }
+    }
+
+    fn send(&mut self, to: u64, msg: &Message) {
+        self.peers.send(to, msg.encode());
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Send { to, msg } => self.send(to, &msg),
+            Action::Append { zxid, data } => {
+                let (_, time_ms, txn) = match decode_payload(&data) {
+                    Ok(p) => p,
+                    Err(e) => fatal(&format!("undecodable payload at {zxid}"), &e),
+                };
+                if let Err(e) = self.log.append(zxid, time_ms, txn) {
+                    fatal("the transaction log failed", &e);
+                }
+            }
+            Action::Truncate { after } => {
+                tracing::info!("TRUNC: dropping the log after {after}");
+                if let Err(e) = self.log.truncate_after(after) {
+                    fatal("the transaction log failed", &e);
+                }
+            }
+            Action::Sync { token, .. } => self.sync_wanted = Some(token),
+            Action::PersistEpoch { accepted, current } => {
+                if let Err(e) = write_epochs(&self.cfg.data_dir, accepted, current) {
+                    fatal("cannot write the epoch files", &e);
+                }
+                self.inputs
+                    .push_back(Input::EpochPersisted { accepted, current });
+            }
+            Action::Commit { zxid, data } => self.commit(zxid, &data),
+            Action::SendSnapshot {
+                to,
+                conn,
+                zxid,
+                keep,
+            } => {
+                assert_eq!(
+                    self.tree.last_zxid(),
+                    zxid,
+                    "SNAP asked at {zxid}, tree at {}",
+                    self.tree.last_zxid()
+                );
+                tracing::info!("SNAP at {zxid} to {to}");
+                let data = snapshot_bytes(&self.tree);
+                self.send(
+                    to,
+                    &Message::Snap {
+                        conn,
+                        zxid,
+                        keep,
+                        data,
+                    },
+                );
+            }
+            Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data),
+            Action::BecameLooking => {
+                self.leader = None;
+                self.working = None;
+                self.queue.clear();
+                self.syncs.clear();
+                self.remote_syncs.clear();
+                if self.mode != Mode::Looking {
+                    self.close_all = true;
+                }
+                self.set_mode(Mode::Looking);
+            }
+            Action::BecameLeader { epoch } => {
+                tracing::info!("leading epoch {epoch}");
+                self.leader = Some(self.myid);
+                self.working = None;
+                self.takeover = true;
+                self.set_mode(Mode::Leader);
+            }
+            Action::BecameFollower { leader, epoch } => {
+                tracing::info!("following {leader} in epoch {epoch}");
+                self.leader = Some(leader);
+                self.set_mode(Mode::Follower);
+            }
+            Action::BecameObserver { leader, epoch } => {
+                tracing::info!("observing {leader} in epoch {epoch}");
+                self.leader = Some(leader);
+                self.set_mode(Mode::Observer);
+            }
+        }
+    }
+
+    /// Applies one committed transaction to the tree and queues its entry for the shards.
+    fn commit(&mut self, zxid: Zxid, data: &[u8]) {
+        let (route, time_ms, txn_bytes) = match decode_payload(data) {
+            Ok(p) => p,
+            Err(e) => fatal(&format!("undecodable payload at {zxid}"), &e),
+        };
+        let txn = match Txn::from_bytes(txn_bytes) {
+            Ok(t) => t,
+            Err(e) => fatal(&format!("undecodable txn at {zxid}"), &e),
+        };
+        let applied = self.tree.apply(zxid, time_ms, &txn);
+        self.since_snapshot += 1;
+        let now = self.now_ms();
+        let origin = route.filter(|r| r.server == self.myid).map(|r| r.origin);
+        let (outcome, closed_session) = match &txn {
+            Txn::CreateSession {
+                session,
+                timeout_ms,
+            } => {
+                self.expiry.add(*session, (*timeout_ms).max(0) as u32, now);
+                if let Some(o) = origin {
+                    self.owners.insert(*session, (o.shard, o.conn));
+                }
+                (
+                    Outcome::SessionCreated {
+                        session: *session,
+                        timeout_ms: *timeout_ms,
+                    },
+                    None,
+                )
+            }
+            Txn::CloseSession { session, .. } if !self.tree.session_exists(*session) => {
+                self.expiry.remove(*session);
+                self.owners.remove(session);
+                (Outcome::Applied(applied), Some(*session))
+            }
+            _ => (Outcome::Applied(applied), None),
+        };
+        self.batch.push(Committed {
+            zxid,
+            origin,
+            outcome,
+            closed_session,
+        });
+    }
+
+    fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) {
+        let loaded = match zoocore_storage::decode_snapshot("SNAP", data) {
+            Ok(l) => l,
+            Err(e) => fatal("the leader's SNAP does not decode", &e),
+        };
+        assert_eq!(loaded.zxid, zxid, "SNAP at {zxid} holds {}", loaded.zxid);
+        if let Err(e) = zoocore_storage::write_snapshot(&self.dev, &loaded.tree) {
+            fatal("cannot write the leader's snapshot", &e);
+        }
+        tracing::info!("installed the leader's snapshot at {zxid}");
+        self.tree = loaded.tree;
+        self.working = None;
+        self.view_changed = true;
+        self.inputs.push_back(Input::SnapshotInstalled { zxid });
+    }
+
+    // ---- requests ----
+
+    /// Leader: prep, apply to the working tree and propose every queued request. Learner:
+    /// forward them to the leader.
+    fn drain_queue(&mut self) {
+        match self.mode {
+            Mode::Leader => self.propose_queued(),
+            Mode::Follower | Mode::Observer => self.forward_queued(),
+            Mode::Looking | Mode::Standalone => {}
+        }
+    }
+
+    fn propose_queued(&mut self) {
+        if self.replica.next_zxid().is_none() {
+            return;
+        }
+        if self.working.is_none() {
+            if self.tree.last_zxid() != self.replica.last_zxid() {
+                return; // the establishing commits are not applied yet
+            }
+            if self.takeover {
+                // ZooKeeper's leader gives every session a fresh timeout on taking over.
+                self.takeover = false;
+                let now = self.now_ms();
+                self.expiry = ExpiryQueue::new(u64::from(self.cfg.tick_time_ms));
+                let sessions: Vec<(SessionId, i32)> = self.tree.sessions().collect();
+                for (s, timeout) in sessions {
+                    self.expiry.add(s, timeout.max(0) as u32, now);
+                }
+            }
+            self.working = Some(self.tree.clone());
+        }
+        let n = self.queue.len().min(limits::BATCH_TXNS_MAX);
+        let wall = unix_ms() as i64;
+        for q in self.queue.drain(..n).collect::<Vec<_>>() {
+            let working = self.working.as_mut().expect("built above");
+            if let CoreOp::Sync { path } = q.op {
+                let Some(route) = q.route else { continue };
+                let sync = PendingSync {
+                    target: working.last_zxid(),
+                    route,
+                    path,
+                };
+                if route.server == self.myid {
+                    self.syncs.push(sync);
+                } else {
+                    self.remote_syncs.push(sync);
+                }
+                continue;
+            }
+            let zxid = self.replica.next_zxid().expect("an established leader");
+            let txn = prep(working, &mut self.next_session, &q, zxid, wall);
+            let bytes = txn.to_bytes();
+            working.apply(zxid, wall, &txn);
+            let data = encode_payload(q.route.as_ref(), wall, &bytes);
+            self.step(Input::Propose { zxid, data });
+        }
+    }
+
+    fn forward_queued(&mut self) {
+        let Some(leader) = self.leader else { return };
+        let n = self.queue.len().min(limits::BATCH_TXNS_MAX);
+        for q in self.queue.drain(..n).collect::<Vec<_>>() {
+            let Some(route) = q.route else { continue };
+            let msg = Forward::Request {
+                route,
+                session: q.session,
+                auth: q.auth.to_vec(),
+                op: q.op,
+            };
+            self.peers.send(
+                leader,
+                Message::Forward {
+                    data: Arc::from(msg.encode()),
+                }
+                .encode(),
+            );
+        }
+    }
+
+    /// Answers the syncs whose target the tree reached.
+    fn answer_syncs(&mut self) {
+        let at = self.tree.last_zxid();
+        let (done, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.syncs)
+            .into_iter()
+            .partition(|s| s.target <= at);
+        self.syncs = wait;
+        for s in done {
+            self.batch.push(Committed {
+                zxid: at,
+                origin: Some(s.route.origin),
+                outcome: Outcome::Synced { path: s.path },
+                closed_session: None,
+            });
+        }
+        let (done, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.remote_syncs)
+            .into_iter()
+            .partition(|s| s.target <= at);
+        self.remote_syncs = wait;
+        for s in done {
+            let msg = Forward::SyncDone {
+                route: s.route,
+                path: s.path,
+                zxid: s.target,
+            };
+            self.send(
+                s.route.server,
+                &Message::Forward {
+                    data: Arc::from(msg.encode()),
+                },
+            );
+        }
+    }
+
+    /// What the shards must hear after this round: a commit batch, control messages.
+    fn take_outputs(&mut self) -> (Option<Arc<CommitBatch>>, Vec<(ShardId, FromCore)>, bool) {
+        let batch = if !self.batch.is_empty() || self.view_changed {
+            self.view_changed = false;
+            Some(Arc::new(CommitBatch {
+                view: self.tree.clone(),
+                entries: std::mem::take(&mut self.batch),
+            }))
+        } else {
+            None
+        };
+        let close_all = std::mem::replace(&mut self.close_all, false);
+        (batch, std::mem::take(&mut self.control), close_all)
+    }
+
+    fn publish_counters(&self) {
+        let c = &self.stats.core;
+        c.last_zxid.store(self.tree.last_zxid().0, Relaxed);
+        c.node_count
+            .store(self.tree.node_count() as u64 + 1, Relaxed);
+        c.ephemerals.store(self.tree.ephemeral_count(), Relaxed);
+        c.data_size
+            .store(self.tree.approximate_data_size(), Relaxed);
+        c.sessions
+            .store(self.tree.sessions().count() as u64, Relaxed);
+        c.queued.store(self.queue.len() as u64, Relaxed);
+        let (learners, synced) = self.replica.learner_counts();
+        c.learners.store(learners as u64, Relaxed);
+        c.synced_followers.store(synced as u64, Relaxed);
+        let log = self.log.stats();
+        c.log_records.store(log.records, Relaxed);
+        c.log_syncs.store(log.syncs, Relaxed);
+    }
+}
+
+/// One request through ZooKeeper's prep on `tree` (the leader's working tree).
+fn prep(tree: &Tree, next_session: &mut i64, q: &Queued, zxid: Zxid, wall: i64) -> Txn {
+    match &q.op {
+        CoreOp::CreateSession { timeout_ms } => {
+            let session = SessionId(*next_session);
+            *next_session += 1;
+            tree.prepare(
+                &Op::CreateSession {
+                    session,
+                    timeout_ms: *timeout_ms,
+                },
+                &PrepContext {
+                    session,
+                    auth: &q.auth,
+                    zxid,
+                    time_ms: wall,
+                },
+            )
+        }
+        CoreOp::Tree(op) => {
+            if q.route.is_some() && !tree.session_exists(q.session) {
+                Txn::Error(ErrorCode::SESSION_EXPIRED)
+            } else {
+                tree.prepare(
+                    op,
+                    &PrepContext {
+                        session: q.session,
+                        auth: &q.auth,
+                        zxid,
+                        time_ms: wall,
+                    },
+                )
+            }
+        }
+        CoreOp::Sync { .. } => unreachable!("syncs are not prepped"),
+    }
+}
+
+/// The bytes of a snapshot of `tree` in the snapshot file format (docs/SNAPSHOT.md), for SNAP.
+fn snapshot_bytes(tree: &Tree) -> Arc<[u8]> {
+    let mem = zoocore_storage::MemDevice::new();
+    let info = match zoocore_storage::write_snapshot(&mem, tree) {
+        Ok(i) => i,
+        Err(e) => fatal("cannot serialise a snapshot for SNAP", &e),
+    };
+    match zoocore_storage::Device::read(&mem, &info.name) {
+        Ok(b) => Arc::from(b),
+        Err(e) => fatal("cannot serialise a snapshot for SNAP", &e),
+    }
+}
+
+const ACCEPTED_EPOCH: &str = "acceptedEpoch";
+const CURRENT_EPOCH: &str = "currentEpoch";
+
+/// ZooKeeper's epoch files: a decimal number each, replaced atomically and durably.
+fn write_epochs(dir: &Path, accepted: Epoch, current: Epoch) -> std::io::Result<()> {
+    for (name, epoch) in [(ACCEPTED_EPOCH, accepted), (CURRENT_EPOCH, current)] {
+        let tmp = dir.join(format!("{name}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("{}\n", epoch.0).as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn read_epoch(dir: &Path, name: &str, default: Epoch) -> Result<Epoch, String> {
+    let path: PathBuf = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .map(Epoch)
+            .map_err(|e| format!("{}: {:?}: {e}", path.display(), text.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(default),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The replica's start state from the data directory: the snapshot's tree (committed state
+/// only), the log after it, the epochs.
+fn durable_state(
+    cfg: &Config,
+    recovered: &zoocore_storage::Recovered<FileDevice>,
+) -> (Tree, Durable) {
+    let dev = recovered.log.device().clone();
+    let tree = match recovered.snapshot_zxid {
+        Some(z) => {
+            let name = zoocore_storage::snapshot_name(z);
+            let bytes = zoocore_storage::Device::read(&dev, &name)
+                .unwrap_or_else(|e| fatal(&format!("cannot read {name}"), &e));
+            zoocore_storage::decode_snapshot(&name, &bytes)
+                .unwrap_or_else(|e| fatal(&format!("cannot decode {name}"), &e))
+                .tree
+        }
+        None => Tree::with_extended_types(cfg.extended_types_enabled),
+    };
+    let base = tree.last_zxid();
+    let log: Vec<(Zxid, zoocore_zab::Payload)> = recovered
+        .log
+        .entries_after(base)
+        .unwrap_or_else(|e| fatal("cannot read the log", &e))
+        .into_iter()
+        .map(|e| (e.zxid, encode_payload(None, e.time_ms, &e.txn)))
+        .collect();
+    let last_epoch = Epoch(recovered.last_zxid.epoch());
+    let accepted = read_epoch(&cfg.data_dir, ACCEPTED_EPOCH, last_epoch)
+        .unwrap_or_else(|e| fatal("bad epoch file", &e));
+    let current = read_epoch(&cfg.data_dir, CURRENT_EPOCH, last_epoch)
+        .unwrap_or_else(|e| fatal("bad epoch file", &e));
+    tracing::info!(
+        "ensemble state: tree at {base}, {} log entries after it, epochs accepted {accepted} current {current}",
+        log.len()
+    );
+    (
+        tree,
+        Durable {
+            accepted_epoch: accepted,
+            current_epoch: current.min(accepted),
+            base,
+            log,
+        },
+    )
+}
+
+fn zab_config(ens: &Ensemble) -> ZabConfig {
+    ZabConfig {
+        myid: ens.myid,
+        voters: ens.voters(),
+        observers: ens.observers(),
+        init_limit_ticks: ens.init_limit_ticks,
+        sync_limit_ticks: ens.sync_limit_ticks,
+        // Decide as soon as a quorum agrees: a worse choice is corrected in discovery
+        // (a follower ahead of its leader makes it step down), and failover stays short.
+        finalize_wait_ticks: 0,
+        history_retain: limits::HISTORY_RETAIN,
+    }
+}
+
+/// The ZAB executor of an ensemble member.
+pub async fn core_main(
+    cfg: Arc<Config>,
+    stats: Arc<ServerStats>,
+    recovered: zoocore_storage::Recovered<FileDevice>,
+    rxs: Vec<SharedReceiver<ToCore>>,
+    txs: Vec<SharedSender<FromCore>>,
+) {
+    let ens = cfg.ensemble.clone().expect("ensemble config");
+    set_mode(Mode::Looking);
+    let (tree, durable) = durable_state(&cfg, &recovered);
+    let seed = unix_ms() ^ ens.myid.rotate_left(32);
+    let replica = Replica::new(zab_config(&ens), durable, seed);
+
+    let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
+    let events_tx = Rc::new(events_tx);
+    let members: BTreeMap<u64, std::net::SocketAddr> = ens
+        .members
+        .iter()
+        .map(|(id, m)| (*id, m.quorum_addr))
+        .collect();
+    let listen = members[&ens.myid];
+    let peers = match crate::peer::start(ens.myid, listen, &members, events_tx.clone()) {
+        Ok(p) => p,
+        Err(e) => fatal(&format!("cannot listen on the quorum port {listen}"), &e),
+    };
+
+    let (senders, receivers) = topology::connect_core_channels(rxs, txs).await;
+    for rx in receivers {
+        let tx = events_tx.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                if tx.send(Event::Shard(msg)).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
+    {
+        let tx = events_tx.clone();
+        let tick = Duration::from_millis(u64::from(cfg.tick_time_ms));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(tick).await;
+                if tx.send(Event::Tick).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
+
+    let log = recovered.log;
+    let dev = log.device().clone();
+    let mut d = Driver {
+        myid: ens.myid,
+        cfg: cfg.clone(),
+        stats: stats.clone(),
+        replica,
+        tree,
+        working: None,
+        takeover: false,
+        log,
+        dev,
+        mode: Mode::Looking,
+        leader: None,
+        queue: VecDeque::new(),
+        expiry: ExpiryQueue::new(u64::from(cfg.tick_time_ms)),
+        touched: HashSet::new(),
+        syncs: Vec::new(),
+        remote_syncs: Vec::new(),
+        next_session: first_session_id(ens.myid as u8, unix_ms()),
+        owners: HashMap::new(),
+        batch: Vec::new(),
+        view_changed: false,
+        control: Vec::new(),
+        close_all: false,
+        inputs: VecDeque::new(),
+        sync_wanted: None,
+        syncer: Some(Box::new(Syncer::new(
+            &cfg.data_log_dir,
+            cfg.fsync_warning_threshold_ms,
+        ))),
+        peers,
+        started: Instant::now(),
+        since_snapshot: 0,
+    };
+    // The replica's first notifications.
+    let first = d.replica.ready();
+    for a in first {
+        d.execute(a);
+    }
+    let snapshotting = Rc::new(std::cell::Cell::new(false));
+    let mut jitter = crate::durable::Jitter::new(unix_ms());
+    let mut snapshot_after = jitter.snapshot_after(cfg.snap_count);
+
+    while let Some(event) = events_rx.recv().await {
+        d.on_event(event);
+        // Take everything else already queued: one round, one group commit.
+        let mut taken = 1;
+        while taken < limits::BATCH_TXNS_MAX {
+            match poll_once(events_rx.recv()).await {
+                Some(Some(event)) => d.on_event(event),
+                _ => break,
+            }
+            taken += 1;
+        }
+        d.settle();
+        d.drain_queue();
+        d.settle();
+        d.answer_syncs();
+        d.start_sync(&events_tx);
+        let (batch, control, close_all) = d.take_outputs();
+        if let Some(batch) = batch {
+            for s in senders.iter() {
+                let _ = s.send(FromCore::Commit(batch.clone())).await;
+            }
+        }
+        for (shard, msg) in control {
+            let _ = senders[shard].send(msg).await;
+        }
+        if close_all {
+            for s in senders.iter() {
+                let _ = s.send(FromCore::CloseAll).await;
+            }
+        }
+        d.publish_counters();
+        if d.since_snapshot >= snapshot_after && !snapshotting.get() {
+            d.since_snapshot = 0;
+            snapshot_after = jitter.snapshot_after(cfg.snap_count);
+            snapshotting.set(true);
+            topology::spawn_snapshot(d.dev.clone(), d.tree.clone(), snapshotting.clone());
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+impl Driver {
+    /// Starts the fdatasync the replica asked for, unless one is in flight (its completion
+    /// starts the next one: everything appended meanwhile is grouped into it).
+    fn start_sync(&mut self, events: &Rc<LocalSender<Event>>) {
+        let Some(token) = self.sync_wanted else {
+            return;
+        };
+        let Some(mut syncer) = self.syncer.take() else {
+            return; // in flight
+        };
+        self.sync_wanted = None;
+        let req = match self.log.sync_begin() {
+            Ok(Some(req)) => req,
+            Ok(None) => {
+                // Nothing unsynced: everything appended is durable already.
+                self.syncer = Some(syncer);
+                let upto = self.log.last_zxid();
+                self.step(Input::Persisted { upto, token });
+                self.settle();
+                return;
+            }
+            Err(e) => fatal("the transaction log failed", &e),
+        };
+        let segment = self
+            .log
+            .segments()
+            .last()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let force = self.cfg.force_sync;
+        let events = events.clone();
+        glommio::spawn_local(async move {
+            let result = if force {
+                syncer.sync(&segment).await
+            } else {
+                Ok(())
+            };
+            let _ = events
+                .send(Event::Synced {
+                    syncer,
+                    req,
+                    token,
+                    result,
+                })
+                .await;
+        })
+        .detach();
+    }
+}
