@@ -353,7 +353,8 @@ impl Campaign {
     }
 }
 
-fn blank(id: &RunId, cell: &Cell) -> RunResult {
+/// A run with nothing measured yet.
+pub(crate) fn blank(id: &RunId, cell: &Cell) -> RunResult {
     RunResult {
         seq: id.seq,
         cell: id.cell,

@@ -6,7 +6,8 @@
 //!   ensemble size (the shape of Figure 5 of the ZooKeeper paper);
 //! - `throughput-vs-ensemble.svg`: ops/s against voters, one line per system and read mix;
 //! - `observers.svg`: reads/s and, beside it, writes/s against observers;
-//! - `latency-vs-load.svg`: p50 / p99 / p99.9 against the offered open-loop rate;
+//! - `latency-vs-load.svg`: p50 / p99 / p99.9 (log scale) against the offered open-loop
+//!   rate, one panel per read mix;
 //! - `ratio.svg`: zoocore / Apache per cell, for throughput and per server CPU-second.
 //!
 //! "Plain" cells (closed loop, default connections and value size, unpinned, all members
@@ -81,11 +82,80 @@ fn err(e: impl std::fmt::Display) -> String {
 fn fmt_si(v: f64) -> String {
     if v.abs() >= 1e6 {
         format!("{:.1}M", v / 1e6)
+    } else if v.abs() >= 1e3 && (v / 1e3).fract().abs() > 1e-9 && v.abs() < 1e5 {
+        format!("{:.1}k", v / 1e3)
     } else if v.abs() >= 1e3 {
         format!("{:.0}k", v / 1e3)
-    } else {
+    } else if v.fract() == 0.0 {
         format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
     }
+}
+
+/// Latency (ms, log scale) against offered rate for one read mix: per system, p50 / p99 /
+/// p99.9 in three shades of the system's colour.
+fn latency_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &Series,
+) -> Result<(), String> {
+    let points = || series.values().flat_map(|(_, p)| p.iter());
+    let (x0, x1) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| {
+        (a.min(*x), b.max(*x))
+    });
+    let pad = (x1 - x0) * 0.05 + 1.0;
+    let (y0, y1) = points().fold((f64::INFINITY, 0.0f64), |(a, b), (_, s)| {
+        (a.min(s.min / 1e3), b.max(s.max / 1e3))
+    });
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (x0 - pad)..(x1 + pad),
+            ((y0 * 0.7).max(0.01)..(y1 * 1.5).max(0.1)).log_scale(),
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("offered operations per second")
+        .y_desc("latency, ms (log)")
+        .x_label_formatter(&|v| fmt_si(*v))
+        .y_label_formatter(&|v| fmt_si(*v))
+        .draw()
+        .map_err(err)?;
+    let mut per_system: BTreeMap<System, usize> = BTreeMap::new();
+    for (name, (system, points)) in series {
+        let index = per_system.entry(*system).or_insert(0);
+        let c = color(*system, *index);
+        *index += 1;
+        let style = ShapeStyle::from(&c).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|(x, s)| (*x, s.mean / 1e3)),
+                style,
+            ))
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|(x, s)| Circle::new((*x, s.mean / 1e3), 3, c.filled())),
+            )
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
 }
 
 /// Draws `series` as lines with points and min–max whiskers into `area`.
@@ -118,6 +188,7 @@ fn line_chart<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_label_formatter(&|v| fmt_si(*v))
         .y_label_formatter(&|v| fmt_si(*v))
         .draw()
         .map_err(err)?;
@@ -320,7 +391,12 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
             })
         })
     };
-    let (obs_reads, obs_writes) = (obs(true), obs(false));
+    // Lines only: a shape measured at one observer count is not a scaling curve.
+    let lines = |mut s: Series| {
+        s.retain(|_, (_, p)| p.len() > 1);
+        s
+    };
+    let (obs_reads, obs_writes) = (lines(obs(true)), lines(obs(false)));
     if obs_reads.values().any(|(_, p)| p.len() > 1) {
         let path = out.join("observers.svg");
         let root = SVGBackend::new(&path, (1400, 560)).into_drawing_area();
@@ -345,34 +421,50 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
         root.present().map_err(err)?;
         written.push("observers.svg".into());
     }
-    let mut lat: Series = BTreeMap::new();
-    for (q, pick) in [
-        (
-            "p50",
-            (|s: &CellSummary| s.p50_us) as fn(&CellSummary) -> Option<Spread>,
-        ),
-        ("p99", |s: &CellSummary| s.p99_us),
-        ("p99.9", |s: &CellSummary| s.p999_us),
-    ] {
-        lat.extend(collect(res, |cell, s| {
-            cell.rate.map(|rate| {
+    // One panel per read mix of the open-loop cells.
+    let mut mixes: Vec<u32> = res
+        .cells
+        .iter()
+        .filter(|c| c.rate.is_some())
+        .map(|c| c.read_pct)
+        .collect();
+    mixes.sort_unstable_by(|a, b| b.cmp(a));
+    mixes.dedup();
+    let panels: Vec<(u32, Series)> = mixes
+        .iter()
+        .map(|&mix| {
+            let mut lat: Series = BTreeMap::new();
+            for (q, pick) in [
                 (
-                    format!("{} {} r{} {q}", s.system.name(), shape(cell), cell.read_pct),
-                    rate,
-                    pick(s),
-                )
-            })
-        }));
-    }
-    if lat.values().any(|(_, p)| p.len() > 1) {
-        write_line(
-            &out.join("latency-vs-load.svg"),
-            "Latency vs offered load (open loop, from intended send time)",
-            "offered operations per second",
-            "latency, ms",
-            &lat,
-            1e-3,
-        )?;
+                    "p50",
+                    (|s: &CellSummary| s.p50_us) as fn(&CellSummary) -> Option<Spread>,
+                ),
+                ("p99", |s: &CellSummary| s.p99_us),
+                ("p99.9", |s: &CellSummary| s.p999_us),
+            ] {
+                lat.extend(collect(res, |cell, s| {
+                    (cell.rate.is_some() && cell.read_pct == mix).then(|| {
+                        (
+                            format!("{} {} {q}", s.system.name(), shape(cell)),
+                            cell.rate.unwrap_or_default(),
+                            pick(s),
+                        )
+                    })
+                }));
+            }
+            (mix, lat)
+        })
+        .filter(|(_, lat)| lat.values().any(|(_, p)| p.len() > 1))
+        .collect();
+    if !panels.is_empty() {
+        let path = out.join("latency-vs-load.svg");
+        let root = SVGBackend::new(&path, (700 * panels.len() as u32, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        for (area, (mix, lat)) in root.split_evenly((1, panels.len())).iter().zip(&panels) {
+            let title = format!("Latency vs offered load, {mix}% reads (open loop)");
+            latency_chart(area, &title, lat)?;
+        }
+        root.present().map_err(err)?;
         written.push("latency-vs-load.svg".into());
     }
     if res.ratios.iter().any(|r| r.ops_per_s.is_some()) {
@@ -380,4 +472,77 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
         written.push("ratio.svg".into());
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::results::{self, CampaignResult, CeilingResults, RunResult};
+    use super::super::spec::{CampaignSpec, System};
+    use super::super::{blank, machine};
+
+    /// A synthetic campaign with every kind of cell renders all five plots.
+    #[test]
+    fn every_plot_is_written_from_a_full_matrix() {
+        let spec = CampaignSpec::parse(
+            "name='p'\nrepeats=2\n[[group]]\nvoters=[1,3]\nread_pct=[0,50,100]\n\
+             [[group]]\nvoters=[3]\nobservers=[0,1,2]\nread_pct=[90]\n\
+             [[group]]\nread_pct=[0,100]\nrates=[1000,2000,4000]\n",
+        )
+        .expect("spec");
+        let cells = spec.cells();
+        let mut runs = Vec::new();
+        for id in super::super::spec::schedule(&cells) {
+            let c = &cells[id.cell];
+            let mut r: RunResult = blank(&id, c);
+            let base = if id.system == System::Zoocore {
+                3.0
+            } else {
+                1.0
+            };
+            r.ops_per_s = base * 1000.0 * (1.0 + c.read_pct as f64 / 10.0) / c.voters as f64
+                + id.repeat as f64 * 50.0;
+            r.reads_per_s = r.ops_per_s * c.read_pct as f64 / 100.0;
+            r.writes_per_s = r.ops_per_s - r.reads_per_s;
+            r.p50_us = 500 + c.rate.unwrap_or(0.0) as u64 / base as u64;
+            r.p99_us = 4 * r.p50_us;
+            r.p999_us = 8 * r.p50_us;
+            r.ops_per_server_cpu_s = Some(r.ops_per_s * base);
+            runs.push(r);
+        }
+        let out = std::env::temp_dir().join(format!("zb-plots-{}", std::process::id()));
+        std::fs::create_dir_all(&out).expect("dir");
+        let summaries = results::summarise(&cells, &runs);
+        let res = CampaignResult {
+            tool: "test",
+            command: String::new(),
+            started_unix_ms: 0,
+            finished_unix_ms: 0,
+            machine: machine::machine_info(&out),
+            ratios: results::ratios(&summaries),
+            summaries,
+            spec,
+            cells,
+            ceilings: CeilingResults::default(),
+            plots: Vec::new(),
+            runs,
+        };
+        let written = super::write_all(&res, &out).expect("plots");
+        assert_eq!(
+            written,
+            [
+                "throughput-vs-reads.svg",
+                "throughput-vs-ensemble.svg",
+                "observers.svg",
+                "latency-vs-load.svg",
+                "ratio.svg"
+            ]
+        );
+        for name in &written {
+            let svg = std::fs::read_to_string(out.join(name)).expect("svg");
+            assert!(svg.starts_with("<svg") && svg.contains("zoocore"), "{name}");
+        }
+        if std::env::var_os("ZB_KEEP_PLOTS").is_none() {
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
 }

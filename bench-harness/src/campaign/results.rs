@@ -256,7 +256,11 @@ fn ms(s: &Option<Spread>) -> String {
 }
 
 fn ratio(r: Option<f64>) -> String {
-    r.map_or("—".into(), |r| format!("{r:.2}x"))
+    match r {
+        None => "—".into(),
+        Some(r) if r < 0.1 => format!("{r:.3}x"),
+        Some(r) => format!("{r:.2}x"),
+    }
 }
 
 /// The tables for docs: per (cell, system), ratios per cell, ceilings.
