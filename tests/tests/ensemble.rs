@@ -115,6 +115,7 @@ fn killing_the_leader_under_load_loses_no_acknowledged_write() {
                 Ok(Err(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
             if killed_at.is_none() && acked.len() == 50 {
+                assert_eq!(mode_of(&servers[leader]), "leader", "still the leader");
                 servers[leader].kill9();
                 killed_at = Some(Instant::now());
             }
