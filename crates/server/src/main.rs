@@ -11,6 +11,7 @@ mod fourlw;
 mod limiter;
 mod limits;
 mod msg;
+mod outbox;
 mod sessions;
 mod shard;
 mod stats;
