@@ -11,6 +11,7 @@
 //! drain what they have outstanding, and close their sessions, so every transaction the run
 //! caused is counted (the tests compare that count with the server's zxid advance).
 
+pub mod campaign;
 pub mod config;
 pub mod cpu;
 pub mod echo;

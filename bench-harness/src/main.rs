@@ -2,12 +2,15 @@
 //! server (`echo`). `load` prints a progress line on stderr while it runs and a one-line
 //! summary on stdout at the end; `--out DIR` also writes report.json, per_second.csv and
 //! latency.hlog; `--json` prints the report as JSON on stdout instead of the summary.
+//! `campaign FILE --out DIR` runs a campaign (see `zoocore_bench::campaign`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use zoocore_bench::campaign::spec::CampaignSpec;
+use zoocore_bench::campaign::Campaign;
 use zoocore_bench::echo::{run_echo, EchoConfig};
 use zoocore_bench::load::run_load_with_progress;
 use zoocore_bench::LoadConfig;
@@ -37,6 +40,14 @@ enum Command {
         /// No progress line.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Run a campaign file: a matrix of cells on fresh servers, ceilings, JSON, table, plots.
+    Campaign {
+        /// The campaign (TOML), e.g. configs/bench/quick.toml.
+        file: PathBuf,
+        /// Directory for campaign.json, table.md and the SVG plots.
+        #[arg(long, default_value = "results/campaign")]
+        out: PathBuf,
     },
     /// Answer every request with a reply of the real size and nothing else (the ceiling).
     Echo {
@@ -100,6 +111,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Campaign { file, out } => campaign(&file, out),
         Command::Echo { config } => match run_echo(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -107,5 +119,41 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn campaign(file: &std::path::Path, out: PathBuf) -> ExitCode {
+    let spec = match std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| CampaignSpec::parse(&t).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zoocore-bench campaign: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let campaign = Campaign { spec, out, command };
+    let mut log = |line: &str| eprintln!("{line}");
+    match campaign.run(&mut log) {
+        Ok(res) => {
+            println!("{}", zoocore_bench::campaign::results::markdown(&res));
+            let failed = res.runs.iter().filter(|r| r.failure.is_some()).count();
+            let stop = res.runs.iter().filter(|r| r.stop_problem.is_some()).count();
+            eprintln!(
+                "{} runs, {failed} failed, {stop} with stop problems; results in {}",
+                res.runs.len(),
+                campaign.out.display()
+            );
+            if stop > 0 {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zoocore-bench campaign: writing results: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

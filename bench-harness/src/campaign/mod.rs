@@ -1,0 +1,381 @@
+//! `zoocore-bench campaign`: runs a matrix of cells (system × voters × observers × read
+//! percentage × value size × connections × outstanding × rate) from a TOML file, each run on
+//! freshly started servers (or on remote ensembles), with the echo and fdatasync ceilings
+//! measured in the same campaign, and writes `campaign.json`, `table.md` and SVG plots.
+//!
+//! A run is: start the members, wait for a leader, drive them with [`crate::run_load`]
+//! (which reads every member's CPU over the measured window), stop them and prove they are
+//! gone. Anything that goes wrong in a run is recorded as that run's failure and the
+//! campaign goes on: a campaign that stops at the first missing feature measures nothing.
+//! `campaign.json` is rewritten after every run, so an interrupted campaign keeps what it
+//! measured.
+
+pub mod ensemble;
+pub mod machine;
+pub mod plots;
+pub mod results;
+pub mod spec;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ensemble::{Ensemble, MemberInfo, CLIENT_PORT};
+use results::{CampaignResult, CeilingResults, EchoCeiling, RunResult};
+use spec::{CampaignSpec, Cell, RunId, System};
+
+use crate::{run_load, LoadConfig};
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// Runs `f` with this process's threads (and the threads it creates) on `cpus`, then puts
+/// the old affinity back. The load generator runs in this process, so this is how it is
+/// pinned apart from the servers.
+fn with_affinity<T>(cpus: Option<&str>, f: impl FnOnce() -> T) -> Result<T, String> {
+    let Some(cpus) = cpus else { return Ok(f()) };
+    let pid = std::process::id().to_string();
+    let old = Command::new("taskset")
+        .args(["-c", "-p", &pid])
+        .output()
+        .map_err(|e| format!("taskset: {e}"))?;
+    let old = String::from_utf8_lossy(&old.stdout);
+    let old = old.rsplit(": ").next().unwrap_or("").trim().to_string();
+    let set = |list: &str| {
+        Command::new("taskset")
+            .args(["-a", "-c", "-p", list, &pid])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("taskset: {e}"))
+            .and_then(|s| {
+                s.success()
+                    .then_some(())
+                    .ok_or(format!("taskset -c {list}: {s}"))
+            })
+    };
+    set(cpus)?;
+    let out = f();
+    if !old.is_empty() {
+        set(&old)?;
+    }
+    Ok(out)
+}
+
+fn load_config(
+    spec: &CampaignSpec,
+    cell: &Cell,
+    servers: Vec<SocketAddr>,
+    seq: usize,
+) -> LoadConfig {
+    let mut cfg = LoadConfig::new(servers);
+    cfg.connections = cell.connections;
+    cfg.outstanding = cell.outstanding;
+    cfg.value_size = cell.value_size;
+    cfg.read_pct = cell.read_pct;
+    cfg.rate = cell.rate;
+    cfg.keys = spec.load.keys;
+    cfg.warmup_s = spec.load.warmup_s;
+    cfg.duration_s = spec.load.duration_s;
+    cfg.threads = spec.load.threads;
+    cfg.prefix = format!("/zoocore-bench-{seq}");
+    cfg
+}
+
+/// The campaign's progress, one line per event, for the terminal.
+pub type Log<'a> = &'a mut dyn FnMut(&str);
+
+pub struct Campaign {
+    pub spec: CampaignSpec,
+    pub out: PathBuf,
+    pub command: String,
+}
+
+impl Campaign {
+    fn work_dir(&self) -> PathBuf {
+        self.spec
+            .servers
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| self.out.join("work"))
+    }
+
+    /// Runs everything and writes the results; the Err is only for a result file that
+    /// could not be written (every measurement problem is inside the result).
+    pub fn run(&self, log: Log<'_>) -> std::io::Result<CampaignResult> {
+        std::fs::create_dir_all(&self.out)?;
+        let work = self.work_dir();
+        std::fs::create_dir_all(&work)?;
+        let cells = self.spec.cells();
+        let runs = spec::schedule(&cells);
+        let mut res = CampaignResult {
+            tool: "zoocore-bench campaign",
+            command: self.command.clone(),
+            started_unix_ms: now_ms(),
+            finished_unix_ms: 0,
+            machine: machine::machine_info(&work),
+            spec: self.spec.clone(),
+            cells: cells.clone(),
+            ceilings: CeilingResults::default(),
+            summaries: Vec::new(),
+            ratios: Vec::new(),
+            plots: Vec::new(),
+            runs: Vec::new(),
+        };
+        let apache_local = runs.iter().any(|r| {
+            r.system == System::Apache && self.spec.remote_for(r.system, &cells[r.cell]).is_none()
+        });
+        let apache_problem = if apache_local {
+            ensemble::ensure_apache(&self.spec.servers).err()
+        } else {
+            None
+        };
+        log(&format!(
+            "campaign {}: {} cells, {} runs; machine {} ({} cores), {} on {}",
+            self.spec.name,
+            cells.len(),
+            runs.len(),
+            res.machine.cpu_model,
+            res.machine.cores,
+            res.machine.data_dir,
+            res.machine.data_fs
+        ));
+        res.ceilings = self.ceilings(&work, log);
+        self.write(&res)?;
+        for id in &runs {
+            let cell = &cells[id.cell];
+            let t = Instant::now();
+            let mut r = match (&apache_problem, id.system) {
+                (Some(p), System::Apache) => RunResult::failed(blank(id, cell), p.clone()),
+                _ => self.one_run(id, cell, &work),
+            };
+            r.wall_s = t.elapsed().as_secs_f64();
+            log(&format!(
+                "[{}/{}] {} {} #{}: {}",
+                id.seq + 1,
+                runs.len(),
+                id.system.name(),
+                cell.label(),
+                id.repeat + 1,
+                match (&r.failure, &r.report) {
+                    (Some(f), _) => format!("FAILED: {f}"),
+                    (None, Some(rep)) => rep.summary(),
+                    (None, None) => "no report".into(),
+                }
+            ));
+            if let Some(p) = &r.stop_problem {
+                log(&format!("  STOP PROBLEM: {p}"));
+            }
+            res.runs.push(r);
+            self.write(&res)?;
+        }
+        res.summaries = results::summarise(&cells, &res.runs);
+        res.ratios = results::ratios(&res.summaries);
+        res.finished_unix_ms = now_ms();
+        match plots::write_all(&res, &self.out) {
+            Ok(names) => res.plots = names,
+            Err(e) => log(&format!("plots: {e}")),
+        }
+        std::fs::write(self.out.join("table.md"), results::markdown(&res))?;
+        self.write(&res)?;
+        Ok(res)
+    }
+
+    fn write(&self, res: &CampaignResult) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(res).map_err(std::io::Error::other)?;
+        let tmp = self.out.join("campaign.json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, self.out.join("campaign.json"))
+    }
+
+    fn one_run(&self, id: &RunId, cell: &Cell, work: &Path) -> RunResult {
+        let mut r = blank(id, cell);
+        let s = &self.spec.servers;
+        let remote = self.spec.remote_for(id.system, cell);
+        let dir = work.join(format!("{:03}-{}", id.seq, id.system.name()));
+        let ensemble = match remote {
+            Some(remote) => {
+                r.remote = true;
+                Ok(Ensemble::remote(remote))
+            }
+            None => Ensemble::start(s, id.system, cell, id.seq, &dir),
+        };
+        let ensemble = match ensemble {
+            Ok(e) => e,
+            Err(why) => return RunResult::failed(r, why),
+        };
+        r.members = ensemble.members.clone();
+        if !r.remote {
+            r.pids_started = ensemble.pids();
+        }
+        let servers: Vec<SocketAddr> = ensemble
+            .members
+            .iter()
+            .filter(|m| m.role.is_some_and(|role| role.targeted_by(cell.target)))
+            .map(|m| m.client)
+            .collect();
+        let outcome = if servers.is_empty() {
+            Err(format!(
+                "no member has a role that {:?} targets",
+                cell.target
+            ))
+        } else {
+            let mut cfg = load_config(&self.spec, cell, servers, id.seq);
+            cfg.server_pid = ensemble.pids();
+            with_affinity(cell.load_cpus.as_deref(), || run_load(&cfg))
+                .and_then(|o| o.map_err(|e| format!("load: {e}")))
+        };
+        if let Err(p) = ensemble.stop() {
+            r.stop_problem = Some(p);
+        }
+        match outcome {
+            Ok(report) => {
+                r.fill(report);
+                if !s.keep_data && !r.remote {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                r
+            }
+            Err(why) => RunResult::failed(r, why),
+        }
+    }
+
+    fn ceilings(&self, work: &Path, log: Log<'_>) -> CeilingResults {
+        let c = &self.spec.ceilings;
+        let mut out = CeilingResults::default();
+        if c.fdatasync_s > 0.0 {
+            match machine::fdatasync_rate(&work.join("fdatasync"), c.fdatasync_s) {
+                Ok(f) => {
+                    log(&format!(
+                        "fdatasync ceiling: {:.0} syncs/s (mean {:.0} us, max {} us)",
+                        f.syncs_per_s, f.mean_us, f.max_us
+                    ));
+                    out.fdatasync = Some(f);
+                }
+                Err(e) => out.problems.push(format!("fdatasync: {e}")),
+            }
+        }
+        if c.echo_read_pct.is_empty() {
+            return out;
+        }
+        if let Err(e) = self.echo_ceiling(&mut out, log) {
+            log(&format!("echo ceiling: {e}"));
+            out.problems.push(format!("echo: {e}"));
+        }
+        out
+    }
+
+    fn echo_ceiling(&self, out: &mut CeilingResults, log: Log<'_>) -> Result<(), String> {
+        let c = &self.spec.ceilings;
+        let bin = match &self.spec.servers.bench_binary {
+            Some(b) => b.clone(),
+            None => std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?,
+        };
+        let addr = SocketAddr::from((
+            Ipv4Addr::new(127, self.spec.servers.loopback_octet, 251, 1),
+            CLIENT_PORT,
+        ));
+        let mut cmd = match &c.server_cpus {
+            Some(cpus) => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", cpus]).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
+        cmd.args(["echo", "--listen", &addr.to_string()])
+            .args(["--value-size", &self.spec.load.value_size.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        // Owned by an Ensemble so that it is killed, reaped and checked like a server.
+        let echo = Ensemble::adopt(
+            child,
+            MemberInfo {
+                id: 1,
+                client: addr,
+                observer: false,
+                role: None,
+                pid: None,
+            },
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("echo server on {addr} not listening"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let cell = Cell {
+            id: usize::MAX,
+            group: "echo".into(),
+            systems: Vec::new(),
+            repeats: 1,
+            voters: 1,
+            observers: 0,
+            read_pct: 100,
+            value_size: self.spec.load.value_size,
+            connections: self.spec.load.connections,
+            outstanding: self.spec.load.outstanding,
+            rate: None,
+            target: spec::Target::All,
+            server_cpus: c.server_cpus.clone(),
+            load_cpus: c.load_cpus.clone(),
+        };
+        for &read_pct in &c.echo_read_pct {
+            let mut cfg = load_config(
+                &self.spec,
+                &Cell {
+                    read_pct,
+                    ..cell.clone()
+                },
+                vec![addr],
+                9999,
+            );
+            cfg.server_pid = echo.pids();
+            let report = with_affinity(c.load_cpus.as_deref(), || run_load(&cfg))?
+                .map_err(|e| format!("load: {e}"))?;
+            log(&format!("echo ceiling r{read_pct}: {}", report.summary()));
+            out.echo.push(EchoCeiling {
+                read_pct,
+                ops_per_s: report.ops_per_s,
+                p99_us: report.latency.p99_us,
+                server_cpu_s: report.servers_cpu.first().and_then(|s| s.cpu_s),
+                report,
+            });
+        }
+        echo.stop()
+    }
+}
+
+fn blank(id: &RunId, cell: &Cell) -> RunResult {
+    RunResult {
+        seq: id.seq,
+        cell: id.cell,
+        label: cell.label(),
+        system: id.system,
+        repeat: id.repeat,
+        remote: false,
+        failure: None,
+        stop_problem: None,
+        members: Vec::new(),
+        pids_started: Vec::new(),
+        wall_s: 0.0,
+        ops_per_s: 0.0,
+        reads_per_s: 0.0,
+        writes_per_s: 0.0,
+        errors_total: 0,
+        p50_us: 0,
+        p99_us: 0,
+        p999_us: 0,
+        server_cpu_s: None,
+        ops_per_server_cpu_s: None,
+        fell_behind: false,
+        report: None,
+    }
+}

@@ -1,0 +1,383 @@
+//! SVG plots of a campaign, drawn with `plotters` (SVG backend only: no system fonts, no
+//! image libraries). Each plot takes the per-(cell, system) summaries, picks the cells that
+//! belong to it, and draws means with min–max whiskers over the repeats:
+//!
+//! - `throughput-vs-reads.svg`: ops/s against read percentage, one line per system and
+//!   ensemble size (the shape of Figure 5 of the ZooKeeper paper);
+//! - `throughput-vs-ensemble.svg`: ops/s against voters, one line per system and read mix;
+//! - `observers.svg`: reads/s and, beside it, writes/s against observers;
+//! - `latency-vs-load.svg`: p50 / p99 / p99.9 against the offered open-loop rate;
+//! - `ratio.svg`: zoocore / Apache per cell, for throughput and per server CPU-second.
+//!
+//! "Plain" cells (closed loop, default connections and value size, unpinned, all members
+//! targeted) feed the first three, so a sweep or a pinned group does not bend their lines.
+//! A plot with no data is not written; [`write_all`] returns the names it wrote.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::results::{CampaignResult, CellSummary, Spread};
+use super::spec::{Cell, System, Target};
+
+type Series = BTreeMap<String, (System, Vec<(f64, Spread)>)>;
+
+const SIZE: (u32, u32) = (900, 560);
+
+fn plain(res: &CampaignResult, cell: &Cell) -> bool {
+    let l = &res.spec.load;
+    cell.rate.is_none()
+        && cell.server_cpus.is_none()
+        && cell.load_cpus.is_none()
+        && cell.target == Target::All
+        && cell.connections == l.connections
+        && cell.outstanding == l.outstanding
+        && cell.value_size == l.value_size
+}
+
+fn color(system: System, index: usize) -> RGBColor {
+    const ZOOCORE: [RGBColor; 4] = [
+        RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
+        RGBColor(23, 190, 207),
+        RGBColor(148, 103, 189),
+    ];
+    const APACHE: [RGBColor; 4] = [
+        RGBColor(214, 39, 40),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+    ];
+    match system {
+        System::Zoocore => ZOOCORE[index % 4],
+        System::Apache => APACHE[index % 4],
+    }
+}
+
+/// Collects (x, spread) points by series name from the summaries of the cells `pick` keeps.
+fn collect(
+    res: &CampaignResult,
+    pick: impl Fn(&Cell, &CellSummary) -> Option<(String, f64, Option<Spread>)>,
+) -> Series {
+    let mut series: Series = BTreeMap::new();
+    for s in &res.summaries {
+        let cell = &res.cells[s.cell];
+        if let Some((name, x, Some(y))) = pick(cell, s) {
+            let entry = series.entry(name).or_insert((s.system, Vec::new()));
+            entry.1.push((x, y));
+        }
+    }
+    for (_, points) in series.values_mut() {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    series
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn fmt_si(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v.abs() >= 1e3 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Draws `series` as lines with points and min–max whiskers into `area`.
+fn line_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &Series,
+    scale: f64,
+) -> Result<(), String> {
+    let xs = series.values().flat_map(|(_, p)| p.iter().map(|(x, _)| *x));
+    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    let pad = ((x1 - x0) * 0.05).max(0.5);
+    let y1 = series
+        .values()
+        .flat_map(|(_, p)| p.iter().map(|(_, s)| s.max * scale))
+        .fold(0.0, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x0 - pad)..(x1 + pad), 0.0..y1.max(1e-9))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| fmt_si(*v))
+        .draw()
+        .map_err(err)?;
+    let mut per_system: BTreeMap<System, usize> = BTreeMap::new();
+    for (name, (system, points)) in series {
+        let index = per_system.entry(*system).or_insert(0);
+        let c = color(*system, *index);
+        *index += 1;
+        let style = ShapeStyle::from(&c).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|(x, s)| (*x, s.mean * scale)),
+                style,
+            ))
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|(x, s)| Circle::new((*x, s.mean * scale), 3, c.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(
+                points.iter().filter(|(_, s)| s.n > 1).map(|(x, s)| {
+                    PathElement::new(vec![(*x, s.min * scale), (*x, s.max * scale)], c)
+                }),
+            )
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn write_line(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &Series,
+    scale: f64,
+) -> Result<(), String> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    line_chart(&root, title, x_desc, y_desc, series, scale)?;
+    root.present().map_err(err)
+}
+
+fn shape(cell: &Cell) -> String {
+    if cell.standalone() {
+        "standalone".into()
+    } else {
+        format!("{} voters", cell.voters)
+    }
+}
+
+fn ratio_chart(path: &Path, res: &CampaignResult) -> Result<(), String> {
+    let rows: Vec<_> = res
+        .ratios
+        .iter()
+        .filter(|r| r.ops_per_s.is_some() || r.ops_per_server_cpu_s.is_some())
+        .collect();
+    let n = rows.len();
+    let xmax = rows
+        .iter()
+        .flat_map(|r| [r.ops_per_s, r.ops_per_server_cpu_s])
+        .flatten()
+        .fold(1.0, f64::max)
+        * 1.1;
+    let height = (120 + 34 * n as u32).max(300);
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "zoocore / Apache ZooKeeper per cell (1.0 = parity)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(300)
+        .build_cartesian_2d(0.0..xmax, 0.0..n as f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|y| {
+            let i = (*y - 0.5).round();
+            if (*y - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                labels[n - 1 - i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("ratio")
+        .draw()
+        .map_err(err)?;
+    let blue = color(System::Zoocore, 0);
+    let green = color(System::Zoocore, 1);
+    for (k, r) in rows.iter().enumerate() {
+        let y = (n - 1 - k) as f64;
+        if let Some(v) = r.ops_per_s {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(0.0, y + 0.52), (v, y + 0.88)],
+                    blue.filled(),
+                )))
+                .map_err(err)?;
+        }
+        if let Some(v) = r.ops_per_server_cpu_s {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(0.0, y + 0.12), (v, y + 0.48)],
+                    green.filled(),
+                )))
+                .map_err(err)?;
+        }
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, 0.0), (1.0, n as f64)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(err)?;
+    for (name, c) in [("ops/s", blue), ("ops per server CPU-s", green)] {
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Writes every plot that has data into `out`; returns the file names written.
+pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String> {
+    let mut written = Vec::new();
+    let fig5 = collect(res, |cell, s| {
+        (plain(res, cell) && cell.observers == 0).then(|| {
+            (
+                format!("{} {}", s.system.name(), shape(cell)),
+                cell.read_pct as f64,
+                s.ops_per_s,
+            )
+        })
+    });
+    if fig5.values().any(|(_, p)| p.len() > 1) {
+        write_line(
+            &out.join("throughput-vs-reads.svg"),
+            "Throughput vs read percentage (closed loop)",
+            "read percentage",
+            "operations per second",
+            &fig5,
+            1.0,
+        )?;
+        written.push("throughput-vs-reads.svg".into());
+    }
+    let ens = collect(res, |cell, s| {
+        (plain(res, cell) && cell.observers == 0).then(|| {
+            (
+                format!("{} r{}", s.system.name(), cell.read_pct),
+                cell.voters as f64,
+                s.ops_per_s,
+            )
+        })
+    });
+    if ens.values().any(|(_, p)| p.len() > 1) {
+        write_line(
+            &out.join("throughput-vs-ensemble.svg"),
+            "Throughput vs voters (closed loop)",
+            "voters",
+            "operations per second",
+            &ens,
+            1.0,
+        )?;
+        written.push("throughput-vs-ensemble.svg".into());
+    }
+    let obs = |reads: bool| {
+        collect(res, move |cell, s| {
+            (plain(res, cell) && !cell.standalone()).then(|| {
+                let name = format!("{} {}v r{}", s.system.name(), cell.voters, cell.read_pct);
+                let y = if reads { s.reads_per_s } else { s.writes_per_s };
+                (name, cell.observers as f64, y)
+            })
+        })
+    };
+    let (obs_reads, obs_writes) = (obs(true), obs(false));
+    if obs_reads.values().any(|(_, p)| p.len() > 1) {
+        let path = out.join("observers.svg");
+        let root = SVGBackend::new(&path, (1400, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (left, right) = root.split_horizontally(700);
+        line_chart(
+            &left,
+            "Reads/s vs observers",
+            "observers",
+            "reads per second",
+            &obs_reads,
+            1.0,
+        )?;
+        line_chart(
+            &right,
+            "Writes/s vs observers",
+            "observers",
+            "writes per second",
+            &obs_writes,
+            1.0,
+        )?;
+        root.present().map_err(err)?;
+        written.push("observers.svg".into());
+    }
+    let mut lat: Series = BTreeMap::new();
+    for (q, pick) in [
+        (
+            "p50",
+            (|s: &CellSummary| s.p50_us) as fn(&CellSummary) -> Option<Spread>,
+        ),
+        ("p99", |s: &CellSummary| s.p99_us),
+        ("p99.9", |s: &CellSummary| s.p999_us),
+    ] {
+        lat.extend(collect(res, |cell, s| {
+            cell.rate.map(|rate| {
+                (
+                    format!("{} {} r{} {q}", s.system.name(), shape(cell), cell.read_pct),
+                    rate,
+                    pick(s),
+                )
+            })
+        }));
+    }
+    if lat.values().any(|(_, p)| p.len() > 1) {
+        write_line(
+            &out.join("latency-vs-load.svg"),
+            "Latency vs offered load (open loop, from intended send time)",
+            "offered operations per second",
+            "latency, ms",
+            &lat,
+            1e-3,
+        )?;
+        written.push("latency-vs-load.svg".into());
+    }
+    if res.ratios.iter().any(|r| r.ops_per_s.is_some()) {
+        ratio_chart(&out.join("ratio.svg"), res)?;
+        written.push("ratio.svg".into());
+    }
+    Ok(written)
+}
