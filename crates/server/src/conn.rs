@@ -49,7 +49,7 @@ pub async fn serve(
         }
     }
     if let Some(word) = fourlw::word(&frames.pending()[..4]) {
-        let text = fourlw::answer(&word, addr, &shard, &shared);
+        let text = fourlw::answer(&word, addr, &shared).await;
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.close().await;
         return;

@@ -12,6 +12,7 @@ mod limiter;
 mod limits;
 mod msg;
 mod outbox;
+mod reports;
 mod sessions;
 mod shard;
 mod stats;
