@@ -12,21 +12,21 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_lite::future::poll_once;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::local_channel;
+use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
 use zoocore_proto::records::{ConnectRequest, RequestHeader};
 use zoocore_proto::{Reader, Record};
 
 use crate::fourlw;
 use crate::limits;
-use crate::shard::{Out, Shard};
+use crate::outbox::Outbox;
+use crate::shard::Shard;
 use crate::topology::Shared;
 
 enum Event {
     Read(std::io::Result<usize>),
-    Out(Option<Out>),
+    Woken(bool),
 }
 
 /// Serves one accepted connection until either side closes it.
@@ -49,23 +49,31 @@ pub async fn serve(
         }
     }
     if let Some(word) = fourlw::word(&frames.pending()[..4]) {
-        let text = fourlw::answer(&word, addr, &shard, &shared);
+        let text = fourlw::answer(&word, addr, &shared).await;
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.close().await;
         return;
     }
 
-    let (out_tx, out_rx) = local_channel::new_unbounded();
-    let id = shard.borrow_mut().open(addr, out_tx);
-    let reason = run(&shard, &mut stream, &mut frames, &mut chunk, id, &out_rx).await;
+    let (outbox, woken) = Outbox::new();
+    let outbox = Rc::new(outbox);
+    let id = shard.borrow_mut().open(addr, outbox.clone());
+    let reason = run(
+        &shard,
+        &mut stream,
+        &mut frames,
+        &mut chunk,
+        id,
+        &outbox,
+        &woken,
+    )
+    .await;
     if let Some(reason) = reason {
         tracing::info!("closing connection from {addr}: {reason}");
     }
     // Flush what the shard queued before the close (an expired answer, a last response).
     let mut tail = Vec::new();
-    while let Some(Some(Out::Frame(f))) = poll_once(out_rx.recv()).await {
-        tail.extend_from_slice(&f);
-    }
+    outbox.take(&mut tail);
     if !tail.is_empty() {
         let _ = stream.write_all(&tail).await;
     }
@@ -80,7 +88,8 @@ async fn run(
     frames: &mut Frames,
     chunk: &mut [u8],
     id: u64,
-    out_rx: &local_channel::LocalReceiver<Out>,
+    outbox: &Outbox,
+    woken: &LocalReceiver<()>,
 ) -> Option<String> {
     let max_frame = shard.borrow().cfg.jute_max_buffer as usize;
     let outstanding = shard.borrow().outstanding.clone();
@@ -118,16 +127,7 @@ async fn run(
             }
         }
         // Send whatever the shard queued, in one write.
-        let mut close = None;
-        while let Some(Some(out)) = poll_once(out_rx.recv()).await {
-            match out {
-                Out::Frame(f) => pending_out.extend_from_slice(&f),
-                Out::Close(why) => {
-                    close = Some(why);
-                    break;
-                }
-            }
-        }
+        let close = outbox.take(&mut pending_out);
         if !pending_out.is_empty() {
             if let Err(e) = stream.write_all(&pending_out).await {
                 return Some(format!("write failed: {e}"));
@@ -139,7 +139,7 @@ async fn run(
         }
         let event =
             futures_lite::future::or(async { Event::Read(stream.read(chunk).await) }, async {
-                Event::Out(out_rx.recv().await)
+                Event::Woken(woken.recv().await.is_some())
             })
             .await;
         match event {
@@ -149,12 +149,9 @@ async fn run(
                 return Some("no packet within the session timeout".into())
             }
             Event::Read(Err(e)) => return Some(format!("read failed: {e}")),
-            Event::Out(Some(Out::Frame(f))) => pending_out.extend_from_slice(&f),
-            Event::Out(Some(Out::Close(why))) => {
-                let _ = stream.write_all(&pending_out).await;
-                return Some(why.to_string());
-            }
-            Event::Out(None) => return Some("shard dropped the connection".into()),
+            // Answers were queued: the top of the loop writes them.
+            Event::Woken(true) => {}
+            Event::Woken(false) => return Some("shard dropped the connection".into()),
         }
     }
 }

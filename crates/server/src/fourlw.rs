@@ -3,16 +3,14 @@
 //! org.apache.zookeeper.server.command).
 //!
 //! Server-wide figures come from the shared counters; the per-connection and per-watch
-//! listings (cons, crst, wchs, wchc, wchp) come from the shard that took the command, which is
-//! every connection when the server runs one shard (the default on two cores).
+//! listings (cons, crst, stat, wchs, wchc, wchp, mntr's watch count) are collected from every
+//! shard (reports.rs).
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::shard::Shard;
+use crate::reports::{self, ShardReport};
 use crate::topology::Shared;
 
 /// The ZooKeeper version zoocore reports: a 3.9 version, so clients that enable features by
@@ -35,24 +33,30 @@ pub fn word(first: &[u8]) -> Option<String> {
 }
 
 /// The answer to `word`, asked on a connection from `asker`.
-pub fn answer(
-    word: &str,
-    asker: SocketAddr,
-    shard: &Rc<RefCell<Shard>>,
-    shared: &Shared,
-) -> String {
+pub async fn answer(word: &str, asker: SocketAddr, shared: &Shared) -> String {
     if !shared.cfg.four_letter_words.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     match word {
         "ruok" => "imok".to_string(),
         "srvr" => server_stats(shared, None),
-        "stat" => server_stats(shared, Some((&shard.borrow(), asker))),
-        "mntr" => monitor(shard, shared),
+        "stat" => server_stats(shared, Some((&shared.reports.collect().await, asker))),
+        "mntr" => monitor(shared, &shared.reports.collect().await),
         "conf" => conf(shared),
-        "cons" => connections(&shard.borrow(), true),
+        "cons" => {
+            let mut out: String = shared
+                .reports
+                .collect()
+                .await
+                .iter()
+                .flat_map(|p| &p.cons)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            out.push('\n');
+            out
+        }
         "crst" => {
-            shard.borrow_mut().reset_connection_stats();
+            shared.reports.reset().await;
             "Connection stats reset.\n".to_string()
         }
         "srst" => {
@@ -63,19 +67,12 @@ pub fn answer(
         }
         "envi" => environment(),
         "wchs" => {
-            let s = shard.borrow();
-            let (conns, paths, total) = (
-                s.watches.watcher_count(),
-                s.watches.path_count(),
-                s.watches.watch_count(),
-            );
+            let (conns, paths, total) = reports::watch_summary(&shared.reports.collect().await);
             format!("{conns} connections watching {paths} paths\nTotal watches:{total}\n")
         }
         "wchc" => {
-            let s = shard.borrow();
             let mut out = String::new();
-            for (conn, paths) in s.watches.by_watcher() {
-                let session = s.session_of(conn).map_or(0, |x| x.0);
+            for (session, paths) in reports::by_session(&shared.reports.collect().await) {
                 let _ = writeln!(out, "0x{session:x}");
                 for p in paths {
                     let _ = writeln!(out, "\t{p}");
@@ -84,12 +81,10 @@ pub fn answer(
             out
         }
         "wchp" => {
-            let s = shard.borrow();
             let mut out = String::new();
-            for (path, conns) in s.watches.by_path() {
+            for (path, sessions) in reports::by_path(&shared.reports.collect().await) {
                 let _ = writeln!(out, "{path}");
-                for c in conns {
-                    let session = s.session_of(c).map_or(0, |x| x.0);
+                for session in sessions {
                     let _ = writeln!(out, "\t0x{session:x}");
                 }
             }
@@ -105,7 +100,7 @@ pub fn answer(
     }
 }
 
-fn server_stats(shared: &Shared, clients: Option<(&Shard, SocketAddr)>) -> String {
+fn server_stats(shared: &Shared, clients: Option<(&[ShardReport], SocketAddr)>) -> String {
     let stats = &shared.stats;
     let mode = crate::stats::mode();
     if !mode.serving() {
@@ -113,9 +108,11 @@ fn server_stats(shared: &Shared, clients: Option<(&Shard, SocketAddr)>) -> Strin
     }
     let (min, avg, max) = stats.latency_ms();
     let mut out = format!("Zookeeper version: {VERSION}\n");
-    if let Some((shard, asker)) = clients {
+    if let Some((parts, asker)) = clients {
         out.push_str("Clients:\n");
-        out.push_str(&connections(shard, false));
+        for line in parts.iter().flat_map(|p| &p.brief) {
+            let _ = writeln!(out, "{line}");
+        }
         // ZooKeeper lists the asking connection too, without a session.
         let _ = writeln!(out, " /{asker}[0](queued=0,recved=1,sent=0)");
         out.push('\n');
@@ -137,44 +134,8 @@ fn server_stats(shared: &Shared, clients: Option<(&Shard, SocketAddr)>) -> Strin
     out
 }
 
-fn connections(shard: &Shard, full: bool) -> String {
-    let mut out = String::new();
-    let mut ids: Vec<_> = shard.conns.keys().copied().collect();
-    ids.sort_unstable();
-    for id in ids {
-        let c = &shard.conns[&id];
-        let queued = shard.queue_len(id);
-        if full {
-            let _ = writeln!(
-                out,
-                " /{}[1](queued={queued},recved={},sent={},sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat=0,minlat=0,avglat=0,maxlat=0)",
-                c.addr,
-                c.stats.received,
-                c.stats.sent,
-                c.session.0,
-                op_name(c.stats.last_op),
-                c.stats.established_ms,
-                c.timeout_ms,
-                c.stats.last_cxid,
-                shard.view.last_zxid().0,
-                c.stats.last_response_ms,
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                " /{}[1](queued={queued},recved={},sent={})",
-                c.addr, c.stats.received, c.stats.sent
-            );
-        }
-    }
-    if full {
-        out.push('\n');
-    }
-    out
-}
-
 /// ZooKeeper's four-letter abbreviations of the last operation (Request.op2String).
-fn op_name(op: zoocore_proto::OpCode) -> &'static str {
+pub fn op_name(op: zoocore_proto::OpCode) -> &'static str {
     use zoocore_proto::OpCode::*;
     match op {
         Notification => "NA",
@@ -196,10 +157,10 @@ fn op_name(op: zoocore_proto::OpCode) -> &'static str {
     }
 }
 
-fn monitor(shard: &Rc<RefCell<Shard>>, shared: &Shared) -> String {
+fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
     let stats = &shared.stats;
     let (min, avg, max) = stats.latency_ms();
-    let watches = shard.borrow().watches.watch_count();
+    let watches = reports::watch_summary(parts).2;
     let mode = crate::stats::mode();
     let mut rows: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_string()),

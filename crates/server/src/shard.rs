@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::msg::{
     CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, ShardId, ToCore,
 };
+use crate::outbox::Outbox;
 use crate::sessions::session_password;
 use crate::stats::{ConnStats, ShardCounters};
 use crate::wire;
@@ -69,7 +70,7 @@ pub struct Conn {
     pub session: SessionId,
     pub timeout_ms: i32,
     auth: Arc<[Id]>,
-    out: LocalSender<Out>,
+    out: Rc<Outbox>,
     queue: VecDeque<Pending>,
     pub addr: SocketAddr,
     pub stats: ConnStats,
@@ -77,8 +78,10 @@ pub struct Conn {
 
 impl Conn {
     fn send(&self, out: Out) {
-        // The receiver is gone only when the connection task ended; nothing to deliver then.
-        let _ = self.out.try_send(out);
+        match out {
+            Out::Frame(frame) => self.out.push(&frame),
+            Out::Close(why) => self.out.close(why),
+        }
     }
 }
 
@@ -129,7 +132,7 @@ impl Shard {
         let _ = self.to_core.try_send(msg);
     }
 
-    pub fn open(&mut self, addr: SocketAddr, out: LocalSender<Out>) -> ConnId {
+    pub fn open(&mut self, addr: SocketAddr, out: Rc<Outbox>) -> ConnId {
         let id = self.next_conn;
         self.next_conn += 1;
         let auth: Arc<[Id]> = Arc::from(vec![Id::new("ip", addr.ip().to_string())]);
@@ -302,8 +305,8 @@ impl Shard {
             req => {
                 let conn = self.conns.get_mut(&id).expect("connection checked above");
                 if conn.queue.is_empty() {
-                    let frame = self.read(id, xid, &req);
-                    self.emit(id, frame, Some(started));
+                    // Answered within this call: no clock read for its latency.
+                    self.read(id, xid, &req, None);
                 } else {
                     conn.queue.push_back(Pending::Read { started, xid, req });
                 }
@@ -530,25 +533,30 @@ impl Shard {
             let Some(Pending::Read { started, xid, req }) = conn.queue.pop_front() else {
                 unreachable!("head is a read")
             };
-            let frame = self.read(id, xid, &req);
-            self.emit(id, frame, Some(started));
+            self.read(id, xid, &req, Some(started));
         }
     }
 
     /// Queues one request's answer and gives back its unit of the outstanding budget;
     /// `started` (when the request arrived) feeds the latency figures.
     fn emit(&mut self, id: ConnId, frame: Vec<u8>, started: Option<Instant>) {
-        if let Some(started) = started {
-            self.stats
-                .record_latency(started.elapsed().as_micros() as u64);
+        if let Some(conn) = self.answered(id, started) {
+            conn.out.push(&frame);
         }
+    }
+
+    /// The bookkeeping of one answered request: latency (0 for an answer given in the same
+    /// call the request arrived in), the outstanding budget, counters. Returns the connection
+    /// to deliver to, if it is still open.
+    fn answered(&mut self, id: ConnId, started: Option<Instant>) -> Option<&mut Conn> {
+        let us = started.map_or(0, |s| s.elapsed().as_micros() as u64);
+        self.stats.record_latency(us);
         self.outstanding.signal(1);
         self.stats.packets_sent.fetch_add(1, Relaxed);
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.stats.sent += 1;
-            conn.stats.answered();
-            conn.send(Out::Frame(frame));
-        }
+        let conn = self.conns.get_mut(&id)?;
+        conn.stats.sent += 1;
+        conn.stats.answered();
+        Some(conn)
     }
 
     /// A session ended (closed by its client, or expired): its connection here, if any and
@@ -583,16 +591,40 @@ impl Shard {
     }
 
     /// Serves a read from the current view.
-    fn read(&mut self, id: ConnId, xid: i32, req: &Request) -> Vec<u8> {
+    /// Serves a read from the current view, encoding its answer straight into the
+    /// connection's outbox.
+    fn read(&mut self, id: ConnId, xid: i32, req: &Request, started: Option<Instant>) {
         let conn = self.conns.get(&id).expect("read on a live connection");
         let auth = conn.auth.clone();
         let session = conn.session;
         let zxid = self.view.last_zxid();
+        if let Request::GetData(r) = req {
+            // The hot read: the data goes from the tree to the outbox in one copy.
+            let Some(out) = self.answered(id, started).map(|c| c.out.clone()) else {
+                return;
+            };
+            match self.view.get(&r.path) {
+                None => out.encode(|b| wire::reply_into(b, xid, zxid, ErrorCode::NO_NODE, None)),
+                Some(node) => match require(node.acl(), Perms::READ, &auth) {
+                    Err(code) => out.encode(|b| wire::reply_into(b, xid, zxid, code, None)),
+                    Ok(()) => {
+                        if r.watch {
+                            self.watches.add(&r.path, id, WatchKind::Data);
+                        }
+                        out.encode(|b| wire::get_data_into(b, xid, zxid, node.data(), &node.stat()))
+                    }
+                },
+            }
+            return;
+        }
         let (err, body) = match self.read_result(id, session, &auth, req) {
             Ok(body) => (ErrorCode::OK, body),
             Err(code) => (code, None),
         };
-        wire::reply(xid, zxid, err, body.as_ref())
+        if let Some(conn) = self.answered(id, started) {
+            conn.out
+                .encode(|b| wire::reply_into(b, xid, zxid, err, body.as_ref()));
+        }
     }
 
     fn read_result(
@@ -616,18 +648,6 @@ impl Shard {
                 }
                 let node = self.view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
                 Response::Stat(StatResponse { stat: node.stat() })
-            }
-            Request::GetData(r) => {
-                let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
-                require(node.acl(), Perms::READ, auth)?;
-                let resp = GetDataResponse {
-                    data: Some(node.data().to_vec()),
-                    stat: node.stat(),
-                };
-                if r.watch {
-                    self.watches.add(&r.path, id, WatchKind::Data);
-                }
-                Response::GetData(resp)
             }
             Request::GetAcl(r) => {
                 let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;

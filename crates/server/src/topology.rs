@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::durable::{self, Jitter, Syncer};
 use crate::msg::{FromCore, ToCore};
+use crate::reports::Reports;
 use crate::sessions::first_session_id;
 use crate::shard::Shard;
 use crate::stats::{unix_ms, ServerStats};
@@ -55,6 +56,7 @@ pub enum StartError {
 pub struct Shared {
     pub cfg: Arc<Config>,
     pub stats: Arc<ServerStats>,
+    pub reports: Arc<Reports>,
 }
 
 /// The CPUs this process may run on.
@@ -114,6 +116,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         .unwrap_or_else(|| cpus.len().saturating_sub(1).max(1));
     let cfg = Arc::new(cfg);
     let stats = Arc::new(ServerStats::new(shards));
+    let reports = Arc::new(Reports::new(shards));
     tracing::info!(
         "zoocore {} on {}: 1 core executor + {shards} shard(s), pinning {}, CPUs {cpus:?}",
         crate::fourlw::VERSION,
@@ -162,6 +165,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         let shared = Shared {
             cfg: cfg.clone(),
             stats: stats.clone(),
+            reports: reports.clone(),
         };
         let name = format!("shard-{i}");
         let view = view.clone();
@@ -496,6 +500,18 @@ async fn shard_main(
                     }
                     FromCore::CloseAll => shard.borrow_mut().close_all(),
                 }
+            }
+        })
+        .detach();
+    }
+
+    // Answer the four-letter words' requests for this shard's connections and watches.
+    {
+        let (shard, reports) = (shard.clone(), shared.reports.clone());
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(crate::reports::POLL).await;
+                reports.serve(id, &mut shard.borrow_mut());
             }
         })
         .detach();

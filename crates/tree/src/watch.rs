@@ -35,36 +35,17 @@ pub enum WatchKind {
     PersistentRecursive,
 }
 
-/// The `WatcherType` of checkWatches / removeWatches (Watcher.WatcherType values).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum WatcherType {
-    Children = 1,
-    Data = 2,
-    Any = 3,
-    Persistent = 4,
-    PersistentRecursive = 5,
-}
+/// The `WatcherType` of checkWatches / removeWatches, as the wire carries it.
+pub use zoocore_proto::records::WatcherType;
 
-impl WatcherType {
-    pub fn from_i32(v: i32) -> Option<Self> {
-        Some(match v {
-            1 => WatcherType::Children,
-            2 => WatcherType::Data,
-            3 => WatcherType::Any,
-            4 => WatcherType::Persistent,
-            5 => WatcherType::PersistentRecursive,
-            _ => return None,
-        })
-    }
-
-    fn bits(self) -> u8 {
-        match self {
-            WatcherType::Children => CHILD,
-            WatcherType::Data => DATA,
-            WatcherType::Persistent => PERSISTENT,
-            WatcherType::PersistentRecursive => RECURSIVE,
-            WatcherType::Any => DATA | CHILD | PERSISTENT | RECURSIVE,
-        }
+/// The watch bits a removeWatches / checkWatches of `kind` covers.
+fn kind_bits(kind: WatcherType) -> u8 {
+    match kind {
+        WatcherType::Children => CHILD,
+        WatcherType::Data => DATA,
+        WatcherType::Persistent => PERSISTENT,
+        WatcherType::PersistentRecursive => RECURSIVE,
+        WatcherType::Any => DATA | CHILD | PERSISTENT | RECURSIVE,
     }
 }
 
@@ -208,7 +189,7 @@ impl<W: Copy + Eq + Hash + Ord> WatchTable<W> {
         let Some(bits) = watchers.get_mut(&watcher) else {
             return Vec::new();
         };
-        let removed = *bits & kind.bits();
+        let removed = *bits & kind_bits(kind);
         *bits &= !removed;
         let now_empty = *bits == 0;
         if now_empty {
@@ -239,7 +220,7 @@ impl<W: Copy + Eq + Hash + Ord> WatchTable<W> {
         self.by_path
             .get(path)
             .and_then(|ws| ws.get(&watcher))
-            .is_some_and(|b| b & kind.bits() != 0)
+            .is_some_and(|b| b & kind_bits(kind) != 0)
     }
 
     /// Drops every watch of a watcher (its session closed or its connection went away).
