@@ -5,8 +5,10 @@
 //! directory, so later rounds also check what earlier rounds left.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zoocore_e2e::raw::{self, op, Jute, RawConn};
 use zoocore_e2e::{Options, Server, Target};
@@ -26,8 +28,9 @@ fn multi_body(a: &str, b: &str) -> Jute {
     body.int(-1).boolean(true).int(-1)
 }
 
-/// Writes until the connection dies; returns what was sent and what was answered.
-fn write_until_killed(mut conn: RawConn, round: u64) -> Sent {
+/// Writes until the connection dies; returns what was sent and what was answered. `acked`
+/// counts answers as they come, so the killer can wait for the stream to be flowing.
+fn write_until_killed(mut conn: RawConn, round: u64, acked: Arc<AtomicU64>) -> Sent {
     let mut sent = Sent::new();
     let mut in_flight = std::collections::VecDeque::new();
     let mut next = 0u64;
@@ -64,6 +67,7 @@ fn write_until_killed(mut conn: RawConn, round: u64) -> Sent {
         assert_eq!(reply.xid, (i + 1) as i32, "answers in order");
         assert_eq!(reply.err, 0, "write {i} failed");
         sent.get_mut(&i).expect("sent").1 = Some(reply.zxid);
+        acked.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -87,9 +91,18 @@ fn acknowledged_writes_survive_kill_9() {
     let mut history: Vec<(u64, Sent)> = Vec::new();
     for round in 0..ROUNDS {
         let (conn, _) = RawConn::open_session(server.addr(), 30_000);
-        let writer = thread::spawn(move || write_until_killed(conn, round));
-        // A different point in the write stream every round: 50 ms .. 450 ms.
-        thread::sleep(Duration::from_millis(50 + (round * 7919) % 400));
+        let acked = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let acked = acked.clone();
+            thread::spawn(move || write_until_killed(conn, round, acked))
+        };
+        // Once writes are being answered (a loaded machine can take a while to start), kill
+        // at a different point of the stream every round: 0 .. 400 ms later.
+        let flowing = Instant::now() + Duration::from_secs(20);
+        while acked.load(Ordering::Relaxed) < 10 && Instant::now() < flowing {
+            thread::sleep(Duration::from_millis(2));
+        }
+        thread::sleep(Duration::from_millis((round * 7919) % 400));
         server.kill9();
         let sent = writer.join().expect("writer");
         let acked = sent.values().filter(|(_, z)| z.is_some()).count();
