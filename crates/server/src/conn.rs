@@ -126,9 +126,15 @@ async fn run(
                 return Some(why);
             }
         }
-        // Send whatever the shard queued, in one write.
+        // Send whatever the shard queued, in one write, once every shard has installed the
+        // view these answers were computed from (views.rs).
         let close = outbox.take(&mut pending_out);
         if !pending_out.is_empty() {
+            let (views, view) = {
+                let s = shard.borrow();
+                (s.views.clone(), s.batches)
+            };
+            views.wait_for(view).await;
             if let Err(e) = stream.write_all(&pending_out).await {
                 return Some(format!("write failed: {e}"));
             }

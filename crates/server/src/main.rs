@@ -21,6 +21,7 @@ mod shard;
 mod stats;
 mod tools;
 mod topology;
+mod views;
 mod wire;
 
 use std::path::PathBuf;

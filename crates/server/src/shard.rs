@@ -32,6 +32,7 @@ use crate::msg::{
 use crate::outbox::Outbox;
 use crate::sessions::session_password;
 use crate::stats::{ConnStats, ShardCounters};
+use crate::views::Views;
 use crate::wire;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -97,6 +98,9 @@ pub struct Shard {
     next_conn: ConnId,
     pub outstanding: Rc<Semaphore>,
     pub stats: Arc<ShardCounters>,
+    /// Commit batches installed here: the view's number across shards (views.rs).
+    pub batches: u64,
+    pub views: Arc<Views>,
 }
 
 /// A decision of the shard that ends a connection, with the reason to log.
@@ -110,6 +114,7 @@ impl Shard {
         to_core: LocalSender<ToCore>,
         outstanding: u64,
         stats: Arc<ShardCounters>,
+        views: Arc<Views>,
     ) -> Self {
         Shard {
             id,
@@ -123,6 +128,8 @@ impl Shard {
             next_conn: 1,
             outstanding: Rc::new(Semaphore::new(outstanding)),
             stats,
+            batches: 0,
+            views,
         }
     }
 
@@ -405,6 +412,8 @@ impl Shard {
     /// A committed batch: swap the view, then deliver every entry in order.
     pub fn on_commit(&mut self, batch: &CommitBatch) {
         self.view = batch.view.clone();
+        self.batches += 1;
+        self.views.installed(self.id, self.batches);
         let mut waiting = Vec::new();
         for entry in &batch.entries {
             self.fire_watches(entry);

@@ -30,6 +30,7 @@ use crate::reports::Reports;
 use crate::sessions::first_session_id;
 use crate::shard::Shard;
 use crate::stats::{unix_ms, ServerStats};
+use crate::views::Views;
 use crate::{conn, limits};
 
 #[derive(Debug, Error)]
@@ -57,6 +58,7 @@ pub struct Shared {
     pub cfg: Arc<Config>,
     pub stats: Arc<ServerStats>,
     pub reports: Arc<Reports>,
+    pub views: Arc<Views>,
 }
 
 /// The CPUs this process may run on.
@@ -117,6 +119,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let cfg = Arc::new(cfg);
     let stats = Arc::new(ServerStats::new(shards));
     let reports = Arc::new(Reports::new(shards));
+    let views = Arc::new(Views::new(shards));
     tracing::info!(
         "zoocore {} on {}: 1 core executor + {shards} shard(s), pinning {}, CPUs {cpus:?}",
         crate::fourlw::VERSION,
@@ -166,6 +169,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             cfg: cfg.clone(),
             stats: stats.clone(),
             reports: reports.clone(),
+            views: views.clone(),
         };
         let name = format!("shard-{i}");
         let view = view.clone();
@@ -475,6 +479,7 @@ async fn shard_main(
         local_tx,
         budget,
         shared.stats.shards[id].clone(),
+        shared.views.clone(),
     )));
     let shared = Rc::new(shared);
 
