@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Standalone zoocore vs Apache ZooKeeper 3.8 (Debian) on this machine, same load generator,
-# alternating A B B A, then the echo ceiling. Not the campaign runner (that comes later):
-# the commands docs/BENCHMARKS.md reports, in one place.
+# alternating A B B A, then the echo ceiling. Superseded by the campaign runner
+# (scripts/bench-quick, configs/bench/quick.toml); kept as a plain-shell cross-check.
 #
 #   cargo build --release --bin zoocore -p zoocore-server
 #   cargo build --release -p zoocore-bench

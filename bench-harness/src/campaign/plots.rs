@@ -362,7 +362,12 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
         )?;
         written.push("throughput-vs-reads.svg".into());
     }
-    let ens = collect(res, |cell, s| {
+    // Lines only: a mix measured at one ensemble size is not a curve against size.
+    let lines = |mut s: Series| {
+        s.retain(|_, (_, p)| p.len() > 1);
+        s
+    };
+    let ens = lines(collect(res, |cell, s| {
         (plain(res, cell) && cell.observers == 0).then(|| {
             (
                 format!("{} r{}", s.system.name(), cell.read_pct),
@@ -370,8 +375,8 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
                 s.ops_per_s,
             )
         })
-    });
-    if ens.values().any(|(_, p)| p.len() > 1) {
+    }));
+    if !ens.is_empty() {
         write_line(
             &out.join("throughput-vs-ensemble.svg"),
             "Throughput vs voters (closed loop)",
@@ -390,11 +395,6 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
                 (name, cell.observers as f64, y)
             })
         })
-    };
-    // Lines only: a shape measured at one observer count is not a scaling curve.
-    let lines = |mut s: Series| {
-        s.retain(|_, (_, p)| p.len() > 1);
-        s
     };
     let (obs_reads, obs_writes) = (lines(obs(true)), lines(obs(false)));
     if obs_reads.values().any(|(_, p)| p.len() > 1) {
