@@ -23,7 +23,27 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+/// A whole file's bytes for reading: mapped by the real device (no copy, no anonymous
+/// memory to fault in), owned by the in-memory one.
+#[derive(Debug)]
+pub enum FileBytes {
+    Owned(Vec<u8>),
+    Mapped(Mmap),
+    Empty,
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Owned(v) => v,
+            FileBytes::Mapped(m) => m,
+            FileBytes::Empty => &[],
+        }
+    }
+}
 
 /// A directory of files.
 pub trait Device: Clone + std::fmt::Debug {
@@ -32,6 +52,11 @@ pub trait Device: Clone + std::fmt::Debug {
     fn list(&self) -> io::Result<Vec<String>>;
     /// The whole current content of a file (what a restarted process would read).
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// The same bytes as `read`, without copying where the device can map the file
+    /// (recovery reads gigabytes of log and snapshot this way).
+    fn read_mapped(&self, name: &str) -> io::Result<FileBytes> {
+        self.read(name).map(FileBytes::Owned)
+    }
     /// A new file of `len` zero bytes, allocated and durable, to be written in place.
     fn create_segment(&self, name: &str, len: u64) -> io::Result<Self::File>;
     /// An existing file, to be written in place (never grown).
@@ -141,6 +166,19 @@ impl Device for FileDevice {
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         fs::read(self.path(name))
+    }
+
+    #[allow(unsafe_code)]
+    fn read_mapped(&self, name: &str) -> io::Result<FileBytes> {
+        let file = File::open(self.path(name))?;
+        if file.metadata()?.len() == 0 {
+            return Ok(FileBytes::Empty);
+        }
+        // SAFETY: as for `map_segment`: a file of the server's own data directory, which
+        // nothing truncates or rewrites while recovery (the only reader) holds this
+        // read-only mapping; the map is dropped before recovery writes to the file.
+        let map = unsafe { MmapOptions::new().populate().map(&file)? };
+        Ok(FileBytes::Mapped(map))
     }
 
     fn create_segment(&self, name: &str, len: u64) -> io::Result<RealFile> {

@@ -10,9 +10,9 @@
 use zoocore_proto::{Record, Zxid};
 use zoocore_tree::{Tree, Txn};
 
-use crate::device::{Device, DeviceFile};
+use crate::device::{Device, DeviceFile, FileBytes};
 use crate::error::RecoveryError;
-use crate::format::{parse_name, scan_segment, SegmentScan, Torn};
+use crate::format::{parse_name, scan_segment, SegmentHeader, SegmentScan, Torn};
 use crate::log::{Log, LogOptions, SegmentInfo};
 use crate::snapshot::{decode_snapshot, parse_snapshot_name};
 
@@ -81,7 +81,7 @@ fn load_base<D: Device>(
         .collect();
     snaps.sort();
     for (zxid, name) in snaps.into_iter().rev() {
-        let bytes = dev.read(name).map_err(io_err(name))?;
+        let bytes = dev.read_mapped(name).map_err(io_err(name))?;
         match decode_snapshot(name, &bytes) {
             Ok(s) if s.zxid == zxid => return Ok((s.tree, Some(zxid))),
             Ok(s) => skipped.push(SkippedSnapshot {
@@ -115,16 +115,26 @@ pub fn recover<D: Device>(dev: D, opts: RecoverOptions) -> Result<Recovered<D>, 
         .collect();
     segs.sort();
 
+    // Map every segment and check its header first: a segment whose records the snapshot
+    // covers entirely (the next segment starts at or below the snapshot's zxid) is not
+    // scanned; its header is checked, and its last zxid is the next header's `prev_zxid`.
+    let mut maps = Vec::with_capacity(segs.len());
+    let mut headers = Vec::with_capacity(segs.len());
+    for (_, name) in &segs {
+        let bytes = dev.read_mapped(name).map_err(io_err(name))?;
+        let h = SegmentHeader::decode(&bytes).map_err(|b| corrupt(name, b.offset, b.reason))?;
+        maps.push(bytes);
+        headers.push(h);
+    }
+
     let mut infos = Vec::new();
     let mut prev_last: Option<Zxid> = None;
     let mut replayed = 0u64;
     let mut newest: Option<(String, SegmentScan)> = None;
     for (i, (zxid, name)) in segs.iter().enumerate() {
         let is_newest = i + 1 == segs.len();
-        let bytes = dev.read(name).map_err(io_err(name))?;
-        let scan =
-            scan_segment(&bytes, is_newest).map_err(|b| corrupt(name, b.offset, b.reason))?;
-        let h = scan.header;
+        let bytes = std::mem::replace(&mut maps[i], FileBytes::Empty);
+        let h = headers[i];
         if h.first_zxid != *zxid {
             return Err(corrupt(
                 name,
@@ -144,6 +154,18 @@ pub fn recover<D: Device>(dev: D, opts: RecoverOptions) -> Result<Recovered<D>, 
                 ));
             }
         }
+        let info = SegmentInfo {
+            name: (*name).clone(),
+            first_zxid: h.first_zxid,
+            prev_zxid: h.prev_zxid,
+        };
+        if let Some(next) = headers.get(i + 1).filter(|n| n.prev_zxid <= base) {
+            prev_last = Some(next.prev_zxid);
+            infos.push(info);
+            continue;
+        }
+        let scan =
+            scan_segment(&bytes, is_newest).map_err(|b| corrupt(name, b.offset, b.reason))?;
         let needed = scan.records.last().is_some_and(|r| r.zxid > base);
         if needed && replayed == 0 && h.prev_zxid > base {
             return Err(RecoveryError::LogGap {
@@ -165,11 +187,7 @@ pub fn recover<D: Device>(dev: D, opts: RecoverOptions) -> Result<Recovered<D>, 
             replayed += 1;
         }
         prev_last = Some(scan.last_zxid());
-        infos.push(SegmentInfo {
-            name: (*name).clone(),
-            first_zxid: h.first_zxid,
-            prev_zxid: h.prev_zxid,
-        });
+        infos.push(info);
         if is_newest {
             newest = Some(((*name).clone(), scan));
         }
