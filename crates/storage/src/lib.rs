@@ -10,7 +10,9 @@
 //!
 //! Server order: `recover` at start; per batch `Log::append`… then `Log::sync` (or the
 //! split pair), then publish; every snapCount txns a `SnapshotWriter` on a pinned `Tree`
-//! clone, stepped on a low-priority task; after it, `purge`.
+//! clone, stepped on a low-priority task; after it, `purge`. When `Log::wants_next_segment`,
+//! `Log::next_segment_job` is run on a blocking thread and its result handed to
+//! `Log::adopt_next_segment`, so a roll does not zero-fill a segment on the ZAB core.
 
 mod device;
 mod error;
@@ -24,7 +26,10 @@ mod snapshot;
 pub use device::{Device, DeviceFile, FileBytes, FileDevice, FileSync, RealFile, SyncHandle};
 pub use error::{LogError, RecoveryError, SnapshotError};
 pub use import_zk::{import_zk, read_zk, ImportError, ImportOptions, ImportReport, Skipped};
-pub use log::{Log, LogEntry, LogOptions, LogStats, SegmentInfo, SyncRequest};
+pub use log::{
+    Log, LogEntry, LogOptions, LogStats, SegmentInfo, SpareJob, SpareSegment, SyncRequest,
+    SPARE_SEGMENT_NAME,
+};
 pub use mem::{Crash, MemDevice, MemFileHandle, MemSync};
 pub use recover::{recover, RecoverOptions, Recovered, SkippedSnapshot, TruncatedTail};
 pub use snapshot::{

@@ -102,6 +102,50 @@ pub struct Log<D: Device> {
     poisoned: bool,
     stats: LogStats,
     scratch: Vec<u8>,
+    spare: Spare<D::File>,
+}
+
+/// The next segment's file, zero-filled and durable, made ready off the hot path.
+#[derive(Debug)]
+enum Spare<F> {
+    None,
+    /// A `SpareJob` is out; its result comes back through `adopt_next_segment`.
+    Pending,
+    Ready(SpareSegment<F>),
+}
+
+/// Name of the spare segment file while it has no header: a `.tmp`, so recovery removes
+/// one left behind by a crash.
+pub const SPARE_SEGMENT_NAME: &str = "log.spare.tmp";
+
+/// A preallocated, zero-filled, durable segment file without a header yet, to become the
+/// next segment at the roll (`Log::adopt_next_segment`).
+#[derive(Debug)]
+pub struct SpareSegment<F> {
+    file: F,
+    name: String,
+}
+
+/// Creating the spare segment: the slow part of a roll (writing `preAllocSize` zeros and
+/// syncing them), made to run on a blocking thread. `Send` for a `Send` device.
+#[derive(Debug)]
+pub struct SpareJob<D> {
+    dev: D,
+    len: u64,
+}
+
+impl<D: Device> SpareJob<D> {
+    /// Creates the zero-filled, durable file (replacing one a failed earlier job left).
+    pub fn run(self) -> io::Result<SpareSegment<D::File>> {
+        if self.dev.list()?.iter().any(|n| n == SPARE_SEGMENT_NAME) {
+            self.dev.remove(SPARE_SEGMENT_NAME)?;
+        }
+        let file = self.dev.create_segment(SPARE_SEGMENT_NAME, self.len)?;
+        Ok(SpareSegment {
+            file,
+            name: SPARE_SEGMENT_NAME.to_owned(),
+        })
+    }
 }
 
 impl<D: Device> Log<D> {
@@ -143,6 +187,7 @@ impl<D: Device> Log<D> {
             poisoned: false,
             stats: LogStats::default(),
             scratch: Vec::new(),
+            spare: Spare::None,
         }
     }
 
@@ -174,6 +219,67 @@ impl<D: Device> Log<D> {
 
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// Whether the next segment should be prepared now: none is ready or being made, and the
+    /// current segment is past half full (by bytes or by `snapCount` records), or there is
+    /// no current segment. Then `next_segment_job` hands out the work.
+    pub fn wants_next_segment(&self) -> bool {
+        if !matches!(self.spare, Spare::None) || self.poisoned {
+            return false;
+        }
+        self.current
+            .as_ref()
+            .is_none_or(|c| c.written >= c.len / 2 || c.records >= self.opts.snap_count.div_ceil(2))
+    }
+
+    /// The creation of the next segment's file, to run off the hot path (a blocking
+    /// thread); `None` unless `wants_next_segment`. Until its result is given to
+    /// `adopt_next_segment`, no other job is handed out and a roll that comes first creates
+    /// its segment synchronously, as without a spare.
+    pub fn next_segment_job(&mut self) -> Option<SpareJob<D>> {
+        if !self.wants_next_segment() {
+            return None;
+        }
+        self.spare = Spare::Pending;
+        Some(SpareJob {
+            dev: self.dev.clone(),
+            len: self.opts.prealloc_bytes,
+        })
+    }
+
+    /// Takes the result of a `SpareJob`: the next roll uses the file (it then writes only
+    /// the header, syncs it and renames the file). A failed job is returned as is and does
+    /// not poison the log: the roll falls back to creating its segment itself, which reports
+    /// the error where it matters.
+    pub fn adopt_next_segment(
+        &mut self,
+        result: io::Result<SpareSegment<D::File>>,
+    ) -> io::Result<()> {
+        match result {
+            Ok(spare) if spare.file.len() == self.opts.prealloc_bytes => {
+                self.spare = Spare::Ready(spare);
+                Ok(())
+            }
+            Ok(spare) => {
+                self.spare = Spare::None;
+                Err(io::Error::other(format!(
+                    "spare segment {} is {} bytes, not preAllocSize {}",
+                    spare.name,
+                    spare.file.len(),
+                    self.opts.prealloc_bytes
+                )))
+            }
+            Err(e) => {
+                self.spare = Spare::None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether a prepared segment is ready for the next roll.
+    pub fn has_next_segment(&self) -> bool {
+        matches!(self.spare, Spare::Ready(_))
     }
 
     /// Whether a txn of `txn_bytes` fits in the current segment without rolling. A caller
@@ -272,11 +378,27 @@ impl<D: Device> Log<D> {
             database_id: self.opts.database_id,
             prealloc_bytes: self.opts.prealloc_bytes,
         };
+        let spare = match std::mem::replace(&mut self.spare, Spare::None) {
+            Spare::Ready(spare) => Some(spare),
+            // Not ready in time: this roll creates its own segment, and the job's file,
+            // once adopted, serves the roll after.
+            Spare::Pending => {
+                self.spare = Spare::Pending;
+                None
+            }
+            Spare::None => None,
+        };
         let created = (|| -> io::Result<D::File> {
-            let mut file = self.dev.create_segment(&tmp, self.opts.prealloc_bytes)?;
+            let (mut file, from) = match spare {
+                Some(s) => (s.file, s.name),
+                None => (
+                    self.dev.create_segment(&tmp, self.opts.prealloc_bytes)?,
+                    tmp.clone(),
+                ),
+            };
             file.write_at(0, &header.encode())?;
             file.sync(0, SEGMENT_HEADER_BYTES)?;
-            self.dev.rename(&tmp, &name)?;
+            self.dev.rename(&from, &name)?;
             Ok(file)
         })();
         let file = match created {
