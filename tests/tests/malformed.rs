@@ -148,3 +148,28 @@ fn invalid_paths_get_bad_arguments() {
         0
     );
 }
+
+#[test]
+fn reconfig_and_sasl_get_zookeepers_answers() {
+    let server = Server::start_default();
+    let (mut conn, _) = RawConn::open_session(server.addr(), 10_000);
+    // reconfig (16): joiningServers, leavingServers, newMembers, curConfigId.
+    let reconfig = Jute::new().string("").string("").string("").long(-1);
+    let reply = conn.call(16, reconfig);
+    assert_eq!(
+        reply.err, -123,
+        "reconfig on a standalone server: ReconfigDisabled"
+    );
+    // sasl (102) with no SASL configured: OK, and a null challenge token.
+    let reply = conn.call(102, Jute::new().buffer(b""));
+    assert_eq!(
+        (reply.err, reply.body.as_slice()),
+        (0, &[0xff_u8; 4][..]),
+        "sasl without SASL"
+    );
+    assert_eq!(
+        conn.call(op::EXISTS, raw::path_watch_body("/", false)).err,
+        0,
+        "the connection lives on"
+    );
+}

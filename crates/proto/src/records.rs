@@ -254,6 +254,7 @@ record!(ReconfigRequest {
     cur_config_id: long
 });
 record!(SetSaslRequest { token: buffer });
+record!(SetSaslResponse { token: opt_buffer });
 record!(PathRequest { path: ustring });
 
 /// Which kind of watch removeWatches / checkWatches name (Watcher.WatcherType).
@@ -637,6 +638,7 @@ pub enum Response {
     Multi(MultiResponse),
     Path(PathResponse),
     WhoAmI(WhoAmIResponse),
+    Sasl(SetSaslResponse),
 }
 
 impl Response {
@@ -665,6 +667,7 @@ impl Response {
             OpCode::Multi | OpCode::MultiRead => Response::Multi(MultiResponse::decode(&mut r)?),
             OpCode::Sync => Response::Path(PathResponse::decode(&mut r)?),
             OpCode::WhoAmI => Response::WhoAmI(WhoAmIResponse::decode(&mut r)?),
+            OpCode::Sasl => Response::Sasl(SetSaslResponse::decode(&mut r)?),
             _ => Response::Empty,
         };
         r.finish()?;
@@ -686,6 +689,7 @@ impl Response {
             Response::Multi(r) => r.encode(w),
             Response::Path(r) => r.encode(w),
             Response::WhoAmI(r) => r.encode(w),
+            Response::Sasl(r) => r.encode(w),
         }
     }
 }

@@ -303,7 +303,12 @@ impl Shard {
         conn.stats.last_cxid = xid;
         match req {
             Request::Auth(auth) => self.on_auth(id, xid, auth),
-            Request::Sasl(_) => self.answer_now(id, xid, ErrorCode::AUTH_FAILED, None),
+            // No SASL is configured: ZooKeeper answers OK with no challenge token, and the
+            // session goes on unauthenticated.
+            Request::Sasl(_) => {
+                let body = Response::Sasl(SetSaslResponse { token: None });
+                self.answer_now(id, xid, ErrorCode::OK, Some(&body))
+            }
             Request::Reconfig(_) => self.answer_now(id, xid, ErrorCode::RECONFIG_DISABLED, None),
             req if op.is_write() || op == OpCode::Sync => {
                 self.submit_write(id, xid, op, req, started);
