@@ -1,5 +1,7 @@
 //! Group commit on the real mmap'd file device, in a temp dir on the file system that
-//! `TMPDIR` names: txns/s of append + one fdatasync per batch at batch sizes 1, 16 and 256,
+//! `TMPDIR` names: txns/s of append + one sync per batch at batch sizes 1, 16 and 256, the
+//! sync either an msync of the written range (`Log::sync`) or an fdatasync of the file (what
+//! the server issues through io_uring),
 //! against the same appends with no sync (the memcpy ceiling) and against the raw fdatasync
 //! rate of a plain file in the same directory (the disk's ceiling). The ratio of
 //! append+sync at batch 1 to raw fdatasync shows the log's own overhead; batch 256 shows
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use zoocore_proto::{Record, Zxid};
-use zoocore_storage::{new_log, FileDevice, LogOptions};
+use zoocore_storage::{new_log, FileDevice, LogOptions, SyncHandle};
 use zoocore_tree::Txn;
 
 fn txn_bytes() -> Vec<u8> {
@@ -32,8 +34,30 @@ fn group_commit(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
 
-    for (sync, batch) in [(true, 1u64), (true, 16), (true, 256), (false, 256)] {
-        let sub = dir.path().join(format!("log-{sync}-{batch}"));
+    // How a batch is made durable: none, `Log::sync` (msync of the written range), or
+    // `sync_begin` + fdatasync of the file (`SyncHandle::sync`) + `sync_end`, as the server
+    // does through io_uring.
+    #[derive(Clone, Copy, PartialEq)]
+    enum How {
+        NoSync,
+        Msync,
+        Fdatasync,
+    }
+    for (how, batch) in [
+        (How::Msync, 1u64),
+        (How::Fdatasync, 1),
+        (How::Msync, 16),
+        (How::Fdatasync, 16),
+        (How::Msync, 256),
+        (How::Fdatasync, 256),
+        (How::NoSync, 256),
+    ] {
+        let name = match how {
+            How::NoSync => "append_no_sync",
+            How::Msync => "append_msync",
+            How::Fdatasync => "append_fdatasync",
+        };
+        let sub = dir.path().join(format!("log-{name}-{batch}"));
         let dev = FileDevice::open(&sub).expect("dir");
         let mut log = new_log(
             dev,
@@ -44,11 +68,6 @@ fn group_commit(c: &mut Criterion) {
             },
         );
         let mut counter = 0u32;
-        let name = if sync {
-            "append_fdatasync"
-        } else {
-            "append_no_sync"
-        };
         g.throughput(Throughput::Elements(batch));
         g.bench_with_input(BenchmarkId::new(name, batch), &batch, |b, &batch| {
             b.iter(|| {
@@ -56,8 +75,16 @@ fn group_commit(c: &mut Criterion) {
                     counter += 1;
                     log.append(Zxid::new(1, counter), 0, &txn).expect("append");
                 }
-                if sync {
-                    log.sync().expect("sync");
+                match how {
+                    How::NoSync => {}
+                    How::Msync => {
+                        log.sync().expect("sync");
+                    }
+                    How::Fdatasync => {
+                        let req = log.sync_begin().expect("begin").expect("unsynced");
+                        let result = req.handle.sync();
+                        log.sync_end(req, result).expect("sync");
+                    }
                 }
             })
         });
