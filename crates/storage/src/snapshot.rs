@@ -371,6 +371,10 @@ fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, Bad> {
     }
     let mut builder = TreeBuilder::new(zxid, flags & FLAG_EXTENDED_TYPES != 0);
     let (mut nodes, mut sessions) = (0u64, 0u64);
+    // The file CRC is assembled from the header's and each chunk's own CRC
+    // (`crc32c_combine`), so the bytes are checksummed once, not twice.
+    let mut file_crc_so_far = crc32c::crc32c(head);
+    let mut acls = AclCache::default();
     loop {
         let at = c.offset();
         let kind = c.u32()?;
@@ -386,9 +390,12 @@ fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, Bad> {
         let payload = c.take(len as usize)?;
         let crc = c.u32()?;
         let framed_end = (at as usize) + 12 + len as usize;
-        if crc != crc32c::crc32c(&bytes[at as usize..framed_end]) {
+        let framed_crc = crc32c::crc32c(&bytes[at as usize..framed_end]);
+        if crc != framed_crc {
             return Err((at, "chunk checksum mismatch".into()));
         }
+        file_crc_so_far = crc32c::crc32c_combine(file_crc_so_far, framed_crc, 12 + len as usize);
+        file_crc_so_far = crc32c::crc32c_append(file_crc_so_far, &crc.to_be_bytes());
         if count == 0 {
             return Err((at, "empty chunk".into()));
         }
@@ -401,7 +408,8 @@ fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, Bad> {
             CHUNK_NODES if sessions == 0 => {
                 for _ in 0..count {
                     let entry_at = p.offset();
-                    decode_node(&mut p, &mut builder).map_err(|(o, r)| (o.max(entry_at), r))?;
+                    decode_node(&mut p, &mut builder, &mut acls)
+                        .map_err(|(o, r)| (o.max(entry_at), r))?;
                     nodes += 1;
                 }
             }
@@ -436,8 +444,9 @@ fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, Bad> {
     let total = f.u64()?;
     let _reserved = f.u32()?;
     let file_crc = f.u32()?;
-    let covered = footer_at as usize + SNAPSHOT_FOOTER_BYTES - 4;
-    if file_crc != crc32c::crc32c(&bytes[..covered]) {
+    let footer_crc = crc32c::crc32c(&footer[..SNAPSHOT_FOOTER_BYTES - 4]);
+    let whole = crc32c::crc32c_combine(file_crc_so_far, footer_crc, SNAPSHOT_FOOTER_BYTES - 4);
+    if file_crc != whole {
         return Err((footer_at, "file checksum mismatch".into()));
     }
     if c.pos != bytes.len() {
@@ -468,7 +477,19 @@ fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, Bad> {
     Ok(LoadedSnapshot { tree, zxid })
 }
 
-fn decode_node(p: &mut Cursor<'_>, builder: &mut TreeBuilder) -> Result<(), Bad> {
+/// The ACL list of the previous node, by its encoded bytes: most znodes share one list, so
+/// it is decoded (and its strings allocated) once per run of equal lists, not per node.
+#[derive(Default)]
+struct AclCache {
+    raw: Vec<u8>,
+    acl: Vec<Acl>,
+}
+
+fn decode_node(
+    p: &mut Cursor<'_>,
+    builder: &mut TreeBuilder,
+    cache: &mut AclCache,
+) -> Result<(), Bad> {
     let at = p.offset();
     let path = p.str()?;
     let data = p.bytes()?;
@@ -483,23 +504,34 @@ fn decode_node(p: &mut Cursor<'_>, builder: &mut TreeBuilder) -> Result<(), Bad>
         cversion: p.i32()?,
         aversion: p.i32()?,
     };
+    let acl_start = p.pos;
     let count = p.u32()? as usize;
-    // Each ACL takes at least 12 bytes: bound the allocation by what remains.
-    let mut acl = Vec::with_capacity(count.min((p.bytes.len() - p.pos) / 12));
-    for _ in 0..count {
-        let perms = Perms(p.i32()?);
-        let scheme = p.str()?.to_owned();
-        let id = p.str()?.to_owned();
-        acl.push(Acl {
-            perms,
-            id: Id { scheme, id },
-        });
+    let same = |p: &Cursor<'_>, raw: &[u8]| {
+        !raw.is_empty() && p.bytes.get(acl_start..acl_start + raw.len()) == Some(raw)
+    };
+    if same(p, &cache.raw) {
+        p.pos = acl_start + cache.raw.len();
+    } else {
+        // Each ACL takes at least 12 bytes: bound the allocation by what remains.
+        let mut acl = Vec::with_capacity(count.min((p.bytes.len() - p.pos) / 12));
+        for _ in 0..count {
+            let perms = Perms(p.i32()?);
+            let scheme = p.str()?.to_owned();
+            let id = p.str()?.to_owned();
+            acl.push(Acl {
+                perms,
+                id: Id { scheme, id },
+            });
+        }
+        cache.raw.clear();
+        cache.raw.extend_from_slice(&p.bytes[acl_start..p.pos]);
+        cache.acl = acl;
     }
     builder
         .add_node(&NodeState {
             path,
             data,
-            acl: &acl,
+            acl: &cache.acl,
             stat,
         })
         .map_err(|e| (at, e.to_string()))
