@@ -357,6 +357,10 @@ async fn core_main(
                     spawn_snapshot(dev.clone(), tree, snapshotting.clone());
                 }
             }
+            let spare = core.borrow_mut().log_mut().next_segment_job();
+            if let Some(job) = spare {
+                spawn_spare_segment(core.clone(), job);
+            }
             glommio::yield_if_needed().await;
         }
     }
@@ -386,6 +390,21 @@ async fn sync_log(
 fn fatal(e: &dyn std::fmt::Display) -> ! {
     tracing::error!("stopping: the transaction log failed: {e}");
     std::process::exit(3)
+}
+
+/// Creates the log's next segment (64 MiB of zeros by default, synced) on glommio's blocking
+/// pool, so a roll on the core writes only a header instead of stalling commits.
+fn spawn_spare_segment(
+    core: Rc<RefCell<Core<zoocore_storage::FileDevice>>>,
+    job: zoocore_storage::SpareJob<zoocore_storage::FileDevice>,
+) {
+    glommio::spawn_local(async move {
+        let result = glommio::executor().spawn_blocking(move || job.run()).await;
+        if let Err(e) = core.borrow_mut().log_mut().adopt_next_segment(result) {
+            tracing::warn!("could not prepare the next log segment ahead: {e}");
+        }
+    })
+    .detach();
 }
 
 /// Writes a snapshot of a pinned tree version on glommio's blocking pool: its writes and
