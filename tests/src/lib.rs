@@ -421,6 +421,56 @@ impl Server {
         }
     }
 
+    /// Starts the process again (after [`Server::kill9`] or [`Server::stop`]) on the same
+    /// address, cfg and data dir, and waits until it serves.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// Freezes the process with SIGSTOP: its sockets stay open but nothing answers, as with
+    /// a partition or a long pause. [`Server::thaw`] resumes it.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a process frozen by [`Server::freeze`] with SIGCONT.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("server running");
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {pid}: {status}");
+    }
+
+    /// Removes everything in the data dir but `myid`, as a replaced disk would; only while
+    /// the process is not running.
+    pub fn wipe_data(&self) {
+        assert!(!self.is_running(), "wipe the data of a stopped server only");
+        let data = self.dir.join("data");
+        for entry in std::fs::read_dir(&data).expect("read data dir") {
+            let path = entry.expect("data dir entry").path();
+            if path.file_name().is_some_and(|n| n == "myid") {
+                continue;
+            }
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).expect("remove data");
+            } else {
+                std::fs::remove_file(&path).expect("remove data");
+            }
+        }
+    }
+
+    /// The server's log so far (every run of the process appends to it).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     /// Stops and starts again on the same address, cfg and data dir.
     pub fn restart(&mut self) {
         self.stop();
@@ -441,6 +491,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGKILL ends a frozen (SIGSTOPped) process too.
         self.kill9();
         if std::thread::panicking() {
             eprintln!(

@@ -131,6 +131,10 @@ pub struct Config {
     pub snap_retain_count: usize,
     /// Hours between automatic purges; 0 disables them (`autopurge.purgeInterval`).
     pub purge_interval_hours: u64,
+    /// Ensembles: committed transactions a leader keeps in memory to bring a learner up to
+    /// date by DIFF; a learner further behind gets a SNAP (ZooKeeper's
+    /// `zookeeper.commitLogCount`).
+    pub commit_log_count: usize,
     /// `None` runs standalone (no `server.N` lines, or only one voter and no observers, as
     /// ZooKeeper's `standaloneEnabled` default does).
     pub ensemble: Option<Ensemble>,
@@ -164,6 +168,7 @@ impl Config {
             fsync_warning_threshold_ms: 1000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
+            commit_log_count: crate::limits::HISTORY_RETAIN,
             ensemble: None,
         }
     }
@@ -258,6 +263,9 @@ impl Config {
                 }
                 "autopurge.purgeInterval" => {
                     cfg.purge_interval_hours = parse_num(value).map_err(bad)?
+                }
+                "commitLogCount" => {
+                    cfg.commit_log_count = parse_positive(value).map_err(bad)? as usize
                 }
                 "preAllocSize" => cfg.pre_alloc_size_kb = parse_num(value).map_err(bad)?,
                 "zoocore.shards" => {

@@ -137,6 +137,7 @@ impl<D: Device> Core<D> {
                 session,
                 shard,
                 conn,
+                ..
             } => {
                 self.expiry.touch(session, now_ms);
                 match self.owners.insert(session, (shard, conn)) {

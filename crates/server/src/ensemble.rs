@@ -111,6 +111,10 @@ struct Driver {
     remote_syncs: Vec<PendingSync>,
     next_session: i64,
     owners: HashMap<SessionId, (ShardId, u64)>,
+    /// Leader only: the member each session is attached to (ZooKeeper's session owner);
+    /// a write of a session from another member is refused with SESSIONMOVED. Unknown after
+    /// a leader change until the session's first request or reconnection.
+    session_owner: HashMap<SessionId, u64>,
     /// Committed entries not yet published, and whether the view changed without entries.
     batch: Vec<Committed>,
     view_changed: bool,
@@ -147,7 +151,19 @@ impl Driver {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Shard(msg) => self.on_shard(msg),
-            Event::Peer { from, msg } => self.step(Input::Receive { from, msg }),
+            Event::Peer { from, msg } => {
+                match &msg {
+                    Message::Diff { .. } => tracing::info!("synchronising with {from} by DIFF"),
+                    Message::Trunc { after, .. } => {
+                        tracing::info!("synchronising with {from} by TRUNC after {after}")
+                    }
+                    Message::Snap { zxid, .. } => {
+                        tracing::info!("synchronising with {from} by SNAP at {zxid}")
+                    }
+                    _ => {}
+                }
+                self.step(Input::Receive { from, msg })
+            }
             Event::Forward { from, msg } => self.on_forward(from, msg),
             Event::Tick => self.on_tick(),
             Event::Synced {
@@ -193,8 +209,12 @@ impl Driver {
                 session,
                 shard,
                 conn,
+                valid,
             } => {
                 self.touch(session, now);
+                if valid {
+                    self.attach(session);
+                }
                 if let Some(old) = self.owners.insert(session, (shard, conn)) {
                     if old != (shard, conn) {
                         self.control.push((
@@ -207,6 +227,28 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    /// A client reconnected to this member with `session`: tell the leader this member
+    /// owns it now (on a learner, before any request of the session it forwards later).
+    fn attach(&mut self, session: SessionId) {
+        match self.mode {
+            Mode::Leader => {
+                self.session_owner.insert(session, self.myid);
+            }
+            Mode::Follower | Mode::Observer => {
+                if let Some(leader) = self.leader {
+                    let msg = Forward::Attach { session };
+                    self.send(
+                        leader,
+                        &Message::Forward {
+                            data: Arc::from(msg.encode()),
+                        },
+                    );
+                }
+            }
+            Mode::Looking | Mode::Standalone => {}
         }
     }
 
@@ -249,6 +291,11 @@ impl Driver {
                 let now = self.now_ms();
                 for s in sessions {
                     self.touch(s, now);
+                }
+            }
+            Forward::Attach { session } => {
+                if self.mode == Mode::Leader && self.tree.session_exists(session) {
+                    self.session_owner.insert(session, from);
                 }
             }
             Forward::SyncDone { route, path, zxid } => {
@@ -374,6 +421,7 @@ impl Driver {
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data),
             Action::BecameLooking => {
                 self.leader = None;
+                self.session_owner.clear();
                 self.working = None;
                 self.queue.clear();
                 self.syncs.clear();
@@ -386,6 +434,7 @@ impl Driver {
             Action::BecameLeader { epoch } => {
                 tracing::info!("leading epoch {epoch}");
                 self.leader = Some(self.myid);
+                self.session_owner.clear();
                 self.working = None;
                 self.takeover = true;
                 self.set_mode(Mode::Leader);
@@ -423,6 +472,9 @@ impl Driver {
                 timeout_ms,
             } => {
                 self.expiry.add(*session, (*timeout_ms).max(0) as u32, now);
+                if let (Some(r), Mode::Leader) = (route, self.mode) {
+                    self.session_owner.insert(*session, r.server);
+                }
                 if let Some(o) = origin {
                     self.owners.insert(*session, (o.shard, o.conn));
                 }
@@ -437,6 +489,7 @@ impl Driver {
             Txn::CloseSession { session, .. } if !self.tree.session_exists(*session) => {
                 self.expiry.remove(*session);
                 self.owners.remove(session);
+                self.session_owner.remove(session);
                 (Outcome::Applied(applied), Some(*session))
             }
             _ => (Outcome::Applied(applied), None),
@@ -516,7 +569,12 @@ impl Driver {
                 continue;
             }
             let zxid = self.replica.next_zxid().expect("an established leader");
-            let txn = prep(working, &mut self.next_session, &q, zxid, wall);
+            let moved = moved_session(&mut self.session_owner, working, &q);
+            let txn = if moved {
+                Txn::Error(ErrorCode::SESSION_MOVED)
+            } else {
+                prep(working, &mut self.next_session, &q, zxid, wall)
+            };
             let bytes = txn.to_bytes();
             working.apply(zxid, wall, &txn);
             let data = encode_payload(q.route.as_ref(), wall, &bytes);
@@ -611,6 +669,25 @@ impl Driver {
         let log = self.log.stats();
         c.log_records.store(log.records, Relaxed);
         c.log_syncs.store(log.syncs, Relaxed);
+    }
+}
+
+/// ZooKeeper's `SessionTrackerImpl.checkSession(session, owner)`: whether a client's request
+/// comes from a member other than the one its session is attached to. A session with no
+/// known owner (after a leader change) is attached to the member of its first request.
+fn moved_session(owners: &mut HashMap<SessionId, u64>, tree: &Tree, q: &Queued) -> bool {
+    let (Some(route), CoreOp::Tree(_)) = (q.route, &q.op) else {
+        return false;
+    };
+    if q.session.0 == 0 || !tree.session_exists(q.session) {
+        return false; // prep answers SESSIONEXPIRED
+    }
+    match owners.get(&q.session) {
+        Some(&owner) => owner != route.server,
+        None => {
+            owners.insert(q.session, route.server);
+            false
+        }
     }
 }
 
@@ -739,7 +816,7 @@ fn durable_state(
     )
 }
 
-fn zab_config(ens: &Ensemble) -> ZabConfig {
+fn zab_config(ens: &Ensemble, history_retain: usize) -> ZabConfig {
     ZabConfig {
         myid: ens.myid,
         voters: ens.voters(),
@@ -749,7 +826,7 @@ fn zab_config(ens: &Ensemble) -> ZabConfig {
         // Decide as soon as a quorum agrees: a worse choice is corrected in discovery
         // (a follower ahead of its leader makes it step down), and failover stays short.
         finalize_wait_ticks: 0,
-        history_retain: limits::HISTORY_RETAIN,
+        history_retain,
     }
 }
 
@@ -765,7 +842,7 @@ pub async fn core_main(
     set_mode(Mode::Looking);
     let (tree, durable) = durable_state(&cfg, &recovered);
     let seed = unix_ms() ^ ens.myid.rotate_left(32);
-    let replica = Replica::new(zab_config(&ens), durable, seed);
+    let replica = Replica::new(zab_config(&ens, cfg.commit_log_count), durable, seed);
 
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
     let events_tx = Rc::new(events_tx);
@@ -827,6 +904,7 @@ pub async fn core_main(
         remote_syncs: Vec::new(),
         next_session: first_session_id(ens.myid as u8, unix_ms()),
         owners: HashMap::new(),
+        session_owner: HashMap::new(),
         batch: Vec::new(),
         view_changed: false,
         control: Vec::new(),

@@ -45,12 +45,17 @@ pub enum Forward {
         path: String,
         zxid: Zxid,
     },
+    /// Learner → leader: a client reconnected here with this session (id and password
+    /// valid): the learner owns it now, and writes of the session from any other member are
+    /// refused with SESSIONMOVED (ZooKeeper's REVALIDATE and `SessionTracker.setOwner`).
+    Attach { session: SessionId },
 }
 
 mod kind {
     pub const REQUEST: u8 = 1;
     pub const TOUCH: u8 = 2;
     pub const SYNC_DONE: u8 = 3;
+    pub const ATTACH: u8 = 4;
 }
 
 mod op_kind {
@@ -274,6 +279,10 @@ impl Forward {
                 w.write_str(path);
                 w.write_i64(zxid.0);
             }
+            Forward::Attach { session } => {
+                w.write_u8(kind::ATTACH);
+                w.write_i64(session.0);
+            }
         }
         w.into_inner()
     }
@@ -295,6 +304,9 @@ impl Forward {
                 route: read_route(&mut r)?,
                 path: r.read_string()?,
                 zxid: Zxid(r.read_i64()?),
+            },
+            kind::ATTACH => Forward::Attach {
+                session: SessionId(r.read_i64()?),
             },
             other => {
                 return Err(DecodeError::Unknown {
@@ -387,6 +399,11 @@ mod tests {
         };
         let back = Forward::decode(&msg.encode()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{msg:?}"));
+        let attach = Forward::Attach {
+            session: SessionId(0x0100_0000_0000_0005),
+        };
+        let back = Forward::decode(&attach.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{attach:?}"));
         for op in [
             CoreOp::CreateSession { timeout_ms: 4000 },
             CoreOp::Sync { path: "/".into() },

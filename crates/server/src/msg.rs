@@ -27,11 +27,13 @@ pub enum ToCore {
     /// Sessions that showed life (any packet) since the last report.
     Touch(Vec<SessionId>),
     /// A connection took over a session: the core closes the session's older connection,
-    /// wherever it is.
+    /// wherever it is. `valid`: the password matched and the session exists, so in an
+    /// ensemble this member now owns the session (ZooKeeper's session owner).
     Attach {
         session: SessionId,
         shard: ShardId,
         conn: ConnId,
+        valid: bool,
     },
 }
 

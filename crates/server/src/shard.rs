@@ -231,6 +231,7 @@ impl Shard {
             session,
             shard,
             conn: id,
+            valid,
         });
         if !valid {
             tracing::info!(
@@ -501,6 +502,13 @@ impl Shard {
             return false;
         };
         let (err, body) = write_response(*op, multi_ops, &entry.outcome);
+        if err == ErrorCode::SESSION_MOVED {
+            // The leader refused a write of this connection's session, which moved to
+            // another member: like ZooKeeper's FinalRequestProcessor, close the connection
+            // instead of answering (the client sees a connection loss, not -118).
+            conn.send(Out::Close("session moved to another member"));
+            return false;
+        }
         *done = Some(wire::reply(origin.xid, entry.zxid, err, body.as_ref()));
         self.release_head(id)
     }
