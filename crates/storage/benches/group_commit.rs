@@ -1,4 +1,4 @@
-//! Group commit on the real mmap'd file device, in a temp dir on the file system that
+//! Group commit on the real file device, in a temp dir on the file system that
 //! `TMPDIR` names: txns/s of append + one sync per batch at batch sizes 1, 16 and 256, the
 //! sync either an msync of the written range (`Log::sync`) or an fdatasync of the file (what
 //! the server issues through io_uring),

@@ -10,12 +10,16 @@
 //! Syncing: `DeviceFile::sync` is synchronous, for tests, the simulator and simple callers.
 //! A server that must not block its reactor takes `DeviceFile::sync_handle` instead (for
 //! `FileDevice` an `Arc<File>` of the segment: issue fdatasync on its fd through io_uring,
-//! or call `SyncHandle::sync` on a blocking thread); on Linux an fdatasync of the file
-//! writes back the pages dirtied through the shared mapping, like msync.
+//! or call `SyncHandle::sync` on a blocking thread).
 //!
-//! Segments are mmap'd (memmap2) and pre-faulted with MAP_POPULATE; their blocks are
-//! allocated by writing zeros at creation, so an append is a memcpy that never grows the
-//! file, allocates a block, or meets ENOSPC.
+//! Segments are preallocated by writing zeros at creation, so an append never grows the
+//! file, allocates a block, or meets ENOSPC. Records are written with `pwrite`, not through
+//! a shared mapping: a store into a mapping dirties the whole page-cache folio (up to 1 MiB
+//! on ext4 with large folios, kernel 6.18 here), and every fdatasync then wrote that whole
+//! folio back and committed the journal: 1 MiB per sync at batch 1, about 30x slower than
+//! `pwrite` + fdatasync in the same run (docs/BENCHMARKS.md, "Storage"). With `pwrite` ext4
+//! tracks dirty blocks and a sync writes only them. Whole files are read through read-only
+//! mappings (`read_mapped`) at recovery.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -23,7 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapOptions};
 
 /// A whole file's bytes for reading: mapped by the real device (no copy, no anonymous
 /// memory to fault in), owned by the in-memory one.
@@ -121,22 +125,11 @@ impl FileDevice {
     }
 }
 
-/// Maps a whole segment file read-write and pre-faults it.
-#[allow(unsafe_code)]
-fn map_segment(file: &File) -> io::Result<MmapMut> {
-    // SAFETY: the mapping is only sound while no one truncates or resizes the file or
-    // writes it behind our back. The file is a log segment in the server's own data
-    // directory, opened by this process only (one server per data directory); this crate
-    // never truncates or resizes a mapped segment (truncation zeroes bytes through the map),
-    // and the map is dropped before the file is removed.
-    unsafe { MmapOptions::new().populate().map_mut(file) }
-}
-
-/// A file of the real device: a mapped segment or a growable file.
+/// A file of the real device: a preallocated segment (never grown) or a growable file.
 #[derive(Debug)]
 pub struct RealFile {
     file: Arc<File>,
-    map: Option<MmapMut>,
+    segment: bool,
     len: u64,
 }
 
@@ -174,9 +167,10 @@ impl Device for FileDevice {
         if file.metadata()?.len() == 0 {
             return Ok(FileBytes::Empty);
         }
-        // SAFETY: as for `map_segment`: a file of the server's own data directory, which
-        // nothing truncates or rewrites while recovery (the only reader) holds this
-        // read-only mapping; the map is dropped before recovery writes to the file.
+        // SAFETY: the mapping is only sound while no one truncates or rewrites the file. It
+        // is a file of the server's own data directory (one server per data directory);
+        // nothing truncates or rewrites it while recovery (the only reader) holds this
+        // read-only mapping, and the map is dropped before recovery writes to the file.
         let map = unsafe { MmapOptions::new().populate().map(&file)? };
         Ok(FileBytes::Mapped(map))
     }
@@ -196,10 +190,9 @@ impl Device for FileDevice {
         }
         file.sync_all()?;
         self.sync_dir()?;
-        let map = map_segment(&file)?;
         Ok(RealFile {
             file: Arc::new(file),
-            map: Some(map),
+            segment: true,
             len,
         })
     }
@@ -210,10 +203,9 @@ impl Device for FileDevice {
             .write(true)
             .open(self.path(name))?;
         let len = file.metadata()?.len();
-        let map = map_segment(&file)?;
         Ok(RealFile {
             file: Arc::new(file),
-            map: Some(map),
+            segment: true,
             len,
         })
     }
@@ -226,7 +218,7 @@ impl Device for FileDevice {
             .open(self.path(name))?;
         Ok(RealFile {
             file: Arc::new(file),
-            map: None,
+            segment: false,
             len: 0,
         })
     }
@@ -251,32 +243,23 @@ impl DeviceFile for RealFile {
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let end = offset + bytes.len() as u64;
-        match &mut self.map {
-            Some(map) => {
-                assert!(
-                    end <= self.len,
-                    "write to {end} past segment end {}",
-                    self.len
-                );
-                map[offset as usize..end as usize].copy_from_slice(bytes);
-                Ok(())
-            }
-            None => {
-                self.file.write_all_at(bytes, offset)?;
-                self.len = self.len.max(end);
-                Ok(())
-            }
+        if self.segment {
+            assert!(
+                end <= self.len,
+                "write to {end} past segment end {}",
+                self.len
+            );
         }
+        self.file.write_all_at(bytes, offset)?;
+        self.len = self.len.max(end);
+        Ok(())
     }
 
     fn sync(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        match &self.map {
-            Some(map) => {
-                assert!(offset + len <= self.len, "sync range past segment end");
-                map.flush_range(offset as usize, len as usize)
-            }
-            None => self.file.sync_data(),
+        if self.segment {
+            assert!(offset + len <= self.len, "sync range past segment end");
         }
+        self.file.sync_data()
     }
 
     fn sync_handle(&self) -> FileSync {

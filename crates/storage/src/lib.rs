@@ -1,4 +1,4 @@
-//! Durable storage for zoocore: the transaction log (mmap'd, preallocated segments with
+//! Durable storage for zoocore: the transaction log (preallocated segments written with pwrite,
 //! group commit), snapshot files of a pinned tree version, and crash recovery. Formats are
 //! in docs/LOG.md and docs/SNAPSHOT.md.
 //!

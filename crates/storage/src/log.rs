@@ -428,7 +428,7 @@ impl<D: Device> Log<D> {
         Ok(())
     }
 
-    /// Makes every appended txn durable (msync/fdatasync of the written range) and returns
+    /// Makes every appended txn durable (fdatasync) and returns
     /// the durable zxid. An error poisons the log.
     pub fn sync(&mut self) -> Result<Zxid, LogError> {
         self.check()?;

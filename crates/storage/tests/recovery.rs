@@ -1,7 +1,7 @@
 //! Recovery against crash images of the in-memory device: round trips, a crash at every
 //! point of a write sequence (lost and torn unsynced writes), bit flips, ENOSPC, a failed
 //! fdatasync, a snapshot taken while writes continue, truncation and purge, and the real
-//! mmap'd file device.
+//! file device.
 
 mod common;
 
@@ -383,7 +383,7 @@ fn op_txn() -> Vec<u8> {
 }
 
 #[test]
-fn file_device_round_trip_with_mmap() {
+fn file_device_round_trip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dev = FileDevice::open(dir.path()).expect("dir");
     let mut d = Driver::new(new_log(dev.clone(), small_opts()));
