@@ -816,13 +816,22 @@ fn durable_state(
     )
 }
 
-fn zab_config(ens: &Ensemble, history_retain: usize) -> ZabConfig {
+/// The replica's logical ticks per `tickTime`: ZooKeeper's follower notices a silent leader
+/// `syncLimit × tickTime` after its last read (a socket timeout), so whole ticks would add up
+/// to a tick to failure detection (2 s with the default tickTime). The replica ticks every
+/// `tickTime / n` instead, with the limits scaled by `n`; `n` keeps a sub-tick at 50 ms or
+/// more.
+fn sub_ticks(tick_time_ms: u32) -> u64 {
+    (u64::from(tick_time_ms) / 50).clamp(1, 10)
+}
+
+fn zab_config(ens: &Ensemble, history_retain: usize, sub_ticks: u64) -> ZabConfig {
     ZabConfig {
         myid: ens.myid,
         voters: ens.voters(),
         observers: ens.observers(),
-        init_limit_ticks: ens.init_limit_ticks,
-        sync_limit_ticks: ens.sync_limit_ticks,
+        init_limit_ticks: ens.init_limit_ticks * sub_ticks,
+        sync_limit_ticks: ens.sync_limit_ticks * sub_ticks,
         // Decide as soon as a quorum agrees: a worse choice is corrected in discovery
         // (a follower ahead of its leader makes it step down), and failover stays short.
         finalize_wait_ticks: 0,
@@ -842,7 +851,11 @@ pub async fn core_main(
     set_mode(Mode::Looking);
     let (tree, durable) = durable_state(&cfg, &recovered);
     let seed = unix_ms() ^ ens.myid.rotate_left(32);
-    let replica = Replica::new(zab_config(&ens, cfg.commit_log_count), durable, seed);
+    let replica = Replica::new(
+        zab_config(&ens, cfg.commit_log_count, sub_ticks(cfg.tick_time_ms)),
+        durable,
+        seed,
+    );
 
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
     let events_tx = Rc::new(events_tx);
@@ -871,7 +884,7 @@ pub async fn core_main(
     }
     {
         let tx = events_tx.clone();
-        let tick = Duration::from_millis(u64::from(cfg.tick_time_ms));
+        let tick = Duration::from_millis(u64::from(cfg.tick_time_ms) / sub_ticks(cfg.tick_time_ms));
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(tick).await;
