@@ -67,7 +67,11 @@ def connect(addr):
     deadline = time.time() + 120
     while True:
         try:
-            return session(addr)
+            # Apache accepts connections before it serves and may leave the handshake
+            # hanging: retry on a timeout, then block as usual.
+            s = session(addr, timeout=2)
+            s.settimeout(None)
+            return s
         except OSError:
             if time.time() > deadline:
                 raise
