@@ -118,6 +118,10 @@ impl Tree {
 pub struct TreeBuilder {
     tree: Tree,
     last_key: Option<Vec<u8>>,
+    /// The parent whose children are being added, and how many so far. In key order a
+    /// node's children are one contiguous run, so each parent is written once, with its final
+    /// count, when its run ends (instead of once per child).
+    run: Option<(String, i32)>,
 }
 
 impl TreeBuilder {
@@ -139,6 +143,21 @@ impl TreeBuilder {
                 extended_types,
             },
             last_key: None,
+            run: None,
+        }
+    }
+
+    /// Writes the finished run's parent with its child count.
+    fn end_run(&mut self) {
+        if let Some((parent, count)) = self.run.take() {
+            let old = self
+                .tree
+                .node(&parent)
+                .expect("a run's parent was checked at its first child");
+            let mut meta = old.meta();
+            meta.num_children = count;
+            let updated = old.with_meta(&meta);
+            self.tree.put_node(updated);
         }
     }
 
@@ -156,16 +175,20 @@ impl TreeBuilder {
         }
         if path != "/" {
             let parent = normalize_parent(parent_of(path).unwrap_or("/"));
-            let Some(old) = self.tree.node(parent) else {
-                return Err(RestoreError::MissingParent(path.to_owned()));
-            };
-            let mut meta = old.meta();
-            meta.num_children = meta
-                .num_children
-                .checked_add(1)
-                .ok_or_else(|| RestoreError::TooManyChildren(parent.to_owned()))?;
-            let updated = old.with_meta(&meta);
-            self.tree.put_node(updated);
+            match &mut self.run {
+                Some((p, count)) if p == parent => {
+                    *count = count
+                        .checked_add(1)
+                        .ok_or_else(|| RestoreError::TooManyChildren(parent.to_owned()))?;
+                }
+                _ => {
+                    self.end_run();
+                    if self.tree.node(parent).is_none() {
+                        return Err(RestoreError::MissingParent(path.to_owned()));
+                    }
+                    self.run = Some((parent.to_owned(), 1));
+                }
+            }
         }
         let s = n.stat;
         let acl = self.tree.intern_acl(n.acl);
@@ -201,7 +224,8 @@ impl TreeBuilder {
 
     /// The rebuilt tree. Its digest is recomputed from the nodes and sessions given; the
     /// caller compares it with the digest it recorded.
-    pub fn finish(self) -> Result<Tree, RestoreError> {
+    pub fn finish(mut self) -> Result<Tree, RestoreError> {
+        self.end_run();
         if self.tree.node("/").is_none() {
             return Err(RestoreError::NoRoot);
         }
