@@ -117,3 +117,36 @@ fn executors_stay_inside_the_affinity_mask() {
     );
     assert!(server.four_letter("srvr").contains("Mode: standalone"));
 }
+
+#[test]
+fn mntr_reports_the_log_and_its_fsyncs() {
+    if Target::from_env() != Target::Zoocore {
+        eprintln!("zoocore's own mntr keys");
+        return;
+    }
+    let server = Server::start_with(Target::Zoocore, Options::default());
+    let (mut conn, _) = RawConn::open_session(server.addr(), 10_000);
+    for i in 0..5 {
+        assert_eq!(
+            conn.call(
+                raw::op::CREATE,
+                raw::create_body(&format!("/m{i}"), b"x", 0)
+            )
+            .err,
+            0
+        );
+    }
+    let mntr = zoocore_e2e::parse_key_values(&server.four_letter("mntr"));
+    let n = |k: &str| {
+        mntr[k]
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{k} is a number: {mntr:?}"))
+    };
+    assert!(
+        n("zoocore_log_records") >= 6,
+        "the session and five creates are logged"
+    );
+    assert!(n("zoocore_fsync_count") >= 1, "and synced");
+    assert!(n("zoocore_fsync_max_us") >= n("zoocore_fsync_p99_us"));
+    assert_eq!(n("zk_fsync_threshold_exceed_count"), 0);
+}

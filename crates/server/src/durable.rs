@@ -118,6 +118,16 @@ impl FsyncStats {
         }
     }
 
+    /// Publishes the figures for mntr.
+    pub fn publish(&self, core: &crate::stats::CoreCounters) {
+        use std::sync::atomic::Ordering::Relaxed;
+        core.fsyncs.store(self.histogram_us.len(), Relaxed);
+        core.fsync_max_us.store(self.histogram_us.max(), Relaxed);
+        core.fsync_p99_us
+            .store(self.histogram_us.value_at_quantile(0.99), Relaxed);
+        core.fsync_slow.store(self.slow, Relaxed);
+    }
+
     fn record(&mut self, took: Duration) {
         let us = (took.as_micros() as u64).clamp(1, 60_000_000);
         let _ = self.histogram_us.record(us);

@@ -172,6 +172,7 @@ impl Driver {
                 token,
                 result,
             } => {
+                syncer.stats.publish(&self.stats.core);
                 self.syncer = Some(syncer);
                 match self.log.sync_end(req, result) {
                     Ok(upto) => self.inputs.push_back(Input::Persisted { upto, token }),

@@ -223,6 +223,22 @@ fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
             "zoocore_log_syncs",
             stats.core.log_syncs.load(Relaxed).to_string(),
         ),
+        (
+            "zk_fsync_threshold_exceed_count",
+            stats.core.fsync_slow.load(Relaxed).to_string(),
+        ),
+        (
+            "zoocore_fsync_count",
+            stats.core.fsyncs.load(Relaxed).to_string(),
+        ),
+        (
+            "zoocore_fsync_p99_us",
+            stats.core.fsync_p99_us.load(Relaxed).to_string(),
+        ),
+        (
+            "zoocore_fsync_max_us",
+            stats.core.fsync_max_us.load(Relaxed).to_string(),
+        ),
     ];
     if mode == crate::stats::Mode::Leader {
         rows.push(("zk_learners", stats.core.learners.load(Relaxed).to_string()));

@@ -329,19 +329,7 @@ async fn core_main(
                 if let Err(e) = sync_log(&core, &mut syncer).await {
                     fatal(&e);
                 }
-                stats
-                    .core
-                    .fsyncs
-                    .store(syncer.stats.histogram_us.len(), Relaxed);
-                stats
-                    .core
-                    .fsync_max_us
-                    .store(syncer.stats.histogram_us.max(), Relaxed);
-                stats
-                    .core
-                    .fsync_p99_us
-                    .store(syncer.stats.histogram_us.value_at_quantile(0.99), Relaxed);
-                stats.core.fsync_slow.store(syncer.stats.slow, Relaxed);
+                syncer.stats.publish(&stats.core);
             }
             publish_counters(&core.borrow(), &stats);
             let batch = Arc::new(batch);
