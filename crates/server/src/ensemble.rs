@@ -69,6 +69,10 @@ pub enum Event {
     LinkDown {
         peer: u64,
     },
+    /// The next log segment, created ahead on the blocking pool.
+    Spare(std::io::Result<zoocore_storage::SpareSegment<zoocore_storage::RealFile>>),
+    /// autopurge.purgeInterval elapsed.
+    Purge,
 }
 
 /// A request waiting on this member: for prep (leader) or to be forwarded (learner).
@@ -180,6 +184,16 @@ impl Driver {
                 }
             }
             Event::LinkDown { peer } => self.step(Input::PeerLost { peer }),
+            Event::Spare(result) => {
+                if let Err(e) = self.log.adopt_next_segment(result) {
+                    tracing::warn!("could not prepare the next log segment ahead: {e}");
+                }
+            }
+            Event::Purge => match zoocore_storage::purge(&mut self.log, self.cfg.snap_retain_count)
+            {
+                Ok(removed) => tracing::info!("autopurge removed {removed:?}"),
+                Err(e) => tracing::warn!("autopurge failed: {e}"),
+            },
         }
     }
 
@@ -883,6 +897,20 @@ pub async fn core_main(
         })
         .detach();
     }
+    // Autopurge, as standalone (topology.rs) and ZooKeeper's PurgeTxnLog timer.
+    if cfg.purge_interval_hours > 0 {
+        let tx = events_tx.clone();
+        let every = Duration::from_secs(cfg.purge_interval_hours * 3600);
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(every).await;
+                if tx.send(Event::Purge).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
     {
         let tx = events_tx.clone();
         let tick = Duration::from_millis(u64::from(cfg.tick_time_ms) / sub_ticks(cfg.tick_time_ms));
@@ -958,6 +986,15 @@ pub async fn core_main(
         d.settle();
         d.answer_syncs();
         d.start_sync(&events_tx);
+        if let Some(job) = d.log.next_segment_job() {
+            // A roll then writes only a header instead of 64 MiB of zeros on this core.
+            let tx = events_tx.clone();
+            glommio::spawn_local(async move {
+                let result = glommio::executor().spawn_blocking(move || job.run()).await;
+                let _ = tx.send(Event::Spare(result)).await;
+            })
+            .detach();
+        }
         let (batch, control, close_all) = d.take_outputs();
         if let Some(batch) = batch {
             for s in senders.iter() {
