@@ -192,9 +192,9 @@ fn members_roll_segments_and_snapshot_under_writes() {
     });
     // A rolling restart: each member recovers from its rolled segments and snapshots while
     // the other two keep the quorum.
-    for i in 0..3 {
-        servers[i].stop();
-        servers[i].start_again();
+    for server in servers.iter_mut() {
+        server.stop();
+        server.start_again();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while (0..3).filter(|&i| mode_of(&servers[i]) == "leader").count() != 1 {
