@@ -183,7 +183,8 @@ impl Server {
             "tickTime={}\ndataDir={}\nclientPort={PORT}\nclientPortAddress={}\n\
              4lw.commands.whitelist=*\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
              znode.container.checkIntervalMs={}\nznode.container.maxPerMinute=100000\n\
-             extendedTypesEnabled=true\nadmin.enableServer=false\nmaxClientCnxns=0\n",
+             extendedTypesEnabled=true\nadmin.enableServer=false\nmaxClientCnxns=0\n\
+             preAllocSize=4096\n",
             o.tick_ms,
             self.dir.join("data").display(),
             self.host,
