@@ -41,20 +41,20 @@ const ZK_EOR: u8 = b'B';
 const ZK_OPEN_UNSAFE_ACL_ID: i64 = -1;
 
 // ZooDefs.OpCode values that appear in txn logs.
-const OP_ERROR: i32 = -1;
-const OP_CREATE: i32 = 1;
-const OP_DELETE: i32 = 2;
-const OP_SET_DATA: i32 = 5;
-const OP_SET_ACL: i32 = 7;
-const OP_CHECK: i32 = 13;
-const OP_MULTI: i32 = 14;
-const OP_CREATE2: i32 = 15;
-const OP_RECONFIG: i32 = 16;
-const OP_CREATE_CONTAINER: i32 = 19;
-const OP_DELETE_CONTAINER: i32 = 20;
-const OP_CREATE_TTL: i32 = 21;
-const OP_CREATE_SESSION: i32 = -10;
-const OP_CLOSE_SESSION: i32 = -11;
+const OP_ERROR: i32 = zoocore_proto::OpCode::Error as i32;
+const OP_CREATE: i32 = zoocore_proto::OpCode::Create as i32;
+const OP_DELETE: i32 = zoocore_proto::OpCode::Delete as i32;
+const OP_SET_DATA: i32 = zoocore_proto::OpCode::SetData as i32;
+const OP_SET_ACL: i32 = zoocore_proto::OpCode::SetAcl as i32;
+const OP_CHECK: i32 = zoocore_proto::OpCode::Check as i32;
+const OP_MULTI: i32 = zoocore_proto::OpCode::Multi as i32;
+const OP_CREATE2: i32 = zoocore_proto::OpCode::Create2 as i32;
+const OP_RECONFIG: i32 = zoocore_proto::OpCode::Reconfig as i32;
+const OP_CREATE_CONTAINER: i32 = zoocore_proto::OpCode::CreateContainer as i32;
+const OP_DELETE_CONTAINER: i32 = zoocore_proto::OpCode::DeleteContainer as i32;
+const OP_CREATE_TTL: i32 = zoocore_proto::OpCode::CreateTtl as i32;
+const OP_CREATE_SESSION: i32 = zoocore_proto::OpCode::CreateSession as i32;
+const OP_CLOSE_SESSION: i32 = zoocore_proto::OpCode::CloseSession as i32;
 
 /// Where to read from and how to interpret what is read.
 #[derive(Clone, Debug, Default)]

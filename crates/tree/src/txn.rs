@@ -161,15 +161,15 @@ pub struct Applied {
     pub stale: bool,
 }
 
-const TYPE_CREATE: i32 = 1;
-const TYPE_DELETE: i32 = 2;
-const TYPE_SET_DATA: i32 = 5;
-const TYPE_SET_ACL: i32 = 7;
-const TYPE_CHECK: i32 = 13;
-const TYPE_MULTI: i32 = 14;
-const TYPE_CREATE_SESSION: i32 = -10;
-const TYPE_CLOSE_SESSION: i32 = -11;
-const TYPE_ERROR: i32 = -1;
+const TYPE_CREATE: i32 = zoocore_proto::OpCode::Create as i32;
+const TYPE_DELETE: i32 = zoocore_proto::OpCode::Delete as i32;
+const TYPE_SET_DATA: i32 = zoocore_proto::OpCode::SetData as i32;
+const TYPE_SET_ACL: i32 = zoocore_proto::OpCode::SetAcl as i32;
+const TYPE_CHECK: i32 = zoocore_proto::OpCode::Check as i32;
+const TYPE_MULTI: i32 = zoocore_proto::OpCode::Multi as i32;
+const TYPE_CREATE_SESSION: i32 = zoocore_proto::OpCode::CreateSession as i32;
+const TYPE_CLOSE_SESSION: i32 = zoocore_proto::OpCode::CloseSession as i32;
+const TYPE_ERROR: i32 = zoocore_proto::OpCode::Error as i32;
 
 impl Txn {
     fn encode_into(&self, w: &mut Writer) {
