@@ -65,7 +65,7 @@ pub enum Event {
         token: u64,
         result: std::io::Result<()>,
     },
-    /// The connection from `peer` closed.
+    /// A link with `peer` closed or was reset, in either direction.
     LinkDown {
         peer: u64,
     },
@@ -378,8 +378,13 @@ impl Driver {
         }
     }
 
+    /// Queues `msg` for `to`. A full queue resets that link: a learner whose link to its
+    /// leader is reset goes Looking at once (its clients' outstanding requests end with
+    /// their connections), as it does when the leader closes the link.
     fn send(&mut self, to: u64, msg: &Message) {
-        self.peers.send(to, msg.encode());
+        if !self.peers.send(to, msg.encode()) {
+            self.inputs.push_back(Input::PeerLost { peer: to });
+        }
     }
 
     fn execute(&mut self, action: Action) {
@@ -435,6 +440,12 @@ impl Driver {
             }
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data),
             Action::BecameLooking => {
+                if self.mode == Mode::Leader {
+                    // ZooKeeper's leader closes its learners' sockets when it steps down:
+                    // they go Looking at once instead of after syncLimit of silence, and
+                    // what they forwarded ends with their clients' connections.
+                    self.peers.reset_all();
+                }
                 self.leader = None;
                 self.session_owner.clear();
                 self.working = None;
@@ -608,12 +619,11 @@ impl Driver {
                 auth: q.auth.to_vec(),
                 op: q.op,
             };
-            self.peers.send(
+            self.send(
                 leader,
-                Message::Forward {
+                &Message::Forward {
                     data: Arc::from(msg.encode()),
-                }
-                .encode(),
+                },
             );
         }
     }
@@ -834,11 +844,14 @@ fn durable_state(
 /// The replica's logical ticks per `tickTime`: ZooKeeper's follower notices a silent leader
 /// `syncLimit × tickTime` after its last read (a socket timeout), so whole ticks would add up
 /// to a tick to failure detection (2 s with the default tickTime). The replica ticks every
-/// `tickTime / n` instead, with the limits scaled by `n`; `n` keeps a sub-tick at 50 ms or
-/// more.
+/// `tickTime / n` instead, with the limits scaled by `n`: a sub-tick of 50 ms (or the whole
+/// tick when it is shorter), so a frozen leader is noticed within 50 ms of the limit. The
+/// leader pings every sub-tick, which costs a few small frames a second per learner.
 fn sub_ticks(tick_time_ms: u32) -> u64 {
-    (u64::from(tick_time_ms) / 50).clamp(1, 10)
+    (u64::from(tick_time_ms) / SUB_TICK_MS).max(1)
 }
+
+const SUB_TICK_MS: u64 = 50;
 
 fn zab_config(ens: &Ensemble, history_retain: usize, sub_ticks: u64) -> ZabConfig {
     ZabConfig {
@@ -915,8 +928,17 @@ pub async fn core_main(
         let tx = events_tx.clone();
         let tick = Duration::from_millis(u64::from(cfg.tick_time_ms) / sub_ticks(cfg.tick_time_ms));
         glommio::spawn_local(async move {
+            // Ticks at fixed instants: sleeping a tick after each one would add the timer's
+            // lateness 200 times over the sync limit. After a stall (a frozen process), the
+            // missed ticks are skipped rather than burst.
+            let mut next = Instant::now() + tick;
             loop {
-                glommio::timer::sleep(tick).await;
+                glommio::timer::sleep(next.saturating_duration_since(Instant::now())).await;
+                next += tick;
+                let now = Instant::now();
+                if next <= now {
+                    next = now + tick;
+                }
                 if tx.send(Event::Tick).await.is_err() {
                     break;
                 }

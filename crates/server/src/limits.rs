@@ -19,7 +19,7 @@ const _: () = assert!(
 );
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);
 
-/// Frames queued for one peer link; past it, frames are dropped (ZAB sees message loss).
+/// Frames queued for one peer link; past it, the link is reset (peer.rs).
 pub const PEER_QUEUE_FRAMES: usize = 65_536;
 /// Bytes gathered into one write on a peer link.
 pub const PEER_WRITE_BYTES: usize = 256 * 1024;

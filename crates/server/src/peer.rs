@@ -6,14 +6,20 @@
 //!
 //! A dialled connection opens with a hello (`ZCZH`, version, the dialler's myid, all
 //! big-endian), then carries `zoocore_zab::Message` frames. Frames queued for a peer wait in
-//! a bounded queue; when it is full, or a connection breaks, frames are dropped: ZAB treats
-//! that as message loss (a gap in a learner session reconnects it, election notifications
-//! are re-sent every tick). A broken link is re-dialled with exponential backoff.
+//! a bounded queue. A frame is never dropped from a live connection: a full queue resets the
+//! link (the connection is closed and what was queued is discarded), as does the driver when
+//! its leader steps down. Either end of a closed or reset link reports it (`LinkDown`), and a
+//! learner whose link with its leader is gone in either direction goes Looking, as ZooKeeper's
+//! follower does when its one socket to the leader fails: so a forwarded request is always
+//! answered or ends with the client's connection, never silently lost. Frames queued while a
+//! peer is unreachable are discarded (ZAB re-sends what matters every tick). A broken link is
+//! re-dialled with exponential backoff.
 //!
 //! Anything malformed from a peer (bad hello, unknown member, a frame that does not decode,
 //! a forwarded request that does not decode) closes that link with a logged reason; it never
 //! panics the server.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -33,19 +39,45 @@ const HELLO_MAGIC: [u8; 4] = *b"ZCZH";
 const HELLO_VERSION: u32 = 1;
 const HELLO_BYTES: usize = 16;
 
+/// The sending end of one peer link.
+struct Link {
+    tx: LocalSender<Vec<u8>>,
+    /// Set to make the dialler close the connection and discard what is queued.
+    reset: Rc<Cell<bool>>,
+}
+
 /// The sending ends of every peer link.
 pub struct Peers {
-    out: BTreeMap<ServerId, LocalSender<Vec<u8>>>,
-    pub dropped: u64,
+    out: BTreeMap<ServerId, Link>,
+    /// Links reset because their queue was full.
+    pub overflows: u64,
 }
 
 impl Peers {
-    /// Queues `frame` for `to`; drops it when the link's queue is full (message loss).
-    pub fn send(&mut self, to: ServerId, frame: Vec<u8>) {
-        if let Some(tx) = self.out.get(&to) {
-            if tx.try_send(frame).is_err() {
-                self.dropped += 1;
-            }
+    /// Queues `frame` for `to`. When the link's queue is full the link is reset and `false`
+    /// returned: the frame and everything queued before it will not arrive.
+    pub fn send(&mut self, to: ServerId, frame: Vec<u8>) -> bool {
+        let Some(link) = self.out.get(&to) else {
+            return true;
+        };
+        if link.tx.try_send(frame).is_ok() {
+            return true;
+        }
+        if !link.reset.get() {
+            self.overflows += 1;
+            tracing::warn!("the queue to peer {to} is full: resetting the link");
+        }
+        link.reset.set(true);
+        false
+    }
+
+    /// Closes every link this member dialled (their peers see them close) and discards what
+    /// is queued on them; they are re-dialled at once.
+    pub fn reset_all(&mut self) {
+        for link in self.out.values() {
+            link.reset.set(true);
+            // Wakes a dialler waiting for frames; a full queue's dialler is awake already.
+            let _ = link.tx.try_send(Vec::new());
         }
     }
 }
@@ -95,52 +127,112 @@ pub fn start(
             continue;
         }
         let (tx, rx) = local_channel::new_bounded::<Vec<u8>>(limits::PEER_QUEUE_FRAMES);
-        out.insert(id, tx);
-        glommio::spawn_local(async move { dial_loop(myid, id, addr, rx).await }).detach();
+        let reset = Rc::new(Cell::new(false));
+        out.insert(
+            id,
+            Link {
+                tx,
+                reset: reset.clone(),
+            },
+        );
+        let events = events.clone();
+        glommio::spawn_local(async move {
+            let link = Dialler {
+                myid,
+                peer: id,
+                addr,
+                rx,
+                reset,
+            };
+            link.run(&events).await
+        })
+        .detach();
     }
-    Ok(Peers { out, dropped: 0 })
+    Ok(Peers { out, overflows: 0 })
 }
 
-/// Keeps one outgoing connection to `peer` up and writes its queued frames.
-async fn dial_loop(myid: ServerId, peer: ServerId, addr: SocketAddr, rx: LocalReceiver<Vec<u8>>) {
-    let mut backoff = Duration::from_millis(limits::PEER_BACKOFF_MS_MIN);
-    loop {
-        let connected =
-            TcpStream::connect_timeout(addr, Duration::from_millis(limits::PEER_CONNECT_MS)).await;
-        let mut stream = match connected {
-            Ok(s) => s,
-            Err(_) => {
-                glommio::timer::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(limits::PEER_BACKOFF_MS_MAX));
-                continue;
+/// The task that keeps one outgoing connection up and writes its queued frames.
+struct Dialler {
+    myid: ServerId,
+    peer: ServerId,
+    addr: SocketAddr,
+    rx: LocalReceiver<Vec<u8>>,
+    reset: Rc<Cell<bool>>,
+}
+
+impl Dialler {
+    /// Throws away what is queued (frames of a connection that is gone).
+    async fn discard_queued(&self) {
+        while let Some(Some(_)) = poll_once(self.rx.recv()).await {}
+        self.reset.set(false);
+    }
+
+    async fn run(self, events: &LocalSender<Event>) {
+        let mut backoff = Duration::from_millis(limits::PEER_BACKOFF_MS_MIN);
+        loop {
+            let connected = TcpStream::connect_timeout(
+                self.addr,
+                Duration::from_millis(limits::PEER_CONNECT_MS),
+            )
+            .await;
+            let stream = match connected {
+                Ok(s) => s,
+                Err(_) => {
+                    self.discard_queued().await;
+                    glommio::timer::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(limits::PEER_BACKOFF_MS_MAX));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(limits::PEER_BACKOFF_MS_MIN);
+            tracing::debug!("connected to peer {} at {}", self.peer, self.addr);
+            match self.write_link(stream).await {
+                Ok(()) => return, // the driver is gone
+                Err(why) => tracing::info!("peer link to {} at {}: {why}", self.peer, self.addr),
             }
-        };
+            self.discard_queued().await;
+            if events
+                .send(Event::LinkDown { peer: self.peer })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Writes the hello and then the queued frames until the link breaks or is reset.
+    async fn write_link(&self, mut stream: TcpStream) -> Result<(), String> {
         let _ = stream.set_nodelay(true);
-        backoff = Duration::from_millis(limits::PEER_BACKOFF_MS_MIN);
-        tracing::debug!("connected to peer {peer} at {addr}");
         let mut hello = Vec::with_capacity(HELLO_BYTES);
         hello.extend_from_slice(&HELLO_MAGIC);
         hello.extend_from_slice(&HELLO_VERSION.to_be_bytes());
-        hello.extend_from_slice(&myid.to_be_bytes());
-        if stream.write_all(&hello).await.is_err() {
-            continue;
-        }
+        hello.extend_from_slice(&self.myid.to_be_bytes());
+        stream
+            .write_all(&hello)
+            .await
+            .map_err(|e| format!("hello failed: {e}"))?;
         // Write whatever is queued in one go; wait for more when the queue is empty.
         let mut buf = Vec::new();
         loop {
-            let Some(first) = rx.recv().await else { return };
+            let Some(first) = self.rx.recv().await else {
+                return Ok(());
+            };
             buf.clear();
             buf.extend_from_slice(&first);
             while buf.len() < limits::PEER_WRITE_BYTES {
-                match poll_once(rx.recv()).await {
+                match poll_once(self.rx.recv()).await {
                     Some(Some(frame)) => buf.extend_from_slice(&frame),
                     _ => break,
                 }
             }
-            if let Err(e) = stream.write_all(&buf).await {
-                tracing::info!("peer link to {peer} at {addr} broke: {e}");
-                break;
+            if self.reset.get() {
+                return Err("reset".into());
             }
+            stream
+                .write_all(&buf)
+                .await
+                .map_err(|e| format!("broke: {e}"))?;
         }
     }
 }
