@@ -73,6 +73,18 @@ pub enum Event {
     Spare(std::io::Result<zoocore_storage::SpareSegment<zoocore_storage::RealFile>>),
     /// autopurge.purgeInterval elapsed.
     Purge,
+    /// The SNAP frame `id` for `to`, serialised on the blocking pool.
+    SnapBuilt {
+        to: u64,
+        id: u64,
+        frame: Vec<u8>,
+    },
+}
+
+/// A frame for a peer that must wait for a SNAP being serialised before it.
+enum Outgoing {
+    Frame(Vec<u8>),
+    Snap { id: u64, frame: Option<Vec<u8>> },
 }
 
 /// A request waiting on this member: for prep (leader) or to be forwarded (learner).
@@ -128,6 +140,10 @@ struct Driver {
     sync_wanted: Option<u64>,
     syncer: Option<Box<Syncer>>,
     peers: Peers,
+    /// Frames for peers with a SNAP being serialised: they leave in order once it is built.
+    held: HashMap<u64, VecDeque<Outgoing>>,
+    snaps_built: u64,
+    events: Rc<LocalSender<Event>>,
     started: Instant,
     since_snapshot: u64,
 }
@@ -188,6 +204,19 @@ impl Driver {
                 if let Err(e) = self.log.adopt_next_segment(result) {
                     tracing::warn!("could not prepare the next log segment ahead: {e}");
                 }
+            }
+            Event::SnapBuilt { to, id, frame } => {
+                if let Some(held) = self.held.get_mut(&to) {
+                    for out in held.iter_mut() {
+                        if let Outgoing::Snap { id: i, frame: f } = out {
+                            if *i == id {
+                                *f = Some(frame);
+                                break;
+                            }
+                        }
+                    }
+                }
+                self.release_held(to);
             }
             Event::Purge => match zoocore_storage::purge(&mut self.log, self.cfg.snap_retain_count)
             {
@@ -382,9 +411,66 @@ impl Driver {
     /// leader is reset goes Looking at once (its clients' outstanding requests end with
     /// their connections), as it does when the leader closes the link.
     fn send(&mut self, to: u64, msg: &Message) {
-        if !self.peers.send(to, msg.encode()) {
+        let frame = msg.encode();
+        match self.held.get_mut(&to) {
+            Some(held) => held.push_back(Outgoing::Frame(frame)),
+            None => self.send_frame(to, frame),
+        }
+    }
+
+    fn send_frame(&mut self, to: u64, frame: Vec<u8>) {
+        if !self.peers.send(to, frame) {
             self.inputs.push_back(Input::PeerLost { peer: to });
         }
+    }
+
+    /// Sends what waited for `to`'s SNAPs, up to the first one not built yet.
+    fn release_held(&mut self, to: u64) {
+        let Some(mut held) = self.held.remove(&to) else {
+            return;
+        };
+        while let Some(out) = held.pop_front() {
+            match out {
+                Outgoing::Frame(frame) | Outgoing::Snap { frame: Some(frame), .. } => {
+                    self.send_frame(to, frame)
+                }
+                Outgoing::Snap { id, frame: None } => {
+                    held.push_front(Outgoing::Snap { id, frame: None });
+                    self.held.insert(to, held);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// SNAP for `to`: the committed tree (a persistent structure: cloning it is O(1)) is
+    /// serialised on the blocking pool, so the core keeps serving while a large tree is
+    /// encoded; later frames for `to` wait for it (the replica sends them after the SNAP).
+    fn send_snapshot(&mut self, to: u64, conn: u64, zxid: Zxid, keep: Zxid) {
+        self.snaps_built += 1;
+        let id = self.snaps_built;
+        self.held
+            .entry(to)
+            .or_default()
+            .push_back(Outgoing::Snap { id, frame: None });
+        let tree = self.tree.clone();
+        let events = self.events.clone();
+        glommio::spawn_local(async move {
+            let frame = glommio::executor()
+                .spawn_blocking(move || {
+                    let data = snapshot_bytes(&tree);
+                    Message::Snap {
+                        conn,
+                        zxid,
+                        keep,
+                        data,
+                    }
+                    .encode()
+                })
+                .await;
+            let _ = events.send(Event::SnapBuilt { to, id, frame }).await;
+        })
+        .detach();
     }
 
     fn execute(&mut self, action: Action) {
@@ -427,16 +513,7 @@ impl Driver {
                     self.tree.last_zxid()
                 );
                 tracing::info!("SNAP at {zxid} to {to}");
-                let data = snapshot_bytes(&self.tree);
-                self.send(
-                    to,
-                    &Message::Snap {
-                        conn,
-                        zxid,
-                        keep,
-                        data,
-                    },
-                );
+                self.send_snapshot(to, conn, zxid, keep);
             }
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data),
             Action::BecameLooking => {
@@ -980,6 +1057,9 @@ pub async fn core_main(
             cfg.fsync_warning_threshold_ms,
         ))),
         peers,
+        held: HashMap::new(),
+        snaps_built: 0,
+        events: events_tx.clone(),
         started: Instant::now(),
         since_snapshot: 0,
     };
