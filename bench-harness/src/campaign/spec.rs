@@ -636,6 +636,7 @@ members = [
         for text in [
             include_str!("../../../configs/bench/quick.toml"),
             include_str!("../../../configs/bench/full.toml"),
+            include_str!("../../../configs/bench/ensembles.toml"),
         ] {
             let spec = CampaignSpec::parse(text).expect("parse");
             assert!(!spec.cells().is_empty());

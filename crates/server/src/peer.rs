@@ -12,8 +12,9 @@
 //! learner whose link with its leader is gone in either direction goes Looking, as ZooKeeper's
 //! follower does when its one socket to the leader fails: so a forwarded request is always
 //! answered or ends with the client's connection, never silently lost. Frames queued while a
-//! peer is unreachable are discarded (ZAB re-sends what matters every tick). A broken link is
-//! re-dialled with exponential backoff.
+//! peer is unreachable wait for the connection (up to the queue's bound); those queued on a
+//! connection that broke are discarded with it. A broken link is re-dialled with exponential
+//! backoff.
 //!
 //! Anything malformed from a peer (bad hello, unknown member, a frame that does not decode,
 //! a forwarded request that does not decode) closes that link with a logged reason; it never
@@ -178,7 +179,8 @@ impl Dialler {
             let stream = match connected {
                 Ok(s) => s,
                 Err(_) => {
-                    self.discard_queued().await;
+                    // What is queued waits for the connection (a member starting up listens
+                    // a moment after its peers dial it); a full queue resets the link.
                     glommio::timer::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(limits::PEER_BACKOFF_MS_MAX));
                     continue;
