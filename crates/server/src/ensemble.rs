@@ -431,9 +431,10 @@ impl Driver {
         };
         while let Some(out) = held.pop_front() {
             match out {
-                Outgoing::Frame(frame) | Outgoing::Snap { frame: Some(frame), .. } => {
-                    self.send_frame(to, frame)
-                }
+                Outgoing::Frame(frame)
+                | Outgoing::Snap {
+                    frame: Some(frame), ..
+                } => self.send_frame(to, frame),
                 Outgoing::Snap { id, frame: None } => {
                     held.push_front(Outgoing::Snap { id, frame: None });
                     self.held.insert(to, held);

@@ -862,8 +862,13 @@ impl Replica {
         let leading = self.leading();
         if let Some(h) = leading.handlers.get_mut(&from) {
             if h.conn == conn {
-                // A repeat of the same connection's FOLLOWERINFO.
+                // A repeat of the same connection's FOLLOWERINFO: the learner has not seen
+                // our LEADERINFO (lost with a link that broke), so it goes again; a learner
+                // ignores a second one of the same epoch.
                 h.last_heard = now;
+                if h.phase == HandlerPhase::Info {
+                    h.leaderinfo_sent = false;
+                }
                 return;
             }
         }
@@ -1325,10 +1330,18 @@ impl Replica {
     }
 
     fn learner_dispatch(&mut self, phase: LearnerPhase, msg: Message) {
+        let epoch_taken = match &self.role {
+            Role::Following(l) | Role::Observing(l) if phase > LearnerPhase::AwaitLeaderInfo => {
+                Some(l.epoch)
+            }
+            _ => None,
+        };
         match msg {
             Message::LeaderInfo { epoch, .. } if phase == LearnerPhase::AwaitLeaderInfo => {
                 self.on_leader_info(epoch)
             }
+            // The leader answered a repeated FOLLOWERINFO that crossed its first answer.
+            Message::LeaderInfo { epoch, .. } if Some(epoch) == epoch_taken => {}
             Message::Diff { .. } if phase == LearnerPhase::AwaitSync => {
                 self.learning().phase = LearnerPhase::Syncing;
             }
