@@ -346,6 +346,9 @@ pub struct Replica {
     committed: Zxid,
     applied: Zxid,
     logical_clock: u64,
+    /// The highest epoch a learner has told this replica it accepted: an epoch this replica
+    /// proposes as leader is above it, so that learner can join (not durable; a hint).
+    epoch_floor: Epoch,
     vote: Vote,
     role: Role,
     appended: bool,
@@ -390,6 +393,7 @@ impl Replica {
             committed: durable.base,
             applied: durable.base,
             logical_clock: 0,
+            epoch_floor: durable.accepted_epoch,
             vote: Vote {
                 leader: config.myid,
                 zxid: last,
@@ -883,7 +887,17 @@ impl Replica {
         }
         let now = self.now;
         let voter = self.quorum.is_voter(from);
+        self.epoch_floor = self.epoch_floor.max(accepted_epoch);
         let leading = self.leading();
+        if leading.phase != LeaderPhase::Discovery && accepted_epoch > leading.epoch {
+            // The learner promised a later epoch (to a leader that gave up) and refuses ours
+            // for good (Learner.registerWithLeader), while the rest of the ensemble keeps
+            // this leader: it would never serve again. ZooKeeper leaves it out until the
+            // next leader change; here the leader gives up so that the next epoch, above
+            // `epoch_floor`, takes everyone (sim seed 456 --ticks 600).
+            self.go_looking();
+            return;
+        }
         if let Some(h) = leading.handlers.get_mut(&from) {
             if h.conn == conn {
                 // A repeat of the same connection's FOLLOWERINFO.
@@ -923,7 +937,8 @@ impl Replica {
             .values()
             .copied()
             .max()
-            .expect("the leader's own epoch is there");
+            .expect("the leader's own epoch is there")
+            .max(self.epoch_floor);
         let epoch = Epoch(max.0 + 1);
         let leading = self.leading();
         leading.epoch = epoch;
@@ -1853,5 +1868,43 @@ mod tests {
         // A LOOKING vote of a later round: 2 gave up leading, so 3 elects again.
         notify(&mut r, 2, 2, 6, PeerState::Looking);
         assert_eq!(r.role(), RoleKind::Looking);
+    }
+
+    fn follower_info(r: &mut Replica, from: ServerId, conn: u64, accepted: u32) -> Vec<Action> {
+        let msg = Message::FollowerInfo {
+            conn,
+            accepted_epoch: Epoch(accepted),
+            base: Zxid::ZERO,
+            epochs: Vec::new(),
+            observer: false,
+        };
+        r.step(Input::Receive { from, msg }).expect("never refused");
+        r.ready()
+    }
+
+    fn proposed_epoch(actions: &[Action]) -> Option<Epoch> {
+        actions.iter().find_map(|a| match a {
+            Action::PersistEpoch { accepted, .. } => Some(*accepted),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_leader_makes_room_for_a_learner_that_promised_a_later_epoch() {
+        let mut r = Replica::new(config(1), Durable::default(), 7);
+        r.ready();
+        // 2 votes for 1 in round 1: 1 leads, and 2's FOLLOWERINFO fixes epoch 1.
+        notify(&mut r, 2, 1, 1, PeerState::Looking);
+        assert_eq!(r.role(), RoleKind::Leading);
+        let actions = follower_info(&mut r, 2, 10, 0);
+        assert_eq!(proposed_epoch(&actions), Some(Epoch(1)));
+        // 3 accepted epoch 7 from a leader that gave up: it would refuse epoch 1 forever.
+        follower_info(&mut r, 3, 11, 7);
+        assert_eq!(r.role(), RoleKind::Looking);
+        // Elected again, 1 proposes an epoch 3 can take, though 2's quorum says 2.
+        notify(&mut r, 2, 1, 2, PeerState::Looking);
+        assert_eq!(r.role(), RoleKind::Leading);
+        let actions = follower_info(&mut r, 2, 12, 1);
+        assert_eq!(proposed_epoch(&actions), Some(Epoch(8)));
     }
 }
