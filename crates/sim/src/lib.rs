@@ -192,6 +192,10 @@ struct Node {
     /// Client writes this node proposed as leader, by zxid: (client, seq).
     proposed: BTreeMap<Zxid, (u64, u64)>,
     disk_free_at: u64,
+    /// Serves clients, as the server's mode does: from `BecameLeader`/`BecameFollower`/
+    /// `BecameObserver` until `BecameLooking` or a crash, through a learner's
+    /// resynchronisations with the same leader.
+    serving: bool,
 }
 
 /// A client session as ZooKeeper's client keeps one: the member it is connected to and the
@@ -299,6 +303,7 @@ impl Sim {
                     disk,
                     proposed: BTreeMap::new(),
                     disk_free_at: 0,
+                    serving: false,
                 },
             );
         }
@@ -511,6 +516,7 @@ impl Sim {
         n.life += 1;
         n.tree = n.disk.snap_tree.clone();
         n.proposed.clear();
+        n.serving = false;
         let durable = Durable {
             accepted_epoch: n.disk.accepted,
             current_epoch: n.disk.current,
@@ -536,6 +542,7 @@ impl Sim {
             return;
         }
         n.replica = None;
+        n.serving = false;
         n.life += 1;
         if self.trace {
             println!("{:>7} {id} CRASH", self.now);
@@ -730,11 +737,14 @@ impl Sim {
                 );
             }
             Action::BecameLooking => {
-                self.nodes.get_mut(&id).expect("node").proposed.clear();
+                let n = self.nodes.get_mut(&id).expect("node");
+                n.proposed.clear();
+                n.serving = false;
                 self.disconnect_clients(id);
             }
             Action::BecameLeader { epoch } => {
                 self.report.elections += 1;
+                self.nodes.get_mut(&id).expect("node").serving = true;
                 if let Some(other) = self.leaders.insert(epoch, id) {
                     if other != id {
                         return Err(
@@ -751,7 +761,9 @@ impl Sim {
                     }
                 }
             }
-            Action::BecameFollower { .. } | Action::BecameObserver { .. } => {}
+            Action::BecameFollower { .. } | Action::BecameObserver { .. } => {
+                self.nodes.get_mut(&id).expect("node").serving = true;
+            }
         }
         Ok(())
     }
@@ -947,7 +959,7 @@ impl Sim {
         let candidates: Vec<ServerId> = self
             .nodes
             .values()
-            .filter(|n| n.replica.as_ref().is_some_and(|r| r.is_serving()))
+            .filter(|n| n.serving)
             .filter(|n| self.careless_clients || n.tree.last_zxid() >= seen)
             .map(|n| n.id)
             .collect();
@@ -974,7 +986,8 @@ impl Sim {
         let Some(r) = self.nodes[&member].replica.as_ref() else {
             return Ok(());
         };
-        let Some(leader) = r.leader().filter(|_| r.is_serving()) else {
+        let serving = self.nodes[&member].serving;
+        let Some(leader) = r.leader().filter(|_| serving) else {
             return Ok(());
         };
         if !self.connected(member, leader) {
@@ -1038,9 +1051,7 @@ impl Sim {
     /// history says they were at that zxid.
     fn client_read(&mut self, c: usize, member: ServerId) -> Result<(), Failure> {
         let n = &self.nodes[&member];
-        if !self.clients[c].waiting.is_empty()
-            || !n.replica.as_ref().is_some_and(|r| r.is_serving())
-        {
+        if !self.clients[c].waiting.is_empty() || !n.serving {
             return Ok(());
         }
         let tree = &n.tree;
