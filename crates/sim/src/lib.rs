@@ -5,9 +5,14 @@
 //! network that loses, delays, reorders and duplicates messages and partitions servers
 //! (isolating the leader, a minority, or splitting so no side has a quorum); disks whose
 //! unsynced writes are lost on a crash, with a torn tail that keeps a random part of them;
-//! crashes and restarts; clients writing to whoever leads. Every message goes through the
-//! real frame encoder and decoder. Checkers run after every event, and a failure carries the
-//! seed so that `cargo run -p zoocore-sim -- --seed N` replays it exactly.
+//! crashes and restarts; peer connections that break (crashes, partitions, spurious
+//! disconnects) and feed `PeerLost` to the side that reads them; clients connected to any
+//! serving member, which read from its committed tree and write through it, and move between
+//! members as ZooKeeper clients do (never to one behind their `lastZxidSeen`). Every message
+//! goes through the real frame encoder and decoder. Checkers run after every event (committed
+//! prefixes, digests, acknowledged writes, per-client and real-time write order, monotonic
+//! reads that equal the global history at the member's zxid), and a failure carries the seed
+//! so that `cargo run -p zoocore-sim -- --seed N --ticks T` replays it exactly.
 //!
 //! Until the tree has a byte-level snapshot codec, a SNAP carries an index into the
 //! simulator's table of tree versions instead of the tree's bytes.

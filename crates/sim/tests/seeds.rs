@@ -71,3 +71,14 @@ fn the_read_checker_sees_a_client_go_back_in_time() {
         "caught by another checker: {failure}"
     );
 }
+
+#[test]
+fn seeds_that_found_bugs_hold() {
+    // Seed 456 with 600 ticks: a voter that had accepted an abandoned leader's epoch refused
+    // the established leader for good and never served after the heal.
+    for (seed, ticks) in [(456, 600)] {
+        if let Err(f) = run_seed(seed, ticks) {
+            panic!("{f}");
+        }
+    }
+}
