@@ -5,9 +5,14 @@
 //! network that loses, delays, reorders and duplicates messages and partitions servers
 //! (isolating the leader, a minority, or splitting so no side has a quorum); disks whose
 //! unsynced writes are lost on a crash, with a torn tail that keeps a random part of them;
-//! crashes and restarts; clients writing to whoever leads. Every message goes through the
-//! real frame encoder and decoder. Checkers run after every event, and a failure carries the
-//! seed so that `cargo run -p zoocore-sim -- --seed N` replays it exactly.
+//! crashes and restarts; peer connections that break (crashes, partitions, spurious
+//! disconnects) and feed `PeerLost` to the side that reads them; clients connected to any
+//! serving member, which read from its committed tree and write through it, and move between
+//! members as ZooKeeper clients do (never to one behind their `lastZxidSeen`). Every message
+//! goes through the real frame encoder and decoder. Checkers run after every event (committed
+//! prefixes, digests, acknowledged writes, per-client and real-time write order, monotonic
+//! reads that equal the global history at the member's zxid), and a failure carries the seed
+//! so that `cargo run -p zoocore-sim -- --seed N --ticks T` replays it exactly.
 //!
 //! Until the tree has a byte-level snapshot codec, a SNAP carries an index into the
 //! simulator's table of tree versions instead of the tree's bytes.
@@ -64,12 +69,20 @@ pub struct Report {
     pub crashes: usize,
     pub snaps: usize,
     pub truncs: usize,
+    /// Reads served to clients and checked.
+    pub reads: usize,
+    /// Write responses clients received (from the member they are connected to).
+    pub answered: usize,
+    /// `PeerLost` inputs fed.
+    pub peer_lost: usize,
 }
 
 /// A checker's verdict against a seed.
 #[derive(Clone, Debug)]
 pub struct Failure {
     pub seed: u64,
+    /// The run's `--ticks`, needed to replay it.
+    pub ticks: u64,
     pub time: u64,
     pub what: String,
 }
@@ -78,12 +91,13 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} failed at t={} (tick {}): {}\nreplay: cargo run -p zoocore-sim -- --seed {}",
+            "seed {} failed at t={} (tick {}): {}\nreplay: cargo run -p zoocore-sim -- --seed {} --ticks {}",
             self.seed,
             self.time,
             self.time / TICK,
             self.what,
-            self.seed
+            self.seed,
+            self.ticks
         )
     }
 }
@@ -122,7 +136,15 @@ enum Event {
         to: ServerId,
         from_life: u64,
         to_life: u64,
+        /// The connection the frame was sent on; a broken one loses what is in flight.
+        link_gen: u64,
         bytes: Vec<u8>,
+    },
+    /// `node` notices that its connection from `peer` closed.
+    PeerLost {
+        node: ServerId,
+        life: u64,
+        peer: ServerId,
     },
     Synced {
         node: ServerId,
@@ -145,8 +167,11 @@ enum Event {
         tree_index: usize,
     },
     Fault,
+    /// A link breaks with no partition: a spurious disconnect.
+    Blip,
     Restart(ServerId),
-    Write,
+    /// One client operation: a read or a write.
+    Client,
 }
 
 /// A server's disk: what survives a crash.
@@ -172,6 +197,36 @@ struct Node {
     /// Client writes this node proposed as leader, by zxid: (client, seq).
     proposed: BTreeMap<Zxid, (u64, u64)>,
     disk_free_at: u64,
+    /// Serves clients, as the server's mode does: from `BecameLeader`/`BecameFollower`/
+    /// `BecameObserver` until `BecameLooking` or a crash, through a learner's
+    /// resynchronisations with the same leader.
+    serving: bool,
+}
+
+/// A client session as ZooKeeper's client keeps one: the member it is connected to and the
+/// last zxid it has seen (`lastZxidSeen`), which a member behind it refuses to connect.
+#[derive(Clone, Debug, Default)]
+struct Client {
+    member: Option<ServerId>,
+    /// Bumped on every connection: a write is answered only on the connection it was sent on.
+    conn: u64,
+    seen: Zxid,
+    next_seq: u64,
+    /// Writes sent on this connection and not answered yet: the session's reads wait behind
+    /// them (per-session FIFO), so the sim issues none meanwhile.
+    waiting: BTreeSet<Zxid>,
+}
+
+/// A client write proposed at `zxid`, to be answered by `member` once it applies it.
+#[derive(Clone, Debug)]
+struct PendingWrite {
+    client: usize,
+    seq: u64,
+    member: ServerId,
+    conn: u64,
+    /// The largest zxid any client had been answered for when this write was sent: a
+    /// linearizable history commits this write after it.
+    after: Zxid,
 }
 
 /// One run of the simulator.
@@ -185,20 +240,35 @@ pub struct Sim {
     /// Partition: servers in different groups cannot talk. Empty means healed.
     groups: BTreeMap<ServerId, u32>,
     link_free_at: BTreeMap<(ServerId, ServerId), u64>,
+    /// The connection generation of each directed link `(from, to)`.
+    link_gen: BTreeMap<(ServerId, ServerId), u64>,
+    /// A broken link is re-dialled: frames sent before this time are lost.
+    link_down_until: BTreeMap<(ServerId, ServerId), u64>,
     trees: Vec<Tree>,
     faults_on: bool,
     no_faults: bool,
+    /// Clients connect to members behind what they have seen (a broken client, to show
+    /// that the read checker notices).
+    careless_clients: bool,
     trace: bool,
     // checker state
     leaders: BTreeMap<Epoch, ServerId>,
     committed: BTreeMap<Zxid, (Payload, u64)>,
     acked: BTreeMap<Zxid, (u64, u64)>,
     client_last_committed: BTreeMap<u64, u64>,
-    client_next_seq: BTreeMap<u64, u64>,
+    clients: Vec<Client>,
+    pending: BTreeMap<Zxid, PendingWrite>,
+    /// The largest zxid a client has been answered for.
+    answered_max: Zxid,
+    /// Every committed create, by path: the zxid that created it (the global history reads
+    /// are checked against).
+    created: BTreeMap<String, Zxid>,
+    /// The zxids of committed creates, ascending.
+    created_order: Vec<Zxid>,
     report: Report,
 }
 
-const CLIENTS: u64 = 3;
+const CLIENTS: usize = 4;
 
 impl Sim {
     pub fn new(scenario: Scenario) -> Sim {
@@ -238,6 +308,7 @@ impl Sim {
                     disk,
                     proposed: BTreeMap::new(),
                     disk_free_at: 0,
+                    serving: false,
                 },
             );
         }
@@ -250,15 +321,22 @@ impl Sim {
             nodes,
             groups: BTreeMap::new(),
             link_free_at: BTreeMap::new(),
+            link_gen: BTreeMap::new(),
+            link_down_until: BTreeMap::new(),
             trees: Vec::new(),
             faults_on: true,
             no_faults: false,
+            careless_clients: false,
             trace: std::env::var_os("SIM_TRACE").is_some(),
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             acked: BTreeMap::new(),
             client_last_committed: BTreeMap::new(),
-            client_next_seq: BTreeMap::new(),
+            clients: vec![Client::default(); CLIENTS],
+            pending: BTreeMap::new(),
+            answered_max: Zxid::ZERO,
+            created: BTreeMap::new(),
+            created_order: Vec::new(),
             report: Report::default(),
         };
         let ids: Vec<ServerId> = sim.nodes.keys().copied().collect();
@@ -268,7 +346,8 @@ impl Sim {
             sim.schedule(offset, Event::Tick(id));
         }
         sim.schedule(TICK * 5, Event::Fault);
-        sim.schedule(TICK * 3, Event::Write);
+        sim.schedule(TICK * 7, Event::Blip);
+        sim.schedule(TICK * 3, Event::Client);
         sim
     }
 
@@ -279,9 +358,17 @@ impl Sim {
         self
     }
 
+    /// Clients ignore their lastZxidSeen when they connect, as no ZooKeeper client does: the
+    /// checkers must then see a client read go back in time.
+    pub fn with_careless_clients(mut self) -> Sim {
+        self.careless_clients = true;
+        self
+    }
+
     fn fail(&self, what: String) -> Failure {
         Failure {
             seed: self.scenario.seed,
+            ticks: self.scenario.ticks,
             time: self.now,
             what,
         }
@@ -339,11 +426,13 @@ impl Sim {
                 to,
                 from_life,
                 to_life,
+                link_gen,
                 bytes,
             } => {
                 if self.nodes[&from].life != from_life
                     || self.nodes[&to].life != to_life
                     || !self.connected(from, to)
+                    || self.link_gen.get(&(from, to)).copied().unwrap_or(0) != link_gen
                 {
                     return Ok(());
                 }
@@ -396,17 +485,24 @@ impl Sim {
                 }
                 self.step(node, Input::SnapshotInstalled { zxid })?;
             }
+            Event::PeerLost { node, life, peer } => {
+                if self.nodes[&node].life == life && self.nodes[&node].replica.is_some() {
+                    self.report.peer_lost += 1;
+                    self.step(node, Input::PeerLost { peer })?;
+                }
+            }
             Event::Fault => self.fault()?,
+            Event::Blip => self.blip(),
             Event::Restart(id) => {
                 if self.nodes[&id].replica.is_none() {
                     self.start(id);
                 }
             }
-            Event::Write => {
-                let d = TICK / 4 + self.rng.below(TICK);
+            Event::Client => {
+                let d = TICK / 8 + self.rng.below(TICK / 2);
                 if self.now < (self.scenario.ticks + 30) * TICK {
-                    self.schedule(d, Event::Write);
-                    self.client_write()?;
+                    self.schedule(d, Event::Client);
+                    self.client_op()?;
                 }
             }
         }
@@ -425,6 +521,7 @@ impl Sim {
         n.life += 1;
         n.tree = n.disk.snap_tree.clone();
         n.proposed.clear();
+        n.serving = false;
         let durable = Durable {
             accepted_epoch: n.disk.accepted,
             current_epoch: n.disk.current,
@@ -450,6 +547,7 @@ impl Sim {
             return;
         }
         n.replica = None;
+        n.serving = false;
         n.life += 1;
         if self.trace {
             println!("{:>7} {id} CRASH", self.now);
@@ -459,6 +557,53 @@ impl Sim {
         n.disk.log.truncate(keep);
         n.disk.synced = n.disk.log.len();
         self.report.crashes += 1;
+        self.disconnect_clients(id);
+        // The dead process's sockets close: every peer soon reads the end of its link from
+        // `id`. Its own inbound links die with it.
+        let others: Vec<ServerId> = self.nodes.keys().copied().filter(|o| *o != id).collect();
+        for o in others {
+            let notice = self.rng.below(TICK / 2);
+            self.break_link(id, o, Some(notice), 0);
+            self.break_link(o, id, None, 0);
+        }
+    }
+
+    /// Breaks the connection `from` -> `to`: frames in flight on it are lost, frames sent in
+    /// the next `down_for` are lost while it is re-dialled, and `to` feeds
+    /// `PeerLost { peer: from }` after `notice` (never, for `None`: a connection cut by a
+    /// partition may go unnoticed until the protocol's own timeouts).
+    fn break_link(&mut self, from: ServerId, to: ServerId, notice: Option<u64>, down_for: u64) {
+        *self.link_gen.entry((from, to)).or_insert(0) += 1;
+        let until = self.now + down_for;
+        let slot = self.link_down_until.entry((from, to)).or_insert(0);
+        *slot = (*slot).max(until);
+        if self.trace {
+            println!(
+                "{:>7} {from}->{to} LINK BROKEN (notice {notice:?})",
+                self.now
+            );
+        }
+        if let Some(delay) = notice {
+            let life = self.nodes[&to].life;
+            self.schedule(
+                delay,
+                Event::PeerLost {
+                    node: to,
+                    life,
+                    peer: from,
+                },
+            );
+        }
+    }
+
+    /// A member that crashed or stopped serving closes its client connections.
+    fn disconnect_clients(&mut self, id: ServerId) {
+        for c in &mut self.clients {
+            if c.member == Some(id) {
+                c.member = None;
+                c.waiting.clear();
+            }
+        }
     }
 
     fn step(&mut self, id: ServerId, input: Input) -> Result<(), Failure> {
@@ -597,10 +742,14 @@ impl Sim {
                 );
             }
             Action::BecameLooking => {
-                self.nodes.get_mut(&id).expect("node").proposed.clear();
+                let n = self.nodes.get_mut(&id).expect("node");
+                n.proposed.clear();
+                n.serving = false;
+                self.disconnect_clients(id);
             }
             Action::BecameLeader { epoch } => {
                 self.report.elections += 1;
+                self.nodes.get_mut(&id).expect("node").serving = true;
                 if let Some(other) = self.leaders.insert(epoch, id) {
                     if other != id {
                         return Err(
@@ -617,20 +766,29 @@ impl Sim {
                     }
                 }
             }
-            Action::BecameFollower { .. } | Action::BecameObserver { .. } => {}
+            Action::BecameFollower { .. } | Action::BecameObserver { .. } => {
+                self.nodes.get_mut(&id).expect("node").serving = true;
+            }
         }
         Ok(())
     }
 
     fn send(&mut self, from: ServerId, to: ServerId, msg: &Message) {
         let bytes = msg.encode();
+        let key = (from, to);
+        if self
+            .link_down_until
+            .get(&key)
+            .is_some_and(|t| *t > self.now)
+        {
+            return;
+        }
         if !self.faults_on {
             // The quiet period: a healed network delivers in order.
         } else if self.rng.percent(self.scenario.loss_percent) {
             return;
         }
         let mut delay = 1 + self.rng.below(30);
-        let key = (from, to);
         let reorder = self.faults_on && self.rng.percent(self.scenario.reorder_percent);
         if reorder {
             delay += self.rng.below(3 * TICK);
@@ -645,6 +803,7 @@ impl Sim {
             to,
             from_life: self.nodes[&from].life,
             to_life: self.nodes[&to].life,
+            link_gen: self.link_gen.get(&key).copied().unwrap_or(0),
             bytes,
         };
         if self.faults_on && self.rng.percent(self.scenario.dup_percent) {
@@ -693,6 +852,11 @@ impl Sim {
                     )));
                 }
                 self.committed.insert(zxid, (data.clone(), digest));
+                self.check_pending(zxid, &txn)?;
+                if let Txn::Create { path, .. } = &txn {
+                    self.created.insert(path.clone(), zxid);
+                    self.created_order.push(zxid);
+                }
                 if let Some((c, seq)) = client_of(&txn) {
                     let last = self.client_last_committed.insert(c, seq);
                     if last.is_some_and(|l| l >= seq) {
@@ -708,6 +872,53 @@ impl Sim {
                 self.acked.insert(zxid, cs);
             }
         }
+        self.answer_write(id, zxid)
+    }
+
+    /// The first commit of a client's write, anywhere: it is the transaction proposed at that
+    /// zxid, and it comes after every write any client had been answered for before it was
+    /// sent (real-time order: writes are linearizable).
+    fn check_pending(&self, zxid: Zxid, txn: &Txn) -> Result<(), Failure> {
+        let Some(w) = self.pending.get(&zxid) else {
+            return Ok(());
+        };
+        if client_of(txn) != Some((w.client as u64, w.seq)) {
+            return Err(self.fail(format!(
+                "committed {zxid} is not client {} write {} proposed there",
+                w.client, w.seq
+            )));
+        }
+        if zxid <= w.after {
+            return Err(self.fail(format!(
+                "client {} write {} committed at {zxid}, not after {} that a client had been answered for before it was sent",
+                w.client, w.seq, w.after
+            )));
+        }
+        Ok(())
+    }
+
+    /// The member a write was sent to answers its client once it applies it, if the
+    /// connection it came on is still open (else the client saw a connection loss).
+    fn answer_write(&mut self, id: ServerId, zxid: Zxid) -> Result<(), Failure> {
+        if self.pending.get(&zxid).is_none_or(|w| w.member != id) {
+            return Ok(());
+        }
+        let w = self.pending.remove(&zxid).expect("present");
+        let client = &mut self.clients[w.client];
+        if client.conn != w.conn || client.member != Some(id) {
+            return Ok(());
+        }
+        client.waiting.remove(&zxid);
+        if zxid < client.seen {
+            let seen = client.seen;
+            return Err(self.fail(format!(
+                "client {} answered for write {zxid} after it had seen {seen}",
+                w.client
+            )));
+        }
+        client.seen = zxid;
+        self.answered_max = self.answered_max.max(zxid);
+        self.report.answered += 1;
         Ok(())
     }
 
@@ -726,27 +937,80 @@ impl Sim {
         }
     }
 
-    fn client_write(&mut self) -> Result<(), Failure> {
-        let leaders: Vec<ServerId> = self
+    // ---- clients ----
+
+    /// One operation of a random client. A client without a connection (its member crashed
+    /// or went Looking) connects first, and now and then one moves on its own, as a client
+    /// working through its server list does.
+    fn client_op(&mut self) -> Result<(), Failure> {
+        let c = self.rng.below(CLIENTS as u64) as usize;
+        if self.clients[c].member.is_none() || self.rng.percent(3) {
+            self.connect(c);
+        }
+        let Some(member) = self.clients[c].member else {
+            return Ok(());
+        };
+        if self.rng.below(2) == 0 {
+            self.client_write(c, member)
+        } else {
+            self.client_read(c, member)
+        }
+    }
+
+    /// Connects to a random serving member that has seen everything the client has: a
+    /// ZooKeeper server refuses a client whose lastZxidSeen is past its own last zxid.
+    fn connect(&mut self, c: usize) {
+        let seen = self.clients[c].seen;
+        let candidates: Vec<ServerId> = self
             .nodes
             .values()
-            .filter(|n| n.replica.as_ref().is_some_and(|r| r.next_zxid().is_some()))
+            .filter(|n| n.serving)
+            .filter(|n| self.careless_clients || n.tree.last_zxid() >= seen)
             .map(|n| n.id)
             .collect();
-        if leaders.is_empty() {
+        if candidates.is_empty() {
+            return;
+        }
+        let member = candidates[self.rng.below(candidates.len() as u64) as usize];
+        let client = &mut self.clients[c];
+        client.member = Some(member);
+        client.conn += 1;
+        client.waiting.clear();
+        if self.trace {
+            println!(
+                "{:>7} client {c} connects to {member} (seen {seen})",
+                self.now
+            );
+        }
+    }
+
+    /// A create sent to `member`, which forwards it to the leader it follows (or proposes it,
+    /// leading); a member that does not serve, or whose leader is unreachable or not
+    /// established, never answers it.
+    fn client_write(&mut self, c: usize, member: ServerId) -> Result<(), Failure> {
+        let Some(r) = self.nodes[&member].replica.as_ref() else {
+            return Ok(());
+        };
+        let serving = self.nodes[&member].serving;
+        let Some(leader) = r.leader().filter(|_| serving) else {
+            return Ok(());
+        };
+        if !self.connected(member, leader) {
             return Ok(());
         }
-        let id = leaders[self.rng.below(leaders.len() as u64) as usize];
-        let client = self.rng.below(CLIENTS);
-        let seq = *self
-            .client_next_seq
-            .entry(client)
-            .and_modify(|s| *s += 1)
-            .or_insert(1);
+        let Some(zxid) = self.nodes[&leader]
+            .replica
+            .as_ref()
+            .and_then(|r| r.next_zxid())
+        else {
+            return Ok(());
+        };
+        let client = &mut self.clients[c];
+        client.next_seq += 1;
+        client.waiting.insert(zxid);
+        let (seq, conn) = (client.next_seq, client.conn);
         let time_ms = (self.now / TICK) as i64;
-        let n = self.nodes.get_mut(&id).expect("node");
-        let replica = n.replica.as_mut().expect("running");
-        let zxid = replica.next_zxid().expect("leader");
+        let n = self.nodes.get_mut(&leader).expect("node");
         // Prep against the tree plus the outstanding proposals (ZooKeeper's outstanding
         // changes), which are the log entries after the tree.
         let mut spec = n.tree.clone();
@@ -757,7 +1021,7 @@ impl Sim {
             }
         }
         let op = Op::Create {
-            path: format!("/c{client}-{seq:08}"),
+            path: format!("/c{c}-{seq:08}"),
             data: seq.to_be_bytes().to_vec(),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
@@ -771,8 +1035,80 @@ impl Sim {
         };
         let txn = spec.prepare(&op, &ctx);
         let data = encode_entry(time_ms, &txn);
-        n.proposed.insert(zxid, (client, seq));
-        self.step(id, Input::Propose { zxid, data })
+        n.proposed.insert(zxid, (c as u64, seq));
+        let after = self.answered_max;
+        self.pending.insert(
+            zxid,
+            PendingWrite {
+                client: c,
+                seq,
+                member,
+                conn,
+                after,
+            },
+        );
+        self.step(leader, Input::Propose { zxid, data })
+    }
+
+    /// A read served by `member` from its committed tree, checked: (a) it is not older than
+    /// anything the client has seen; (b) the member's tree is the global committed state at
+    /// its last zxid (same digest), and the node read and the node count are what the global
+    /// history says they were at that zxid.
+    fn client_read(&mut self, c: usize, member: ServerId) -> Result<(), Failure> {
+        let n = &self.nodes[&member];
+        if !self.clients[c].waiting.is_empty() || !n.serving {
+            return Ok(());
+        }
+        let tree = &n.tree;
+        let at = tree.last_zxid();
+        let seen = self.clients[c].seen;
+        if at < seen {
+            return Err(self.fail(format!(
+                "client {c} read state at {at} from server {member} after seeing {seen}"
+            )));
+        }
+        if at != Zxid::ZERO {
+            match self.committed.get(&at) {
+                None => {
+                    return Err(self.fail(format!(
+                        "client {c} read state at uncommitted {at} from server {member}"
+                    )))
+                }
+                Some((_, d)) if *d != tree.digest() => {
+                    return Err(self.fail(format!(
+                        "client {c} read state at {at} from server {member} with another digest"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        // The clients' creates are the only transactions, on top of an empty tree's nodes.
+        let count = self.created_order.partition_point(|z| *z <= at);
+        let nodes = tree.node_count().saturating_sub(Tree::new().node_count());
+        if nodes != count {
+            return Err(self.fail(format!(
+                "client {c} read {nodes} nodes at {at} from server {member}, history says {count}"
+            )));
+        }
+        let k = self.rng.below(CLIENTS as u64) as usize;
+        let seq = 1 + self.rng.below(self.clients[k].next_seq.max(1));
+        let path = format!("/c{k}-{seq:08}");
+        let got = tree
+            .get(&path)
+            .map(|node| (node.data().to_vec(), node.stat().czxid));
+        let want = self
+            .created
+            .get(&path)
+            .filter(|z| **z <= at)
+            .map(|z| (seq.to_be_bytes().to_vec(), z.0));
+        if got != want {
+            return Err(self.fail(format!(
+                "client {c} read {path} at {at} from server {member}: {got:?}, history says {want:?}"
+            )));
+        }
+        self.clients[c].seen = at;
+        self.report.reads += 1;
+        Ok(())
     }
 
     // ---- faults ----
@@ -793,6 +1129,7 @@ impl Sim {
                     .is_some_and(|r| r.role() == RoleKind::Leading)
             })
             .map(|n| n.id);
+        let before = self.groups.clone();
         match self.rng.below(7) {
             0 | 1 => {
                 let id = if self.rng.below(2) == 0 {
@@ -830,7 +1167,41 @@ impl Sim {
             }
             _ => self.groups.clear(),
         }
+        self.cut_links(&before);
         Ok(())
+    }
+
+    /// The links a new partition cuts break; each receiver notices or not, at random.
+    fn cut_links(&mut self, before: &BTreeMap<ServerId, u32>) {
+        let group = |g: &BTreeMap<ServerId, u32>, id: ServerId| g.get(&id).copied().unwrap_or(0);
+        let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+        for &a in &ids {
+            for &b in &ids {
+                let was = group(before, a) == group(before, b);
+                if a != b && was && !self.connected(a, b) {
+                    let notice = (self.rng.below(2) == 0).then(|| self.rng.below(3 * TICK));
+                    self.break_link(a, b, notice, 0);
+                }
+            }
+        }
+    }
+
+    /// A spurious disconnect: one link breaks with no partition, its receiver notices, and
+    /// the link is re-dialled after a while.
+    fn blip(&mut self) {
+        if !self.faults_on || self.no_faults {
+            return;
+        }
+        let d = TICK * (2 + self.rng.below(25));
+        self.schedule(d, Event::Blip);
+        let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+        let a = ids[self.rng.below(ids.len() as u64) as usize];
+        let b = ids[self.rng.below(ids.len() as u64) as usize];
+        if a != b {
+            let notice = self.rng.below(TICK);
+            let down_for = self.rng.below(2 * TICK);
+            self.break_link(a, b, Some(notice), down_for);
+        }
     }
 
     // ---- the end ----

@@ -230,8 +230,9 @@ enum SyncPlan {
 struct Looking {
     /// Votes of this round, by sender (ours included).
     recv: BTreeMap<ServerId, Vote>,
-    /// Votes of servers that already follow or lead, with their state.
-    out_of_election: BTreeMap<ServerId, (Vote, PeerState)>,
+    /// Votes of servers that already follow or lead, with their state and the round they
+    /// decided in.
+    out_of_election: BTreeMap<ServerId, (Vote, PeerState, u64)>,
     finalize_at: Option<u64>,
 }
 
@@ -301,6 +302,10 @@ enum LearnerPhase {
 #[derive(Debug)]
 struct Learning {
     leader: ServerId,
+    /// The election round in which `leader` last voted for itself before leading, as far as
+    /// this learner knows: a LOOKING notification from `leader` of a later round means it
+    /// has left that leadership.
+    leader_round: u64,
     conn: u64,
     phase: LearnerPhase,
     epoch: Epoch,
@@ -341,6 +346,9 @@ pub struct Replica {
     committed: Zxid,
     applied: Zxid,
     logical_clock: u64,
+    /// The highest epoch a learner has told this replica it accepted: an epoch this replica
+    /// proposes as leader is above it, so that learner can join (not durable; a hint).
+    epoch_floor: Epoch,
     vote: Vote,
     role: Role,
     appended: bool,
@@ -385,6 +393,7 @@ impl Replica {
             committed: durable.base,
             applied: durable.base,
             logical_clock: 0,
+            epoch_floor: durable.accepted_epoch,
             vote: Vote {
                 leader: config.myid,
                 zxid: last,
@@ -656,6 +665,19 @@ impl Replica {
     }
 
     fn on_notification(&mut self, from: ServerId, vote: Vote, round: u64, state: PeerState) {
+        if let Role::Following(l) | Role::Observing(l) = &self.role {
+            if from == l.leader && state == PeerState::Looking && round > l.leader_round {
+                // Our leader is electing again, so the session with it is over. ZooKeeper's
+                // learner learns this when the leader's shutdown closes its socket; peer
+                // links here outlive roles, so the notification is the signal. Waiting out
+                // initLimit instead let the leader re-elect itself on our stale FOLLOWING
+                // vote while a better-placed voter kept unseating it at ACKEPOCH: a livelock
+                // (sim seed 82 with 300 ticks).
+                self.go_looking();
+                self.on_notification(from, vote, round, state);
+                return;
+            }
+        }
         if !matches!(self.role, Role::Looking(_)) {
             if state == PeerState::Looking {
                 let msg = Message::Notification {
@@ -718,19 +740,23 @@ impl Replica {
             if round == self.logical_clock {
                 self.election().recv.insert(from, vote);
             }
-            self.election().out_of_election.insert(from, (vote, state));
+            self.election()
+                .out_of_election
+                .insert(from, (vote, state, round));
             let ooe = &self.election_ref().out_of_election;
             let agree = ooe
                 .iter()
-                .filter(|(_, (v, _))| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
+                .filter(|(_, (v, _, _))| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
                 .map(|(id, _)| id);
-            let leader_leads = ooe
-                .get(&vote.leader)
-                .is_some_and(|(v, s)| *s == PeerState::Leading && v.peer_epoch == vote.peer_epoch);
-            if vote.leader != self.config.myid && leader_leads && self.quorum.is_quorum(agree) {
-                self.logical_clock = self.logical_clock.max(round);
-                self.vote = vote;
-                self.decide(vote.leader);
+            let leader_round = ooe.get(&vote.leader).and_then(|(v, s, r)| {
+                (*s == PeerState::Leading && v.peer_epoch == vote.peer_epoch).then_some(*r)
+            });
+            if let Some(leader_round) = leader_round {
+                if vote.leader != self.config.myid && self.quorum.is_quorum(agree) {
+                    self.logical_clock = self.logical_clock.max(round);
+                    self.vote = vote;
+                    self.decide(vote.leader, leader_round);
+                }
             }
         }
     }
@@ -770,15 +796,17 @@ impl Replica {
         let at = *self.election().finalize_at.get_or_insert(at);
         if at <= self.now {
             let leader = self.vote.leader;
-            self.decide(leader);
+            let round = self.logical_clock;
+            self.decide(leader, round);
         }
     }
 
-    fn decide(&mut self, leader: ServerId) {
+    /// `round`: the round in which `leader` is known to have voted for itself.
+    fn decide(&mut self, leader: ServerId, round: u64) {
         if leader == self.config.myid {
             self.become_leader();
         } else {
-            self.become_learner(leader);
+            self.become_learner(leader, round);
         }
     }
 
@@ -859,7 +887,17 @@ impl Replica {
         }
         let now = self.now;
         let voter = self.quorum.is_voter(from);
+        self.epoch_floor = self.epoch_floor.max(accepted_epoch);
         let leading = self.leading();
+        if leading.phase != LeaderPhase::Discovery && accepted_epoch > leading.epoch {
+            // The learner promised a later epoch (to a leader that gave up) and refuses ours
+            // for good (Learner.registerWithLeader), while the rest of the ensemble keeps
+            // this leader: it would never serve again. ZooKeeper leaves it out until the
+            // next leader change; here the leader gives up so that the next epoch, above
+            // `epoch_floor`, takes everyone (sim seed 456 --ticks 600).
+            self.go_looking();
+            return;
+        }
         if let Some(h) = leading.handlers.get_mut(&from) {
             if h.conn == conn {
                 // A repeat of the same connection's FOLLOWERINFO: the learner has not seen
@@ -904,7 +942,8 @@ impl Replica {
             .values()
             .copied()
             .max()
-            .expect("the leader's own epoch is there");
+            .expect("the leader's own epoch is there")
+            .max(self.epoch_floor);
         let epoch = Epoch(max.0 + 1);
         let leading = self.leading();
         leading.epoch = epoch;
@@ -1268,10 +1307,11 @@ impl Replica {
 
     // ---- learner side (Learner, Follower, Observer) ----
 
-    fn become_learner(&mut self, leader: ServerId) {
+    fn become_learner(&mut self, leader: ServerId, leader_round: u64) {
         let conn = self.next_conn();
         let learning = Learning {
             leader,
+            leader_round,
             conn,
             phase: LearnerPhase::AwaitLeaderInfo,
             epoch: Epoch(0),
@@ -1312,8 +1352,8 @@ impl Replica {
     /// A message is missing from the session (a gap in the `prev` chain or a step out of
     /// order): start a new connection, as a learner whose TCP connection broke would.
     fn reconnect(&mut self) {
-        let leader = self.learning().leader;
-        self.become_learner(leader);
+        let (leader, round) = (self.learning().leader, self.learning().leader_round);
+        self.become_learner(leader, round);
     }
 
     fn learner_receive(&mut self, msg: Message) {
@@ -1793,5 +1833,91 @@ impl Replica {
                 assert!(l.acked <= self.persisted.max(l.acked), "ack above durable");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(myid: ServerId) -> Config {
+        Config {
+            myid,
+            voters: vec![1, 2, 3],
+            observers: Vec::new(),
+            init_limit_ticks: 10,
+            sync_limit_ticks: 5,
+            finalize_wait_ticks: 0,
+            history_retain: 8,
+        }
+    }
+
+    fn notify(r: &mut Replica, from: ServerId, leader: ServerId, round: u64, state: PeerState) {
+        let vote = Vote {
+            leader,
+            zxid: Zxid::ZERO,
+            peer_epoch: Epoch(0),
+        };
+        let msg = Message::Notification { vote, round, state };
+        r.step(Input::Receive { from, msg }).expect("never refused");
+        r.ready();
+    }
+
+    #[test]
+    fn a_learner_leaves_when_its_leader_elects_again() {
+        let mut r = Replica::new(config(3), Durable::default(), 7);
+        r.ready();
+        // 2 leads (decided in round 5) and 1 follows it: 3 joins them (outofelection).
+        notify(&mut r, 2, 2, 5, PeerState::Leading);
+        notify(&mut r, 1, 2, 5, PeerState::Following);
+        assert_eq!(r.role(), RoleKind::Following);
+        assert_eq!(r.leader(), Some(2));
+        // A LOOKING vote 2 sent before it led (delayed) says nothing new.
+        notify(&mut r, 2, 2, 5, PeerState::Looking);
+        assert_eq!(r.role(), RoleKind::Following);
+        // From another voter, neither.
+        notify(&mut r, 1, 1, 9, PeerState::Looking);
+        assert_eq!(r.role(), RoleKind::Following);
+        // A LOOKING vote of a later round: 2 gave up leading, so 3 elects again.
+        notify(&mut r, 2, 2, 6, PeerState::Looking);
+        assert_eq!(r.role(), RoleKind::Looking);
+    }
+
+    fn follower_info(r: &mut Replica, from: ServerId, conn: u64, accepted: u32) -> Vec<Action> {
+        let msg = Message::FollowerInfo {
+            conn,
+            accepted_epoch: Epoch(accepted),
+            base: Zxid::ZERO,
+            epochs: Vec::new(),
+            observer: false,
+        };
+        r.step(Input::Receive { from, msg }).expect("never refused");
+        r.ready()
+    }
+
+    fn proposed_epoch(actions: &[Action]) -> Option<Epoch> {
+        actions.iter().find_map(|a| match a {
+            Action::PersistEpoch { accepted, .. } => Some(*accepted),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_leader_makes_room_for_a_learner_that_promised_a_later_epoch() {
+        let mut r = Replica::new(config(1), Durable::default(), 7);
+        r.ready();
+        // 2 votes for 1 in round 1: 1 leads, and 2's FOLLOWERINFO fixes epoch 1.
+        notify(&mut r, 2, 1, 1, PeerState::Looking);
+        assert_eq!(r.role(), RoleKind::Leading);
+        let actions = follower_info(&mut r, 2, 10, 0);
+        assert_eq!(proposed_epoch(&actions), Some(Epoch(1)));
+        // 3 accepted epoch 7 from a leader that gave up: it would refuse epoch 1 forever.
+        follower_info(&mut r, 3, 11, 7);
+        assert_eq!(r.role(), RoleKind::Looking);
+        // Elected again, 1 proposes an epoch 3 can take, though 2's quorum says 2.
+        notify(&mut r, 2, 1, 2, PeerState::Looking);
+        assert_eq!(r.role(), RoleKind::Leading);
+        let actions = follower_info(&mut r, 2, 12, 1);
+        assert_eq!(proposed_epoch(&actions), Some(Epoch(8)));
     }
 }
