@@ -21,7 +21,7 @@ use crate::{Epoch, ServerId};
 pub type Payload = Arc<[u8]>;
 
 pub const FRAME_MAGIC: [u8; 4] = *b"ZCZB";
-pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_VERSION: u8 = 2;
 pub const FRAME_HEADER_BYTES: usize = 16;
 /// The largest payload a frame may carry (a SNAP's snapshot included).
 pub const FRAME_PAYLOAD_BYTES_MAX: u32 = 1 << 30;
@@ -66,11 +66,15 @@ pub enum Message {
     },
     /// Leader → learner, phase 1: the proposed new epoch.
     LeaderInfo { conn: u64, epoch: Epoch },
-    /// Learner → leader, phase 1, sent after the accepted epoch is durable.
+    /// Learner → leader, phase 1, sent after the accepted epoch is durable. `fresh`: the
+    /// learner promised this epoch now; a learner that had already accepted it (from this or
+    /// another leader) acknowledges with `false`, and only fresh acknowledgements count toward
+    /// the epoch quorum (Zab phase 1: an epoch is promised once; ZooKeeper's ACKEPOCH of -1).
     AckEpoch {
         conn: u64,
         current_epoch: Epoch,
         last: Zxid,
+        fresh: bool,
     },
     /// Leader → learner, phase 2: the proposals after the learner's last zxid follow.
     Diff { conn: u64 },
@@ -265,10 +269,12 @@ impl Message {
             Message::AckEpoch {
                 current_epoch,
                 last,
+                fresh,
                 ..
             } => {
                 write_epoch(w, *current_epoch);
                 write_zxid(w, *last);
+                w.write_bool(*fresh);
             }
             Message::Diff { .. } => {}
             Message::Trunc { after, .. } => write_zxid(w, *after),
@@ -353,6 +359,7 @@ impl Message {
                 conn,
                 current_epoch: read_epoch(r)?,
                 last: read_zxid(r)?,
+                fresh: r.read_bool()?,
             },
             kind::DIFF => Message::Diff { conn },
             kind::TRUNC => Message::Trunc {
@@ -525,10 +532,13 @@ mod tests {
                 conn,
                 epoch: Epoch(e)
             }),
-            (c, any::<u32>(), zxid()).prop_map(|(conn, e, last)| Message::AckEpoch {
-                conn,
-                current_epoch: Epoch(e),
-                last
+            (c, any::<u32>(), zxid(), any::<bool>()).prop_map(|(conn, e, last, fresh)| {
+                Message::AckEpoch {
+                    conn,
+                    current_epoch: Epoch(e),
+                    last,
+                    fresh,
+                }
             }),
             c.prop_map(|conn| Message::Diff { conn }),
             (c, zxid()).prop_map(|(conn, after)| Message::Trunc { conn, after }),

@@ -259,6 +259,8 @@ struct Handler {
     base: Zxid,
     epochs: Vec<Zxid>,
     leaderinfo_sent: bool,
+    /// Its ACKEPOCH promised the epoch to this leader (counts toward the epoch quorum).
+    epoch_vote: bool,
     last_heard: u64,
     acked: Zxid,
     /// The last zxid whose data this learner was sent.
@@ -314,6 +316,8 @@ struct Learning {
     /// initLimit even while pings keep arriving.
     progress_at: u64,
     ackepoch_pending: bool,
+    /// The pending ACKEPOCH promises the epoch now (see `on_leader_info`).
+    ackepoch_fresh: bool,
     newleader_pending: Option<Zxid>,
     newleader_acked: bool,
     acked: Zxid,
@@ -863,8 +867,9 @@ impl Replica {
             Message::AckEpoch {
                 current_epoch,
                 last,
+                fresh,
                 ..
-            } => self.on_ack_epoch(from, current_epoch, last),
+            } => self.on_ack_epoch(from, current_epoch, last, fresh),
             Message::AckNewLeader { epoch, .. } => self.on_ack_newleader(from, epoch),
             Message::Ack { zxid, .. } | Message::PingReply { acked: zxid, .. } => {
                 self.on_ack(from, zxid)
@@ -919,6 +924,7 @@ impl Replica {
                 base,
                 epochs,
                 leaderinfo_sent: false,
+                epoch_vote: false,
                 last_heard: now,
                 acked: Zxid::ZERO,
                 sent_through: Zxid::ZERO,
@@ -955,14 +961,14 @@ impl Replica {
         });
     }
 
-    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: Epoch, last: Zxid) {
+    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: Epoch, last: Zxid, fresh: bool) {
         let mine = (self.current, self.log.last());
         let leading = self.leading();
         let h = leading.handlers.get_mut(&from).expect("checked by caller");
         if h.phase != HandlerPhase::Info || !h.leaderinfo_sent {
             return;
         }
-        if leading.phase == LeaderPhase::EpochAck && (current_epoch, last) > mine {
+        if leading.phase == LeaderPhase::EpochAck && fresh && (current_epoch, last) > mine {
             // Leader.waitForEpochAck: a follower of the epoch quorum is ahead of the leader;
             // elect again. Once that quorum is in, a late learner's extra tail cannot be
             // committed, and synchronisation truncates it.
@@ -970,6 +976,7 @@ impl Replica {
             return;
         }
         h.phase = HandlerPhase::EpochAcked;
+        h.epoch_vote = fresh;
         match leading.phase {
             LeaderPhase::Discovery => unreachable!("ACKEPOCH before the epoch was sent"),
             LeaderPhase::EpochAck => self.check_epoch_quorum(),
@@ -986,7 +993,7 @@ impl Replica {
             .leading_ref()
             .handlers
             .iter()
-            .filter(|(_, h)| h.phase >= HandlerPhase::EpochAcked)
+            .filter(|(_, h)| h.phase >= HandlerPhase::EpochAcked && h.epoch_vote)
             .map(|(id, _)| *id)
             .chain([myid])
             .collect();
@@ -1318,6 +1325,7 @@ impl Replica {
             last_heard: self.now,
             progress_at: self.now,
             ackepoch_pending: false,
+            ackepoch_fresh: false,
             newleader_pending: None,
             newleader_acked: false,
             acked: Zxid::ZERO,
@@ -1447,7 +1455,11 @@ impl Replica {
             self.go_looking();
             return;
         }
-        if epoch > self.accepted {
+        // Zab phase 1: an epoch is promised once. A learner that accepted this epoch before
+        // (from another leader that chose the same number, or this one on an earlier
+        // connection) still joins, but its ACKEPOCH does not count toward the epoch quorum.
+        let fresh = epoch > self.accepted;
+        if fresh {
             self.accepted = epoch;
             self.actions.push(Action::PersistEpoch {
                 accepted: epoch,
@@ -1458,6 +1470,7 @@ impl Replica {
         l.epoch = epoch;
         l.phase = LearnerPhase::AwaitSync;
         l.ackepoch_pending = true;
+        l.ackepoch_fresh = fresh;
     }
 
     fn on_trunc(&mut self, after: Zxid) {
@@ -1629,6 +1642,7 @@ impl Replica {
                 conn,
                 current_epoch: current_durable,
                 last,
+                fresh: l.ackepoch_fresh,
             });
         }
         if let Some(nl_last) = l.newleader_pending {
