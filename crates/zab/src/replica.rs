@@ -562,6 +562,19 @@ impl Replica {
             self.on_notification(from, vote, round, state);
             return;
         }
+        if matches!(msg, Message::FollowerInfo { .. })
+            && matches!(self.role, Role::Following(_) | Role::Observing(_))
+        {
+            // Taken for a leader while following another: say whom we follow, so the learner
+            // looks again instead of waiting out initLimit.
+            let msg = Message::Notification {
+                vote: self.decided_vote(),
+                round: self.logical_clock,
+                state: self.peer_state(),
+            };
+            self.send(from, msg);
+            return;
+        }
         let Some(conn) = msg.conn() else { return };
         match &self.role {
             Role::Looking(_) => {}
@@ -677,6 +690,18 @@ impl Replica {
                 // initLimit instead let the leader re-elect itself on our stale FOLLOWING
                 // vote while a better-placed voter kept unseating it at ACKEPOCH: a livelock
                 // (sim seed 82 with 300 ticks).
+                self.go_looking();
+                self.on_notification(from, vote, round, state);
+                return;
+            }
+            if from == l.leader
+                && matches!(state, PeerState::Following | PeerState::Observing)
+                && round >= l.leader_round
+            {
+                // The member we took for our leader follows another one (it answers our
+                // FOLLOWERINFO so): with no finalize wait, a quorum can name a member that
+                // switched to a better vote a moment later. Waiting for a LEADERINFO that
+                // never comes cost initLimit (20 s) at start-up, one run in six.
                 self.go_looking();
                 self.on_notification(from, vote, round, state);
                 return;

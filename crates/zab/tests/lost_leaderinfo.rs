@@ -3,99 +3,17 @@
 //! leader answers a repeat with LEADERINFO again. A duplicate that crosses the first answer is
 //! ignored, not taken as a lost message.
 
-use std::collections::VecDeque;
+use zoocore_zab::{Input, Message, Replica, ServerId};
 
-use zoocore_zab::{Action, Config, Durable, Input, Message, Replica, RoleKind, ServerId};
+mod common;
 
-const INIT_LIMIT: u64 = 1000;
-
-fn config(myid: ServerId) -> Config {
-    Config {
-        myid,
-        voters: vec![1, 2, 3],
-        observers: vec![],
-        init_limit_ticks: INIT_LIMIT,
-        sync_limit_ticks: INIT_LIMIT,
-        finalize_wait_ticks: 0,
-        history_retain: 100,
-    }
-}
-
-/// Members 2 and 3 of a 3-voter ensemble (a quorum), on a perfect network except for the
-/// messages `drop` rejects; every IO completes at once.
-struct Pair {
-    replicas: Vec<Replica>,
-    net: VecDeque<(ServerId, ServerId, Message)>,
-    /// Every learner session (`conn`) a FOLLOWERINFO was sent for.
-    conns: std::collections::BTreeSet<u64>,
-}
-
-impl Pair {
-    fn new() -> Pair {
-        let replicas = [2, 3]
-            .into_iter()
-            .map(|id| Replica::new(config(id), Durable::default(), id))
-            .collect();
-        Pair {
-            replicas,
-            net: VecDeque::new(),
-            conns: Default::default(),
-        }
-    }
-
-    fn index(id: ServerId) -> usize {
-        (id - 2) as usize
-    }
-
-    fn step(&mut self, id: ServerId, input: Input) {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            let r = &mut self.replicas[Pair::index(id)];
-            r.step(input).expect("step");
-            for action in r.ready() {
-                match action {
-                    Action::Send { to, msg } if to == 2 || to == 3 => {
-                        if let Message::FollowerInfo { conn, .. } = msg {
-                            self.conns.insert(conn);
-                        }
-                        self.net.push_back((id, to, msg))
-                    }
-                    Action::Sync { upto, token } => {
-                        inputs.push_back(Input::Persisted { upto, token })
-                    }
-                    Action::PersistEpoch { accepted, current } => {
-                        inputs.push_back(Input::EpochPersisted { accepted, current })
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Delivers everything in flight (and what it causes), dropping what `drop` selects.
-    fn deliver(&mut self, drop: &mut dyn FnMut(ServerId, &Message) -> bool) {
-        while let Some((from, to, msg)) = self.net.pop_front() {
-            if !drop(to, &msg) {
-                self.step(to, Input::Receive { from, msg });
-            }
-        }
-    }
-
-    fn tick(&mut self) {
-        self.step(2, Input::Tick);
-        self.step(3, Input::Tick);
-    }
-
-    fn roles(&self) -> Vec<RoleKind> {
-        self.replicas.iter().map(Replica::role).collect()
-    }
-}
+use common::{Pair, INIT_LIMIT};
 
 fn establish_with(mut drop: impl FnMut(ServerId, &Message) -> bool) -> u64 {
     let mut pair = Pair::new();
     for ticks in 0..INIT_LIMIT / 2 {
         pair.tick();
-        pair.deliver(&mut drop);
+        pair.deliver(&mut |_, to, msg| drop(to, msg));
         if pair.replicas.iter().all(Replica::is_serving) {
             return ticks;
         }
@@ -129,7 +47,7 @@ fn a_leaderinfo_that_crosses_a_repeated_followerinfo_is_ignored() {
     let mut held: Vec<(ServerId, Message)> = Vec::new();
     for _ in 0..INIT_LIMIT / 2 {
         pair.tick();
-        pair.deliver(&mut |to, msg| {
+        pair.deliver(&mut |_, to, msg| {
             if matches!(msg, Message::LeaderInfo { .. }) && held.len() < 2 {
                 held.push((to, msg.clone()));
                 return true;
@@ -151,7 +69,7 @@ fn a_leaderinfo_that_crosses_a_repeated_followerinfo_is_ignored() {
         pair.step(learner, Input::Receive { from: leader, msg });
     }
     for _ in 0..10 {
-        pair.deliver(&mut |_, _| false);
+        pair.deliver(&mut |_, _, _| false);
         pair.tick();
     }
     assert!(

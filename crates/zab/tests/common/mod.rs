@@ -1,0 +1,138 @@
+//! A hand-driven network of replicas for targeted protocol tests: members of a 3-voter
+//! ensemble on a perfect network except for what a test drops or reorders; every IO completes
+//! at once. (crates/sim explores faults at random; these tests pin one interleaving each.)
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::collections::{BTreeSet, VecDeque};
+
+use zoocore_zab::{Action, Config, Durable, Input, Message, Replica, RoleKind, ServerId};
+
+pub const INIT_LIMIT: u64 = 1000;
+
+pub fn config(myid: ServerId) -> Config {
+    Config {
+        myid,
+        voters: vec![1, 2, 3],
+        observers: vec![],
+        init_limit_ticks: INIT_LIMIT,
+        sync_limit_ticks: INIT_LIMIT,
+        finalize_wait_ticks: 0,
+        history_retain: 100,
+    }
+}
+
+pub struct Net {
+    pub replicas: Vec<Replica>,
+    pub net: VecDeque<(ServerId, ServerId, Message)>,
+    /// Every learner session (`conn`) a FOLLOWERINFO was sent for.
+    pub conns: BTreeSet<u64>,
+}
+
+/// Members 2 and 3 (a quorum); their first notifications are not sent (ticks repeat them).
+pub type Pair = Net;
+
+impl Net {
+    pub fn new() -> Net {
+        Net::of(&[2, 3], false)
+    }
+
+    /// The members `ids`; `first_votes`: their first notifications are in flight.
+    pub fn of(ids: &[ServerId], first_votes: bool) -> Net {
+        let mut net = Net {
+            replicas: ids
+                .iter()
+                .map(|&id| Replica::new(config(id), Durable::default(), id))
+                .collect(),
+            net: VecDeque::new(),
+            conns: BTreeSet::new(),
+        };
+        for i in 0..net.replicas.len() {
+            let id = net.replicas[i].id();
+            let actions = net.replicas[i].ready();
+            if first_votes {
+                net.execute(id, actions, &mut VecDeque::new());
+            }
+        }
+        net
+    }
+
+    fn position(&self, id: ServerId) -> usize {
+        self.replicas
+            .iter()
+            .position(|r| r.id() == id)
+            .expect("a member")
+    }
+
+    pub fn replica(&self, id: ServerId) -> &Replica {
+        &self.replicas[self.position(id)]
+    }
+
+    fn execute(&mut self, id: ServerId, actions: Vec<Action>, inputs: &mut VecDeque<Input>) {
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => {
+                    if let Message::FollowerInfo { conn, .. } = msg {
+                        self.conns.insert(conn);
+                    }
+                    if self.replicas.iter().any(|r| r.id() == to) {
+                        self.net.push_back((id, to, msg))
+                    }
+                }
+                Action::Sync { upto, token } => inputs.push_back(Input::Persisted { upto, token }),
+                Action::PersistEpoch { accepted, current } => {
+                    inputs.push_back(Input::EpochPersisted { accepted, current })
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn step(&mut self, id: ServerId, input: Input) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let i = self.position(id);
+            self.replicas[i].step(input).expect("step");
+            let actions = self.replicas[i].ready();
+            self.execute(id, actions, &mut inputs);
+        }
+    }
+
+    /// Delivers the first message in flight that `pick` selects; whether there was one.
+    pub fn deliver_one(&mut self, pick: impl Fn(ServerId, ServerId, &Message) -> bool) -> bool {
+        let Some(at) = self.net.iter().position(|(f, t, m)| pick(*f, *t, m)) else {
+            return false;
+        };
+        let (from, to, msg) = self.net.remove(at).expect("present");
+        self.step(to, Input::Receive { from, msg });
+        true
+    }
+
+    /// Delivers everything in flight (and what it causes), dropping what `drop(from, to, msg)`
+    /// selects.
+    pub fn deliver(&mut self, drop: &mut dyn FnMut(ServerId, ServerId, &Message) -> bool) {
+        while let Some((from, to, msg)) = self.net.pop_front() {
+            if !drop(from, to, &msg) {
+                self.step(to, Input::Receive { from, msg });
+            }
+        }
+    }
+
+    pub fn tick(&mut self) {
+        let ids: Vec<ServerId> = self.replicas.iter().map(Replica::id).collect();
+        for id in ids {
+            self.step(id, Input::Tick);
+        }
+    }
+
+    pub fn roles(&self) -> Vec<(ServerId, RoleKind, Option<ServerId>)> {
+        self.replicas
+            .iter()
+            .map(|r| (r.id(), r.role(), r.leader()))
+            .collect()
+    }
+
+    pub fn all_serving(&self) -> bool {
+        self.replicas.iter().all(Replica::is_serving)
+    }
+}
