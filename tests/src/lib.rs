@@ -430,8 +430,26 @@ impl Server {
 
     /// Freezes the process with SIGSTOP: its sockets stay open but nothing answers, as with
     /// a partition or a long pause. [`Server::thaw`] resumes it.
+    ///
+    /// Returns once every thread of the process is stopped. `kill` only queues the signal:
+    /// one thread has to be scheduled to take it and stop the others, and until then the
+    /// rest keep running. On a loaded machine that took long enough for a frozen leader to
+    /// commit another write after `kill -STOP` had returned.
     pub fn freeze(&self) {
         self.signal("-STOP");
+        let pid = self.pid().expect("server running");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let states = thread_states(pid);
+            if !states.is_empty() && states.iter().all(|&s| s == 'T') {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} not stopped within {READY_TIMEOUT:?} of SIGSTOP: thread states {states:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Resumes a process frozen by [`Server::freeze`] with SIGCONT.
@@ -506,6 +524,22 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The state letter (`R`, `S`, `T`, ...) of each thread of process `pid`, from
+/// `/proc/<pid>/task/*/stat`; a thread that exits while being read is skipped.
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // `pid (comm) S ...`: comm may hold spaces and parentheses, the state follows
+            // the last `)`.
+            stat.rsplit_once(')')?.1.trim_start().chars().next()
+        })
+        .collect()
 }
 
 /// `target/<profile>/zoocore`, found from this test executable at `target/<profile>/deps/x`.
