@@ -13,6 +13,9 @@
 //! `server.log` in the test's temp dir, whose tail is printed if the test panics (the dir is
 //! then kept for inspection; otherwise it is removed).
 //!
+//! [`ensemble`] has the steps ensemble scenarios share (modes, waits for a leader and for
+//! zxid agreement, the write-until-failover loop).
+//!
 //! [`raw`] is a minimal synchronous jute client for what the `zookeeper-client` crate cannot
 //! express (malformed frames, bad paths, checkWatches/removeWatches, setWatches, passwords).
 
@@ -25,6 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod ensemble;
 pub mod raw;
 
 /// The client port every test server listens on, each on its own loopback address.
@@ -103,6 +107,8 @@ pub struct Server {
     host: Ipv4Addr,
     dir: PathBuf,
     child: Option<Child>,
+    /// Stopped with SIGSTOP by [`Server::freeze`] and not yet resumed.
+    frozen: bool,
 }
 
 static ADDRESS_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -142,16 +148,22 @@ impl Server {
             zoocore_binary(); // fail before making a temp dir
         }
         let host = next_free_host();
-        let dir = make_temp_dir(host);
-        let mut server = Server {
+        let mut server = Server::configured(target, options, host, make_temp_dir(host));
+        server.spawn();
+        server
+    }
+
+    /// A server not started yet, its zoo.cfg written to `dir`.
+    fn configured(target: Target, options: Options, host: Ipv4Addr, dir: PathBuf) -> Server {
+        let server = Server {
             target,
             options,
             host,
             dir,
             child: None,
+            frozen: false,
         };
         std::fs::write(server.cfg_path(), server.zoo_cfg()).expect("write zoo.cfg");
-        server.spawn();
         server
     }
 
@@ -284,14 +296,7 @@ impl Server {
                 .expect("write myid");
             let mut options = options.clone();
             options.extra_cfg.extend(lines.iter().cloned());
-            let mut server = Server {
-                target: Target::Zoocore,
-                options,
-                host,
-                dir,
-                child: None,
-            };
-            std::fs::write(server.cfg_path(), server.zoo_cfg()).expect("write zoo.cfg");
+            let mut server = Server::configured(Target::Zoocore, options, host, dir);
             server.spawn_process();
             servers.push(server);
         }
@@ -386,7 +391,8 @@ impl Server {
             .unwrap_or_else(|e| panic!("four-letter word {word}: {e}"))
     }
 
-    fn try_four_letter(&self, word: &str) -> std::io::Result<String> {
+    /// Sends a four-letter word; an error if the server does not answer within a few seconds.
+    pub fn try_four_letter(&self, word: &str) -> std::io::Result<String> {
         let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.write_all(word.as_bytes())?;
@@ -397,6 +403,7 @@ impl Server {
 
     /// Stops the process: SIGTERM, then SIGKILL after a grace period. Data stays on disk.
     pub fn stop(&mut self) {
+        self.frozen = false;
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -416,6 +423,7 @@ impl Server {
 
     /// Kills the process with SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
+        self.frozen = false;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -435,8 +443,9 @@ impl Server {
     /// one thread has to be scheduled to take it and stop the others, and until then the
     /// rest keep running. On a loaded machine that took long enough for a frozen leader to
     /// commit another write after `kill -STOP` had returned.
-    pub fn freeze(&self) {
+    pub fn freeze(&mut self) {
         self.signal("-STOP");
+        self.frozen = true;
         let pid = self.pid().expect("server running");
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -453,8 +462,14 @@ impl Server {
     }
 
     /// Resumes a process frozen by [`Server::freeze`] with SIGCONT.
-    pub fn thaw(&self) {
+    pub fn thaw(&mut self) {
         self.signal("-CONT");
+        self.frozen = false;
+    }
+
+    /// Whether the process is stopped by [`Server::freeze`] (it then answers nothing).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
     }
 
     fn signal(&self, sig: &str) {
@@ -578,8 +593,13 @@ pub fn parse_key_values(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Runs one test body on a current-thread tokio runtime with a spawner the
-/// `zookeeper-client` crate can use, bounded by [`TEST_TIMEOUT`].
-pub fn run<F: Future<Output = ()>>(body: F) {
+/// `zookeeper-client` crate can use, bounded by [`TEST_TIMEOUT`], and returns what it returns.
+pub fn run<T, F: Future<Output = T>>(body: F) -> T {
+    run_within(TEST_TIMEOUT, body)
+}
+
+/// [`run`] with another whole-test bound.
+pub fn run_within<T, F: Future<Output = T>>(limit: Duration, body: F) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -589,10 +609,10 @@ pub fn run<F: Future<Output = ()>>(body: F) {
     // unless its `tokio` feature is on; entering one here keeps the dependency set unchanged.
     let _scope = spawns_core::enter(&spawner);
     runtime.block_on(async {
-        tokio::time::timeout(TEST_TIMEOUT, body)
+        tokio::time::timeout(limit, body)
             .await
-            .unwrap_or_else(|_| panic!("test did not finish within {TEST_TIMEOUT:?}"))
-    });
+            .unwrap_or_else(|_| panic!("test did not finish within {limit:?}"))
+    })
 }
 
 struct TokioSpawner(tokio::runtime::Handle);
