@@ -374,14 +374,38 @@ impl Server {
                 }
                 Err(_) => {}
             }
-            assert!(
-                Instant::now() < deadline,
-                "{:?} server on {} not ready within {READY_TIMEOUT:?}\n{}",
-                self.target,
-                self.connect_string(),
-                self.log_tail()
-            );
+            if Instant::now() >= deadline {
+                let pid = self.pid().expect("checked running above");
+                panic!(
+                    "{:?} server on {} not ready within {READY_TIMEOUT:?}; threads (comm, \
+                     state, wchan): {}; {}\n{}",
+                    self.target,
+                    self.connect_string(),
+                    thread_report(pid),
+                    self.save_backtrace(pid),
+                    self.log_tail()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes every thread's stack of process `pid` to `hang-backtrace.txt` in the temp dir
+    /// (kept, as the test is failing) with gdb, if it is installed; says where, or why not.
+    fn save_backtrace(&self, pid: u32) -> String {
+        let path = self.dir.join("hang-backtrace.txt");
+        let gdb = Command::new("timeout")
+            .args(["60", "gdb", "-p", &pid.to_string(), "-batch"])
+            .args(["-ex", "thread apply all bt"])
+            .stdin(Stdio::null())
+            .output();
+        match gdb {
+            Ok(out) if out.status.success() => match std::fs::write(&path, &out.stdout) {
+                Ok(()) => format!("stacks in {}", path.display()),
+                Err(e) => format!("stacks not saved: {e}"),
+            },
+            Ok(out) => format!("no stacks: gdb {}", out.status),
+            Err(e) => format!("no stacks: {e}"),
         }
     }
 
@@ -555,6 +579,29 @@ fn thread_states(pid: u32) -> Vec<char> {
             stat.rsplit_once(')')?.1.trim_start().chars().next()
         })
         .collect()
+}
+
+/// `comm state wchan` of each thread of process `pid`, for the message of a server that does
+/// not start: where each thread waits in the kernel.
+fn thread_report(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("pid {pid} gone");
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
+        let stat = read("stat");
+        let state = stat
+            .rsplit_once(')')
+            .map_or("?", |(_, rest)| rest.trim_start());
+        out.push(format!(
+            "{} {} {}",
+            read("comm").trim(),
+            state.chars().next().unwrap_or('?'),
+            read("wchan").trim()
+        ));
+    }
+    out.join(", ")
 }
 
 /// `target/<profile>/zoocore`, found from this test executable at `target/<profile>/deps/x`.
