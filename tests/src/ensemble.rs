@@ -195,7 +195,9 @@ pub struct Failover {
 /// calls `fault` once `writes_before` creates have been acknowledged, and returns at the
 /// first create acknowledged after the fault. A create that fails or takes longer than a few
 /// seconds is not counted: it may or may not have been applied, and the tests check only what
-/// was acknowledged.
+/// was acknowledged. `fault` must have taken effect when it returns ([`Server::kill9`] reaps
+/// the process, [`Server::freeze`] waits until it is stopped): otherwise the first write
+/// "after" it may have been committed before it.
 pub async fn write_until_failover(
     zk: &Client,
     writes_before: usize,
