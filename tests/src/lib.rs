@@ -13,6 +13,9 @@
 //! `server.log` in the test's temp dir, whose tail is printed if the test panics (the dir is
 //! then kept for inspection; otherwise it is removed).
 //!
+//! [`ensemble`] has the steps ensemble scenarios share (modes, waits for a leader and for
+//! zxid agreement, the write-until-failover loop).
+//!
 //! [`raw`] is a minimal synchronous jute client for what the `zookeeper-client` crate cannot
 //! express (malformed frames, bad paths, checkWatches/removeWatches, setWatches, passwords).
 
@@ -25,6 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod ensemble;
 pub mod raw;
 
 /// The client port every test server listens on, each on its own loopback address.
@@ -103,6 +107,8 @@ pub struct Server {
     host: Ipv4Addr,
     dir: PathBuf,
     child: Option<Child>,
+    /// Stopped with SIGSTOP by [`Server::freeze`] and not yet resumed.
+    frozen: bool,
 }
 
 static ADDRESS_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -142,16 +148,22 @@ impl Server {
             zoocore_binary(); // fail before making a temp dir
         }
         let host = next_free_host();
-        let dir = make_temp_dir(host);
-        let mut server = Server {
+        let mut server = Server::configured(target, options, host, make_temp_dir(host));
+        server.spawn();
+        server
+    }
+
+    /// A server not started yet, its zoo.cfg written to `dir`.
+    fn configured(target: Target, options: Options, host: Ipv4Addr, dir: PathBuf) -> Server {
+        let server = Server {
             target,
             options,
             host,
             dir,
             child: None,
+            frozen: false,
         };
         std::fs::write(server.cfg_path(), server.zoo_cfg()).expect("write zoo.cfg");
-        server.spawn();
         server
     }
 
@@ -284,14 +296,7 @@ impl Server {
                 .expect("write myid");
             let mut options = options.clone();
             options.extra_cfg.extend(lines.iter().cloned());
-            let mut server = Server {
-                target: Target::Zoocore,
-                options,
-                host,
-                dir,
-                child: None,
-            };
-            std::fs::write(server.cfg_path(), server.zoo_cfg()).expect("write zoo.cfg");
+            let mut server = Server::configured(Target::Zoocore, options, host, dir);
             server.spawn_process();
             servers.push(server);
         }
@@ -369,14 +374,38 @@ impl Server {
                 }
                 Err(_) => {}
             }
-            assert!(
-                Instant::now() < deadline,
-                "{:?} server on {} not ready within {READY_TIMEOUT:?}\n{}",
-                self.target,
-                self.connect_string(),
-                self.log_tail()
-            );
+            if Instant::now() >= deadline {
+                let pid = self.pid().expect("checked running above");
+                panic!(
+                    "{:?} server on {} not ready within {READY_TIMEOUT:?}; threads (comm, \
+                     state, wchan): {}; {}\n{}",
+                    self.target,
+                    self.connect_string(),
+                    thread_report(pid),
+                    self.save_backtrace(pid),
+                    self.log_tail()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes every thread's stack of process `pid` to `hang-backtrace.txt` in the temp dir
+    /// (kept, as the test is failing) with gdb, if it is installed; says where, or why not.
+    fn save_backtrace(&self, pid: u32) -> String {
+        let path = self.dir.join("hang-backtrace.txt");
+        let gdb = Command::new("timeout")
+            .args(["60", "gdb", "-p", &pid.to_string(), "-batch"])
+            .args(["-ex", "thread apply all bt"])
+            .stdin(Stdio::null())
+            .output();
+        match gdb {
+            Ok(out) if out.status.success() => match std::fs::write(&path, &out.stdout) {
+                Ok(()) => format!("stacks in {}", path.display()),
+                Err(e) => format!("stacks not saved: {e}"),
+            },
+            Ok(out) => format!("no stacks: gdb {}", out.status),
+            Err(e) => format!("no stacks: {e}"),
         }
     }
 
@@ -386,7 +415,8 @@ impl Server {
             .unwrap_or_else(|e| panic!("four-letter word {word}: {e}"))
     }
 
-    fn try_four_letter(&self, word: &str) -> std::io::Result<String> {
+    /// Sends a four-letter word; an error if the server does not answer within a few seconds.
+    pub fn try_four_letter(&self, word: &str) -> std::io::Result<String> {
         let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.write_all(word.as_bytes())?;
@@ -397,6 +427,7 @@ impl Server {
 
     /// Stops the process: SIGTERM, then SIGKILL after a grace period. Data stays on disk.
     pub fn stop(&mut self) {
+        self.frozen = false;
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -416,6 +447,7 @@ impl Server {
 
     /// Kills the process with SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
+        self.frozen = false;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -430,13 +462,38 @@ impl Server {
 
     /// Freezes the process with SIGSTOP: its sockets stay open but nothing answers, as with
     /// a partition or a long pause. [`Server::thaw`] resumes it.
-    pub fn freeze(&self) {
+    ///
+    /// Returns once every thread of the process is stopped. `kill` only queues the signal:
+    /// one thread has to be scheduled to take it and stop the others, and until then the
+    /// rest keep running. On a loaded machine that took long enough for a frozen leader to
+    /// commit another write after `kill -STOP` had returned.
+    pub fn freeze(&mut self) {
         self.signal("-STOP");
+        self.frozen = true;
+        let pid = self.pid().expect("server running");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let states = thread_states(pid);
+            if !states.is_empty() && states.iter().all(|&s| s == 'T') {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} not stopped within {READY_TIMEOUT:?} of SIGSTOP: thread states {states:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Resumes a process frozen by [`Server::freeze`] with SIGCONT.
-    pub fn thaw(&self) {
+    pub fn thaw(&mut self) {
         self.signal("-CONT");
+        self.frozen = false;
+    }
+
+    /// Whether the process is stopped by [`Server::freeze`] (it then answers nothing).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
     }
 
     fn signal(&self, sig: &str) {
@@ -508,6 +565,45 @@ impl Drop for Server {
     }
 }
 
+/// The state letter (`R`, `S`, `T`, ...) of each thread of process `pid`, from
+/// `/proc/<pid>/task/*/stat`; a thread that exits while being read is skipped.
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // `pid (comm) S ...`: comm may hold spaces and parentheses, the state follows
+            // the last `)`.
+            stat.rsplit_once(')')?.1.trim_start().chars().next()
+        })
+        .collect()
+}
+
+/// `comm state wchan` of each thread of process `pid`, for the message of a server that does
+/// not start: where each thread waits in the kernel.
+fn thread_report(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("pid {pid} gone");
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
+        let stat = read("stat");
+        let state = stat
+            .rsplit_once(')')
+            .map_or("?", |(_, rest)| rest.trim_start());
+        out.push(format!(
+            "{} {} {}",
+            read("comm").trim(),
+            state.chars().next().unwrap_or('?'),
+            read("wchan").trim()
+        ));
+    }
+    out.join(", ")
+}
+
 /// `target/<profile>/zoocore`, found from this test executable at `target/<profile>/deps/x`.
 /// The zoocore binary of this build (target/<profile>/zoocore).
 pub fn zoocore_binary() -> PathBuf {
@@ -544,8 +640,13 @@ pub fn parse_key_values(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Runs one test body on a current-thread tokio runtime with a spawner the
-/// `zookeeper-client` crate can use, bounded by [`TEST_TIMEOUT`].
-pub fn run<F: Future<Output = ()>>(body: F) {
+/// `zookeeper-client` crate can use, bounded by [`TEST_TIMEOUT`], and returns what it returns.
+pub fn run<T, F: Future<Output = T>>(body: F) -> T {
+    run_within(TEST_TIMEOUT, body)
+}
+
+/// [`run`] with another whole-test bound.
+pub fn run_within<T, F: Future<Output = T>>(limit: Duration, body: F) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -555,10 +656,10 @@ pub fn run<F: Future<Output = ()>>(body: F) {
     // unless its `tokio` feature is on; entering one here keeps the dependency set unchanged.
     let _scope = spawns_core::enter(&spawner);
     runtime.block_on(async {
-        tokio::time::timeout(TEST_TIMEOUT, body)
+        tokio::time::timeout(limit, body)
             .await
-            .unwrap_or_else(|_| panic!("test did not finish within {TEST_TIMEOUT:?}"))
-    });
+            .unwrap_or_else(|_| panic!("test did not finish within {limit:?}"))
+    })
 }
 
 struct TokioSpawner(tokio::runtime::Handle);

@@ -2,64 +2,45 @@
 //! writes through any member are visible on every member after `sync`; killing the leader
 //! with SIGKILL under write load elects a new leader that serves, and loses no acknowledged
 //! write; observers serve reads and forward writes. tickTime is 100 ms so elections and
-//! failure detection take a few hundred milliseconds; every wait is bounded.
+//! failure detection take a few hundred milliseconds; every wait polls a condition with a
+//! generous bound (zoocore_e2e::ensemble), so that a loaded machine makes them slower, not
+//! failed.
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
 
-use zoocore_e2e::{connect, parse_key_values, persistent, run, within, Options, Server};
+use zoocore_e2e::ensemble::{
+    self, assert_data_everywhere, assert_holds, await_leader, await_settled, eventually, live,
+    mode_of, run, write_until_failover,
+};
+use zoocore_e2e::{connect, parse_key_values, persistent, Server};
 
-fn options() -> Options {
-    Options {
-        tick_ms: 100,
-        extra_cfg: vec!["initLimit=20".into(), "syncLimit=3".into()],
-        ..Options::default()
-    }
-}
-
-fn mode_of(server: &Server) -> String {
-    let srvr = server.four_letter("srvr");
-    parse_key_values(&srvr)
-        .get("Mode")
-        .cloned()
-        .unwrap_or_else(|| "not serving".into())
-}
-
-fn leader_index(servers: &[Server]) -> usize {
-    let leaders: Vec<usize> = (0..servers.len())
-        .filter(|&i| servers[i].is_running() && mode_of(&servers[i]) == "leader")
-        .collect();
-    assert_eq!(leaders.len(), 1, "exactly one leader: {leaders:?}");
-    leaders[0]
-}
-
-/// Reads `path` on every running member after `sync`, and checks it holds `data`.
-async fn assert_everywhere(servers: &[Server], path: &str, data: &[u8]) {
-    for s in servers.iter().filter(|s| s.is_running()) {
-        let zk = connect(s).await;
-        within(Duration::from_secs(10), "sync", zk.sync(path))
-            .await
-            .unwrap();
-        let (got, _) = zk.get_data(path).await.unwrap_or_else(|e| {
-            panic!("{path} on {}: {e}", s.connect_string());
-        });
-        assert_eq!(got, data, "{path} on {}", s.connect_string());
-    }
+/// The leader's `mntr` once it counts `followers` synced followers (it may count a follower
+/// a moment after that follower serves).
+async fn mntr_with_synced_followers(leader: &Server, followers: usize) -> BTreeMap<String, String> {
+    eventually("the leader counts its synced followers", || {
+        let mntr = parse_key_values(&leader.four_letter("mntr"));
+        let synced = mntr.get("zk_synced_followers").cloned().unwrap_or_default();
+        std::future::ready(if synced == followers.to_string() {
+            Ok(mntr)
+        } else {
+            Err(format!("zk_synced_followers {synced:?}"))
+        })
+    })
+    .await
 }
 
 #[test]
 fn three_voters_replicate_writes_to_every_member() {
-    let servers = Server::start_ensemble(3, 0, options());
+    let servers = Server::start_ensemble(3, 0, ensemble::options());
     run(async {
-        let leader = leader_index(&servers);
+        let leader = await_settled(&servers).await;
         let modes: BTreeSet<String> = servers.iter().map(mode_of).collect();
         assert_eq!(
             modes,
             BTreeSet::from(["leader".to_string(), "follower".to_string()])
         );
-        let mntr = parse_key_values(&servers[leader].four_letter("mntr"));
+        let mntr = mntr_with_synced_followers(&servers[leader], 2).await;
         assert_eq!(mntr["zk_server_state"], "leader");
-        assert_eq!(mntr["zk_synced_followers"], "2", "{mntr:?}");
 
         // A write through each member, read back on every member.
         for (i, s) in servers.iter().enumerate() {
@@ -73,7 +54,8 @@ fn three_voters_replicate_writes_to_every_member() {
             assert_eq!(got, format!("data{i}").as_bytes());
         }
         for i in 0..servers.len() {
-            assert_everywhere(&servers, &format!("/via{i}"), format!("data{i}").as_bytes()).await;
+            assert_data_everywhere(&servers, &format!("/via{i}"), format!("data{i}").as_bytes())
+                .await;
         }
         let srvr = parse_key_values(&servers[leader].four_letter("srvr"));
         assert!(srvr["Zxid"].starts_with("0x"), "{srvr:?}");
@@ -82,77 +64,43 @@ fn three_voters_replicate_writes_to_every_member() {
 
 #[test]
 fn killing_the_leader_under_load_loses_no_acknowledged_write() {
-    let mut servers = Server::start_ensemble(3, 0, options());
-    let leader = leader_index(&servers);
-    let follower = (leader + 1) % 3;
-    let mut acked: Vec<String> = Vec::new();
-    let mut failover = None;
+    let mut servers = Server::start_ensemble(3, 0, ensemble::options());
     run(async {
+        let leader = await_settled(&servers).await;
+        let follower = (leader + 1) % 3;
         let zk = connect(&servers[follower]).await;
-        let mut killed_at: Option<Instant> = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut n = 0u32;
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "no write succeeded after the leader was killed"
-            );
-            let path = format!("/w{n:05}");
-            n += 1;
-            let result = tokio::time::timeout(
-                Duration::from_secs(2),
-                zk.create(&path, b"v", &persistent()),
-            )
-            .await;
-            match result {
-                Ok(Ok(_)) => {
-                    acked.push(path);
-                    if let Some(at) = killed_at {
-                        failover = Some(at.elapsed());
-                        break;
-                    }
-                }
-                Ok(Err(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-            if killed_at.is_none() && acked.len() == 50 {
-                assert_eq!(mode_of(&servers[leader]), "leader", "still the leader");
-                servers[leader].kill9();
-                killed_at = Some(Instant::now());
-            }
-        }
+        let failover = write_until_failover(&zk, 50, || {
+            assert_eq!(mode_of(&servers[leader]), "leader", "still the leader");
+            servers[leader].kill9();
+        })
+        .await;
+        eprintln!(
+            "failover (kill -9 leader → first write through a survivor): {:?}",
+            failover.elapsed
+        );
+        let mut acked = failover.acked;
         // A few more writes through the new leader's ensemble.
         for i in 0..10 {
             let path = format!("/after{i}");
             zk.create(&path, b"v", &persistent()).await.unwrap();
             acked.push(path);
         }
-        let new_leader = leader_index(&servers);
+        let new_leader = await_leader(&servers).await;
         assert_ne!(new_leader, leader);
-        for s in servers.iter().filter(|s| s.is_running()) {
-            let zk = connect(s).await;
-            zk.sync("/").await.unwrap();
-            for path in &acked {
-                zk.get_data(path).await.unwrap_or_else(|e| {
-                    panic!("acknowledged {path} missing on {}: {e}", s.connect_string())
-                });
-            }
+        for i in live(&servers) {
+            assert_holds(&servers[i], &acked).await;
         }
     });
-    eprintln!(
-        "failover (kill -9 leader → first write through a survivor): {:?}",
-        failover.expect("measured")
-    );
 }
 
 #[test]
 fn observers_serve_reads_and_forward_writes() {
-    let servers = Server::start_ensemble(3, 2, options());
+    let servers = Server::start_ensemble(3, 2, ensemble::options());
     run(async {
+        let leader = await_settled(&servers).await;
         let modes: Vec<String> = servers.iter().map(mode_of).collect();
         assert_eq!(&modes[3..], &["observer", "observer"], "{modes:?}");
-        let leader = leader_index(&servers);
-        let mntr = parse_key_values(&servers[leader].four_letter("mntr"));
-        assert_eq!(mntr["zk_synced_followers"], "2", "{mntr:?}");
+        let mntr = mntr_with_synced_followers(&servers[leader], 2).await;
         assert_eq!(mntr["zk_learners"], "4", "{mntr:?}");
 
         let zk = connect(&servers[4]).await;
@@ -166,8 +114,8 @@ fn observers_serve_reads_and_forward_writes() {
             .create("/from-voter", b"v", &persistent())
             .await
             .unwrap();
-        assert_everywhere(&servers, "/from-observer", b"obs").await;
-        assert_everywhere(&servers, "/from-voter", b"v").await;
+        assert_data_everywhere(&servers, "/from-observer", b"obs").await;
+        assert_data_everywhere(&servers, "/from-voter", b"v").await;
     });
 }
 
@@ -176,19 +124,19 @@ fn observers_serve_reads_and_forward_writes() {
 /// and every member still ends with every write, before and after a rolling restart.
 #[test]
 fn members_roll_segments_and_snapshot_under_writes() {
-    let mut opts = options();
+    let mut opts = ensemble::options();
     opts.extra_cfg
         .extend(["preAllocSize=128".to_string(), "snapCount=60".to_string()]);
     let mut servers = Server::start_ensemble(3, 0, opts);
-    let leader = leader_index(&servers);
     run(async {
+        let leader = await_settled(&servers).await;
         let zk = connect(&servers[leader]).await;
         for i in 0..300 {
             zk.create(&format!("/r{i:03}"), &[7u8; 512], &persistent())
                 .await
                 .unwrap();
         }
-        assert_everywhere(&servers, "/r299", &[7u8; 512]).await;
+        assert_data_everywhere(&servers, "/r299", &[7u8; 512]).await;
     });
     // A rolling restart: each member recovers from its rolled segments and snapshots while
     // the other two keep the quorum.
@@ -196,13 +144,9 @@ fn members_roll_segments_and_snapshot_under_writes() {
         server.stop();
         server.start_again();
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (0..3).filter(|&i| mode_of(&servers[i]) == "leader").count() != 1 {
-        assert!(Instant::now() < deadline, "one leader after the restarts");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     run(async {
-        assert_everywhere(&servers, "/r000", &[7u8; 512]).await;
-        assert_everywhere(&servers, "/r299", &[7u8; 512]).await;
+        await_settled(&servers).await;
+        assert_data_everywhere(&servers, "/r000", &[7u8; 512]).await;
+        assert_data_everywhere(&servers, "/r299", &[7u8; 512]).await;
     });
 }
