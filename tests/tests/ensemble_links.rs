@@ -11,27 +11,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
-use zoocore_e2e::{
-    connect, connect_with, parse_key_values, persistent, run, Options, Server, QUORUM_PORT,
-};
+use zoocore_e2e::ensemble::{assert_holds, await_settled, options, run};
+use zoocore_e2e::{connect, connect_with, persistent, Options, Server, QUORUM_PORT};
 
-fn options() -> Options {
+fn link_options() -> Options {
     Options {
-        tick_ms: 100,
-        extra_cfg: vec!["initLimit=20".into(), "syncLimit=5".into()],
         // The client notices a silent server only after 2/3 of its session timeout (80 s):
         // longer than the 20 s a stalled write is given, so a lost request shows as a stall.
         session_timeout_ms_max: 120_000,
-        ..Options::default()
+        ..options()
     }
-}
-
-fn mode_of(server: &Server) -> String {
-    let srvr = server.four_letter("srvr");
-    parse_key_values(&srvr)
-        .get("Mode")
-        .cloned()
-        .unwrap_or_else(|| "not serving".into())
 }
 
 /// Destroys every TCP connection to `ip`:QUORUM_PORT on this host (the followers' links to
@@ -48,12 +37,10 @@ fn destroy_links_to(ip: IpAddr) -> usize {
 
 #[test]
 fn requests_forwarded_over_a_broken_link_are_answered_or_end_with_their_connection() {
-    let servers = Server::start_ensemble(3, 0, options());
-    let leader = (0..3)
-        .find(|&i| mode_of(&servers[i]) == "leader")
-        .expect("a leader");
-    let follower = (leader + 1) % 3;
+    let servers = Server::start_ensemble(3, 0, link_options());
     run(async {
+        let leader = await_settled(&servers).await;
+        let follower = (leader + 1) % 3;
         let zk = connect_with(&servers[follower], Duration::from_secs(120)).await;
         zk.create("/links", b"", &persistent()).await.unwrap();
 
@@ -126,13 +113,7 @@ fn requests_forwarded_over_a_broken_link_are_answered_or_end_with_their_connecti
         };
         zk.sync("/").await.unwrap();
         for s in &servers {
-            let zk = connect(s).await;
-            zk.sync("/").await.unwrap();
-            for path in &acked {
-                zk.get_data(path).await.unwrap_or_else(|e| {
-                    panic!("acknowledged {path} missing on {}: {e}", s.connect_string())
-                });
-            }
+            assert_holds(s, &acked).await;
         }
     });
 }
