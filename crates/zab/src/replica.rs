@@ -1796,7 +1796,7 @@ impl Replica {
 
     // ---- invariants ----
 
-    /// The facts every step preserves; on in release builds.
+    /// The facts every step preserves; on in release builds, except the O(window) one.
     fn invariants(&self) {
         let last = self.log.last();
         assert!(
@@ -1835,10 +1835,15 @@ impl Replica {
             self.log.base,
             self.applied
         );
-        let mut prev = self.log.base;
-        for (z, _) in &self.log.entries {
-            assert!(*z > prev, "log zxid {z} not after {prev}");
-            prev = *z;
+        // The whole window, O(history_retain) per step: debug builds (the sim's fixed seeds)
+        // only. In release it was a quarter of the ZAB core's CPU under writes; `Log::push`
+        // and `truncate_after` keep the order anyway.
+        if cfg!(debug_assertions) {
+            let mut prev = self.log.base;
+            for (z, _) in &self.log.entries {
+                assert!(*z > prev, "log zxid {z} not after {prev}");
+                prev = *z;
+            }
         }
         match &self.role {
             Role::Looking(l) => {
