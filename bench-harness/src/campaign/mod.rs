@@ -143,6 +143,19 @@ impl Campaign {
             res.machine.data_dir,
             res.machine.data_fs
         ));
+        if runs.iter().any(|r| r.system == System::Zoocore) {
+            // Which build is measured: a stale `target/release/zoocore` picked up for want of
+            // CARGO_TARGET_DIR once went into a table under the wrong commit.
+            let bin = ensemble::zoocore_binary(&self.spec.servers);
+            let age = std::fs::metadata(&bin)
+                .and_then(|m| m.modified())
+                .map(|t| match t.elapsed() {
+                    Ok(d) => format!("built {} s ago", d.as_secs()),
+                    Err(_) => "built in the future".into(),
+                })
+                .unwrap_or_else(|e| format!("unreadable: {e}"));
+            log(&format!("zoocore binary: {} ({age})", bin.display()));
+        }
         res.ceilings = self.ceilings(&work, log);
         self.write(&res)?;
         for id in &runs {
@@ -201,7 +214,12 @@ impl Campaign {
                 r.remote = true;
                 Ok(Ensemble::remote(remote))
             }
-            None => Ensemble::start(s, id.system, cell, id.seq, &dir),
+            None => {
+                // Write back what earlier runs left dirty first, so that no run pays for the
+                // page cache of the one before (A B B A puts each system after the other).
+                let _ = std::process::Command::new("sync").status();
+                Ensemble::start(s, id.system, cell, id.seq, &dir)
+            }
         };
         let ensemble = match ensemble {
             Ok(e) => e,
