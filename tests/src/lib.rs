@@ -113,6 +113,12 @@ pub struct Server {
 
 static ADDRESS_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// A loopback address no other test of this run uses (and where [`PORT`] is free): a test
+/// that starts servers some other way binds only there.
+pub fn free_host() -> Ipv4Addr {
+    next_free_host()
+}
+
 fn next_free_host() -> Ipv4Addr {
     let second = 10 + (std::process::id() % 200) as u8;
     for _ in 0..1000 {
