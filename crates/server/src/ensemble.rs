@@ -283,13 +283,7 @@ impl Driver {
             }
             Mode::Follower | Mode::Observer => {
                 if let Some(leader) = self.leader {
-                    let msg = Forward::Attach { session };
-                    self.send(
-                        leader,
-                        &Message::Forward {
-                            data: Arc::from(msg.encode()),
-                        },
-                    );
+                    self.send_forward(leader, &Forward::Attach { session });
                 }
             }
             Mode::Looking | Mode::Standalone => {}
@@ -373,13 +367,7 @@ impl Driver {
                 if let Some(leader) = self.leader {
                     if !self.touched.is_empty() {
                         let sessions: Vec<SessionId> = self.touched.drain().collect();
-                        let msg = Forward::Touch { sessions };
-                        self.send(
-                            leader,
-                            &Message::Forward {
-                                data: Arc::from(msg.encode()),
-                            },
-                        );
+                        self.send_forward(leader, &Forward::Touch { sessions });
                     }
                 }
             }
@@ -416,6 +404,12 @@ impl Driver {
             Some(held) => held.push_back(Outgoing::Frame(frame)),
             None => self.send_frame(to, frame),
         }
+    }
+
+    /// A server message to another member, in a FORWARD frame.
+    fn send_forward(&mut self, to: u64, msg: &Forward) {
+        let data = Arc::from(msg.encode());
+        self.send(to, &Message::Forward { data });
     }
 
     fn send_frame(&mut self, to: u64, frame: Vec<u8>) {
@@ -697,12 +691,7 @@ impl Driver {
                 auth: q.auth.to_vec(),
                 op: q.op,
             };
-            self.send(
-                leader,
-                &Message::Forward {
-                    data: Arc::from(msg.encode()),
-                },
-            );
+            self.send_forward(leader, &msg);
         }
     }
 
@@ -731,12 +720,7 @@ impl Driver {
                 path: s.path,
                 zxid: s.target,
             };
-            self.send(
-                s.route.server,
-                &Message::Forward {
-                    data: Arc::from(msg.encode()),
-                },
-            );
+            self.send_forward(s.route.server, &msg);
         }
     }
 

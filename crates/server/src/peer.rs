@@ -50,8 +50,6 @@ struct Link {
 /// The sending ends of every peer link.
 pub struct Peers {
     out: BTreeMap<ServerId, Link>,
-    /// Links reset because their queue was full.
-    pub overflows: u64,
 }
 
 impl Peers {
@@ -65,7 +63,6 @@ impl Peers {
             return true;
         }
         if !link.reset.get() {
-            self.overflows += 1;
             tracing::warn!("the queue to peer {to} is full: resetting the link");
         }
         link.reset.set(true);
@@ -149,7 +146,7 @@ pub fn start(
         })
         .detach();
     }
-    Ok(Peers { out, overflows: 0 })
+    Ok(Peers { out })
 }
 
 /// The task that keeps one outgoing connection up and writes its queued frames.

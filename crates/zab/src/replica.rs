@@ -567,12 +567,7 @@ impl Replica {
         {
             // Taken for a leader while following another: say whom we follow, so the learner
             // looks again instead of waiting out initLimit.
-            let msg = Message::Notification {
-                vote: self.decided_vote(),
-                round: self.logical_clock,
-                state: self.peer_state(),
-            };
-            self.send(from, msg);
+            self.send(from, self.notification());
             return;
         }
         let Some(conn) = msg.conn() else { return };
@@ -655,12 +650,22 @@ impl Replica {
         }
     }
 
-    fn broadcast_vote(&mut self) {
-        let msg = Message::Notification {
-            vote: self.vote,
-            round: self.logical_clock,
-            state: PeerState::Looking,
+    /// What this replica tells others of itself: its vote while looking, whom it follows or
+    /// that it leads once decided.
+    fn notification(&self) -> Message {
+        let (vote, state) = match self.role {
+            Role::Looking(_) => (self.vote, PeerState::Looking),
+            _ => (self.decided_vote(), self.peer_state()),
         };
+        Message::Notification {
+            vote,
+            round: self.logical_clock,
+            state,
+        }
+    }
+
+    fn broadcast_vote(&mut self) {
+        let msg = self.notification();
         let voters: Vec<ServerId> = self.quorum.voters().collect();
         for v in voters {
             if v != self.config.myid {
@@ -709,12 +714,7 @@ impl Replica {
         }
         if !matches!(self.role, Role::Looking(_)) {
             if state == PeerState::Looking {
-                let msg = Message::Notification {
-                    vote: self.decided_vote(),
-                    round: self.logical_clock,
-                    state: self.peer_state(),
-                };
-                self.send(from, msg);
+                self.send(from, self.notification());
             }
             return;
         }
@@ -724,21 +724,11 @@ impl Replica {
                 if sender_votes {
                     return;
                 }
-                let msg = Message::Notification {
-                    vote: self.vote,
-                    round: self.logical_clock,
-                    state: PeerState::Looking,
-                };
-                self.send(from, msg);
+                self.send(from, self.notification());
                 return;
             }
             if round < self.logical_clock {
-                let msg = Message::Notification {
-                    vote: self.vote,
-                    round: self.logical_clock,
-                    state: PeerState::Looking,
-                };
-                self.send(from, msg);
+                self.send(from, self.notification());
                 return;
             }
             let mut changed = false;
@@ -1370,6 +1360,13 @@ impl Replica {
         }
     }
 
+    fn learning_ref(&self) -> &Learning {
+        match &self.role {
+            Role::Following(l) | Role::Observing(l) => l,
+            _ => unreachable!("learner state outside Following/Observing"),
+        }
+    }
+
     fn send_follower_info(&mut self) {
         let msg = Message::FollowerInfo {
             conn: self.learning().conn,
@@ -1403,18 +1400,13 @@ impl Replica {
     }
 
     fn learner_dispatch(&mut self, phase: LearnerPhase, msg: Message) {
-        let epoch_taken = match &self.role {
-            Role::Following(l) | Role::Observing(l) if phase > LearnerPhase::AwaitLeaderInfo => {
-                Some(l.epoch)
-            }
-            _ => None,
-        };
         match msg {
             Message::LeaderInfo { epoch, .. } if phase == LearnerPhase::AwaitLeaderInfo => {
                 self.on_leader_info(epoch)
             }
             // The leader answered a repeated FOLLOWERINFO that crossed its first answer.
-            Message::LeaderInfo { epoch, .. } if Some(epoch) == epoch_taken => {}
+            Message::LeaderInfo { epoch, .. }
+                if phase > LearnerPhase::AwaitLeaderInfo && epoch == self.learning_ref().epoch => {}
             Message::Diff { .. } if phase == LearnerPhase::AwaitSync => {
                 self.learning().phase = LearnerPhase::Syncing;
             }

@@ -1,6 +1,6 @@
 //! Times `recover` on a data directory (read-only use apart from what recovery itself does:
 //! removing `*.tmp` files, truncating a torn tail), for profiling restart time:
-//! `cargo run --release -p zoocore-storage --example recover_time -- <dir> [repeat]`.
+//! `cargo run --release -p zoocore-bench --example recover_time -- <dir> [repeat]`.
 
 use std::time::Instant;
 

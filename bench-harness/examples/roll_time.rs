@@ -1,7 +1,7 @@
 //! Times the append that rolls the log to a new segment, with the segment created then
 //! (zeros written and synced on the caller's thread) and with a spare prepared beforehand
 //! (`Log::next_segment_job`, run here on another thread): what the ZAB core waits at a roll.
-//! `cargo run --release -p zoocore-storage --example roll_time -- [dir] [rolls]`.
+//! `cargo run --release -p zoocore-bench --example roll_time -- [dir] [rolls]`.
 
 use std::time::{Duration, Instant};
 
