@@ -18,6 +18,9 @@
 //!
 //! [`raw`] is a minimal synchronous jute client for what the `zookeeper-client` crate cannot
 //! express (malformed frames, bad paths, checkWatches/removeWatches, setWatches, passwords).
+//!
+//! [`probe`] looks at a server process from outside (RSS, the connections it still holds,
+//! zoocore's logged close reasons) for the abuse suite.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,6 +32,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod ensemble;
+pub mod probe;
 pub mod raw;
 
 /// The client port every test server listens on, each on its own loopback address.
