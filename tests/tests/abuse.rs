@@ -402,10 +402,13 @@ fn refused_handshakes_give_back_the_outstanding_budget() {
         let addr = server.addr();
         let (peers, open) = blocking(move || {
             let request = framed(&connect_request(10_000, 1 << 40));
-            let mut streams: Vec<TcpStream> = (0..300).map(|_| dial(addr)).collect();
-            for s in &mut streams {
-                s.write_all(&request).expect("send the handshake");
-            }
+            let mut streams: Vec<TcpStream> = (0..300)
+                .map(|_| {
+                    let mut s = dial(addr);
+                    s.write_all(&request).expect("send the handshake");
+                    s
+                })
+                .collect();
             let peers: Vec<SocketAddr> = streams.iter().map(local).collect();
             (peers, left_open(&mut streams, CLOSE_BOUND))
         })
@@ -549,8 +552,9 @@ fn reader_taking_a_byte_a_second_is_closed_at_expiry() {
 
 /// A client that pipelines setData as fast as the server takes them for 5 s and never reads
 /// an answer, then goes silent: its session expires and its connection closes. Apache keeps
-/// reading (answers are small) and closes it at expiry. RSS: 128 MiB; the answers are ~90
-/// bytes each and the requests are logged, not kept.
+/// reading (answers are small) and closes it at expiry. RSS: 192 MiB; the answers are ~90
+/// bytes each and the requests are logged, not kept, but Apache's JVM grew by 107 MiB over
+/// ~100 000 writes (collector slack, capped by its -Xmx256m).
 #[test]
 fn writer_that_never_reads_is_closed_at_expiry() {
     let _one = one_at_a_time();
@@ -590,7 +594,7 @@ fn writer_that_never_reads_is_closed_at_expiry() {
         eprintln!("the blind writer sent {sent} setData");
         assert_closed_at_expiry(&server, peer, silent_since).await;
         drop(offender);
-        watch.end(128).await;
+        watch.end(192).await;
     });
 }
 
@@ -757,8 +761,8 @@ fn half_handshakes_time_out_without_blocking_others() {
 }
 
 /// 5000 clients connect and open a session in one burst, then vanish without closing their
-/// sessions. Every one is served, the server lets go of every socket, the sessions expire,
-/// and the bystander is never starved. The clients close first, so there is no reason to
+/// sessions. Every one is served, the server lets go of every socket, and the bystander is
+/// never starved. The clients close first, so there is no reason to
 /// log. RSS: 5000 sessions and connections at 40 KiB each come to 200 MiB; Apache's
 /// JVM needs less.
 #[test]
@@ -769,16 +773,23 @@ fn burst_of_5000_connects_is_served_and_released() {
         let watch = Watch::begin(&server, "connect-burst").await;
         let addr = server.addr();
         let peers = blocking(move || {
-            let request = framed(&connect_request(2000, 0));
+            // Sessions long enough to outlive the burst itself: with 2 s ones, Apache expired
+            // sessions of the first clients before the last ones had dialled.
+            let request = framed(&connect_request(20_000, 0));
             let streams: Vec<TcpStream> = std::thread::scope(|scope| {
                 let workers: Vec<_> = (0..5)
                     .map(|_| {
                         scope.spawn(|| {
-                            let mut streams: Vec<TcpStream> =
-                                (0..1000).map(|_| dial(addr)).collect();
-                            for s in &mut streams {
-                                s.write_all(&request).expect("send the handshake");
-                            }
+                            // Each handshake goes right after its connect: both servers
+                            // close a connection that says nothing for 10 s, and dialling a
+                            // thousand can take longer than that.
+                            let mut streams: Vec<TcpStream> = (0..1000)
+                                .map(|_| {
+                                    let mut s = dial(addr);
+                                    s.write_all(&request).expect("send the handshake");
+                                    s
+                                })
+                                .collect();
                             for s in &mut streams {
                                 s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
                                 let mut len = [0u8; 4];
