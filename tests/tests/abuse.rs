@@ -79,9 +79,32 @@ struct Ledger {
     slowest: Duration,
 }
 
+/// The bystander's progress as it goes, for the message of a case that fails before the
+/// bystander is asked for its ledger: how far it got and what it is waiting for.
+#[derive(Default)]
+struct Progress {
+    rounds: usize,
+    waiting_on: Option<(String, Instant)>,
+    failure: Option<String>,
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rounds done", self.rounds)?;
+        if let Some((what, since)) = &self.waiting_on {
+            write!(f, ", waiting {:?} on {what}", since.elapsed())?;
+        }
+        if let Some(failure) = &self.failure {
+            write!(f, ", failed: {failure}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A well-behaved client working in the background for the whole case.
 struct Bystander {
     stop: Arc<AtomicBool>,
+    progress: Arc<Mutex<Progress>>,
     task: tokio::task::JoinHandle<Result<Ledger, String>>,
 }
 
@@ -89,8 +112,18 @@ impl Bystander {
     async fn start(server: &Server, name: &str) -> Bystander {
         let zk = within(OP_BOUND, "the bystander's session", connect(server)).await;
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(keep_working(zk, name.to_string(), stop.clone()));
-        Bystander { stop, task }
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let task = tokio::spawn(keep_working(
+            zk,
+            name.to_string(),
+            stop.clone(),
+            progress.clone(),
+        ));
+        Bystander {
+            stop,
+            progress,
+            task,
+        }
     }
 
     async fn finish(self) -> Ledger {
@@ -108,25 +141,45 @@ async fn keep_working(
     zk: zookeeper_client::Client,
     name: String,
     stop: Arc<AtomicBool>,
+    progress: Arc<Mutex<Progress>>,
 ) -> Result<Ledger, String> {
     let mut ledger = Ledger {
         acked: Vec::new(),
         rounds: 0,
         slowest: Duration::ZERO,
     };
+    let step = |what: String| {
+        progress.lock().unwrap().waiting_on = Some((what, Instant::now()));
+    };
+    let fail = |e: String| {
+        progress.lock().unwrap().failure = Some(e.clone());
+        e
+    };
     while !stop.load(Ordering::Relaxed) || ledger.rounds == 0 {
         let path = format!("/ok-{name}-{}", ledger.rounds);
         let data = format!("{name} round {}", ledger.rounds).into_bytes();
         let started = Instant::now();
-        bounded("create", zk.create(&path, &data, &persistent())).await?;
+        step(format!("create {path}"));
+        bounded("create", zk.create(&path, &data, &persistent()))
+            .await
+            .map_err(fail)?;
         ledger.acked.push((path.clone(), data.clone()));
-        let (read, _) = bounded("getData", zk.get_data(&path)).await?;
+        step(format!("getData {path}"));
+        let (read, _) = bounded("getData", zk.get_data(&path)).await.map_err(fail)?;
         if read != data {
-            return Err(format!("{path} reads {read:?}, {data:?} was written"));
+            return Err(fail(format!("{path} reads {read:?}, {data:?} was written")));
         }
-        bounded("exists /", zk.check_stat("/")).await?;
+        step("exists /".into());
+        bounded("exists /", zk.check_stat("/"))
+            .await
+            .map_err(fail)?;
         ledger.slowest = ledger.slowest.max(started.elapsed());
         ledger.rounds += 1;
+        {
+            let mut p = progress.lock().unwrap();
+            p.rounds = ledger.rounds;
+            p.waiting_on = None;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(ledger)
@@ -143,11 +196,12 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
-/// The bystander and the RSS sampler of one case.
+/// The bystander and the RSS sampler of one case. Should the case fail before [`Watch::end`],
+/// dropping it prints what it saw so far: the RSS and the bystander's progress.
 struct Watch<'a> {
     server: &'a Server,
     name: &'static str,
-    bystander: Bystander,
+    bystander: Option<Bystander>,
     rss: RssPeak,
     baseline_kib: u64,
 }
@@ -162,25 +216,33 @@ impl<'a> Watch<'a> {
         Watch {
             server,
             name,
-            bystander,
+            bystander: Some(bystander),
             rss: RssPeak::start(pid),
             baseline_kib,
         }
     }
 
-    /// Asserts (a), (b) and (d): the bystander never failed, the RSS grew by less than
-    /// `growth_mib_max`, and a new client reads back every acknowledged write.
-    async fn end(self, growth_mib_max: u64) {
-        let peak_kib = self.rss.finish();
-        let ledger = self.bystander.finish().await;
-        let growth_mib = peak_kib.saturating_sub(self.baseline_kib) / 1024;
-        eprintln!(
-            "{} on {:?}: RSS {} MiB before, peak {} MiB (+{growth_mib} MiB, bound {growth_mib_max}); \
-             bystander {} rounds, slowest {:?}",
-            self.name,
-            self.server.target,
+    fn rss_line(&self) -> String {
+        let peak_kib = self.rss.peak_kib();
+        format!(
+            "RSS {} MiB before, peak {} MiB (+{} MiB)",
             self.baseline_kib / 1024,
             peak_kib / 1024,
+            peak_kib.saturating_sub(self.baseline_kib) / 1024
+        )
+    }
+
+    /// Asserts (a), (b) and (d): the bystander never failed, the RSS grew by less than
+    /// `growth_mib_max`, and a new client reads back every acknowledged write.
+    async fn end(mut self, growth_mib_max: u64) {
+        let bystander = self.bystander.take().expect("ended once");
+        let ledger = bystander.finish().await;
+        let growth_mib = self.rss.peak_kib().saturating_sub(self.baseline_kib) / 1024;
+        eprintln!(
+            "{} on {:?}: {}, bound {growth_mib_max} MiB; bystander {} rounds, slowest {:?}",
+            self.name,
+            self.server.target,
+            self.rss_line(),
             ledger.rounds,
             ledger.slowest,
         );
@@ -199,6 +261,22 @@ impl<'a> Watch<'a> {
             let read = bounded("read back", zk.get_data(path)).await;
             let (read, _) = read.unwrap_or_else(|e| panic!("acknowledged {path} is lost: {e}"));
             assert_eq!(&read, data, "acknowledged {path} reads back");
+        }
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if let Some(bystander) = &self.bystander {
+            bystander.stop.store(true, Ordering::Relaxed);
+            let progress = bystander.progress.lock().map(|p| p.to_string());
+            eprintln!(
+                "{} on {:?} failed: {}; bystander: {}",
+                self.name,
+                self.server.target,
+                self.rss_line(),
+                progress.unwrap_or_default()
+            );
         }
     }
 }
