@@ -47,7 +47,9 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS)));
     let mut frames = Frames::default();
-    let mut chunk = vec![0u8; limits::READ_CHUNK_BYTES];
+    // Small until the client sends more than a handshake's worth: idle and half-open
+    // connections cost a page, not a whole read buffer.
+    let mut chunk = vec![0u8; limits::READ_CHUNK_BYTES_FIRST];
 
     // The first four bytes are either a frame length or a four-letter word.
     while frames.pending().len() < 4 {
@@ -181,7 +183,12 @@ impl Connection<'_> {
             };
             match event {
                 Event::Read(Ok(0)) => return None,
-                Event::Read(Ok(n)) => self.frames.extend(&self.chunk[..n]),
+                Event::Read(Ok(n)) => {
+                    self.frames.extend(&self.chunk[..n]);
+                    if n == self.chunk.len() && n < limits::READ_CHUNK_BYTES {
+                        self.chunk.resize(limits::READ_CHUNK_BYTES, 0);
+                    }
+                }
                 Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                     return Some("no packet within the session timeout".into())
                 }

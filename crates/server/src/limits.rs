@@ -6,6 +6,8 @@ pub const BATCH_TXNS_MAX: usize = 1024;
 pub const CHANNEL_CAPACITY: usize = 4096;
 /// Bytes read from a socket at a time.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes read at a time until a connection fills a read (then [`READ_CHUNK_BYTES`]).
+pub const READ_CHUNK_BYTES_FIRST: usize = 4096;
 /// How often a shard reports the sessions that showed life, at most, in milliseconds.
 pub const TOUCH_INTERVAL_MS_MAX: u64 = 500;
 /// How long start-up waits for a busy client port to be released, in milliseconds.
@@ -39,6 +41,7 @@ const _: () = assert!(
     "a batch must fit in a channel"
 );
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);
+const _: () = assert!(READ_CHUNK_BYTES_FIRST <= READ_CHUNK_BYTES);
 const _: () = assert!(UNSENT_MAXBUFFERS >= 1, "a connection must be able to queue one answer");
 const _: () = assert!(CONN_BUDGET_SHARE_DIVISOR >= 2, "one connection cannot take it all");
 
