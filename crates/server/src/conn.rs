@@ -161,6 +161,10 @@ impl Connection<'_> {
             if let Some(reason) = self.flush(&mut out_bytes, &mut out_permits).await {
                 return Some(reason);
             }
+            // Reads the shard left at the unsent cap can be answered now.
+            if self.shard.borrow_mut().resume(self.id) {
+                continue;
+            }
             if taken == limits::SLICE_REQUESTS {
                 // Let the shard's other connections have their turn.
                 futures_lite::future::yield_now().await;
@@ -190,7 +194,11 @@ impl Connection<'_> {
                     }
                 }
                 Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Some("no packet within the session timeout".into())
+                    return Some(if self.connected {
+                        "no packet within the session timeout".into()
+                    } else {
+                        format!("no handshake within {} ms", limits::HANDSHAKE_TIMEOUT_MS)
+                    })
                 }
                 Event::Read(Err(e)) => return Some(format!("read failed: {e}")),
                 // Answers were queued, or a close asked: the top of the loop sees them.

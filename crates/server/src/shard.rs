@@ -595,13 +595,18 @@ impl Shard {
     }
 
     /// Answers the reads at the head of a connection's FIFO from the current view, and the
-    /// finished writes between them.
+    /// finished writes between them, until the connection's unsent answers pass their cap:
+    /// the connection task calls [`Shard::resume`] once it has written them.
     fn drain(&mut self, id: ConnId) {
+        let unsent_max = crate::limits::unsent_bytes_max(self.cfg.jute_max_buffer as usize);
         while self.release_head(id) {
             let conn = self
                 .conns
                 .get_mut(&id)
                 .expect("release_head saw the connection");
+            if conn.out.unsent() > unsent_max {
+                return;
+            }
             let Some(Pending::Read {
                 started,
                 xid,
@@ -613,6 +618,16 @@ impl Shard {
             };
             self.read(id, xid, &req, Some(started), permit);
         }
+    }
+
+    /// Answers what waits at the head of a connection's FIFO (reads left by `drain` at the
+    /// cap). Returns whether anything was queued.
+    pub fn resume(&mut self, id: ConnId) -> bool {
+        let Some(before) = self.conns.get(&id).map(|c| c.out.unsent()) else {
+            return false;
+        };
+        self.drain(id);
+        self.conns.get(&id).is_some_and(|c| c.out.unsent() > before)
     }
 
     /// Queues one request's answer with its budget unit, which comes back once the answer is
