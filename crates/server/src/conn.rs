@@ -3,9 +3,16 @@
 //!
 //! The task owns the socket. It waits on whichever comes first, bytes from the client or an
 //! answer queued by the shard; a glommio read is only a readiness poll until data is there,
-//! so dropping the losing side loses nothing. Before it takes the next request off the wire it
-//! takes one unit of the shard's outstanding budget: when the budget is spent the shard stops
-//! reading sockets, which pushes back on clients instead of growing memory.
+//! so dropping the losing side loses nothing.
+//!
+//! Limits (docs/OPERATIONS.md "Limits"): before it decodes a request the task takes a permit
+//! of the shard's budget (budget.rs), which the request carries until its answer is written;
+//! when the budget is spent every connection of the shard waits, which pushes back on clients
+//! instead of growing memory. A connection also stops decoding, and reading, while it holds its
+//! share of the budget or its unsent answers pass a cap in bytes, so a client that does not
+//! read costs only its own connection; its session then expires, and an expired session's
+//! connection is closed at once, even in the middle of a write. Requests are decoded in slices,
+//! yielding between them, so one connection never holds the shard for long.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -18,9 +25,10 @@ use glommio::net::TcpStream;
 use zoocore_proto::records::{ConnectRequest, RequestHeader};
 use zoocore_proto::{Reader, Record};
 
+use crate::budget::{Held, Permit};
 use crate::fourlw;
 use crate::limits;
-use crate::outbox::Outbox;
+use crate::outbox::{Close, Outbox};
 use crate::shard::Shard;
 use crate::topology::Shared;
 
@@ -39,13 +47,19 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS)));
     let mut frames = Frames::default();
-    let mut chunk = vec![0u8; limits::READ_CHUNK_BYTES];
+    // Small until the client sends more than a handshake's worth: idle and half-open
+    // connections cost a page, not a whole read buffer.
+    let mut chunk = vec![0u8; limits::READ_CHUNK_BYTES_FIRST];
 
     // The first four bytes are either a frame length or a four-letter word.
     while frames.pending().len() < 4 {
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
             Ok(n) => frames.extend(&chunk[..n]),
+            Err(e) => {
+                tracing::info!("closing connection from {addr}: no handshake: {e}");
+                return;
+            }
         }
     }
     if let Some(word) = fourlw::word(&frames.pending()[..4]) {
@@ -58,106 +72,232 @@ pub async fn serve(
     let (outbox, woken) = Outbox::new();
     let outbox = Rc::new(outbox);
     let id = shard.borrow_mut().open(addr, outbox.clone());
-    let reason = run(
-        &shard,
-        &mut stream,
-        &mut frames,
-        &mut chunk,
+    let held = shard.borrow().conns[&id].held.clone();
+    let mut conn = Connection {
+        shard: &shard,
+        stream: &mut stream,
+        frames,
+        chunk,
         id,
-        &outbox,
-        &woken,
-    )
-    .await;
-    if let Some(reason) = reason {
+        outbox: &outbox,
+        woken: &woken,
+        held,
+        connected: false,
+    };
+    if let Some(reason) = conn.run().await {
         tracing::info!("closing connection from {addr}: {reason}");
     }
-    // Flush what the shard queued before the close (an expired answer, a last response).
-    let mut tail = Vec::new();
-    outbox.take(&mut tail);
-    if !tail.is_empty() {
-        let _ = stream.write_all(&tail).await;
-    }
     let _ = stream.close().await;
+    // The session's pending requests go with the connection, and their permits with them.
     shard.borrow_mut().close(id);
 }
 
-/// The connection's loop; returns why it ended, when that is worth logging.
-async fn run(
-    shard: &Rc<RefCell<Shard>>,
-    stream: &mut TcpStream,
-    frames: &mut Frames,
-    chunk: &mut [u8],
+/// One connection's task state.
+struct Connection<'a> {
+    shard: &'a Rc<RefCell<Shard>>,
+    stream: &'a mut TcpStream,
+    frames: Frames,
+    chunk: Vec<u8>,
     id: u64,
-    outbox: &Outbox,
-    woken: &LocalReceiver<()>,
-) -> Option<String> {
-    let max_frame = shard.borrow().cfg.jute_max_buffer as usize;
-    let outstanding = shard.borrow().outstanding.clone();
-    let mut connected = false;
-    let mut pending_out = Vec::new();
-    loop {
-        // Take every whole frame already buffered.
+    outbox: &'a Outbox,
+    woken: &'a LocalReceiver<()>,
+    /// The budget units this connection's requests hold now.
+    held: Rc<Held>,
+    connected: bool,
+}
+
+impl Connection<'_> {
+    /// The connection's loop: decode a slice of requests while under its caps, write what is
+    /// queued, then wait for the client or for answers. Returns why it ended, when that is
+    /// worth logging.
+    async fn run(&mut self) -> Option<String> {
+        let (max_frame, budget, to_core) = {
+            let s = self.shard.borrow();
+            (
+                s.cfg.jute_max_buffer as usize,
+                s.budget.clone(),
+                s.to_core.clone(),
+            )
+        };
+        let unsent_max = limits::unsent_bytes_max(max_frame);
+        let held_max = limits::conn_permits_max(budget.total());
+        let mut out_bytes = Vec::new();
+        let mut out_permits = Vec::new();
         loop {
-            let range = match frames.next(max_frame) {
-                Ok(Some(range)) => range,
-                Ok(None) => break,
-                Err(why) => return Some(why),
-            };
-            if outstanding.acquire(1).await.is_err() {
-                return Some("shutting down".into());
-            }
-            let frame = &frames.buf[range];
-            let result = if connected {
-                handle_packet(shard, id, frame)
-            } else {
-                connected = true;
-                let r = handle_connect(shard, id, frame);
-                if r.is_ok() {
-                    // The session's expiry (on the core) closes a silent client's connection;
-                    // this is only a safety net should the core never answer.
-                    let timeout = shard.borrow().timeout_of(id).max(1) as u64;
-                    let _ = stream.set_read_timeout(Some(Duration::from_millis(
-                        2 * timeout + limits::HANDSHAKE_TIMEOUT_MS,
-                    )));
+            // A slice of the requests already buffered, each taking its budget unit first.
+            let mut taken = 0;
+            while taken < limits::SLICE_REQUESTS
+                && !self.over_caps(unsent_max, held_max)
+                && !self.outbox.closing_now()
+            {
+                let range = match self.frames.next(max_frame) {
+                    Ok(Some(range)) => range,
+                    Ok(None) => break,
+                    Err(why) => return Some(why),
+                };
+                let permit = futures_lite::future::or(
+                    async { budget.take(&self.held).await },
+                    async {
+                        wait_close(self.outbox, self.woken).await;
+                        None
+                    },
+                )
+                .await;
+                let Some(permit) = permit else {
+                    return Some(self.close_why().unwrap_or_else(|| "shutting down".into()));
+                };
+                let result = self.handle(range, permit);
+                let msgs = self.shard.borrow_mut().take_outgoing();
+                for msg in msgs {
+                    if to_core.send(msg).await.is_err() {
+                        return Some("the core stopped".into());
+                    }
                 }
-                r
+                if let Err(why) = result {
+                    self.outbox.close(Close::AfterFlush(why.into()));
+                }
+                taken += 1;
+            }
+            if let Some(reason) = self.flush(&mut out_bytes, &mut out_permits).await {
+                return Some(reason);
+            }
+            // Reads the shard left at the unsent cap can be answered now.
+            if self.shard.borrow_mut().resume(self.id) {
+                continue;
+            }
+            if taken == limits::SLICE_REQUESTS {
+                // Let the shard's other connections have their turn.
+                futures_lite::future::yield_now().await;
+                continue;
+            }
+            let may_decode = !self.over_caps(unsent_max, held_max);
+            if may_decode && self.frames.whole_frame_buffered() {
+                continue;
+            }
+            // While over its caps the connection reads nothing more: the client's own socket
+            // buffers push back on it, and its session expires if it stays silent.
+            let event = if may_decode {
+                let (stream, chunk, woken) = (&mut *self.stream, &mut self.chunk, self.woken);
+                futures_lite::future::or(async { Event::Read(stream.read(chunk).await) }, async {
+                    Event::Woken(woken.recv().await.is_some())
+                })
+                .await
+            } else {
+                Event::Woken(self.woken.recv().await.is_some())
             };
-            if let Err(why) = result {
-                return Some(why);
+            match event {
+                Event::Read(Ok(0)) => return None,
+                Event::Read(Ok(n)) => {
+                    self.frames.extend(&self.chunk[..n]);
+                    if n == self.chunk.len() && n < limits::READ_CHUNK_BYTES {
+                        self.chunk.resize(limits::READ_CHUNK_BYTES, 0);
+                    }
+                }
+                Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Some(if self.connected {
+                        "no packet within the session timeout".into()
+                    } else {
+                        format!("no handshake within {} ms", limits::HANDSHAKE_TIMEOUT_MS)
+                    })
+                }
+                Event::Read(Err(e)) => return Some(format!("read failed: {e}")),
+                // Answers were queued, or a close asked: the top of the loop sees them.
+                Event::Woken(true) => {}
+                Event::Woken(false) => return Some("shard dropped the connection".into()),
             }
         }
-        // Send whatever the shard queued, in one write, once every shard has installed the
-        // view these answers were computed from (views.rs).
-        let close = outbox.take(&mut pending_out);
-        if !pending_out.is_empty() {
+    }
+
+    /// Whether the connection holds its share of the budget or has too many unsent bytes:
+    /// then it decodes nothing more until its answers are written.
+    fn over_caps(&self, unsent_max: usize, held_max: u32) -> bool {
+        self.outbox.unsent() > unsent_max || self.held.get() >= held_max
+    }
+
+    fn close_why(&self) -> Option<String> {
+        match self.outbox.close_reason()? {
+            Close::Now(why) | Close::AfterFlush(why) => Some(why.into_owned()),
+        }
+    }
+
+    /// One whole frame, with the permit taken for it.
+    fn handle(&mut self, range: std::ops::Range<usize>, permit: Permit) -> Result<(), String> {
+        let frame = &self.frames.buf[range];
+        if self.connected {
+            return handle_packet(self.shard, self.id, frame, permit);
+        }
+        self.connected = true;
+        handle_connect(self.shard, self.id, frame, permit)?;
+        // The session's expiry (on the core) closes a silent client's connection; this is only
+        // a safety net should the core never answer.
+        let timeout = self.shard.borrow().timeout_of(self.id).max(1) as u64;
+        let _ = self.stream.set_read_timeout(Some(Duration::from_millis(
+            2 * timeout + limits::HANDSHAKE_TIMEOUT_MS,
+        )));
+        Ok(())
+    }
+
+    /// Writes everything queued, in one write per wake-up, once every shard has installed the
+    /// view these answers were computed from (views.rs); drops the answers' permits once their
+    /// bytes are on the socket. A close at once cuts a write short. Returns why the connection
+    /// ends, if it does.
+    async fn flush(
+        &mut self,
+        out_bytes: &mut Vec<u8>,
+        out_permits: &mut Vec<Permit>,
+    ) -> Option<String> {
+        loop {
+            if self.outbox.closing_now() {
+                return self.close_why();
+            }
+            if self.outbox.is_empty() {
+                break;
+            }
+            self.outbox.take(out_bytes, out_permits);
             let (views, view) = {
-                let s = shard.borrow();
+                let s = self.shard.borrow();
                 (s.views.clone(), s.batches)
             };
             views.wait_for(view).await;
-            if let Err(e) = stream.write_all(&pending_out).await {
-                return Some(format!("write failed: {e}"));
-            }
-            pending_out.clear();
-        }
-        if let Some(why) = close {
-            return Some(why.to_string());
-        }
-        let event =
-            futures_lite::future::or(async { Event::Read(stream.read(chunk).await) }, async {
-                Event::Woken(woken.recv().await.is_some())
-            })
+            let (stream, outbox, woken) = (&mut *self.stream, self.outbox, self.woken);
+            let written = futures_lite::future::or(
+                async { Some(stream.write_all(out_bytes).await) },
+                async {
+                    wait_close(outbox, woken).await;
+                    None
+                },
+            )
             .await;
-        match event {
-            Event::Read(Ok(0)) => return None,
-            Event::Read(Ok(n)) => frames.extend(&chunk[..n]),
-            Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Some("no packet within the session timeout".into())
+            self.outbox.written();
+            out_bytes.clear();
+            out_permits.clear();
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Some(format!("write failed: {e}")),
+                None => return self.close_why(),
             }
-            Event::Read(Err(e)) => return Some(format!("read failed: {e}")),
-            // Answers were queued: the top of the loop writes them.
-            Event::Woken(true) => {}
-            Event::Woken(false) => return Some("shard dropped the connection".into()),
+        }
+        self.close_why()
+    }
+}
+
+/// Resolves when the connection must stop writing: at once for a close at once, and for a
+/// close after a flush once the flush has had [`limits::CLOSE_FLUSH_MS`] (a client that does
+/// not read cannot hold the connection open). Consumes wake-ups: callers look at the outbox
+/// again after it.
+async fn wait_close(outbox: &Outbox, woken: &LocalReceiver<()>) {
+    loop {
+        match outbox.close_reason() {
+            Some(Close::Now(_)) => return,
+            Some(Close::AfterFlush(_)) => {
+                glommio::timer::sleep(Duration::from_millis(limits::CLOSE_FLUSH_MS)).await;
+                return;
+            }
+            None => {
+                if woken.recv().await.is_none() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -183,6 +323,17 @@ impl Frames {
         &self.buf[self.start..]
     }
 
+    /// Whether `next` has something to say without another read: a whole frame, or a length
+    /// it will refuse.
+    fn whole_frame_buffered(&self) -> bool {
+        let rest = self.pending();
+        if rest.len() < 4 {
+            return false;
+        }
+        let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        len < 0 || rest.len() >= 4 + len as usize
+    }
+
     /// The next whole length-prefixed frame's body, if buffered. A negative or oversized
     /// length ends the connection, as ZooKeeper's "Len error".
     fn next(&mut self, max_frame: usize) -> Result<Option<std::ops::Range<usize>>, String> {
@@ -206,22 +357,28 @@ impl Frames {
     }
 }
 
-fn handle_connect(shard: &Rc<RefCell<Shard>>, id: u64, frame: &[u8]) -> Result<(), String> {
+/// A malformed handshake drops its permit with the error.
+fn handle_connect(
+    shard: &Rc<RefCell<Shard>>,
+    id: u64,
+    frame: &[u8],
+    permit: Permit,
+) -> Result<(), String> {
     let (req, read_only) = ConnectRequest::decode_handshake(frame)
         .map_err(|e| format!("malformed connect request: {e}"))?;
-    shard.borrow_mut().on_connect(id, req, read_only)
+    shard.borrow_mut().on_connect(id, req, read_only, permit)
 }
 
-fn handle_packet(shard: &Rc<RefCell<Shard>>, id: u64, frame: &[u8]) -> Result<(), String> {
+fn handle_packet(
+    shard: &Rc<RefCell<Shard>>,
+    id: u64,
+    frame: &[u8],
+    permit: Permit,
+) -> Result<(), String> {
     let mut r = Reader::new(frame);
-    let header = match RequestHeader::decode(&mut r) {
-        Ok(h) => h,
-        Err(e) => {
-            shard.borrow().outstanding.signal(1);
-            return Err(format!("malformed request header: {e}"));
-        }
-    };
-    shard.borrow_mut().on_packet(id, header, r.rest())
+    let header =
+        RequestHeader::decode(&mut r).map_err(|e| format!("malformed request header: {e}"))?;
+    shard.borrow_mut().on_packet(id, header, r.rest(), permit)
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ fn server_stats(shared: &Shared, clients: Option<(&[ShardReport], SocketAddr)>) 
         stats.sum(|s| &s.packets_received),
         stats.sum(|s| &s.packets_sent),
         stats.sum(|s| &s.connections),
-        stats.core.queued.load(Relaxed),
+        stats.sum(|s| &s.outstanding),
         stats.core.last_zxid.load(Relaxed),
         mode.name(),
         stats.core.node_count.load(Relaxed),
@@ -186,7 +186,7 @@ fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
         ),
         (
             "zk_outstanding_requests",
-            stats.core.queued.load(Relaxed).to_string(),
+            stats.sum(|s| &s.outstanding).to_string(),
         ),
         (
             "zk_znode_count",

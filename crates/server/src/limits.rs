@@ -6,18 +6,44 @@ pub const BATCH_TXNS_MAX: usize = 1024;
 pub const CHANNEL_CAPACITY: usize = 4096;
 /// Bytes read from a socket at a time.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes read at a time until a connection fills a read (then [`READ_CHUNK_BYTES`]).
+pub const READ_CHUNK_BYTES_FIRST: usize = 4096;
 /// How often a shard reports the sessions that showed life, at most, in milliseconds.
 pub const TOUCH_INTERVAL_MS_MAX: u64 = 500;
 /// How long start-up waits for a busy client port to be released, in milliseconds.
 pub const PORT_CLAIM_MS_MAX: u64 = 10_000;
 /// The handshake must arrive within this many milliseconds of the connection.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Requests a connection decodes and answers before it yields to the shard's other tasks.
+pub const SLICE_REQUESTS: usize = 64;
+/// A connection's unsent answers, in multiples of jute.maxbuffer, past which it decodes none
+/// of its requests until they are written. One answer may pass the cap by at most one frame.
+pub const UNSENT_MAXBUFFERS: usize = 2;
+/// A connection may hold at most this fraction (1/n) of its shard's budget of requests in
+/// flight, so one client that pipelines without reading cannot starve the others.
+pub const CONN_BUDGET_SHARE_DIVISOR: u64 = 4;
+/// How long a closing connection may take to write its last answers (the reply to
+/// closeSession, a refused handshake's answer) to a client that does not read them.
+pub const CLOSE_FLUSH_MS: u64 = 1000;
+
+/// The cap on a connection's unsent answers, in bytes.
+pub fn unsent_bytes_max(jute_max_buffer: usize) -> usize {
+    UNSENT_MAXBUFFERS * jute_max_buffer.max(READ_CHUNK_BYTES)
+}
+
+/// The permits one connection may hold, of a shard budget of `budget`.
+pub fn conn_permits_max(budget: u64) -> u32 {
+    u32::try_from((budget / CONN_BUDGET_SHARE_DIVISOR).max(1)).unwrap_or(u32::MAX)
+}
 
 const _: () = assert!(
     BATCH_TXNS_MAX <= CHANNEL_CAPACITY,
     "a batch must fit in a channel"
 );
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);
+const _: () = assert!(READ_CHUNK_BYTES_FIRST <= READ_CHUNK_BYTES);
+const _: () = assert!(UNSENT_MAXBUFFERS >= 1, "a connection must be able to queue one answer");
+const _: () = assert!(CONN_BUDGET_SHARE_DIVISOR >= 2, "one connection cannot take it all");
 
 /// Frames queued for one peer link; past it, the link is reset (peer.rs).
 pub const PEER_QUEUE_FRAMES: usize = 65_536;

@@ -3,6 +3,7 @@
 //! `zoocore` alone serves standalone on 127.0.0.1:2181 with ./data; `zoocore zoo.cfg` reads
 //! a ZooKeeper configuration.
 
+mod budget;
 mod config;
 mod conn;
 mod core;
@@ -74,6 +75,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every client is a file descriptor: take the hard limit, as the JVM does for ZooKeeper
+    // (-XX:+MaxFDLimit), so a burst of connections meets maxClientCnxns, not EMFILE.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!("open files limit {n}"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     match topology::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,8 +16,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use glommio::channels::local_channel::LocalSender;
-use glommio::sync::Semaphore;
 use zoocore_proto::records::Request;
 use zoocore_proto::records::*;
 use zoocore_proto::{Acl, ErrorCode, EventType, Id, OpCode, Perms, SessionId, Zxid};
@@ -29,26 +27,25 @@ use crate::config::Config;
 use crate::msg::{
     CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, ShardId, ToCore,
 };
-use crate::outbox::Outbox;
+use glommio::channels::local_channel::LocalSender;
+
+use crate::budget::{Budget, Held, Permit};
+use crate::outbox::{Close, Outbox};
 use crate::sessions::session_password;
 use crate::stats::{ConnStats, ShardCounters};
 use crate::views::Views;
 use crate::wire;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// What a connection task is told to do.
-#[derive(Debug)]
-pub enum Out {
-    Frame(Vec<u8>),
-    Close(&'static str),
-}
-
-/// A request waiting for its turn in its session's FIFO. Each holds one unit of the shard's
-/// outstanding budget, released when its answer is queued.
+/// A request waiting for its turn in its session's FIFO. Each holds its unit of the shard's
+/// outstanding budget, which moves to the outbox with its answer (budget.rs).
 #[derive(Debug)]
 enum Pending {
     /// The handshake of a new session, waiting for its createSession to commit.
-    Connect { read_only: Option<bool> },
+    Connect {
+        read_only: Option<bool>,
+        permit: Permit,
+    },
     /// A write (or sync) sent to the ZAB core; `done` once its answer arrived.
     Write {
         started: Instant,
@@ -57,12 +54,14 @@ enum Pending {
         multi_ops: Vec<OpCode>,
         close_after: bool,
         done: Option<Vec<u8>>,
+        permit: Permit,
     },
     /// A read that arrived behind a write of the same session.
     Read {
         started: Instant,
         xid: i32,
         req: Request,
+        permit: Permit,
     },
 }
 
@@ -72,17 +71,21 @@ pub struct Conn {
     pub timeout_ms: i32,
     auth: Arc<[Id]>,
     out: Rc<Outbox>,
+    /// The budget units this connection's requests hold (budget.rs).
+    pub held: Rc<Held>,
     queue: VecDeque<Pending>,
     pub addr: SocketAddr,
     pub stats: ConnStats,
 }
 
 impl Conn {
-    fn send(&self, out: Out) {
-        match out {
-            Out::Frame(frame) => self.out.push(&frame),
-            Out::Close(why) => self.out.close(why),
-        }
+    /// Queues a frame that answers no request of the budget (a notification, a handshake).
+    fn push(&self, frame: &[u8]) {
+        self.out.push(None, frame);
+    }
+
+    fn close(&self, how: Close) {
+        self.out.close(how);
     }
 }
 
@@ -93,10 +96,13 @@ pub struct Shard {
     pub conns: HashMap<ConnId, Conn>,
     sessions: HashMap<SessionId, ConnId>,
     pub watches: WatchTable<ConnId>,
-    to_core: LocalSender<ToCore>,
+    /// Messages for the core made by the last synchronous call, sent by the connection task
+    /// that made them (conn.rs), which waits while the bounded channel to the core is full.
+    outgoing: Vec<ToCore>,
+    pub to_core: Rc<LocalSender<ToCore>>,
     touched: HashSet<SessionId>,
     next_conn: ConnId,
-    pub outstanding: Rc<Semaphore>,
+    pub budget: Rc<Budget>,
     pub stats: Arc<ShardCounters>,
     /// Commit batches installed here: the view's number across shards (views.rs).
     pub batches: u64,
@@ -112,7 +118,7 @@ impl Shard {
         cfg: Arc<Config>,
         view: Tree,
         to_core: LocalSender<ToCore>,
-        outstanding: u64,
+        budget: u64,
         stats: Arc<ShardCounters>,
         views: Arc<Views>,
     ) -> Self {
@@ -123,20 +129,24 @@ impl Shard {
             conns: HashMap::new(),
             sessions: HashMap::new(),
             watches: WatchTable::new(),
-            to_core,
+            outgoing: Vec::new(),
+            to_core: Rc::new(to_core),
             touched: HashSet::new(),
             next_conn: 1,
-            outstanding: Rc::new(Semaphore::new(outstanding)),
+            budget: Budget::new(budget),
             stats,
             batches: 0,
             views,
         }
     }
 
-    pub fn send_to_core(&self, msg: ToCore) {
-        // Unbounded local queue drained by the shard's forwarder; bounded in practice by the
-        // outstanding budget.
-        let _ = self.to_core.try_send(msg);
+    pub fn send_to_core(&mut self, msg: ToCore) {
+        self.outgoing.push(msg);
+    }
+
+    /// What the last call made for the core, for its caller to send.
+    pub fn take_outgoing(&mut self) -> Vec<ToCore> {
+        std::mem::take(&mut self.outgoing)
     }
 
     pub fn open(&mut self, addr: SocketAddr, out: Rc<Outbox>) -> ConnId {
@@ -148,6 +158,7 @@ impl Shard {
             timeout_ms: 0,
             auth,
             out,
+            held: Rc::new(Held::default()),
             queue: VecDeque::new(),
             addr,
             stats: ConnStats::new(),
@@ -159,8 +170,8 @@ impl Shard {
 
     /// Forgets a connection whose task ended; its watches go with it, as in ZooKeeper.
     pub fn close(&mut self, id: ConnId) {
+        // The connection's pending requests, and their permits, go with it.
         if let Some(conn) = self.conns.remove(&id) {
-            self.outstanding.signal(conn.queue.len() as u64);
             if self.sessions.get(&conn.session) == Some(&id) {
                 self.sessions.remove(&conn.session);
             }
@@ -183,12 +194,14 @@ impl Shard {
     }
 
     /// The handshake: a new session goes to the core; a known one resumes here if its
-    /// password matches and it has not expired.
+    /// password matches and it has not expired. A refused handshake drops its permit with the
+    /// error.
     pub fn on_connect(
         &mut self,
         id: ConnId,
         req: ConnectRequest,
         read_only: Option<bool>,
+        permit: Permit,
     ) -> Result<(), CloseReason> {
         if !crate::stats::mode().serving() {
             return Err("this ensemble member has no leader: not serving".into());
@@ -207,7 +220,7 @@ impl Shard {
         };
         conn.timeout_ms = timeout_ms;
         if req.session_id == 0 {
-            conn.queue.push_back(Pending::Connect { read_only });
+            conn.queue.push_back(Pending::Connect { read_only, permit });
             let auth = conn.auth.clone();
             self.send_to_core(ToCore::Request(CoreRequest {
                 origin: Some(Origin {
@@ -224,15 +237,15 @@ impl Shard {
         let session = SessionId(req.session_id);
         let valid =
             req.passwd.as_slice() == session_password(session) && self.view.session_exists(session);
-        self.outstanding.signal(1);
         // Any attempt to reconnect closes the session's current connection, before the
         // password is checked, as ZooKeeperServer.processConnectRequest does.
-        let _ = self.to_core.try_send(ToCore::Attach {
+        self.outgoing.push(ToCore::Attach {
             session,
             shard,
             conn: id,
             valid,
         });
+        let conn = self.conns.get_mut(&id).expect("connection checked above");
         if !valid {
             tracing::info!(
                 "connection from {} asked for session {session}: expired or wrong password",
@@ -244,10 +257,9 @@ impl Shard {
                 session_id: 0,
                 passwd: vec![0; 16],
             };
-            conn.send(Out::Frame(wire::framed(
-                &answer.encode_handshake(read_only),
-            )));
-            conn.send(Out::Close("session expired"));
+            conn.out
+                .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
+            conn.close(Close::AfterFlush("session expired".into()));
             return Ok(());
         }
         conn.session = session;
@@ -259,23 +271,24 @@ impl Shard {
             session_id: session.0,
             passwd: session_password(session).to_vec(),
         };
-        conn.send(Out::Frame(wire::framed(
-            &answer.encode_handshake(read_only),
-        )));
+        conn.out
+            .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
         Ok(())
     }
 
-    /// One request packet after the handshake. The caller holds one unit of the outstanding
-    /// budget for it. An error closes the connection.
+    /// One request packet after the handshake, with the budget unit its connection took for
+    /// it. An error closes the connection (after what is queued, as ZooKeeper answers an
+    /// unknown opcode before closing).
     pub fn on_packet(
         &mut self,
         id: ConnId,
         header: RequestHeader,
         body: &[u8],
+        permit: Permit,
     ) -> Result<(), CloseReason> {
         let started = Instant::now();
+        self.invariants();
         let Some(conn) = self.conns.get_mut(&id) else {
-            self.outstanding.signal(1);
             return Ok(());
         };
         conn.stats.received += 1;
@@ -288,7 +301,7 @@ impl Shard {
             // UnimplementedRequestProcessor: answered without a zxid, then the connection
             // is closed.
             let frame = wire::reply(xid, Zxid(-1), ErrorCode::UNIMPLEMENTED, None);
-            self.emit(id, frame, None);
+            self.emit(id, frame, None, permit);
             return Err(format!("unknown opcode {}", header.r#type));
         };
         let req = match Request::decode(op, body) {
@@ -297,31 +310,38 @@ impl Shard {
                 // ZooKeeper answers a body it cannot deserialize with MARSHALLINGERROR and
                 // keeps the connection.
                 tracing::info!("malformed {op:?} request from {}: {e}", conn.addr);
-                return self.answer_now(id, xid, ErrorCode::MARSHALLING_ERROR, None);
+                return self.answer_now(id, xid, ErrorCode::MARSHALLING_ERROR, None, permit);
             }
         };
         conn.stats.last_op = op;
         conn.stats.last_cxid = xid;
         match req {
-            Request::Auth(auth) => self.on_auth(id, xid, auth),
+            Request::Auth(auth) => self.on_auth(id, xid, auth, permit),
             // No SASL is configured: ZooKeeper answers OK with no challenge token, and the
             // session goes on unauthenticated.
             Request::Sasl(_) => {
                 let body = Response::Sasl(SetSaslResponse { token: None });
-                self.answer_now(id, xid, ErrorCode::OK, Some(&body))
+                self.answer_now(id, xid, ErrorCode::OK, Some(&body), permit)
             }
-            Request::Reconfig(_) => self.answer_now(id, xid, ErrorCode::RECONFIG_DISABLED, None),
+            Request::Reconfig(_) => {
+                self.answer_now(id, xid, ErrorCode::RECONFIG_DISABLED, None, permit)
+            }
             req if op.is_write() || op == OpCode::Sync => {
-                self.submit_write(id, xid, op, req, started);
+                self.submit_write(id, xid, op, req, started, permit);
                 Ok(())
             }
             req => {
                 let conn = self.conns.get_mut(&id).expect("connection checked above");
                 if conn.queue.is_empty() {
                     // Answered within this call: no clock read for its latency.
-                    self.read(id, xid, &req, None);
+                    self.read(id, xid, &req, None, permit);
                 } else {
-                    conn.queue.push_back(Pending::Read { started, xid, req });
+                    conn.queue.push_back(Pending::Read {
+                        started,
+                        xid,
+                        req,
+                        permit,
+                    });
                 }
                 Ok(())
             }
@@ -336,13 +356,20 @@ impl Shard {
         xid: i32,
         err: ErrorCode,
         body: Option<&Response>,
+        permit: Permit,
     ) -> Result<(), CloseReason> {
         let frame = wire::reply(xid, self.view.last_zxid(), err, body);
-        self.emit(id, frame, None);
+        self.emit(id, frame, None, permit);
         Ok(())
     }
 
-    fn on_auth(&mut self, id: ConnId, xid: i32, packet: AuthPacket) -> Result<(), CloseReason> {
+    fn on_auth(
+        &mut self,
+        id: ConnId,
+        xid: i32,
+        packet: AuthPacket,
+        permit: Permit,
+    ) -> Result<(), CloseReason> {
         let ids = match packet.scheme.as_str() {
             "digest" => digest_auth_ids(&packet.auth, self.cfg.super_digest.as_deref()),
             "ip" => Ok(Vec::new()),
@@ -360,7 +387,7 @@ impl Shard {
                 conn.auth = Arc::from(auth);
                 // Auth replies carry zxid 0 (ZooKeeperServer.processAuth).
                 let frame = wire::reply(xid, Zxid::ZERO, ErrorCode::OK, None);
-                self.emit(id, frame, None);
+                self.emit(id, frame, None, permit);
                 Ok(())
             }
             Err(_) => {
@@ -370,16 +397,24 @@ impl Shard {
                     packet.scheme
                 );
                 let frame = wire::reply(xid, Zxid::ZERO, ErrorCode::AUTH_FAILED, None);
-                self.emit(id, frame, None);
+                self.emit(id, frame, None, permit);
                 if let Some(conn) = self.conns.get(&id) {
-                    conn.send(Out::Close("authentication failed"));
+                    conn.close(Close::AfterFlush("authentication failed".into()));
                 }
                 Ok(())
             }
         }
     }
 
-    fn submit_write(&mut self, id: ConnId, xid: i32, op: OpCode, req: Request, started: Instant) {
+    fn submit_write(
+        &mut self,
+        id: ConnId,
+        xid: i32,
+        op: OpCode,
+        req: Request,
+        started: Instant,
+        permit: Permit,
+    ) {
         let shard = self.id;
         let conn = self.conns.get_mut(&id).expect("write on a live connection");
         let mut multi_ops = Vec::new();
@@ -401,6 +436,7 @@ impl Shard {
             multi_ops,
             close_after: op == OpCode::CloseSession,
             done: None,
+            permit,
         });
         let req = CoreRequest {
             origin: Some(Origin {
@@ -435,6 +471,21 @@ impl Shard {
         for id in waiting {
             self.drain(id);
         }
+        self.invariants();
+    }
+
+    /// Units out = requests in flight: every permit of the shard's budget is held by one of
+    /// its connections (a request in a FIFO, an answer in an outbox or being written).
+    fn invariants(&self) {
+        if cfg!(debug_assertions) {
+            let held: u64 = self.conns.values().map(|c| u64::from(c.held.get())).sum();
+            assert_eq!(
+                held,
+                self.budget.out(),
+                "connections hold {held} units, the budget has {} out",
+                self.budget.out()
+            );
+        }
     }
 
     fn fire_watches(&mut self, entry: &Committed) {
@@ -445,7 +496,7 @@ impl Shard {
             for (watcher, event, path) in self.watches.trigger(&trigger.path, trigger.event) {
                 if let Some(conn) = self.conns.get_mut(&watcher) {
                     conn.stats.sent += 1;
-                    conn.send(Out::Frame(wire::notification(event, &path, entry.zxid)));
+                    conn.push(&wire::notification(event, &path, entry.zxid));
                 }
             }
         }
@@ -463,13 +514,12 @@ impl Shard {
             timeout_ms,
         } = &entry.outcome
         {
-            let Some(Pending::Connect { read_only }) = conn.queue.pop_front() else {
+            let Some(Pending::Connect { read_only, permit }) = conn.queue.pop_front() else {
                 tracing::error!(
                     "session {session} created for a connection that is not connecting"
                 );
                 return false;
             };
-            self.outstanding.signal(1);
             conn.session = *session;
             let answer = ConnectResponse {
                 protocol_version: 0,
@@ -477,9 +527,8 @@ impl Shard {
                 session_id: session.0,
                 passwd: session_password(*session).to_vec(),
             };
-            conn.send(Out::Frame(wire::framed(
-                &answer.encode_handshake(read_only),
-            )));
+            conn.out
+                .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
             self.sessions.insert(*session, id);
             return self.release_head(id);
         }
@@ -506,7 +555,7 @@ impl Shard {
             // The leader refused a write of this connection's session, which moved to
             // another member: like ZooKeeper's FinalRequestProcessor, close the connection
             // instead of answering (the client sees a connection loss, not -118).
-            conn.send(Out::Close("session moved to another member"));
+            conn.close(Close::Now("session moved to another member".into()));
             return false;
         }
         *done = Some(wire::reply(origin.xid, entry.zxid, err, body.as_ref()));
@@ -526,15 +575,16 @@ impl Shard {
                         started,
                         done: Some(frame),
                         close_after,
+                        permit,
                         ..
                     }) = conn.queue.pop_front()
                     else {
                         unreachable!("head checked above")
                     };
-                    self.emit(id, frame, Some(started));
+                    self.emit(id, frame, Some(started), permit);
                     if close_after {
                         if let Some(conn) = self.conns.get(&id) {
-                            conn.send(Out::Close("session closed"));
+                            conn.close(Close::AfterFlush("session closed".into()));
                         }
                     }
                 }
@@ -545,35 +595,55 @@ impl Shard {
     }
 
     /// Answers the reads at the head of a connection's FIFO from the current view, and the
-    /// finished writes between them.
+    /// finished writes between them, until the connection's unsent answers pass their cap:
+    /// the connection task calls [`Shard::resume`] once it has written them.
     fn drain(&mut self, id: ConnId) {
+        let unsent_max = crate::limits::unsent_bytes_max(self.cfg.jute_max_buffer as usize);
         while self.release_head(id) {
             let conn = self
                 .conns
                 .get_mut(&id)
                 .expect("release_head saw the connection");
-            let Some(Pending::Read { started, xid, req }) = conn.queue.pop_front() else {
+            if conn.out.unsent() > unsent_max {
+                return;
+            }
+            let Some(Pending::Read {
+                started,
+                xid,
+                req,
+                permit,
+            }) = conn.queue.pop_front()
+            else {
                 unreachable!("head is a read")
             };
-            self.read(id, xid, &req, Some(started));
+            self.read(id, xid, &req, Some(started), permit);
         }
     }
 
-    /// Queues one request's answer and gives back its unit of the outstanding budget;
-    /// `started` (when the request arrived) feeds the latency figures.
-    fn emit(&mut self, id: ConnId, frame: Vec<u8>, started: Option<Instant>) {
+    /// Answers what waits at the head of a connection's FIFO (reads left by `drain` at the
+    /// cap). Returns whether anything was queued.
+    pub fn resume(&mut self, id: ConnId) -> bool {
+        let Some(before) = self.conns.get(&id).map(|c| c.out.unsent()) else {
+            return false;
+        };
+        self.drain(id);
+        self.conns.get(&id).is_some_and(|c| c.out.unsent() > before)
+    }
+
+    /// Queues one request's answer with its budget unit, which comes back once the answer is
+    /// written; `started` (when the request arrived) feeds the latency figures.
+    fn emit(&mut self, id: ConnId, frame: Vec<u8>, started: Option<Instant>, permit: Permit) {
         if let Some(conn) = self.answered(id, started) {
-            conn.out.push(&frame);
+            conn.out.push(Some(permit), &frame);
         }
     }
 
     /// The bookkeeping of one answered request: latency (0 for an answer given in the same
-    /// call the request arrived in), the outstanding budget, counters. Returns the connection
-    /// to deliver to, if it is still open.
+    /// call the request arrived in), counters. Returns the connection to deliver to, if it is
+    /// still open.
     fn answered(&mut self, id: ConnId, started: Option<Instant>) -> Option<&mut Conn> {
         let us = started.map_or(0, |s| s.elapsed().as_micros() as u64);
         self.stats.record_latency(us);
-        self.outstanding.signal(1);
         self.stats.packets_sent.fetch_add(1, Relaxed);
         let conn = self.conns.get_mut(&id)?;
         conn.stats.sent += 1;
@@ -590,7 +660,8 @@ impl Shard {
         let asked = origin.is_some_and(|o| o.shard == self.id && o.conn == id);
         if !asked {
             if let Some(conn) = self.conns.get(&id) {
-                conn.send(Out::Close("session expired"));
+                // At once, whatever is queued for it (DESIGN.md §2).
+                conn.close(Close::Now("session expired".into()));
             }
         }
         self.sessions.remove(&session);
@@ -599,7 +670,7 @@ impl Shard {
     /// The member lost its leader: every connection closes (its task then calls `close`).
     pub fn close_all(&mut self) {
         for conn in self.conns.values() {
-            conn.send(Out::Close("this ensemble member lost its leader"));
+            conn.close(Close::Now("this ensemble member lost its leader".into()));
         }
     }
 
@@ -607,15 +678,21 @@ impl Shard {
     pub fn close_moved(&mut self, id: ConnId, session: SessionId) {
         if let Some(conn) = self.conns.get(&id) {
             if conn.session == session {
-                conn.send(Out::Close("session moved to another connection"));
+                conn.close(Close::Now("session moved to another connection".into()));
             }
         }
     }
 
-    /// Serves a read from the current view.
     /// Serves a read from the current view, encoding its answer straight into the
-    /// connection's outbox.
-    fn read(&mut self, id: ConnId, xid: i32, req: &Request, started: Option<Instant>) {
+    /// connection's outbox beside the request's permit.
+    fn read(
+        &mut self,
+        id: ConnId,
+        xid: i32,
+        req: &Request,
+        started: Option<Instant>,
+        permit: Permit,
+    ) {
         let conn = self.conns.get(&id).expect("read on a live connection");
         let auth = conn.auth.clone();
         let session = conn.session;
@@ -625,15 +702,20 @@ impl Shard {
             let Some(out) = self.answered(id, started).map(|c| c.out.clone()) else {
                 return;
             };
+            let permit = Some(permit);
             match self.view.get(&r.path) {
-                None => out.encode(|b| wire::reply_into(b, xid, zxid, ErrorCode::NO_NODE, None)),
+                None => out.encode(permit, |b| {
+                    wire::reply_into(b, xid, zxid, ErrorCode::NO_NODE, None)
+                }),
                 Some(node) => match require(node.acl(), Perms::READ, &auth) {
-                    Err(code) => out.encode(|b| wire::reply_into(b, xid, zxid, code, None)),
+                    Err(code) => out.encode(permit, |b| wire::reply_into(b, xid, zxid, code, None)),
                     Ok(()) => {
                         if r.watch {
                             self.watches.add(&r.path, id, WatchKind::Data);
                         }
-                        out.encode(|b| wire::get_data_into(b, xid, zxid, node.data(), &node.stat()))
+                        out.encode(permit, |b| {
+                            wire::get_data_into(b, xid, zxid, node.data(), &node.stat())
+                        })
                     }
                 },
             }
@@ -644,8 +726,9 @@ impl Shard {
             Err(code) => (code, None),
         };
         if let Some(conn) = self.answered(id, started) {
-            conn.out
-                .encode(|b| wire::reply_into(b, xid, zxid, err, body.as_ref()));
+            conn.out.encode(Some(permit), |b| {
+                wire::reply_into(b, xid, zxid, err, body.as_ref())
+            });
         }
     }
 
@@ -800,7 +883,7 @@ impl Shard {
         if let Some(conn) = self.conns.get_mut(&id) {
             for (event, path) in events {
                 conn.stats.sent += 1;
-                conn.send(Out::Frame(wire::notification(event, path, zxid)));
+                conn.push(&wire::notification(event, path, zxid));
             }
         }
     }

@@ -13,6 +13,8 @@ pub struct ShardCounters {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub connections: AtomicU64,
+    /// Requests holding a unit of the shard's budget, as of the shard's last report.
+    pub outstanding: AtomicU64,
     pub latency_count: AtomicU64,
     pub latency_total_us: AtomicU64,
     pub latency_min_us: AtomicU64,

@@ -478,7 +478,8 @@ async fn shard_main(
     let cfg = shared.cfg.clone();
     let shards = shared.stats.shards.len() as u64;
     let budget = (u64::from(cfg.global_outstanding_limit) / shards).max(1);
-    let (local_tx, local_rx) = local_channel::new_unbounded::<ToCore>();
+    // Bounded: a connection task waits for room before it decodes its next request.
+    let (local_tx, local_rx) = local_channel::new_bounded::<ToCore>(limits::CHANNEL_CAPACITY);
     let shard = Rc::new(RefCell::new(Shard::new(
         id,
         cfg.clone(),
@@ -538,9 +539,13 @@ async fn shard_main(
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(interval).await;
-                let touched = shard.borrow_mut().take_touched();
-                if !touched.is_empty() {
-                    shard.borrow().send_to_core(ToCore::Touch(touched));
+                let (touched, to_core) = {
+                    let mut s = shard.borrow_mut();
+                    s.stats.outstanding.store(s.budget.out(), Relaxed);
+                    (s.take_touched(), s.to_core.clone())
+                };
+                if !touched.is_empty() && to_core.send(ToCore::Touch(touched)).await.is_err() {
+                    break;
                 }
             }
         })
