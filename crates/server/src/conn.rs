@@ -135,14 +135,12 @@ impl Connection<'_> {
                     Ok(None) => break,
                     Err(why) => return Some(why),
                 };
-                let permit = futures_lite::future::or(
-                    async { budget.take(&self.held).await },
-                    async {
+                let permit =
+                    futures_lite::future::or(async { budget.take(&self.held).await }, async {
                         wait_close(self.outbox, self.woken).await;
                         None
-                    },
-                )
-                .await;
+                    })
+                    .await;
                 let Some(permit) = permit else {
                     return Some(self.close_why().unwrap_or_else(|| "shutting down".into()));
                 };

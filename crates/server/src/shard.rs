@@ -257,8 +257,10 @@ impl Shard {
                 session_id: 0,
                 passwd: vec![0; 16],
             };
-            conn.out
-                .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
+            conn.out.push(
+                Some(permit),
+                &wire::framed(&answer.encode_handshake(read_only)),
+            );
             conn.close(Close::AfterFlush("session expired".into()));
             return Ok(());
         }
@@ -271,8 +273,10 @@ impl Shard {
             session_id: session.0,
             passwd: session_password(session).to_vec(),
         };
-        conn.out
-            .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
+        conn.out.push(
+            Some(permit),
+            &wire::framed(&answer.encode_handshake(read_only)),
+        );
         Ok(())
     }
 
@@ -527,8 +531,10 @@ impl Shard {
                 session_id: session.0,
                 passwd: session_password(*session).to_vec(),
             };
-            conn.out
-                .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
+            conn.out.push(
+                Some(permit),
+                &wire::framed(&answer.encode_handshake(read_only)),
+            );
             self.sessions.insert(*session, id);
             return self.release_head(id);
         }
