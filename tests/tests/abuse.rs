@@ -235,6 +235,19 @@ impl<'a> Watch<'a> {
         }
     }
 
+    /// Lets the bystander finish two more rounds than it had when the abuse ended, so that
+    /// damage that outlasts a short burst of abuse (a spent budget, a stalled shard) shows
+    /// as a bystander failure. Its own bound on each operation ends the wait should it hang.
+    async fn two_more_rounds(&self) {
+        let Some(bystander) = &self.bystander else {
+            return;
+        };
+        let target = bystander.progress.lock().unwrap().rounds + 2;
+        while bystander.progress.lock().unwrap().rounds < target && !bystander.task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// (b) so far. Checked while waiting too, so that a server that balloons fails the case
     /// at once instead of taking the shared machine's memory for the rest of the wait.
     fn assert_rss_bound(&self) {
@@ -260,6 +273,7 @@ impl<'a> Watch<'a> {
     /// Asserts (a), (b) and (d): the bystander never failed, the RSS stayed under its bound,
     /// and a new client reads back every acknowledged write.
     async fn end(mut self) {
+        self.two_more_rounds().await;
         let bystander = self.bystander.take().expect("ended once");
         let ledger = bystander.finish().await;
         eprintln!(
