@@ -894,6 +894,12 @@ fn half_handshakes_time_out_without_blocking_others() {
 fn burst_of_5000_connects_is_served_and_released() {
     let _one = one_at_a_time();
     run_within(CASE_LIMIT, async {
+        // 5000 client sockets and the bystander's: more than a default soft limit of 1024.
+        let files = rlimit::increase_nofile_limit(u64::MAX).expect("raise the open-file limit");
+        assert!(
+            files > 5100,
+            "the open-file limit is {files}; the burst needs 5000 sockets"
+        );
         let server = start(&[]);
         let watch = Watch::begin(&server, "connect-burst", rss_bound(128, 200)).await;
         let addr = server.addr();
