@@ -42,8 +42,14 @@ const _: () = assert!(
 );
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);
 const _: () = assert!(READ_CHUNK_BYTES_FIRST <= READ_CHUNK_BYTES);
-const _: () = assert!(UNSENT_MAXBUFFERS >= 1, "a connection must be able to queue one answer");
-const _: () = assert!(CONN_BUDGET_SHARE_DIVISOR >= 2, "one connection cannot take it all");
+const _: () = assert!(
+    UNSENT_MAXBUFFERS >= 1,
+    "a connection must be able to queue one answer"
+);
+const _: () = assert!(
+    CONN_BUDGET_SHARE_DIVISOR >= 2,
+    "one connection cannot take it all"
+);
 
 /// Frames queued for one peer link; past it, the link is reset (peer.rs).
 pub const PEER_QUEUE_FRAMES: usize = 65_536;

@@ -83,7 +83,8 @@ impl Outbox {
     pub fn close(&self, how: Close) {
         let mut close = self.close.borrow_mut();
         let keep = matches!(&*close, Some(Close::Now(_)))
-            || (matches!(&*close, Some(Close::AfterFlush(_))) && matches!(how, Close::AfterFlush(_)));
+            || (matches!(&*close, Some(Close::AfterFlush(_)))
+                && matches!(how, Close::AfterFlush(_)));
         if !keep {
             *close = Some(how);
         }

@@ -133,7 +133,7 @@ impl Shard {
             to_core: Rc::new(to_core),
             touched: HashSet::new(),
             next_conn: 1,
-            budget: Budget::new(budget),
+            budget: Budget::new(budget, stats.outstanding.clone()),
             stats,
             batches: 0,
             views,
@@ -257,8 +257,10 @@ impl Shard {
                 session_id: 0,
                 passwd: vec![0; 16],
             };
-            conn.out
-                .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
+            conn.out.push(
+                Some(permit),
+                &wire::framed(&answer.encode_handshake(read_only)),
+            );
             conn.close(Close::AfterFlush("session expired".into()));
             return Ok(());
         }
@@ -271,8 +273,10 @@ impl Shard {
             session_id: session.0,
             passwd: session_password(session).to_vec(),
         };
-        conn.out
-            .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
+        conn.out.push(
+            Some(permit),
+            &wire::framed(&answer.encode_handshake(read_only)),
+        );
         Ok(())
     }
 
@@ -527,8 +531,10 @@ impl Shard {
                 session_id: session.0,
                 passwd: session_password(*session).to_vec(),
             };
-            conn.out
-                .push(Some(permit), &wire::framed(&answer.encode_handshake(read_only)));
+            conn.out.push(
+                Some(permit),
+                &wire::framed(&answer.encode_handshake(read_only)),
+            );
             self.sessions.insert(*session, id);
             return self.release_head(id);
         }
@@ -818,17 +824,19 @@ impl Shard {
                     _ => return Err(ErrorCode::BAD_ARGUMENTS),
                 };
                 self.watches.add(&r.path, id, kind);
-                return Ok(None);
+                Response::Error(ErrorResponse { err: 0 })
             }
+            // An unknown watcher type: WatcherType.fromInt throws, and FinalRequestProcessor's
+            // catch-all answers MARSHALLINGERROR.
             Request::CheckWatches(r) => {
-                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::MARSHALLING_ERROR)?;
                 if !self.watches.contains(&r.path, id, kind) {
                     return Err(ErrorCode::NO_WATCHER);
                 }
                 return Ok(None);
             }
             Request::RemoveWatches(r) => {
-                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::MARSHALLING_ERROR)?;
                 if self.watches.remove(&r.path, id, kind).is_empty() {
                     return Err(ErrorCode::NO_WATCHER);
                 }

@@ -541,7 +541,6 @@ async fn shard_main(
                 glommio::timer::sleep(interval).await;
                 let (touched, to_core) = {
                     let mut s = shard.borrow_mut();
-                    s.stats.outstanding.store(s.budget.out(), Relaxed);
                     (s.take_touched(), s.to_core.clone())
                 };
                 if !touched.is_empty() && to_core.send(ToCore::Touch(touched)).await.is_err() {
