@@ -526,7 +526,9 @@ impl<D: Device> Log<D> {
             // Too short for this record (the disk had little room when it was made): its
             // room goes to a segment sized for the record.
             Spare::Ready(spare) => {
-                let SpareSegment { file, name: from, .. } = spare;
+                let SpareSegment {
+                    file, name: from, ..
+                } = spare;
                 drop(file);
                 if let Err(source) = self.dev.remove(&from) {
                     self.poisoned = true;
@@ -830,7 +832,10 @@ mod tests {
         assert_eq!(free_reserve_bytes(2048), 128);
         // Unknown room, or plenty: preAllocSize.
         assert_eq!(segment_bytes_for(prealloc, None, 100), Some(prealloc));
-        assert_eq!(segment_bytes_for(prealloc, Some(1 << 40), 100), Some(prealloc));
+        assert_eq!(
+            segment_bytes_for(prealloc, Some(1 << 40), 100),
+            Some(prealloc)
+        );
         // Less room: what there is, less the reserve.
         assert_eq!(
             segment_bytes_for(prealloc, Some(20 * mib), 100),

@@ -184,12 +184,15 @@ fn the_spare_job_takes_what_room_there_is_and_stops_when_there_is_none() {
         if let Some(job) = d.log.next_segment_job() {
             break job;
         }
-        d.write(&big_create(d.counter as u64 + 1, 4000)).expect("fits");
+        d.write(&big_create(d.counter as u64 + 1, 4000))
+            .expect("fits");
         d.sync().expect("sync");
     };
     let spare = job.run().expect("a short spare");
     assert_eq!(spare.len(), (100 << 10) - free_reserve_bytes(prealloc));
-    d.log.adopt_next_segment(Ok(spare)).expect("a short spare is adopted");
+    d.log
+        .adopt_next_segment(Ok(spare))
+        .expect("a short spare is adopted");
     assert!(d.log.has_next_segment());
     let notice = d.log.next_notice().expect("short spare noticed");
     assert!(notice.to_string().contains("log.spare.tmp"), "{notice}");
@@ -198,7 +201,8 @@ fn the_spare_job_takes_what_room_there_is_and_stops_when_there_is_none() {
     // until the next roll.
     let before = d.log.segments().len();
     while d.log.segments().len() == before {
-        d.write(&big_create(d.counter as u64 + 1, 4000)).expect("fits");
+        d.write(&big_create(d.counter as u64 + 1, 4000))
+            .expect("fits");
         d.sync().expect("sync");
     }
     assert!(!d.log.has_next_segment());
@@ -206,7 +210,8 @@ fn the_spare_job_takes_what_room_there_is_and_stops_when_there_is_none() {
         if let Some(job) = d.log.next_segment_job() {
             break job;
         }
-        d.write(&big_create(d.counter as u64 + 1, 4000)).expect("fits");
+        d.write(&big_create(d.counter as u64 + 1, 4000))
+            .expect("fits");
         d.sync().expect("sync");
     };
     let failed = job.run().expect_err("no room for a spare");
@@ -215,7 +220,10 @@ fn the_spare_job_takes_what_room_there_is_and_stops_when_there_is_none() {
         .adopt_next_segment(Err(failed))
         .expect_err("reported to the caller");
     assert!(!d.log.is_poisoned());
-    assert!(!d.log.wants_next_segment(), "no job per batch on a full disk");
+    assert!(
+        !d.log.wants_next_segment(),
+        "no job per batch on a full disk"
+    );
     let (_, err) = write_until_refused(&mut d, 1_000, 4000);
     assert!(matches!(err, LogError::NoSpace { .. }), "{err}");
     assert!(!d.log.wants_next_segment());
@@ -224,12 +232,14 @@ fn the_spare_job_takes_what_room_there_is_and_stops_when_there_is_none() {
     dev.set_capacity(None);
     let before = d.log.segments().len();
     while d.log.segments().len() == before {
-        d.write(&big_create(d.counter as u64 + 1, 4000)).expect("room");
+        d.write(&big_create(d.counter as u64 + 1, 4000))
+            .expect("room");
         d.sync().expect("sync");
     }
     let mut writes = 0;
     while d.log.next_segment_job().is_none() {
-        d.write(&big_create(d.counter as u64 + 1, 4000)).expect("room");
+        d.write(&big_create(d.counter as u64 + 1, 4000))
+            .expect("room");
         d.sync().expect("sync");
         writes += 1;
         assert!(writes < 100, "a spare job is handed out again");
