@@ -6,7 +6,8 @@
 //! file, and the default preAllocSize (64 MiB, more than the disk). A client writes 100 kB
 //! znodes until a write fails. Asserted for both targets: many writes were accepted (the log
 //! took the room the disk had) and, once the filler is gone, a restart after kill -9 has
-//! every acknowledged write. For zoocore, also: the failure is THROTTLEDOP, the server keeps
+//! every acknowledged write (Apache needs the disk grown for that: it snapshots the whole
+//! tree at start). For zoocore, also: the failure is THROTTLEDOP, the server keeps
 //! running and serving reads, its log names the reason, a kill -9 and restart on the full
 //! disk keeps everything, and writes resume by themselves once the filler is removed. What
 //! Apache ZooKeeper does instead is printed (docs/OPERATIONS.md, "Disk space", records it).
@@ -60,6 +61,16 @@ impl Tmpfs {
 
     fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Grows (or shrinks) the file system in place: room returning without a restart.
+    fn resize(&self, size_mb: u64) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size_mb}m")])
+            .arg(&self.dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "resize {}: {status}", self.dir.display());
     }
 
     fn remount_read_only(&self) {
@@ -173,17 +184,19 @@ fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
         assert!(acked.len() >= 100, "only {} writes accepted", acked.len());
 
         if target == Target::Apache {
+            // Apache 3.8 stops at the first write that meets ENOSPC (SyncThread's "Severe
+            // unrecoverable error", then exit code 0); a restart then writes a snapshot of
+            // the whole tree before serving, so it needs room for that, not only for the log.
             tokio::time::sleep(Duration::from_secs(2)).await;
             let alive = server.try_four_letter("ruok");
             let read = tokio::time::timeout(Duration::from_secs(5), zk.get_data("/big-0")).await;
             eprintln!(
-                "Apache after the disk filled: ruok {alive:?}; read of /big-0 ok: {:?}\n{}",
+                "Apache after the disk filled: ruok {alive:?}; read of /big-0 ok: {:?}",
                 read.map(|r| r.is_ok()),
-                server.log_tail()
             );
             drop(zk);
             server.kill9();
-            std::fs::remove_file(&filler).expect("remove filler");
+            disk.resize(4 * DISK_MB);
             server.start_again();
             assert_all_there(&server, &acked).await;
             return;
