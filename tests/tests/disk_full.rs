@@ -8,7 +8,7 @@
 //! took the room the disk had) and, once the filler is gone, a restart after kill -9 has
 //! every acknowledged write (Apache needs the disk grown for that: it snapshots the whole
 //! tree at start). For zoocore, also: the failure is THROTTLEDOP, the server keeps
-//! running and serving reads, its log names the reason, a kill -9 and restart on the full
+//! running and serving reads, to new clients too, its log names the reason, a kill -9 and restart on the full
 //! disk keeps everything, and writes resume by themselves once the filler is removed. What
 //! Apache ZooKeeper does instead is printed (docs/OPERATIONS.md, "Disk space", records it).
 //!
@@ -149,6 +149,35 @@ async fn assert_all_there(server: &Server, acked: &[usize]) {
     }
 }
 
+/// Fills what is left of the log's last segment with ever smaller znodes, down to empty
+/// ones, each size until it is refused; returns the ones acknowledged (path, data).
+async fn fill_the_tail(zk: &Client) -> Vec<(String, Vec<u8>)> {
+    let mut acked = Vec::new();
+    for size in [10_000, 1_000, 100, 0] {
+        loop {
+            let path = format!("/tail-{}", acked.len());
+            let data = vec![size as u8; size];
+            match zk.create(&path, &data, &persistent()).await {
+                Ok(_) => acked.push((path, data)),
+                Err(Error::Throttled) => break,
+                Err(e) => panic!("create {path}: {e}"),
+            }
+        }
+    }
+    acked
+}
+
+async fn assert_tail_there(server: &Server, acked: &[(String, Vec<u8>)]) {
+    let zk = connect(server).await;
+    for (path, data) in acked {
+        let (got, _) = zk
+            .get_data(path)
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged {path} lost: {e}"));
+        assert!(&got == data, "{path} has other data");
+    }
+}
+
 fn options(data_dir: &Path) -> Options {
     Options {
         extra_cfg: vec![
@@ -234,6 +263,19 @@ fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
             "short segment warned of"
         );
         assert_eq!(server.four_letter("ruok"), "imok");
+        // Small writes fill what the last segment has left; then a new client can still
+        // connect (sessions draw on the log's small free-space reserve) and read.
+        let tail = fill_the_tail(&zk).await;
+        for _ in 0..5 {
+            let reader = connect(&server).await;
+            let (data, _) = reader.get_data("/big-0").await.expect("a new client reads");
+            assert!(data == payload(0));
+        }
+        assert!(
+            server.log_text().contains("preallocated to 65536 bytes"),
+            "sessions went to a small segment from the reserve\n{}",
+            server.log_tail()
+        );
         drop(zk);
 
         // A crash on the full disk: everything acknowledged is there after the restart, and
@@ -241,6 +283,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
         server.kill9();
         server.start_again();
         assert_all_there(&server, &acked).await;
+        assert_tail_there(&server, &tail).await;
         let zk = connect(&server).await;
         assert_eq!(create(&zk, 10_001).await, Err(Error::Throttled));
 
@@ -271,6 +314,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
         server.kill9();
         server.start_again();
         assert_all_there(&server, &acked).await;
+        assert_tail_there(&server, &tail).await;
     });
 }
 

@@ -15,7 +15,7 @@
 //! refuses for lack of room (`LogError::NoSpace`, which leaves the log usable) is simply not
 //! applied; the working tree never holds it, nothing needs undoing, and its zxid goes to the
 //! next txn. Its client gets THROTTLEDOP (see [`REFUSED_FOR_ROOM`]), reads go on from the
-//! published tree, and since every write tries the log again, writes resume by themselves as
+//! published tree, new sessions are still created from the log's small free-space reserve, and since every write tries the log again, writes resume by themselves as
 //! soon as the disk has room. The server keeps running meanwhile: stopping would turn a full
 //! disk into an outage of reads too, and a restart would find the same full disk.
 
@@ -259,15 +259,23 @@ impl<D: Device> Core<D> {
     }
 
     /// Appends a txn's record to the log. `Ok(false)`: the log had no room and the txn must
-    /// not be applied.
+    /// not be applied. Sessions being created or closed may draw on the log's free-space
+    /// reserve (`Log::append_may_use_reserve`): on a full disk clients can still connect
+    /// and read, also after a restart, and expired sessions still go.
     fn log_txn(
         &mut self,
         zxid: Zxid,
         now_ms: u64,
         now_wall_ms: i64,
         record: &[u8],
+        session_txn: bool,
     ) -> Result<bool, LogError> {
-        match self.log.append(zxid, now_wall_ms, record) {
+        let appended = if session_txn {
+            self.log.append_may_use_reserve(zxid, now_wall_ms, record)
+        } else {
+            self.log.append(zxid, now_wall_ms, record)
+        };
+        match appended {
             Ok(()) => {
                 self.since_snapshot += 1;
                 if let Some(r) = self.refusing.take() {
@@ -370,7 +378,7 @@ impl<D: Device> Core<D> {
                         time_ms: now_wall_ms,
                     },
                 );
-                if !self.log_txn(zxid, now_ms, now_wall_ms, &txn.to_bytes())? {
+                if !self.log_txn(zxid, now_ms, now_wall_ms, &txn.to_bytes(), true)? {
                     // The handshake has no error code to carry (ConnectResponse has none):
                     // close the connection, as ZooKeeper does with a handshake it cannot
                     // serve; the client reconnects.
@@ -415,7 +423,7 @@ impl<D: Device> Core<D> {
                 },
             )
         };
-        if !self.log_txn(zxid, now_ms, now_wall_ms, &txn.to_bytes())? {
+        if !self.log_txn(zxid, now_ms, now_wall_ms, &txn.to_bytes(), closes.is_some())? {
             if let (Some(s), None) = (closes, origin) {
                 // An expiry the log had no room for: the session is still in the tree, so
                 // it must come due again (its deadline was taken off the queue).

@@ -76,6 +76,25 @@ pub fn segment_bytes_for(prealloc_bytes: u64, available: Option<u64>, needed: u6
     (len >= needed).then_some(len)
 }
 
+/// The length of a segment made from the reserve, for the txns that may use it
+/// (`Log::append_may_use_reserve`): small, so the reserve lasts for many of them.
+pub const RESERVE_SEGMENT_BYTES: u64 = 64 << 10;
+
+/// The length of a segment for a txn that may use the reserve once `segment_bytes_for`
+/// found no room outside it: `RESERVE_SEGMENT_BYTES` (or `needed`, if more), or what is
+/// left; `None` when not even `needed` is left.
+pub fn reserve_segment_bytes_for(
+    prealloc_bytes: u64,
+    available: Option<u64>,
+    needed: u64,
+) -> Option<u64> {
+    let avail = available?;
+    let len = prealloc_bytes
+        .min(avail)
+        .min(RESERVE_SEGMENT_BYTES.max(needed));
+    (len >= needed).then_some(len)
+}
+
 /// Something the log did that the operator should hear of (this crate has no logger; the
 /// server takes these with `Log::next_notice` and logs them).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -438,6 +457,30 @@ impl<D: Device> Log<D> {
 
     /// Appends one txn, applied at `time_ms`. Not durable until a sync covers it.
     pub fn append(&mut self, zxid: Zxid, time_ms: i64, txn: &[u8]) -> Result<(), LogError> {
+        self.append_inner(zxid, time_ms, txn, false)
+    }
+
+    /// `append` for a txn that may draw on the free-space reserve when the disk has no room
+    /// outside it (sessions being created and closed, so that clients can still connect and
+    /// read while writes are refused): a roll then makes a segment of
+    /// `RESERVE_SEGMENT_BYTES` from the reserve. Other txns may use what such a segment has
+    /// left, as they use the tail of any segment.
+    pub fn append_may_use_reserve(
+        &mut self,
+        zxid: Zxid,
+        time_ms: i64,
+        txn: &[u8],
+    ) -> Result<(), LogError> {
+        self.append_inner(zxid, time_ms, txn, true)
+    }
+
+    fn append_inner(
+        &mut self,
+        zxid: Zxid,
+        time_ms: i64,
+        txn: &[u8],
+        use_reserve: bool,
+    ) -> Result<(), LogError> {
         self.check()?;
         assert!(
             zxid > self.last_zxid,
@@ -463,7 +506,7 @@ impl<D: Device> Log<D> {
                 // exists (docs/LOG.md). Callers avoid this blocking sync with `fits`.
                 self.sync()?;
             }
-            match self.roll(zxid, record_bytes) {
+            match self.roll(zxid, record_bytes, use_reserve) {
                 Ok(()) => {}
                 // A roll by record count is housekeeping: without room for a new segment
                 // the record goes where there still is room.
@@ -514,7 +557,7 @@ impl<D: Device> Log<D> {
 
     /// Creates the segment whose first record is `zxid` (and must hold `record_bytes`) and
     /// makes it current. Out of room, it fails with `NoSpace` and leaves the log as it was.
-    fn roll(&mut self, zxid: Zxid, record_bytes: u64) -> Result<(), LogError> {
+    fn roll(&mut self, zxid: Zxid, record_bytes: u64, use_reserve: bool) -> Result<(), LogError> {
         if let Some(c) = &self.current {
             assert_eq!(c.written, c.synced, "rolling an unsynced segment");
         }
@@ -546,7 +589,10 @@ impl<D: Device> Log<D> {
         };
         let (mut file, from) = match spare {
             Some(s) => (s.file, s.name),
-            None => (self.create_sized(&name, &tmp, needed)?, tmp.clone()),
+            None => (
+                self.create_sized(&name, &tmp, needed, use_reserve)?,
+                tmp.clone(),
+            ),
         };
         // The header records the length this segment got, which is less than preAllocSize
         // when the disk had less room (docs/LOG.md).
@@ -598,7 +644,13 @@ impl<D: Device> Log<D> {
     /// has when that is less (at least `needed`). `NoSpace` when there is not that much room
     /// or the creation meets ENOSPC anyway (the device removes a partial file); any other
     /// error poisons.
-    fn create_sized(&mut self, name: &str, tmp: &str, needed: u64) -> Result<D::File, LogError> {
+    fn create_sized(
+        &mut self,
+        name: &str,
+        tmp: &str,
+        needed: u64,
+        use_reserve: bool,
+    ) -> Result<D::File, LogError> {
         let prealloc = self.opts.prealloc_bytes;
         // The figure only sizes the segment: without it, the creation itself says whether
         // the full size fits.
@@ -608,7 +660,12 @@ impl<D: Device> Log<D> {
             needed_bytes: needed,
             reason,
         };
-        let Some(len) = segment_bytes_for(prealloc, available, needed) else {
+        let len = segment_bytes_for(prealloc, available, needed).or_else(|| {
+            use_reserve
+                .then(|| reserve_segment_bytes_for(prealloc, available, needed))
+                .flatten()
+        });
+        let Some(len) = len else {
             return Err(no_space(format!(
                 "{} bytes free, and the log leaves {} free",
                 available.unwrap_or(0),
@@ -845,5 +902,22 @@ mod tests {
         assert_eq!(segment_bytes_for(prealloc, Some(mib + 99), 100), None);
         assert_eq!(segment_bytes_for(prealloc, Some(mib / 2), 100), None);
         assert_eq!(segment_bytes_for(prealloc, Some(mib + 100), 100), Some(100));
+        // From the reserve: small segments, as long as the record fits what is left.
+        let small = RESERVE_SEGMENT_BYTES;
+        assert_eq!(
+            reserve_segment_bytes_for(prealloc, Some(mib), 100),
+            Some(small)
+        );
+        assert_eq!(
+            reserve_segment_bytes_for(prealloc, Some(5000), 100),
+            Some(5000)
+        );
+        assert_eq!(reserve_segment_bytes_for(prealloc, Some(99), 100), None);
+        assert_eq!(
+            reserve_segment_bytes_for(prealloc, Some(mib), small + 1),
+            Some(small + 1)
+        );
+        assert_eq!(reserve_segment_bytes_for(2048, Some(mib), 100), Some(2048));
+        assert_eq!(reserve_segment_bytes_for(prealloc, None, 100), None);
     }
 }

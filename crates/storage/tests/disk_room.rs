@@ -10,7 +10,7 @@ use common::{op_of, Driver};
 use zoocore_proto::{Acl, CreateMode};
 use zoocore_storage::{
     free_reserve_bytes, new_log, recover, Crash, Device, LogError, LogNotice, LogOptions,
-    MemDevice, RecoverOptions,
+    MemDevice, RecoverOptions, RESERVE_SEGMENT_BYTES,
 };
 use zoocore_tree::Op;
 
@@ -145,6 +145,57 @@ fn writes_resume_in_the_same_log_once_room_returns() {
     let r = recover(dev.clone(), recover_opts(4096)).expect("recovers");
     assert_eq!(r.tree.last_zxid(), d.synced);
     assert_eq!(Some(&r.tree.digest()), d.digests.get(&d.synced));
+}
+
+#[test]
+fn sessions_may_use_the_reserve_in_small_segments_until_it_is_gone() {
+    let prealloc = 1 << 20;
+    let reserve = free_reserve_bytes(prealloc);
+    let dev = MemDevice::new();
+    dev.set_capacity(Some(prealloc + reserve));
+    let mut d = Driver::new(new_log(dev.clone(), opts(prealloc)));
+    let (_, err) = write_until_refused(&mut d, 0, 3000);
+    assert!(matches!(err, LogError::NoSpace { .. }), "{err}");
+    let session = |n: u64| Op::CreateSession {
+        session: zoocore_proto::SessionId(100 + n as i64),
+        timeout_ms: 5000,
+    };
+    // Sessions first fill the current segment's tail, then roll into the reserve.
+    let segments = d.log.segments().len();
+    let mut n = 0;
+    while d.log.segments().len() == segments {
+        d.write_reserved(&session(n))
+            .expect("a session takes the reserve");
+        d.sync().expect("sync");
+        n += 1;
+        assert!(n < 1000, "rolled into the reserve");
+    }
+    assert_eq!(
+        segment_lengths(&dev).last(),
+        Some(&RESERVE_SEGMENT_BYTES),
+        "a small segment from the reserve"
+    );
+    // Ordinary writes still need room outside it (this one does not fit what is left).
+    let big = d.write(&big_create(50_000, 70_000)).expect_err("refused");
+    assert!(matches!(big, LogError::NoSpace { .. }), "{big}");
+    // Sessions go on until the reserve is gone too.
+    let last = loop {
+        match d.write_reserved(&session(n)) {
+            Ok(_) => d.sync().map(|_| ()).expect("sync"),
+            Err(e) => break e,
+        }
+        n += 1;
+        assert!(n < 100_000, "the reserve ran out");
+    };
+    assert!(matches!(last, LogError::NoSpace { .. }), "{last}");
+    assert!(!d.log.is_poisoned());
+    let used: u64 = segment_lengths(&dev).iter().sum();
+    assert!(prealloc + reserve - used < 200, "reserve used up: {used}");
+    let r = recover(dev.clone(), recover_opts(prealloc)).expect("recovers");
+    assert_eq!(Some(&r.tree.digest()), d.digests.get(&d.synced));
+    assert!(r
+        .tree
+        .session_exists(zoocore_proto::SessionId(100 + n as i64 - 1)));
 }
 
 #[test]
