@@ -1082,6 +1082,10 @@ pub async fn core_main(
             })
             .detach();
         }
+        // What the log reports: segments preallocated short for lack of room (docs/LOG.md).
+        while let Some(notice) = d.log.next_notice() {
+            tracing::warn!("{notice}");
+        }
         let (batch, control, close_all) = d.take_outputs();
         if let Some(batch) = batch {
             for s in senders.iter() {
