@@ -21,7 +21,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use zoocore_e2e::{connect, persistent, run_within, Options, Server, Target, PORT};
+use zoocore_e2e::{
+    connect, parse_key_values, persistent, run_within, Options, Server, Target, PORT,
+};
 use zookeeper_client::{Client, Error};
 
 const DISK_MB: u64 = 20;
@@ -252,6 +254,9 @@ fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
             zk.get_data("/big-10000").await == Err(Error::NoNode),
             "a refused write is not applied"
         );
+        let mntr = parse_key_values(&server.four_letter("mntr"));
+        let refused: u64 = mntr["zoocore_writes_refused_for_room"].parse().unwrap();
+        assert!(refused >= 2, "mntr counts the refusals: {refused}");
         let log = server.log_text();
         assert!(
             log.contains("no room on the disk for log segment"),

@@ -272,6 +272,10 @@ fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
         ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zoocore_txns", stats.core.txns.load(Relaxed).to_string()),
         (
+            "zoocore_writes_refused_for_room",
+            stats.core.refused_for_room.load(Relaxed).to_string(),
+        ),
+        (
             "zoocore_commit_batches",
             stats.core.batches.load(Relaxed).to_string(),
         ),

@@ -112,6 +112,8 @@ pub struct CoreCounters {
     pub fsync_max_us: AtomicU64,
     pub fsync_p99_us: AtomicU64,
     pub fsync_slow: AtomicU64,
+    /// Writes refused because the log had no room on the disk (docs/OPERATIONS.md).
+    pub refused_for_room: AtomicU64,
 }
 
 /// Everything a four-letter word may report, shared by all executors.

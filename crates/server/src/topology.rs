@@ -467,6 +467,10 @@ fn publish_counters<D: zoocore_storage::Device>(core: &Core<D>, stats: &ServerSt
         .store(core.session_count() as u64, Relaxed);
     stats.core.txns.store(core.stats.txns, Relaxed);
     stats.core.batches.store(core.stats.batches, Relaxed);
+    stats
+        .core
+        .refused_for_room
+        .store(core.stats.refused_for_room, Relaxed);
     stats.core.queued.store(core.queued() as u64, Relaxed);
     let log = core.log().stats();
     stats.core.log_records.store(log.records, Relaxed);
