@@ -1256,7 +1256,11 @@ impl Replica {
         if from >= committed {
             return;
         }
-        let mut prev = from;
+        // An observer that stalled between NEWLEADER and UPTODATE (frozen, slow disk) may be
+        // behind the window: what follows `base` then names `base` as its predecessor, so the
+        // observer sees the gap and synchronises again. Naming `from` hid the gap, and the
+        // observer committed past entries it never had (sim seed 901 with a paused observer).
+        let mut prev = from.max(self.log.base);
         let entries: Vec<(Zxid, Payload)> = self
             .log
             .after(from)
