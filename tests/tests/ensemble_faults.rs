@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use zoocore_e2e::ensemble::{
-    self, assert_holds, await_leader, await_settled, await_zxids_agree, eventually, live,
+    self, assert_holds, await_leader, await_settled, await_zxids_agree, eventually,
     member_of_session, mode_of, run, write_until_failover, WAIT,
 };
 use zoocore_e2e::raw::{create_body, path_watch_body, Jute, RawConn};
