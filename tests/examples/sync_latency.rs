@@ -48,7 +48,13 @@ fn main() {
         let follower = (leader + 1) % 3;
         let on_leader = connect(&servers[leader]).await;
         let on_follower = connect(&servers[follower]).await;
-        println!("sync via leader:   {}", summary(&measure(&on_leader, n).await));
-        println!("sync via follower: {}", summary(&measure(&on_follower, n).await));
+        println!(
+            "sync via leader:   {}",
+            summary(&measure(&on_leader, n).await)
+        );
+        println!(
+            "sync via follower: {}",
+            summary(&measure(&on_follower, n).await)
+        );
     });
 }
