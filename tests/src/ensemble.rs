@@ -71,6 +71,17 @@ pub fn live(servers: &[Server]) -> Vec<usize> {
         .collect()
 }
 
+/// The member whose `cons` lists `session`.
+pub fn member_of_session(servers: &[Server], session: i64) -> usize {
+    let needle = format!("sid=0x{session:x},");
+    let holders: Vec<usize> = live(servers)
+        .into_iter()
+        .filter(|&i| servers[i].four_letter("cons").contains(&needle))
+        .collect();
+    assert_eq!(holders.len(), 1, "session 0x{session:x} on {holders:?}");
+    holders[0]
+}
+
 /// Polls `cond` every 50 ms until it returns `Ok`, for at most [`WAIT`], and returns what
 /// it found. `what` names the condition and the `Err` describes the state last polled, both
 /// for the failure message.

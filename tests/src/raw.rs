@@ -67,6 +67,11 @@ impl Jute {
         }
         s
     }
+    /// Bytes as they are (a string that is not UTF-8, a null written by hand).
+    pub fn raw(mut self, bytes: &[u8]) -> Jute {
+        self.0.extend_from_slice(bytes);
+        self
+    }
     /// `vector<ACL>` of one `world:anyone` ACL with all permissions.
     pub fn open_acl(self) -> Jute {
         self.int(1).int(31).string("world").string("anyone")

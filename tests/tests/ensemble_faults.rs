@@ -11,23 +11,12 @@
 use std::time::{Duration, Instant};
 
 use zoocore_e2e::ensemble::{
-    self, assert_holds, await_leader, await_settled, await_zxids_agree, eventually, live, mode_of,
-    run, write_until_failover, WAIT,
+    self, assert_holds, await_leader, await_settled, await_zxids_agree, eventually,
+    member_of_session, mode_of, run, write_until_failover, WAIT,
 };
 use zoocore_e2e::raw::{create_body, path_watch_body, Jute, RawConn};
 use zoocore_e2e::{connect, connect_with, mode, persistent, within, Server};
 use zookeeper_client::{CreateMode, EventType};
-
-/// The member whose `cons` lists `session`.
-fn member_of_session(servers: &[Server], session: i64) -> usize {
-    let needle = format!("sid=0x{session:x},");
-    let holders: Vec<usize> = live(servers)
-        .into_iter()
-        .filter(|&i| servers[i].four_letter("cons").contains(&needle))
-        .collect();
-    assert_eq!(holders.len(), 1, "session 0x{session:x} on {holders:?}");
-    holders[0]
-}
 
 /// The part of a server's log written since `from` (a length of its log text).
 fn log_since(server: &Server, from: usize) -> String {

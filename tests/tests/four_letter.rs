@@ -171,3 +171,42 @@ fn cons_and_wchs_count_connections_and_watches() {
         assert_eq!(wchs, "2 connections watching 2 paths\nTotal watches:3\n");
     });
 }
+
+/// dump lists sessions and their ephemerals; gtmk and stmk get and set the trace mask (a long
+/// after the word); cons lists the asking connection too. Apache answers all of them.
+#[test]
+fn dump_trace_mask_and_cons_with_the_asker() {
+    run(async {
+        let server = Server::start(Target::from_env());
+        let zk = connect(&server).await;
+        zk.create("/e", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        let session = format!("0x{:x}", zk.session_id().0);
+        let dump = server.four_letter("dump");
+        assert!(dump.starts_with("SessionTracker dump:\n"), "{dump}");
+        let ephemerals = dump
+            .split("ephemeral nodes dump:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no ephemerals part: {dump}"));
+        assert!(
+            ephemerals.contains(&format!("{session}:\n\t/e\n")),
+            "session {session} with /e: {dump}"
+        );
+        assert!(dump.contains("Connections dump:\n"), "{dump}");
+
+        assert_eq!(server.four_letter("gtmk"), "306", "ZooTrace's default mask");
+        assert_eq!(server.four_letter("stmk\0\0\0\0\0\0\0\x07"), "7");
+        assert_eq!(server.four_letter("gtmk"), "7");
+
+        let cons = server.four_letter("cons");
+        let lines: Vec<&str> = cons.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 2, "the client and the asker: {cons}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("[0](queued=0,recved=1,sent=0)")),
+            "the asking connection: {cons}"
+        );
+    });
+}

@@ -173,3 +173,52 @@ fn reconfig_and_sasl_get_zookeepers_answers() {
         "the connection lives on"
     );
 }
+
+/// Java's jute reads a string's bytes as UTF-8 with replacement characters, so bytes that are
+/// not UTF-8 do not make a request undecodable: a create of such a path fails path
+/// validation (BadArguments), and a read of it finds no node.
+#[test]
+fn a_path_that_is_not_utf8_is_a_bad_argument_not_a_marshalling_error() {
+    let server = Server::start(Target::from_env());
+    let (mut conn, _) = RawConn::open_session(server.addr(), 10_000);
+    let bad_path = |body: Jute| body.int(4).raw(b"/a\xff\xfe");
+    let acl_and_flags = Jute::new().buffer(b"").open_acl().int(0);
+    let create = bad_path(Jute::new()).raw(&acl_and_flags.0);
+    assert_eq!(conn.call(op::CREATE, create).err, -8, "create");
+    let get = bad_path(Jute::new()).boolean(false);
+    assert_eq!(conn.call(op::GET_DATA, get).err, -101, "getData");
+    assert_eq!(
+        conn.call(op::EXISTS, raw::path_watch_body("/", false)).err,
+        0,
+        "the connection lives on"
+    );
+}
+
+/// Clients send a null id (length -1) for the `auth` scheme's ACL entry, whose id ZooKeeper
+/// ignores: the create succeeds and the node belongs to the authenticated digest user.
+#[test]
+fn an_auth_acl_with_a_null_id_is_accepted() {
+    let server = Server::start(Target::from_env());
+    let (mut conn, _) = RawConn::open_session(server.addr(), 10_000);
+    let auth = Jute::new().int(0).string("digest").buffer(b"ann:secret");
+    assert_eq!(conn.call_xid(-4, 100, auth).err, 0, "addauth digest");
+    let null_id_acl = Jute::new().int(1).int(31).string("auth").int(-1);
+    let create = Jute::new()
+        .string("/owned")
+        .buffer(b"v")
+        .raw(&null_id_acl.0)
+        .int(0);
+    assert_eq!(
+        conn.call(op::CREATE, create).err,
+        0,
+        "create with auth:<null>"
+    );
+    // getACL (6): the entry became the digest user's.
+    let reply = conn.call(6, Jute::new().string("/owned"));
+    assert_eq!(reply.err, 0);
+    let mut r = raw::JuteReader::new(&reply.body);
+    assert_eq!(r.int(), 1, "one ACL entry");
+    assert_eq!(r.int(), 31);
+    assert_eq!(r.string(), "digest");
+    assert!(r.string().starts_with("ann:"), "the digest user's id");
+}

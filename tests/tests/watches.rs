@@ -320,3 +320,25 @@ fn check_and_remove_watches_on_the_wire() {
         0
     );
 }
+
+/// An unknown watcher type: ZooKeeper's WatcherType.fromInt throws, and FinalRequestProcessor's
+/// catch-all answers MarshallingError (-5); the connection lives on.
+#[test]
+fn an_unknown_watcher_type_is_a_marshalling_error() {
+    let server = Server::start(Target::from_env());
+    let (mut conn, _) = RawConn::open_session(server.addr(), 10_000);
+    assert_eq!(
+        conn.call(op::CHECK_WATCHES, watcher_body("/", 7)).err,
+        -5,
+        "checkWatches"
+    );
+    assert_eq!(
+        conn.call(op::REMOVE_WATCHES, watcher_body("/", 7)).err,
+        -5,
+        "removeWatches"
+    );
+    assert_eq!(
+        conn.call(op::EXISTS, raw::path_watch_body("/", false)).err,
+        0
+    );
+}

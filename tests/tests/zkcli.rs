@@ -153,3 +153,21 @@ fn zkcli_user_session() {
         "deleteall removed /app"
     );
 }
+
+/// zkCli 3.8's addWatch reads ZooKeeper's answer body (an ErrorResponse int); the persistent
+/// recursive watch then reports the creation and the change of a node below it.
+#[test]
+fn add_watch_persistent_recursive_from_zkcli() {
+    let server = Server::start(Target::from_env());
+    let out = zkcli(
+        &server,
+        "addWatch -m PERSISTENT_RECURSIVE /x\ncreate /x 0\ncreate /x/y 1\nset /x/y 2\nget /x/y",
+    );
+    assert!(
+        !out.contains("ConnectionLoss"),
+        "no connection loss:\n{out}"
+    );
+    assert_contains(&out, "Created /x/y");
+    assert_contains(&out, "type:NodeCreated path:/x/y");
+    assert_contains(&out, "type:NodeDataChanged path:/x/y");
+}

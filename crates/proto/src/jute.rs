@@ -160,8 +160,25 @@ impl<'a> Reader<'a> {
             .ok_or(DecodeError::UnexpectedNull { offset })
     }
 
+    /// A string that must not be null. Bytes that are not UTF-8 become U+FFFD, as Java's jute
+    /// reads them (`new String(bytes, UTF_8)`): a create of such a path then fails path
+    /// validation with BADARGUMENTS and a read of it finds no node, exactly as on ZooKeeper,
+    /// instead of the whole request failing to decode.
     pub fn read_string(&mut self) -> Result<String, DecodeError> {
-        self.read_str().map(str::to_owned)
+        let offset = self.offset;
+        let bytes = self
+            .read_opt_buffer()?
+            .ok_or(DecodeError::UnexpectedNull { offset })?;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// A string where null means the same as empty (the id of an ACL entry: clients send a
+    /// null id for the `auth` scheme, whose id ZooKeeper ignores).
+    pub fn read_string_or_empty(&mut self) -> Result<String, DecodeError> {
+        Ok(match self.read_opt_buffer()? {
+            None => String::new(),
+            Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        })
     }
 
     /// A vector of records; null reads as empty. The count is bounded by the bytes left

@@ -639,6 +639,10 @@ pub enum Response {
     Path(PathResponse),
     WhoAmI(WhoAmIResponse),
     Sasl(SetSaslResponse),
+    /// An int error code as the whole body: ZooKeeper answers addWatch with
+    /// `ErrorResponse(0)`, and its Java client reads that int (without it the client fails to
+    /// decode the reply and drops the connection).
+    Error(ErrorResponse),
 }
 
 impl Response {
@@ -668,6 +672,7 @@ impl Response {
             OpCode::Sync => Response::Path(PathResponse::decode(&mut r)?),
             OpCode::WhoAmI => Response::WhoAmI(WhoAmIResponse::decode(&mut r)?),
             OpCode::Sasl => Response::Sasl(SetSaslResponse::decode(&mut r)?),
+            OpCode::AddWatch => Response::Error(ErrorResponse::decode(&mut r)?),
             _ => Response::Empty,
         };
         r.finish()?;
@@ -690,6 +695,7 @@ impl Response {
             Response::Path(r) => r.encode(w),
             Response::WhoAmI(r) => r.encode(w),
             Response::Sasl(r) => r.encode(w),
+            Response::Error(r) => r.encode(w),
         }
     }
 }

@@ -122,7 +122,7 @@ impl Record for Id {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             scheme: r.read_string()?,
-            id: r.read_string()?,
+            id: r.read_string_or_empty()?,
         })
     }
 }

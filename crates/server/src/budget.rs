@@ -14,6 +14,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use glommio::sync::{Semaphore, StaticPermit};
 
@@ -24,6 +26,8 @@ pub struct Budget {
     total: u64,
     /// Permits alive now: with the semaphore's free units, always `total`.
     out: Cell<u64>,
+    /// `out` for other threads (mntr's zk_outstanding_requests): written only here.
+    shown: Arc<AtomicU64>,
 }
 
 /// The requests in flight of one connection: the permits it took and has not yet given back.
@@ -46,19 +50,26 @@ pub struct Permit {
 }
 
 impl Budget {
-    pub fn new(total: u64) -> Rc<Budget> {
+    /// A budget of `total` units whose count out is mirrored into `shown`.
+    pub fn new(total: u64, shown: Arc<AtomicU64>) -> Rc<Budget> {
         assert!(total > 0, "a budget of zero would never admit a request");
         Rc::new(Budget {
             units: Rc::new(Semaphore::new(total)),
             total,
             out: Cell::new(0),
+            shown,
         })
+    }
+
+    fn set_out(&self, out: u64) {
+        self.out.set(out);
+        self.shown.store(out, Relaxed);
     }
 
     /// Waits for a unit; `None` once the budget is closed (the shard is stopping).
     pub async fn take(self: &Rc<Self>, held: &Rc<Held>) -> Option<Permit> {
         let unit = self.units.acquire_static_permit(1).await.ok()?;
-        self.out.set(self.out.get() + 1);
+        self.set_out(self.out.get() + 1);
         held.0.set(held.0.get() + 1);
         self.invariants();
         Some(Permit {
@@ -96,7 +107,7 @@ impl Drop for Permit {
         assert!(out > 0, "a permit dropped with no unit out");
         // `_unit` is dropped after this body: count first, so the invariant holds once the
         // semaphore has its unit back.
-        self.budget.out.set(out - 1);
+        self.budget.set_out(out - 1);
         let held = self.held.0.get();
         assert!(held > 0, "a connection gave back more permits than it took");
         self.held.0.set(held - 1);
@@ -112,11 +123,13 @@ mod tests {
     fn permits_return_their_unit_on_drop_and_count_per_connection() {
         LocalExecutorBuilder::default()
             .spawn(|| async {
-                let budget = Budget::new(2);
+                let shown = Arc::new(AtomicU64::new(0));
+                let budget = Budget::new(2, shown.clone());
                 let (a, b) = (Rc::new(Held::default()), Rc::new(Held::default()));
                 let p1 = budget.take(&a).await.unwrap();
                 let p2 = budget.take(&b).await.unwrap();
                 assert_eq!((budget.out(), a.get(), b.get()), (2, 1, 1));
+                assert_eq!(shown.load(Relaxed), 2);
                 // Spent: a third request waits until a permit is dropped.
                 let waiter = glommio::spawn_local({
                     let (budget, a) = (budget.clone(), a.clone());
@@ -128,6 +141,7 @@ mod tests {
                 assert_eq!((budget.out(), a.get()), (2, 1));
                 drop((p2, p3));
                 assert_eq!((budget.out(), a.get(), b.get()), (0, 0, 0));
+                assert_eq!(shown.load(Relaxed), 0);
                 budget.invariants();
             })
             .unwrap()

@@ -63,7 +63,20 @@ pub async fn serve(
         }
     }
     if let Some(word) = fourlw::word(&frames.pending()[..4]) {
-        let text = fourlw::answer(&word, addr, &shared).await;
+        let arg_bytes = if word == "stmk" {
+            fourlw::STMK_MASK_BYTES
+        } else {
+            0
+        };
+        while frames.pending().len() < 4 + arg_bytes {
+            match stream.read(&mut chunk).await {
+                Ok(n) if n > 0 => frames.extend(&chunk[..n]),
+                _ => break,
+            }
+        }
+        let arg = frames.pending().get(4..4 + arg_bytes).unwrap_or_default();
+        let view = shard.borrow().view.clone();
+        let text = fourlw::answer(&word, addr, &shared, &view, arg).await;
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.close().await;
         return;

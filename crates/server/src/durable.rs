@@ -57,6 +57,25 @@ pub fn open(cfg: &Config) -> Result<Recovered<FileDevice>, RecoveryError> {
     Ok(r)
 }
 
+/// The file `check_writable` creates and removes.
+const WRITE_PROBE_NAME: &str = ".zoocore-write-probe";
+
+/// Whether the server can create and remove files in `dir`: a real probe, not the
+/// permission bits, which do not tell about a read-only mount, and which root ignores
+/// anyway. ZooKeeper refuses an unwritable data directory at start too (FileTxnSnapLog). The
+/// probe writes no bytes, so a disk the log has filled still passes (the server must restart
+/// on it with everything acknowledged).
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(WRITE_PROBE_NAME);
+    // Not create_new: a probe left by a crash between create and remove must not fail this.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 /// Issues a log segment's fdatasync through io_uring: a glommio file on the same inode as
 /// the log's mapping (an fdatasync on any descriptor of a file writes back its dirty pages,
 /// those written through a shared mapping included).
@@ -157,6 +176,17 @@ impl Jitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writable_directory_passes_the_probe_and_keeps_nothing() {
+        let dir = std::env::temp_dir().join(format!("zoocore-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        check_writable(&dir).expect("writable");
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 0);
+        let err = check_writable(&dir.join("missing")).expect_err("no such directory");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        std::fs::remove_dir(&dir).expect("empty, removed");
+    }
 
     #[test]
     fn snapshot_points_fall_in_the_second_half() {

@@ -11,7 +11,22 @@
 //! - follower / observer: shard request → `Forward::Request` to the leader (with the route
 //!   back to the client) → the leader's PROPOSAL/INFORM → `Commit` → apply → publish.
 //!
-//! Reads never come here: shards serve them from the last published view.
+//! Reads never come here: shards serve them from the last published view. A `sync` does: the
+//! leader notes its last zxid and answers once a read round started after the sync arrived is
+//! confirmed by a quorum (the replica's `read_index`, etcd's ReadIndex) and its tree holds
+//! that zxid, so a sync then a read is linearizable even on a leader that was deposed while
+//! frozen or cut off. A learner forwards the sync and answers when its tree reaches the zxid
+//! the leader sends back.
+//!
+//! Time is the replica's input: each turn of the loop first feeds the monotonic clock (a
+//! `Tick` with the elapsed milliseconds, at most one per sub-tick), then the events that
+//! woke it. After a freeze (SIGSTOP) the first thing the replica sees is the whole freeze,
+//! so a leader whose followers went silent steps down before anything queued meanwhile (a
+//! sync, a forwarded request) is looked at.
+//!
+//! The leader also runs the container/TTL reaper (ZooKeeper's ContainerManager, which runs on
+//! the leader only) every `znode.container.checkIntervalMs`: its deletes go through the
+//! normal write path, re-checked at prep.
 //!
 //! Durability ordering is the replica's (an ACK only after `Persisted`); this file keeps the
 //! driver's side of the contract: `Persisted` only after the fdatasync returned, epochs
@@ -95,9 +110,11 @@ struct Queued {
     op: CoreOp,
 }
 
-/// A `sync` waiting for this member's tree to reach `target`.
+/// A `sync` waiting for this member's tree to reach `target` and, on the leader, for read
+/// round `round` to be confirmed (0 on a learner: its leader confirmed it).
 struct PendingSync {
     target: Zxid,
+    round: u64,
     route: Route,
     path: String,
 }
@@ -125,6 +142,12 @@ struct Driver {
     syncs: Vec<PendingSync>,
     /// Leader only: syncs forwarded by learners, answered with `SyncDone` once committed.
     remote_syncs: Vec<PendingSync>,
+    /// Leader only: the last read round a quorum confirmed in this leadership.
+    round_confirmed: u64,
+    /// When the replica last had the time (ms since `started`).
+    ticked_ms: Option<u64>,
+    /// Leader only: when the container/TTL reaper runs next (ms since `started`).
+    reap_at_ms: u64,
     next_session: i64,
     owners: HashMap<SessionId, (ShardId, u64)>,
     /// Leader only: the member each session is attached to (ZooKeeper's session owner);
@@ -156,6 +179,22 @@ fn fatal(what: &str, e: &dyn std::fmt::Display) -> ! {
 impl Driver {
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Gives the replica the time, at most once per sub-tick: called first in every turn of
+    /// the loop, so that after a stall the replica sees it before any event that waited.
+    fn feed_time(&mut self) {
+        let now_ms = self.now_ms();
+        // Half a sub-tick: the timer's own tick, a little early after an event's, still counts.
+        let spacing = sub_tick_ms(self.cfg.tick_time_ms) / 2;
+        if self
+            .ticked_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < spacing)
+        {
+            return;
+        }
+        self.ticked_ms = Some(now_ms);
+        self.step(Input::Tick { now_ms });
     }
 
     fn set_mode(&mut self, mode: Mode) {
@@ -340,6 +379,7 @@ impl Driver {
                 if route.server == self.myid && Some(from) == self.leader {
                     self.syncs.push(PendingSync {
                         target: zxid,
+                        round: 0,
                         route,
                         path,
                     });
@@ -349,10 +389,14 @@ impl Driver {
     }
 
     fn on_tick(&mut self) {
-        self.step(Input::Tick);
+        self.feed_time();
         let now = self.now_ms();
         match self.mode {
             Mode::Leader => {
+                if now >= self.reap_at_ms {
+                    self.reap_at_ms = now + u64::from(self.cfg.container_check_interval_ms);
+                    self.reap();
+                }
                 for session in self.expiry.expire(now) {
                     tracing::info!("session {session} expired");
                     self.queue.push_back(Queued {
@@ -375,6 +419,23 @@ impl Driver {
         }
     }
 
+    /// ZooKeeper's ContainerManager on the leader: empty containers that had a child and
+    /// expired TTL nodes, from the working tree (so a delete already proposed is not asked
+    /// twice), deleted through the write path; prep checks each again.
+    fn reap(&mut self) {
+        let tree = self.working.as_ref().unwrap_or(&self.tree);
+        let paths = tree.expired_nodes(unix_ms() as i64);
+        for path in paths {
+            tracing::debug!("reaping {path}");
+            self.queue.push_back(Queued {
+                route: None,
+                session: SessionId(0),
+                auth: Arc::from([]),
+                op: CoreOp::Tree(Op::DeleteContainer { path }),
+            });
+        }
+    }
+
     // ---- the replica ----
 
     fn step(&mut self, input: Input) {
@@ -382,6 +443,10 @@ impl Driver {
             // Only Propose can be refused, and the driver proposes only next_zxid().
             panic!("the replica refused an input: {e}");
         }
+        self.execute_ready();
+    }
+
+    fn execute_ready(&mut self) {
         let actions = self.replica.ready();
         for action in actions {
             self.execute(action);
@@ -524,6 +589,7 @@ impl Driver {
                 self.queue.clear();
                 self.syncs.clear();
                 self.remote_syncs.clear();
+                self.round_confirmed = 0;
                 if self.mode != Mode::Looking {
                     self.close_all = true;
                 }
@@ -535,6 +601,7 @@ impl Driver {
                 self.session_owner.clear();
                 self.working = None;
                 self.takeover = true;
+                self.round_confirmed = 0;
                 self.set_mode(Mode::Leader);
             }
             Action::BecameFollower { leader, epoch } => {
@@ -546,6 +613,9 @@ impl Driver {
                 tracing::info!("observing {leader} in epoch {epoch}");
                 self.leader = Some(leader);
                 self.set_mode(Mode::Observer);
+            }
+            Action::LeadershipConfirmed { round } => {
+                self.round_confirmed = self.round_confirmed.max(round);
             }
         }
     }
@@ -654,8 +724,16 @@ impl Driver {
             let working = self.working.as_mut().expect("built above");
             if let CoreOp::Sync { path } = q.op {
                 let Some(route) = q.route else { continue };
+                let target = working.last_zxid();
+                // next_zxid() was checked above, so this is an established leader; were it
+                // not, the sync would wait for its client's reconnection, never be stale.
+                let Ok(round) = self.replica.read_index() else {
+                    continue;
+                };
+                self.execute_ready();
                 let sync = PendingSync {
-                    target: working.last_zxid(),
+                    target,
+                    round,
                     route,
                     path,
                 };
@@ -695,12 +773,14 @@ impl Driver {
         }
     }
 
-    /// Answers the syncs whose target the tree reached.
+    /// Answers the syncs whose target the tree reached and whose read round a quorum
+    /// confirmed.
     fn answer_syncs(&mut self) {
         let at = self.tree.last_zxid();
-        let (done, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.syncs)
-            .into_iter()
-            .partition(|s| s.target <= at);
+        let confirmed = self.round_confirmed;
+        let ready = |s: &PendingSync| s.target <= at && s.round <= confirmed;
+        let (done, wait): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.syncs).into_iter().partition(ready);
         self.syncs = wait;
         for s in done {
             self.batch.push(Committed {
@@ -712,7 +792,7 @@ impl Driver {
         }
         let (done, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.remote_syncs)
             .into_iter()
-            .partition(|s| s.target <= at);
+            .partition(ready);
         self.remote_syncs = wait;
         for s in done {
             let msg = Forward::SyncDone {
@@ -903,28 +983,29 @@ fn durable_state(
     )
 }
 
-/// The replica's logical ticks per `tickTime`: ZooKeeper's follower notices a silent leader
-/// `syncLimit × tickTime` after its last read (a socket timeout), so whole ticks would add up
-/// to a tick to failure detection (2 s with the default tickTime). The replica ticks every
-/// `tickTime / n` instead, with the limits scaled by `n`: a sub-tick of 50 ms (or the whole
-/// tick when it is shorter), so a frozen leader is noticed within 50 ms of the limit. The
-/// leader pings every sub-tick, which costs a few small frames a second per learner.
-fn sub_ticks(tick_time_ms: u32) -> u64 {
-    (u64::from(tick_time_ms) / SUB_TICK_MS).max(1)
+/// How often the replica gets the time: ZooKeeper's follower notices a silent leader
+/// `syncLimit × tickTime` after its last read (a socket timeout), so a tick of `tickTime`
+/// would add up to a tick to failure detection (2 s with the default tickTime). The replica
+/// ticks every 50 ms (or every tick when it is shorter) instead, and its limits are in
+/// milliseconds, so a silent peer is noticed within 50 ms of the limit. The leader pings
+/// every sub-tick, which costs a few small frames a second per learner.
+fn sub_tick_ms(tick_time_ms: u32) -> u64 {
+    SUB_TICK_MS.min(u64::from(tick_time_ms)).max(1)
 }
 
 const SUB_TICK_MS: u64 = 50;
 
-fn zab_config(ens: &Ensemble, history_retain: usize, sub_ticks: u64) -> ZabConfig {
+fn zab_config(ens: &Ensemble, history_retain: usize, tick_time_ms: u32) -> ZabConfig {
+    let tick = u64::from(tick_time_ms);
     ZabConfig {
         myid: ens.myid,
         voters: ens.voters(),
         observers: ens.observers(),
-        init_limit_ticks: ens.init_limit_ticks * sub_ticks,
-        sync_limit_ticks: ens.sync_limit_ticks * sub_ticks,
+        init_limit_ms: ens.init_limit_ticks * tick,
+        sync_limit_ms: ens.sync_limit_ticks * tick,
         // Decide as soon as a quorum agrees: a worse choice is corrected in discovery
         // (a follower ahead of its leader makes it step down), and failover stays short.
-        finalize_wait_ticks: 0,
+        finalize_wait_ms: 0,
         history_retain,
     }
 }
@@ -942,7 +1023,7 @@ pub async fn core_main(
     let (tree, durable) = durable_state(&cfg, &recovered);
     let seed = unix_ms() ^ ens.myid.rotate_left(32);
     let replica = Replica::new(
-        zab_config(&ens, cfg.commit_log_count, sub_ticks(cfg.tick_time_ms)),
+        zab_config(&ens, cfg.commit_log_count, cfg.tick_time_ms),
         durable,
         seed,
     );
@@ -988,7 +1069,7 @@ pub async fn core_main(
     }
     {
         let tx = events_tx.clone();
-        let tick = Duration::from_millis(u64::from(cfg.tick_time_ms) / sub_ticks(cfg.tick_time_ms));
+        let tick = Duration::from_millis(sub_tick_ms(cfg.tick_time_ms));
         glommio::spawn_local(async move {
             // Ticks at fixed instants: sleeping a tick after each one would add the timer's
             // lateness 200 times over the sync limit. After a stall (a frozen process), the
@@ -1028,6 +1109,9 @@ pub async fn core_main(
         touched: HashSet::new(),
         syncs: Vec::new(),
         remote_syncs: Vec::new(),
+        round_confirmed: 0,
+        ticked_ms: None,
+        reap_at_ms: u64::from(cfg.container_check_interval_ms),
         next_session: first_session_id(ens.myid as u8, unix_ms()),
         owners: HashMap::new(),
         session_owner: HashMap::new(),
@@ -1058,12 +1142,18 @@ pub async fn core_main(
     let mut snapshot_after = jitter.snapshot_after(cfg.snap_count);
 
     while let Some(event) = events_rx.recv().await {
+        // The time before anything that woke us: after a freeze, a leader that lost its
+        // quorum steps down here, before it looks at a sync that waited.
+        d.feed_time();
         d.on_event(event);
         // Take everything else already queued: one round, one group commit.
         let mut taken = 1;
         while taken < limits::BATCH_TXNS_MAX {
             match poll_once(events_rx.recv()).await {
-                Some(Some(event)) => d.on_event(event),
+                Some(Some(event)) => {
+                    d.feed_time();
+                    d.on_event(event)
+                }
                 _ => break,
             }
             taken += 1;
@@ -1081,6 +1171,10 @@ pub async fn core_main(
                 let _ = tx.send(Event::Spare(result)).await;
             })
             .detach();
+        }
+        // What the log reports: segments preallocated short for lack of room (docs/LOG.md).
+        while let Some(notice) = d.log.next_notice() {
+            tracing::warn!("{notice}");
         }
         let (batch, control, close_all) = d.take_outputs();
         if let Some(batch) = batch {

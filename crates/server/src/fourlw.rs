@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
+use zoocore_tree::Tree;
+
 use crate::reports::{self, ShardReport};
 use crate::topology::Shared;
 
@@ -23,8 +25,14 @@ pub const VERSION: &str = concat!(
 
 const WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
-    "dirs", "isro",
+    "dirs", "isro", "dump", "gtmk", "stmk",
 ];
+
+/// Bytes after `stmk` on the wire: the new trace mask, a big-endian long.
+pub const STMK_MASK_BYTES: usize = 8;
+
+/// ZooTrace's initial mask: client requests, server packets, sessions, warnings.
+pub const TRACE_MASK_DEFAULT: i64 = 306;
 
 /// The word the first four bytes of a connection spell, if they spell a known one.
 pub fn word(first: &[u8]) -> Option<String> {
@@ -32,8 +40,15 @@ pub fn word(first: &[u8]) -> Option<String> {
     WORDS.contains(&w).then(|| w.to_string())
 }
 
-/// The answer to `word`, asked on a connection from `asker`.
-pub async fn answer(word: &str, asker: SocketAddr, shared: &Shared) -> String {
+/// The answer to `word`, asked on a connection from `asker`; `view` is the asking shard's
+/// tree (for dump), `arg` what followed the word (stmk's mask).
+pub async fn answer(
+    word: &str,
+    asker: SocketAddr,
+    shared: &Shared,
+    view: &Tree,
+    arg: &[u8],
+) -> String {
     if !shared.cfg.four_letter_words.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
@@ -52,9 +67,23 @@ pub async fn answer(word: &str, asker: SocketAddr, shared: &Shared) -> String {
                 .flat_map(|p| &p.cons)
                 .map(|l| format!("{l}\n"))
                 .collect();
+            // ZooKeeper lists the asking connection too, without a session.
+            let _ = writeln!(out, " /{asker}[0](queued=0,recved=1,sent=0)");
             out.push('\n');
             out
         }
+        "dump" => dump(view, &shared.reports.collect().await),
+        // ZooKeeper prints the mask with no newline. zoocore keeps no request trace (its
+        // logs are `ZOOCORE_LOG` filters), so the mask is only remembered and reported.
+        "gtmk" => shared.stats.trace_mask.load(Relaxed).to_string(),
+        "stmk" => match <[u8; STMK_MASK_BYTES]>::try_from(arg) {
+            Ok(mask) => {
+                let mask = i64::from_be_bytes(mask);
+                shared.stats.trace_mask.store(mask, Relaxed);
+                mask.to_string()
+            }
+            Err(_) => String::new(),
+        },
         "crst" => {
             shared.reports.reset().await;
             "Connection stats reset.\n".to_string()
@@ -98,6 +127,38 @@ pub async fn answer(word: &str, asker: SocketAddr, shared: &Shared) -> String {
         "isro" => "rw".to_string(),
         _ => String::new(),
     }
+}
+
+/// dump: sessions with their timeouts (the leader's "Global Sessions" form of ZooKeeper's
+/// SessionTracker dump: expiry times live on the core, not in the tree), each session's
+/// ephemerals, and the connections.
+fn dump(view: &Tree, parts: &[ShardReport]) -> String {
+    let mut out = String::from("SessionTracker dump:\n");
+    let sessions: Vec<_> = view.sessions().collect();
+    let _ = writeln!(out, "Global Sessions({}):", sessions.len());
+    for (session, timeout_ms) in &sessions {
+        let _ = writeln!(out, "0x{:x}\t{timeout_ms}ms", session.0);
+    }
+    let with_ephemerals: Vec<_> = sessions
+        .iter()
+        .map(|(s, _)| (*s, view.ephemerals(*s, "/")))
+        .filter(|(_, paths)| !paths.is_empty())
+        .collect();
+    out.push_str("ephemeral nodes dump:\n");
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", with_ephemerals.len());
+    for (session, paths) in with_ephemerals {
+        let _ = writeln!(out, "0x{:x}:", session.0);
+        for path in paths {
+            let _ = writeln!(out, "\t{path}");
+        }
+    }
+    out.push_str("Connections dump:\n");
+    let conns: Vec<_> = parts.iter().flat_map(|p| &p.dump).collect();
+    let _ = writeln!(out, "Connections ({}):", conns.len());
+    for line in conns {
+        let _ = writeln!(out, "{line}");
+    }
+    out
 }
 
 fn server_stats(shared: &Shared, clients: Option<(&[ShardReport], SocketAddr)>) -> String {
@@ -210,6 +271,10 @@ fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
         ("zk_last_proposal_size", "-1".to_string()),
         ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zoocore_txns", stats.core.txns.load(Relaxed).to_string()),
+        (
+            "zoocore_writes_refused_for_room",
+            stats.core.refused_for_room.load(Relaxed).to_string(),
+        ),
         (
             "zoocore_commit_batches",
             stats.core.batches.load(Relaxed).to_string(),

@@ -26,6 +26,8 @@ pub struct ShardReport {
     /// `cons` lines, and the short form `stat` prints.
     pub cons: Vec<String>,
     pub brief: Vec<String>,
+    /// dump's connection lines.
+    pub dump: Vec<String>,
     /// Watched path → sessions, and session → watched paths.
     pub by_path: BTreeMap<String, Vec<i64>>,
     pub by_session: BTreeMap<i64, Vec<String>>,
@@ -117,6 +119,9 @@ fn build(shard: &Shard, generation: u64) -> ShardReport {
             c.stats.last_response_ms,
         );
         report.cons.push(line);
+        report
+            .dump
+            .push(format!("\tip: /{} sessionId: 0x{:x}", c.addr, c.session.0));
         report.brief.push(format!(
             " /{}[1](queued={queued},recved={},sent={})",
             c.addr, c.stats.received, c.stats.sent

@@ -133,7 +133,7 @@ impl Shard {
             to_core: Rc::new(to_core),
             touched: HashSet::new(),
             next_conn: 1,
-            budget: Budget::new(budget),
+            budget: Budget::new(budget, stats.outstanding.clone()),
             stats,
             batches: 0,
             views,
@@ -824,17 +824,19 @@ impl Shard {
                     _ => return Err(ErrorCode::BAD_ARGUMENTS),
                 };
                 self.watches.add(&r.path, id, kind);
-                return Ok(None);
+                Response::Error(ErrorResponse { err: 0 })
             }
+            // An unknown watcher type: WatcherType.fromInt throws, and FinalRequestProcessor's
+            // catch-all answers MARSHALLINGERROR.
             Request::CheckWatches(r) => {
-                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::MARSHALLING_ERROR)?;
                 if !self.watches.contains(&r.path, id, kind) {
                     return Err(ErrorCode::NO_WATCHER);
                 }
                 return Ok(None);
             }
             Request::RemoveWatches(r) => {
-                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::BAD_ARGUMENTS)?;
+                let kind = WatcherType::from_i32(r.r#type).ok_or(ErrorCode::MARSHALLING_ERROR)?;
                 if self.watches.remove(&r.path, id, kind).is_empty() {
                     return Err(ErrorCode::NO_WATCHER);
                 }

@@ -13,8 +13,8 @@ pub struct ShardCounters {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub connections: AtomicU64,
-    /// Requests holding a unit of the shard's budget, as of the shard's last report.
-    pub outstanding: AtomicU64,
+    /// Requests holding a unit of the shard's budget (written by the budget, budget.rs).
+    pub outstanding: Arc<AtomicU64>,
     pub latency_count: AtomicU64,
     pub latency_total_us: AtomicU64,
     pub latency_min_us: AtomicU64,
@@ -112,12 +112,16 @@ pub struct CoreCounters {
     pub fsync_max_us: AtomicU64,
     pub fsync_p99_us: AtomicU64,
     pub fsync_slow: AtomicU64,
+    /// Writes refused because the log had no room on the disk (docs/OPERATIONS.md).
+    pub refused_for_room: AtomicU64,
 }
 
 /// Everything a four-letter word may report, shared by all executors.
 #[derive(Debug)]
 pub struct ServerStats {
     pub started: Instant,
+    /// gtmk/stmk's trace mask.
+    pub trace_mask: AtomicI64,
     pub core: CoreCounters,
     pub shards: Vec<Arc<ShardCounters>>,
 }
@@ -126,6 +130,7 @@ impl ServerStats {
     pub fn new(shards: usize) -> Self {
         ServerStats {
             started: Instant::now(),
+            trace_mask: AtomicI64::new(crate::fourlw::TRACE_MASK_DEFAULT),
             core: CoreCounters::default(),
             shards: (0..shards)
                 .map(|_| Arc::new(ShardCounters::new()))

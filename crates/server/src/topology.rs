@@ -45,6 +45,11 @@ pub enum StartError {
         dir: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("data directory {dir} is not writable: {source}")]
+    NotWritable {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start executor {name}: {why}")]
     Executor { name: String, why: String },
     #[error("executor {0} stopped abnormally")]
@@ -103,6 +108,11 @@ fn claim_port(addr: std::net::SocketAddr) -> Result<(), StartError> {
 pub fn run(cfg: Config) -> Result<(), StartError> {
     for dir in [&cfg.data_dir, &cfg.data_log_dir] {
         std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        // Refused here, with the path, rather than at the first client's write.
+        durable::check_writable(dir).map_err(|source| StartError::NotWritable {
             dir: dir.clone(),
             source,
         })?;
@@ -336,6 +346,16 @@ async fn core_main(
             for s in senders.iter() {
                 let _ = s.send(FromCore::Commit(batch.clone())).await;
             }
+            let refused = core.borrow_mut().take_refused_connects();
+            for (shard, conn) in refused {
+                // Session 0: the connection is still in its handshake.
+                let close = FromCore::CloseConnection {
+                    conn,
+                    session: zoocore_proto::SessionId(0),
+                };
+                let _ = senders[shard].send(close).await;
+            }
+            log_notices(&core);
             if !snapshotting.get() {
                 let due = core
                     .borrow_mut()
@@ -391,8 +411,16 @@ fn spawn_spare_segment(
         if let Err(e) = core.borrow_mut().log_mut().adopt_next_segment(result) {
             tracing::warn!("could not prepare the next log segment ahead: {e}");
         }
+        log_notices(&core);
     })
     .detach();
+}
+
+/// Logs what the log reports (segments preallocated short for lack of room).
+fn log_notices(core: &Rc<RefCell<Core<zoocore_storage::FileDevice>>>) {
+    while let Some(notice) = core.borrow_mut().log_mut().next_notice() {
+        tracing::warn!("{notice}");
+    }
 }
 
 /// Writes a snapshot of a pinned tree version on glommio's blocking pool: its writes and
@@ -439,6 +467,10 @@ fn publish_counters<D: zoocore_storage::Device>(core: &Core<D>, stats: &ServerSt
         .store(core.session_count() as u64, Relaxed);
     stats.core.txns.store(core.stats.txns, Relaxed);
     stats.core.batches.store(core.stats.batches, Relaxed);
+    stats
+        .core
+        .refused_for_room
+        .store(core.stats.refused_for_room, Relaxed);
     stats.core.queued.store(core.queued() as u64, Relaxed);
     let log = core.log().stats();
     stats.core.log_records.store(log.records, Relaxed);
@@ -541,7 +573,6 @@ async fn shard_main(
                 glommio::timer::sleep(interval).await;
                 let (touched, to_core) = {
                     let mut s = shard.borrow_mut();
-                    s.stats.outstanding.store(s.budget.out(), Relaxed);
                     (s.take_touched(), s.to_core.clone())
                 };
                 if !touched.is_empty() && to_core.send(ToCore::Touch(touched)).await.is_err() {

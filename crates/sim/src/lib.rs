@@ -5,13 +5,16 @@
 //! network that loses, delays, reorders and duplicates messages and partitions servers
 //! (isolating the leader, a minority, or splitting so no side has a quorum); disks whose
 //! unsynced writes are lost on a crash, with a torn tail that keeps a random part of them;
-//! crashes and restarts; peer connections that break (crashes, partitions, spurious
+//! crashes and restarts; members paused as by SIGSTOP (a paused member receives nothing and
+//! completes nothing; what was sent to it waits, and when it resumes its clock has jumped by
+//! the pause: it feeds that time first, then what waited); peer connections that break (crashes, partitions, spurious
 //! disconnects) and feed `PeerLost` to the side that reads them; clients connected to any
 //! serving member, which read from its committed tree and write through it, and move between
 //! members as ZooKeeper clients do (never to one behind their `lastZxidSeen`). Every message
 //! goes through the real frame encoder and decoder. Checkers run after every event (committed
 //! prefixes, digests, acknowledged writes, per-client and real-time write order, monotonic
-//! reads that equal the global history at the member's zxid), and a failure carries the seed
+//! reads that equal the global history at the member's zxid; a read after `sync` holds every
+//! write acknowledged to any client before the sync was sent), and a failure carries the seed
 //! so that `cargo run -p zoocore-sim -- --seed N --ticks T` replays it exactly.
 //!
 //! Until the tree has a byte-level snapshot codec, a SNAP carries an index into the
@@ -27,8 +30,13 @@ use zoocore_zab::{
     Action, Config, Durable, Epoch, Input, Message, Payload, Replica, RoleKind, ServerId,
 };
 
-/// Simulated time units in one tick.
+/// Simulated time units (the replicas' milliseconds) in one tick.
 const TICK: u64 = 100;
+
+/// A forwarded `sync` (member → leader) and its answer (leader → member), in the sim's own
+/// FORWARD payloads: a kind byte, the sync's id, and for the answer the zxid to wait for.
+const FORWARD_SYNC: u8 = 1;
+const FORWARD_SYNC_DONE: u8 = 2;
 
 /// What one run simulates, all drawn from the seed.
 #[derive(Clone, Debug)]
@@ -75,6 +83,10 @@ pub struct Report {
     pub answered: usize,
     /// `PeerLost` inputs fed.
     pub peer_lost: usize,
+    /// Members paused (frozen) and resumed.
+    pub pauses: usize,
+    /// Reads after `sync` served to clients and checked.
+    pub synced_reads: usize,
 }
 
 /// A checker's verdict against a seed.
@@ -170,8 +182,28 @@ enum Event {
     /// A link breaks with no partition: a spurious disconnect.
     Blip,
     Restart(ServerId),
-    /// One client operation: a read or a write.
+    /// A paused member resumes.
+    Resume {
+        node: ServerId,
+        life: u64,
+    },
+    /// One client operation: a read, a write or a sync.
     Client,
+}
+
+impl Event {
+    /// The member an event happens on, if it is one a paused member cannot take part in.
+    fn member(&self) -> Option<ServerId> {
+        match self {
+            Event::Tick(id) => Some(*id),
+            Event::Deliver { to, .. } => Some(*to),
+            Event::PeerLost { node, .. }
+            | Event::Synced { node, .. }
+            | Event::EpochWritten { node, .. }
+            | Event::SnapWritten { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
 }
 
 /// A server's disk: what survives a crash.
@@ -201,6 +233,15 @@ struct Node {
     /// `BecameObserver` until `BecameLooking` or a crash, through a learner's
     /// resynchronisations with the same leader.
     serving: bool,
+    /// Frozen (SIGSTOP): events for it wait in `deferred` until it resumes.
+    paused: bool,
+    deferred: Vec<Event>,
+    /// How far this member's clock is behind the sim's: only with `stale_leader`, where a
+    /// paused member's clock stops as one that counts ticks does.
+    clock_lag: u64,
+    /// Leader: syncs waiting for a read round (round, sync id, zxid to wait for, member
+    /// whose client sent it).
+    reads: Vec<(u64, u64, Zxid, ServerId)>,
 }
 
 /// A client session as ZooKeeper's client keeps one: the member it is connected to and the
@@ -215,6 +256,22 @@ struct Client {
     /// Writes sent on this connection and not answered yet: the session's reads wait behind
     /// them (per-session FIFO), so the sim issues none meanwhile.
     waiting: BTreeSet<Zxid>,
+    /// A `sync` sent on this connection and not answered: everything else waits behind it.
+    sync: Option<u64>,
+}
+
+/// A client's `sync`, then a read once it is answered.
+#[derive(Clone, Debug)]
+struct PendingSync {
+    client: usize,
+    conn: u64,
+    member: ServerId,
+    sent_at: u64,
+    /// The largest zxid any client had been answered for when the sync was sent: the read
+    /// after it must hold it.
+    after: Zxid,
+    /// Set by the leader's answer: the member answers once its tree holds this zxid.
+    target: Option<Zxid>,
 }
 
 /// A client write proposed at `zxid`, to be answered by `member` once it applies it.
@@ -250,6 +307,9 @@ pub struct Sim {
     /// Clients connect to members behind what they have seen (a broken client, to show
     /// that the read checker notices).
     careless_clients: bool,
+    /// The leader answers `sync` from its own state and a paused member's clock stops while it
+    /// is frozen, as zoocore did before issue 10: the sync checker must catch it.
+    stale_leader: bool,
     trace: bool,
     // checker state
     leaders: BTreeMap<Epoch, ServerId>,
@@ -265,6 +325,8 @@ pub struct Sim {
     created: BTreeMap<String, Zxid>,
     /// The zxids of committed creates, ascending.
     created_order: Vec<Zxid>,
+    syncs: BTreeMap<u64, PendingSync>,
+    next_sync: u64,
     report: Report,
 }
 
@@ -284,9 +346,9 @@ impl Sim {
                 myid: id,
                 voters: voters.clone(),
                 observers: observers.clone(),
-                init_limit_ticks: 10,
-                sync_limit_ticks: 5,
-                finalize_wait_ticks: finalize,
+                init_limit_ms: 10 * TICK,
+                sync_limit_ms: 5 * TICK,
+                finalize_wait_ms: finalize * TICK,
                 history_retain: 8 + rng.below(24) as usize,
             };
             let disk = Disk {
@@ -309,6 +371,10 @@ impl Sim {
                     proposed: BTreeMap::new(),
                     disk_free_at: 0,
                     serving: false,
+                    paused: false,
+                    deferred: Vec::new(),
+                    clock_lag: 0,
+                    reads: Vec::new(),
                 },
             );
         }
@@ -327,6 +393,7 @@ impl Sim {
             faults_on: true,
             no_faults: false,
             careless_clients: false,
+            stale_leader: false,
             trace: std::env::var_os("SIM_TRACE").is_some(),
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
@@ -337,6 +404,8 @@ impl Sim {
             answered_max: Zxid::ZERO,
             created: BTreeMap::new(),
             created_order: Vec::new(),
+            syncs: BTreeMap::new(),
+            next_sync: 0,
             report: Report::default(),
         };
         let ids: Vec<ServerId> = sim.nodes.keys().copied().collect();
@@ -362,6 +431,13 @@ impl Sim {
     /// checkers must then see a client read go back in time.
     pub fn with_careless_clients(mut self) -> Sim {
         self.careless_clients = true;
+        self
+    }
+
+    /// Leaders answer `sync` without a read round and paused members' clocks stop, as before
+    /// issue 10: the sync checker must see a stale read after sync.
+    pub fn with_stale_leader(mut self) -> Sim {
+        self.stale_leader = true;
         self
     }
 
@@ -416,11 +492,25 @@ impl Sim {
     }
 
     fn handle(&mut self, event: Event) -> Result<(), Failure> {
+        if let Some(id) = event.member() {
+            let n = self.nodes.get_mut(&id).expect("node");
+            if n.paused {
+                // A frozen process's timer keeps no count of what it missed (its first tick
+                // after resuming sees the whole pause); everything else waits, in order.
+                if let Event::Tick(id) = event {
+                    self.schedule(TICK, Event::Tick(id));
+                } else {
+                    n.deferred.push(event);
+                }
+                return Ok(());
+            }
+        }
         match event {
             Event::Tick(id) => {
                 self.schedule(TICK, Event::Tick(id));
-                self.step(id, Input::Tick)?;
+                self.tick(id)?;
             }
+            Event::Resume { node, life } => self.resume(node, life)?,
             Event::Deliver {
                 from,
                 to,
@@ -440,6 +530,9 @@ impl Sim {
                     Ok(Some((msg, used))) if used == bytes.len() => msg,
                     other => return Err(self.fail(format!("frame did not decode: {other:?}"))),
                 };
+                if let Message::Forward { data } = &msg {
+                    return self.on_forward(from, to, data);
+                }
                 self.step(to, Input::Receive { from, msg })?;
             }
             Event::Synced {
@@ -522,6 +615,9 @@ impl Sim {
         n.tree = n.disk.snap_tree.clone();
         n.proposed.clear();
         n.serving = false;
+        n.paused = false;
+        n.deferred.clear();
+        n.reads.clear();
         let durable = Durable {
             accepted_epoch: n.disk.accepted,
             current_epoch: n.disk.current,
@@ -548,6 +644,9 @@ impl Sim {
         }
         n.replica = None;
         n.serving = false;
+        n.paused = false;
+        n.deferred.clear();
+        n.reads.clear();
         n.life += 1;
         if self.trace {
             println!("{:>7} {id} CRASH", self.now);
@@ -602,12 +701,13 @@ impl Sim {
             if c.member == Some(id) {
                 c.member = None;
                 c.waiting.clear();
+                c.sync = None;
             }
         }
     }
 
     fn step(&mut self, id: ServerId, input: Input) -> Result<(), Failure> {
-        if self.trace && !matches!(input, Input::Tick) {
+        if self.trace && !matches!(input, Input::Tick { .. }) {
             println!("{:>7} {id} <- {input:?}", self.now);
         }
         let n = self.nodes.get_mut(&id).expect("node");
@@ -745,8 +845,10 @@ impl Sim {
                 let n = self.nodes.get_mut(&id).expect("node");
                 n.proposed.clear();
                 n.serving = false;
+                n.reads.clear();
                 self.disconnect_clients(id);
             }
+            Action::LeadershipConfirmed { round } => self.confirmed(id, round)?,
             Action::BecameLeader { epoch } => {
                 self.report.elections += 1;
                 self.nodes.get_mut(&id).expect("node").serving = true;
@@ -872,7 +974,8 @@ impl Sim {
                 self.acked.insert(zxid, cs);
             }
         }
-        self.answer_write(id, zxid)
+        self.answer_write(id, zxid)?;
+        self.answer_syncs(id)
     }
 
     /// The first commit of a client's write, anywhere: it is the transaction proposed at that
@@ -950,10 +1053,24 @@ impl Sim {
         let Some(member) = self.clients[c].member else {
             return Ok(());
         };
-        if self.rng.below(2) == 0 {
-            self.client_write(c, member)
-        } else {
-            self.client_read(c, member)
+        if let Some(id) = self.clients[c].sync {
+            // Everything of the session waits behind its sync; one never answered (its
+            // forward was lost, its leader gave up) ends as the client's session timeout
+            // would: with a new connection.
+            if self.syncs[&id].sent_at + 30 * TICK < self.now {
+                self.syncs.remove(&id);
+                self.clients[c].member = None;
+                self.clients[c].sync = None;
+            }
+            return Ok(());
+        }
+        if self.nodes[&member].paused {
+            return Ok(()); // a frozen member answers nothing; the client waits
+        }
+        match self.rng.below(4) {
+            0 | 1 => self.client_write(c, member),
+            2 => self.client_read(c, member),
+            _ => self.client_sync(c, member),
         }
     }
 
@@ -964,7 +1081,7 @@ impl Sim {
         let candidates: Vec<ServerId> = self
             .nodes
             .values()
-            .filter(|n| n.serving)
+            .filter(|n| n.serving && !n.paused)
             .filter(|n| self.careless_clients || n.tree.last_zxid() >= seen)
             .map(|n| n.id)
             .collect();
@@ -976,6 +1093,7 @@ impl Sim {
         client.member = Some(member);
         client.conn += 1;
         client.waiting.clear();
+        client.sync = None;
         if self.trace {
             println!(
                 "{:>7} client {c} connects to {member} (seen {seen})",
@@ -996,6 +1114,9 @@ impl Sim {
             return Ok(());
         };
         if !self.connected(member, leader) {
+            return Ok(());
+        }
+        if self.nodes[&leader].paused {
             return Ok(());
         }
         let Some(zxid) = self.nodes[&leader]
@@ -1111,6 +1232,198 @@ impl Sim {
         Ok(())
     }
 
+    // ---- sync ----
+
+    /// A `sync` from client `c` to `member`: answered by the member's leader once a read round
+    /// confirmed its leadership (the leader's last zxid then is the point to wait for), and
+    /// by the member once its tree reached that point; then the client reads.
+    fn client_sync(&mut self, c: usize, member: ServerId) -> Result<(), Failure> {
+        let n = &self.nodes[&member];
+        let Some(leader) = n.replica.as_ref().and_then(|r| r.leader()) else {
+            return Ok(());
+        };
+        if !n.serving {
+            return Ok(());
+        }
+        self.next_sync += 1;
+        let id = self.next_sync;
+        let client = &mut self.clients[c];
+        client.sync = Some(id);
+        let sync = PendingSync {
+            client: c,
+            conn: client.conn,
+            member,
+            sent_at: self.now,
+            after: self.answered_max,
+            target: None,
+        };
+        self.syncs.insert(id, sync);
+        if leader == member {
+            self.leader_read(member, id, member)
+        } else {
+            let mut data = vec![FORWARD_SYNC];
+            data.extend_from_slice(&id.to_be_bytes());
+            let msg = Message::Forward {
+                data: Arc::from(data),
+            };
+            self.send(member, leader, &msg);
+            Ok(())
+        }
+    }
+
+    /// A driver-level FORWARD between members: a sync for the leader, or its answer.
+    fn on_forward(&mut self, from: ServerId, to: ServerId, data: &[u8]) -> Result<(), Failure> {
+        if self.nodes[&to].replica.is_none() {
+            return Ok(());
+        }
+        let mut r = Reader::new(data);
+        let kind = data.first().copied();
+        r.read_u8().expect("kind");
+        let id = r.read_i64().expect("sync id") as u64;
+        match kind {
+            Some(FORWARD_SYNC) => self.leader_read(to, id, from),
+            Some(FORWARD_SYNC_DONE) => {
+                let target = Zxid(r.read_i64().expect("target"));
+                let leader = self.nodes[&to].replica.as_ref().and_then(|r| r.leader());
+                if leader != Some(from) {
+                    return Ok(()); // an answer from a leader this member left
+                }
+                if let Some(s) = self.syncs.get_mut(&id).filter(|s| s.member == to) {
+                    s.target = Some(target);
+                }
+                self.answer_syncs(to)
+            }
+            other => Err(self.fail(format!("unknown forward kind {other:?}"))),
+        }
+    }
+
+    /// Leader `id`: sync `sync` of a client of `origin` waits for a read round, then its
+    /// answer carries the leader's last zxid as of now.
+    fn leader_read(&mut self, id: ServerId, sync: u64, origin: ServerId) -> Result<(), Failure> {
+        let n = self.nodes.get_mut(&id).expect("node");
+        let Some(replica) = n.replica.as_mut() else {
+            return Ok(());
+        };
+        let target = replica.last_zxid();
+        if self.stale_leader {
+            if replica.next_zxid().is_none() {
+                return Ok(());
+            }
+            return self.sync_done(id, sync, target, origin);
+        }
+        let Ok(round) = replica.read_index() else {
+            return Ok(()); // not an established leader: the sync is never answered
+        };
+        let actions = replica.ready();
+        n.reads.push((round, sync, target, origin));
+        self.execute(id, actions)
+    }
+
+    fn confirmed(&mut self, id: ServerId, round: u64) -> Result<(), Failure> {
+        let n = self.nodes.get_mut(&id).expect("node");
+        let (done, wait): (Vec<_>, Vec<_>) = n.reads.drain(..).partition(|r| r.0 <= round);
+        n.reads = wait;
+        for (_, sync, target, origin) in done {
+            self.sync_done(id, sync, target, origin)?;
+        }
+        Ok(())
+    }
+
+    fn sync_done(
+        &mut self,
+        leader: ServerId,
+        sync: u64,
+        target: Zxid,
+        origin: ServerId,
+    ) -> Result<(), Failure> {
+        if origin != leader {
+            let mut data = vec![FORWARD_SYNC_DONE];
+            data.extend_from_slice(&sync.to_be_bytes());
+            data.extend_from_slice(&target.0.to_be_bytes());
+            let msg = Message::Forward {
+                data: Arc::from(data),
+            };
+            self.send(leader, origin, &msg);
+            return Ok(());
+        }
+        if let Some(s) = self.syncs.get_mut(&sync).filter(|s| s.member == leader) {
+            s.target = Some(target);
+        }
+        self.answer_syncs(leader)
+    }
+
+    /// Member `id` answers the syncs whose point its tree reached, and their clients read:
+    /// the read must hold every write acknowledged before the sync was sent.
+    fn answer_syncs(&mut self, id: ServerId) -> Result<(), Failure> {
+        let at = self.nodes[&id].tree.last_zxid();
+        let ready: Vec<u64> = self
+            .syncs
+            .iter()
+            .filter(|(_, s)| s.member == id && s.target.is_some_and(|t| t <= at))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ready {
+            let s = self.syncs.remove(&k).expect("present");
+            let client = &self.clients[s.client];
+            if client.conn != s.conn || client.member != Some(id) || client.sync != Some(k) {
+                continue;
+            }
+            self.clients[s.client].sync = None;
+            if at < s.after {
+                return Err(self.fail(format!(
+                    "client {} read at {at} from server {id} after sync, but {} was acknowledged before the sync was sent",
+                    s.client, s.after
+                )));
+            }
+            self.report.synced_reads += 1;
+            self.client_read(s.client, id)?;
+        }
+        Ok(())
+    }
+
+    // ---- pauses ----
+
+    fn tick(&mut self, id: ServerId) -> Result<(), Failure> {
+        let now_ms = self.now - self.nodes[&id].clock_lag;
+        self.step(id, Input::Tick { now_ms })
+    }
+
+    /// Freezes `id` (SIGSTOP) for `d`.
+    fn pause(&mut self, id: ServerId, d: u64) {
+        let n = self.nodes.get_mut(&id).expect("node");
+        if n.replica.is_none() || n.paused {
+            return;
+        }
+        n.paused = true;
+        if self.stale_leader {
+            n.clock_lag += d;
+        }
+        let life = n.life;
+        self.report.pauses += 1;
+        if self.trace {
+            println!("{:>7} {id} PAUSED for {d}", self.now);
+        }
+        self.schedule(d, Event::Resume { node: id, life });
+    }
+
+    /// SIGCONT: the time first (the clock jumped by the pause), then what waited, in order.
+    fn resume(&mut self, id: ServerId, life: u64) -> Result<(), Failure> {
+        let n = self.nodes.get_mut(&id).expect("node");
+        if n.life != life || !n.paused {
+            return Ok(());
+        }
+        n.paused = false;
+        let deferred = std::mem::take(&mut n.deferred);
+        if self.trace {
+            println!("{:>7} {id} RESUMED", self.now);
+        }
+        self.tick(id)?;
+        for event in deferred {
+            self.handle(event)?;
+        }
+        Ok(())
+    }
+
     // ---- faults ----
 
     fn fault(&mut self) -> Result<(), Failure> {
@@ -1130,7 +1443,18 @@ impl Sim {
             })
             .map(|n| n.id);
         let before = self.groups.clone();
-        match self.rng.below(7) {
+        match self.rng.below(8) {
+            7 => {
+                // Freeze the leader (or anyone), often for longer than syncLimit.
+                let id = if self.rng.below(2) == 0 {
+                    leader.unwrap_or(ids[0])
+                } else {
+                    ids[self.rng.below(ids.len() as u64) as usize]
+                };
+                let d = TICK * (2 + self.rng.below(14));
+                self.pause(id, d);
+                return Ok(());
+            }
             0 | 1 => {
                 let id = if self.rng.below(2) == 0 {
                     leader.unwrap_or(ids[0])

@@ -28,8 +28,8 @@ fn main() -> ExitCode {
     for seed in seeds {
         match zoocore_sim::run_seed(seed, ticks) {
             Ok(r) => println!(
-                "seed {seed}: ok, {} committed, {} acked, {} answered, {} reads, {} leaders, {} crashes, {} peer lost, {} snaps, {} truncs",
-                r.committed, r.acked, r.answered, r.reads, r.elections, r.crashes, r.peer_lost, r.snaps, r.truncs
+                "seed {seed}: ok, {} committed, {} acked, {} answered, {} reads, {} synced reads, {} leaders, {} crashes, {} pauses, {} peer lost, {} snaps, {} truncs",
+                r.committed, r.acked, r.answered, r.reads, r.synced_reads, r.elections, r.crashes, r.pauses, r.peer_lost, r.snaps, r.truncs
             ),
             Err(f) => {
                 failed += 1;

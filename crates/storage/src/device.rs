@@ -13,7 +13,10 @@
 //! or call `SyncHandle::sync` on a blocking thread).
 //!
 //! Segments are preallocated by writing zeros at creation, so an append never grows the
-//! file, allocates a block, or meets ENOSPC. Records are written with `pwrite`, not through
+//! file, allocates a block, or meets ENOSPC. `available_bytes` (statvfs) lets the log size a
+//! segment to the room the file system has when that is less than preAllocSize; a creation
+//! that fails anyway removes its partial file, so a failed attempt does not eat the room the
+//! next one needs. Records are written with `pwrite`, not through
 //! a shared mapping: a store into a mapping dirties the whole page-cache folio (up to 1 MiB
 //! on ext4 with large folios, kernel 6.18 here), and every fdatasync then wrote that whole
 //! folio back and committed the journal: 1 MiB per sync at batch 1, about 30x slower than
@@ -61,8 +64,14 @@ pub trait Device: Clone + std::fmt::Debug {
     fn read_mapped(&self, name: &str) -> io::Result<FileBytes> {
         self.read(name).map(FileBytes::Owned)
     }
-    /// A new file of `len` zero bytes, allocated and durable, to be written in place.
+    /// A new file of `len` zero bytes, allocated and durable, to be written in place. On an
+    /// error no file of that name is left behind.
     fn create_segment(&self, name: &str, len: u64) -> io::Result<Self::File>;
+    /// Bytes new files may still take on the device (statvfs `f_bavail`), or `None` when the
+    /// device cannot tell.
+    fn available_bytes(&self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
     /// An existing file, to be written in place (never grown).
     fn open_segment(&self, name: &str) -> io::Result<Self::File>;
     /// A new empty file that grows as it is written.
@@ -176,25 +185,39 @@ impl Device for FileDevice {
     }
 
     fn create_segment(&self, name: &str, len: u64) -> io::Result<RealFile> {
+        let path = self.path(name);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(self.path(name))?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64);
-            file.write_all(&zeros[..n as usize])?;
-            left -= n;
+            .open(&path)?;
+        let filled = (|| {
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64);
+                file.write_all(&zeros[..n as usize])?;
+                left -= n;
+            }
+            file.sync_all()?;
+            self.sync_dir()
+        })();
+        if let Err(e) = filled {
+            // A partial segment holds whatever room it got (all of it, on a full disk).
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e);
         }
-        file.sync_all()?;
-        self.sync_dir()?;
         Ok(RealFile {
             file: Arc::new(file),
             segment: true,
             len,
         })
+    }
+
+    fn available_bytes(&self) -> io::Result<Option<u64>> {
+        let st = rustix::fs::statvfs(&*self.dir)?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
     }
 
     fn open_segment(&self, name: &str) -> io::Result<RealFile> {

@@ -8,8 +8,20 @@ use zoocore_proto::Zxid;
 
 /// An error of the running log. After any IO error the log is poisoned: it refuses further
 /// appends and syncs, and the server must stop and recover (an fdatasync is never retried).
+/// The one exception is `NoSpace`: the disk had no room for a new segment, which is found
+/// before anything unsynced exists (a roll happens only once the old segment is synced), so
+/// the log stays usable and the append can be tried again once room is freed.
 #[derive(Debug, Error)]
 pub enum LogError {
+    #[error(
+        "no room on the disk for log segment {file} ({needed_bytes} bytes needed): {reason}; \
+         writes are refused until space is freed"
+    )]
+    NoSpace {
+        file: String,
+        needed_bytes: u64,
+        reason: String,
+    },
     #[error("the log failed earlier and refuses further writes; restart to recover")]
     Poisoned,
     #[error(
@@ -38,6 +50,21 @@ pub enum LogError {
         offset: u64,
         reason: String,
     },
+}
+
+impl LogError {
+    /// The disk had no room for the txn; the log is not poisoned and the txn was not logged.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, LogError::NoSpace { .. })
+    }
+}
+
+/// Whether an IO error says the file system is out of room (ENOSPC, or EDQUOT: a quota is
+/// the same to the log).
+pub(crate) fn is_out_of_room(e: &io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT)) || e.kind() == io::ErrorKind::StorageFull
 }
 
 /// An error writing or reading one snapshot file.

@@ -12,7 +12,10 @@
 //! split pair), then publish; every snapCount txns a `SnapshotWriter` on a pinned `Tree`
 //! clone, stepped on a low-priority task; after it, `purge`. When `Log::wants_next_segment`,
 //! `Log::next_segment_job` is run on a blocking thread and its result handed to
-//! `Log::adopt_next_segment`, so a roll does not zero-fill a segment on the ZAB core.
+//! `Log::adopt_next_segment`, so a roll does not zero-fill a segment on the ZAB core. After
+//! each batch the server logs what `Log::next_notice` reports (segments made shorter than
+//! preAllocSize for lack of room); an append refused with `LogError::NoSpace` leaves the log
+//! usable, and the txn must then not be applied.
 
 mod device;
 mod error;
@@ -27,8 +30,9 @@ pub use device::{Device, DeviceFile, FileBytes, FileDevice, FileSync, RealFile, 
 pub use error::{LogError, RecoveryError, SnapshotError};
 pub use import_zk::{import_zk, read_zk, ImportError, ImportOptions, ImportReport, Skipped};
 pub use log::{
-    Log, LogEntry, LogOptions, LogStats, SegmentInfo, SpareJob, SpareSegment, SyncRequest,
-    SPARE_SEGMENT_NAME,
+    free_reserve_bytes, reserve_segment_bytes_for, segment_bytes_for, Log, LogEntry, LogNotice,
+    LogOptions, LogStats, SegmentInfo, SpareJob, SpareSegment, SyncRequest, RESERVE_SEGMENT_BYTES,
+    SPARE_MIN_BYTES, SPARE_SEGMENT_NAME,
 };
 pub use mem::{Crash, MemDevice, MemFileHandle, MemSync};
 pub use recover::{recover, RecoverOptions, Recovered, SkippedSnapshot, TruncatedTail};

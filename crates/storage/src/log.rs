@@ -7,17 +7,26 @@
 //! the server stops and recovers from disk rather than retrying on a page cache it can no
 //! longer trust.
 //!
+//! Room on the disk: a new segment is `preAllocSize` bytes, or, when the file system has
+//! less room (`Device::available_bytes` less a small reserve), as much as there is, with a
+//! `LogNotice` for the server to log. When there is not even room for the record that
+//! starts it, or creating it meets ENOSPC, the append fails with `LogError::NoSpace` and the
+//! log is *not* poisoned: a roll happens only once everything before it is synced, so
+//! nothing unsynced is at risk, and the next append simply tries again (which is how writes
+//! resume once room is freed). A failed write or fdatasync of records still poisons.
+//!
 //! Invariants: zxids strictly increase; bytes before `synced` in the current segment are
 //! durable and never rewritten (except by `truncate_after`); a segment is rolled only when
 //! all of it is synced, so every segment but the newest is entirely durable — the rule that
 //! lets recovery tell a torn tail from corruption.
 
+use std::collections::VecDeque;
 use std::io;
 
 use zoocore_proto::Zxid;
 
 use crate::device::{Device, DeviceFile};
-use crate::error::LogError;
+use crate::error::{is_out_of_room, LogError};
 use crate::format::{
     encode_record, scan_segment, segment_name, SegmentHeader, RECORD_OVERHEAD_BYTES,
     SEGMENT_HEADER_BYTES,
@@ -44,6 +53,82 @@ impl Default for LogOptions {
     }
 }
 
+/// The room a segment leaves free on the device when it is sized to what is available: a
+/// sixteenth of `preAllocSize`, at most 1 MiB. It keeps room for directory entries, the
+/// small files beside the log (myid, epoch files) and a segment's temporary name, so the
+/// log filling the disk does not make those fail first.
+pub fn free_reserve_bytes(prealloc_bytes: u64) -> u64 {
+    (prealloc_bytes / 16).min(1 << 20)
+}
+
+/// The smallest spare segment worth preparing ahead; with less room the roll sizes its own
+/// segment to the record it must hold.
+pub const SPARE_MIN_BYTES: u64 = 64 << 10;
+
+/// The length of a new segment: `preAllocSize`, or the room the device has left (less the
+/// reserve) when that is less; `None` when that is below `needed` bytes. A device that
+/// cannot tell its room (`available` is `None`) gets `preAllocSize`.
+pub fn segment_bytes_for(prealloc_bytes: u64, available: Option<u64>, needed: u64) -> Option<u64> {
+    let len = match available {
+        None => prealloc_bytes,
+        Some(avail) => prealloc_bytes.min(avail.saturating_sub(free_reserve_bytes(prealloc_bytes))),
+    };
+    (len >= needed).then_some(len)
+}
+
+/// The length of a segment made from the reserve, for the txns that may use it
+/// (`Log::append_may_use_reserve`): small, so the reserve lasts for many of them.
+pub const RESERVE_SEGMENT_BYTES: u64 = 64 << 10;
+
+/// The length of a segment for a txn that may use the reserve once `segment_bytes_for`
+/// found no room outside it: `RESERVE_SEGMENT_BYTES` (or `needed`, if more), or what is
+/// left; `None` when not even `needed` is left.
+pub fn reserve_segment_bytes_for(
+    prealloc_bytes: u64,
+    available: Option<u64>,
+    needed: u64,
+) -> Option<u64> {
+    let avail = available?;
+    let len = prealloc_bytes
+        .min(avail)
+        .min(RESERVE_SEGMENT_BYTES.max(needed));
+    (len >= needed).then_some(len)
+}
+
+/// Something the log did that the operator should hear of (this crate has no logger; the
+/// server takes these with `Log::next_notice` and logs them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogNotice {
+    /// A segment was preallocated shorter than `preAllocSize` because the disk had less room.
+    ShortSegment {
+        file: String,
+        bytes: u64,
+        prealloc_bytes: u64,
+        available_bytes: u64,
+    },
+}
+
+impl std::fmt::Display for LogNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogNotice::ShortSegment {
+                file,
+                bytes,
+                prealloc_bytes,
+                available_bytes,
+            } => write!(
+                f,
+                "log segment {file} preallocated to {bytes} bytes, less than preAllocSize \
+                 ({prealloc_bytes} bytes): the disk has {available_bytes} bytes free"
+            ),
+        }
+    }
+}
+
+/// Notices kept until the server takes them; older ones are dropped past this (a driver
+/// that never takes them must not grow memory).
+const NOTICES_MAX: usize = 16;
+
 /// Counters for mntr and metrics (fsync latency is measured by the caller, who owns time).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -52,6 +137,10 @@ pub struct LogStats {
     pub syncs: u64,
     pub segments_created: u64,
     pub segments_removed: u64,
+    /// Segments preallocated shorter than `preAllocSize` for lack of room.
+    pub segments_short: u64,
+    /// Appends refused with `LogError::NoSpace`.
+    pub appends_refused: u64,
 }
 
 /// A segment the log knows of, oldest first; the last one is the current segment.
@@ -103,6 +192,10 @@ pub struct Log<D: Device> {
     stats: LogStats,
     scratch: Vec<u8>,
     spare: Spare<D::File>,
+    /// A spare job failed: no other is handed out until the next roll, so a full disk costs
+    /// one failed job (and one warning) per segment, not one per batch.
+    spare_blocked: bool,
+    notices: VecDeque<LogNotice>,
 }
 
 /// The next segment's file, zero-filled and durable, made ready off the hot path.
@@ -124,6 +217,19 @@ pub const SPARE_SEGMENT_NAME: &str = "log.spare.tmp";
 pub struct SpareSegment<F> {
     file: F,
     name: String,
+    /// The device's free bytes when the file was sized, if it could tell.
+    available: Option<u64>,
+}
+
+impl<F: DeviceFile> SpareSegment<F> {
+    /// The file's length: `preAllocSize`, or less when the disk had less room.
+    pub fn len(&self) -> u64 {
+        self.file.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.file.is_empty()
+    }
 }
 
 /// Creating the spare segment: the slow part of a roll (writing `preAllocSize` zeros and
@@ -135,15 +241,31 @@ pub struct SpareJob<D> {
 }
 
 impl<D: Device> SpareJob<D> {
-    /// Creates the zero-filled, durable file (replacing one a failed earlier job left).
+    /// Creates the zero-filled, durable file (replacing one a failed earlier job left),
+    /// `preAllocSize` bytes or what room the disk has; an error of kind `StorageFull` when
+    /// that is less than `SPARE_MIN_BYTES`.
     pub fn run(self) -> io::Result<SpareSegment<D::File>> {
         if self.dev.list()?.iter().any(|n| n == SPARE_SEGMENT_NAME) {
             self.dev.remove(SPARE_SEGMENT_NAME)?;
         }
-        let file = self.dev.create_segment(SPARE_SEGMENT_NAME, self.len)?;
+        let available = self.dev.available_bytes()?;
+        let needed = SPARE_MIN_BYTES.min(self.len);
+        let Some(len) = segment_bytes_for(self.len, available, needed) else {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "{} bytes free on the disk, not enough for a segment of {needed} bytes \
+                     and a reserve of {}",
+                    available.unwrap_or(0),
+                    free_reserve_bytes(self.len)
+                ),
+            ));
+        };
+        let file = self.dev.create_segment(SPARE_SEGMENT_NAME, len)?;
         Ok(SpareSegment {
             file,
             name: SPARE_SEGMENT_NAME.to_owned(),
+            available,
         })
     }
 }
@@ -188,7 +310,21 @@ impl<D: Device> Log<D> {
             stats: LogStats::default(),
             scratch: Vec::new(),
             spare: Spare::None,
+            spare_blocked: false,
+            notices: VecDeque::new(),
         }
+    }
+
+    /// The oldest notice not yet taken (for the server to log).
+    pub fn next_notice(&mut self) -> Option<LogNotice> {
+        self.notices.pop_front()
+    }
+
+    fn notice(&mut self, n: LogNotice) {
+        if self.notices.len() == NOTICES_MAX {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(n);
     }
 
     pub fn device(&self) -> &D {
@@ -221,11 +357,12 @@ impl<D: Device> Log<D> {
         self.poisoned
     }
 
-    /// Whether the next segment should be prepared now: none is ready or being made, and the
-    /// current segment is past half full (by bytes or by `snapCount` records), or there is
-    /// no current segment. Then `next_segment_job` hands out the work.
+    /// Whether the next segment should be prepared now: none is ready or being made, no job
+    /// failed since the last roll, and the current segment is past half full (by bytes or by
+    /// `snapCount` records), or there is no current segment. Then `next_segment_job` hands
+    /// out the work.
     pub fn wants_next_segment(&self) -> bool {
-        if !matches!(self.spare, Spare::None) || self.poisoned {
+        if !matches!(self.spare, Spare::None) || self.poisoned || self.spare_blocked {
             return false;
         }
         self.current
@@ -249,29 +386,43 @@ impl<D: Device> Log<D> {
     }
 
     /// Takes the result of a `SpareJob`: the next roll uses the file (it then writes only
-    /// the header, syncs it and renames the file). A failed job is returned as is and does
-    /// not poison the log: the roll falls back to creating its segment itself, which reports
-    /// the error where it matters.
+    /// the header, syncs it and renames the file). A spare shorter than `preAllocSize` (the
+    /// disk had less room) is used too, with a `LogNotice`. A failed job is returned as is
+    /// and does not poison the log: the roll falls back to creating its segment itself,
+    /// which reports the error where it matters; no other job is handed out until then.
     pub fn adopt_next_segment(
         &mut self,
         result: io::Result<SpareSegment<D::File>>,
     ) -> io::Result<()> {
+        let min = SEGMENT_HEADER_BYTES + RECORD_OVERHEAD_BYTES + 1;
         match result {
-            Ok(spare) if spare.file.len() == self.opts.prealloc_bytes => {
+            Ok(spare) if (min..=self.opts.prealloc_bytes).contains(&spare.file.len()) => {
+                if spare.file.len() < self.opts.prealloc_bytes {
+                    self.stats.segments_short += 1;
+                    self.notice(LogNotice::ShortSegment {
+                        file: spare.name.clone(),
+                        bytes: spare.file.len(),
+                        prealloc_bytes: self.opts.prealloc_bytes,
+                        available_bytes: spare.available.unwrap_or(0),
+                    });
+                }
                 self.spare = Spare::Ready(spare);
                 Ok(())
             }
             Ok(spare) => {
                 self.spare = Spare::None;
+                self.spare_blocked = true;
+                let len = spare.file.len();
+                // Not ours to keep: its room belongs to the roll's own segment.
+                let _ = self.dev.remove(&spare.name);
                 Err(io::Error::other(format!(
-                    "spare segment {} is {} bytes, not preAllocSize {}",
-                    spare.name,
-                    spare.file.len(),
-                    self.opts.prealloc_bytes
+                    "spare segment {} is {len} bytes, not between {min} and preAllocSize {}",
+                    spare.name, self.opts.prealloc_bytes
                 )))
             }
             Err(e) => {
                 self.spare = Spare::None;
+                self.spare_blocked = true;
                 Err(e)
             }
         }
@@ -306,6 +457,30 @@ impl<D: Device> Log<D> {
 
     /// Appends one txn, applied at `time_ms`. Not durable until a sync covers it.
     pub fn append(&mut self, zxid: Zxid, time_ms: i64, txn: &[u8]) -> Result<(), LogError> {
+        self.append_inner(zxid, time_ms, txn, false)
+    }
+
+    /// `append` for a txn that may draw on the free-space reserve when the disk has no room
+    /// outside it (sessions being created and closed, so that clients can still connect and
+    /// read while writes are refused): a roll then makes a segment of
+    /// `RESERVE_SEGMENT_BYTES` from the reserve. Other txns may use what such a segment has
+    /// left, as they use the tail of any segment.
+    pub fn append_may_use_reserve(
+        &mut self,
+        zxid: Zxid,
+        time_ms: i64,
+        txn: &[u8],
+    ) -> Result<(), LogError> {
+        self.append_inner(zxid, time_ms, txn, true)
+    }
+
+    fn append_inner(
+        &mut self,
+        zxid: Zxid,
+        time_ms: i64,
+        txn: &[u8],
+        use_reserve: bool,
+    ) -> Result<(), LogError> {
         self.check()?;
         assert!(
             zxid > self.last_zxid,
@@ -322,12 +497,27 @@ impl<D: Device> Log<D> {
             });
         }
         if self.needs_roll(record_bytes) {
-            if self.current.as_ref().is_some_and(|c| c.written > c.synced) {
+            let fits_current = self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.written + record_bytes <= c.len);
+            if !fits_current && self.current.as_ref().is_some_and(|c| c.written > c.synced) {
                 // Full mid-batch: the old segment must be entirely durable before a new one
                 // exists (docs/LOG.md). Callers avoid this blocking sync with `fits`.
                 self.sync()?;
             }
-            self.roll(zxid)?;
+            match self.roll(zxid, record_bytes, use_reserve) {
+                Ok(()) => {}
+                // A roll by record count is housekeeping: without room for a new segment
+                // the record goes where there still is room.
+                Err(e) if e.is_no_space() && fits_current => {}
+                Err(e) => {
+                    if e.is_no_space() {
+                        self.stats.appends_refused += 1;
+                    }
+                    return Err(e);
+                }
+            }
         }
         let name = self.current_name();
         let cur = self.current.as_mut().expect("a current segment after roll");
@@ -365,21 +555,30 @@ impl<D: Device> Log<D> {
         }
     }
 
-    /// Creates the segment whose first record is `zxid` and makes it current.
-    fn roll(&mut self, zxid: Zxid) -> Result<(), LogError> {
+    /// Creates the segment whose first record is `zxid` (and must hold `record_bytes`) and
+    /// makes it current. Out of room, it fails with `NoSpace` and leaves the log as it was.
+    fn roll(&mut self, zxid: Zxid, record_bytes: u64, use_reserve: bool) -> Result<(), LogError> {
         if let Some(c) = &self.current {
             assert_eq!(c.written, c.synced, "rolling an unsynced segment");
         }
         let name = segment_name(zxid);
         let tmp = format!("{name}.tmp");
-        let header = SegmentHeader {
-            first_zxid: zxid,
-            prev_zxid: self.last_zxid,
-            database_id: self.opts.database_id,
-            prealloc_bytes: self.opts.prealloc_bytes,
-        };
+        let needed = SEGMENT_HEADER_BYTES + record_bytes;
         let spare = match std::mem::replace(&mut self.spare, Spare::None) {
-            Spare::Ready(spare) => Some(spare),
+            Spare::Ready(spare) if spare.file.len() >= needed => Some(spare),
+            // Too short for this record (the disk had little room when it was made): its
+            // room goes to a segment sized for the record.
+            Spare::Ready(spare) => {
+                let SpareSegment {
+                    file, name: from, ..
+                } = spare;
+                drop(file);
+                if let Err(source) = self.dev.remove(&from) {
+                    self.poisoned = true;
+                    return Err(LogError::Io { file: from, source });
+                }
+                None
+            }
             // Not ready in time: this roll creates its own segment, and the job's file,
             // once adopted, serves the roll after.
             Spare::Pending => {
@@ -388,28 +587,40 @@ impl<D: Device> Log<D> {
             }
             Spare::None => None,
         };
-        let created = (|| -> io::Result<D::File> {
-            let (mut file, from) = match spare {
-                Some(s) => (s.file, s.name),
-                None => (
-                    self.dev.create_segment(&tmp, self.opts.prealloc_bytes)?,
-                    tmp.clone(),
-                ),
-            };
-            file.write_at(0, &header.encode())?;
-            file.sync(0, SEGMENT_HEADER_BYTES)?;
-            self.dev.rename(&from, &name)?;
-            Ok(file)
-        })();
-        let file = match created {
-            Ok(f) => f,
-            Err(source) => {
-                // A failed create leaves nothing acknowledged at risk, but the device state
-                // is unknown: stop like any other IO error.
-                self.poisoned = true;
-                return Err(LogError::Create { file: name, source });
-            }
+        let (mut file, from) = match spare {
+            Some(s) => (s.file, s.name),
+            None => (
+                self.create_sized(&name, &tmp, needed, use_reserve)?,
+                tmp.clone(),
+            ),
         };
+        // The header records the length this segment got, which is less than preAllocSize
+        // when the disk had less room (docs/LOG.md).
+        let header = SegmentHeader {
+            first_zxid: zxid,
+            prev_zxid: self.last_zxid,
+            database_id: self.opts.database_id,
+            prealloc_bytes: file.len(),
+        };
+        let done = file
+            .write_at(0, &header.encode())
+            .and_then(|()| file.sync(0, SEGMENT_HEADER_BYTES))
+            .and_then(|()| self.dev.rename(&from, &name));
+        if let Err(source) = done {
+            if is_out_of_room(&source) {
+                // Nothing acknowledged is in this file: drop it and give its room back.
+                drop(file);
+                let _ = self.dev.remove(&from);
+                return Err(LogError::NoSpace {
+                    file: name,
+                    needed_bytes: needed,
+                    reason: source.to_string(),
+                });
+            }
+            // The device state is unknown: stop like any other IO error.
+            self.poisoned = true;
+            return Err(LogError::Create { file: name, source });
+        }
         self.current = Some(Current {
             len: file.len(),
             file,
@@ -425,7 +636,64 @@ impl<D: Device> Log<D> {
             prev_zxid: self.last_zxid,
         });
         self.stats.segments_created += 1;
+        self.spare_blocked = false;
         Ok(())
+    }
+
+    /// A new zero-filled segment file `tmp` of `preAllocSize` bytes, or of the room the disk
+    /// has when that is less (at least `needed`). `NoSpace` when there is not that much room
+    /// or the creation meets ENOSPC anyway (the device removes a partial file); any other
+    /// error poisons.
+    fn create_sized(
+        &mut self,
+        name: &str,
+        tmp: &str,
+        needed: u64,
+        use_reserve: bool,
+    ) -> Result<D::File, LogError> {
+        let prealloc = self.opts.prealloc_bytes;
+        // The figure only sizes the segment: without it, the creation itself says whether
+        // the full size fits.
+        let available = self.dev.available_bytes().unwrap_or(None);
+        let no_space = |reason: String| LogError::NoSpace {
+            file: name.to_owned(),
+            needed_bytes: needed,
+            reason,
+        };
+        let len = segment_bytes_for(prealloc, available, needed).or_else(|| {
+            use_reserve
+                .then(|| reserve_segment_bytes_for(prealloc, available, needed))
+                .flatten()
+        });
+        let Some(len) = len else {
+            return Err(no_space(format!(
+                "{} bytes free, and the log leaves {} free",
+                available.unwrap_or(0),
+                free_reserve_bytes(prealloc)
+            )));
+        };
+        match self.dev.create_segment(tmp, len) {
+            Ok(file) => {
+                if len < prealloc {
+                    self.stats.segments_short += 1;
+                    self.notice(LogNotice::ShortSegment {
+                        file: name.to_owned(),
+                        bytes: len,
+                        prealloc_bytes: prealloc,
+                        available_bytes: available.unwrap_or(0),
+                    });
+                }
+                Ok(file)
+            }
+            Err(e) if is_out_of_room(&e) => Err(no_space(e.to_string())),
+            Err(source) => {
+                self.poisoned = true;
+                Err(LogError::Create {
+                    file: name.to_owned(),
+                    source,
+                })
+            }
+        }
     }
 
     /// Makes every appended txn durable (fdatasync) and returns
@@ -606,5 +874,50 @@ impl<D: Device> Log<D> {
             removed.push(seg.name);
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_sized_to_the_room_less_the_reserve() {
+        let mib = 1 << 20;
+        let prealloc = 64 * mib;
+        assert_eq!(free_reserve_bytes(prealloc), mib);
+        assert_eq!(free_reserve_bytes(2048), 128);
+        // Unknown room, or plenty: preAllocSize.
+        assert_eq!(segment_bytes_for(prealloc, None, 100), Some(prealloc));
+        assert_eq!(
+            segment_bytes_for(prealloc, Some(1 << 40), 100),
+            Some(prealloc)
+        );
+        // Less room: what there is, less the reserve.
+        assert_eq!(
+            segment_bytes_for(prealloc, Some(20 * mib), 100),
+            Some(19 * mib)
+        );
+        // Not even the record that must start it, or nothing past the reserve.
+        assert_eq!(segment_bytes_for(prealloc, Some(mib + 99), 100), None);
+        assert_eq!(segment_bytes_for(prealloc, Some(mib / 2), 100), None);
+        assert_eq!(segment_bytes_for(prealloc, Some(mib + 100), 100), Some(100));
+        // From the reserve: small segments, as long as the record fits what is left.
+        let small = RESERVE_SEGMENT_BYTES;
+        assert_eq!(
+            reserve_segment_bytes_for(prealloc, Some(mib), 100),
+            Some(small)
+        );
+        assert_eq!(
+            reserve_segment_bytes_for(prealloc, Some(5000), 100),
+            Some(5000)
+        );
+        assert_eq!(reserve_segment_bytes_for(prealloc, Some(99), 100), None);
+        assert_eq!(
+            reserve_segment_bytes_for(prealloc, Some(mib), small + 1),
+            Some(small + 1)
+        );
+        assert_eq!(reserve_segment_bytes_for(2048, Some(mib), 100), Some(2048));
+        assert_eq!(reserve_segment_bytes_for(prealloc, None, 100), None);
     }
 }

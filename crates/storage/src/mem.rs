@@ -7,7 +7,8 @@
 //! writeback does). Directory operations (create, rename, remove) are durable at once, as
 //! the real device makes them by fsyncing the directory.
 //!
-//! Faults: a capacity (ENOSPC once files would exceed it), a failing sync (EIO; the device
+//! Faults: a capacity (ENOSPC once files would exceed it; `available_bytes` reports what is
+//! left, or a figure the test chooses, as a stale statvfs would), a failing sync (EIO; the device
 //! then refuses every write and sync until a crash, as a kernel that dropped dirty pages
 //! must be assumed to have), and bit flips in stored bytes. Randomness comes from a seed
 //! passed in; the device uses no clock and no threads (the mutex only makes handles `Send`).
@@ -46,6 +47,7 @@ struct State {
     names: BTreeMap<String, usize>,
     files: Vec<MemFile>,
     capacity: Option<u64>,
+    reported_available: Option<u64>,
     syncs_until_failure: Option<u64>,
     broken: bool,
     syncs: u64,
@@ -159,6 +161,13 @@ impl MemDevice {
         self.lock().capacity = bytes;
     }
 
+    /// Makes `available_bytes` report `bytes` whatever the capacity really leaves (`None`:
+    /// report the truth again), so a test can make a creation meet ENOSPC after the room
+    /// looked sufficient.
+    pub fn report_available(&self, bytes: Option<u64>) {
+        self.lock().reported_available = bytes;
+    }
+
     /// The sync after `n` more successful syncs fails with EIO, and the device then refuses
     /// writes and syncs until `crash`.
     pub fn fail_sync_after(&self, n: u64) {
@@ -270,6 +279,14 @@ impl Device for MemDevice {
             id,
             segment: true,
         })
+    }
+
+    fn available_bytes(&self) -> io::Result<Option<u64>> {
+        let s = self.lock();
+        if let Some(bytes) = s.reported_available {
+            return Ok(Some(bytes));
+        }
+        Ok(s.capacity.map(|cap| cap.saturating_sub(s.used())))
     }
 
     fn open_segment(&self, name: &str) -> io::Result<MemFileHandle> {

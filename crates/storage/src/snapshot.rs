@@ -160,7 +160,10 @@ impl<D: Device> SnapshotWriter<D> {
         let crc = crc32c::crc32c(&h);
         h.extend_from_slice(&crc.to_be_bytes());
         assert_eq!(h.len(), SNAPSHOT_HEADER_BYTES, "header size");
-        w.write(&h)?;
+        if let Err(e) = w.write(&h) {
+            let _ = w.dev.remove(&w.tmp);
+            return Err(e);
+        }
         Ok(w)
     }
 
@@ -249,9 +252,19 @@ impl<D: Device> SnapshotWriter<D> {
         Ok(false)
     }
 
-    /// Runs the remaining steps.
+    /// Runs the remaining steps. On an error the partial file is removed: on a full disk
+    /// it holds room the log needs.
     pub fn finish(mut self) -> Result<SnapshotInfo, SnapshotError> {
-        while !self.step()? {}
+        loop {
+            match self.step() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    let _ = self.dev.remove(&self.tmp);
+                    return Err(e);
+                }
+            }
+        }
         Ok(SnapshotInfo {
             name: self.name.clone(),
             zxid: self.tree.last_zxid(),

@@ -21,7 +21,7 @@ use crate::{Epoch, ServerId};
 pub type Payload = Arc<[u8]>;
 
 pub const FRAME_MAGIC: [u8; 4] = *b"ZCZB";
-pub const FRAME_VERSION: u8 = 2;
+pub const FRAME_VERSION: u8 = 3;
 pub const FRAME_HEADER_BYTES: usize = 16;
 /// The largest payload a frame may carry (a SNAP's snapshot included).
 pub const FRAME_PAYLOAD_BYTES_MAX: u32 = 1 << 30;
@@ -114,10 +114,17 @@ pub enum Message {
         zxid: Zxid,
         data: Payload,
     },
-    /// Leader → learner, every tick; carries the commit point so an idle learner catches up.
-    Ping { conn: u64, committed: Zxid },
-    /// Learner → leader, answering a ping; repeats the learner's cumulative ack.
-    PingReply { conn: u64, acked: Zxid },
+    /// Leader → learner, every tick and at the start of each read round; carries the commit
+    /// point so an idle learner catches up, and the leader's current read round (etcd's
+    /// ReadIndex heartbeat), which the learner echoes.
+    Ping {
+        conn: u64,
+        committed: Zxid,
+        round: u64,
+    },
+    /// Learner → leader, answering a ping; repeats the learner's cumulative ack and the ping's
+    /// read round: a voter that echoes round `r` still followed this leader after `r` began.
+    PingReply { conn: u64, acked: Zxid, round: u64 },
     /// A driver-level message between members that the replica does not interpret: client
     /// requests a learner forwards to its leader, session liveness (touches), sync markers
     /// (ZooKeeper's `Leader.REQUEST`, `PING` session data and `SYNC`). `Replica::step`
@@ -300,11 +307,18 @@ impl Message {
                 write_zxid(w, *last);
             }
             Message::AckNewLeader { epoch, .. } => write_epoch(w, *epoch),
-            Message::UpToDate { committed, .. } | Message::Ping { committed, .. } => {
-                write_zxid(w, *committed)
+            Message::UpToDate { committed, .. } => write_zxid(w, *committed),
+            Message::Ping {
+                committed, round, ..
+            } => {
+                write_zxid(w, *committed);
+                write_u64(w, *round);
             }
             Message::Ack { zxid, .. } | Message::Commit { zxid, .. } => write_zxid(w, *zxid),
-            Message::PingReply { acked, .. } => write_zxid(w, *acked),
+            Message::PingReply { acked, round, .. } => {
+                write_zxid(w, *acked);
+                write_u64(w, *round);
+            }
             Message::Forward { data } => w.write_buffer(data),
         }
     }
@@ -416,10 +430,12 @@ impl Message {
             kind::PING => Message::Ping {
                 conn,
                 committed: read_zxid(r)?,
+                round: read_u64(r)?,
             },
             _ => Message::PingReply {
                 conn,
                 acked: read_zxid(r)?,
+                round: read_u64(r)?,
             },
         };
         Ok(msg)
@@ -576,8 +592,16 @@ mod tests {
             (c, zxid()).prop_map(|(conn, committed)| Message::UpToDate { conn, committed }),
             (c, zxid()).prop_map(|(conn, zxid)| Message::Ack { conn, zxid }),
             (c, zxid()).prop_map(|(conn, zxid)| Message::Commit { conn, zxid }),
-            (c, zxid()).prop_map(|(conn, committed)| Message::Ping { conn, committed }),
-            (c, zxid()).prop_map(|(conn, acked)| Message::PingReply { conn, acked }),
+            (c, zxid(), any::<u64>()).prop_map(|(conn, committed, round)| Message::Ping {
+                conn,
+                committed,
+                round
+            }),
+            (c, zxid(), any::<u64>()).prop_map(|(conn, acked, round)| Message::PingReply {
+                conn,
+                acked,
+                round
+            }),
             data().prop_map(|data| Message::Forward { data }),
         ]
     }

@@ -50,13 +50,20 @@ impl Quorum {
     /// The largest zxid that a quorum of voters has acknowledged (`Zxid::ZERO` if none):
     /// voters missing from `acked` count as having acknowledged nothing.
     pub fn committed(&self, acked: &BTreeMap<ServerId, Zxid>) -> Zxid {
-        let mut zxids: Vec<Zxid> = self
+        self.agreed(acked)
+    }
+
+    /// The largest value that a quorum of voters has reached (`T::default()` if none), for
+    /// any monotonic per-voter value: acknowledged zxids, echoed read rounds. Voters missing
+    /// from `reached` count as the default.
+    pub fn agreed<T: Ord + Copy + Default>(&self, reached: &BTreeMap<ServerId, T>) -> T {
+        let mut values: Vec<T> = self
             .voters
             .iter()
-            .map(|id| acked.get(id).copied().unwrap_or(Zxid::ZERO))
+            .map(|id| reached.get(id).copied().unwrap_or_default())
             .collect();
-        zxids.sort_unstable_by(|a, b| b.cmp(a));
-        zxids[self.majority() - 1]
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values[self.majority() - 1]
     }
 }
 

@@ -8,6 +8,20 @@
 //! current epoch and the synchronised history are both durable (Zab paper §IV, phases 1 and
 //! 2; ZooKeeper's `Learner.syncWithLeader`). `invariants()` runs at the end of every step.
 //!
+//! Time is an input that says how much time passed: every `Tick` carries the driver's
+//! monotonic clock in milliseconds, and every timeout (initLimit, syncLimit, finalizeWait) is
+//! a comparison of two such readings. A process frozen for ten seconds (SIGSTOP, a stalled VM)
+//! sees ten seconds at its first tick after it resumes, so a leader whose followers have not
+//! been heard from for syncLimit steps down at that tick, before the driver answers anything
+//! (the driver feeds the time first on wake-up). Counting ticks instead let a frozen leader
+//! keep serving stale reads for a whole syncLimit after it resumed (issue 10).
+//!
+//! Reads that must be linearizable (`sync`) wait for a read round (etcd's ReadIndex): the
+//! leader numbers its heartbeats, a `sync` that arrives waits for the first round that starts
+//! after it, and the round is confirmed once a quorum of voters (the leader included) has
+//! echoed its number, which proves no later epoch was established before the sync arrived.
+//! One round serves every sync waiting for it; a lost ping is repeated by the next tick's.
+//!
 //! The log kept here is a window: every entry after `base` (the zxid of the state the
 //! driver's tree holds as committed), trimmed to `history_retain` committed entries like
 //! ZooKeeper's `committedLog`; a learner behind the window is synchronised by SNAP.
@@ -27,13 +41,15 @@ pub struct Config {
     pub myid: ServerId,
     pub voters: Vec<ServerId>,
     pub observers: Vec<ServerId>,
-    /// Ticks a leader may take to establish, and a learner to synchronise (`initLimit`).
-    pub init_limit_ticks: u64,
-    /// Ticks of silence after which a leader or learner gives up (`syncLimit`).
-    pub sync_limit_ticks: u64,
-    /// Ticks an elector waits for a better vote once a quorum agrees (`finalizeWait`); 0
-    /// decides at once.
-    pub finalize_wait_ticks: u64,
+    /// Milliseconds a leader may take to establish, and a learner to synchronise
+    /// (`initLimit × tickTime`).
+    pub init_limit_ms: u64,
+    /// Milliseconds of silence after which a leader or learner gives up
+    /// (`syncLimit × tickTime`).
+    pub sync_limit_ms: u64,
+    /// Milliseconds an elector waits for a better vote once a quorum agrees (`finalizeWait`);
+    /// 0 decides at once.
+    pub finalize_wait_ms: u64,
     /// Committed entries kept in memory for DIFF; a learner further behind gets SNAP.
     pub history_retain: usize,
 }
@@ -52,8 +68,11 @@ pub struct Durable {
 /// An input to [`Replica::step`].
 #[derive(Clone, Debug)]
 pub enum Input {
-    /// One logical tick (`tickTime`) passed.
-    Tick,
+    /// Time passed: `now_ms` is the driver's monotonic clock (never going back). Periodic
+    /// work (pings, vote resends) happens once per tick, so the driver spaces ticks (a
+    /// fraction of `tickTime`); the timeouts compare `now_ms` readings, so a tick after a long
+    /// stall sees the whole stall.
+    Tick { now_ms: u64 },
     /// A peer message arrived.
     Receive { from: ServerId, msg: Message },
     /// A client transaction on the leader, prepared at `zxid` (from [`Replica::next_zxid`]).
@@ -66,7 +85,9 @@ pub enum Input {
     SnapshotInstalled { zxid: Zxid },
     /// The driver's connection from `peer` closed (the peer process died or the network
     /// broke). A learner whose leader it is goes back to Looking at once instead of waiting
-    /// out syncLimit, as ZooKeeper's follower does when its leader socket closes.
+    /// out syncLimit, as ZooKeeper's follower does when its leader socket closes. A leader
+    /// counts that learner as unheard-from until it hears from it again, and steps down at
+    /// once if the voters it still hears from are no quorum.
     PeerLost { peer: ServerId },
 }
 
@@ -129,6 +150,12 @@ pub enum Action {
     BecameObserver {
         leader: ServerId,
         epoch: Epoch,
+    },
+    /// Leader: a quorum of voters confirmed this leadership in every read round up to
+    /// `round` (see [`Replica::read_index`]); a `sync` that waited for one of them may be
+    /// answered once the tree holds the zxid it noted when it arrived.
+    LeadershipConfirmed {
+        round: u64,
     },
 }
 
@@ -262,6 +289,10 @@ struct Handler {
     /// Its ACKEPOCH promised the epoch to this leader (counts toward the epoch quorum).
     epoch_vote: bool,
     last_heard: u64,
+    /// Its link was reported lost (`PeerLost`) and nothing was heard from it since.
+    lost: bool,
+    /// The highest read round it echoed.
+    round: u64,
     acked: Zxid,
     /// The last zxid whose data this learner was sent.
     sent_through: Zxid,
@@ -289,6 +320,12 @@ struct Leading {
     accepted: BTreeMap<ServerId, Epoch>,
     handlers: BTreeMap<ServerId, Handler>,
     next_counter: u32,
+    /// The last read round started (0: none yet).
+    round: u64,
+    /// The last read round a quorum of voters echoed.
+    round_confirmed: u64,
+    /// A read waits for the round after `round`, to start when `round` is confirmed.
+    round_wanted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -509,8 +546,8 @@ impl Replica {
     /// Feeds one input. Only `Propose` can be refused.
     pub fn step(&mut self, input: Input) -> Result<(), StepError> {
         let result = match input {
-            Input::Tick => {
-                self.on_tick();
+            Input::Tick { now_ms } => {
+                self.on_tick(now_ms);
                 Ok(())
             }
             Input::Receive { from, msg } => {
@@ -528,10 +565,7 @@ impl Replica {
                 Ok(())
             }
             Input::PeerLost { peer } => {
-                if matches!(&self.role, Role::Following(l) | Role::Observing(l) if l.leader == peer)
-                {
-                    self.go_looking();
-                }
+                self.on_peer_lost(peer);
                 Ok(())
             }
             Input::SnapshotInstalled { zxid } => {
@@ -811,7 +845,7 @@ impl Replica {
             self.election().finalize_at = None;
             return;
         }
-        let at = self.now + self.config.finalize_wait_ticks;
+        let at = self.now + self.config.finalize_wait_ms;
         let at = *self.election().finalize_at.get_or_insert(at);
         if at <= self.now {
             let leader = self.vote.leader;
@@ -841,6 +875,9 @@ impl Replica {
             accepted,
             handlers: BTreeMap::new(),
             next_counter: 1,
+            round: 0,
+            round_confirmed: 0,
+            round_wanted: false,
         });
     }
 
@@ -871,6 +908,7 @@ impl Replica {
             self.on_follower_info(from, conn, accepted_epoch, base, epochs, observer);
             return;
         }
+        let started = self.leading_ref().round;
         let Some(h) = self.leading().handlers.get_mut(&from) else {
             return;
         };
@@ -878,6 +916,11 @@ impl Replica {
             return;
         }
         h.last_heard = now;
+        h.lost = false;
+        if let Message::PingReply { round, .. } = msg {
+            // A round never started is no confirmation (a confused peer must not panic us).
+            h.round = h.round.max(round.min(started));
+        }
         match msg {
             Message::AckEpoch {
                 current_epoch,
@@ -886,8 +929,10 @@ impl Replica {
                 ..
             } => self.on_ack_epoch(from, current_epoch, last, fresh),
             Message::AckNewLeader { epoch, .. } => self.on_ack_newleader(from, epoch),
-            Message::Ack { zxid, .. } | Message::PingReply { acked: zxid, .. } => {
-                self.on_ack(from, zxid)
+            Message::Ack { zxid, .. } => self.on_ack(from, zxid),
+            Message::PingReply { acked, .. } => {
+                self.on_ack(from, acked);
+                self.check_rounds();
             }
             _ => {}
         }
@@ -924,6 +969,7 @@ impl Replica {
                 // our LEADERINFO (lost with a link that broke), so it goes again; a learner
                 // ignores a second one of the same epoch.
                 h.last_heard = now;
+                h.lost = false;
                 if h.phase == HandlerPhase::Info {
                     h.leaderinfo_sent = false;
                 }
@@ -941,6 +987,8 @@ impl Replica {
                 leaderinfo_sent: false,
                 epoch_vote: false,
                 last_heard: now,
+                lost: false,
+                round: 0,
                 acked: Zxid::ZERO,
                 sent_through: Zxid::ZERO,
                 newleader_last: Zxid::ZERO,
@@ -1208,7 +1256,11 @@ impl Replica {
         if from >= committed {
             return;
         }
-        let mut prev = from;
+        // An observer that stalled between NEWLEADER and UPTODATE (frozen, slow disk) may be
+        // behind the window: what follows `base` then names `base` as its predecessor, so the
+        // observer sees the gap and synchronises again. Naming `from` hid the gap, and the
+        // observer committed past entries it never had (sim seed 901 with a paused observer).
+        let mut prev = from.max(self.log.base);
         let entries: Vec<(Zxid, Payload)> = self
             .log
             .after(from)
@@ -1438,7 +1490,9 @@ impl Replica {
             Message::Commit { zxid, .. } if phase == LearnerPhase::Broadcast => {
                 self.learner_commit(zxid)
             }
-            Message::Ping { committed, .. } => {
+            Message::Ping {
+                committed, round, ..
+            } => {
                 if phase == LearnerPhase::Broadcast {
                     self.learner_commit(committed);
                 }
@@ -1449,7 +1503,7 @@ impl Replica {
                     Zxid::ZERO
                 };
                 let (leader, conn) = (l.leader, l.conn);
-                self.send(leader, Message::PingReply { conn, acked });
+                self.send(leader, Message::PingReply { conn, acked, round });
             }
             Message::Diff { .. }
             | Message::Trunc { .. }
@@ -1714,8 +1768,10 @@ impl Replica {
         }
     }
 
-    fn on_tick(&mut self) {
-        self.now += 1;
+    fn on_tick(&mut self, now_ms: u64) {
+        // A driver's clock never goes back; a reading that does (a sim bug, a clock that is
+        // not monotonic) must not shorten a timeout.
+        self.now = self.now.max(now_ms);
         let now = self.now;
         match &self.role {
             Role::Looking(_) => {
@@ -1732,7 +1788,20 @@ impl Replica {
     /// Leader.lead's ping loop: ping every learner; step down without a quorum of voters
     /// heard from within syncLimit, or when not established within initLimit.
     fn leader_tick(&mut self, now: u64) {
+        // The time first: a leader that was frozen past syncLimit must not ping (and so
+        // look alive to its learners) before it sees that it lost its quorum.
+        let leading = self.leading_ref();
+        if leading.phase != LeaderPhase::Broadcast {
+            if now.saturating_sub(leading.since) > self.config.init_limit_ms {
+                self.go_looking();
+                return;
+            }
+        } else if !self.hears_quorum(now) {
+            self.go_looking();
+            return;
+        }
         let committed = self.committed;
+        let round = self.leading_ref().round;
         let pings: Vec<(ServerId, u64)> = self
             .leading_ref()
             .handlers
@@ -1740,44 +1809,147 @@ impl Replica {
             .map(|(id, h)| (*id, h.conn))
             .collect();
         for (id, conn) in pings {
-            self.send(id, Message::Ping { conn, committed });
+            self.send(
+                id,
+                Message::Ping {
+                    conn,
+                    committed,
+                    round,
+                },
+            );
         }
-        let leading = self.leading_ref();
-        if leading.phase != LeaderPhase::Broadcast {
-            if now - leading.since > self.config.init_limit_ticks {
-                self.go_looking();
-            }
-            return;
-        }
-        let alive: Vec<ServerId> = leading
+    }
+
+    /// Leader.lead's `syncedAckSet` check: a quorum of voters (the leader included), each
+    /// synchronised, heard from within syncLimit, and with its link not reported lost.
+    fn hears_quorum(&self, now: u64) -> bool {
+        let alive: Vec<ServerId> = self
+            .leading_ref()
             .handlers
             .iter()
             .filter(|(_, h)| {
                 h.phase >= HandlerPhase::AckedNewLeader
-                    && now - h.last_heard <= self.config.sync_limit_ticks
+                    && !h.lost
+                    && now.saturating_sub(h.last_heard) <= self.config.sync_limit_ms
             })
             .map(|(id, _)| *id)
             .chain([self.config.myid])
             .collect();
-        if !self.quorum.is_quorum(&alive) {
-            self.go_looking();
+        self.quorum.is_quorum(&alive)
+    }
+
+    fn on_peer_lost(&mut self, peer: ServerId) {
+        match &mut self.role {
+            Role::Following(l) | Role::Observing(l) if l.leader == peer => self.go_looking(),
+            Role::Leading(l) => {
+                let Some(h) = l.handlers.get_mut(&peer) else {
+                    return;
+                };
+                h.lost = true;
+                // During discovery and synchronisation initLimit bounds the wait; once
+                // broadcasting, a leader that knows it cannot reach a quorum stops at once
+                // instead of serving until syncLimit runs out.
+                if l.phase == LeaderPhase::Broadcast && !self.hears_quorum(self.now) {
+                    self.go_looking();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- read rounds (linearizable sync) ----
+
+    /// Leader: the read round a linearizable read that arrives now must wait for: a round
+    /// that starts after this call. It is confirmed by [`Action::LeadershipConfirmed`] once a
+    /// quorum of voters echoed it; the driver answers the read then, from a tree that holds
+    /// the leader's last zxid as of this call. The round starts at once when none is in
+    /// flight, else when the one in flight is confirmed, so one round serves every read
+    /// that arrived meanwhile. Like `step`, actions follow in `ready()`.
+    pub fn read_index(&mut self) -> Result<u64, StepError> {
+        let Role::Leading(l) = &mut self.role else {
+            return Err(StepError::NotLeader);
+        };
+        if l.phase != LeaderPhase::Broadcast {
+            return Err(StepError::NotLeader);
+        }
+        let round = if l.round > l.round_confirmed {
+            l.round_wanted = true;
+            l.round + 1
+        } else {
+            self.start_round();
+            self.leading_ref().round
+        };
+        self.invariants();
+        Ok(round)
+    }
+
+    fn start_round(&mut self) {
+        let committed = self.committed;
+        let l = self.leading();
+        l.round += 1;
+        l.round_wanted = false;
+        let round = l.round;
+        let voters: Vec<(ServerId, u64)> = l
+            .handlers
+            .iter()
+            .filter(|(_, h)| !h.observer)
+            .map(|(id, h)| (*id, h.conn))
+            .collect();
+        for (id, conn) in voters {
+            self.send(
+                id,
+                Message::Ping {
+                    conn,
+                    committed,
+                    round,
+                },
+            );
+        }
+        // A leader that is its own quorum confirms at once.
+        self.check_rounds();
+    }
+
+    /// Confirms the read rounds a quorum of voters echoed; starts the round reads wait for.
+    fn check_rounds(&mut self) {
+        let l = self.leading_ref();
+        if l.phase != LeaderPhase::Broadcast {
+            return;
+        }
+        let mut rounds: BTreeMap<ServerId, u64> = l
+            .handlers
+            .iter()
+            .filter(|(_, h)| !h.observer)
+            .map(|(id, h)| (*id, h.round))
+            .collect();
+        rounds.insert(self.config.myid, l.round);
+        let confirmed = self.quorum.agreed(&rounds);
+        if confirmed <= l.round_confirmed {
+            return;
+        }
+        let l = self.leading();
+        l.round_confirmed = confirmed;
+        let next = l.round_wanted && confirmed == l.round;
+        self.actions
+            .push(Action::LeadershipConfirmed { round: confirmed });
+        if next {
+            self.start_round();
         }
     }
 
     /// Follower.followLeader's timeouts: initLimit while synchronising, syncLimit after.
     fn learner_tick(&mut self, now: u64) {
-        let (init, sync) = (self.config.init_limit_ticks, self.config.sync_limit_ticks);
+        let (init, sync) = (self.config.init_limit_ms, self.config.sync_limit_ms);
         let l = self.learning();
         let limit = if l.phase == LearnerPhase::Broadcast {
             sync
         } else {
             init
         };
-        if now - l.last_heard > limit {
+        if now.saturating_sub(l.last_heard) > limit {
             self.go_looking();
             return;
         }
-        if l.phase != LearnerPhase::Broadcast && now - l.progress_at > init {
+        if l.phase != LearnerPhase::Broadcast && now.saturating_sub(l.progress_at) > init {
             self.reconnect();
             return;
         }
@@ -1852,6 +2024,20 @@ impl Replica {
                     );
                     assert!(self.current == l.epoch, "leading epoch is not current");
                 }
+                assert!(
+                    l.round_confirmed <= l.round,
+                    "read round {} confirmed beyond the last started {}",
+                    l.round_confirmed,
+                    l.round
+                );
+                for (id, h) in &l.handlers {
+                    assert!(
+                        h.round <= l.round,
+                        "learner {id} echoed read round {} never started ({})",
+                        h.round,
+                        l.round
+                    );
+                }
                 let handlers: BTreeSet<&ServerId> = l.handlers.keys().collect();
                 assert!(
                     !handlers.contains(&self.config.myid),
@@ -1881,9 +2067,9 @@ mod tests {
             myid,
             voters: vec![1, 2, 3],
             observers: Vec::new(),
-            init_limit_ticks: 10,
-            sync_limit_ticks: 5,
-            finalize_wait_ticks: 0,
+            init_limit_ms: 10,
+            sync_limit_ms: 5,
+            finalize_wait_ms: 0,
             history_retain: 8,
         }
     }

@@ -76,6 +76,15 @@ impl<D: Device> Driver<D> {
     /// Prepares, applies and appends one op (not yet synced). Ephemerals are owned by
     /// session 1.
     pub fn write(&mut self, op: &Op) -> Result<Zxid, zoocore_storage::LogError> {
+        self.write_with(op, false)
+    }
+
+    /// `write` through `Log::append_may_use_reserve`.
+    pub fn write_reserved(&mut self, op: &Op) -> Result<Zxid, zoocore_storage::LogError> {
+        self.write_with(op, true)
+    }
+
+    fn write_with(&mut self, op: &Op, reserved: bool) -> Result<Zxid, zoocore_storage::LogError> {
         self.counter += 1;
         let zxid = Zxid::new(1, self.counter);
         let time_ms = 1_000 + i64::from(self.counter);
@@ -86,7 +95,12 @@ impl<D: Device> Driver<D> {
             time_ms,
         };
         let txn = self.tree.prepare(op, &ctx);
-        self.log.append(zxid, time_ms, &txn.to_bytes())?;
+        if reserved {
+            self.log
+                .append_may_use_reserve(zxid, time_ms, &txn.to_bytes())?;
+        } else {
+            self.log.append(zxid, time_ms, &txn.to_bytes())?;
+        }
         self.tree.apply(zxid, time_ms, &txn);
         self.digests.insert(zxid, self.tree.digest());
         Ok(zxid)

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use zoocore_zab::{Action, Config, Durable, Input, Message, Replica, RoleKind, ServerId};
 
@@ -15,9 +15,9 @@ pub fn config(myid: ServerId) -> Config {
         myid,
         voters: vec![1, 2, 3],
         observers: vec![],
-        init_limit_ticks: INIT_LIMIT,
-        sync_limit_ticks: INIT_LIMIT,
-        finalize_wait_ticks: 0,
+        init_limit_ms: INIT_LIMIT,
+        sync_limit_ms: INIT_LIMIT,
+        finalize_wait_ms: 0,
         history_retain: 100,
     }
 }
@@ -27,6 +27,10 @@ pub struct Net {
     pub net: VecDeque<(ServerId, ServerId, Message)>,
     /// Every learner session (`conn`) a FOLLOWERINFO was sent for.
     pub conns: BTreeSet<u64>,
+    /// The clock `tick` advances by one millisecond.
+    pub now_ms: u64,
+    /// The last read round each leader reported confirmed (`LeadershipConfirmed`).
+    pub confirmed: BTreeMap<ServerId, u64>,
 }
 
 /// Members 2 and 3 (a quorum); their first notifications are not sent (ticks repeat them).
@@ -39,6 +43,15 @@ impl Net {
 
     /// The members `ids`; `first_votes`: their first notifications are in flight.
     pub fn of(ids: &[ServerId], first_votes: bool) -> Net {
+        Net::with_config(ids, first_votes, config)
+    }
+
+    /// The members `ids`, each configured by `config(id)`.
+    pub fn with_config(
+        ids: &[ServerId],
+        first_votes: bool,
+        config: impl Fn(ServerId) -> Config,
+    ) -> Net {
         let mut net = Net {
             replicas: ids
                 .iter()
@@ -46,6 +59,8 @@ impl Net {
                 .collect(),
             net: VecDeque::new(),
             conns: BTreeSet::new(),
+            now_ms: 0,
+            confirmed: BTreeMap::new(),
         };
         for i in 0..net.replicas.len() {
             let id = net.replicas[i].id();
@@ -57,7 +72,7 @@ impl Net {
         net
     }
 
-    fn position(&self, id: ServerId) -> usize {
+    pub fn position(&self, id: ServerId) -> usize {
         self.replicas
             .iter()
             .position(|r| r.id() == id)
@@ -83,6 +98,13 @@ impl Net {
                 Action::PersistEpoch { accepted, current } => {
                     inputs.push_back(Input::EpochPersisted { accepted, current })
                 }
+                Action::BecameLooking => {
+                    self.confirmed.remove(&id);
+                }
+                Action::LeadershipConfirmed { round } => {
+                    let last = self.confirmed.insert(id, round).unwrap_or(0);
+                    assert!(round > last, "{id} confirmed round {round} after {last}");
+                }
                 _ => {}
             }
         }
@@ -96,6 +118,17 @@ impl Net {
             let actions = self.replicas[i].ready();
             self.execute(id, actions, &mut inputs);
         }
+    }
+
+    /// `id`'s read round for a read arriving now (`Replica::read_index`), its pings queued.
+    pub fn read_index(&mut self, id: ServerId) -> Result<u64, zoocore_zab::StepError> {
+        let i = self.position(id);
+        let round = self.replicas[i].read_index()?;
+        let actions = self.replicas[i].ready();
+        let mut inputs = VecDeque::new();
+        self.execute(id, actions, &mut inputs);
+        assert!(inputs.is_empty(), "a read round wrote nothing");
+        Ok(round)
     }
 
     /// Delivers the first message in flight that `pick` selects; whether there was one.
@@ -119,9 +152,11 @@ impl Net {
     }
 
     pub fn tick(&mut self) {
+        self.now_ms += 1;
+        let now_ms = self.now_ms;
         let ids: Vec<ServerId> = self.replicas.iter().map(Replica::id).collect();
         for id in ids {
-            self.step(id, Input::Tick);
+            self.step(id, Input::Tick { now_ms });
         }
     }
 
