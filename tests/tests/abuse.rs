@@ -5,14 +5,17 @@
 //! (a) every bystander operation answers within [`OP_BOUND`] and without error, and a new
 //!     client is served after the abuse;
 //! (b) the server's RSS (`VmRSS`; the JVM's for Apache ZooKeeper) grows by less than a bound
-//!     chosen per case, with the reason next to it;
+//!     chosen per case and per target ([`rss_bound`]), with the reason and what each server
+//!     measured next to it;
 //! (c) the server closes the offender's connections (seen from the kernel's socket tables or
 //!     as an end of stream), and zoocore logs `closing connection from <addr>: <reason>` for
 //!     each (Apache logs other words; only zoocore's are checked);
 //! (d) every write acknowledged to the bystander reads back afterwards.
 //!
 //! Every case was first run against Apache ZooKeeper 3.8 (`ZOOCORE_E2E_TARGET=apache`), so
-//! what it asserts is ZooKeeper's behaviour; where zoocore is held to more, the case says so.
+//! what it asserts is ZooKeeper's behaviour; where zoocore is held to more (a frame length
+//! announced and never filled), the case says so. The ensemble case runs on zoocore only, as
+//! the harness starts ensembles of zoocore alone.
 //! The waits are liveness bounds of several seconds, never speed targets. The cases take one
 //! lock so that they do not overlap: RSS peaks and a starved bystander then belong to the
 //! case that caused them, and two cores shared with other builds stay usable.
