@@ -150,3 +150,77 @@ fn mntr_reports_the_log_and_its_fsyncs() {
     assert!(n("zoocore_fsync_max_us") >= n("zoocore_fsync_p99_us"));
     assert_eq!(n("zk_fsync_threshold_exceed_count"), 0);
 }
+
+/// A client that registers a recursive watch on "/" and never reads: its answers stop at the
+/// unsent cap, but other clients' writes keep making notifications for it. Past the hard cap
+/// (32 x jute.maxbuffer) zoocore closes that connection with a logged reason, and the writer
+/// goes on. Apache ZooKeeper 3.8 queues such notifications without bound (until the silent
+/// session expires), so this is zoocore's own limit.
+#[test]
+fn a_watcher_that_never_reads_is_closed_past_the_hard_cap() {
+    if Target::from_env() != Target::Zoocore {
+        eprintln!("zoocore's own limit; Apache queues without bound");
+        return;
+    }
+    let server = Server::start_with(Target::Zoocore, with_cfg(&["jute.maxbuffer=65536"]));
+    let (mut watcher, _) = RawConn::open_session(server.addr(), 30_000);
+    // addWatch (106) "/" PERSISTENT_RECURSIVE (1).
+    let add_watch = raw::Jute::new().string("/").int(1);
+    assert_eq!(watcher.call(106, add_watch).err, 0);
+    let (mut writer, _) = RawConn::open_session(server.addr(), 30_000);
+    // Long names make long notifications: 100 nodes of ~200 bytes of path each.
+    let paths: Vec<String> = (0..100)
+        .map(|i| format!("/{}{i:03}", "n".repeat(200)))
+        .collect();
+    for p in &paths {
+        assert_eq!(
+            writer
+                .call(raw::op::CREATE, raw::create_body(p, b"", 0))
+                .err,
+            0
+        );
+    }
+    let hard_cap = 32 * 65536;
+    // Well past the hard cap plus what the kernel's socket buffers can hold (a few MB).
+    let notification_bytes = 260;
+    let rounds = (hard_cap + 12 * 1024 * 1024) / (notification_bytes * paths.len()) + 1;
+    let mut closed_at = None;
+    for round in 0..rounds {
+        let mut multi = raw::Jute::new();
+        for p in &paths {
+            multi = multi
+                .int(raw::op::SET_DATA)
+                .boolean(false)
+                .int(-1)
+                .raw(&raw::set_data_body(p, b"x", -1).0);
+        }
+        let multi = multi.int(-1).boolean(true).int(-1);
+        assert_eq!(
+            writer.call(raw::op::MULTI, multi).err,
+            0,
+            "the writer goes on"
+        );
+        if server.log_text().contains("the client does not read") {
+            closed_at = Some(round);
+            break;
+        }
+    }
+    let closed_at = closed_at.unwrap_or_else(|| {
+        panic!(
+            "no close after {rounds} rounds of 100 notifications\n{}",
+            server.log_tail()
+        )
+    });
+    eprintln!("closed after {closed_at} rounds of 100 notifications");
+    assert!(
+        watcher.is_closed_within(Duration::from_secs(10)),
+        "the watcher's connection is closed"
+    );
+    assert_eq!(
+        writer
+            .call(raw::op::EXISTS, raw::path_watch_body("/", false))
+            .err,
+        0,
+        "the writer still works"
+    );
+}

@@ -82,7 +82,8 @@ pub async fn serve(
         return;
     }
 
-    let (outbox, woken) = Outbox::new();
+    let jute_max_buffer = shard.borrow().cfg.jute_max_buffer as usize;
+    let (outbox, woken) = Outbox::new(limits::unsent_bytes_hard_max(jute_max_buffer));
     let outbox = Rc::new(outbox);
     let id = shard.borrow_mut().open(addr, outbox.clone());
     let held = shard.borrow().conns[&id].held.clone();

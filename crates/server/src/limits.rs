@@ -19,6 +19,9 @@ pub const SLICE_REQUESTS: usize = 64;
 /// A connection's unsent answers, in multiples of jute.maxbuffer, past which it decodes none
 /// of its requests until they are written. One answer may pass the cap by at most one frame.
 pub const UNSENT_MAXBUFFERS: usize = 2;
+/// Unsent bytes, in multiples of jute.maxbuffer, past which a connection is closed: answers
+/// stop at the cap above, so only watch notifications of other clients' writes get here.
+pub const UNSENT_HARD_MAXBUFFERS: usize = 32;
 /// A connection may hold at most this fraction (1/n) of its shard's budget of requests in
 /// flight, so one client that pipelines without reading cannot starve the others.
 pub const CONN_BUDGET_SHARE_DIVISOR: u64 = 4;
@@ -29,6 +32,11 @@ pub const CLOSE_FLUSH_MS: u64 = 1000;
 /// The cap on a connection's unsent answers, in bytes.
 pub fn unsent_bytes_max(jute_max_buffer: usize) -> usize {
     UNSENT_MAXBUFFERS * jute_max_buffer.max(READ_CHUNK_BYTES)
+}
+
+/// The unsent bytes past which a connection is closed.
+pub fn unsent_bytes_hard_max(jute_max_buffer: usize) -> usize {
+    UNSENT_HARD_MAXBUFFERS * jute_max_buffer.max(READ_CHUNK_BYTES)
 }
 
 /// The permits one connection may hold, of a shard budget of `budget`.

@@ -10,7 +10,9 @@
 //!
 //! The bytes the task has taken and not yet written count as unsent too ([`Outbox::unsent`]),
 //! so a connection whose client does not read stops decoding its requests once its unsent
-//! answers pass the cap (conn.rs).
+//! answers pass the cap (conn.rs). What it cannot stop that way, the watch notifications of
+//! other clients' writes, is bounded by a hard cap: past it the connection is closed at once
+//! (its client reconnects with its session and re-registers its watches with setWatches).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -38,11 +40,14 @@ pub struct Outbox {
     writing: Cell<usize>,
     close: RefCell<Option<Close>>,
     wake: LocalSender<()>,
+    /// Unsent bytes past which the connection is closed.
+    unsent_hard_max: usize,
 }
 
 impl Outbox {
-    /// An outbox and the receiver its connection task waits on.
-    pub fn new() -> (Outbox, LocalReceiver<()>) {
+    /// An outbox that closes its connection past `unsent_hard_max` unsent bytes, and the
+    /// receiver its connection task waits on.
+    pub fn new(unsent_hard_max: usize) -> (Outbox, LocalReceiver<()>) {
         let (wake, woken) = local_channel::new_bounded(1);
         (
             Outbox {
@@ -51,6 +56,7 @@ impl Outbox {
                 writing: Cell::new(0),
                 close: RefCell::new(None),
                 wake,
+                unsent_hard_max,
             },
             woken,
         )
@@ -70,7 +76,13 @@ impl Outbox {
         if let Some(permit) = permit {
             self.permits.borrow_mut().push(permit);
         }
-        if was_empty && !bytes.is_empty() {
+        let unsent = bytes.len() + self.writing.get();
+        drop(bytes);
+        if unsent > self.unsent_hard_max && !self.closing_now() {
+            self.close(Close::Now(
+                format!("the client does not read: {unsent} bytes unsent").into(),
+            ));
+        } else if was_empty && unsent > self.writing.get() {
             self.wake();
         }
     }
@@ -133,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_close_now_wins_over_a_flush() {
-        let (out, _woken) = Outbox::new();
+        let (out, _woken) = Outbox::new(1 << 20);
         out.close(Close::AfterFlush("closed".into()));
         assert!(!out.closing_now());
         out.close(Close::Now("expired".into()));
@@ -143,8 +155,17 @@ mod tests {
     }
 
     #[test]
+    fn past_the_hard_cap_the_connection_closes_at_once() {
+        let (out, _woken) = Outbox::new(10);
+        out.push(None, &[0; 10]);
+        assert!(!out.closing_now());
+        out.push(None, &[0]);
+        assert!(out.closing_now(), "11 bytes unsent of at most 10");
+    }
+
+    #[test]
     fn taken_bytes_stay_unsent_until_written() {
-        let (out, _woken) = Outbox::new();
+        let (out, _woken) = Outbox::new(1 << 20);
         out.push(None, &[1, 2, 3]);
         assert_eq!(out.unsent(), 3);
         let (mut bytes, mut permits) = (Vec::new(), Vec::new());
