@@ -156,10 +156,20 @@ pub(crate) struct Current<F> {
     pub(crate) file: F,
     pub(crate) seq: u64,
     pub(crate) len: u64,
+    /// The end of what was appended; `synced <= flushed <= written`.
     pub(crate) written: u64,
+    /// The end of what was handed to the device (pwrite); `pending` holds the rest.
+    pub(crate) flushed: u64,
     pub(crate) synced: u64,
     pub(crate) records: u64,
+    /// Records appended since the last flush, written in one call when the batch is synced
+    /// (or when they pass `FLUSH_BYTES`): one pwrite per batch instead of one per record.
+    pub(crate) pending: Vec<u8>,
 }
+
+/// Appended bytes past which they are written at once, before the batch's sync, so a batch
+/// of large records does not gather in memory.
+pub const FLUSH_BYTES: usize = 256 << 10;
 
 /// One txn read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,7 +200,6 @@ pub struct Log<D: Device> {
     synced_zxid: Zxid,
     poisoned: bool,
     stats: LogStats,
-    scratch: Vec<u8>,
     spare: Spare<D::File>,
     /// A spare job failed: no other is handed out until the next roll, so a full disk costs
     /// one failed job (and one warning) per segment, not one per batch.
@@ -295,8 +304,10 @@ impl<D: Device> Log<D> {
             file,
             seq: 0,
             written: end,
+            flushed: end,
             synced: end,
             records,
+            pending: Vec::new(),
         });
         Log {
             dev,
@@ -308,7 +319,6 @@ impl<D: Device> Log<D> {
             synced_zxid: last_zxid,
             poisoned: false,
             stats: LogStats::default(),
-            scratch: Vec::new(),
             spare: Spare::None,
             spare_blocked: false,
             notices: VecDeque::new(),
@@ -519,30 +529,53 @@ impl<D: Device> Log<D> {
                 }
             }
         }
-        let name = self.current_name();
         let cur = self.current.as_mut().expect("a current segment after roll");
-        self.scratch.clear();
         let synced = u32::try_from(cur.synced).expect("segment offsets fit in u32");
-        encode_record(&mut self.scratch, synced, zxid, time_ms, txn);
+        let before = cur.pending.len();
+        encode_record(&mut cur.pending, synced, zxid, time_ms, txn);
+        let record_len = (cur.pending.len() - before) as u64;
         assert!(
-            cur.written + self.scratch.len() as u64 <= cur.len,
+            cur.written + record_len <= cur.len,
             "record at {} overruns segment of {}",
             cur.written,
             cur.len
         );
-        if let Err(source) = cur.file.write_at(cur.written, &self.scratch) {
-            self.poisoned = true;
-            return Err(LogError::Write {
-                file: name,
-                offset: cur.written,
-                source,
-            });
-        }
-        cur.written += self.scratch.len() as u64;
+        cur.written += record_len;
         cur.records += 1;
         self.last_zxid = zxid;
         self.stats.records += 1;
-        self.stats.bytes += self.scratch.len() as u64;
+        self.stats.bytes += record_len;
+        if cur.pending.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the appended records not yet handed to the device, in one call. An error
+    /// poisons the log, as any failed write of records.
+    fn flush(&mut self) -> Result<(), LogError> {
+        let name = self.current_name();
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if cur.pending.is_empty() {
+            return Ok(());
+        }
+        assert_eq!(
+            cur.flushed + cur.pending.len() as u64,
+            cur.written,
+            "pending bytes end at the written end"
+        );
+        if let Err(source) = cur.file.write_at(cur.flushed, &cur.pending) {
+            self.poisoned = true;
+            return Err(LogError::Write {
+                file: name,
+                offset: cur.flushed,
+                source,
+            });
+        }
+        cur.flushed = cur.written;
+        cur.pending.clear();
         Ok(())
     }
 
@@ -626,8 +659,10 @@ impl<D: Device> Log<D> {
             file,
             seq: self.next_seq,
             written: SEGMENT_HEADER_BYTES,
+            flushed: SEGMENT_HEADER_BYTES,
             synced: SEGMENT_HEADER_BYTES,
             records: 0,
+            pending: Vec::new(),
         });
         self.next_seq += 1;
         self.segments.push(SegmentInfo {
@@ -700,6 +735,7 @@ impl<D: Device> Log<D> {
     /// the durable zxid. An error poisons the log.
     pub fn sync(&mut self) -> Result<Zxid, LogError> {
         self.check()?;
+        self.flush()?;
         let name = self.current_name();
         let Some(cur) = self.current.as_mut() else {
             return Ok(self.synced_zxid);
@@ -723,6 +759,7 @@ impl<D: Device> Log<D> {
         &mut self,
     ) -> Result<Option<SyncRequest<<D::File as DeviceFile>::SyncHandle>>, LogError> {
         self.check()?;
+        self.flush()?;
         let Some(cur) = self.current.as_ref() else {
             return Ok(None);
         };
@@ -772,8 +809,11 @@ impl<D: Device> Log<D> {
             if next_prev.is_some_and(|p| p <= after) {
                 continue;
             }
-            let bytes = self.read_segment(&seg.name)?;
+            let mut bytes = self.read_segment(&seg.name)?;
             let newest = i + 1 == self.segments.len();
+            if newest {
+                self.overlay_pending(&mut bytes);
+            }
             let scan = scan_segment(&bytes, newest).map_err(|bad| LogError::Corrupt {
                 file: seg.name.clone(),
                 offset: bad.offset,
@@ -790,6 +830,21 @@ impl<D: Device> Log<D> {
         Ok(out)
     }
 
+    /// Puts the current segment's appended but unflushed records where they will be written,
+    /// so a reader sees everything appended.
+    fn overlay_pending(&self, bytes: &mut Vec<u8>) {
+        let Some(cur) = &self.current else { return };
+        if cur.pending.is_empty() {
+            return;
+        }
+        let start = cur.flushed as usize;
+        let end = start + cur.pending.len();
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[start..end].copy_from_slice(&cur.pending);
+    }
+
     fn read_segment(&self, name: &str) -> Result<Vec<u8>, LogError> {
         self.dev.read(name).map_err(|source| LogError::Io {
             file: name.to_owned(),
@@ -800,6 +855,8 @@ impl<D: Device> Log<D> {
     /// ZAB TRUNC: drops every record after `zxid` (durably) and makes the log end there.
     pub fn truncate_after(&mut self, zxid: Zxid) -> Result<(), LogError> {
         self.check()?;
+        // What is kept must be on the device before the segment is read back.
+        self.flush()?;
         self.current = None;
         let mut floor = zxid.min(self.last_zxid);
         while self.segments.last().is_some_and(|s| s.first_zxid > zxid) {
@@ -848,8 +905,10 @@ impl<D: Device> Log<D> {
             file,
             seq: self.next_seq,
             written: end,
+            flushed: end,
             synced: end,
             records: keep.len() as u64,
+            pending: Vec::new(),
         });
         self.next_seq += 1;
         Ok(())
@@ -880,6 +939,53 @@ impl<D: Device> Log<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mem::{Crash, MemDevice};
+
+    /// A batch's records reach the device in one write, at its sync; readers see them before.
+    #[test]
+    fn a_batch_is_written_in_one_call_at_its_sync() {
+        let dev = MemDevice::new();
+        let mut log = crate::new_log(
+            dev.clone(),
+            LogOptions {
+                prealloc_bytes: 1 << 20,
+                ..LogOptions::default()
+            },
+        );
+        for i in 1..=10 {
+            log.append(Zxid(i), 0, b"txn").unwrap();
+        }
+        let cur = log.current.as_ref().unwrap();
+        assert_eq!(cur.flushed, SEGMENT_HEADER_BYTES, "nothing written yet");
+        assert_eq!(log.entries_after(Zxid::ZERO).unwrap().len(), 10);
+        log.sync().unwrap();
+        let cur = log.current.as_ref().unwrap();
+        assert_eq!((cur.flushed, cur.synced), (cur.written, cur.written));
+        assert!(cur.pending.is_empty());
+        // Crash: all ten survive, and an eleventh appended after the sync does not.
+        log.append(Zxid(11), 0, b"txn").unwrap();
+        dev.crash(Crash::LoseUnsynced);
+        let got = log.entries_after(Zxid::ZERO).unwrap();
+        assert_eq!(got.len(), 11, "the reader still sees what it appended");
+        let bytes = dev.read(&log.segments()[0].name).unwrap();
+        let scan = scan_segment(&bytes, true).unwrap();
+        assert_eq!(scan.records.len(), 10, "the device has the synced ten");
+    }
+
+    /// Past `FLUSH_BYTES` appended records are written at once, before the sync.
+    #[test]
+    fn large_batches_are_written_as_they_grow() {
+        let dev = MemDevice::new();
+        let mut log = crate::new_log(dev, LogOptions::default());
+        let big = vec![7u8; FLUSH_BYTES / 2];
+        log.append(Zxid(1), 0, &big).unwrap();
+        assert!(!log.current.as_ref().unwrap().pending.is_empty());
+        log.append(Zxid(2), 0, &big).unwrap();
+        let cur = log.current.as_ref().unwrap();
+        assert!(cur.pending.is_empty(), "written once past the bound");
+        assert_eq!(cur.flushed, cur.written);
+        assert_eq!(cur.synced, SEGMENT_HEADER_BYTES, "but not synced");
+    }
 
     #[test]
     fn segments_are_sized_to_the_room_less_the_reserve() {
