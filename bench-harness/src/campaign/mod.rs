@@ -12,9 +12,11 @@
 
 pub mod ensemble;
 pub mod machine;
+pub mod netns;
 pub mod plots;
 pub mod results;
 pub mod spec;
+pub mod warmup;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,8 +24,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ensemble::{Ensemble, MemberInfo, CLIENT_PORT};
-use results::{CampaignResult, CeilingResults, EchoCeiling, RunResult};
-use spec::{CampaignSpec, Cell, RunId, System};
+use netns::{LabSpec, NetLab};
+use results::{CampaignResult, CeilingResults, EchoCeiling, NetworkRecord, RunResult};
+use spec::{CampaignSpec, Cell, RunId, System, WarmupMode};
 
 use crate::{run_load, LoadConfig};
 
@@ -77,9 +80,9 @@ fn load_config(
     cfg.value_size = cell.value_size;
     cfg.read_pct = cell.read_pct;
     cfg.rate = cell.rate;
-    cfg.keys = spec.load.keys;
+    cfg.keys = cell.keys.unwrap_or(spec.load.keys);
     cfg.warmup_s = spec.load.warmup_s;
-    cfg.duration_s = spec.load.duration_s;
+    cfg.duration_s = cell.duration_s.unwrap_or(spec.load.duration_s);
     cfg.threads = spec.load.threads;
     cfg.prefix = format!("/zoocore-bench-{seq}");
     cfg
@@ -95,6 +98,20 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// The name prefix of every namespace and cgroup this campaign makes.
+    pub fn net_prefix(&self) -> String {
+        self.spec.network.prefix.clone().unwrap_or_else(|| {
+            let name: String = self
+                .spec
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .take(17)
+                .collect();
+            format!("zb-{name}")
+        })
+    }
+
     fn work_dir(&self) -> PathBuf {
         self.spec
             .servers
@@ -156,6 +173,15 @@ impl Campaign {
                 .unwrap_or_else(|e| format!("unreadable: {e}"));
             log(&format!("zoocore binary: {} ({age})", bin.display()));
         }
+        if cells.iter().any(|c| c.rtt_ms.is_some()) {
+            let (removed, problems) = netns::remove_stale(&self.net_prefix());
+            for what in removed {
+                log(&format!("removed a leftover of an earlier campaign: {what}"));
+            }
+            for p in problems {
+                log(&format!("could not remove a leftover: {p}"));
+            }
+        }
         res.ceilings = self.ceilings(&work, log);
         self.write(&res)?;
         for id in &runs {
@@ -182,6 +208,9 @@ impl Campaign {
             if let Some(p) = &r.stop_problem {
                 log(&format!("  STOP PROBLEM: {p}"));
             }
+            if let Some(w) = r.warmup.as_ref().and_then(|w| w.warning.as_ref()) {
+                log(&format!("  WARNING: warm-up {w}"));
+            }
             res.runs.push(r);
             self.write(&res)?;
         }
@@ -205,7 +234,53 @@ impl Campaign {
     }
 
     fn one_run(&self, id: &RunId, cell: &Cell, work: &Path) -> RunResult {
-        let mut r = blank(id, cell);
+        let r = blank(id, cell);
+        let remote = self.spec.remote_for(id.system, cell);
+        let Some(rtt_ms) = cell.rtt_ms.filter(|_| remote.is_none()) else {
+            return self.run_members(id, cell, work, None, r);
+        };
+        let lab = LabSpec {
+            prefix: self.net_prefix(),
+            members: (cell.voters + cell.observers) as usize,
+            rtt_ms,
+            member_cpu: cell.member_cpu,
+        };
+        let record = NetworkRecord {
+            block: netns::BLOCK.into(),
+            prefix: lab.prefix.clone(),
+            rtt_ms,
+            member_cpu: cell.member_cpu,
+        };
+        let lab = match NetLab::create(lab) {
+            Ok(lab) => lab,
+            Err(e) => return RunResult::failed(r, format!("emulated network: {e}")),
+        };
+        let mut r = match lab.in_loader(|| self.run_members(id, cell, work, Some(&lab), r.clone()))
+        {
+            Ok(r) => r,
+            Err(e) => RunResult::failed(blank(id, cell), format!("emulated network: {e}")),
+        };
+        r.network = Some(record);
+        let mut problems: Vec<String> = r.stop_problem.take().into_iter().collect();
+        problems.extend(lab.remove().err());
+        let left = netns::leftovers(&self.net_prefix());
+        if !left.is_empty() {
+            problems.push(format!("left behind: {}", left.join(", ")));
+        }
+        r.stop_problem = (!problems.is_empty()).then(|| problems.join("; "));
+        r
+    }
+
+    /// Starts the members (in `lab`'s namespaces if given: then this runs in the loader's),
+    /// warms, measures, stops.
+    fn run_members(
+        &self,
+        id: &RunId,
+        cell: &Cell,
+        work: &Path,
+        lab: Option<&NetLab>,
+        mut r: RunResult,
+    ) -> RunResult {
         let s = &self.spec.servers;
         let remote = self.spec.remote_for(id.system, cell);
         let dir = work.join(format!("{:03}-{}", id.seq, id.system.name()));
@@ -218,7 +293,7 @@ impl Campaign {
                 // Write back what earlier runs left dirty first, so that no run pays for the
                 // page cache of the one before (A B B A puts each system after the other).
                 let _ = std::process::Command::new("sync").status();
-                Ensemble::start(s, id.system, cell, id.seq, &dir)
+                Ensemble::start(s, id.system, cell, id.seq, &dir, lab)
             }
         };
         let ensemble = match ensemble {
@@ -243,8 +318,18 @@ impl Campaign {
         } else {
             let mut cfg = load_config(&self.spec, cell, servers, id.seq);
             cfg.server_pid = ensemble.pids();
-            with_affinity(cell.load_cpus.as_deref(), || run_load(&cfg))
-                .and_then(|o| o.map_err(|e| format!("load: {e}")))
+            let warm = &self.spec.warmup;
+            with_affinity(cell.load_cpus.as_deref(), || {
+                if warm.mode == WarmupMode::Steady {
+                    let w = warmup::warm_until_steady(&cfg, warm)
+                        .map_err(|e| format!("warm-up: {e}"))?;
+                    r.warmup = Some(w);
+                    cfg.skip_setup = true;
+                    cfg.warmup_s = warmup::RAMP_S;
+                }
+                run_load(&cfg).map_err(|e| format!("load: {e}"))
+            })
+            .and_then(|o| o)
         };
         if let Err(p) = ensemble.stop() {
             r.stop_problem = Some(p);
@@ -344,6 +429,11 @@ impl Campaign {
             target: spec::Target::All,
             server_cpus: c.server_cpus.clone(),
             load_cpus: c.load_cpus.clone(),
+            rtt_ms: None,
+            member_cpu: None,
+            snap_count: None,
+            keys: None,
+            duration_s: None,
         };
         for &read_pct in &c.echo_read_pct {
             let mut cfg = load_config(
@@ -395,6 +485,11 @@ pub(crate) fn blank(id: &RunId, cell: &Cell) -> RunResult {
         server_cpu_s: None,
         ops_per_server_cpu_s: None,
         fell_behind: false,
+        warmup: None,
+        network: None,
+        p90_us: 0,
+        max_us: 0,
+        leader_cpu_us_per_write: None,
         report: None,
     }
 }

@@ -10,6 +10,9 @@
 //!   rate, one panel per read mix;
 //! - `ratio.svg`: zoocore / Apache per cell, for throughput and per server CPU-second.
 //!
+//! A point whose runs spread more than 10% (`results::SPREAD_FLAG_PCT`) gets a black ring
+//! and the legend says so; in `ratio.svg` such a cell's label ends in "[spread > 10%]".
+//!
 //! "Plain" cells (closed loop, default connections and value size, unpinned, all members
 //! targeted) feed the first three, so a sweep or a pinned group does not bend their lines.
 //! A plot with no data is not written; [`write_all`] returns the names it wrote.
@@ -19,7 +22,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::results::{CampaignResult, CellSummary, Spread};
+use super::results::{CampaignResult, CellSummary, Spread, SPREAD_FLAG_PCT};
 use super::spec::{Cell, System, Target};
 
 type Series = BTreeMap<String, (System, Vec<(f64, Spread)>)>;
@@ -77,6 +80,40 @@ fn collect(
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+fn flagged(s: &Spread) -> bool {
+    s.n > 1 && s.range_pct() > SPREAD_FLAG_PCT
+}
+
+/// Rings the flagged points of every series (at `y(spread)`) and adds the legend entry.
+fn ring_flagged<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    series: &Series,
+    y: impl Fn(&Spread) -> f64,
+) -> Result<(), String>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let rings: Vec<(f64, f64)> = series
+        .values()
+        .flat_map(|(_, p)| p.iter())
+        .filter(|(_, s)| flagged(s))
+        .map(|(x, s)| (*x, y(s)))
+        .collect();
+    if rings.is_empty() {
+        return Ok(());
+    }
+    chart
+        .draw_series(
+            rings
+                .into_iter()
+                .map(|p| Circle::new(p, 7, BLACK.stroke_width(2))),
+        )
+        .map_err(err)?
+        .label("ringed: runs spread > 10%")
+        .legend(|(x, y)| Circle::new((x + 10, y), 6, BLACK.stroke_width(2)));
+    Ok(())
 }
 
 fn fmt_si(v: f64) -> String {
@@ -148,6 +185,7 @@ fn latency_chart<DB: DrawingBackend>(
             )
             .map_err(err)?;
     }
+    ring_flagged(&mut chart, series, |s| s.mean / 1e3)?;
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -221,6 +259,7 @@ fn line_chart<DB: DrawingBackend>(
             )
             .map_err(err)?;
     }
+    ring_flagged(&mut chart, series, |s| s.mean * scale)?;
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -269,7 +308,16 @@ fn ratio_chart(path: &Path, res: &CampaignResult) -> Result<(), String> {
     let height = (120 + 34 * n as u32).max(300);
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            if r.spread_flag {
+                format!("{} [spread > 10%]", r.label)
+            } else {
+                r.label.clone()
+            }
+        })
+        .collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "zoocore / Apache ZooKeeper per cell (1.0 = parity)",
