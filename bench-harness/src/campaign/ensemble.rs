@@ -500,7 +500,10 @@ mod tests {
         assert!(cfg.contains("clientPortAddress=198.18.0.2\n"));
         assert!(cfg.contains("server.3=198.18.0.3:2888:3888\n"));
         assert!(!cfg.contains("127."));
-        assert!(cfg.contains(&format!("snapCount={}\n", crate::campaign::spec::SNAP_COUNT_OFF)));
+        assert!(cfg.contains(&format!(
+            "snapCount={}\n",
+            crate::campaign::spec::SNAP_COUNT_OFF
+        )));
         c.snap_count = Some(20_000);
         assert!(cfg_of(&s, &c, 7, 1).contains("snapCount=20000\n"));
     }

@@ -176,7 +176,9 @@ impl Campaign {
         if cells.iter().any(|c| c.rtt_ms.is_some()) {
             let (removed, problems) = netns::remove_stale(&self.net_prefix());
             for what in removed {
-                log(&format!("removed a leftover of an earlier campaign: {what}"));
+                log(&format!(
+                    "removed a leftover of an earlier campaign: {what}"
+                ));
             }
             for p in problems {
                 log(&format!("could not remove a leftover: {p}"));

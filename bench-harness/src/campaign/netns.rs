@@ -50,6 +50,11 @@ pub enum NetError {
     TooMany(usize),
     #[error("a CPU quota was asked for, but no cgroup cpu controller is mounted")]
     NoCpuController,
+    #[error(
+        "this kernel has no netem qdisc (sch_netem; CONFIG_NET_SCH_NETEM): a cell with \
+         rtt_ms > 0 needs it; rtt_ms = 0 runs in namespaces without delay"
+    )]
+    NoNetem,
 }
 
 /// Member `index` (0-based).
@@ -78,9 +83,8 @@ enum Cgroups {
 impl Cgroups {
     fn detect() -> Option<Cgroups> {
         for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            let controllers =
-                std::fs::read_to_string(Path::new(root).join("cgroup.controllers"))
-                    .unwrap_or_default();
+            let controllers = std::fs::read_to_string(Path::new(root).join("cgroup.controllers"))
+                .unwrap_or_default();
             if controllers.split_whitespace().any(|c| c == "cpu") {
                 return Some(Cgroups::V2(root.into()));
             }
@@ -320,28 +324,20 @@ impl NetLab {
         )?;
         run(
             "ip",
-            &["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"],
+            &[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ],
         )?;
         run("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
         let half_us = (self.spec.rtt_ms * 1000.0 / 2.0).round() as u64;
         if half_us > 0 {
-            run(
-                "tc",
-                &[
-                    "-n",
-                    ns,
-                    "qdisc",
-                    "add",
-                    "dev",
-                    "eth0",
-                    "root",
-                    "netem",
-                    "delay",
-                    &format!("{half_us}us"),
-                    "limit",
-                    &NETEM_LIMIT.to_string(),
-                ],
-            )?;
+            netem(ns, half_us)?;
         }
         Ok(())
     }
@@ -473,6 +469,21 @@ impl NetLab {
             problems.extend(remove_cgroup_dir(&parent).err());
         }
         problems
+    }
+}
+
+/// Half the round trip of delay on what `ns` sends through its `eth0`.
+fn netem(ns: &str, half_us: u64) -> Result<(), NetError> {
+    let delay = format!("{half_us}us");
+    let limit = NETEM_LIMIT.to_string();
+    let args = [
+        "-n", ns, "qdisc", "add", "dev", "eth0", "root", "netem", "delay", &delay, "limit", &limit,
+    ];
+    match run("tc", &args) {
+        Err(NetError::Command { why, .. }) if why.contains("qdisc kind is unknown") => {
+            Err(NetError::NoNetem)
+        }
+        other => other.map(drop),
     }
 }
 

@@ -358,8 +358,18 @@ fn per_second(runs: &[&RunResult]) -> (Option<u64>, Option<u64>, Option<u64>) {
     let mut max: Vec<u64> = Vec::new();
     for r in runs {
         if let Some(rep) = &r.report {
-            p99.extend(rep.per_second.iter().filter(|s| s.ops > 0).map(|s| s.p99_us));
-            max.extend(rep.per_second.iter().filter(|s| s.ops > 0).map(|s| s.max_us));
+            p99.extend(
+                rep.per_second
+                    .iter()
+                    .filter(|s| s.ops > 0)
+                    .map(|s| s.p99_us),
+            );
+            max.extend(
+                rep.per_second
+                    .iter()
+                    .filter(|s| s.ops > 0)
+                    .map(|s| s.max_us),
+            );
         }
     }
     p99.sort_unstable();
@@ -443,8 +453,16 @@ fn snapshot_table(md: &mut String, res: &CampaignResult) {
                     ms_u(median),
                     ms_u(worst),
                     ms_u(max),
-                    if ratios { x(s_on.p50_us, s_off.p50_us) } else { String::new() },
-                    if ratios { x(s_on.p90_us, s_off.p90_us) } else { String::new() },
+                    if ratios {
+                        x(s_on.p50_us, s_off.p50_us)
+                    } else {
+                        String::new()
+                    },
+                    if ratios {
+                        x(s_on.p90_us, s_off.p90_us)
+                    } else {
+                        String::new()
+                    },
                 );
             }
         }

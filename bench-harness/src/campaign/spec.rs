@@ -450,8 +450,10 @@ impl Cell {
         if let Some(keys) = self.keys {
             label.push_str(&format!(" {keys}keys"));
         }
-        if let Some(rtt) = self.rtt_ms {
-            label.push_str(&format!(" rtt{rtt}ms"));
+        match self.rtt_ms {
+            Some(rtt) if rtt > 0.0 => label.push_str(&format!(" rtt{rtt}ms")),
+            Some(_) => label.push_str(" netns"),
+            None => {}
         }
         if let Some(cpu) = self.member_cpu {
             label.push_str(&format!(" cpu{cpu}"));
@@ -513,7 +515,10 @@ impl CampaignSpec {
             return bad("network: rtt_ms >= 0, member_cpu positive".into());
         }
         if let Some(p) = &n.prefix {
-            if p.is_empty() || p.len() > 20 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            if p.is_empty()
+                || p.len() > 20
+                || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
                 return bad("network.prefix: 1-20 of [A-Za-z0-9-]".into());
             }
         }

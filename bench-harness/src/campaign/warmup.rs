@@ -47,10 +47,7 @@ pub fn is_steady(windows: &[f64], n: usize, tolerance_pct: f64) -> bool {
 
 /// Drives `cfg`'s load in windows until steady or capped. `cfg` is the measured run's
 /// config; the caller then measures with `skip_setup` and a [`RAMP_S`] warm-up.
-pub fn warm_until_steady(
-    cfg: &LoadConfig,
-    w: &WarmupSettings,
-) -> Result<WarmupRecord, LoadError> {
+pub fn warm_until_steady(cfg: &LoadConfig, w: &WarmupSettings) -> Result<WarmupRecord, LoadError> {
     let start = std::time::Instant::now();
     let mut window = cfg.clone();
     window.warmup_s = RAMP_S;
