@@ -88,14 +88,12 @@ pub fn zoo_cfg(
     if !cell.standalone() {
         let _ = writeln!(cfg, "initLimit=10");
         let _ = writeln!(cfg, "syncLimit=5");
-        let members = (cell.voters + cell.observers) as usize;
-        for m in 0..members {
+        for (m, ip) in ips.iter().enumerate() {
             let observer = m >= cell.voters as usize;
             let _ = writeln!(
                 cfg,
-                "server.{}={}:{QUORUM_PORT}:{ELECTION_PORT}{}",
+                "server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}{}",
                 m + 1,
-                ips[m],
                 if observer { ":observer" } else { "" }
             );
         }
