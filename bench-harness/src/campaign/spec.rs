@@ -818,6 +818,12 @@ members = [
             include_str!("../../../configs/bench/quick.toml"),
             include_str!("../../../configs/bench/full.toml"),
             include_str!("../../../configs/bench/ensembles.toml"),
+            include_str!("../../../configs/bench/snapshots.toml"),
+            include_str!("../../../configs/bench/snapshots-quick.toml"),
+            include_str!("../../../configs/bench/observers.toml"),
+            include_str!("../../../configs/bench/observers-quick.toml"),
+            include_str!("../../../configs/bench/ensembles-netns.toml"),
+            include_str!("../../../configs/bench/ensembles-netns-quick.toml"),
         ] {
             let spec = CampaignSpec::parse(text).expect("parse");
             assert!(!spec.cells().is_empty());
