@@ -75,7 +75,13 @@ fn assert_clean(prefix: &str, veths_before: &[String]) {
     );
 }
 
-fn campaign(name: &str, prefix: &str, bin: &Path, group: &str) -> (serde_json::Value, PathBuf) {
+fn campaign(
+    name: &str,
+    prefix: &str,
+    bin: &Path,
+    network: &str,
+    group: &str,
+) -> (serde_json::Value, PathBuf) {
     let out = std::env::temp_dir().join(format!("zb-netns-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let text = format!(
@@ -88,6 +94,7 @@ leader_timeout_s = 20
 tick_time_ms = 200
 [network]
 prefix = "{prefix}"
+{network}
 [load]
 connections = 4
 outstanding = 2
@@ -143,6 +150,7 @@ fn members_in_namespaces_with_a_cpu_quota_measure_and_leave_nothing() {
         "netns-ok",
         &p,
         &zoocore_binary(),
+        "",
         "voters = [3]\nread_pct = [50]\nrtt_ms = [0.0]\nmember_cpu = 0.5",
     );
     let run = &json["runs"][0];
@@ -174,6 +182,7 @@ fn a_failed_run_and_a_missing_netem_leave_nothing() {
         "netns-fail",
         &p,
         Path::new("/bin/false"),
+        "",
         "voters = [1]\nrtt_ms = [0.0]\nmember_cpu = 0.5",
     );
     let run = &json["runs"][0];
@@ -184,22 +193,62 @@ fn a_failed_run_and_a_missing_netem_leave_nothing() {
     assert_clean(&p, &veths);
     let _ = std::fs::remove_dir_all(&out);
 
-    // A round trip: measured where the kernel has netem (every request then waits at least
-    // one round trip), a failure naming netem where it has not; clean either way.
+    // netem only: measured where the kernel has it (every request then waits at least one
+    // round trip), a failure naming netem where it has not; clean either way.
     let (json, out) = campaign(
-        "netns-rtt",
+        "netns-netem",
         &p,
         &zoocore_binary(),
+        "delay = \"netem\"",
         "voters = [1]\nread_pct = [100]\nrtt_ms = [2.0]",
     );
     let run = &json["runs"][0];
     match run["failure"].as_str() {
         Some(why) => assert!(why.contains("netem"), "{why}"),
         None => {
-            let min_us = run["report"]["latency"]["p50_us"].as_u64().expect("p50");
-            assert!(min_us >= 2000, "p50 {min_us} us under a 2 ms round trip");
+            assert_eq!(run["network"]["delay"], "netem");
+            let p50 = run["report"]["latency"]["p50_us"].as_u64().expect("p50");
+            assert!(p50 >= 2000, "p50 {p50} us under a 2 ms round trip");
         }
     }
+    pids_gone(run);
+    assert_clean(&p, &veths);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_round_trip_is_made_by_netem_or_the_userspace_switch() {
+    if !root_or_opted_out() {
+        return;
+    }
+    let p = prefix("rtt");
+    let veths = root_veths();
+    // 3 voters: the quorum's traffic crosses the emulated network too (a write waits for a
+    // proposal and an ack, each half a round trip, besides the client's own round trip).
+    let (json, out) = campaign(
+        "netns-rtt",
+        &p,
+        &zoocore_binary(),
+        "",
+        "voters = [3]\nread_pct = [50]\nrtt_ms = [2.0]",
+    );
+    let run = &json["runs"][0];
+    assert!(run["failure"].is_null(), "{}", run["failure"]);
+    assert!(run["stop_problem"].is_null(), "{}", run["stop_problem"]);
+    let delay = run["network"]["delay"].as_str().expect("delay");
+    assert!(delay == "netem" || delay == "userspace", "{delay}");
+    let report = &run["report"];
+    let read_p50 = report["read_latency"]["p50_us"].as_u64().expect("read p50");
+    assert!(
+        read_p50 >= 2000,
+        "read p50 {read_p50} us under a 2 ms round trip"
+    );
+    // A write from a client of a follower: client to follower, follower to leader,
+    // proposal, ack, commit back: at least two round trips.
+    let write_p50 = report["write_latency"]["p50_us"]
+        .as_u64()
+        .expect("write p50");
+    assert!(write_p50 >= 4000, "write p50 {write_p50} us");
     pids_gone(run);
     assert_clean(&p, &veths);
     let _ = std::fs::remove_dir_all(&out);
@@ -217,6 +266,7 @@ fn a_panic_inside_the_loader_namespace_still_removes_the_lab() {
         members: 2,
         rtt_ms: 0.0,
         member_cpu: Some(0.25),
+        delay: netns::Delay::Auto,
     };
     let caught = std::panic::catch_unwind(|| {
         let lab = NetLab::create(spec).expect("lab");

@@ -17,6 +17,7 @@ pub mod plots;
 pub mod results;
 pub mod spec;
 pub mod warmup;
+pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -246,17 +247,20 @@ impl Campaign {
             members: (cell.voters + cell.observers) as usize,
             rtt_ms,
             member_cpu: cell.member_cpu,
+            delay: self.spec.network.delay,
         };
-        let record = NetworkRecord {
+        let mut record = NetworkRecord {
             block: netns::BLOCK.into(),
             prefix: lab.prefix.clone(),
             rtt_ms,
             member_cpu: cell.member_cpu,
+            delay: "none",
         };
         let lab = match NetLab::create(lab) {
             Ok(lab) => lab,
             Err(e) => return RunResult::failed(r, format!("emulated network: {e}")),
         };
+        record.delay = lab.delay_used;
         let mut r = match lab.in_loader(|| self.run_members(id, cell, work, Some(&lab), r.clone()))
         {
             Ok(r) => r,

@@ -13,7 +13,10 @@
 //! talks to members only from a thread that entered the loader namespace ([`NetLab::in_loader`]).
 //!
 //! Delay: each endpoint's `eth0` delays what it sends by half the round trip, so every pair
-//! (member to member, loader to member) sees the whole round trip, one half each way.
+//! (member to member, loader to member) sees the whole round trip, one half each way. Where
+//! the kernel has no netem ([`Delay::Auto`] probes for it), each `eth0` is instead a TAP
+//! device and the campaign's own userspace switch (`campaign::wire`) carries the frames
+//! between them with the same half-round-trip hold; no bridge or veth then.
 //!
 //! Cleanup: a [`NetLab`] removes every namespace and cgroup it made when dropped, so a
 //! failed or panicking run leaves nothing (deleting a namespace deletes its veth, and with
@@ -22,6 +25,10 @@
 
 use std::fs::File;
 use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::{self, Wire};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -62,6 +69,19 @@ pub fn member_addr(index: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, (index + 1) as u8)
 }
 
+/// How the round trip is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delay {
+    /// netem where the kernel has it, else the userspace switch.
+    #[default]
+    Auto,
+    /// netem on veths to a bridge; a kernel without netem fails the cell.
+    Netem,
+    /// TAP devices and the userspace switch, whatever the kernel has.
+    Userspace,
+}
+
 /// What a run's lab looks like.
 #[derive(Debug, Clone)]
 pub struct LabSpec {
@@ -69,6 +89,7 @@ pub struct LabSpec {
     pub members: usize,
     pub rtt_ms: f64,
     pub member_cpu: Option<f64>,
+    pub delay: Delay,
 }
 
 /// Where per-member CPU quotas are set.
@@ -247,6 +268,10 @@ pub struct NetLab {
     cgroups: Option<Cgroups>,
     /// Per member: its cgroup directory, if it has a quota.
     member_cgroups: Vec<PathBuf>,
+    /// The userspace switch, when it carries the delay.
+    wire: Option<Wire>,
+    /// "none", "netem" or "userspace": what made the round trip.
+    pub delay_used: &'static str,
     removed: bool,
 }
 
@@ -279,6 +304,8 @@ impl NetLab {
             namespaces: Vec::new(),
             cgroups,
             member_cgroups: Vec::new(),
+            wire: None,
+            delay_used: "none",
             removed: false,
         };
         lab.build()?;
@@ -342,18 +369,32 @@ impl NetLab {
         Ok(())
     }
 
+    fn half_us(&self) -> u64 {
+        (self.spec.rtt_ms * 1000.0 / 2.0).round() as u64
+    }
+
+    /// Every endpoint: (namespace, name of its port on the bridge, address).
+    fn endpoints(&self) -> Vec<(String, String, Ipv4Addr)> {
+        let mut out = vec![(self.loader(), "ld".to_string(), LOADER_ADDR)];
+        for i in 0..self.spec.members {
+            out.push((self.member_ns(i), format!("m{}", i + 1), member_addr(i)));
+        }
+        out
+    }
+
     fn build(&mut self) -> Result<(), NetError> {
         let hub = self.hub();
         self.add_namespace(hub.clone())?;
-        run("ip", &["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
-        run("ip", &["-n", &hub, "link", "set", "br0", "up"])?;
-        let loader = self.loader();
-        self.add_namespace(loader.clone())?;
-        self.add_endpoint(&loader, "ld", LOADER_ADDR)?;
-        for i in 0..self.spec.members {
-            let ns = self.member_ns(i);
-            self.add_namespace(ns.clone())?;
-            self.add_endpoint(&ns, &format!("m{}", i + 1), member_addr(i))?;
+        let userspace = self.half_us() > 0
+            && match self.spec.delay {
+                Delay::Netem => false,
+                Delay::Userspace => true,
+                Delay::Auto => !netem_available(&hub),
+            };
+        if userspace {
+            self.build_wire()?;
+        } else {
+            self.build_bridge()?;
         }
         if let (Some(cg), Some(cpu)) = (self.cgroups.clone(), self.spec.member_cpu) {
             self.build_cgroups(&cg, cpu)?;
@@ -361,6 +402,70 @@ impl NetLab {
         Ok(())
     }
 
+    fn build_bridge(&mut self) -> Result<(), NetError> {
+        let hub = self.hub();
+        run("ip", &["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
+        run("ip", &["-n", &hub, "link", "set", "br0", "up"])?;
+        for (ns, port, addr) in self.endpoints() {
+            self.add_namespace(ns.clone())?;
+            self.add_endpoint(&ns, &port, addr)?;
+        }
+        if self.half_us() > 0 {
+            self.delay_used = "netem";
+        }
+        Ok(())
+    }
+
+    /// TAPs as `eth0`, made inside each namespace, and the switch between them.
+    fn build_wire(&mut self) -> Result<(), NetError> {
+        let mut ports = Vec::new();
+        for (ns, _, addr) in self.endpoints() {
+            self.add_namespace(ns.clone())?;
+            let tap = self
+                .in_namespace(&ns, || {
+                    tun_tap::Iface::without_packet_info("eth0", tun_tap::Mode::Tap)
+                })?
+                .map_err(io(format!("TAP eth0 in {ns}")))?;
+            let mac = wire::mac(addr.octets()[3]);
+            let mac_text = mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "link",
+                    "set",
+                    "eth0",
+                    "address",
+                    &mac_text,
+                    "txqueuelen",
+                    "10000",
+                ],
+            )?;
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{addr}/24"),
+                    "dev",
+                    "eth0",
+                ],
+            )?;
+            run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+            ports.push((tap, mac));
+        }
+        let one_way = Duration::from_micros(self.half_us());
+        self.wire = Some(Wire::start(ports, one_way).map_err(io("start the switch"))?);
+        self.delay_used = "userspace";
+        Ok(())
+    }
     fn build_cgroups(&mut self, cg: &Cgroups, cpu: f64) -> Result<(), NetError> {
         let parent = cg.root().join(&self.spec.prefix);
         let quota = ((cpu * CPU_PERIOD_US as f64).round() as u64).max(1000);
@@ -425,7 +530,16 @@ impl NetLab {
     /// members at their block addresses and nothing else. A panic in `f` is passed on to the
     /// caller, whose unwinding then drops this lab.
     pub fn in_loader<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetError> {
-        let path = format!("/run/netns/{}", self.loader());
+        self.in_namespace(&self.loader(), f)
+    }
+
+    /// Runs `f` on a thread inside namespace `name` (see [`NetLab::in_loader`]).
+    fn in_namespace<T: Send>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> T + Send,
+    ) -> Result<T, NetError> {
+        let path = format!("/run/netns/{name}");
         let ns = File::open(&path).map_err(io(path))?;
         let joined = std::thread::scope(|s| {
             s.spawn(move || -> Result<T, NetError> {
@@ -457,6 +571,10 @@ impl NetLab {
         }
         self.removed = true;
         let mut problems = Vec::new();
+        // The switch first: its threads hold the TAPs, which go when the last fd closes.
+        if let Some(mut w) = self.wire.take() {
+            w.stop();
+        }
         // Members and the loader first (their veths go with them), the hub last.
         for ns in self.namespaces.drain(..).rev() {
             problems.extend(remove_namespace(&ns).err());
@@ -470,6 +588,21 @@ impl NetLab {
         }
         problems
     }
+}
+
+/// Whether this kernel has netem: tried on the loopback of a namespace of ours.
+fn netem_available(ns: &str) -> bool {
+    let added = run(
+        "tc",
+        &[
+            "-n", ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1us",
+        ],
+    )
+    .is_ok();
+    if added {
+        let _ = run("tc", &["-n", ns, "qdisc", "del", "dev", "lo", "root"]);
+    }
+    added
 }
 
 /// Half the round trip of delay on what `ns` sends through its `eth0`.
@@ -511,10 +644,13 @@ mod tests {
                 members: 1,
                 rtt_ms: 1.0,
                 member_cpu: Some(0.5),
+                delay: Delay::Auto,
             },
             namespaces: Vec::new(),
             cgroups: None,
             member_cgroups: vec![PathBuf::from("/cg/zb-t/m1")],
+            wire: None,
+            delay_used: "none",
             removed: true,
         };
         let argv = lab.wrap_argv(0, vec!["zoocore".into(), "zoo.cfg".into()]);

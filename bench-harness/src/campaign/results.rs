@@ -25,6 +25,8 @@ pub struct NetworkRecord {
     pub prefix: String,
     pub rtt_ms: f64,
     pub member_cpu: Option<f64>,
+    /// "none", "netem" or "userspace" (the campaign's own switch: see campaign::wire).
+    pub delay: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -234,6 +234,8 @@ pub struct NetworkSettings {
     /// Namespace and cgroup name prefix; default `zb-<campaign name>`. Anything with this
     /// prefix is removed at the campaign's start as a leftover of an earlier one.
     pub prefix: Option<String>,
+    /// What makes the round trip: auto (netem, else the userspace switch), netem, userspace.
+    pub delay: super::netns::Delay,
 }
 
 impl Default for NetworkSettings {
@@ -243,6 +245,7 @@ impl Default for NetworkSettings {
             rtt_ms: 0.0,
             member_cpu: None,
             prefix: None,
+            delay: super::netns::Delay::Auto,
         }
     }
 }
