@@ -22,6 +22,8 @@ use crate::four_letter;
 pub const CLIENT_PORT: u16 = 2181;
 const QUORUM_PORT: u16 = 2888;
 const ELECTION_PORT: u16 = 3888;
+/// Where followers serve observers when a cell asks for observer masters.
+const OBSERVER_MASTER_PORT: u16 = 2191;
 
 /// One member as the run saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +101,9 @@ pub fn zoo_cfg(
         }
         if index >= cell.voters as usize {
             let _ = writeln!(cfg, "peerType=observer");
+        }
+        if cell.observer_master {
+            let _ = writeln!(cfg, "observerMasterPort={OBSERVER_MASTER_PORT}");
         }
     }
     for line in &s.extra_cfg {
@@ -460,6 +465,7 @@ mod tests {
             snap_count: None,
             keys: None,
             duration_s: None,
+            observer_master: false,
         }
     }
 
@@ -504,6 +510,9 @@ mod tests {
         )));
         c.snap_count = Some(20_000);
         assert!(cfg_of(&s, &c, 7, 1).contains("snapCount=20000\n"));
+        assert!(!cfg_of(&s, &c, 7, 1).contains("observerMasterPort"));
+        c.observer_master = true;
+        assert!(cfg_of(&s, &c, 7, 1).contains("observerMasterPort=2191\n"));
     }
 
     #[test]

@@ -440,6 +440,7 @@ impl Campaign {
             snap_count: None,
             keys: None,
             duration_s: None,
+            observer_master: false,
         };
         for &read_pct in &c.echo_read_pct {
             let mut cfg = load_config(

@@ -309,6 +309,10 @@ pub struct Group {
     pub keys: Option<u64>,
     /// Overrides `[load] duration_s`.
     pub duration_s: Option<f64>,
+    /// With observer masters or not, a matrix dimension: `true` writes
+    /// `observerMasterPort` (ZooKeeper 3.6+: followers feed the observers) into every
+    /// member's zoo.cfg.
+    pub observer_master: Vec<bool>,
 }
 
 impl Default for Group {
@@ -333,6 +337,7 @@ impl Default for Group {
             snap_count: Vec::new(),
             keys: None,
             duration_s: None,
+            observer_master: Vec::new(),
         }
     }
 }
@@ -395,6 +400,7 @@ pub struct Cell {
     pub snap_count: Option<u64>,
     pub keys: Option<u64>,
     pub duration_s: Option<f64>,
+    pub observer_master: bool,
 }
 
 /// The snapCount written for "snapshots off": more transactions than any run makes, and
@@ -452,6 +458,9 @@ impl Cell {
         }
         if let Some(keys) = self.keys {
             label.push_str(&format!(" {keys}keys"));
+        }
+        if self.observer_master {
+            label.push_str(" obsmaster");
         }
         match self.rtt_ms {
             Some(rtt) if rtt > 0.0 => label.push_str(&format!(" rtt{rtt}ms")),
@@ -599,11 +608,17 @@ impl CampaignSpec {
             } else {
                 g.snap_count.iter().copied().map(Some).collect()
             };
-            for (&voters, &rtt_ms, &snap_count) in g
+            let masters: Vec<bool> = if g.observer_master.is_empty() {
+                vec![false]
+            } else {
+                g.observer_master.clone()
+            };
+            for (&voters, &rtt_ms, &snap_count, &observer_master) in g
                 .voters
                 .iter()
                 .flat_map(|v| rtts.iter().map(move |r| (v, r)))
                 .flat_map(|(v, r)| snaps.iter().map(move |s| (v, r, s)))
+                .flat_map(|(v, r, s)| masters.iter().map(move |m| (v, r, s, m)))
             {
                 for &observers in &g.observers {
                     for &value_size in &sizes {
@@ -634,6 +649,7 @@ impl CampaignSpec {
                                             snap_count,
                                             keys: g.keys,
                                             duration_s: g.duration_s,
+                                            observer_master,
                                         });
                                     }
                                 }
