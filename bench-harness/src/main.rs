@@ -78,6 +78,9 @@ struct CampaignOverrides {
     /// CPU quota per member in CPUs, with cgroups (implies --netns).
     #[arg(long)]
     member_cpu: Option<f64>,
+    /// Keep each ensemble up across consecutive runs of cells that share its shape.
+    #[arg(long)]
+    reuse_ensembles: bool,
 }
 
 impl CampaignOverrides {
@@ -91,6 +94,7 @@ impl CampaignOverrides {
         if let Some(m) = self.warmup_max_s {
             spec.warmup.max_s = m;
         }
+        spec.servers.reuse_ensembles |= self.reuse_ensembles;
         let n = &mut spec.network;
         n.netns |= self.netns || self.rtt_ms.is_some() || self.member_cpu.is_some();
         if let Some(r) = self.rtt_ms {

@@ -1,7 +1,9 @@
 //! Tiny real campaigns for the campaign options of issue 13, one each: the steady warm-up
 //! (windows recorded, spread reported and flagged), the snapshot-under-load pair (snapshots
 //! really written in one run and not the other, the comparison table), the observer group
-//! (load only on the voters, the leader's CPU per write). Nothing here asserts a speed; the
+//! (load only on the voters, the leader's CPU per write), and ensembles kept up across
+//! cells of one shape (same pids, fresh ones for another shape). Nothing here asserts a
+//! speed; the
 //! emulated network has its own file (`netns.rs`, root only).
 
 use std::path::{Path, PathBuf};
@@ -48,12 +50,14 @@ loopback_octet = {octet}
 leader_timeout_s = 20
 tick_time_ms = 200
 keep_data = true
+reuse_ensembles = {reuse}
 [ceilings]
 echo_read_pct = []
 fdatasync_s = 0
 {tables}
 "#,
-        bin = zoocore_binary().display()
+        bin = zoocore_binary().display(),
+        reuse = name == "reuse",
     );
     let spec = CampaignSpec::parse(&text).expect("spec");
     let c = Campaign {
@@ -278,5 +282,43 @@ target = "voters"
     let table = std::fs::read_to_string(out.join("table.md")).expect("table");
     assert!(table.contains("| leader CPU µs/write |"), "{table}");
     assert!(table.contains("3v+1o r0 128B 6x4 to voters"), "{table}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn reused_ensembles_carry_over_between_cells_of_one_shape_only() {
+    let (json, out) = run(
+        "reuse",
+        3,
+        "",
+        r#"[load]
+connections = 4
+outstanding = 4
+keys = 50
+value_size = 128
+duration_s = 0.5
+warmup_s = 0.2
+[[group]]
+read_pct = [0, 100]
+[[group]]
+read_pct = [100]
+snap_count = [500]
+"#,
+    );
+    // `run` sets reuse_ensembles for the campaign named "reuse".
+    let runs = json["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3);
+    for r in runs {
+        measured(r);
+    }
+    let pids = |r: &serde_json::Value| r["pids_started"].clone();
+    assert!(runs[0]["ensemble_from_run"].is_null());
+    assert_eq!(runs[1]["ensemble_from_run"], 0, "same shape: kept up");
+    assert_eq!(pids(&runs[1]), pids(&runs[0]));
+    assert!(
+        runs[2]["ensemble_from_run"].is_null(),
+        "another snapCount: fresh"
+    );
+    assert_ne!(pids(&runs[2]), pids(&runs[0]));
     let _ = std::fs::remove_dir_all(&out);
 }

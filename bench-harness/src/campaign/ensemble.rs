@@ -389,6 +389,13 @@ impl Ensemble {
         }
     }
 
+    /// Every member still running (a kept ensemble is checked before it is reused).
+    pub fn alive(&mut self) -> bool {
+        self.children
+            .iter_mut()
+            .all(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.members.iter().filter_map(|m| m.pid).collect()
     }

@@ -89,6 +89,28 @@ fn load_config(
     cfg
 }
 
+/// An ensemble kept up between runs (`[servers] reuse_ensembles`).
+struct Pooled {
+    system: System,
+    key: String,
+    ensemble: Ensemble,
+    dir: PathBuf,
+    started_seq: usize,
+}
+
+/// Cells whose ensembles are interchangeable share a key. None: never reused — namespaced
+/// cells own their network for one run, and a cell with its own key count (a million
+/// znodes) would pile its keys onto the next cell's tree.
+pub fn reuse_key(cell: &Cell) -> Option<String> {
+    if cell.rtt_ms.is_some() || cell.keys.is_some() {
+        return None;
+    }
+    Some(format!(
+        "{}v+{}o snap{:?} cpus{:?} obsmaster{}",
+        cell.voters, cell.observers, cell.snap_count, cell.server_cpus, cell.observer_master
+    ))
+}
+
 /// The campaign's progress, one line per event, for the terminal.
 pub type Log<'a> = &'a mut dyn FnMut(&str);
 
@@ -187,11 +209,23 @@ impl Campaign {
         }
         res.ceilings = self.ceilings(&work, log);
         self.write(&res)?;
-        for id in &runs {
+        let mut pool: Vec<Pooled> = Vec::new();
+        for (i, id) in runs.iter().enumerate() {
             let cell = &cells[id.cell];
             let t = Instant::now();
+            // The shape of this system's next run decides whether its ensemble stays up.
+            let next_key = runs[i + 1..]
+                .iter()
+                .find(|n| n.system == id.system)
+                .filter(|n| self.spec.remote_for(n.system, &cells[n.cell]).is_none())
+                .and_then(|n| reuse_key(&cells[n.cell]));
             let mut r = match (&apache_problem, id.system) {
                 (Some(p), System::Apache) => RunResult::failed(blank(id, cell), p.clone()),
+                _ if self.spec.servers.reuse_ensembles
+                    && self.spec.remote_for(id.system, cell).is_none() =>
+                {
+                    self.run_pooled(id, cell, &work, &mut pool, next_key, blank(id, cell))
+                }
                 _ => self.one_run(id, cell, &work),
             };
             r.wall_s = t.elapsed().as_secs_f64();
@@ -216,6 +250,11 @@ impl Campaign {
             }
             res.runs.push(r);
             self.write(&res)?;
+        }
+        for p in pool.drain(..) {
+            if let Err(e) = self.retire(p) {
+                log(&format!("STOP PROBLEM at the end: {e}"));
+            }
         }
         res.summaries = results::summarise(&cells, &res.runs);
         res.ratios = results::ratios(&res.summaries);
@@ -306,6 +345,87 @@ impl Campaign {
             Ok(e) => e,
             Err(why) => return RunResult::failed(r, why),
         };
+        let mut r = self.measure(id, cell, &ensemble, r);
+        if let Err(p) = ensemble.stop() {
+            r.stop_problem = Some(p);
+        }
+        if r.failure.is_none() && !s.keep_data && !r.remote {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        r
+    }
+
+    /// With `[servers] reuse_ensembles`: runs on the ensemble of this system kept from an
+    /// earlier cell of the same shape, or starts one; keeps it for the next run of this
+    /// system if that run's cell has the same shape, else stops it.
+    fn run_pooled(
+        &self,
+        id: &RunId,
+        cell: &Cell,
+        work: &Path,
+        pool: &mut Vec<Pooled>,
+        next_key: Option<String>,
+        mut r: RunResult,
+    ) -> RunResult {
+        let Some(key) = reuse_key(cell) else {
+            return self.run_members(id, cell, work, None, r);
+        };
+        let mut problems = Vec::new();
+        let mut kept = None;
+        if let Some(i) = pool.iter().position(|p| p.system == id.system) {
+            let mut p = pool.remove(i);
+            if p.key == key && p.ensemble.alive() {
+                kept = Some(p);
+            } else {
+                problems.extend(self.retire(p).err());
+            }
+        }
+        let pooled = match kept {
+            Some(p) => {
+                r.ensemble_from_run = Some(p.started_seq);
+                p
+            }
+            None => {
+                let _ = std::process::Command::new("sync").status();
+                let dir = work.join(format!("{:03}-{}", id.seq, id.system.name()));
+                let s = &self.spec.servers;
+                match Ensemble::start(s, id.system, cell, id.seq, &dir, None) {
+                    Ok(ensemble) => Pooled {
+                        system: id.system,
+                        key: key.clone(),
+                        ensemble,
+                        dir,
+                        started_seq: id.seq,
+                    },
+                    Err(why) => {
+                        let mut r = RunResult::failed(r, why);
+                        r.stop_problem = (!problems.is_empty()).then(|| problems.join("; "));
+                        return r;
+                    }
+                }
+            }
+        };
+        let mut r = self.measure(id, cell, &pooled.ensemble, r);
+        if next_key.as_deref() == Some(key.as_str()) && r.failure.is_none() {
+            pool.push(pooled);
+        } else {
+            problems.extend(self.retire(pooled).err());
+        }
+        r.stop_problem = (!problems.is_empty()).then(|| problems.join("; "));
+        r
+    }
+
+    /// Stops a pooled ensemble and removes its data (unless kept).
+    fn retire(&self, p: Pooled) -> Result<(), String> {
+        let stopped = p.ensemble.stop();
+        if stopped.is_ok() && !self.spec.servers.keep_data {
+            let _ = std::fs::remove_dir_all(&p.dir);
+        }
+        stopped
+    }
+
+    /// Warms (if asked) and measures one cell on running members.
+    fn measure(&self, id: &RunId, cell: &Cell, ensemble: &Ensemble, mut r: RunResult) -> RunResult {
         r.members = ensemble.members.clone();
         if !r.remote {
             r.pids_started = ensemble.pids();
@@ -337,15 +457,9 @@ impl Campaign {
             })
             .and_then(|o| o)
         };
-        if let Err(p) = ensemble.stop() {
-            r.stop_problem = Some(p);
-        }
         match outcome {
             Ok(report) => {
                 r.fill(report);
-                if !s.keep_data && !r.remote {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
                 r
             }
             Err(why) => RunResult::failed(r, why),
@@ -497,6 +611,7 @@ pub(crate) fn blank(id: &RunId, cell: &Cell) -> RunResult {
         p90_us: 0,
         max_us: 0,
         leader_cpu_us_per_write: None,
+        ensemble_from_run: None,
         report: None,
     }
 }

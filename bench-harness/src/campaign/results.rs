@@ -61,6 +61,8 @@ pub struct RunResult {
     pub max_us: u64,
     /// The leader's (or standalone server's) CPU per write in the window, µs.
     pub leader_cpu_us_per_write: Option<f64>,
+    /// Set when this run drove an ensemble kept up from an earlier run (its `seq`).
+    pub ensemble_from_run: Option<usize>,
     pub report: Option<Report>,
 }
 
@@ -635,6 +637,7 @@ mod tests {
             p90_us: 500,
             max_us: 5000,
             leader_cpu_us_per_write: None,
+            ensemble_from_run: None,
             report: None,
         }
     }

@@ -132,6 +132,10 @@ pub struct ServerSettings {
     pub extra_cfg: Vec<String>,
     /// Keep each run's data directory and logs (default: delete them when the run passed).
     pub keep_data: bool,
+    /// Keep an ensemble up across consecutive runs of its system whose cells share its
+    /// shape (voters, observers, snapCount, CPUs, observer masters), instead of fresh
+    /// servers per run. Not for namespaced cells or cells with their own key count.
+    pub reuse_ensembles: bool,
 }
 
 impl Default for ServerSettings {
@@ -151,6 +155,7 @@ impl Default for ServerSettings {
             leader_timeout_s: 60.0,
             extra_cfg: Vec::new(),
             keep_data: false,
+            reuse_ensembles: false,
         }
     }
 }
