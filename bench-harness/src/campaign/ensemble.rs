@@ -1,7 +1,9 @@
 //! Members of one run: generated zoo.cfg files, started processes, the wait for a leader,
 //! and the stop that proves every process is gone. Each member listens on its own loopback
 //! address (127.<octet>.<run>.<member>) with the usual ports (2181 client, 2888 quorum, 3888
-//! election), so no port is ever picked at random and members of one run never collide.
+//! election), so no port is ever picked at random and members of one run never collide. In
+//! the emulated network (`campaign::netns`) member N is 198.18.0.N inside its own namespace
+//! instead, started through `nsenter` (and its cgroup), which exec, so the pid is its own.
 //!
 //! A local [`Ensemble`] owns its children: dropping it kills and reaps them, so a panic or an
 //! early return cannot leave a server behind. [`Ensemble::stop`] does the same and then
