@@ -232,6 +232,8 @@ snap_count = [0, 400]
     let table = std::fs::read_to_string(out.join("table.md")).expect("table");
     assert!(table.contains("| snapshots under load |"), "{table}");
     assert!(table.contains("| every 400 |"), "{table}");
+    let svg = std::fs::read_to_string(out.join("snapshot-latency.svg")).expect("plot");
+    assert!(svg.contains("zoocore snapCount 400 p99") && svg.contains("zoocore snapshots off p99"));
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -8,6 +8,7 @@
 //! - `observers.svg`: reads/s and, beside it, writes/s against observers;
 //! - `latency-vs-load.svg`: p50 / p99 / p99.9 (log scale) against the offered open-loop
 //!   rate, one panel per read mix;
+//! - `snapshot-latency.svg`: per-second p99 of the snapshot cells, snapshots on and off;
 //! - `ratio.svg`: zoocore / Apache per cell, for throughput and per server CPU-second.
 //!
 //! A point whose runs spread more than 10% (`results::SPREAD_FLAG_PCT`) gets a black ring
@@ -145,6 +146,7 @@ fn fmt_si(v: f64) -> String {
 fn latency_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
+    x_desc: &str,
     series: &Series,
 ) -> Result<(), String> {
     let points = || series.values().flat_map(|(_, p)| p.iter());
@@ -167,7 +169,7 @@ fn latency_chart<DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("offered operations per second")
+        .x_desc(x_desc)
         .y_desc("latency, ms (log)")
         .x_label_formatter(&|v| fmt_si(*v))
         .y_label_formatter(&|v| fmt_si(*v))
@@ -397,6 +399,39 @@ fn ratio_chart(path: &Path, res: &CampaignResult) -> Result<(), String> {
     root.present().map_err(err)
 }
 
+/// Per-second p99 of the snapshot cells (those with a `snap_count`), first measured run of
+/// each (cell, system): a snapshot's stall shows as its own seconds, which a percentile
+/// over the whole window would average away.
+fn snapshot_series(res: &CampaignResult) -> Series {
+    let mut series: Series = BTreeMap::new();
+    for cell in res.cells.iter().filter(|c| c.snap_count.is_some()) {
+        for &system in &cell.systems {
+            let Some(report) = res
+                .runs
+                .iter()
+                .find(|r| r.cell == cell.id && r.system == system && r.failure.is_none())
+                .and_then(|r| r.report.as_ref())
+            else {
+                continue;
+            };
+            let snaps = match cell.snap_count {
+                Some(0) => "snapshots off".to_string(),
+                Some(n) => format!("snapCount {n}"),
+                None => continue,
+            };
+            let points = report
+                .per_second
+                .iter()
+                .filter(|s| s.ops > 0)
+                .filter_map(|s| Spread::of([s.p99_us.max(1) as f64]).map(|v| (s.second as f64, v)))
+                .collect();
+            series.insert(format!("{} {snaps} p99", system.name()), (system, points));
+        }
+    }
+    series.retain(|_, (_, p)| p.len() > 1);
+    series
+}
+
 /// Writes every plot that has data into `out`; returns the file names written.
 pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String> {
     let mut written = Vec::new();
@@ -565,10 +600,24 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
         root.fill(&WHITE).map_err(err)?;
         for (area, (mix, lat)) in root.split_evenly((1, panels.len())).iter().zip(&panels) {
             let title = format!("Latency vs offered load, {mix}% reads (open loop)");
-            latency_chart(area, &title, lat)?;
+            latency_chart(area, &title, "offered operations per second", lat)?;
         }
         root.present().map_err(err)?;
         written.push("latency-vs-load.svg".into());
+    }
+    let snap = snapshot_series(res);
+    if !snap.is_empty() {
+        let path = out.join("snapshot-latency.svg");
+        let root = SVGBackend::new(&path, (1100, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        latency_chart(
+            &root,
+            "Per-second p99 with snapshots on and off (first run of each)",
+            "second of the measured window",
+            &snap,
+        )?;
+        root.present().map_err(err)?;
+        written.push("snapshot-latency.svg".into());
     }
     if res.ratios.iter().any(|r| r.ops_per_s.is_some()) {
         ratio_chart(&out.join("ratio.svg"), res)?;
