@@ -140,9 +140,11 @@ impl Connection<'_> {
         loop {
             // A slice of the requests already buffered, each taking its budget unit first.
             let mut taken = 0;
+            // Nothing more is decoded once a close is asked, whichever kind: ZooKeeper answers
+            // an unknown opcode or a closeSession and then reads nothing else.
             while taken < limits::SLICE_REQUESTS
                 && !self.over_caps(unsent_max, held_max)
-                && !self.outbox.closing_now()
+                && self.outbox.close_reason().is_none()
             {
                 let range = match self.frames.next(max_frame) {
                     Ok(Some(range)) => range,
