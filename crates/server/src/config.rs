@@ -63,6 +63,9 @@ pub struct Member {
     /// quorum port.
     pub election_port: u16,
     pub observer: bool,
+    /// The `;[clientAddress:]clientPort` suffix of ZooKeeper 3.5's dynamic syntax: where this
+    /// member serves clients (a bare port means every interface, as ZooKeeper binds it).
+    pub client_addr: Option<SocketAddr>,
 }
 
 /// The ensemble this server is a member of: present when zoo.cfg has `server.N` lines.
@@ -194,6 +197,8 @@ impl Config {
         let mut members = BTreeMap::new();
         let mut init_limit = 10u64;
         let mut sync_limit = 5u64;
+        // Line of each server.N, to name it when its client address contradicts clientPort.
+        let mut member_lines = BTreeMap::new();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
@@ -284,6 +289,7 @@ impl Config {
                     if members.insert(id, member).is_some() {
                         return Err(bad(format!("server.{id} is given twice")));
                     }
+                    member_lines.insert(id, line);
                 }
                 _ => tracing::warn!(
                     "{}:{line}: key {key:?} is not used by zoocore; ignored",
@@ -292,11 +298,12 @@ impl Config {
             }
         }
         cfg.data_log_dir = data_log_dir.unwrap_or_else(|| cfg.data_dir.clone());
+        // A zoo.cfg without clientPortAddress listens on every interface, as ZooKeeper does
+        // (only the built-in default, with no file at all, stays on 127.0.0.1).
+        cfg.client_addr
+            .set_ip(address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
         if let Some(port) = port {
             cfg.client_addr.set_port(port);
-        }
-        if let Some(address) = address {
-            cfg.client_addr.set_ip(address);
         }
         if cfg.tick_time_ms == 0 {
             return Err(ConfigError::Inconsistent(
@@ -304,8 +311,35 @@ impl Config {
             ));
         }
         let voters = members.values().filter(|m| !m.observer).count();
-        if voters > 1 || members.len() > voters {
-            let myid = read_myid(&cfg.data_dir)?;
+        let is_ensemble = voters > 1 || members.len() > voters;
+        // This server's own line: by myid in an ensemble; a lone server.N line is this
+        // server's whatever myid says (ZooKeeper's official image writes
+        // `server.1=localhost:2888:3888;2181` and no clientPort for a standalone container).
+        let myid = if is_ensemble {
+            Some(read_myid(&cfg.data_dir)?)
+        } else {
+            members.keys().next().copied()
+        };
+        if let Some(own) = myid.and_then(|id| members.get(&id).map(|m| (id, m))) {
+            if let Some(client) = own.1.client_addr {
+                if port.is_some_and(|p| p != client.port())
+                    || address.is_some_and(|a| a != client.ip())
+                {
+                    return Err(ConfigError::BadValue {
+                        path: path.to_owned(),
+                        line: member_lines[&own.0],
+                        key: format!("server.{}", own.0),
+                        why: format!(
+                            "client address {client} differs from clientPortAddress:clientPort {}",
+                            cfg.client_addr
+                        ),
+                    });
+                }
+                cfg.client_addr = client;
+            }
+        }
+        if is_ensemble {
+            let myid = myid.expect("read above for an ensemble");
             if !members.contains_key(&myid) {
                 return Err(ConfigError::Inconsistent(format!(
                     "myid {myid} in {} has no server.{myid} line",
@@ -363,7 +397,10 @@ fn parse_positive(value: &str) -> Result<u64, String> {
 /// `host:quorumPort:electionPort[:participant|:observer][;clientAddress:clientPort]`; the
 /// client part of ZooKeeper 3.5's dynamic syntax is ignored (clientPort says it).
 fn parse_member(value: &str) -> Result<Member, String> {
-    let value = value.split(';').next().unwrap_or_default().trim();
+    let (value, client) = match value.split_once(';') {
+        Some((server, client)) => (server.trim(), Some(parse_client_addr(client.trim())?)),
+        None => (value.trim(), None),
+    };
     let parts: Vec<&str> = value.split(':').collect();
     let (host, quorum, election, role) = match parts.as_slice() {
         [h, q, e] => (*h, *q, *e, "participant"),
@@ -394,7 +431,28 @@ fn parse_member(value: &str) -> Result<Member, String> {
         quorum_addr,
         election_port,
         observer,
+        client_addr: client,
     })
+}
+
+/// `[clientAddress:]clientPort` after a server line's `;`: a bare port, or an address (a
+/// host name is resolved) and a port.
+fn parse_client_addr(value: &str) -> Result<SocketAddr, String> {
+    match value.rsplit_once(':') {
+        None => {
+            let port: u16 = parse_num(value)?;
+            Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+        }
+        Some((host, port)) => {
+            let port: u16 = parse_num(port)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            (host, port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve client address {host:?}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("client address {host:?} resolves to no address"))
+        }
+    }
 }
 
 /// `myid` in dataDir: the server's id, a number alone on the first line.
@@ -494,6 +552,61 @@ mod tests {
         let cfg = Config::parse("server.1=127.0.0.1:2888:3888\n", Path::new("z.cfg")).unwrap();
         assert!(cfg.ensemble.is_none());
         let err = Config::parse("server.1=127.0.0.1:2888:3888:boss\n", Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("z.cfg:1: server.1:"), "{err}");
+    }
+
+    #[test]
+    fn without_client_port_address_every_interface_is_served() {
+        let cfg = Config::parse("clientPort=2999\n", Path::new("z.cfg")).unwrap();
+        assert_eq!(cfg.client_addr, "0.0.0.0:2999".parse().unwrap());
+        // Only the no-file default stays on loopback (README).
+        assert_eq!(
+            Config::standalone_default().client_addr,
+            "127.0.0.1:2181".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn the_docker_image_server_line_gives_the_client_port() {
+        // What the official image writes for a standalone container: no clientPort line.
+        let text = "dataDir=/data\nserver.1=localhost:2888:3888;2181\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(cfg.ensemble.is_none());
+        assert_eq!(cfg.client_addr, "0.0.0.0:2181".parse().unwrap());
+        let text = "server.1=localhost:2888:3888:participant;127.0.0.7:2400\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.client_addr, "127.0.0.7:2400".parse().unwrap());
+    }
+
+    #[test]
+    fn an_ensemble_member_serves_on_its_own_server_line_client_port() {
+        let dir = std::env::temp_dir().join(format!("zoocore-cfg-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "2\n").unwrap();
+        let text = format!(
+            "dataDir={}\nserver.1=127.0.0.1:2888:3888;2181\n\
+             server.2=127.0.0.1:2889:3889;127.0.0.3:2182\nserver.3=127.0.0.1:2890:3890;2183\n",
+            dir.display()
+        );
+        let cfg = Config::parse(&text, Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.client_addr, "127.0.0.3:2182".parse().unwrap());
+        assert_eq!(cfg.ensemble.unwrap().members.len(), 3);
+        // clientPort contradicting the server line is refused, naming the server line.
+        let err = Config::parse(&format!("clientPort=2999\n{text}"), Path::new("zoo.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("zoo.cfg:4: server.2:"), "{err}");
+        // An agreeing clientPort is fine.
+        let cfg = Config::parse(&format!("clientPort=2182\n{text}"), Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.client_addr.port(), 2182);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_bad_client_suffix_names_its_line() {
+        let err = Config::parse("server.1=localhost:2888:3888;port\n", Path::new("z.cfg"))
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("z.cfg:1: server.1:"), "{err}");

@@ -1,0 +1,147 @@
+//! Operations surfaces on real processes (issue 11): zoocore started from the zoo.cfg forms
+//! an operator copies from ZooKeeper (the official Docker image's `server.1=...;port` line
+//! with no clientPort), SIGTERM ending the process with status 0, and `zoocore status`
+//! printing what zkServer.sh status prints.
+//!
+//! These tests start their own processes (the configs differ from the harness's), each on a
+//! loopback address from [`free_host`], and kill them when the test ends however it ends.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use zoocore_e2e::{free_host, parse_key_values, persistent, run, zoocore_binary, PORT};
+
+/// One zoocore process with its temp dir; killed on drop.
+struct Proc {
+    child: Option<Child>,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Proc {
+    /// Starts `zoocore zoo.cfg` in a fresh temp dir for `host`, the cfg written from `cfg`.
+    fn start(host: Ipv4Addr, cfg: &str) -> Proc {
+        let dir = std::env::temp_dir().join(format!("zoocore-e2e-ops-{host}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+        std::fs::write(dir.join("zoo.cfg"), cfg).expect("zoo.cfg");
+        let log = std::fs::File::create(dir.join("server.log")).expect("log");
+        let child = Command::new(zoocore_binary())
+            .arg(dir.join("zoo.cfg"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("start zoocore");
+        let proc = Proc {
+            child: Some(child),
+            dir,
+            addr: SocketAddr::from((host, PORT)),
+        };
+        proc.wait_serving();
+        proc
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while four_letter(self.addr, "ruok").as_deref() != Some("imok") {
+            assert!(
+                Instant::now() < deadline,
+                "zoocore on {} not serving within 30 s\n{}",
+                self.addr,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `sig` and waits (bounded) for the exit status.
+    fn signal_and_wait(&mut self, sig: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("zoocore did not exit within 20 s of {sig}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("temp dir kept: {}\n{}", self.dir.display(), self.log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(word.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The zoo.cfg the official `zookeeper` image writes for a standalone container (its
+/// docker-entrypoint.sh), with the test's loopback address in the client part.
+fn docker_image_cfg(dir: &Path, host: Ipv4Addr) -> String {
+    format!(
+        "dataDir={}\ndataLogDir={}\ntickTime=2000\ninitLimit=5\nsyncLimit=2\n\
+         autopurge.snapRetainCount=3\nautopurge.purgeInterval=0\nmaxClientCnxns=60\n\
+         standaloneEnabled=true\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
+         zoocore.pinning=false\npreAllocSize=4096\n\
+         server.1={host}:{}:{};{host}:{PORT}\n",
+        dir.join("data").display(),
+        dir.join("data").display(),
+        PORT + 1,
+        PORT + 2,
+    )
+}
+
+#[test]
+fn the_docker_image_config_serves_on_its_server_line_client_port() {
+    let host = free_host();
+    let dir = std::env::temp_dir().join(format!("zoocore-e2e-ops-{host}"));
+    let server = Proc::start(host, &docker_image_cfg(&dir, host));
+    let srvr = parse_key_values(&four_letter(server.addr, "srvr").expect("srvr"));
+    assert_eq!(srvr.get("Mode").map(String::as_str), Some("standalone"));
+    let conf = parse_key_values(&four_letter(server.addr, "conf").expect("conf"));
+    assert_eq!(conf.get("clientPort"), Some(&PORT.to_string()));
+    run(async {
+        let zk = zookeeper_client::Client::connect(&server.addr.to_string())
+            .await
+            .expect("connect on the server line's client port");
+        zk.create("/docker", b"cfg", &persistent())
+            .await
+            .expect("create");
+        assert_eq!(zk.get_data("/docker").await.expect("read").0, b"cfg");
+    });
+}
