@@ -27,22 +27,33 @@ impl Proc {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).expect("temp dir");
         std::fs::write(dir.join("zoo.cfg"), cfg).expect("zoo.cfg");
-        let log = std::fs::File::create(dir.join("server.log")).expect("log");
+        let mut proc = Proc {
+            child: None,
+            dir,
+            addr: SocketAddr::from((host, PORT)),
+        };
+        proc.spawn();
+        proc
+    }
+
+    /// Starts the process (again) on its dir, cfg and data, and waits until it serves.
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .expect("log");
         let child = Command::new(zoocore_binary())
-            .arg(dir.join("zoo.cfg"))
-            .current_dir(&dir)
+            .arg(self.dir.join("zoo.cfg"))
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .spawn()
             .expect("start zoocore");
-        let proc = Proc {
-            child: Some(child),
-            dir,
-            addr: SocketAddr::from((host, PORT)),
-        };
-        proc.wait_serving();
-        proc
+        self.child = Some(child);
+        self.wait_serving();
     }
 
     fn log(&self) -> String {
@@ -144,4 +155,100 @@ fn the_docker_image_config_serves_on_its_server_line_client_port() {
             .expect("create");
         assert_eq!(zk.get_data("/docker").await.expect("read").0, b"cfg");
     });
+}
+
+/// `zoocore status <cfg>`: (stdout, exit code).
+fn status(cfg: &Path) -> (String, Option<i32>) {
+    let out = Command::new(zoocore_binary())
+        .arg("status")
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run zoocore status");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_status_0_and_status_follows_the_server() {
+    let host = free_host();
+    let dir = std::env::temp_dir().join(format!("zoocore-e2e-ops-{host}"));
+    let mut server = Proc::start(host, &docker_image_cfg(&dir, host));
+    let cfg = server.dir.join("zoo.cfg");
+
+    let (out, code) = status(&cfg);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "Client port found: {PORT}. Client address: {host}. Client SSL: false.\n\
+             Mode: standalone\n"
+        )
+    );
+
+    run(async {
+        let zk = zookeeper_client::Client::connect(&server.addr.to_string())
+            .await
+            .expect("connect");
+        zk.create("/kept", b"before stop", &persistent())
+            .await
+            .expect("create");
+    });
+    let exit = server.signal_and_wait("-TERM");
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "SIGTERM exit: {exit}\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("SIGTERM: stopping"),
+        "{}",
+        server.log()
+    );
+
+    // zkServer.sh's answer for a server that is down, and its exit code.
+    let (out, code) = status(&cfg);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.ends_with("Error contacting service. It is probably not running.\n"),
+        "{out}"
+    );
+
+    // Restarted on the same data: the acknowledged write is there; SIGINT stops it too.
+    server.spawn();
+    run(async {
+        let zk = zookeeper_client::Client::connect(&server.addr.to_string())
+            .await
+            .expect("connect after restart");
+        assert_eq!(zk.get_data("/kept").await.expect("read").0, b"before stop");
+    });
+    let exit = server.signal_and_wait("-INT");
+    assert_eq!(exit.code(), Some(0), "SIGINT exit: {exit}");
+}
+
+#[test]
+fn status_reports_leader_and_follower_modes_of_an_ensemble() {
+    let servers = zoocore_e2e::Server::start_ensemble(3, 0, zoocore_e2e::Options::default());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let modes: Vec<(String, Option<i32>)> = servers
+            .iter()
+            .map(|s| status(&s.dir().join("zoo.cfg")))
+            .collect();
+        let lines: Vec<&str> = modes
+            .iter()
+            .filter(|(_, code)| *code == Some(0))
+            .filter_map(|(out, _)| out.lines().last())
+            .collect();
+        if lines.iter().filter(|l| **l == "Mode: leader").count() == 1
+            && lines.iter().filter(|l| **l == "Mode: follower").count() == 2
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "modes: {modes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
