@@ -98,6 +98,24 @@ impl Ensemble {
     }
 }
 
+/// The AdminServer (ZooKeeper's `admin.*` keys): HTTP commands with JSON answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// `admin.enableServer` (default true, as ZooKeeper).
+    pub enabled: bool,
+    /// `admin.serverAddress` (default 0.0.0.0) and `admin.serverPort` (default 8080).
+    pub addr: SocketAddr,
+    /// `admin.commandURL` (default `/commands`): the path commands are served under.
+    pub command_url: String,
+}
+
+/// ZooKeeper's Prometheus provider class: the only `metricsProvider.className` with an
+/// exporter; its short name is accepted too.
+const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// ZooKeeper's default provider: metrics only in mntr and the admin `monitor` command.
+const DEFAULT_PROVIDER: &str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from, for `conf` and messages; `None` for the built-in default.
@@ -141,6 +159,13 @@ pub struct Config {
     /// `None` runs standalone (no `server.N` lines, or only one voter and no observers, as
     /// ZooKeeper's `standaloneEnabled` default does).
     pub ensemble: Option<Ensemble>,
+    pub admin: Admin,
+    /// Where `/metrics` is served in Prometheus's text format: present when
+    /// `metricsProvider.className` is ZooKeeper's PrometheusMetricsProvider, at
+    /// `metricsProvider.httpHost` (default 0.0.0.0) : `metricsProvider.httpPort` (default 7000).
+    pub metrics_addr: Option<SocketAddr>,
+    /// The zoo.cfg text as read, for the admin `initial_configuration` command.
+    pub text: String,
 }
 
 impl Config {
@@ -173,6 +198,14 @@ impl Config {
             purge_interval_hours: 0,
             commit_log_count: crate::limits::HISTORY_RETAIN,
             ensemble: None,
+            // Like the client port, the built-in default stays on loopback.
+            admin: Admin {
+                enabled: true,
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+                command_url: "/commands".to_string(),
+            },
+            metrics_addr: None,
+            text: String::new(),
         }
     }
 
@@ -189,6 +222,11 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut cfg = Config::standalone_default();
         cfg.source = Some(path.to_owned());
+        cfg.text = text.to_string();
+        cfg.admin.addr.set_ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let mut metrics_provider = false;
+        let mut metrics_host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let mut metrics_port = 7000u16;
         let mut data_log_dir = None;
         let mut min_timeout = None;
         let mut max_timeout = None;
@@ -281,6 +319,32 @@ impl Config {
                     cfg.shards = Some(n);
                 }
                 "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
+                "admin.enableServer" => cfg.admin.enabled = parse_bool(value).map_err(bad)?,
+                "admin.serverAddress" => cfg.admin.addr.set_ip(parse_ip(value).map_err(bad)?),
+                "admin.serverPort" => cfg.admin.addr.set_port(parse_num(value).map_err(bad)?),
+                "admin.commandURL" => {
+                    if !value.starts_with('/') {
+                        return Err(bad(format!("{value:?} does not start with /")));
+                    }
+                    cfg.admin.command_url = value.trim_end_matches('/').to_string();
+                }
+                "metricsProvider.className" => {
+                    metrics_provider = match value {
+                        PROMETHEUS_PROVIDER | "PrometheusMetricsProvider" => true,
+                        DEFAULT_PROVIDER => false,
+                        other => {
+                            return Err(bad(format!(
+                            "{other:?}: zoocore has {PROMETHEUS_PROVIDER} and {DEFAULT_PROVIDER}"
+                        )))
+                        }
+                    }
+                }
+                "metricsProvider.httpHost" => metrics_host = parse_ip(value).map_err(bad)?,
+                "metricsProvider.httpPort" => metrics_port = parse_num(value).map_err(bad)?,
+                // There is no JVM to report on; the process's own figures are exported anyway.
+                "metricsProvider.exportJvmInfo" => {
+                    parse_bool(value).map_err(bad)?;
+                }
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
                 "syncLimit" => sync_limit = parse_positive(value).map_err(bad)?,
                 _ if key_plain.starts_with("server.") => {
@@ -305,6 +369,7 @@ impl Config {
         if let Some(port) = port {
             cfg.client_addr.set_port(port);
         }
+        cfg.metrics_addr = metrics_provider.then(|| SocketAddr::new(metrics_host, metrics_port));
         if cfg.tick_time_ms == 0 {
             return Err(ConfigError::Inconsistent(
                 "tickTime must be positive".into(),
@@ -471,6 +536,12 @@ fn read_myid(data_dir: &Path) -> Result<u64, ConfigError> {
     })
 }
 
+fn parse_ip(value: &str) -> Result<IpAddr, String> {
+    value
+        .parse::<IpAddr>()
+        .map_err(|e| format!("{value:?} is not an IP address: {e}"))
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "yes" => Ok(true),
@@ -610,6 +681,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("z.cfg:1: server.1:"), "{err}");
+    }
+
+    #[test]
+    fn admin_and_metrics_keys_as_zookeeper_reads_them() {
+        let cfg = Config::parse("clientPort=2181\n", Path::new("z.cfg")).unwrap();
+        assert_eq!(
+            cfg.admin,
+            Admin {
+                enabled: true,
+                addr: "0.0.0.0:8080".parse().unwrap(),
+                command_url: "/commands".into()
+            }
+        );
+        assert_eq!(cfg.metrics_addr, None);
+        let text = "admin.enableServer=false\nadmin.serverAddress=127.0.0.4\n\
+                    admin.serverPort=9090\nadmin.commandURL=/cmd/\n\
+                    metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+                    metricsProvider.httpHost=127.0.0.4\nmetricsProvider.exportJvmInfo=true\n";
+        let cfg = Config::parse(text, Path::new("z.cfg")).unwrap();
+        assert!(!cfg.admin.enabled);
+        assert_eq!(cfg.admin.addr, "127.0.0.4:9090".parse().unwrap());
+        assert_eq!(cfg.admin.command_url, "/cmd");
+        assert_eq!(cfg.metrics_addr, Some("127.0.0.4:7000".parse().unwrap()));
+        let cfg = Config::parse(
+            "metricsProvider.className=PrometheusMetricsProvider\nmetricsProvider.httpPort=7100\n",
+            Path::new("z.cfg"),
+        )
+        .unwrap();
+        assert_eq!(cfg.metrics_addr, Some("0.0.0.0:7100".parse().unwrap()));
+        let err = Config::parse("metricsProvider.className=com.Other\n", Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("z.cfg:1: metricsProvider.className:"),
+            "{err}"
+        );
+        assert_eq!(
+            Config::standalone_default().admin.addr,
+            "127.0.0.1:8080".parse().unwrap()
+        );
     }
 
     #[test]

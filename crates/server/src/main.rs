@@ -3,6 +3,7 @@
 //! `zoocore` alone serves standalone on 127.0.0.1:2181 with ./data; `zoocore zoo.cfg` reads
 //! a ZooKeeper configuration.
 
+mod admin;
 mod budget;
 mod config;
 mod conn;
@@ -13,6 +14,7 @@ mod forward;
 mod fourlw;
 mod limiter;
 mod limits;
+mod metrics;
 mod msg;
 mod outbox;
 mod peer;
