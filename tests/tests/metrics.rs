@@ -244,7 +244,7 @@ fn an_ensemble_exports_its_quorum_and_elections() {
             let samples = plain(&scrape(&servers[leader]));
             let synced = samples.get("synced_followers").cloned();
             std::future::ready(match synced {
-                Some(Value::Gauge(v)) if v == 2.0 => Ok(()),
+                Some(Value::Gauge(2.0)) => Ok(()),
                 other => Err(format!("{other:?}")),
             })
         })
