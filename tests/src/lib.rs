@@ -442,6 +442,11 @@ impl Server {
         http_get(SocketAddr::from((self.host, ADMIN_PORT)), path)
     }
 
+    /// [`Server::admin_get`] with request headers (e.g. `Authorization`).
+    pub fn admin_get_with(&self, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+        http_get_with(SocketAddr::from((self.host, ADMIN_PORT)), path, headers)
+    }
+
     /// `GET /metrics` on the exporter ([`Options::metrics`]).
     pub fn metrics_get(&self) -> HttpAnswer {
         http_get(SocketAddr::from((self.host, METRICS_PORT)), "/metrics")
@@ -769,26 +774,41 @@ pub fn now_ms() -> i64 {
 pub struct HttpAnswer {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
+    /// The body as text (invalid UTF-8 replaced) and as bytes.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 /// A minimal HTTP/1.0 GET (the server closes the connection after its answer), enough for
 /// the admin and metrics endpoints; panics if the server does not answer within 10 s.
 pub fn http_get(addr: SocketAddr, path: &str) -> HttpAnswer {
+    http_get_with(addr, path, &[])
+}
+
+/// [`http_get`] with request headers.
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send request");
     let mut raw = Vec::new();
     stream
         .read_to_end(&mut raw)
         .unwrap_or_else(|e| panic!("read answer of {addr}{path}: {e}"));
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let bytes = raw[end + 4..].to_vec();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -802,6 +822,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpAnswer {
     HttpAnswer {
         status,
         headers,
-        body: body.to_string(),
+        body,
+        bytes,
     }
 }

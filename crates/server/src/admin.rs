@@ -15,7 +15,8 @@
 //! command and a server that is not serving answer HTTP 200 with the error. `GET /ready`
 //! answers 200 once the member serves (standalone, or synced with a leader), 503 otherwise.
 //!
-//! Not served: `snapshot`/`restore` (streaming and loading snapshots behind the root ACL),
+//! `snapshot` streams a snapshot of the newest tree version behind the root ACL and a rate
+//! limit, as 3.9 does. Not served: `restore` (loading a snapshot needs the core),
 //! `shed_connections`, and `system_properties` (there is no JVM).
 
 use std::collections::BTreeMap;
@@ -218,6 +219,7 @@ pub fn all_names() -> impl Iterator<Item = &'static str> {
 /// The primary names, sorted, as `GET /commands` lists them.
 pub fn primary_names() -> Vec<&'static str> {
     let mut names: Vec<_> = COMMANDS.iter().map(|c| c.names[0]).collect();
+    names.push(SNAPSHOT_NAMES[0]);
     names.sort_unstable();
     names
 }
@@ -273,45 +275,81 @@ pub fn spawn(shared: Arc<Shared>) {
     }
 }
 
-/// What a request gets: status, content type, body.
+/// What a request gets: status, content type, extra headers, body.
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
-    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(status: u16, content_type: &'static str, body: String) -> Self {
+        Reply {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }
+    }
+
+    fn json(answer: &Answer) -> Self {
+        let body = serde_json::to_string_pretty(&answer.to_json()).unwrap_or_default() + "\n";
+        Reply::text(answer.status, "application/json", body)
+    }
+}
+
+/// What the router needs of a request.
+pub struct Asked<'a> {
+    pub method: &'a tiny_http::Method,
+    pub url: &'a str,
+    /// The `Authorization` header: `<scheme> <auth>` as ZooKeeper's admin auth reads it.
+    pub auth: Option<&'a str>,
+    pub remote: Option<SocketAddr>,
 }
 
 fn respond(request: tiny_http::Request, shared: &Shared, command_url: &str) {
-    let reply = route(request.method(), request.url(), shared, command_url);
-    let header = tiny_http::Header::from_bytes("Content-Type", reply.content_type)
-        .expect("a static, valid header");
-    let response = tiny_http::Response::from_string(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header);
+    let auth = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str().to_string());
+    let asked = Asked {
+        method: request.method(),
+        url: request.url(),
+        auth: auth.as_deref(),
+        remote: request.remote_addr().copied(),
+    };
+    let reply = route(&asked, shared, command_url);
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    let headers =
+        std::iter::once(("Content-Type", reply.content_type.to_string())).chain(reply.headers);
+    for (name, value) in headers {
+        match tiny_http::Header::from_bytes(name, value.as_bytes()) {
+            Ok(h) => response.add_header(h),
+            Err(()) => tracing::debug!("admin: header {name} not sent: {value:?}"),
+        }
+    }
     if let Err(e) = request.respond(response) {
         tracing::debug!("admin: answer not sent: {e}");
     }
 }
 
 /// Routes one request by method and URL (path and query).
-pub fn route(method: &tiny_http::Method, url: &str, shared: &Shared, command_url: &str) -> Reply {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+pub fn route(asked: &Asked<'_>, shared: &Shared, command_url: &str) -> Reply {
+    let (path, query) = asked.url.split_once('?').unwrap_or((asked.url, ""));
     if path == "/ready" {
         return ready();
     }
     let Some(rest) = path.strip_prefix(command_url) else {
-        return Reply {
-            status: 404,
-            content_type: "text/plain",
-            body: "Not Found\n".into(),
-        };
+        return Reply::text(404, "text/plain", "Not Found\n".into());
     };
     let name = rest.strip_prefix('/').unwrap_or(rest);
-    if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
-        return Reply {
-            status: 405,
-            content_type: "text/plain",
-            body: "Method Not Allowed\n".into(),
-        };
+    if !matches!(
+        asked.method,
+        tiny_http::Method::Get | tiny_http::Method::Head
+    ) {
+        return Reply::text(405, "text/plain", "Method Not Allowed\n".into());
     }
     if name.is_empty() {
         // JettyAdminServer's listing: a link per primary name, each line then `<br/>`.
@@ -319,32 +357,138 @@ pub fn route(method: &tiny_http::Method, url: &str, shared: &Shared, command_url
             .into_iter()
             .map(|n| format!("<a href=\"{command_url}/{n}\">{n}</a>\n<br/>\n"))
             .collect();
-        return Reply {
-            status: 200,
-            content_type: "text/html",
-            body,
-        };
+        return Reply::text(200, "text/html", body);
     }
-    let answer = run(name, shared, &parse_query(query));
-    Reply {
-        status: answer.status,
-        content_type: "application/json",
-        body: serde_json::to_string_pretty(&answer.to_json()).unwrap_or_default() + "\n",
+    let kwargs = parse_query(query);
+    if SNAPSHOT_NAMES.contains(&name) {
+        return snapshot(asked, shared, &kwargs);
     }
+    Reply::json(&run(name, shared, &kwargs))
 }
 
 fn ready() -> Reply {
     let mode = stats::mode();
-    let (status, body) = if mode.serving() {
-        (200, format!("ready: {}\n", mode.name()))
+    if mode.serving() {
+        Reply::text(200, "text/plain", format!("ready: {}\n", mode.name()))
     } else {
-        (503, format!("not ready: {}\n", mode.name()))
-    };
-    Reply {
-        status,
-        content_type: "text/plain",
-        body,
+        Reply::text(503, "text/plain", format!("not ready: {}\n", mode.name()))
     }
+}
+
+/// `snapshot` and its alias: served apart from the JSON commands, since it streams bytes
+/// and is behind authentication.
+const SNAPSHOT_NAMES: &[&str] = &["snapshot", "snap"];
+
+/// When the last snapshot was streamed, for the rate limit.
+static SNAPSHOT_LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// SnapshotCommand: checks as ZooKeeper's runCommand does (serving, then authentication
+/// and ALL permissions on `/`), then the feature flag and the rate limit, then writes a
+/// snapshot of the newest tree version in memory (zoocore's own snapshot format, the file
+/// zoocore loads from dataDir) and streams it with `last_zxid` and `snapshot_size` headers.
+/// `?streaming=false` answers the headers and JSON only.
+fn snapshot(asked: &Asked<'_>, shared: &Shared, kwargs: &BTreeMap<String, String>) -> Reply {
+    let primary = SNAPSHOT_NAMES[0];
+    if !stats::mode().serving() {
+        return Reply::json(&Answer::failed(
+            primary,
+            "This ZooKeeper instance is not currently serving requests".into(),
+        ));
+    }
+    let parts = parts(shared);
+    let Some(view) = newest_view(&parts) else {
+        return Reply::json(&Answer::failed(
+            primary,
+            "This ZooKeeper instance is not currently serving requests".into(),
+        ));
+    };
+    if let Err((status, error)) = authorize(asked, shared, &view) {
+        let mut answer = Answer::failed(primary, error.into());
+        answer.status = status;
+        return Reply::json(&answer);
+    }
+    let mut answer = Answer::new(primary);
+    if !shared.cfg.admin.snapshot_enabled {
+        answer.status = 503;
+        return Reply::json(&answer);
+    }
+    {
+        let mut last = SNAPSHOT_LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let interval = std::time::Duration::from_millis(shared.cfg.admin.rate_limit_interval_ms);
+        if last.is_some_and(|at| at.elapsed() < interval) {
+            answer.status = 429;
+            return Reply::json(&answer);
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    let bytes = match snapshot_bytes(&view) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!("admin snapshot failed: {e}");
+            answer.status = 500;
+            return Reply::json(&answer);
+        }
+    };
+    let headers = vec![
+        ("last_zxid", format!("0x{:x}", view.last_zxid().0)),
+        ("snapshot_size", bytes.len().to_string()),
+    ];
+    let streaming = kwargs
+        .get("streaming")
+        .is_none_or(|v| v.eq_ignore_ascii_case("true"));
+    if streaming {
+        Reply {
+            status: 200,
+            content_type: "application/octet-stream",
+            headers,
+            body: bytes,
+        }
+    } else {
+        Reply {
+            headers,
+            ..Reply::json(&answer)
+        }
+    }
+}
+
+/// The snapshot file of `view`, written on an in-memory device (the data directory is the
+/// core's alone).
+fn snapshot_bytes(view: &Tree) -> Result<Vec<u8>, String> {
+    use zoocore_storage::Device as _;
+    let dev = zoocore_storage::MemDevice::new();
+    zoocore_storage::write_snapshot(&dev, view).map_err(|e| e.to_string())?;
+    let name = zoocore_storage::snapshot_name(view.last_zxid());
+    dev.read(&name).map_err(|e| e.to_string())
+}
+
+/// Commands.runCommand's auth: the `Authorization` header is `<scheme> [<auth>]`; `digest
+/// user:password` (the super digest included) and `ip` are the schemes a default ZooKeeper
+/// has. The ids must have every permission on `/`, bit by bit as handleAuthorization checks.
+fn authorize(asked: &Asked<'_>, shared: &Shared, view: &Tree) -> Result<(), (u16, &'static str)> {
+    let Some(auth) = asked.auth else {
+        return Err((401, "Auth info is missing for the command"));
+    };
+    let not_authenticated = (401, "Not authenticated");
+    let parts: Vec<&str> = auth.split(' ').collect();
+    let ids = match parts.as_slice() {
+        ["digest", user_password] => zoocore_tree::digest_auth_ids(
+            user_password.as_bytes(),
+            shared.cfg.super_digest.as_deref(),
+        )
+        .map_err(|_| not_authenticated)?,
+        ["ip"] | ["ip", _] => {
+            let ip = asked.remote.ok_or(not_authenticated)?.ip();
+            vec![zoocore_proto::Id::new("ip", ip.to_string())]
+        }
+        _ => return Err(not_authenticated),
+    };
+    let root = view.get("/").ok_or((500, "Error occurred during auth"))?;
+    for bit in [1, 2, 4, 8, 16] {
+        if !zoocore_tree::check_acl(root.acl(), zoocore_proto::Perms(bit), &ids) {
+            return Err((403, "Not authorized"));
+        }
+    }
+    Ok(())
 }
 
 /// `a=1&b=2` into its pairs; `%xx` and `+` decoded; the first value of a key wins, as
@@ -770,6 +914,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), count, "a name is given to two commands");
         let primaries = primary_names();
+        assert!(!all_names().any(|n| SNAPSHOT_NAMES.contains(&n)));
         assert!(primaries.contains(&"monitor"));
         assert!(!primaries.contains(&"mntr"));
         assert!(primaries.windows(2).all(|w| w[0] < w[1]));

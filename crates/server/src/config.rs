@@ -107,6 +107,10 @@ pub struct Admin {
     pub addr: SocketAddr,
     /// `admin.commandURL` (default `/commands`): the path commands are served under.
     pub command_url: String,
+    /// `admin.snapshot.enabled` (default true): the `snapshot` command streams one.
+    pub snapshot_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS` (default 300000): at most one snapshot per interval.
+    pub rate_limit_interval_ms: u64,
 }
 
 /// ZooKeeper's Prometheus provider class: the only `metricsProvider.className` with an
@@ -203,6 +207,8 @@ impl Config {
                 enabled: true,
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
                 command_url: "/commands".to_string(),
+                snapshot_enabled: true,
+                rate_limit_interval_ms: 300_000,
             },
             metrics_addr: None,
             text: String::new(),
@@ -327,6 +333,12 @@ impl Config {
                         return Err(bad(format!("{value:?} does not start with /")));
                     }
                     cfg.admin.command_url = value.trim_end_matches('/').to_string();
+                }
+                "admin.snapshot.enabled" => {
+                    cfg.admin.snapshot_enabled = parse_bool(value).map_err(bad)?
+                }
+                "admin.rateLimiterIntervalInMS" => {
+                    cfg.admin.rate_limit_interval_ms = parse_num(value).map_err(bad)?
                 }
                 "metricsProvider.className" => {
                     metrics_provider = match value {
@@ -691,7 +703,9 @@ mod tests {
             Admin {
                 enabled: true,
                 addr: "0.0.0.0:8080".parse().unwrap(),
-                command_url: "/commands".into()
+                command_url: "/commands".into(),
+                snapshot_enabled: true,
+                rate_limit_interval_ms: 300_000,
             }
         );
         assert_eq!(cfg.metrics_addr, None);
