@@ -241,8 +241,10 @@ impl Config {
         let mut members = BTreeMap::new();
         let mut init_limit = 10u64;
         let mut sync_limit = 5u64;
-        // Line of each server.N, to name it when its client address contradicts clientPort.
-        let mut member_lines = BTreeMap::new();
+        // File and line of each server.N, to name it when its client address contradicts
+        // clientPort.
+        let mut member_lines: BTreeMap<u64, (PathBuf, usize)> = BTreeMap::new();
+        let mut dynamic_file: Option<(PathBuf, usize)> = None;
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
@@ -357,6 +359,8 @@ impl Config {
                 "metricsProvider.exportJvmInfo" => {
                     parse_bool(value).map_err(bad)?;
                 }
+                // ZooKeeper 3.5's dynamic configuration: the server.N lines live in that file.
+                "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), line)),
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
                 "syncLimit" => sync_limit = parse_positive(value).map_err(bad)?,
                 _ if key_plain.starts_with("server.") => {
@@ -365,7 +369,7 @@ impl Config {
                     if members.insert(id, member).is_some() {
                         return Err(bad(format!("server.{id} is given twice")));
                     }
-                    member_lines.insert(id, line);
+                    member_lines.insert(id, (path.to_owned(), line));
                 }
                 _ => tracing::warn!(
                     "{}:{line}: key {key:?} is not used by zoocore; ignored",
@@ -387,6 +391,20 @@ impl Config {
                 "tickTime must be positive".into(),
             ));
         }
+        if let Some((dynamic, line)) = dynamic_file {
+            if let Some((id, _)) = members.iter().next() {
+                return Err(ConfigError::BadValue {
+                    path: path.to_owned(),
+                    line,
+                    key: "dynamicConfigFile".into(),
+                    why: format!(
+                        "server.{id} is given here too: server lines belong in {} only",
+                        dynamic.display()
+                    ),
+                });
+            }
+            read_dynamic(&dynamic, &mut members, &mut member_lines)?;
+        }
         let voters = members.values().filter(|m| !m.observer).count();
         let is_ensemble = voters > 1 || members.len() > voters;
         // This server's own line: by myid in an ensemble; a lone server.N line is this
@@ -402,9 +420,10 @@ impl Config {
                 if port.is_some_and(|p| p != client.port())
                     || address.is_some_and(|a| a != client.ip())
                 {
+                    let (file, line) = member_lines[&own.0].clone();
                     return Err(ConfigError::BadValue {
-                        path: path.to_owned(),
-                        line: member_lines[&own.0],
+                        path: file,
+                        line,
                         key: format!("server.{}", own.0),
                         why: format!(
                             "client address {client} differs from clientPortAddress:clientPort {}",
@@ -530,6 +549,54 @@ fn parse_client_addr(value: &str) -> Result<SocketAddr, String> {
                 .ok_or_else(|| format!("client address {host:?} resolves to no address"))
         }
     }
+}
+
+/// The dynamic configuration file (`dynamicConfigFile`): `server.N` lines as in zoo.cfg;
+/// its other keys (`version`, `group.N`, `weight.N`) are logged as ignored with their line.
+fn read_dynamic(
+    path: &Path,
+    members: &mut BTreeMap<u64, Member>,
+    lines: &mut BTreeMap<u64, (PathBuf, usize)>,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once('=') else {
+            return Err(ConfigError::BadLine {
+                path: path.to_owned(),
+                line,
+                text: raw.to_string(),
+            });
+        };
+        let key = key.trim();
+        let bad = |why: String| ConfigError::BadValue {
+            path: path.to_owned(),
+            line,
+            key: key.to_string(),
+            why,
+        };
+        let Some(id) = key.strip_prefix("server.") else {
+            tracing::warn!(
+                "{}:{line}: key {key:?} is not used by zoocore; ignored",
+                path.display()
+            );
+            continue;
+        };
+        let id: u64 = parse_num(id).map_err(bad)?;
+        let member = parse_member(value.trim()).map_err(bad)?;
+        if members.insert(id, member).is_some() {
+            return Err(bad(format!("server.{id} is given twice")));
+        }
+        lines.insert(id, (path.to_owned(), line));
+    }
+    Ok(())
 }
 
 /// `myid` in dataDir: the server's id, a number alone on the first line.
@@ -684,6 +751,54 @@ mod tests {
         // An agreeing clientPort is fine.
         let cfg = Config::parse(&format!("clientPort=2182\n{text}"), Path::new("zoo.cfg")).unwrap();
         assert_eq!(cfg.client_addr.port(), 2182);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn server_lines_come_from_the_dynamic_config_file() {
+        let dir = std::env::temp_dir().join(format!("zoocore-cfg-dyn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "3\n").unwrap();
+        let dynamic = dir.join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+             server.3=127.0.0.1:2890:3890:participant;127.0.0.1:2183\nversion=100000000\n",
+        )
+        .unwrap();
+        let text = format!(
+            "dataDir={}\ndynamicConfigFile={}\n",
+            dir.display(),
+            dynamic.display()
+        );
+        let cfg = Config::parse(&text, Path::new("zoo.cfg")).unwrap();
+        let ens = cfg.ensemble.as_ref().unwrap();
+        assert_eq!((ens.myid, ens.voters()), (3, vec![1, 2, 3]));
+        assert_eq!(cfg.client_addr, "127.0.0.1:2183".parse().unwrap());
+        // A contradicting clientPort names the dynamic file's line.
+        let err = Config::parse(&format!("clientPort=9\n{text}"), Path::new("zoo.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{}:3: server.3:", dynamic.display())),
+            "{err}"
+        );
+        // Server lines in both files are refused.
+        let err = Config::parse(
+            &format!("{text}server.1=127.0.0.1:2888:3888\n"),
+            Path::new("zoo.cfg"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("zoo.cfg:2: dynamicConfigFile:"), "{err}");
+        let missing = Config::parse("dynamicConfigFile=/nonexistent/zoo.dyn\n", Path::new("z"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("/nonexistent/zoo.dyn: cannot read"),
+            "{missing}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
