@@ -75,13 +75,20 @@ impl Proc {
 
     /// Sends `sig` and waits (bounded) for the exit status.
     fn signal_and_wait(&mut self, sig: &str) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+        let pid = self.child.as_ref().expect("running").id();
         let status = Command::new("kill")
             .arg(sig)
-            .arg(child.id().to_string())
+            .arg(pid.to_string())
             .status()
             .expect("kill");
         assert!(status.success());
+        self.wait_exit(sig)
+    }
+
+    /// Waits (bounded) for the process to exit after `why`, and returns its status.
+    fn wait_exit(&mut self, why: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let sig = why;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -251,4 +258,63 @@ fn status_reports_leader_and_follower_modes_of_an_ensemble() {
         assert!(Instant::now() < deadline, "modes: {modes:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// SIGTERM in the middle of writes: the process exits 0, and after a restart every write
+/// that was acknowledged before the stop is there.
+#[test]
+fn sigterm_under_writes_keeps_every_acknowledged_write() {
+    use std::sync::{Arc, Mutex};
+    let host = free_host();
+    let dir = std::env::temp_dir().join(format!("zoocore-e2e-ops-{host}"));
+    let mut server = Proc::start(host, &docker_image_cfg(&dir, host));
+    let acked: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let pid = server.child.as_ref().expect("running").id();
+    run(async {
+        let zk = zookeeper_client::Client::connect(&server.addr.to_string())
+            .await
+            .expect("connect");
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let (zk, acked) = (zk.clone(), acked.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let path = format!("/w{w}-{i}");
+                    match zk.create(&path, b"x", &persistent()).await {
+                        Ok(_) => acked.lock().expect("lock").push(path),
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+        // Let writes flow, then stop the server under them.
+        while acked.lock().expect("lock").len() < 200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let killed = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        for w in writers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+        }
+    });
+    let exit = server.wait_exit("SIGTERM under writes");
+    assert_eq!(exit.code(), Some(0), "{exit}\n{}", server.log());
+    let acked = acked.lock().expect("lock").clone();
+    server.spawn();
+    run(async {
+        let zk = zookeeper_client::Client::connect(&server.addr.to_string())
+            .await
+            .expect("connect after restart");
+        for path in &acked {
+            assert!(
+                zk.check_stat(path).await.expect("exists").is_some(),
+                "acknowledged {path} lost ({} acknowledged)",
+                acked.len()
+            );
+        }
+    });
 }
