@@ -170,6 +170,14 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// The zoo.cfg text as read, for the admin `initial_configuration` command.
     pub text: String,
+    /// `secureClientPortAddress:secureClientPort`: parsed for the TLS client port, which is
+    /// not served yet (logged at parse).
+    pub secure_client_addr: Option<SocketAddr>,
+    /// `standaloneEnabled` (default true): false asks a lone server to run as a quorum of
+    /// one; zoocore runs it standalone either way (logged).
+    pub standalone_enabled: bool,
+    /// `reconfigEnabled` (default false): dynamic reconfiguration, not supported (logged).
+    pub reconfig_enabled: bool,
 }
 
 impl Config {
@@ -212,6 +220,9 @@ impl Config {
             },
             metrics_addr: None,
             text: String::new(),
+            secure_client_addr: None,
+            standalone_enabled: true,
+            reconfig_enabled: false,
         }
     }
 
@@ -233,6 +244,8 @@ impl Config {
         let mut metrics_provider = false;
         let mut metrics_host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let mut metrics_port = 7000u16;
+        let mut secure_port: Option<(u16, usize)> = None;
+        let mut secure_address = None;
         let mut data_log_dir = None;
         let mut min_timeout = None;
         let mut max_timeout = None;
@@ -359,6 +372,19 @@ impl Config {
                 "metricsProvider.exportJvmInfo" => {
                     parse_bool(value).map_err(bad)?;
                 }
+                "secureClientPort" => secure_port = Some((parse_num(value).map_err(bad)?, line)),
+                "secureClientPortAddress" => secure_address = Some(parse_ip(value).map_err(bad)?),
+                "standaloneEnabled" => cfg.standalone_enabled = parse_bool(value).map_err(bad)?,
+                "reconfigEnabled" => {
+                    cfg.reconfig_enabled = parse_bool(value).map_err(bad)?;
+                    if cfg.reconfig_enabled {
+                        tracing::warn!(
+                            "{}:{line}: reconfigEnabled=true: dynamic reconfiguration is not \
+                             supported; the server lines stay as configured",
+                            path.display()
+                        );
+                    }
+                }
                 // ZooKeeper 3.5's dynamic configuration: the server.N lines live in that file.
                 "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), line)),
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
@@ -386,6 +412,15 @@ impl Config {
             cfg.client_addr.set_port(port);
         }
         cfg.metrics_addr = metrics_provider.then(|| SocketAddr::new(metrics_host, metrics_port));
+        if let Some((port, line)) = secure_port {
+            let ip = secure_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            cfg.secure_client_addr = Some(SocketAddr::new(ip, port));
+            tracing::warn!(
+                "{}:{line}: secureClientPort={port}: TLS clients are not served yet; only \
+                 clientPort is",
+                path.display()
+            );
+        }
         if cfg.tick_time_ms == 0 {
             return Err(ConfigError::Inconsistent(
                 "tickTime must be positive".into(),
@@ -433,6 +468,12 @@ impl Config {
                 }
                 cfg.client_addr = client;
             }
+        }
+        if !cfg.standalone_enabled && !is_ensemble {
+            tracing::info!(
+                "standaloneEnabled=false with a single server: zoocore runs it standalone (a \
+                 quorum of one behaves the same for clients; srvr says standalone)"
+            );
         }
         if is_ensemble {
             let myid = myid.expect("read above for an ensemble");
@@ -800,6 +841,26 @@ mod tests {
             "{missing}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tls_standalone_and_reconfig_keys_are_read() {
+        let text = "secureClientPort=2281\nsecureClientPortAddress=127.0.0.2\n\
+                    standaloneEnabled=false\nreconfigEnabled=true\n";
+        let cfg = Config::parse(text, Path::new("z.cfg")).unwrap();
+        assert_eq!(
+            cfg.secure_client_addr,
+            Some("127.0.0.2:2281".parse().unwrap())
+        );
+        assert!(!cfg.standalone_enabled);
+        assert!(cfg.reconfig_enabled);
+        let cfg = Config::parse("", Path::new("z.cfg")).unwrap();
+        assert_eq!(cfg.secure_client_addr, None);
+        assert!(cfg.standalone_enabled && !cfg.reconfig_enabled);
+        let err = Config::parse("standaloneEnabled=maybe\n", Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("z.cfg:1: standaloneEnabled:"), "{err}");
     }
 
     #[test]
