@@ -45,5 +45,6 @@ EXPOSE 2181 2888 3888 8080 7000
 
 ENTRYPOINT ["/docker-entrypoint.sh"]
 CMD ["zoocore", "/conf/zoo.cfg"]
-# zkServer.sh status's answer: 0 when the member serves.
+# zkServer.sh status's answer: 0 when the member serves. It asks `srvr`, which must stay in
+# ZOO_4LW_COMMANDS_WHITELIST (it is in the default list).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s CMD ["zoocore", "status", "/conf/zoo.cfg"]
