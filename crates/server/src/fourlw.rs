@@ -219,6 +219,15 @@ pub fn op_name(op: zoocore_proto::OpCode) -> &'static str {
 }
 
 fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
+    let mut out = String::new();
+    for (k, v) in monitor_rows(shared, parts) {
+        let _ = writeln!(out, "{k}\t{v}");
+    }
+    out
+}
+
+/// mntr's rows, in its order: also the admin server's `monitor` and the metrics' figures.
+pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str, String)> {
     let stats = &shared.stats;
     let (min, avg, max) = stats.latency_ms();
     let watches = reports::watch_summary(parts).2;
@@ -316,11 +325,7 @@ fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
             stats.core.synced_followers.load(Relaxed).to_string(),
         ));
     }
-    let mut out = String::new();
-    for (k, v) in rows {
-        let _ = writeln!(out, "{k}\t{v}");
-    }
-    out
+    rows
 }
 
 fn conf(shared: &Shared) -> String {
@@ -341,7 +346,7 @@ fn conf(shared: &Shared) -> String {
     )
 }
 
-fn environment() -> String {
+pub fn environment() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
@@ -355,7 +360,7 @@ fn environment() -> String {
     )
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -367,11 +372,11 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn open_fds() -> usize {
+pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-fn max_fds() -> u64 {
+pub fn max_fds() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|t| {
