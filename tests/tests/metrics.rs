@@ -121,6 +121,8 @@ fn metrics_have_zookeepers_names_and_types() {
         ("snapshottime", vec![0.5]),
         ("election_time", vec![0.5]),
         ("zoocore_request_latency", vec![0.5, 0.9, 0.99]),
+        ("readlatency", vec![0.5, 0.9, 0.99]),
+        ("updatelatency", vec![0.5, 0.9, 0.99]),
     ] {
         match samples.get(name) {
             Some(Value::Summary(counts)) => {
@@ -184,6 +186,18 @@ fn metrics_follow_what_clients_do() {
             Some(Value::Untyped(n)) => assert!(*n >= 23.0, "{n}"),
             other => panic!("request latency count: {other:?}"),
         }
+        // The 21 creates are updates; the getData is a read.
+        let count = |name: &str| match after.get(name) {
+            Some(Value::Untyped(n)) => {
+                *n - before.get(name).map_or(0.0, |v| match v {
+                    Value::Untyped(n) => *n,
+                    _ => 0.0,
+                })
+            }
+            other => panic!("{name}: {other:?}"),
+        };
+        assert!(count("updatelatency_count") >= 21.0, "{after:?}");
+        assert!(count("readlatency_count") >= 1.0, "{after:?}");
     });
 }
 

@@ -13,9 +13,8 @@
 //! gauges under `zoocore_`. The endpoint runs on a thread of its own (`tiny_http`), never on
 //! an executor: a scrape costs the request path nothing but the relaxed loads of counters.
 //!
-//! Not exported yet: readlatency/updatelatency (the shard records one latency for every
-//! request, exported as `zoocore_request_latency`), proposal_latency and
-//! commit_propagation_latency (they need timestamps inside the ZAB driver).
+//! Not exported yet: proposal_latency and commit_propagation_latency (they need timestamps
+//! inside the ZAB driver).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -39,10 +38,18 @@ const COUNTERS: &[&str] = &[
     "zoocore_fsync_count",
 ];
 
-/// Copies of the request-latency buckets taken at scrapes, oldest first, for the window.
+/// Copies of one distribution's buckets taken at scrapes, oldest first, for the window.
 #[derive(Default)]
 pub struct Window {
     copies: VecDeque<(Instant, Vec<u64>)>,
+}
+
+/// The windows of the latency summaries: every request, reads, updates.
+#[derive(Default)]
+pub struct Windows {
+    pub request: Window,
+    pub read: Window,
+    pub update: Window,
 }
 
 impl Window {
@@ -91,7 +98,7 @@ pub fn spawn(shared: Arc<Shared>) {
         }
     };
     tracing::info!("Prometheus metrics on http://{addr}/metrics");
-    let window = Mutex::new(Window::default());
+    let window = Mutex::new(Windows::default());
     let spawned = std::thread::Builder::new()
         .name("metrics-http".into())
         .spawn(move || {
@@ -122,7 +129,7 @@ pub fn spawn(shared: Arc<Shared>) {
 }
 
 /// The exposition text of every metric.
-pub fn render(shared: &Shared, window: &mut Window) -> String {
+pub fn render(shared: &Shared, windows: &mut Windows) -> String {
     let mut out = Exposition::default();
     let parts = shared.reports.collect_blocking();
     for (key, value) in crate::fourlw::monitor_rows(shared, &parts) {
@@ -172,17 +179,44 @@ pub fn render(shared: &Shared, window: &mut Window) -> String {
             *total += n;
         }
     }
-    let counts = window.counts(Instant::now(), buckets);
-    let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.99]
-        .iter()
-        .map(|q| (*q, stats::quantile(&counts, *q) / 1000.0))
-        .collect();
+    let now = Instant::now();
+    let quantiles_of = |counts: Vec<u64>| -> Vec<(f64, f64)> {
+        [0.5, 0.9, 0.99]
+            .iter()
+            .map(|q| (*q, stats::quantile(&counts, *q) / 1000.0))
+            .collect()
+    };
     out.summary(
         "zoocore_request_latency",
-        &quantiles,
+        &quantiles_of(windows.request.counts(now, buckets)),
         s.sum(|c| &c.latency_count),
         s.sum(|c| &c.latency_total_us) as f64 / 1000.0,
     );
+    for (name, window, of) in [
+        (
+            "readlatency",
+            &mut windows.read,
+            (|c| &c.read_latency) as fn(&stats::ShardCounters) -> &stats::Latencies,
+        ),
+        ("updatelatency", &mut windows.update, |c| &c.update_latency),
+    ] {
+        let mut buckets = vec![0u64; stats::BUCKETS];
+        for shard in &s.shards {
+            for (total, n) in buckets.iter_mut().zip(of(shard).buckets.snapshot()) {
+                *total += n;
+            }
+        }
+        out.summary(
+            name,
+            &quantiles_of(window.counts(now, buckets)),
+            s.shards.iter().map(|c| of(c).count.load(Relaxed)).sum(),
+            s.shards
+                .iter()
+                .map(|c| of(c).total_us.load(Relaxed))
+                .sum::<u64>() as f64
+                / 1000.0,
+        );
+    }
 
     out.header(
         "zoocore_shard_outstanding_requests",

@@ -32,7 +32,7 @@ use glommio::channels::local_channel::LocalSender;
 use crate::budget::{Budget, Held, Permit};
 use crate::outbox::{Close, Outbox};
 use crate::sessions::session_password;
-use crate::stats::{ConnStats, ShardCounters};
+use crate::stats::{ConnStats, RequestKind, ShardCounters};
 use crate::views::Views;
 use crate::wire;
 use std::sync::atomic::Ordering::Relaxed;
@@ -305,7 +305,7 @@ impl Shard {
             // UnimplementedRequestProcessor: answered without a zxid, then the connection
             // is closed.
             let frame = wire::reply(xid, Zxid(-1), ErrorCode::UNIMPLEMENTED, None);
-            self.emit(id, frame, None, permit);
+            self.emit(id, frame, None, RequestKind::Other, permit);
             return Err(format!("unknown opcode {}", header.r#type));
         };
         let req = match Request::decode(op, body) {
@@ -363,7 +363,7 @@ impl Shard {
         permit: Permit,
     ) -> Result<(), CloseReason> {
         let frame = wire::reply(xid, self.view.last_zxid(), err, body);
-        self.emit(id, frame, None, permit);
+        self.emit(id, frame, None, RequestKind::Other, permit);
         Ok(())
     }
 
@@ -391,7 +391,7 @@ impl Shard {
                 conn.auth = Arc::from(auth);
                 // Auth replies carry zxid 0 (ZooKeeperServer.processAuth).
                 let frame = wire::reply(xid, Zxid::ZERO, ErrorCode::OK, None);
-                self.emit(id, frame, None, permit);
+                self.emit(id, frame, None, RequestKind::Other, permit);
                 Ok(())
             }
             Err(_) => {
@@ -401,7 +401,7 @@ impl Shard {
                     packet.scheme
                 );
                 let frame = wire::reply(xid, Zxid::ZERO, ErrorCode::AUTH_FAILED, None);
-                self.emit(id, frame, None, permit);
+                self.emit(id, frame, None, RequestKind::Other, permit);
                 if let Some(conn) = self.conns.get(&id) {
                     conn.close(Close::AfterFlush("authentication failed".into()));
                 }
@@ -587,7 +587,7 @@ impl Shard {
                     else {
                         unreachable!("head checked above")
                     };
-                    self.emit(id, frame, Some(started), permit);
+                    self.emit(id, frame, Some(started), RequestKind::Update, permit);
                     if close_after {
                         if let Some(conn) = self.conns.get(&id) {
                             conn.close(Close::AfterFlush("session closed".into()));
@@ -638,8 +638,15 @@ impl Shard {
 
     /// Queues one request's answer with its budget unit, which comes back once the answer is
     /// written; `started` (when the request arrived) feeds the latency figures.
-    fn emit(&mut self, id: ConnId, frame: Vec<u8>, started: Option<Instant>, permit: Permit) {
-        if let Some(conn) = self.answered(id, started) {
+    fn emit(
+        &mut self,
+        id: ConnId,
+        frame: Vec<u8>,
+        started: Option<Instant>,
+        kind: RequestKind,
+        permit: Permit,
+    ) {
+        if let Some(conn) = self.answered(id, started, kind) {
             conn.out.push(Some(permit), &frame);
         }
     }
@@ -647,9 +654,14 @@ impl Shard {
     /// The bookkeeping of one answered request: latency (0 for an answer given in the same
     /// call the request arrived in), counters. Returns the connection to deliver to, if it is
     /// still open.
-    fn answered(&mut self, id: ConnId, started: Option<Instant>) -> Option<&mut Conn> {
+    fn answered(
+        &mut self,
+        id: ConnId,
+        started: Option<Instant>,
+        kind: RequestKind,
+    ) -> Option<&mut Conn> {
         let us = started.map_or(0, |s| s.elapsed().as_micros() as u64);
-        self.stats.record_latency(us);
+        self.stats.record_latency(us, kind);
         self.stats.packets_sent.fetch_add(1, Relaxed);
         let conn = self.conns.get_mut(&id)?;
         conn.stats.sent += 1;
@@ -705,7 +717,10 @@ impl Shard {
         let zxid = self.view.last_zxid();
         if let Request::GetData(r) = req {
             // The hot read: the data goes from the tree to the outbox in one copy.
-            let Some(out) = self.answered(id, started).map(|c| c.out.clone()) else {
+            let Some(out) = self
+                .answered(id, started, RequestKind::Read)
+                .map(|c| c.out.clone())
+            else {
                 return;
             };
             let permit = Some(permit);
@@ -731,7 +746,7 @@ impl Shard {
             Ok(body) => (ErrorCode::OK, body),
             Err(code) => (code, None),
         };
-        if let Some(conn) = self.answered(id, started) {
+        if let Some(conn) = self.answered(id, started, RequestKind::Read) {
             conn.out.encode(Some(permit), |b| {
                 wire::reply_into(b, xid, zxid, err, body.as_ref())
             });

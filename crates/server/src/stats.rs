@@ -47,6 +47,39 @@ impl Buckets {
     }
 }
 
+/// What an answered request was, for the latency it is counted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// Served from the shard's view (ZooKeeper's readlatency).
+    Read,
+    /// Went through the write pipeline: writes, sync, closeSession (updatelatency).
+    Update,
+    /// Answered outside both (auth, SASL, an unknown opcode).
+    Other,
+}
+
+/// One kind of request's latencies: count, sum and buckets, in µs.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    pub count: AtomicU64,
+    pub total_us: AtomicU64,
+    pub buckets: Buckets,
+}
+
+impl Latencies {
+    pub fn record(&self, us: u64) {
+        self.count.fetch_add(1, Relaxed);
+        self.total_us.fetch_add(us, Relaxed);
+        self.buckets.record(us);
+    }
+
+    pub fn reset(&self) {
+        self.count.store(0, Relaxed);
+        self.total_us.store(0, Relaxed);
+        self.buckets.reset();
+    }
+}
+
 fn bucket_of(value: u64) -> usize {
     if value < 4 {
         return value as usize;
@@ -130,6 +163,9 @@ pub struct ShardCounters {
     pub latency_max_us: AtomicU64,
     /// Every request's latency in µs, for the exporters' quantiles.
     pub latency_buckets: Buckets,
+    /// Reads' and updates' latencies apart (ZooKeeper's readlatency and updatelatency).
+    pub read_latency: Latencies,
+    pub update_latency: Latencies,
 }
 
 impl ShardCounters {
@@ -139,7 +175,12 @@ impl ShardCounters {
         c
     }
 
-    pub fn record_latency(&self, us: u64) {
+    pub fn record_latency(&self, us: u64, kind: RequestKind) {
+        match kind {
+            RequestKind::Read => self.read_latency.record(us),
+            RequestKind::Update => self.update_latency.record(us),
+            RequestKind::Other => {}
+        }
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_total_us.fetch_add(us, Relaxed);
         self.latency_min_us.fetch_min(us, Relaxed);
@@ -155,6 +196,8 @@ impl ShardCounters {
         self.latency_min_us.store(u64::MAX, Relaxed);
         self.latency_max_us.store(0, Relaxed);
         self.latency_buckets.reset();
+        self.read_latency.reset();
+        self.update_latency.reset();
     }
 }
 
