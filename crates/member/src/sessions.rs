@@ -54,6 +54,10 @@ impl ExpiryQueue {
         self.deadline.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.deadline.is_empty()
+    }
+
     fn bucket_of(&self, time_ms: u64) -> u64 {
         time_ms.div_ceil(self.tick_ms) * self.tick_ms
     }

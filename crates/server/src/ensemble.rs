@@ -1138,7 +1138,7 @@ pub async fn core_main(
         d.execute(a);
     }
     let snapshotting = Rc::new(std::cell::Cell::new(false));
-    let mut jitter = crate::durable::Jitter::new(unix_ms());
+    let mut jitter = zoocore_member::Jitter::new(unix_ms());
     let mut snapshot_after = jitter.snapshot_after(cfg.snap_count);
 
     while let Some(event) = events_rx.recv().await {

@@ -6,7 +6,6 @@
 mod budget;
 mod config;
 mod conn;
-mod core;
 mod durable;
 mod ensemble;
 mod forward;
