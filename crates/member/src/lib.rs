@@ -12,15 +12,22 @@
 //! the driver's, so that on the server it goes through io_uring and in tests through the
 //! fault-injecting `MemDevice`.
 //!
-//! Today this is the standalone pipeline (a member whose quorum is itself); the ensemble
-//! roles still run in the server's ensemble driver (docs/ZAB.md).
+//! A standalone server is a member whose quorum is itself (`alone.rs`); an ensemble member
+//! runs the zab `Replica` (`ensemble.rs`). Everything else (intake, prep, sessions and
+//! their owners, expiry, the reaper, publication, snapshot cadence) is written once, in
+//! `member.rs`.
 
+mod alone;
 mod cadence;
+mod ensemble;
+pub mod forward;
 mod member;
 pub mod msg;
 pub mod sessions;
 
 pub use cadence::Jitter;
+pub use ensemble::{snap_frame, EnsembleConfig};
 pub use member::{
-    Counters, Effect, Input, Member, MemberConfig, Now, StopReason, SyncJob, REFUSED_FOR_ROOM,
+    Counters, Effect, Input, Member, MemberConfig, Now, Role, StopReason, SyncJob, REFUSED_FOR_ROOM,
 };
+pub use zoocore_zab::{Config as ZabConfig, Durable, Epoch, Message, Payload};

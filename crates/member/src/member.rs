@@ -1,51 +1,43 @@
 //! The member: one server's write pipeline, stepped by its driver.
 //!
 //! The driver feeds [`Input`]s with [`Member::step`] and, once per turn of its reactor,
-//! takes the [`Effect`]s with [`Member::ready`] (raft-rs's Ready/advance). `ready` cuts the
-//! next batch when none is waiting for its sync: everything queued (up to the batch limit)
-//! goes through prep (validated against the working tree, given its zxid), the log append
-//! and apply, and the batch is held until the driver reports, with [`Input::Synced`], that
-//! the one fdatasync covering it completed. Only then is it published. The batch is held
-//! inside the member and handed out only by the sync's completion, so "nothing is published
-//! before it is durable" is a matter of types, not of the driver's care.
+//! takes the [`Effect`]s with [`Member::ready`] (raft-rs's Ready/advance). What a member
+//! decides is the same whatever its quorum: requests are queued here, prepped against the
+//! newest tree by one `prep` function, sessions are touched, owned, created, closed and
+//! expired by one set of methods, containers and TTL nodes are reaped by one reaper, and
+//! every commit goes out through one publication with the same snapshot and segment
+//! cadence. How a txn becomes durable and committed is what differs, and lives in two
+//! files: `alone.rs` (a standalone server, whose quorum is itself: append, one fdatasync,
+//! publish) and `ensemble.rs` (a member of an ensemble, through the zab `Replica`).
 //!
-//! Because the working tree is persistent, "apply at prep, publish after the sync" gives
-//! ZooKeeper's outstanding-changes semantics for free: each request is checked against every
-//! change before it, and no shard sees a change before it is durable.
-//!
-//! A full disk: each txn is appended to the log before it is applied, so a txn the log
-//! refuses for lack of room (`LogError::NoSpace`, which leaves the log usable) is simply not
-//! applied; the working tree never holds it, nothing needs undoing, and its zxid goes to the
-//! next txn. Its client gets THROTTLEDOP ([`REFUSED_FOR_ROOM`]), reads go on from the
-//! published tree, new sessions are still created from the log's small free-space reserve,
-//! and since every write tries the log again, writes resume by themselves as soon as the
-//! disk has room. Stopping instead would turn a full disk into an outage of reads too, and a
-//! restart would find the same full disk. Any other log error, or a failed fdatasync, stops
-//! the member ([`Effect::Stop`]): nothing more may be acknowledged, and the server recovers
-//! from disk.
+//! Durability ordering is in the types: a batch, or a commit, reaches the shards only
+//! through `publish`, which asserts that everything it carries is at or below the zxid this
+//! member knows durable (`zxid_durable`), and that zxid moves only on `Input::Synced` (the
+//! driver's fdatasync completion), at recovery, or on a snapshot installed durably.
 //!
 //! Invariants, asserted as the pipeline goes (and in `check_invariants` at the end of each
 //! step in debug builds): zxids appended strictly increase; every published entry is at or
-//! below the durable zxid; every request taken into a batch is answered exactly once (an
-//! entry, or the close of a connection whose handshake the disk had no room for); at most
-//! one batch awaits its sync.
+//! below the durable zxid and published zxids never go back; every request taken into a
+//! standalone batch is answered exactly once; at most one fdatasync is in flight.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 
 use thiserror::Error;
-use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
+use zoocore_proto::{DecodeError, ErrorCode, Id, SessionId, Zxid};
 use zoocore_storage::{
     Device, DeviceFile, Log, LogError, LogStats, SnapshotError, SnapshotInfo, SpareJob,
     SpareSegment, SyncRequest,
 };
-use zoocore_tree::{Applied, Op, OpResult, PrepContext, Tree, Txn};
+use zoocore_tree::{Op, PrepContext, Tree, Txn};
+use zoocore_zab::{Epoch, Message};
 
+use crate::alone::Alone;
 use crate::cadence::Jitter;
-use crate::msg::{
-    CommitBatch, Committed, ConnId, CoreOp, CoreRequest, FromCore, Origin, Outcome, ShardId, ToCore,
-};
+use crate::ensemble::{EnsembleConfig, Replicated};
+use crate::forward::{Forward, Route};
+use crate::msg::{CommitBatch, ConnId, CoreOp, FromCore, Origin, ShardId, ToCore};
 use crate::sessions::ExpiryQueue;
 
 /// The answer to a write the log had no room for. ZooKeeper's THROTTLEDOP (-127) means
@@ -58,20 +50,17 @@ use crate::sessions::ExpiryQueue;
 /// CONNECTIONLOSS would be a lie (clients retry it blindly, or must check).
 pub const REFUSED_FOR_ROOM: ErrorCode = ErrorCode::THROTTLED_OP;
 
-/// A full disk is reported at once, then at most this often while it lasts.
-const REFUSAL_WARN_INTERVAL_MS: u64 = 10_000;
-
 /// The time an input arrives at, as the driver read it. `mono_ms` is a monotonic clock's
-/// milliseconds (session deadlines, timers); `wall_ms` the Unix time in milliseconds
-/// (znodes' ctime and mtime, the log records' time, TTL). The member never reads a clock:
-/// a driver that was frozen for ten seconds passes ten seconds more.
+/// milliseconds (session deadlines, timers, the replica's limits); `wall_ms` the Unix time
+/// in milliseconds (znodes' ctime and mtime, the log records' time, TTL). The member never
+/// reads a clock: a driver that was frozen for ten seconds passes ten seconds more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
     pub mono_ms: u64,
     pub wall_ms: i64,
 }
 
-/// What a member is told at start.
+/// What a member is told at start, whatever its quorum.
 #[derive(Debug, Clone)]
 pub struct MemberConfig {
     /// The first session id it hands out (`sessions::first_session_id`).
@@ -80,12 +69,12 @@ pub struct MemberConfig {
     pub tick_ms: u64,
     /// snapCount: a snapshot starts after a random count between half of it and all of it.
     pub snap_count: u64,
-    /// Seeds the snapshot points (the only randomness a member has).
+    /// Seeds the snapshot points (with the replica's seed, the only randomness a member has).
     pub seed: u64,
-    /// The most requests one batch (one fdatasync) takes.
+    /// The most requests one batch takes.
     pub batch_txns_max: usize,
-    /// forceSync: when false, batches are published without an fdatasync (ZooKeeper's
-    /// `zookeeper.forceSync=no`, for tests and throwaway servers).
+    /// forceSync: when false, nothing is fdatasynced (ZooKeeper's `zookeeper.forceSync=no`,
+    /// for tests and throwaway servers).
     pub force_sync: bool,
     /// znode.container.checkIntervalMs: how often containers and TTL nodes are looked at.
     pub container_check_interval_ms: u64,
@@ -95,16 +84,41 @@ pub struct MemberConfig {
     pub snap_retain_count: usize,
 }
 
+/// What a member does in its ensemble, as srvr/stat/mntr report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Standalone,
+    /// An ensemble member without a leader: it serves no client.
+    Looking,
+    Follower,
+    Leader,
+    Observer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Looking => "looking",
+            Role::Follower => "follower",
+            Role::Leader => "leader",
+            Role::Observer => "observer",
+        }
+    }
+}
+
 /// The sync handle of a device's files.
 type SyncHandleOf<D> = <<D as Device>::File as DeviceFile>::SyncHandle;
 
 /// One fdatasync for the driver to issue, covering the log up to [`SyncJob::zxid`]. It is
-/// given back, with the result, in [`Input::Synced`]: the held batch is published then.
+/// given back, with the result, in [`Input::Synced`]: what waited for it is released then.
 pub struct SyncJob<D: Device> {
     /// The segment file to fdatasync (the server opens it for io_uring by name).
     pub segment: String,
     /// The same sync as a handle that a synchronous driver (tests, the simulator) may call.
     pub request: SyncRequest<SyncHandleOf<D>>,
+    /// The replica's token, on an ensemble member.
+    pub(crate) token: Option<u64>,
 }
 
 impl<D: Device> SyncJob<D> {
@@ -127,7 +141,8 @@ impl<D: Device> std::fmt::Debug for SyncJob<D> {
 pub enum Input<D: Device> {
     /// A message from a shard.
     Shard(ToCore),
-    /// Time passed: session deadlines, the container/TTL reaper and autopurge are checked.
+    /// Time passed: session deadlines, the reaper, autopurge and the replica's limits are
+    /// checked. The server ticks at least every half tickTime (ensemble: every 50 ms).
     Tick,
     /// The fdatasync of a [`SyncJob`] completed (or failed: the member stops).
     Synced {
@@ -142,6 +157,24 @@ pub enum Input<D: Device> {
     },
     /// The job of an [`Effect::PrepareSegment`] ran.
     SegmentPrepared(io::Result<SpareSegment<D::File>>),
+    /// A ZAB message from another member.
+    Peer { from: u64, msg: Message },
+    /// A member-level message from another member (forwarded requests, touches, syncs).
+    Forward { from: u64, msg: Forward },
+    /// The link with `peer` closed or was reset, or a frame for it could not be queued.
+    PeerLost { peer: u64 },
+    /// The epoch files of an [`Effect::PersistEpochs`] were written durably (or not).
+    EpochsPersisted {
+        accepted: Epoch,
+        current: Epoch,
+        result: io::Result<()>,
+    },
+    /// The SNAP frame of an [`Effect::BuildSnap`], serialised.
+    SnapBuilt {
+        to: u64,
+        id: u64,
+        frame: Result<Vec<u8>, SnapshotError>,
+    },
 }
 
 /// Why a member stopped. The server exits and recovers from disk on restart.
@@ -149,23 +182,54 @@ pub enum Input<D: Device> {
 pub enum StopReason {
     #[error("the transaction log failed: {0}")]
     Log(#[from] LogError),
+    #[error("undecodable payload at {zxid}: {source}")]
+    Payload { zxid: Zxid, source: DecodeError },
+    #[error("undecodable txn at {zxid}: {source}")]
+    Txn { zxid: Zxid, source: DecodeError },
+    #[error("cannot write the epoch files: {0}")]
+    Epochs(io::Error),
+    #[error("the leader's SNAP at {zxid}: {source}")]
+    Snap { zxid: Zxid, source: SnapshotError },
+    #[error("cannot serialise a snapshot for SNAP: {0}")]
+    SnapBuild(SnapshotError),
 }
 
 /// What a member asks its driver to do, in order.
 #[derive(Debug)]
 pub enum Effect<D: Device> {
-    /// fdatasync the log (one for the whole batch) and give the job back as `Input::Synced`.
+    /// fdatasync the log (one for everything appended) and give the job back as
+    /// `Input::Synced`.
     Sync(SyncJob<D>),
     /// Send the batch to every shard. Everything in it is durable on this member.
     Publish(Arc<CommitBatch>),
     /// Send one message to one shard.
     Send { shard: ShardId, msg: FromCore },
+    /// Close every client connection (this member lost its leader).
+    CloseAll,
     /// Write a snapshot of this pinned version of the tree, off the hot path, and report
     /// with `Input::SnapshotWritten`. Commits continue meanwhile (the version is immutable).
     Snapshot(Tree),
     /// Run the job (it zero-fills and syncs the next log segment) off the hot path, and
     /// give its result back as `Input::SegmentPrepared`.
     PrepareSegment(SpareJob<D>),
+    /// Queue a frame for a peer; if the link cannot take it, step `Input::PeerLost`.
+    SendPeer { to: u64, frame: Vec<u8> },
+    /// Reset every peer link (a leader stepping down: its learners go Looking at once).
+    ResetPeers,
+    /// Write the epoch files durably, then step `Input::EpochsPersisted`.
+    PersistEpochs { accepted: Epoch, current: Epoch },
+    /// Serialise `snap_frame(tree, conn, zxid, keep)` off the hot path and step
+    /// `Input::SnapBuilt { to, id, .. }`; frames for `to` wait for it inside the member.
+    BuildSnap {
+        to: u64,
+        id: u64,
+        conn: u64,
+        zxid: Zxid,
+        keep: Zxid,
+        tree: Tree,
+    },
+    /// The member's role changed (for srvr/mntr and the shards' handshakes).
+    Role(Role),
     /// Stop serving: nothing more may be acknowledged.
     Stop(StopReason),
 }
@@ -180,71 +244,113 @@ pub struct Counters {
     pub refused_for_room: u64,
     /// Requests waiting for the next batch.
     pub queued: usize,
-    /// Sessions whose expiry this member tracks.
+    /// Sessions in the tree.
     pub sessions: usize,
     pub snapshots: u64,
     pub snapshots_failed: u64,
+    /// On a leader: learners connected, and followers in broadcast.
+    pub learners: usize,
+    pub synced_followers: usize,
     pub log: LogStats,
 }
 
-/// Writes refused for lack of room since the disk filled, for the rate-limited warning.
-#[derive(Debug, Clone, Copy)]
-struct Refusing {
-    since_warning: u64,
-    total: u64,
-    warned_ms: u64,
+/// A request waiting on this member: for prep (standalone, leader) or to be forwarded
+/// (learner). `route` names the member and client to answer; none for the member's own
+/// requests (expiry, the reaper).
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub route: Option<Route>,
+    pub session: SessionId,
+    pub auth: Arc<[Id]>,
+    pub op: CoreOp,
 }
 
-/// A batch appended and applied, waiting for the sync that covers it.
-#[derive(Debug)]
-struct Pending {
-    batch: CommitBatch,
-    /// Connections whose handshake the log had no room for: closed once the batch is out.
-    refused_connects: Vec<(ShardId, ConnId)>,
+/// How this member's txns become durable and committed.
+pub(crate) enum Quorum<D: Device> {
+    Alone(Alone),
+    Ensemble(Box<Replicated<D>>),
 }
 
 pub struct Member<D: Device> {
-    cfg: MemberConfig,
-    tree: Tree,
-    epoch: u32,
-    next_session: i64,
-    expiry: ExpiryQueue,
-    log: Log<D>,
+    pub(crate) cfg: MemberConfig,
+    /// Standalone: the working tree (every change appended). Ensemble: the committed tree;
+    /// a leader's working tree is in `Replicated`.
+    pub(crate) tree: Tree,
+    pub(crate) next_session: i64,
+    pub(crate) expiry: ExpiryQueue,
+    pub(crate) log: Log<D>,
     jitter: Jitter,
-    /// Transactions logged since the last snapshot began, and the count that starts the next.
-    since_snapshot: u64,
+    /// Transactions committed since the last snapshot began, and the count that starts the
+    /// next.
+    pub(crate) since_snapshot: u64,
     snapshot_after: u64,
     snapshotting: bool,
-    queue: VecDeque<CoreRequest>,
+    pub(crate) queue: VecDeque<Queued>,
     /// Which connection holds each session, so a moved session's old connection is closed.
-    owners: HashMap<SessionId, (ShardId, ConnId)>,
-    /// Set while the disk is full.
-    refusing: Option<Refusing>,
-    /// The batch whose sync is in flight; at most one.
-    unsynced: Option<Pending>,
-    effects: Vec<Effect<D>>,
+    pub(crate) owners: HashMap<SessionId, (ShardId, ConnId)>,
+    pub(crate) quorum: Quorum<D>,
+    pub(crate) effects: Vec<Effect<D>>,
     stopped: bool,
-    now: Now,
+    pub(crate) now: Now,
     next_reap_ms: u64,
     next_purge_ms: Option<u64>,
     /// Everything up to here is durable on this member: what recovery found, then each
-    /// completed sync.
-    zxid_durable: Zxid,
+    /// completed sync and each snapshot installed.
+    pub(crate) zxid_durable: Zxid,
     /// The highest zxid a published entry carried.
     zxid_published: Zxid,
-    counters: Counters,
+    pub(crate) counters: Counters,
+    /// This member's id in routes (0 standalone).
+    pub(crate) myid: u64,
 }
 
 impl<D: Device> Member<D> {
-    /// A member over a recovered tree and log; every session in the tree is given its full
-    /// timeout from `now` (ZooKeeper does the same after a restart).
+    /// A standalone member over a recovered tree and log (the snapshot with the log replayed
+    /// over it); every session in the tree is given its full timeout from `now` (ZooKeeper
+    /// does the same after a restart).
     pub fn new(cfg: MemberConfig, tree: Tree, log: Log<D>, now: Now) -> Self {
+        let mut member = Self::with_quorum(cfg, tree, log, now, 0, Quorum::Alone(Alone::new()));
+        member.track_all_sessions();
+        member
+    }
+
+    /// An ensemble member: `tree` is the newest snapshot only (never the log replayed over
+    /// it: the log may hold proposals that never committed); the replica re-commits the
+    /// log's committed prefix. It starts Looking.
+    pub fn new_ensemble(
+        cfg: MemberConfig,
+        ens: EnsembleConfig,
+        tree: Tree,
+        log: Log<D>,
+        now: Now,
+    ) -> Self {
+        let myid = ens.zab.myid;
+        let replicated = Replicated::new(ens);
+        let mut member = Self::with_quorum(
+            cfg,
+            tree,
+            log,
+            now,
+            myid,
+            Quorum::Ensemble(Box::new(replicated)),
+        );
+        member.ensemble_start();
+        member
+    }
+
+    fn with_quorum(
+        cfg: MemberConfig,
+        tree: Tree,
+        log: Log<D>,
+        now: Now,
+        myid: u64,
+        quorum: Quorum<D>,
+    ) -> Self {
         assert!(cfg.batch_txns_max > 0, "a batch takes at least one request");
         let mut jitter = Jitter::new(cfg.seed);
         let snapshot_after = jitter.snapshot_after(cfg.snap_count);
         let zxid_durable = tree.last_zxid().max(log.synced_zxid());
-        let mut member = Member {
-            epoch: tree.last_zxid().epoch(),
+        Member {
             next_session: cfg.first_session,
             expiry: ExpiryQueue::new(cfg.tick_ms),
             jitter,
@@ -253,8 +359,7 @@ impl<D: Device> Member<D> {
             snapshotting: false,
             queue: VecDeque::new(),
             owners: HashMap::new(),
-            refusing: None,
-            unsynced: None,
+            quorum,
             effects: Vec::new(),
             stopped: false,
             now,
@@ -263,15 +368,15 @@ impl<D: Device> Member<D> {
             zxid_durable,
             zxid_published: tree.last_zxid(),
             counters: Counters::default(),
+            myid,
             tree,
             log,
             cfg,
-        };
-        member.track_all_sessions();
-        member
+        }
     }
 
-    /// The working tree: every change appended, durable or not.
+    /// The tree as this member has it: standalone, every change appended; on an ensemble,
+    /// every change committed.
     pub fn tree(&self) -> &Tree {
         &self.tree
     }
@@ -284,10 +389,23 @@ impl<D: Device> Member<D> {
         self.stopped
     }
 
+    pub fn role(&self) -> Role {
+        match &self.quorum {
+            Quorum::Alone(_) => Role::Standalone,
+            Quorum::Ensemble(r) => r.role,
+        }
+    }
+
     pub fn counters(&self) -> Counters {
+        let (learners, synced_followers) = match &self.quorum {
+            Quorum::Alone(_) => (0, 0),
+            Quorum::Ensemble(r) => r.replica.learner_counts(),
+        };
         Counters {
             queued: self.queue.len(),
-            sessions: self.expiry.len(),
+            sessions: self.tree.sessions().count(),
+            learners,
+            synced_followers,
             log: self.log.stats(),
             ..self.counters
         }
@@ -300,23 +418,50 @@ impl<D: Device> Member<D> {
         if self.stopped {
             return;
         }
-        match input {
-            Input::Shard(msg) => self.on_shard(msg),
-            Input::Tick => self.on_tick(),
-            Input::Synced { job, result } => self.on_synced(job, result),
-            Input::SnapshotWritten { zxid, result } => self.on_snapshot_written(zxid, result),
-            Input::SegmentPrepared(result) => self.on_segment_prepared(result),
+        if let Err(reason) = self.dispatch(input) {
+            self.stop(reason);
         }
         self.check_invariants();
     }
 
-    /// The effects to carry out, in order. Cuts the next batch first when no sync is in
-    /// flight, so everything that arrived during a sync goes into one batch (group commit).
-    /// A driver calls this until it returns nothing, and again after each input it steps.
+    fn dispatch(&mut self, input: Input<D>) -> Result<(), StopReason> {
+        // An ensemble member hears the time before anything else: after a freeze, a leader
+        // whose followers went silent steps down before it looks at what waited.
+        self.feed_time()?;
+        match input {
+            Input::Shard(msg) => self.on_shard(msg),
+            Input::Tick => self.on_tick(),
+            Input::Synced { job, result } => return self.on_synced(job, result),
+            Input::SnapshotWritten { zxid, result } => self.on_snapshot_written(zxid, result),
+            Input::SegmentPrepared(result) => self.on_segment_prepared(result),
+            Input::Peer { from, msg } => return self.on_peer(from, msg),
+            Input::Forward { from, msg } => self.on_forward(from, msg),
+            Input::PeerLost { peer } => return self.on_peer_lost(peer),
+            Input::EpochsPersisted {
+                accepted,
+                current,
+                result,
+            } => return self.on_epochs_persisted(accepted, current, result),
+            Input::SnapBuilt { to, id, frame } => return self.on_snap_built(to, id, frame),
+        }
+        Ok(())
+    }
+
+    /// The effects to carry out, in order. Standalone, it cuts the next batch first when no
+    /// sync is in flight, so everything that arrived during a sync goes into one batch
+    /// (group commit); on an ensemble it ends the round: proposals or forwards of what is
+    /// queued, the syncs answered, the fdatasync started, the commits published. A driver
+    /// calls this until it returns nothing, and again after the inputs of each turn.
     pub fn ready(&mut self, now: Now) -> Vec<Effect<D>> {
         self.advance_time(now);
-        if !self.stopped && self.unsynced.is_none() && !self.queue.is_empty() {
-            self.cut_batch();
+        if !self.stopped {
+            let round = match self.quorum {
+                Quorum::Alone(_) => self.alone_round(),
+                Quorum::Ensemble(_) => self.ensemble_round(),
+            };
+            if let Err(reason) = round {
+                self.stop(reason);
+            }
         }
         self.check_invariants();
         std::mem::take(&mut self.effects)
@@ -333,27 +478,43 @@ impl<D: Device> Member<D> {
         self.now = now;
     }
 
+    /// Whether this member decides for the ensemble: prep, expiry, the reaper.
+    pub(crate) fn leads(&self) -> bool {
+        match &self.quorum {
+            Quorum::Alone(_) => true,
+            Quorum::Ensemble(r) => r.role == Role::Leader,
+        }
+    }
+
     fn on_shard(&mut self, msg: ToCore) {
-        let now_ms = self.now.mono_ms;
         match msg {
             ToCore::Request(req) => {
                 if req.session.0 != 0 {
-                    self.expiry.touch(req.session, now_ms);
+                    self.touch(req.session);
                 }
-                self.queue.push_back(req);
+                let server = self.myid;
+                self.queue.push_back(Queued {
+                    route: req.origin.map(|origin| Route { server, origin }),
+                    session: req.session,
+                    auth: req.auth,
+                    op: req.op,
+                });
             }
             ToCore::Touch(sessions) => {
                 for s in sessions {
-                    self.expiry.touch(s, now_ms);
+                    self.touch(s);
                 }
             }
             ToCore::Attach {
                 session,
                 shard,
                 conn,
-                ..
+                valid,
             } => {
-                self.expiry.touch(session, now_ms);
+                self.touch(session);
+                if valid {
+                    self.attach(session);
+                }
                 if let Some(old) = self.owners.insert(session, (shard, conn)) {
                     if old != (shard, conn) {
                         self.effects.push(Effect::Send {
@@ -369,30 +530,38 @@ impl<D: Device> Member<D> {
         }
     }
 
+    /// A session showed life: the member that tracks expiry (standalone, the leader)
+    /// pushes its deadline out; a learner reports it to the leader on its next tick.
+    pub(crate) fn touch(&mut self, session: SessionId) {
+        if self.leads() {
+            self.expiry.touch(session, self.now.mono_ms);
+        } else if let Quorum::Ensemble(r) = &mut self.quorum {
+            r.touched.insert(session);
+        }
+    }
+
     /// Session expiry as ZooKeeper's SessionTracker, the container/TTL reaper as its
-    /// ContainerManager, autopurge as its PurgeTxnLog timer. The expiries and deletions are
-    /// queued as requests: they go through prep like any other, which re-checks them.
+    /// ContainerManager (both only where this member decides), autopurge as its
+    /// PurgeTxnLog timer. The expiries and deletions are queued as requests: they go
+    /// through prep like any other, which re-checks them.
     fn on_tick(&mut self) {
         let now = self.now;
-        for session in self.expiry.expire(now.mono_ms) {
-            tracing::info!("session {session} expired");
-            self.queue.push_back(CoreRequest {
-                origin: None,
-                session,
-                auth: Arc::from([]),
-                op: CoreOp::Tree(Op::CloseSession { session }),
-            });
-        }
-        if now.mono_ms >= self.next_reap_ms {
-            for path in self.tree.expired_nodes(now.wall_ms) {
-                self.queue.push_back(CoreRequest {
-                    origin: None,
-                    session: SessionId(0),
+        if self.leads() {
+            for session in self.expiry.expire(now.mono_ms) {
+                tracing::info!("session {session} expired");
+                self.queue.push_back(Queued {
+                    route: None,
+                    session,
                     auth: Arc::from([]),
-                    op: CoreOp::Tree(Op::DeleteContainer { path }),
+                    op: CoreOp::Tree(Op::CloseSession { session }),
                 });
             }
-            self.next_reap_ms = now.mono_ms + self.cfg.container_check_interval_ms;
+            if now.mono_ms >= self.next_reap_ms {
+                self.next_reap_ms = now.mono_ms + self.cfg.container_check_interval_ms;
+                self.reap();
+            }
+        } else {
+            self.report_touched();
         }
         if self.next_purge_ms.is_some_and(|at| now.mono_ms >= at) {
             // Removals through the device, like the appends: a few unlink calls, and the
@@ -405,19 +574,40 @@ impl<D: Device> Member<D> {
         }
     }
 
-    fn on_synced(&mut self, job: SyncJob<D>, result: io::Result<()>) {
-        let pending = self
-            .unsynced
-            .take()
-            .expect("a sync completes only while its batch waits");
-        match self.log.sync_end(job.request, result) {
-            Ok(durable) => {
-                self.zxid_durable = self.zxid_durable.max(durable);
-                self.publish(pending);
-            }
-            // The batch is dropped unpublished: none of it may be acknowledged.
-            Err(e) => self.stop(e.into()),
+    /// Empty containers that had a child and expired TTL nodes, from the newest tree (so a
+    /// delete already proposed is not asked twice), deleted through the write path.
+    fn reap(&mut self) {
+        let paths = self.newest_tree().expired_nodes(self.now.wall_ms);
+        for path in paths {
+            tracing::debug!("reaping {path}");
+            self.queue.push_back(Queued {
+                route: None,
+                session: SessionId(0),
+                auth: Arc::from([]),
+                op: CoreOp::Tree(Op::DeleteContainer { path }),
+            });
         }
+    }
+
+    /// The tree with every change this member prepped: what the next request is checked
+    /// against.
+    pub(crate) fn newest_tree(&self) -> &Tree {
+        match &self.quorum {
+            Quorum::Ensemble(r) => r.working.as_ref().unwrap_or(&self.tree),
+            Quorum::Alone(_) => &self.tree,
+        }
+    }
+
+    fn on_synced(&mut self, job: SyncJob<D>, result: io::Result<()>) -> Result<(), StopReason> {
+        let token = job.token;
+        // A failed fdatasync stops the member: what waited for it is dropped unanswered.
+        let durable = self.log.sync_end(job.request, result)?;
+        self.zxid_durable = self.zxid_durable.max(durable);
+        match self.quorum {
+            Quorum::Alone(_) => self.alone_synced(),
+            Quorum::Ensemble(_) => self.ensemble_synced(durable, token),
+        }
+        Ok(())
     }
 
     fn on_snapshot_written(&mut self, zxid: Zxid, result: Result<SnapshotInfo, SnapshotError>) {
@@ -439,70 +629,45 @@ impl<D: Device> Member<D> {
         self.log_notices();
     }
 
-    fn stop(&mut self, reason: StopReason) {
+    pub(crate) fn stop(&mut self, reason: StopReason) {
         tracing::error!("stopping: {reason}");
         self.stopped = true;
-        self.unsynced = None;
+        if let Quorum::Alone(a) = &mut self.quorum {
+            a.unsynced = None;
+        }
         self.effects.push(Effect::Stop(reason));
     }
 
-    /// The pipeline of one batch: prep, append and apply each request, then hold the batch
-    /// for its sync (or publish it when nothing new needs one).
-    fn cut_batch(&mut self) {
-        assert!(self.unsynced.is_none(), "one batch in flight at a time");
-        let n = self.queue.len().min(self.cfg.batch_txns_max);
-        let taken: Vec<CoreRequest> = self.queue.drain(..n).collect();
-        let asked = taken.iter().filter(|r| r.origin.is_some()).count();
-        let mut entries = Vec::with_capacity(n);
-        let mut refused_connects = Vec::new();
-        for req in taken {
-            match self.prep_and_apply(req, &mut refused_connects) {
-                Ok(Some(entry)) => entries.push(entry),
-                Ok(None) => {}
-                Err(e) => return self.stop(e.into()),
-            }
-        }
-        let answered = entries.iter().filter(|e| e.origin.is_some()).count();
-        assert_eq!(
-            answered + refused_connects.len(),
-            asked,
-            "every request of a batch is answered once"
-        );
-        self.counters.batches += 1;
-        self.counters.txns += entries.len() as u64;
-        self.counters.batch_max = self.counters.batch_max.max(entries.len());
-        let pending = Pending {
-            batch: CommitBatch {
-                view: self.tree.clone(),
-                entries,
-            },
-            refused_connects,
+    /// The fdatasync of everything appended so far, unless none is needed. `Ok(None)`:
+    /// nothing is unsynced (or forceSync is off and the sync is taken as done), and the
+    /// log is durable through `log.synced_zxid()` as far as this member can make it.
+    pub(crate) fn begin_sync(&mut self, token: Option<u64>) -> Result<Option<()>, StopReason> {
+        let Some(request) = self.log.sync_begin()? else {
+            return Ok(None);
         };
         if !self.cfg.force_sync {
-            return self.publish(pending);
+            let durable = self.log.sync_end(request, Ok(()))?;
+            self.zxid_durable = self.zxid_durable.max(durable);
+            return Ok(None);
         }
-        match self.log.sync_begin() {
-            Ok(Some(request)) => {
-                let segment = self
-                    .log
-                    .segments()
-                    .last()
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default();
-                self.unsynced = Some(pending);
-                self.effects
-                    .push(Effect::Sync(SyncJob { segment, request }));
-            }
-            // Nothing was appended (syncs, refusals): what the entries carry is durable.
-            Ok(None) => self.publish(pending),
-            Err(e) => self.stop(e.into()),
-        }
+        let segment = self
+            .log
+            .segments()
+            .last()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        self.effects.push(Effect::Sync(SyncJob {
+            segment,
+            request,
+            token,
+        }));
+        Ok(Some(()))
     }
 
-    /// Hands a durable batch to the shards, then whatever its commit makes due: the
-    /// refused handshakes' closes, a snapshot, the next log segment.
-    fn publish(&mut self, pending: Pending) {
-        for entry in &pending.batch.entries {
+    /// Hands committed entries and the tree they leave to the shards, then whatever the
+    /// commit makes due: a snapshot, the next log segment.
+    pub(crate) fn publish(&mut self, batch: CommitBatch) {
+        for entry in &batch.entries {
             assert!(
                 entry.zxid >= self.zxid_published,
                 "entry at {} published after {}",
@@ -517,17 +682,15 @@ impl<D: Device> Member<D> {
             );
             self.zxid_published = entry.zxid;
         }
-        self.effects.push(Effect::Publish(Arc::new(pending.batch)));
-        for (shard, conn) in pending.refused_connects {
-            // Session 0: the connection is still in its handshake.
-            self.effects.push(Effect::Send {
-                shard,
-                msg: FromCore::CloseConnection {
-                    conn,
-                    session: SessionId(0),
-                },
-            });
-        }
+        self.counters.batches += 1;
+        self.counters.txns += batch.entries.len() as u64;
+        self.counters.batch_max = self.counters.batch_max.max(batch.entries.len());
+        self.effects.push(Effect::Publish(Arc::new(batch)));
+        self.after_commit();
+    }
+
+    /// What a commit makes due, also when it published nothing (a follower's SNAP).
+    pub(crate) fn after_commit(&mut self) {
         self.log_notices();
         self.snapshot_if_due();
         if let Some(job) = self.log.next_segment_job() {
@@ -535,8 +698,8 @@ impl<D: Device> Member<D> {
         }
     }
 
-    /// A pinned version of the tree to snapshot once enough transactions were logged since
-    /// the last one began, and none is being written.
+    /// A pinned version of the tree to snapshot once enough transactions were committed
+    /// since the last one began, and none is being written.
     fn snapshot_if_due(&mut self) {
         if self.snapshotting || self.since_snapshot < self.snapshot_after {
             return;
@@ -548,235 +711,45 @@ impl<D: Device> Member<D> {
     }
 
     /// Logs what the log reports (segments preallocated short for lack of room).
-    fn log_notices(&mut self) {
+    pub(crate) fn log_notices(&mut self) {
         while let Some(notice) = self.log.next_notice() {
             tracing::warn!("{notice}");
         }
     }
 
-    /// Appends a txn's record to the log. `Ok(false)`: the log had no room and the txn must
-    /// not be applied. Sessions being created or closed may draw on the log's free-space
-    /// reserve (`Log::append_may_use_reserve`): on a full disk clients can still connect
-    /// and read, also after a restart, and expired sessions still go.
-    fn log_txn(&mut self, zxid: Zxid, record: &[u8], session_txn: bool) -> Result<bool, LogError> {
-        assert!(
-            zxid > self.log.last_zxid(),
-            "zxid {zxid} not after {}",
-            self.log.last_zxid()
-        );
-        let wall_ms = self.now.wall_ms;
-        let appended = if session_txn {
-            self.log.append_may_use_reserve(zxid, wall_ms, record)
-        } else {
-            self.log.append(zxid, wall_ms, record)
-        };
-        match appended {
-            Ok(()) => {
-                self.since_snapshot += 1;
-                if let Some(r) = self.refusing.take() {
-                    tracing::warn!(
-                        "the log has room again: writes resume ({} refused while the disk was full)",
-                        r.total
-                    );
-                }
-                Ok(true)
-            }
-            Err(e) if e.is_no_space() => {
-                self.refused(&e);
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Counts a refusal; warns at the first and then every `REFUSAL_WARN_INTERVAL_MS`.
-    fn refused(&mut self, e: &LogError) {
-        let now_ms = self.now.mono_ms;
-        self.counters.refused_for_room += 1;
-        let r = self.refusing.get_or_insert(Refusing {
-            since_warning: 0,
-            total: 0,
-            warned_ms: 0,
-        });
-        r.since_warning += 1;
-        r.total += 1;
-        if r.total == 1 || now_ms.saturating_sub(r.warned_ms) >= REFUSAL_WARN_INTERVAL_MS {
-            tracing::warn!(
-                "refusing writes ({} since the last warning, {} in all) with THROTTLEDOP: {e}",
-                r.since_warning,
-                r.total
-            );
-            r.since_warning = 0;
-            r.warned_ms = now_ms;
-        }
-    }
-
-    /// The answer to a request the log had no room for: nothing changed, so it carries the
-    /// last zxid and triggers no watch.
-    fn refused_entry(&self, origin: Option<Origin>) -> Committed {
-        Committed {
-            zxid: self.tree.last_zxid(),
-            origin,
-            outcome: Outcome::Applied(Applied {
-                result: OpResult::Error(REFUSED_FOR_ROOM),
-                triggers: Vec::new(),
-                stale: false,
-            }),
-            closed_session: None,
-        }
-    }
-
-    fn next_zxid(&self) -> Zxid {
-        let last = self.tree.last_zxid();
-        if last.epoch() < self.epoch {
-            Zxid::new(self.epoch, 1)
-        } else {
-            last.next()
-        }
-    }
-
-    /// One request through prep, the log and apply; returns its entry (none for a new
-    /// session the log had no room for: its connection is to be closed instead).
-    fn prep_and_apply(
+    /// A session was created by a committed txn: its expiry is tracked where this member
+    /// decides, and the connection that asked for it owns it.
+    pub(crate) fn session_created(
         &mut self,
-        req: CoreRequest,
-        refused_connects: &mut Vec<(ShardId, ConnId)>,
-    ) -> Result<Option<Committed>, LogError> {
-        let CoreRequest {
-            origin,
-            session,
-            auth,
-            op,
-        } = req;
-        let zxid = self.next_zxid();
-        let wall_ms = self.now.wall_ms;
-        let op = match op {
-            CoreOp::Sync { path } => {
-                return Ok(Some(Committed {
-                    zxid: self.tree.last_zxid(),
-                    origin,
-                    outcome: Outcome::Synced { path },
-                    closed_session: None,
-                }));
-            }
-            CoreOp::CreateSession { timeout_ms } => {
-                return self.create_session(origin, &auth, timeout_ms, zxid, refused_connects);
-            }
-            CoreOp::Tree(op) => op,
-        };
-        let closes = match &op {
-            Op::CloseSession { session } => Some(*session),
-            _ => None,
-        };
-        let txn = if origin.is_some() && !self.tree.session_exists(session) {
-            Txn::Error(ErrorCode::SESSION_EXPIRED)
-        } else {
-            self.tree.prepare(
-                &op,
-                &PrepContext {
-                    session,
-                    auth: &auth,
-                    zxid,
-                    time_ms: wall_ms,
-                },
-            )
-        };
-        if !self.log_txn(zxid, &txn.to_bytes(), closes.is_some())? {
-            if let (Some(s), None) = (closes, origin) {
-                self.rearm_refused_expiry(s);
-            }
-            return Ok(Some(self.refused_entry(origin)));
-        }
-        let applied = self.tree.apply(zxid, wall_ms, &txn);
-        let closed_session = match closes {
-            Some(s) if !self.tree.session_exists(s) => {
-                self.expiry.remove(s);
-                self.owners.remove(&s);
-                Some(s)
-            }
-            _ => None,
-        };
-        Ok(Some(Committed {
-            zxid,
-            origin,
-            outcome: Outcome::Applied(applied),
-            closed_session,
-        }))
-    }
-
-    fn create_session(
-        &mut self,
-        origin: Option<Origin>,
-        auth: &[zoocore_proto::Id],
+        session: SessionId,
         timeout_ms: i32,
-        zxid: Zxid,
-        refused_connects: &mut Vec<(ShardId, ConnId)>,
-    ) -> Result<Option<Committed>, LogError> {
-        let new = SessionId(self.next_session);
-        let wall_ms = self.now.wall_ms;
-        let txn = self.tree.prepare(
-            &Op::CreateSession {
-                session: new,
-                timeout_ms,
-            },
-            &PrepContext {
-                session: new,
-                auth,
-                zxid,
-                time_ms: wall_ms,
-            },
-        );
-        if !self.log_txn(zxid, &txn.to_bytes(), true)? {
-            // The handshake has no error code to carry (ConnectResponse has none): close
-            // the connection, as ZooKeeper does with a handshake it cannot serve; the
-            // client reconnects.
-            if let Some(o) = origin {
-                refused_connects.push((o.shard, o.conn));
-            }
-            return Ok(None);
-        }
-        self.next_session += 1;
-        self.tree.apply(zxid, wall_ms, &txn);
+        origin: Option<Origin>,
+    ) {
         self.expiry
-            .add(new, timeout_ms.max(0) as u32, self.now.mono_ms);
+            .add(session, timeout_ms.max(0) as u32, self.now.mono_ms);
         if let Some(o) = origin {
-            self.owners.insert(new, (o.shard, o.conn));
-        }
-        Ok(Some(Committed {
-            zxid,
-            origin,
-            outcome: Outcome::SessionCreated {
-                session: new,
-                timeout_ms,
-            },
-            closed_session: None,
-        }))
-    }
-
-    /// An expiry the log had no room for: the session is still in the tree, so it must come
-    /// due again (its deadline was taken off the queue when it expired).
-    fn rearm_refused_expiry(&mut self, session: SessionId) {
-        let timeout = self
-            .tree
-            .sessions()
-            .find(|(id, _)| *id == session)
-            .map(|(_, t)| t);
-        if let Some(timeout) = timeout {
-            self.expiry
-                .add(session, timeout.max(0) as u32, self.now.mono_ms);
+            self.owners.insert(session, (o.shard, o.conn));
         }
     }
 
-    /// Arms expiry for every session in the tree (after a restart).
-    fn track_all_sessions(&mut self) {
+    /// A session was closed by a committed txn (closeSession or expiry).
+    pub(crate) fn session_closed(&mut self, session: SessionId) {
+        self.expiry.remove(session);
+        self.owners.remove(&session);
+    }
+
+    /// Arms expiry for every session in the tree (after a restart, or on taking over as
+    /// leader: ZooKeeper's leader gives every session a fresh timeout).
+    pub(crate) fn track_all_sessions(&mut self) {
+        self.expiry = ExpiryQueue::new(self.cfg.tick_ms);
         let sessions: Vec<_> = self.tree.sessions().collect();
         for (s, timeout) in sessions {
             self.expiry.add(s, timeout.max(0) as u32, self.now.mono_ms);
         }
     }
 
-    /// The pipeline's invariants between steps; a walk over the pending batch, so debug
-    /// builds only (the per-append and per-publish assertions stay on in release).
+    /// The pipeline's invariants between steps; debug builds only (the per-append and
+    /// per-publish assertions stay on in release).
     fn check_invariants(&self) {
         if !cfg!(debug_assertions) {
             return;
@@ -788,30 +761,57 @@ impl<D: Device> Member<D> {
             self.log.last_zxid()
         );
         assert!(
-            self.zxid_published <= self.tree.last_zxid(),
-            "published {} past the working tree {}",
+            self.zxid_published <= self.newest_tree().last_zxid(),
+            "published {} past the newest tree {}",
             self.zxid_published,
-            self.tree.last_zxid()
+            self.newest_tree().last_zxid()
         );
-        if let Some(p) = &self.unsynced {
-            assert!(self.cfg.force_sync, "a batch awaits a sync that is off");
-            assert!(!self.stopped, "a stopped member holds no batch");
-            let mut last = self.zxid_published;
-            for e in &p.batch.entries {
-                assert!(e.zxid >= last, "entry at {} after {last}", e.zxid);
-                last = e.zxid;
+        match &self.quorum {
+            Quorum::Alone(a) => a.check_invariants(self),
+            Quorum::Ensemble(r) => r.check_invariants(self),
+        }
+    }
+}
+
+/// One request through ZooKeeper's prep on `tree` (the newest tree: every change prepped
+/// before it included), at `zxid`; `new_session` is the id a createSession gets. A client's
+/// request of a session that does not exist (expired, or closed) is SESSIONEXPIRED.
+pub(crate) fn prep(
+    tree: &Tree,
+    q: &Queued,
+    new_session: SessionId,
+    zxid: Zxid,
+    wall_ms: i64,
+) -> Txn {
+    match &q.op {
+        CoreOp::CreateSession { timeout_ms } => tree.prepare(
+            &Op::CreateSession {
+                session: new_session,
+                timeout_ms: *timeout_ms,
+            },
+            &PrepContext {
+                session: new_session,
+                auth: &q.auth,
+                zxid,
+                time_ms: wall_ms,
+            },
+        ),
+        CoreOp::Tree(op) => {
+            if q.route.is_some() && !tree.session_exists(q.session) {
+                Txn::Error(ErrorCode::SESSION_EXPIRED)
+            } else {
+                tree.prepare(
+                    op,
+                    &PrepContext {
+                        session: q.session,
+                        auth: &q.auth,
+                        zxid,
+                        time_ms: wall_ms,
+                    },
+                )
             }
-            assert_eq!(
-                p.batch.view.last_zxid(),
-                self.tree.last_zxid(),
-                "the working tree moved while a batch awaits its sync"
-            );
         }
-        if self.stopped {
-            assert!(
-                self.effects.iter().all(|e| !matches!(e, Effect::Sync(_))),
-                "a stopped member asks for no sync"
-            );
-        }
+        // Callers answer syncs before prep; were one to get here it changes nothing.
+        CoreOp::Sync { .. } => Txn::Error(ErrorCode::BAD_ARGUMENTS),
     }
 }

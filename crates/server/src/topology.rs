@@ -22,17 +22,18 @@ use glommio::channels::shared_channel::{
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
-use zoocore_member::{Effect, Input, Member, MemberConfig, Now};
+use zoocore_member::{Effect, Input, Member, MemberConfig, Now, Role};
 use zoocore_storage::FileDevice;
 use zoocore_tree::Tree;
 
 use crate::config::Config;
 use crate::durable::{self, Syncer};
+use crate::ensemble::Event;
 use crate::msg::{FromCore, ToCore};
 use crate::reports::Reports;
 use crate::sessions::first_session_id;
 use crate::shard::Shard;
-use crate::stats::{unix_ms, ServerStats};
+use crate::stats::{set_mode, unix_ms, Mode, ServerStats};
 use crate::views::Views;
 use crate::{conn, limits};
 
@@ -158,18 +159,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, 0))
         .name(&name)
         .spawn(move || async move {
-            if core_cfg.ensemble.is_some() {
-                crate::ensemble::core_main(
-                    core_cfg,
-                    core_stats,
-                    recovered,
-                    to_core_rx,
-                    from_core_tx,
-                )
-                .await
-            } else {
-                core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx).await
-            }
+            core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx).await
         })
         .map_err(|e| StartError::Executor {
             name: name.clone(),
@@ -262,6 +252,11 @@ struct CoreDriver {
     senders: Vec<ConnectedSender<FromCore>>,
     dev: FileDevice,
     stats: Arc<ServerStats>,
+    data_dir: std::path::PathBuf,
+    /// Taken while its fdatasync is in flight (the member asks for one at a time).
+    syncer: RefCell<Option<Syncer>>,
+    /// An ensemble member's links to the other members.
+    peers: Option<RefCell<crate::peer::Peers>>,
     /// Wakes the effect loop after an input that may have given the member work.
     wake: local_channel::LocalSender<()>,
 }
@@ -273,10 +268,10 @@ impl CoreDriver {
     }
 }
 
-/// The standalone core executor: a driver around the member that only carries out its
-/// effects (timers, the fdatasync through io_uring, the blocking pool for snapshots and
-/// segments, channels to shards) and holds no decision. (An ensemble member runs
-/// `ensemble::core_main` instead.)
+/// The core executor: a driver around the member, standalone or ensemble alike, that only
+/// carries out its effects (timers, the fdatasync through io_uring, the blocking pool for
+/// snapshots, segments and SNAPs, channels to shards, peer links, epoch files) and holds no
+/// decision.
 async fn core_main(
     cfg: Arc<Config>,
     stats: Arc<ServerStats>,
@@ -286,8 +281,9 @@ async fn core_main(
 ) {
     let clock = Clock(Instant::now());
     let dev = recovered.log.device().clone();
+    let myid = cfg.ensemble.as_ref().map_or(0, |e| e.myid);
     let member_cfg = MemberConfig {
-        first_session: first_session_id(0, unix_ms()),
+        first_session: first_session_id(myid as u8, unix_ms()),
         tick_ms: u64::from(cfg.tick_time_ms),
         snap_count: cfg.snap_count,
         // ZooKeeper seeds its snapshot point from the clock too.
@@ -298,7 +294,22 @@ async fn core_main(
         purge_interval_ms: cfg.purge_interval_hours.saturating_mul(3_600_000),
         snap_retain_count: cfg.snap_retain_count,
     };
-    let member = Member::new(member_cfg, recovered.tree, recovered.log, clock.now());
+    let (member, peers, events, tick) = if cfg.ensemble.is_some() {
+        let start = crate::ensemble::start(&cfg, &recovered, unix_ms());
+        let member = Member::new_ensemble(
+            member_cfg,
+            start.ens,
+            start.tree,
+            recovered.log,
+            clock.now(),
+        );
+        let tick = crate::ensemble::sub_tick_ms(cfg.tick_time_ms);
+        (member, Some(start.peers), Some(start.events), tick)
+    } else {
+        let member = Member::new(member_cfg, recovered.tree, recovered.log, clock.now());
+        let tick = u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2;
+        (member, None, None, tick)
+    };
     publish_counters(&member, &stats);
 
     let (senders, rxs) = connect_core_channels(rxs, txs).await;
@@ -309,6 +320,12 @@ async fn core_main(
         senders,
         dev,
         stats,
+        data_dir: cfg.data_dir.clone(),
+        syncer: RefCell::new(Some(Syncer::new(
+            &cfg.data_log_dir,
+            cfg.fsync_warning_threshold_ms,
+        ))),
+        peers: peers.map(RefCell::new),
         wake: wake_tx,
     });
 
@@ -321,24 +338,44 @@ async fn core_main(
         })
         .detach();
     }
-
-    // Session expiry, the reaper and autopurge are the member's; it only needs to hear
-    // that time passed.
+    if let Some(events) = events {
+        let driver = driver.clone();
+        glommio::spawn_local(async move {
+            while let Some(event) = events.recv().await {
+                driver.step(match event {
+                    Event::Peer { from, msg } => Input::Peer { from, msg },
+                    Event::Forward { from, msg } => Input::Forward { from, msg },
+                    Event::LinkDown { peer } => Input::PeerLost { peer },
+                });
+            }
+        })
+        .detach();
+    }
     {
         let driver = driver.clone();
-        let tick = Duration::from_millis(u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2);
+        let tick = Duration::from_millis(tick);
         glommio::spawn_local(async move {
+            // Ticks at fixed instants: sleeping a tick after each one would add the timer's
+            // lateness 200 times over an ensemble's sync limit. After a stall (a frozen
+            // process), the missed ticks are skipped rather than burst: one tick carries
+            // the whole stall.
+            let mut next = Instant::now() + tick;
             loop {
-                glommio::timer::sleep(tick).await;
+                glommio::timer::sleep(next.saturating_duration_since(Instant::now())).await;
+                next += tick;
+                let now = Instant::now();
+                if next <= now {
+                    next = now + tick;
+                }
                 driver.step(Input::Tick);
             }
         })
         .detach();
     }
 
-    // One round of effects per wake-up. While a batch's fdatasync is in flight the
-    // receivers keep stepping requests in, and the member's next batch takes them all.
-    let mut syncer = Syncer::new(&cfg.data_log_dir, cfg.fsync_warning_threshold_ms);
+    // One round of effects per wake-up. While an fdatasync is in flight the other tasks
+    // keep stepping inputs in, and the member groups what they bring.
+    let _ = driver.wake.try_send(());
     while wake_rx.recv().await.is_some() {
         loop {
             let effects = driver.member.borrow_mut().ready(clock.now());
@@ -346,7 +383,7 @@ async fn core_main(
                 break;
             }
             for effect in effects {
-                carry_out(&driver, &mut syncer, effect).await;
+                carry_out(&driver, effect).await;
             }
             publish_counters(&driver.member.borrow(), &driver.stats);
             glommio::yield_if_needed().await;
@@ -355,12 +392,22 @@ async fn core_main(
 }
 
 /// Carries out one effect of the member.
-async fn carry_out(driver: &Rc<CoreDriver>, syncer: &mut Syncer, effect: Effect<FileDevice>) {
+async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
     match effect {
         Effect::Sync(job) => {
-            let result = syncer.sync(&job.segment).await;
-            syncer.stats.publish(&driver.stats.core);
-            driver.step(Input::Synced { job, result });
+            let mut syncer = driver
+                .syncer
+                .borrow_mut()
+                .take()
+                .expect("the member asks for one fdatasync at a time");
+            let driver = driver.clone();
+            glommio::spawn_local(async move {
+                let result = syncer.sync(&job.segment).await;
+                syncer.stats.publish(&driver.stats.core);
+                *driver.syncer.borrow_mut() = Some(syncer);
+                driver.step(Input::Synced { job, result });
+            })
+            .detach();
         }
         Effect::Publish(batch) => {
             for s in &driver.senders {
@@ -369,6 +416,11 @@ async fn carry_out(driver: &Rc<CoreDriver>, syncer: &mut Syncer, effect: Effect<
         }
         Effect::Send { shard, msg } => {
             let _ = driver.senders[shard].send(msg).await;
+        }
+        Effect::CloseAll => {
+            for s in &driver.senders {
+                let _ = s.send(FromCore::CloseAll).await;
+            }
         }
         Effect::Snapshot(tree) => {
             let driver = driver.clone();
@@ -389,6 +441,55 @@ async fn carry_out(driver: &Rc<CoreDriver>, syncer: &mut Syncer, effect: Effect<
             })
             .detach();
         }
+        Effect::SendPeer { to, frame } => {
+            let sent = driver
+                .peers
+                .as_ref()
+                .is_some_and(|p| p.borrow_mut().send(to, frame));
+            if !sent {
+                // A full queue resets that link: the member hears it lost.
+                driver.step(Input::PeerLost { peer: to });
+            }
+        }
+        Effect::ResetPeers => {
+            if let Some(p) = &driver.peers {
+                p.borrow_mut().reset_all();
+            }
+        }
+        Effect::PersistEpochs { accepted, current } => {
+            // A few bytes and an fsync, rare (an election): done here, as ZooKeeper does.
+            let result = crate::ensemble::write_epochs(&driver.data_dir, accepted, current);
+            driver.step(Input::EpochsPersisted {
+                accepted,
+                current,
+                result,
+            });
+        }
+        Effect::BuildSnap {
+            to,
+            id,
+            conn,
+            zxid,
+            keep,
+            tree,
+        } => {
+            let driver = driver.clone();
+            // A large tree takes a while to serialise: the core keeps serving meanwhile.
+            glommio::spawn_local(async move {
+                let frame = glommio::executor()
+                    .spawn_blocking(move || zoocore_member::snap_frame(&tree, conn, zxid, keep))
+                    .await;
+                driver.step(Input::SnapBuilt { to, id, frame });
+            })
+            .detach();
+        }
+        Effect::Role(role) => set_mode(match role {
+            Role::Standalone => Mode::Standalone,
+            Role::Looking => Mode::Looking,
+            Role::Follower => Mode::Follower,
+            Role::Leader => Mode::Leader,
+            Role::Observer => Mode::Observer,
+        }),
         // The member logged why. Nothing more may be acknowledged; on restart the server
         // recovers what was durable.
         Effect::Stop(_) => std::process::exit(3),
@@ -416,15 +517,6 @@ async fn write_snapshot_off_core(
     result
 }
 
-/// The ensemble driver's snapshots: the same writer, with a flag instead of a completion.
-pub(crate) fn spawn_snapshot(dev: FileDevice, tree: Tree, running: Rc<std::cell::Cell<bool>>) {
-    glommio::spawn_local(async move {
-        let _ = write_snapshot_off_core(dev, tree).await;
-        running.set(false);
-    })
-    .detach();
-}
-
 fn publish_counters(member: &Member<FileDevice>, stats: &ServerStats) {
     let tree = member.tree();
     let counters = member.counters();
@@ -449,6 +541,11 @@ fn publish_counters(member: &Member<FileDevice>, stats: &ServerStats) {
     stats.core.queued.store(counters.queued as u64, Relaxed);
     stats.core.log_records.store(counters.log.records, Relaxed);
     stats.core.log_syncs.store(counters.log.syncs, Relaxed);
+    stats.core.learners.store(counters.learners as u64, Relaxed);
+    stats
+        .core
+        .synced_followers
+        .store(counters.synced_followers as u64, Relaxed);
 }
 
 /// The client port's listening socket of one shard: SO_REUSEPORT so every shard listens on
