@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
 use zoocore_storage::{Device, SnapshotError};
-use zoocore_tree::{Tree, Txn};
+use zoocore_tree::{Applied, Tree, Txn};
 use zoocore_zab::{
     Action, Config as ZabConfig, Durable, Epoch, Input as ZabInput, Message, Replica,
 };
@@ -76,6 +76,10 @@ pub(crate) struct Replicated<D: Device> {
     leader: Option<u64>,
     /// Leader only: the committed tree plus every outstanding proposal.
     pub(crate) working: Option<Tree>,
+    /// Leader only: each outstanding proposal's result and the working tree just after it,
+    /// in zxid order. Its commit takes them instead of applying the txn again: the leader
+    /// applies each txn once (a version of a persistent tree costs an O(1) clone).
+    proposed: VecDeque<(Zxid, Tree, Txn, Applied)>,
     /// Leader only: re-arm every session's expiry when the working tree is first built.
     takeover: bool,
     /// Learner: sessions that showed life since the last report to the leader.
@@ -114,6 +118,7 @@ impl<D: Device> Replicated<D> {
             role: Role::Looking,
             leader: None,
             working: None,
+            proposed: VecDeque::new(),
             takeover: false,
             touched: HashSet::new(),
             syncs: Vec::new(),
@@ -145,6 +150,21 @@ impl<D: Device> Replicated<D> {
                 w.last_zxid(),
                 member.tree.last_zxid()
             );
+        } else {
+            assert!(
+                self.proposed.is_empty(),
+                "proposals kept without a working tree"
+            );
+        }
+        let mut last = member.tree.last_zxid();
+        for (zxid, tree, _, _) in &self.proposed {
+            assert!(*zxid > last, "proposal {zxid} not after {last}");
+            assert_eq!(
+                tree.last_zxid(),
+                *zxid,
+                "the tree kept with proposal {zxid}"
+            );
+            last = *zxid;
         }
     }
 }
@@ -499,6 +519,7 @@ impl<D: Device> Member<D> {
                 r.leader = None;
                 r.session_owner.clear();
                 r.working = None;
+                r.proposed.clear();
                 r.syncs.clear();
                 r.remote_syncs.clear();
                 r.round_confirmed = 0;
@@ -515,6 +536,7 @@ impl<D: Device> Member<D> {
                 r.leader = Some(myid);
                 r.session_owner.clear();
                 r.working = None;
+                r.proposed.clear();
                 r.takeover = true;
                 r.round_confirmed = 0;
                 self.set_role(Role::Leader);
@@ -541,8 +563,18 @@ impl<D: Device> Member<D> {
     fn commit(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), StopReason> {
         let (route, time_ms, txn_bytes) =
             decode_payload(data).map_err(|source| StopReason::Payload { zxid, source })?;
-        let txn = Txn::from_bytes(txn_bytes).map_err(|source| StopReason::Txn { zxid, source })?;
-        let applied = self.tree.apply(zxid, time_ms, &txn);
+        let (txn, applied) = match self.take_proposed(zxid) {
+            Some((tree, txn, applied)) => {
+                self.tree = tree;
+                (txn, applied)
+            }
+            None => {
+                let txn = Txn::from_bytes(txn_bytes)
+                    .map_err(|source| StopReason::Txn { zxid, source })?;
+                let applied = self.tree.apply(zxid, time_ms, &txn);
+                (txn, applied)
+            }
+        };
         self.since_snapshot += 1;
         let origin = route.filter(|r| r.server == self.myid).map(|r| r.origin);
         let leads = self.leads();
@@ -579,6 +611,22 @@ impl<D: Device> Member<D> {
         Ok(())
     }
 
+    /// The leader's own result of proposal `zxid`, if it is the next one it proposed.
+    /// Anything older left over was never committed by this leadership, so it is dropped.
+    fn take_proposed(&mut self, zxid: Zxid) -> Option<(Tree, Txn, Applied)> {
+        let r = self.ens();
+        while r.proposed.front().is_some_and(|p| p.0 < zxid) {
+            r.proposed.pop_front();
+        }
+        if r.proposed.front().is_some_and(|p| p.0 == zxid) {
+            return r
+                .proposed
+                .pop_front()
+                .map(|(_, tree, txn, a)| (tree, txn, a));
+        }
+        None
+    }
+
     fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), StopReason> {
         let snap = |source| StopReason::Snap { zxid, source };
         let loaded = zoocore_storage::decode_snapshot("SNAP", data).map_err(snap)?;
@@ -590,6 +638,7 @@ impl<D: Device> Member<D> {
         self.zxid_durable = self.zxid_durable.max(zxid);
         let r = self.ens();
         r.working = None;
+        r.proposed.clear();
         r.view_changed = true;
         r.inputs.push_back(ZabInput::SnapshotInstalled { zxid });
         Ok(())
@@ -668,14 +717,15 @@ impl<D: Device> Member<D> {
                 txn
             };
             let bytes = txn.to_bytes();
-            self.ens()
-                .working
-                .as_mut()
-                .expect("built above")
-                .apply(zxid, wall, &txn);
+            let r = self.ens();
+            let working = r.working.as_mut().expect("built above");
+            let applied = working.apply(zxid, wall, &txn);
+            let after = working.clone();
+            r.proposed.push_back((zxid, after, txn, applied));
             let data = encode_payload(q.route.as_ref(), wall, &bytes);
             self.replica_step(ZabInput::Propose { zxid, data })?;
             if self.ens().working.is_none() {
+                self.ens().proposed.clear();
                 // The proposal made this leader step down (its log failed a check, or
                 // it heard of a newer epoch): what is left waits for the next leader.
                 break;
