@@ -480,6 +480,7 @@ impl<D: Device> Member<D> {
             Action::Append { zxid, data } => {
                 let (_, time_ms, txn) =
                     decode_payload(&data).map_err(|source| StopReason::Payload { zxid, source })?;
+                self.drop_empty_stale_segment()?;
                 self.log.append(zxid, time_ms, txn)?;
             }
             Action::Truncate { after } => {
@@ -555,6 +556,25 @@ impl<D: Device> Member<D> {
                 let r = self.ens();
                 r.round_confirmed = r.round_confirmed.max(round);
             }
+        }
+        Ok(())
+    }
+
+    /// A segment is named for the zxid of its first record. A crash that lost every record
+    /// of the newest segment (none was synced) leaves it empty, named for a zxid the log no
+    /// longer has; a learner's next append may be any zxid (after a SNAP or a new epoch),
+    /// and appending it there would make the name lie about the first record, which
+    /// recovery refuses (found by the member simulator). Such a segment is dropped, so the
+    /// append creates one named for its own zxid.
+    fn drop_empty_stale_segment(&mut self) -> Result<(), StopReason> {
+        let last = self.log.last_zxid();
+        if self
+            .log
+            .segments()
+            .last()
+            .is_some_and(|s| s.first_zxid > last)
+        {
+            self.log.truncate_after(last)?;
         }
         Ok(())
     }
