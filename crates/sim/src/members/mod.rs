@@ -334,7 +334,11 @@ impl MemberSim {
     fn advance(&mut self) -> Step {
         self.now += STEP_MS;
         self.wake_up()?;
-        for (member, peer) in self.net.notices_due(self.now) {
+        let slots = &self.slots;
+        let notices = self.net.notices_due(self.now, |m| {
+            slots[&m].running() || slots[&m].member.is_none()
+        });
+        for (member, peer) in notices {
             if self.slots[&member].running() {
                 self.step(member, Input::PeerLost { peer });
             }

@@ -55,31 +55,48 @@ impl Net {
         out
     }
 
-    /// Breaks the connection between `a` and `b` in both directions until `until`.
+    /// Breaks the connection between `a` and `b` in both directions until `until`. Each end
+    /// notices soon, or (a cut that sends no reset) only when the link comes back: then it
+    /// hears `PeerLost` before any frame of the new connection, as a real end does when its
+    /// next write meets the reset. Meanwhile only ZAB's own timeouts tell.
     pub fn break_link(&mut self, rng: &mut Rng, now: u64, a: u64, b: u64, until: u64) {
+        let silent = rng.below(2) == 0;
+        self.cut(rng, now, a, b, until, silent);
+    }
+
+    fn cut(&mut self, rng: &mut Rng, now: u64, a: u64, b: u64, until: u64, silent: bool) {
         for key in [(a, b), (b, a)] {
             let link = self.links.entry(key).or_default();
             link.frames.clear();
             link.down_until = link.down_until.max(until);
         }
-        self.notices
-            .push((now + 1 + rng.below(NOTICE_MS_MAX), a, b));
-        self.notices
-            .push((now + 1 + rng.below(NOTICE_MS_MAX), b, a));
+        for (member, peer) in [(a, b), (b, a)] {
+            let due = if silent {
+                until
+            } else {
+                now + 1 + rng.below(NOTICE_MS_MAX)
+            };
+            self.notices.push((due, member, peer));
+        }
     }
 
-    /// Every link of `id` (a crash).
+    /// Every link of `id` (a crash, or a leader resetting its links): the sockets close
+    /// with a reset, so the other ends notice soon.
     pub fn isolate(&mut self, rng: &mut Rng, now: u64, id: u64, members: &[u64], until: u64) {
         for &other in members {
             if other != id {
-                self.break_link(rng, now, id, other, until);
+                self.cut(rng, now, id, other, until, false);
             }
         }
     }
 
-    /// Lost links due by `now`, as `(member, peer)`.
-    pub fn notices_due(&mut self, now: u64) -> Vec<(u64, u64)> {
-        let (due, later): (Vec<_>, Vec<_>) = self.notices.drain(..).partition(|n| n.0 <= now);
+    /// Lost links due by `now`, as `(member, peer)`, except for members that cannot take
+    /// them now (paused): they wait.
+    pub fn notices_due(&mut self, now: u64, can_take: impl Fn(u64) -> bool) -> Vec<(u64, u64)> {
+        let (due, later): (Vec<_>, Vec<_>) = self
+            .notices
+            .drain(..)
+            .partition(|n| n.0 <= now && can_take(n.1));
         self.notices = later;
         due.into_iter().map(|(_, m, p)| (m, p)).collect()
     }
@@ -88,6 +105,9 @@ impl Net {
     pub fn heal(&mut self, now: u64) {
         for link in self.links.values_mut() {
             link.down_until = link.down_until.min(now);
+        }
+        for notice in &mut self.notices {
+            notice.0 = notice.0.min(now);
         }
     }
 }
