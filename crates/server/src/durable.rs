@@ -1,11 +1,10 @@
-//! The server's side of durability: recovery at start, the log's fdatasync issued through
-//! io_uring on the ZAB core, background snapshots and purges.
+//! The server's side of durability: recovery at start and the log's fdatasync issued through
+//! io_uring on the core executor.
 //!
-//! crates/storage owns the formats and never does IO scheduling; this module decides when
-//! and where: the fdatasync of a batch is awaited on the ZAB core (which keeps taking
-//! requests meanwhile, so the next batch groups everything that arrived during the sync);
-//! snapshots of a pinned tree version are written on glommio's blocking pool, so a large
-//! snapshot's writes and fsync never stall the core.
+//! crates/storage owns the formats and crates/member decides when to sync, snapshot and
+//! purge; this module carries out the IO: the fdatasync of a batch is awaited on the core
+//! (which keeps taking requests meanwhile, so the next batch groups everything that arrived
+//! during the sync).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -158,26 +157,6 @@ impl FsyncStats {
     }
 }
 
-/// A small xorshift generator for the randomised snapshot point; seeded from the clock, as
-/// ZooKeeper's `Random` is.
-pub struct Jitter(u64);
-
-impl Jitter {
-    pub fn new(seed: u64) -> Self {
-        Jitter(seed | 1)
-    }
-
-    /// The txn count at which the next snapshot starts: snapCount/2 plus a random part of
-    /// snapCount/2 (SyncRequestProcessor.shouldSnapshot).
-    pub fn snapshot_after(&mut self, snap_count: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let half = (snap_count / 2).max(1);
-        half + self.0 % half
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,13 +170,5 @@ mod tests {
         let err = check_writable(&dir.join("missing")).expect_err("no such directory");
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         std::fs::remove_dir(&dir).expect("empty, removed");
-    }
-
-    #[test]
-    fn snapshot_points_fall_in_the_second_half() {
-        let mut j = Jitter::new(42);
-        let points: Vec<u64> = (0..100).map(|_| j.snapshot_after(1000)).collect();
-        assert!(points.iter().all(|&p| (500..1000).contains(&p)));
-        assert!(points.iter().any(|&p| p != points[0]), "randomised");
     }
 }

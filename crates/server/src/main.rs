@@ -7,7 +7,6 @@ mod admin;
 mod budget;
 mod config;
 mod conn;
-mod core;
 mod durable;
 mod ensemble;
 mod forward;

@@ -2,9 +2,11 @@
 //! and the channels between them, all created before any executor starts
 //! (glommio's examples/sharding.rs).
 //!
-//! One ZAB executor (the core) and `shards` session executors. With pinning on, executors
-//! are pinned to CPUs of the process's affinity mask, so `taskset -c 1 zoocore` runs all of it
-//! on CPU 1; with pinning off they float, for several servers sharing a small machine.
+//! One core executor and `shards` session executors. The standalone core executor is a
+//! driver around `zoocore_member::Member`: it stamps inputs with the time and carries out the
+//! member's effects, deciding nothing itself. With pinning on, executors are pinned to CPUs
+//! of the process's affinity mask, so `taskset -c 1 zoocore` runs all of it on CPU 1; with
+//! pinning off they float, for several servers sharing a small machine.
 
 use std::cell::RefCell;
 use std::net::TcpListener as StdListener;
@@ -20,16 +22,18 @@ use glommio::channels::shared_channel::{
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
+use zoocore_member::{Effect, Input, Member, MemberConfig, Now, Role};
+use zoocore_storage::FileDevice;
 use zoocore_tree::Tree;
 
 use crate::config::Config;
-use crate::core::Core;
-use crate::durable::{self, Jitter, Syncer};
+use crate::durable::{self, Syncer};
+use crate::ensemble::Event;
 use crate::msg::{FromCore, ToCore};
 use crate::reports::Reports;
 use crate::sessions::first_session_id;
 use crate::shard::Shard;
-use crate::stats::{unix_ms, ServerStats};
+use crate::stats::{set_mode, unix_ms, Mode, ServerStats};
 use crate::views::Views;
 use crate::{conn, limits};
 
@@ -155,18 +159,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, 0))
         .name(&name)
         .spawn(move || async move {
-            if core_cfg.ensemble.is_some() {
-                crate::ensemble::core_main(
-                    core_cfg,
-                    core_stats,
-                    recovered,
-                    to_core_rx,
-                    from_core_tx,
-                )
-                .await
-            } else {
-                core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx).await
-            }
+            core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx).await
         })
         .map_err(|e| StartError::Executor {
             name: name.clone(),
@@ -248,218 +241,295 @@ pub(crate) async fn connect_core_channels(
     .await
 }
 
-/// The standalone ZAB executor: receives from every shard, runs group commits, publishes
-/// batches. (An ensemble member runs `ensemble::core_main` instead.)
+/// The driver's clock: the member reads none, so every input is stamped here.
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now(self) -> Now {
+        Now {
+            mono_ms: self.0.elapsed().as_millis() as u64,
+            wall_ms: unix_ms() as i64,
+        }
+    }
+}
+
+/// What the core executor's tasks share: the member and the means to carry out effects.
+struct CoreDriver {
+    member: RefCell<Member<FileDevice>>,
+    clock: Clock,
+    senders: Vec<ConnectedSender<FromCore>>,
+    dev: FileDevice,
+    stats: Arc<ServerStats>,
+    data_dir: std::path::PathBuf,
+    /// Taken while its fdatasync is in flight (the member asks for one at a time).
+    syncer: RefCell<Option<Syncer>>,
+    /// An ensemble member's links to the other members.
+    peers: Option<RefCell<crate::peer::Peers>>,
+    /// Wakes the effect loop after an input that may have given the member work.
+    wake: local_channel::LocalSender<()>,
+}
+
+impl CoreDriver {
+    fn step(&self, input: Input<FileDevice>) {
+        self.member.borrow_mut().step(self.clock.now(), input);
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// The core executor: a driver around the member, standalone or ensemble alike, that only
+/// carries out its effects (timers, the fdatasync through io_uring, the blocking pool for
+/// snapshots, segments and SNAPs, channels to shards, peer links, epoch files) and holds no
+/// decision.
 async fn core_main(
     cfg: Arc<Config>,
     stats: Arc<ServerStats>,
-    recovered: zoocore_storage::Recovered<zoocore_storage::FileDevice>,
+    recovered: zoocore_storage::Recovered<FileDevice>,
     rxs: Vec<SharedReceiver<ToCore>>,
     txs: Vec<SharedSender<FromCore>>,
 ) {
-    let started = Instant::now();
-    let now_ms = move || started.elapsed().as_millis() as u64;
+    let clock = Clock(Instant::now());
     let dev = recovered.log.device().clone();
-    let mut jitter = Jitter::new(unix_ms());
-    let mut core = Core::new(
-        recovered.tree,
-        recovered.log,
-        first_session_id(0, unix_ms()),
-        u64::from(cfg.tick_time_ms),
-        jitter.snapshot_after(cfg.snap_count),
-    );
-    core.track_all_sessions(now_ms());
-    publish_counters(&core, &stats);
-    let core = Rc::new(RefCell::new(core));
+    let myid = cfg.ensemble.as_ref().map_or(0, |e| e.myid);
+    let member_cfg = MemberConfig {
+        first_session: first_session_id(myid as u8, unix_ms()),
+        tick_ms: u64::from(cfg.tick_time_ms),
+        snap_count: cfg.snap_count,
+        // ZooKeeper seeds its snapshot point from the clock too.
+        seed: unix_ms(),
+        batch_txns_max: limits::BATCH_TXNS_MAX,
+        force_sync: cfg.force_sync,
+        container_check_interval_ms: u64::from(cfg.container_check_interval_ms),
+        purge_interval_ms: cfg.purge_interval_hours.saturating_mul(3_600_000),
+        snap_retain_count: cfg.snap_retain_count,
+    };
+    let (member, peers, events, tick) = if cfg.ensemble.is_some() {
+        let start = crate::ensemble::start(&cfg, &recovered, unix_ms());
+        let member = Member::new_ensemble(
+            member_cfg,
+            start.ens,
+            start.tree,
+            recovered.log,
+            clock.now(),
+        );
+        let tick = crate::ensemble::sub_tick_ms(cfg.tick_time_ms);
+        (member, Some(start.peers), Some(start.events), tick)
+    } else {
+        let member = Member::new(member_cfg, recovered.tree, recovered.log, clock.now());
+        let tick = u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2;
+        (member, None, None, tick)
+    };
+    publish_counters(&member, &stats);
 
     let (senders, rxs) = connect_core_channels(rxs, txs).await;
-    let senders = Rc::new(senders);
     let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
-    let wake_tx = Rc::new(wake_tx);
+    let driver = Rc::new(CoreDriver {
+        member: RefCell::new(member),
+        clock,
+        senders,
+        dev,
+        stats,
+        data_dir: cfg.data_dir.clone(),
+        syncer: RefCell::new(Some(Syncer::new(
+            &cfg.data_log_dir,
+            cfg.fsync_warning_threshold_ms,
+        ))),
+        peers: peers.map(RefCell::new),
+        wake: wake_tx,
+    });
 
-    // One receiver task per shard feeds the core's queue and wakes the committer.
     for rx in rxs {
-        let (core, senders, wake_tx) = (core.clone(), senders.clone(), wake_tx.clone());
+        let driver = driver.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
-                let reply = core.borrow_mut().on_message(msg, now_ms());
-                if let Some((shard, msg)) = reply {
-                    let _ = senders[shard].send(msg).await;
-                }
-                let _ = wake_tx.try_send(());
+                driver.step(Input::Shard(msg));
             }
         })
         .detach();
     }
-
-    // Session expiry and the container/TTL reaper run on the tick.
+    if let Some(events) = events {
+        let driver = driver.clone();
+        glommio::spawn_local(async move {
+            while let Some(event) = events.recv().await {
+                driver.step(match event {
+                    Event::Peer { from, msg } => Input::Peer { from, msg },
+                    Event::Forward { from, msg } => Input::Forward { from, msg },
+                    Event::LinkDown { peer } => Input::PeerLost { peer },
+                });
+            }
+        })
+        .detach();
+    }
     {
-        let (core, wake_tx, cfg) = (core.clone(), wake_tx.clone(), cfg.clone());
+        let driver = driver.clone();
+        let tick = Duration::from_millis(tick);
         glommio::spawn_local(async move {
-            let tick = Duration::from_millis(u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2);
-            let mut next_reap = now_ms() + u64::from(cfg.container_check_interval_ms);
+            // Ticks at fixed instants: sleeping a tick after each one would add the timer's
+            // lateness 200 times over an ensemble's sync limit. After a stall (a frozen
+            // process), the missed ticks are skipped rather than burst: one tick carries
+            // the whole stall.
+            let mut next = Instant::now() + tick;
             loop {
-                glommio::timer::sleep(tick).await;
-                let mut c = core.borrow_mut();
-                let mut woke = c.expire_sessions(now_ms()) > 0;
-                if now_ms() >= next_reap {
-                    c.reap_containers(unix_ms() as i64);
-                    next_reap = now_ms() + u64::from(cfg.container_check_interval_ms);
-                    woke = true;
+                glommio::timer::sleep(next.saturating_duration_since(Instant::now())).await;
+                next += tick;
+                let now = Instant::now();
+                if next <= now {
+                    next = now + tick;
                 }
-                drop(c);
-                if woke {
-                    let _ = wake_tx.try_send(());
-                }
+                driver.step(Input::Tick);
             }
         })
         .detach();
     }
 
-    // Autopurge, as ZooKeeper's PurgeTxnLog timer: keep the newest snapRetainCount snapshots
-    // and the log they need.
-    if cfg.purge_interval_hours > 0 {
-        let (core, cfg) = (core.clone(), cfg.clone());
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(Duration::from_secs(cfg.purge_interval_hours * 3600)).await;
-                match zoocore_storage::purge(core.borrow_mut().log_mut(), cfg.snap_retain_count) {
-                    Ok(removed) => tracing::info!("autopurge removed {removed:?}"),
-                    Err(e) => tracing::warn!("autopurge failed: {e}"),
-                }
-            }
-        })
-        .detach();
-    }
-
-    // The committer: one group commit per wake-up, over everything queued. While a batch's
-    // fdatasync is in flight the receivers keep queueing, and the next batch takes it all.
-    let mut syncer = Syncer::new(&cfg.data_log_dir, cfg.fsync_warning_threshold_ms);
-    let snapshotting = Rc::new(std::cell::Cell::new(false));
+    // One round of effects per wake-up. While an fdatasync is in flight the other tasks
+    // keep stepping inputs in, and the member groups what they bring.
+    let _ = driver.wake.try_send(());
     while wake_rx.recv().await.is_some() {
         loop {
-            let batch = core.borrow_mut().run_batch(now_ms(), unix_ms() as i64);
-            let batch = match batch {
-                Ok(Some(batch)) => batch,
-                Ok(None) => break,
-                Err(e) => fatal(&e),
-            };
-            if cfg.force_sync {
-                if let Err(e) = sync_log(&core, &mut syncer).await {
-                    fatal(&e);
-                }
-                syncer.stats.publish(&stats.core);
+            let effects = driver.member.borrow_mut().ready(clock.now());
+            if effects.is_empty() {
+                break;
             }
-            publish_counters(&core.borrow(), &stats);
-            let batch = Arc::new(batch);
-            for s in senders.iter() {
-                let _ = s.send(FromCore::Commit(batch.clone())).await;
+            for effect in effects {
+                carry_out(&driver, effect).await;
             }
-            let refused = core.borrow_mut().take_refused_connects();
-            for (shard, conn) in refused {
-                // Session 0: the connection is still in its handshake.
-                let close = FromCore::CloseConnection {
-                    conn,
-                    session: zoocore_proto::SessionId(0),
-                };
-                let _ = senders[shard].send(close).await;
-            }
-            log_notices(&core);
-            if !snapshotting.get() {
-                let due = core
-                    .borrow_mut()
-                    .snapshot_due(jitter.snapshot_after(cfg.snap_count));
-                if let Some(tree) = due {
-                    snapshotting.set(true);
-                    spawn_snapshot(dev.clone(), tree, snapshotting.clone());
-                }
-            }
-            let spare = core.borrow_mut().log_mut().next_segment_job();
-            if let Some(job) = spare {
-                spawn_spare_segment(core.clone(), job);
-            }
+            publish_counters(&driver.member.borrow(), &driver.stats);
             glommio::yield_if_needed().await;
         }
     }
 }
 
-/// Makes the last batch durable: one fdatasync of the current segment through io_uring.
-async fn sync_log(
-    core: &Rc<RefCell<Core<zoocore_storage::FileDevice>>>,
-    syncer: &mut Syncer,
-) -> Result<(), zoocore_storage::LogError> {
-    let req = core.borrow_mut().sync_begin()?;
-    let Some(req) = req else { return Ok(()) };
-    let segment = core
-        .borrow()
-        .log()
-        .segments()
-        .last()
-        .map(|s| s.name.clone())
-        .unwrap_or_default();
-    let result = syncer.sync(&segment).await;
-    core.borrow_mut().sync_end(req, result)?;
-    Ok(())
-}
-
-/// An error of the log: nothing more may be acknowledged. The server stops; on restart it
-/// recovers what was durable.
-fn fatal(e: &dyn std::fmt::Display) -> ! {
-    tracing::error!("stopping: the transaction log failed: {e}");
-    std::process::exit(3)
-}
-
-/// Creates the log's next segment (64 MiB of zeros by default, synced) on glommio's blocking
-/// pool, so a roll on the core writes only a header instead of stalling commits.
-fn spawn_spare_segment(
-    core: Rc<RefCell<Core<zoocore_storage::FileDevice>>>,
-    job: zoocore_storage::SpareJob<zoocore_storage::FileDevice>,
-) {
-    glommio::spawn_local(async move {
-        let result = glommio::executor().spawn_blocking(move || job.run()).await;
-        if let Err(e) = core.borrow_mut().log_mut().adopt_next_segment(result) {
-            tracing::warn!("could not prepare the next log segment ahead: {e}");
+/// Carries out one effect of the member.
+async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
+    match effect {
+        Effect::Sync(job) => {
+            let mut syncer = driver
+                .syncer
+                .borrow_mut()
+                .take()
+                .expect("the member asks for one fdatasync at a time");
+            let driver = driver.clone();
+            glommio::spawn_local(async move {
+                let result = syncer.sync(&job.segment).await;
+                syncer.stats.publish(&driver.stats.core);
+                *driver.syncer.borrow_mut() = Some(syncer);
+                driver.step(Input::Synced { job, result });
+            })
+            .detach();
         }
-        log_notices(&core);
-    })
-    .detach();
-}
-
-/// Logs what the log reports (segments preallocated short for lack of room).
-fn log_notices(core: &Rc<RefCell<Core<zoocore_storage::FileDevice>>>) {
-    while let Some(notice) = core.borrow_mut().log_mut().next_notice() {
-        tracing::warn!("{notice}");
+        Effect::Publish(batch) => {
+            for s in &driver.senders {
+                let _ = s.send(FromCore::Commit(batch.clone())).await;
+            }
+        }
+        Effect::Send { shard, msg } => {
+            let _ = driver.senders[shard].send(msg).await;
+        }
+        Effect::CloseAll => {
+            for s in &driver.senders {
+                let _ = s.send(FromCore::CloseAll).await;
+            }
+        }
+        Effect::Snapshot(tree) => {
+            let driver = driver.clone();
+            glommio::spawn_local(async move {
+                let zxid = tree.last_zxid();
+                let result = write_snapshot_off_core(driver.dev.clone(), tree).await;
+                driver.step(Input::SnapshotWritten { zxid, result });
+            })
+            .detach();
+        }
+        Effect::PrepareSegment(job) => {
+            let driver = driver.clone();
+            // Zero-filling a segment (64 MiB by default) and syncing it runs beside the
+            // core, so a roll on the core writes only a header instead of stalling commits.
+            glommio::spawn_local(async move {
+                let result = glommio::executor().spawn_blocking(move || job.run()).await;
+                driver.step(Input::SegmentPrepared(result));
+            })
+            .detach();
+        }
+        Effect::SendPeer { to, frame } => {
+            let sent = driver
+                .peers
+                .as_ref()
+                .is_some_and(|p| p.borrow_mut().send(to, frame));
+            if !sent {
+                // A full queue resets that link: the member hears it lost.
+                driver.step(Input::PeerLost { peer: to });
+            }
+        }
+        Effect::ResetPeers => {
+            if let Some(p) = &driver.peers {
+                p.borrow_mut().reset_all();
+            }
+        }
+        Effect::PersistEpochs { accepted, current } => {
+            // A few bytes and an fsync, rare (an election): done here, as ZooKeeper does.
+            let result = crate::ensemble::write_epochs(&driver.data_dir, accepted, current);
+            driver.step(Input::EpochsPersisted {
+                accepted,
+                current,
+                result,
+            });
+        }
+        Effect::BuildSnap {
+            to,
+            id,
+            conn,
+            zxid,
+            keep,
+            tree,
+        } => {
+            let driver = driver.clone();
+            // A large tree takes a while to serialise: the core keeps serving meanwhile.
+            glommio::spawn_local(async move {
+                let frame = glommio::executor()
+                    .spawn_blocking(move || zoocore_member::snap_frame(&tree, conn, zxid, keep))
+                    .await;
+                driver.step(Input::SnapBuilt { to, id, frame });
+            })
+            .detach();
+        }
+        Effect::Role(role) => set_mode(match role {
+            Role::Standalone => Mode::Standalone,
+            Role::Looking => Mode::Looking,
+            Role::Follower => Mode::Follower,
+            Role::Leader => Mode::Leader,
+            Role::Observer => Mode::Observer,
+        }),
+        // The member logged why. Nothing more may be acknowledged; on restart the server
+        // recovers what was durable.
+        Effect::Stop(_) => std::process::exit(3),
     }
 }
 
 /// Writes a snapshot of a pinned tree version on glommio's blocking pool: its writes and
 /// fsync run beside the core, and commits continue meanwhile (the version is immutable).
-pub(crate) fn spawn_snapshot(
-    dev: zoocore_storage::FileDevice,
+async fn write_snapshot_off_core(
+    dev: FileDevice,
     tree: Tree,
-    running: Rc<std::cell::Cell<bool>>,
-) {
-    glommio::spawn_local(async move {
-        let zxid = tree.last_zxid();
-        let started = Instant::now();
-        let result = glommio::executor()
-            .spawn_blocking(move || zoocore_storage::write_snapshot(&dev, &tree))
-            .await;
-        crate::stats::SNAPSHOT_TIME_MS.record(started.elapsed().as_millis() as u64);
-        match result {
-            Ok(info) => tracing::info!(
-                "snapshot at {zxid} written in {:?}: {info:?}",
-                started.elapsed()
-            ),
-            Err(e) => tracing::error!("snapshot at {zxid} failed: {e}"),
-        }
-        running.set(false);
-    })
-    .detach();
+) -> Result<zoocore_storage::SnapshotInfo, zoocore_storage::SnapshotError> {
+    let zxid = tree.last_zxid();
+    let started = Instant::now();
+    let result = glommio::executor()
+        .spawn_blocking(move || zoocore_storage::write_snapshot(&dev, &tree))
+        .await;
+    crate::stats::SNAPSHOT_TIME_MS.record(started.elapsed().as_millis() as u64);
+    match &result {
+        Ok(info) => tracing::info!(
+            "snapshot at {zxid} written in {:?}: {info:?}",
+            started.elapsed()
+        ),
+        Err(e) => tracing::error!("snapshot at {zxid} failed: {e}"),
+    }
+    result
 }
 
-fn publish_counters<D: zoocore_storage::Device>(core: &Core<D>, stats: &ServerStats) {
-    let tree = core.tree();
+fn publish_counters(member: &Member<FileDevice>, stats: &ServerStats) {
+    let tree = member.tree();
+    let counters = member.counters();
     stats.core.last_zxid.store(tree.last_zxid().0, Relaxed);
     // ZooKeeper's node count includes the root twice (its "" alias); report it the same way.
     stats
@@ -471,20 +541,21 @@ fn publish_counters<D: zoocore_storage::Device>(core: &Core<D>, stats: &ServerSt
         .core
         .data_size
         .store(tree.approximate_data_size(), Relaxed);
-    stats
-        .core
-        .sessions
-        .store(core.session_count() as u64, Relaxed);
-    stats.core.txns.store(core.stats.txns, Relaxed);
-    stats.core.batches.store(core.stats.batches, Relaxed);
+    stats.core.sessions.store(counters.sessions as u64, Relaxed);
+    stats.core.txns.store(counters.txns, Relaxed);
+    stats.core.batches.store(counters.batches, Relaxed);
     stats
         .core
         .refused_for_room
-        .store(core.stats.refused_for_room, Relaxed);
-    stats.core.queued.store(core.queued() as u64, Relaxed);
-    let log = core.log().stats();
-    stats.core.log_records.store(log.records, Relaxed);
-    stats.core.log_syncs.store(log.syncs, Relaxed);
+        .store(counters.refused_for_room, Relaxed);
+    stats.core.queued.store(counters.queued as u64, Relaxed);
+    stats.core.log_records.store(counters.log.records, Relaxed);
+    stats.core.log_syncs.store(counters.log.syncs, Relaxed);
+    stats.core.learners.store(counters.learners as u64, Relaxed);
+    stats
+        .core
+        .synced_followers
+        .store(counters.synced_followers as u64, Relaxed);
 }
 
 /// The client port's listening socket of one shard: SO_REUSEPORT so every shard listens on

@@ -20,6 +20,10 @@
 //! Until the tree has a byte-level snapshot codec, a SNAP carries an index into the
 //! simulator's table of tree versions instead of the tree's bytes.
 
+pub mod members;
+
+pub use members::{run_member_seed, MemberFailure, MemberReport, MemberScenario, MemberSim};
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;

@@ -1,0 +1,867 @@
+//! An ensemble member: the zab `Replica` decides what is committed; this file maps its
+//! actions to the member's work and effects, and holds the role-specific state.
+//!
+//! The pipeline of each role, as same-core calls:
+//! - leader: shard request → prep against the working tree (the committed tree plus every
+//!   outstanding proposal, ZooKeeper's outstandingChanges) → `Propose` → Append + PROPOSALs
+//!   → one fdatasync for everything appended meanwhile → `Persisted` → quorum of ACKs →
+//!   `Commit` → apply to the committed tree → publish a `CommitBatch` to the shards, which
+//!   answer the clients whose route names this server;
+//! - follower / observer: shard request → `Forward::Request` to the leader (with the route
+//!   back to the client) → the leader's PROPOSAL/INFORM → `Commit` → apply → publish.
+//!
+//! Reads never come here: shards serve them from the last published view. A `sync` does: the
+//! leader notes its last zxid and answers once a read round started after the sync arrived is
+//! confirmed by a quorum (the replica's `read_index`, etcd's ReadIndex) and its tree holds
+//! that zxid, so a sync then a read is linearizable even on a leader that was deposed while
+//! frozen or cut off. A learner forwards the sync and answers when its tree reaches the zxid
+//! the leader sends back.
+//!
+//! Time is the replica's input: every step first gives it the monotonic clock (a `Tick`
+//! with the elapsed milliseconds, at most one per half sub-tick), then the input. After a
+//! freeze (SIGSTOP) the first thing the replica sees is the whole freeze, so a leader whose
+//! followers went silent steps down before anything queued meanwhile is looked at.
+//!
+//! Durability ordering is the replica's (an ACK only after `Persisted`, a `Commit` only of
+//! what is durable here); the member keeps its side: `Persisted` only after the fdatasync
+//! returned, `EpochPersisted` only after the driver wrote the epoch files, a SNAP's snapshot
+//! file durable before `SnapshotInstalled`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
+use zoocore_storage::{Device, SnapshotError};
+use zoocore_tree::{Applied, Tree, Txn};
+use zoocore_zab::{
+    Action, Config as ZabConfig, Durable, Epoch, Input as ZabInput, Message, Replica,
+};
+
+use crate::forward::{decode_payload, encode_payload, Forward, Route};
+use crate::member::{prep, Effect, Member, Queued, Quorum, Role, StopReason};
+use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
+
+/// What an ensemble member is told at start, beside `MemberConfig`.
+#[derive(Debug, Clone)]
+pub struct EnsembleConfig {
+    pub zab: ZabConfig,
+    /// The replica's start state: epochs, the snapshot's zxid, the log after it.
+    pub durable: Durable,
+    /// Seeds the replica's connection ids.
+    pub seed: u64,
+    /// How often the replica is given the time: at most once per this many milliseconds
+    /// (the driver ticks twice as often).
+    pub time_spacing_ms: u64,
+}
+
+/// A `sync` waiting for this member's tree to reach `target` and, on the leader, for read
+/// round `round` to be confirmed (0 on a learner: its leader confirmed it).
+struct PendingSync {
+    target: Zxid,
+    round: u64,
+    route: Route,
+    path: String,
+}
+
+/// A frame for a peer that must wait for a SNAP being serialised before it.
+enum Outgoing {
+    Frame(Vec<u8>),
+    Snap { id: u64, frame: Option<Vec<u8>> },
+}
+
+/// The role-specific state of an ensemble member.
+pub(crate) struct Replicated<D: Device> {
+    pub(crate) replica: Replica,
+    pub(crate) role: Role,
+    leader: Option<u64>,
+    /// Leader only: the committed tree plus every outstanding proposal.
+    pub(crate) working: Option<Tree>,
+    /// Leader only: each outstanding proposal's result and the working tree just after it,
+    /// in zxid order. Its commit takes them instead of applying the txn again: the leader
+    /// applies each txn once (a version of a persistent tree costs an O(1) clone).
+    proposed: VecDeque<(Zxid, Tree, Txn, Applied)>,
+    /// Leader only: re-arm every session's expiry when the working tree is first built.
+    takeover: bool,
+    /// Learner: sessions that showed life since the last report to the leader.
+    pub(crate) touched: HashSet<SessionId>,
+    /// Syncs of this member's clients, answered once the tree reaches their target.
+    syncs: Vec<PendingSync>,
+    /// Leader only: syncs forwarded by learners, answered with `SyncDone` once committed.
+    remote_syncs: Vec<PendingSync>,
+    /// Leader only: the last read round a quorum confirmed in this leadership.
+    round_confirmed: u64,
+    /// When the replica last had the time.
+    ticked_ms: Option<u64>,
+    time_spacing_ms: u64,
+    /// Leader only: the member each session is attached to (ZooKeeper's session owner);
+    /// a write of a session from another member is refused with SESSIONMOVED. Unknown after
+    /// a leader change until the session's first request or reconnection.
+    session_owner: HashMap<SessionId, u64>,
+    /// Committed entries not yet published, and whether the view changed without entries.
+    batch: Vec<Committed>,
+    view_changed: bool,
+    close_all: bool,
+    /// Completions for the replica, fed before the round ends.
+    inputs: VecDeque<ZabInput>,
+    sync_wanted: Option<u64>,
+    sync_in_flight: bool,
+    /// Frames for peers with a SNAP being serialised: they leave in order once it is built.
+    held: HashMap<u64, VecDeque<Outgoing>>,
+    snaps_built: u64,
+    _device: std::marker::PhantomData<D>,
+}
+
+impl<D: Device> Replicated<D> {
+    pub(crate) fn new(cfg: EnsembleConfig) -> Self {
+        Replicated {
+            replica: Replica::new(cfg.zab, cfg.durable, cfg.seed),
+            role: Role::Looking,
+            leader: None,
+            working: None,
+            proposed: VecDeque::new(),
+            takeover: false,
+            touched: HashSet::new(),
+            syncs: Vec::new(),
+            remote_syncs: Vec::new(),
+            round_confirmed: 0,
+            ticked_ms: None,
+            time_spacing_ms: cfg.time_spacing_ms,
+            session_owner: HashMap::new(),
+            batch: Vec::new(),
+            view_changed: false,
+            close_all: false,
+            inputs: VecDeque::new(),
+            sync_wanted: None,
+            sync_in_flight: false,
+            held: HashMap::new(),
+            snaps_built: 0,
+            _device: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn check_invariants(&self, member: &Member<D>) {
+        if self.role != Role::Leader {
+            assert!(self.working.is_none(), "only a leader has a working tree");
+        }
+        if let Some(w) = &self.working {
+            assert!(
+                w.last_zxid() >= member.tree.last_zxid(),
+                "working tree {} behind the committed {}",
+                w.last_zxid(),
+                member.tree.last_zxid()
+            );
+        } else {
+            assert!(
+                self.proposed.is_empty(),
+                "proposals kept without a working tree"
+            );
+        }
+        let mut last = member.tree.last_zxid();
+        for (zxid, tree, _, _) in &self.proposed {
+            assert!(*zxid > last, "proposal {zxid} not after {last}");
+            assert_eq!(
+                tree.last_zxid(),
+                *zxid,
+                "the tree kept with proposal {zxid}"
+            );
+            last = *zxid;
+        }
+    }
+}
+
+/// The frame of a SNAP: the tree in the snapshot file format (docs/SNAPSHOT.md). For the
+/// driver to run off the hot path.
+pub fn snap_frame(
+    tree: &Tree,
+    conn: u64,
+    zxid: Zxid,
+    keep: Zxid,
+) -> Result<Vec<u8>, SnapshotError> {
+    let mem = zoocore_storage::MemDevice::new();
+    let info = zoocore_storage::write_snapshot(&mem, tree)?;
+    let bytes =
+        zoocore_storage::Device::read(&mem, &info.name).map_err(|source| SnapshotError::Io {
+            file: info.name.clone(),
+            source,
+        })?;
+    Ok(Message::Snap {
+        conn,
+        zxid,
+        keep,
+        data: Arc::from(bytes),
+    }
+    .encode())
+}
+
+impl<D: Device> Member<D> {
+    fn ens(&mut self) -> &mut Replicated<D> {
+        match &mut self.quorum {
+            Quorum::Ensemble(r) => r,
+            Quorum::Alone(_) => unreachable!("an ensemble member"),
+        }
+    }
+
+    fn ens_ref(&self) -> Option<&Replicated<D>> {
+        match &self.quorum {
+            Quorum::Ensemble(r) => Some(r),
+            Quorum::Alone(_) => None,
+        }
+    }
+
+    /// The replica's first notifications.
+    pub(crate) fn ensemble_start(&mut self) {
+        self.effects.push(Effect::Role(Role::Looking));
+        if let Err(reason) = self.execute_ready() {
+            self.stop(reason);
+        }
+    }
+
+    /// Gives the replica the time, at most once per `time_spacing_ms`: called first in
+    /// every step, so that after a stall the replica sees it before any input that waited.
+    pub(crate) fn feed_time(&mut self) -> Result<(), StopReason> {
+        let now_ms = self.now.mono_ms;
+        let Some(r) = self.ens_ref() else {
+            return Ok(());
+        };
+        if r.ticked_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < r.time_spacing_ms)
+        {
+            return Ok(());
+        }
+        self.ens().ticked_ms = Some(now_ms);
+        self.replica_step(ZabInput::Tick { now_ms })
+    }
+
+    fn replica_step(&mut self, input: ZabInput) -> Result<(), StopReason> {
+        if let Err(e) = self.ens().replica.step(input) {
+            // Only Propose can be refused, and the member proposes only next_zxid().
+            panic!("the replica refused an input: {e}");
+        }
+        self.execute_ready()
+    }
+
+    fn execute_ready(&mut self) -> Result<(), StopReason> {
+        let actions = self.ens().replica.ready();
+        for action in actions {
+            self.execute(action)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds completions queued by actions until none is left.
+    fn settle(&mut self) -> Result<(), StopReason> {
+        while let Some(input) = self.ens().inputs.pop_front() {
+            self.replica_step(input)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_peer(&mut self, from: u64, msg: Message) -> Result<(), StopReason> {
+        if self.ens_ref().is_none() {
+            return Ok(());
+        }
+        match &msg {
+            Message::Diff { .. } => tracing::info!("synchronising with {from} by DIFF"),
+            Message::Trunc { after, .. } => {
+                tracing::info!("synchronising with {from} by TRUNC after {after}")
+            }
+            Message::Snap { zxid, .. } => {
+                tracing::info!("synchronising with {from} by SNAP at {zxid}")
+            }
+            _ => {}
+        }
+        self.replica_step(ZabInput::Receive { from, msg })
+    }
+
+    pub(crate) fn on_peer_lost(&mut self, peer: u64) -> Result<(), StopReason> {
+        if self.ens_ref().is_none() {
+            return Ok(());
+        }
+        self.replica_step(ZabInput::PeerLost { peer })
+    }
+
+    pub(crate) fn on_epochs_persisted(
+        &mut self,
+        accepted: Epoch,
+        current: Epoch,
+        result: std::io::Result<()>,
+    ) -> Result<(), StopReason> {
+        result.map_err(StopReason::Epochs)?;
+        self.ens()
+            .inputs
+            .push_back(ZabInput::EpochPersisted { accepted, current });
+        self.settle()
+    }
+
+    pub(crate) fn on_snap_built(
+        &mut self,
+        to: u64,
+        id: u64,
+        frame: Result<Vec<u8>, SnapshotError>,
+    ) -> Result<(), StopReason> {
+        let frame = frame.map_err(StopReason::SnapBuild)?;
+        if let Some(held) = self.ens().held.get_mut(&to) {
+            for out in held.iter_mut() {
+                if let Outgoing::Snap { id: i, frame: f } = out {
+                    if *i == id {
+                        *f = Some(frame);
+                        break;
+                    }
+                }
+            }
+        }
+        self.release_held(to);
+        Ok(())
+    }
+
+    pub(crate) fn ensemble_synced(&mut self, upto: Zxid, token: Option<u64>) {
+        let r = self.ens();
+        r.sync_in_flight = false;
+        let token = token.expect("an ensemble sync carries the replica's token");
+        r.inputs.push_back(ZabInput::Persisted { upto, token });
+    }
+
+    /// A client reconnected to this member with `session`: tell the leader this member
+    /// owns it now (on a learner, before any request of the session it forwards later).
+    pub(crate) fn attach(&mut self, session: SessionId) {
+        let myid = self.myid;
+        let Some(r) = self.ens_ref() else {
+            return;
+        };
+        match (r.role, r.leader) {
+            (Role::Leader, _) => {
+                self.ens().session_owner.insert(session, myid);
+            }
+            (Role::Follower | Role::Observer, Some(leader)) => {
+                self.send_forward(leader, &Forward::Attach { session });
+            }
+            _ => {}
+        }
+    }
+
+    /// Learner: the sessions that showed life, to the leader.
+    pub(crate) fn report_touched(&mut self) {
+        let Some(r) = self.ens_ref() else {
+            return;
+        };
+        let (Role::Follower | Role::Observer, Some(leader)) = (r.role, r.leader) else {
+            return;
+        };
+        if r.touched.is_empty() {
+            return;
+        }
+        let sessions: Vec<SessionId> = self.ens().touched.drain().collect();
+        self.send_forward(leader, &Forward::Touch { sessions });
+    }
+
+    pub(crate) fn on_forward(&mut self, from: u64, msg: Forward) {
+        let myid = self.myid;
+        let Some(r) = self.ens_ref() else {
+            return;
+        };
+        let (role, leader) = (r.role, r.leader);
+        match msg {
+            Forward::Request {
+                route,
+                session,
+                auth,
+                op,
+            } => {
+                if route.server != from {
+                    tracing::warn!("member {from} forwarded a request of {}", route.server);
+                    return;
+                }
+                if role != Role::Leader {
+                    // The learner sent it to a leader that is gone; its client times out
+                    // or reconnects, as with ZooKeeper.
+                    return;
+                }
+                if session.0 != 0 {
+                    self.expiry.touch(session, self.now.mono_ms);
+                }
+                self.queue.push_back(Queued {
+                    route: Some(route),
+                    session,
+                    auth: Arc::from(auth),
+                    op,
+                });
+            }
+            Forward::Touch { sessions } => {
+                for s in sessions {
+                    self.touch(s);
+                }
+            }
+            Forward::Attach { session } => {
+                if role == Role::Leader && self.tree.session_exists(session) {
+                    self.ens().session_owner.insert(session, from);
+                }
+            }
+            Forward::SyncDone { route, path, zxid } => {
+                if route.server == myid && Some(from) == leader {
+                    self.ens().syncs.push(PendingSync {
+                        target: zxid,
+                        round: 0,
+                        route,
+                        path,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Queues `msg` for `to`, behind a SNAP being built for it if any.
+    fn send_peer(&mut self, to: u64, msg: &Message) {
+        let frame = msg.encode();
+        match self.ens().held.get_mut(&to) {
+            Some(held) => held.push_back(Outgoing::Frame(frame)),
+            None => self.effects.push(Effect::SendPeer { to, frame }),
+        }
+    }
+
+    /// A server message to another member, in a FORWARD frame.
+    fn send_forward(&mut self, to: u64, msg: &Forward) {
+        let data = Arc::from(msg.encode());
+        self.send_peer(to, &Message::Forward { data });
+    }
+
+    /// Sends what waited for `to`'s SNAPs, up to the first one not built yet.
+    fn release_held(&mut self, to: u64) {
+        let Some(mut held) = self.ens().held.remove(&to) else {
+            return;
+        };
+        while let Some(out) = held.pop_front() {
+            match out {
+                Outgoing::Frame(frame)
+                | Outgoing::Snap {
+                    frame: Some(frame), ..
+                } => self.effects.push(Effect::SendPeer { to, frame }),
+                Outgoing::Snap { id, frame: None } => {
+                    held.push_front(Outgoing::Snap { id, frame: None });
+                    self.ens().held.insert(to, held);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// SNAP for `to`: the committed tree (cloning it is O(1)) is serialised off the hot
+    /// path; later frames for `to` wait for it (the replica sends them after the SNAP).
+    fn send_snapshot(&mut self, to: u64, conn: u64, zxid: Zxid, keep: Zxid) {
+        let tree = self.tree.clone();
+        let r = self.ens();
+        r.snaps_built += 1;
+        let id = r.snaps_built;
+        r.held
+            .entry(to)
+            .or_default()
+            .push_back(Outgoing::Snap { id, frame: None });
+        self.effects.push(Effect::BuildSnap {
+            to,
+            id,
+            conn,
+            zxid,
+            keep,
+            tree,
+        });
+    }
+
+    fn set_role(&mut self, role: Role) {
+        let r = self.ens();
+        if r.role != role {
+            tracing::info!("mode: {} → {}", r.role.name(), role.name());
+            r.role = role;
+            self.effects.push(Effect::Role(role));
+        }
+    }
+
+    fn execute(&mut self, action: Action) -> Result<(), StopReason> {
+        match action {
+            Action::Send { to, msg } => self.send_peer(to, &msg),
+            Action::Append { zxid, data } => {
+                let (_, time_ms, txn) =
+                    decode_payload(&data).map_err(|source| StopReason::Payload { zxid, source })?;
+                self.drop_empty_stale_segment()?;
+                self.log.append(zxid, time_ms, txn)?;
+            }
+            Action::Truncate { after } => {
+                tracing::info!("TRUNC: dropping the log after {after}");
+                self.log.truncate_after(after)?;
+            }
+            Action::Sync { token, .. } => self.ens().sync_wanted = Some(token),
+            Action::PersistEpoch { accepted, current } => self
+                .effects
+                .push(Effect::PersistEpochs { accepted, current }),
+            Action::Commit { zxid, data } => self.commit(zxid, &data)?,
+            Action::SendSnapshot {
+                to,
+                conn,
+                zxid,
+                keep,
+            } => {
+                assert_eq!(
+                    self.tree.last_zxid(),
+                    zxid,
+                    "SNAP asked at {zxid}, tree at {}",
+                    self.tree.last_zxid()
+                );
+                tracing::info!("SNAP at {zxid} to {to}");
+                self.send_snapshot(to, conn, zxid, keep);
+            }
+            Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data)?,
+            Action::BecameLooking => {
+                let was = self.ens().role;
+                if was == Role::Leader {
+                    // ZooKeeper's leader closes its learners' sockets when it steps down:
+                    // they go Looking at once instead of after syncLimit of silence, and
+                    // what they forwarded ends with their clients' connections.
+                    self.effects.push(Effect::ResetPeers);
+                }
+                let r = self.ens();
+                r.leader = None;
+                r.session_owner.clear();
+                r.working = None;
+                r.proposed.clear();
+                r.syncs.clear();
+                r.remote_syncs.clear();
+                r.round_confirmed = 0;
+                if was != Role::Looking {
+                    r.close_all = true;
+                }
+                self.queue.clear();
+                self.set_role(Role::Looking);
+            }
+            Action::BecameLeader { epoch } => {
+                tracing::info!("leading epoch {epoch}");
+                let myid = self.myid;
+                let r = self.ens();
+                r.leader = Some(myid);
+                r.session_owner.clear();
+                r.working = None;
+                r.proposed.clear();
+                r.takeover = true;
+                r.round_confirmed = 0;
+                self.set_role(Role::Leader);
+            }
+            Action::BecameFollower { leader, epoch } => {
+                tracing::info!("following {leader} in epoch {epoch}");
+                self.ens().leader = Some(leader);
+                self.set_role(Role::Follower);
+            }
+            Action::BecameObserver { leader, epoch } => {
+                tracing::info!("observing {leader} in epoch {epoch}");
+                self.ens().leader = Some(leader);
+                self.set_role(Role::Observer);
+            }
+            Action::LeadershipConfirmed { round } => {
+                let r = self.ens();
+                r.round_confirmed = r.round_confirmed.max(round);
+            }
+        }
+        Ok(())
+    }
+
+    /// A segment is named for the zxid of its first record. A crash that lost every record
+    /// of the newest segment (none was synced) leaves it empty, named for a zxid the log no
+    /// longer has; a learner's next append may be any zxid (after a SNAP or a new epoch),
+    /// and appending it there would make the name lie about the first record, which
+    /// recovery refuses (found by the member simulator). Such a segment is dropped, so the
+    /// append creates one named for its own zxid.
+    fn drop_empty_stale_segment(&mut self) -> Result<(), StopReason> {
+        let last = self.log.last_zxid();
+        if self
+            .log
+            .segments()
+            .last()
+            .is_some_and(|s| s.first_zxid > last)
+        {
+            self.log.truncate_after(last)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one committed transaction to the tree and queues its entry for the shards.
+    fn commit(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), StopReason> {
+        let (route, time_ms, txn_bytes) =
+            decode_payload(data).map_err(|source| StopReason::Payload { zxid, source })?;
+        let (txn, applied) = match self.take_proposed(zxid) {
+            Some((tree, txn, applied)) => {
+                self.tree = tree;
+                (txn, applied)
+            }
+            None => {
+                let txn = Txn::from_bytes(txn_bytes)
+                    .map_err(|source| StopReason::Txn { zxid, source })?;
+                let applied = self.tree.apply(zxid, time_ms, &txn);
+                (txn, applied)
+            }
+        };
+        self.since_snapshot += 1;
+        let origin = route.filter(|r| r.server == self.myid).map(|r| r.origin);
+        let leads = self.leads();
+        let (outcome, closed_session) = match &txn {
+            Txn::CreateSession {
+                session,
+                timeout_ms,
+            } => {
+                self.session_created(*session, *timeout_ms, origin);
+                if let (Some(r), true) = (route, leads) {
+                    self.ens().session_owner.insert(*session, r.server);
+                }
+                (
+                    Outcome::SessionCreated {
+                        session: *session,
+                        timeout_ms: *timeout_ms,
+                    },
+                    None,
+                )
+            }
+            Txn::CloseSession { session, .. } if !self.tree.session_exists(*session) => {
+                self.session_closed(*session);
+                self.ens().session_owner.remove(session);
+                (Outcome::Applied(applied), Some(*session))
+            }
+            _ => (Outcome::Applied(applied), None),
+        };
+        self.ens().batch.push(Committed {
+            zxid,
+            origin,
+            outcome,
+            closed_session,
+        });
+        Ok(())
+    }
+
+    /// The leader's own result of proposal `zxid`, if it is the next one it proposed.
+    /// Anything older left over was never committed by this leadership, so it is dropped.
+    fn take_proposed(&mut self, zxid: Zxid) -> Option<(Tree, Txn, Applied)> {
+        let r = self.ens();
+        while r.proposed.front().is_some_and(|p| p.0 < zxid) {
+            r.proposed.pop_front();
+        }
+        if r.proposed.front().is_some_and(|p| p.0 == zxid) {
+            return r
+                .proposed
+                .pop_front()
+                .map(|(_, tree, txn, a)| (tree, txn, a));
+        }
+        None
+    }
+
+    fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), StopReason> {
+        let snap = |source| StopReason::Snap { zxid, source };
+        let loaded = zoocore_storage::decode_snapshot("SNAP", data).map_err(snap)?;
+        assert_eq!(loaded.zxid, zxid, "SNAP at {zxid} holds {}", loaded.zxid);
+        // Durable before `SnapshotInstalled`: a device write like the log's appends.
+        zoocore_storage::write_snapshot(self.log.device(), &loaded.tree).map_err(snap)?;
+        tracing::info!("installed the leader's snapshot at {zxid}");
+        self.tree = loaded.tree;
+        self.zxid_durable = self.zxid_durable.max(zxid);
+        let r = self.ens();
+        r.working = None;
+        r.proposed.clear();
+        r.view_changed = true;
+        r.inputs.push_back(ZabInput::SnapshotInstalled { zxid });
+        Ok(())
+    }
+
+    /// The end of a round: what is queued is proposed (leader) or forwarded (learner), the
+    /// syncs that can be are answered, the fdatasync asked for is started, and what
+    /// committed is published.
+    pub(crate) fn ensemble_round(&mut self) -> Result<(), StopReason> {
+        self.settle()?;
+        match self.ens().role {
+            Role::Leader => self.propose_queued()?,
+            Role::Follower | Role::Observer => self.forward_queued(),
+            Role::Looking | Role::Standalone => {}
+        }
+        self.settle()?;
+        self.answer_syncs();
+        self.start_sync()?;
+        self.ensemble_publish();
+        Ok(())
+    }
+
+    fn propose_queued(&mut self) -> Result<(), StopReason> {
+        if self.ens().replica.next_zxid().is_none() {
+            return Ok(());
+        }
+        if self.ens().working.is_none() {
+            if self.tree.last_zxid() != self.ens().replica.last_zxid() {
+                return Ok(()); // the establishing commits are not applied yet
+            }
+            if std::mem::take(&mut self.ens().takeover) {
+                // ZooKeeper's leader gives every session a fresh timeout on taking over.
+                self.track_all_sessions();
+            }
+            let tree = self.tree.clone();
+            self.ens().working = Some(tree);
+        }
+        let n = self.queue.len().min(self.cfg.batch_txns_max);
+        let wall = self.now.wall_ms;
+        for q in self.queue.drain(..n).collect::<Vec<_>>() {
+            if let CoreOp::Sync { path } = q.op {
+                let Some(route) = q.route else { continue };
+                let target = self.newest_tree().last_zxid();
+                // next_zxid() was checked above, so this is an established leader; were it
+                // not, the sync would wait for its client's reconnection, never be stale.
+                let Ok(round) = self.ens().replica.read_index() else {
+                    continue;
+                };
+                self.execute_ready()?;
+                let sync = PendingSync {
+                    target,
+                    round,
+                    route,
+                    path,
+                };
+                if route.server == self.myid {
+                    self.ens().syncs.push(sync);
+                } else {
+                    self.ens().remote_syncs.push(sync);
+                }
+                continue;
+            }
+            let zxid = self
+                .ens()
+                .replica
+                .next_zxid()
+                .expect("an established leader");
+            let txn = if self.moved_session(&q) {
+                Txn::Error(ErrorCode::SESSION_MOVED)
+            } else {
+                let new_session = SessionId(self.next_session);
+                let txn = prep(self.newest_tree(), &q, new_session, zxid, wall);
+                if matches!(txn, Txn::CreateSession { .. }) {
+                    self.next_session += 1;
+                }
+                txn
+            };
+            let bytes = txn.to_bytes();
+            let r = self.ens();
+            let working = r.working.as_mut().expect("built above");
+            let applied = working.apply(zxid, wall, &txn);
+            let after = working.clone();
+            r.proposed.push_back((zxid, after, txn, applied));
+            let data = encode_payload(q.route.as_ref(), wall, &bytes);
+            self.replica_step(ZabInput::Propose { zxid, data })?;
+            if self.ens().working.is_none() {
+                self.ens().proposed.clear();
+                // The proposal made this leader step down (its log failed a check, or
+                // it heard of a newer epoch): what is left waits for the next leader.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// ZooKeeper's `SessionTrackerImpl.checkSession(session, owner)`: whether a client's
+    /// request comes from a member other than the one its session is attached to. A session
+    /// with no known owner (after a leader change) is attached to the member of its first
+    /// request.
+    fn moved_session(&mut self, q: &Queued) -> bool {
+        let (Some(route), CoreOp::Tree(_)) = (q.route, &q.op) else {
+            return false;
+        };
+        if q.session.0 == 0 || !self.newest_tree().session_exists(q.session) {
+            return false; // prep answers SESSIONEXPIRED
+        }
+        match self.ens().session_owner.get(&q.session) {
+            Some(&owner) => owner != route.server,
+            None => {
+                self.ens().session_owner.insert(q.session, route.server);
+                false
+            }
+        }
+    }
+
+    fn forward_queued(&mut self) {
+        let Some(leader) = self.ens().leader else {
+            return;
+        };
+        let n = self.queue.len().min(self.cfg.batch_txns_max);
+        for q in self.queue.drain(..n).collect::<Vec<_>>() {
+            let Some(route) = q.route else { continue };
+            let msg = Forward::Request {
+                route,
+                session: q.session,
+                auth: q.auth.to_vec(),
+                op: q.op,
+            };
+            self.send_forward(leader, &msg);
+        }
+    }
+
+    /// Answers the syncs whose target the tree reached and whose read round a quorum
+    /// confirmed.
+    fn answer_syncs(&mut self) {
+        let at = self.tree.last_zxid();
+        let r = self.ens();
+        let confirmed = r.round_confirmed;
+        let ready = |s: &PendingSync| s.target <= at && s.round <= confirmed;
+        let (done, wait): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut r.syncs).into_iter().partition(ready);
+        r.syncs = wait;
+        for s in done {
+            r.batch.push(Committed {
+                zxid: at,
+                origin: Some(s.route.origin),
+                outcome: Outcome::Synced { path: s.path },
+                closed_session: None,
+            });
+        }
+        let (done, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut r.remote_syncs)
+            .into_iter()
+            .partition(ready);
+        r.remote_syncs = wait;
+        for s in done {
+            let msg = Forward::SyncDone {
+                route: s.route,
+                path: s.path,
+                zxid: s.target,
+            };
+            self.send_forward(s.route.server, &msg);
+        }
+    }
+
+    /// Starts the fdatasync the replica asked for, unless one is in flight (its completion
+    /// lets the next one start: everything appended meanwhile is grouped into it).
+    fn start_sync(&mut self) -> Result<(), StopReason> {
+        let r = self.ens();
+        if r.sync_in_flight {
+            return Ok(());
+        }
+        let Some(token) = r.sync_wanted.take() else {
+            return Ok(());
+        };
+        match self.begin_sync(Some(token))? {
+            Some(()) => self.ens().sync_in_flight = true,
+            None => {
+                // Nothing unsynced (or forceSync off): everything appended is durable.
+                let upto = self.log.last_zxid();
+                self.zxid_durable = self.zxid_durable.max(self.log.synced_zxid());
+                self.ens()
+                    .inputs
+                    .push_back(ZabInput::Persisted { upto, token });
+                self.settle()?;
+                self.answer_syncs();
+            }
+        }
+        Ok(())
+    }
+
+    /// What the shards must hear after this round: the commits, and every connection closed
+    /// when this member lost its leader.
+    fn ensemble_publish(&mut self) {
+        let r = self.ens();
+        let changed = !r.batch.is_empty() || std::mem::take(&mut r.view_changed);
+        let entries = std::mem::take(&mut r.batch);
+        let close_all = std::mem::take(&mut r.close_all);
+        if changed {
+            let view = self.tree.clone();
+            self.publish(CommitBatch { view, entries });
+        }
+        if close_all {
+            self.effects.push(Effect::CloseAll);
+        }
+    }
+}

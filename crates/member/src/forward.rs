@@ -1,0 +1,448 @@
+//! What members of an ensemble tell each other beside ZAB itself, carried in
+//! `zoocore_zab::Message::Forward` frames (which the replica ignores), and the layout of the
+//! transaction payloads the replica replicates.
+//!
+//! A learner forwards its clients' writes to the leader (ZooKeeper's `Leader.REQUEST`), with
+//! the route back to the client (origin server, shard, connection, xid). The leader preps
+//! them and puts the route into the proposal's payload, so when the transaction commits on
+//! the origin server, that server answers its client; no table of outstanding forwards is
+//! needed anywhere. Learners also report the sessions that showed life (`Touch`, ZooKeeper's
+//! session data in PING replies), and forward `sync`: the leader answers `SyncDone` with the
+//! zxid its client must reach once everything before the sync has committed.
+//!
+//! All integers are big-endian jute encodings. Decoding never panics: bad input is a
+//! `DecodeError` and closes the peer link that sent it.
+
+use std::sync::Arc;
+
+use zoocore_proto::{Acl, CreateMode, DecodeError, Id, Reader, SessionId, Writer, Zxid};
+use zoocore_tree::Op;
+
+use crate::msg::{CoreOp, Origin};
+
+/// Where an answer goes: the member that took the request and the client on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub server: u64,
+    pub origin: Origin,
+}
+
+/// A driver-level message between members.
+#[derive(Debug)]
+pub enum Forward {
+    /// Learner → leader: a client's write (or createSession), to prep and propose.
+    Request {
+        route: Route,
+        session: SessionId,
+        auth: Vec<Id>,
+        op: CoreOp,
+    },
+    /// Learner → leader: sessions that showed life since the last report.
+    Touch { sessions: Vec<SessionId> },
+    /// Leader → learner: the client's `sync` is answered once the learner has applied `zxid`.
+    SyncDone {
+        route: Route,
+        path: String,
+        zxid: Zxid,
+    },
+    /// Learner → leader: a client reconnected here with this session (id and password
+    /// valid): the learner owns it now, and writes of the session from any other member are
+    /// refused with SESSIONMOVED (ZooKeeper's REVALIDATE and `SessionTracker.setOwner`).
+    Attach { session: SessionId },
+}
+
+mod kind {
+    pub const REQUEST: u8 = 1;
+    pub const TOUCH: u8 = 2;
+    pub const SYNC_DONE: u8 = 3;
+    pub const ATTACH: u8 = 4;
+}
+
+mod op_kind {
+    pub const CREATE: u8 = 1;
+    pub const DELETE: u8 = 2;
+    pub const SET_DATA: u8 = 3;
+    pub const SET_ACL: u8 = 4;
+    pub const CHECK: u8 = 5;
+    pub const MULTI: u8 = 6;
+    pub const CLOSE_SESSION: u8 = 7;
+    pub const DELETE_CONTAINER: u8 = 8;
+    pub const NEW_SESSION: u8 = 9;
+    pub const SYNC: u8 = 10;
+}
+
+fn write_route(w: &mut Writer, r: &Route) {
+    w.write_i64(r.server as i64);
+    w.write_i64(r.origin.shard as i64);
+    w.write_i64(r.origin.conn as i64);
+    w.write_i32(r.origin.xid);
+}
+
+fn read_route(r: &mut Reader<'_>) -> Result<Route, DecodeError> {
+    let server = r.read_i64()? as u64;
+    let shard = r.read_i64()?;
+    let offset = r.offset();
+    let shard = usize::try_from(shard).map_err(|_| DecodeError::Unknown {
+        what: "shard",
+        value: shard as i32,
+        offset,
+    })?;
+    Ok(Route {
+        server,
+        origin: Origin {
+            shard,
+            conn: r.read_i64()? as u64,
+            xid: r.read_i32()?,
+        },
+    })
+}
+
+fn write_op(w: &mut Writer, op: &Op) {
+    match op {
+        Op::Create {
+            path,
+            data,
+            acl,
+            mode,
+            ttl_ms,
+        } => {
+            w.write_u8(op_kind::CREATE);
+            w.write_str(path);
+            w.write_buffer(data);
+            w.write_records(acl);
+            w.write_i32(mode.flags());
+            w.write_i64(*ttl_ms);
+        }
+        Op::Delete { path, version } => {
+            w.write_u8(op_kind::DELETE);
+            w.write_str(path);
+            w.write_i32(*version);
+        }
+        Op::SetData {
+            path,
+            data,
+            version,
+        } => {
+            w.write_u8(op_kind::SET_DATA);
+            w.write_str(path);
+            w.write_buffer(data);
+            w.write_i32(*version);
+        }
+        Op::SetAcl { path, acl, version } => {
+            w.write_u8(op_kind::SET_ACL);
+            w.write_str(path);
+            w.write_records(acl);
+            w.write_i32(*version);
+        }
+        Op::Check { path, version } => {
+            w.write_u8(op_kind::CHECK);
+            w.write_str(path);
+            w.write_i32(*version);
+        }
+        Op::Multi(ops) => {
+            w.write_u8(op_kind::MULTI);
+            w.write_vec(ops, write_op);
+        }
+        Op::CloseSession { session } => {
+            w.write_u8(op_kind::CLOSE_SESSION);
+            w.write_i64(session.0);
+        }
+        Op::DeleteContainer { path } => {
+            w.write_u8(op_kind::DELETE_CONTAINER);
+            w.write_str(path);
+        }
+        Op::CreateSession {
+            session,
+            timeout_ms,
+        } => {
+            // Sessions are numbered by the leader; a forwarded one is `NEW_SESSION`.
+            w.write_u8(op_kind::NEW_SESSION);
+            w.write_i32(*timeout_ms);
+            let _ = session;
+        }
+    }
+}
+
+fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
+    let offset = r.offset();
+    let kind = r.read_u8()?;
+    Ok(match kind {
+        op_kind::CREATE => {
+            let path = r.read_string()?;
+            let data = r.read_buffer()?.to_vec();
+            let acl = r.read_records::<Acl>()?;
+            let flags = r.read_i32()?;
+            let mode = CreateMode::from_flags(flags).ok_or(DecodeError::Unknown {
+                what: "create mode",
+                value: flags,
+                offset,
+            })?;
+            Op::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms: r.read_i64()?,
+            }
+        }
+        op_kind::DELETE => Op::Delete {
+            path: r.read_string()?,
+            version: r.read_i32()?,
+        },
+        op_kind::SET_DATA => Op::SetData {
+            path: r.read_string()?,
+            data: r.read_buffer()?.to_vec(),
+            version: r.read_i32()?,
+        },
+        op_kind::SET_ACL => Op::SetAcl {
+            path: r.read_string()?,
+            acl: r.read_records::<Acl>()?,
+            version: r.read_i32()?,
+        },
+        op_kind::CHECK => Op::Check {
+            path: r.read_string()?,
+            version: r.read_i32()?,
+        },
+        op_kind::MULTI if depth == 0 => Op::Multi(r.read_vec(|r| read_op(r, depth + 1))?),
+        op_kind::CLOSE_SESSION => Op::CloseSession {
+            session: SessionId(r.read_i64()?),
+        },
+        op_kind::DELETE_CONTAINER => Op::DeleteContainer {
+            path: r.read_string()?,
+        },
+        other => {
+            return Err(DecodeError::Unknown {
+                what: "forwarded op",
+                value: i32::from(other),
+                offset,
+            })
+        }
+    })
+}
+
+fn write_core_op(w: &mut Writer, op: &CoreOp) {
+    match op {
+        CoreOp::Tree(op) => write_op(w, op),
+        CoreOp::CreateSession { timeout_ms } => {
+            w.write_u8(op_kind::NEW_SESSION);
+            w.write_i32(*timeout_ms);
+        }
+        CoreOp::Sync { path } => {
+            w.write_u8(op_kind::SYNC);
+            w.write_str(path);
+        }
+    }
+}
+
+fn read_core_op(r: &mut Reader<'_>) -> Result<CoreOp, DecodeError> {
+    let mut peek = r.clone();
+    match peek.read_u8()? {
+        op_kind::NEW_SESSION => {
+            let _ = r.read_u8()?;
+            Ok(CoreOp::CreateSession {
+                timeout_ms: r.read_i32()?,
+            })
+        }
+        op_kind::SYNC => {
+            let _ = r.read_u8()?;
+            Ok(CoreOp::Sync {
+                path: r.read_string()?,
+            })
+        }
+        _ => Ok(CoreOp::Tree(read_op(r, 0)?)),
+    }
+}
+
+impl Forward {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            Forward::Request {
+                route,
+                session,
+                auth,
+                op,
+            } => {
+                w.write_u8(kind::REQUEST);
+                write_route(&mut w, route);
+                w.write_i64(session.0);
+                w.write_records(auth);
+                write_core_op(&mut w, op);
+            }
+            Forward::Touch { sessions } => {
+                w.write_u8(kind::TOUCH);
+                w.write_vec(sessions, |w, s| w.write_i64(s.0));
+            }
+            Forward::SyncDone { route, path, zxid } => {
+                w.write_u8(kind::SYNC_DONE);
+                write_route(&mut w, route);
+                w.write_str(path);
+                w.write_i64(zxid.0);
+            }
+            Forward::Attach { session } => {
+                w.write_u8(kind::ATTACH);
+                w.write_i64(session.0);
+            }
+        }
+        w.into_inner()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Forward, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let offset = r.offset();
+        let msg = match r.read_u8()? {
+            kind::REQUEST => Forward::Request {
+                route: read_route(&mut r)?,
+                session: SessionId(r.read_i64()?),
+                auth: r.read_records::<Id>()?,
+                op: read_core_op(&mut r)?,
+            },
+            kind::TOUCH => Forward::Touch {
+                sessions: r.read_vec(|r| r.read_i64().map(SessionId))?,
+            },
+            kind::SYNC_DONE => Forward::SyncDone {
+                route: read_route(&mut r)?,
+                path: r.read_string()?,
+                zxid: Zxid(r.read_i64()?),
+            },
+            kind::ATTACH => Forward::Attach {
+                session: SessionId(r.read_i64()?),
+            },
+            other => {
+                return Err(DecodeError::Unknown {
+                    what: "forward kind",
+                    value: i32::from(other),
+                    offset,
+                })
+            }
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+/// The bytes ZAB replicates for one transaction: an optional route (flag byte, then the
+/// route), the leader's wall-clock time, and the txn as the log stores it.
+pub fn encode_payload(route: Option<&Route>, time_ms: i64, txn: &[u8]) -> Arc<[u8]> {
+    let mut w = Writer::new();
+    match route {
+        Some(r) => {
+            w.write_u8(1);
+            write_route(&mut w, r);
+        }
+        None => w.write_u8(0),
+    }
+    w.write_i64(time_ms);
+    w.write_raw(txn);
+    Arc::from(w.into_inner())
+}
+
+/// A payload taken apart: route, time and the txn bytes.
+pub fn decode_payload(bytes: &[u8]) -> Result<(Option<Route>, i64, &[u8]), DecodeError> {
+    let mut r = Reader::new(bytes);
+    let offset = r.offset();
+    let route = match r.read_u8()? {
+        0 => None,
+        1 => Some(read_route(&mut r)?),
+        other => {
+            return Err(DecodeError::Unknown {
+                what: "payload route flag",
+                value: i32::from(other),
+                offset,
+            })
+        }
+    };
+    let time_ms = r.read_i64()?;
+    let start = r.offset();
+    Ok((route, time_ms, &bytes[start..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zoocore_proto::Perms;
+
+    fn route() -> Route {
+        Route {
+            server: 3,
+            origin: Origin {
+                shard: 1,
+                conn: 42,
+                xid: 7,
+            },
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let op = CoreOp::Tree(Op::Multi(vec![
+            Op::Create {
+                path: "/a".into(),
+                data: b"x".to_vec(),
+                acl: vec![Acl {
+                    perms: Perms(31),
+                    id: Id::new("world", "anyone"),
+                }],
+                mode: CreateMode::EphemeralSequential,
+                ttl_ms: -1,
+            },
+            Op::Check {
+                path: "/b".into(),
+                version: 3,
+            },
+        ]));
+        let msg = Forward::Request {
+            route: route(),
+            session: SessionId(9),
+            auth: vec![Id::new("ip", "127.0.0.1")],
+            op,
+        };
+        let back = Forward::decode(&msg.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{msg:?}"));
+        let attach = Forward::Attach {
+            session: SessionId(0x0100_0000_0000_0005),
+        };
+        let back = Forward::decode(&attach.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{attach:?}"));
+        for op in [
+            CoreOp::CreateSession { timeout_ms: 4000 },
+            CoreOp::Sync { path: "/".into() },
+        ] {
+            let msg = Forward::Request {
+                route: route(),
+                session: SessionId(0),
+                auth: vec![],
+                op,
+            };
+            let back = Forward::decode(&msg.encode()).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{msg:?}"));
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let good = Forward::SyncDone {
+            route: route(),
+            path: "/x".into(),
+            zxid: Zxid(5),
+        }
+        .encode();
+        for cut in 0..good.len() {
+            assert!(Forward::decode(&good[..cut]).is_err());
+        }
+        for b in 0..=255u8 {
+            let _ = Forward::decode(&[b, 0, 0, 0, 1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn payloads_carry_route_time_and_txn() {
+        let p = encode_payload(Some(&route()), 1234, b"txn");
+        assert_eq!(
+            decode_payload(&p).unwrap(),
+            (Some(route()), 1234, &b"txn"[..])
+        );
+        let p = encode_payload(None, 5, b"t");
+        assert_eq!(decode_payload(&p).unwrap(), (None, 5, &b"t"[..]));
+    }
+}

@@ -1,0 +1,817 @@
+//! The member: one server's write pipeline, stepped by its driver.
+//!
+//! The driver feeds [`Input`]s with [`Member::step`] and, once per turn of its reactor,
+//! takes the [`Effect`]s with [`Member::ready`] (raft-rs's Ready/advance). What a member
+//! decides is the same whatever its quorum: requests are queued here, prepped against the
+//! newest tree by one `prep` function, sessions are touched, owned, created, closed and
+//! expired by one set of methods, containers and TTL nodes are reaped by one reaper, and
+//! every commit goes out through one publication with the same snapshot and segment
+//! cadence. How a txn becomes durable and committed is what differs, and lives in two
+//! files: `alone.rs` (a standalone server, whose quorum is itself: append, one fdatasync,
+//! publish) and `ensemble.rs` (a member of an ensemble, through the zab `Replica`).
+//!
+//! Durability ordering is in the types: a batch, or a commit, reaches the shards only
+//! through `publish`, which asserts that everything it carries is at or below the zxid this
+//! member knows durable (`zxid_durable`), and that zxid moves only on `Input::Synced` (the
+//! driver's fdatasync completion), at recovery, or on a snapshot installed durably.
+//!
+//! Invariants, asserted as the pipeline goes (and in `check_invariants` at the end of each
+//! step in debug builds): zxids appended strictly increase; every published entry is at or
+//! below the durable zxid and published zxids never go back; every request taken into a
+//! standalone batch is answered exactly once; at most one fdatasync is in flight.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+
+use thiserror::Error;
+use zoocore_proto::{DecodeError, ErrorCode, Id, SessionId, Zxid};
+use zoocore_storage::{
+    Device, DeviceFile, Log, LogError, LogStats, SnapshotError, SnapshotInfo, SpareJob,
+    SpareSegment, SyncRequest,
+};
+use zoocore_tree::{Op, PrepContext, Tree, Txn};
+use zoocore_zab::{Epoch, Message};
+
+use crate::alone::Alone;
+use crate::cadence::Jitter;
+use crate::ensemble::{EnsembleConfig, Replicated};
+use crate::forward::{Forward, Route};
+use crate::msg::{CommitBatch, ConnId, CoreOp, FromCore, Origin, ShardId, ToCore};
+use crate::sessions::ExpiryQueue;
+
+/// The answer to a write the log had no room for. ZooKeeper's THROTTLEDOP (-127) means
+/// "not executed at all, retry with back-off" (KeeperException.Code.THROTTLEDOP), which is
+/// exactly the case: nothing was logged or applied. Clients treat it as a plain, definite
+/// failure of that one request: the Java client throws ThrottledOpException and keeps the
+/// session; the `zookeeper-client` crate returns `Error::Throttled` and counts it among the
+/// errors that changed no data, so its lock recipes do not go looking for a node the write
+/// might have created. SYSTEMERROR (-1) says nothing about whether the write happened, and
+/// CONNECTIONLOSS would be a lie (clients retry it blindly, or must check).
+pub const REFUSED_FOR_ROOM: ErrorCode = ErrorCode::THROTTLED_OP;
+
+/// The time an input arrives at, as the driver read it. `mono_ms` is a monotonic clock's
+/// milliseconds (session deadlines, timers, the replica's limits); `wall_ms` the Unix time
+/// in milliseconds (znodes' ctime and mtime, the log records' time, TTL). The member never
+/// reads a clock: a driver that was frozen for ten seconds passes ten seconds more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: i64,
+}
+
+/// What a member is told at start, whatever its quorum.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    /// The first session id it hands out (`sessions::first_session_id`).
+    pub first_session: i64,
+    /// tickTime: the granularity of session deadlines.
+    pub tick_ms: u64,
+    /// snapCount: a snapshot starts after a random count between half of it and all of it.
+    pub snap_count: u64,
+    /// Seeds the snapshot points (with the replica's seed, the only randomness a member has).
+    pub seed: u64,
+    /// The most requests one batch takes.
+    pub batch_txns_max: usize,
+    /// forceSync: when false, nothing is fdatasynced (ZooKeeper's `zookeeper.forceSync=no`,
+    /// for tests and throwaway servers).
+    pub force_sync: bool,
+    /// znode.container.checkIntervalMs: how often containers and TTL nodes are looked at.
+    pub container_check_interval_ms: u64,
+    /// autopurge.purgeInterval in milliseconds; 0 never purges.
+    pub purge_interval_ms: u64,
+    /// autopurge.snapRetainCount.
+    pub snap_retain_count: usize,
+}
+
+/// What a member does in its ensemble, as srvr/stat/mntr report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Standalone,
+    /// An ensemble member without a leader: it serves no client.
+    Looking,
+    Follower,
+    Leader,
+    Observer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Looking => "looking",
+            Role::Follower => "follower",
+            Role::Leader => "leader",
+            Role::Observer => "observer",
+        }
+    }
+}
+
+/// The sync handle of a device's files.
+type SyncHandleOf<D> = <<D as Device>::File as DeviceFile>::SyncHandle;
+
+/// One fdatasync for the driver to issue, covering the log up to [`SyncJob::zxid`]. It is
+/// given back, with the result, in [`Input::Synced`]: what waited for it is released then.
+pub struct SyncJob<D: Device> {
+    /// The segment file to fdatasync (the server opens it for io_uring by name).
+    pub segment: String,
+    /// The same sync as a handle that a synchronous driver (tests, the simulator) may call.
+    pub request: SyncRequest<SyncHandleOf<D>>,
+    /// The replica's token, on an ensemble member.
+    pub(crate) token: Option<u64>,
+}
+
+impl<D: Device> SyncJob<D> {
+    pub fn zxid(&self) -> Zxid {
+        self.request.zxid
+    }
+}
+
+impl<D: Device> std::fmt::Debug for SyncJob<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncJob")
+            .field("segment", &self.segment)
+            .field("zxid", &self.request.zxid)
+            .finish()
+    }
+}
+
+/// What the driver tells a member.
+#[derive(Debug)]
+pub enum Input<D: Device> {
+    /// A message from a shard.
+    Shard(ToCore),
+    /// Time passed: session deadlines, the reaper, autopurge and the replica's limits are
+    /// checked. The server ticks at least every half tickTime (ensemble: every 50 ms).
+    Tick,
+    /// The fdatasync of a [`SyncJob`] completed (or failed: the member stops).
+    Synced {
+        job: SyncJob<D>,
+        result: io::Result<()>,
+    },
+    /// The snapshot of an [`Effect::Snapshot`] was written (or failed; the next comes after
+    /// another snapCount's worth of txns).
+    SnapshotWritten {
+        zxid: Zxid,
+        result: Result<SnapshotInfo, SnapshotError>,
+    },
+    /// The job of an [`Effect::PrepareSegment`] ran.
+    SegmentPrepared(io::Result<SpareSegment<D::File>>),
+    /// A ZAB message from another member.
+    Peer { from: u64, msg: Message },
+    /// A member-level message from another member (forwarded requests, touches, syncs).
+    Forward { from: u64, msg: Forward },
+    /// The link with `peer` closed or was reset, or a frame for it could not be queued.
+    PeerLost { peer: u64 },
+    /// The epoch files of an [`Effect::PersistEpochs`] were written durably (or not).
+    EpochsPersisted {
+        accepted: Epoch,
+        current: Epoch,
+        result: io::Result<()>,
+    },
+    /// The SNAP frame of an [`Effect::BuildSnap`], serialised.
+    SnapBuilt {
+        to: u64,
+        id: u64,
+        frame: Result<Vec<u8>, SnapshotError>,
+    },
+}
+
+/// Why a member stopped. The server exits and recovers from disk on restart.
+#[derive(Debug, Error)]
+pub enum StopReason {
+    #[error("the transaction log failed: {0}")]
+    Log(#[from] LogError),
+    #[error("undecodable payload at {zxid}: {source}")]
+    Payload { zxid: Zxid, source: DecodeError },
+    #[error("undecodable txn at {zxid}: {source}")]
+    Txn { zxid: Zxid, source: DecodeError },
+    #[error("cannot write the epoch files: {0}")]
+    Epochs(io::Error),
+    #[error("the leader's SNAP at {zxid}: {source}")]
+    Snap { zxid: Zxid, source: SnapshotError },
+    #[error("cannot serialise a snapshot for SNAP: {0}")]
+    SnapBuild(SnapshotError),
+}
+
+/// What a member asks its driver to do, in order.
+#[derive(Debug)]
+pub enum Effect<D: Device> {
+    /// fdatasync the log (one for everything appended) and give the job back as
+    /// `Input::Synced`.
+    Sync(SyncJob<D>),
+    /// Send the batch to every shard. Everything in it is durable on this member.
+    Publish(Arc<CommitBatch>),
+    /// Send one message to one shard.
+    Send { shard: ShardId, msg: FromCore },
+    /// Close every client connection (this member lost its leader).
+    CloseAll,
+    /// Write a snapshot of this pinned version of the tree, off the hot path, and report
+    /// with `Input::SnapshotWritten`. Commits continue meanwhile (the version is immutable).
+    Snapshot(Tree),
+    /// Run the job (it zero-fills and syncs the next log segment) off the hot path, and
+    /// give its result back as `Input::SegmentPrepared`.
+    PrepareSegment(SpareJob<D>),
+    /// Queue a frame for a peer; if the link cannot take it, step `Input::PeerLost`.
+    SendPeer { to: u64, frame: Vec<u8> },
+    /// Reset every peer link (a leader stepping down: its learners go Looking at once).
+    ResetPeers,
+    /// Write the epoch files durably, then step `Input::EpochsPersisted`.
+    PersistEpochs { accepted: Epoch, current: Epoch },
+    /// Serialise `snap_frame(tree, conn, zxid, keep)` off the hot path and step
+    /// `Input::SnapBuilt { to, id, .. }`; frames for `to` wait for it inside the member.
+    BuildSnap {
+        to: u64,
+        id: u64,
+        conn: u64,
+        zxid: Zxid,
+        keep: Zxid,
+        tree: Tree,
+    },
+    /// The member's role changed (for srvr/mntr and the shards' handshakes).
+    Role(Role),
+    /// Stop serving: nothing more may be acknowledged.
+    Stop(StopReason),
+}
+
+/// Counters for mntr and metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub batches: u64,
+    pub txns: u64,
+    pub batch_max: usize,
+    /// Requests refused because the log had no room on the disk.
+    pub refused_for_room: u64,
+    /// Requests waiting for the next batch.
+    pub queued: usize,
+    /// Sessions in the tree.
+    pub sessions: usize,
+    pub snapshots: u64,
+    pub snapshots_failed: u64,
+    /// On a leader: learners connected, and followers in broadcast.
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub log: LogStats,
+}
+
+/// A request waiting on this member: for prep (standalone, leader) or to be forwarded
+/// (learner). `route` names the member and client to answer; none for the member's own
+/// requests (expiry, the reaper).
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub route: Option<Route>,
+    pub session: SessionId,
+    pub auth: Arc<[Id]>,
+    pub op: CoreOp,
+}
+
+/// How this member's txns become durable and committed.
+pub(crate) enum Quorum<D: Device> {
+    Alone(Alone),
+    Ensemble(Box<Replicated<D>>),
+}
+
+pub struct Member<D: Device> {
+    pub(crate) cfg: MemberConfig,
+    /// Standalone: the working tree (every change appended). Ensemble: the committed tree;
+    /// a leader's working tree is in `Replicated`.
+    pub(crate) tree: Tree,
+    pub(crate) next_session: i64,
+    pub(crate) expiry: ExpiryQueue,
+    pub(crate) log: Log<D>,
+    jitter: Jitter,
+    /// Transactions committed since the last snapshot began, and the count that starts the
+    /// next.
+    pub(crate) since_snapshot: u64,
+    snapshot_after: u64,
+    snapshotting: bool,
+    pub(crate) queue: VecDeque<Queued>,
+    /// Which connection holds each session, so a moved session's old connection is closed.
+    pub(crate) owners: HashMap<SessionId, (ShardId, ConnId)>,
+    pub(crate) quorum: Quorum<D>,
+    pub(crate) effects: Vec<Effect<D>>,
+    stopped: bool,
+    pub(crate) now: Now,
+    next_reap_ms: u64,
+    next_purge_ms: Option<u64>,
+    /// Everything up to here is durable on this member: what recovery found, then each
+    /// completed sync and each snapshot installed.
+    pub(crate) zxid_durable: Zxid,
+    /// The highest zxid a published entry carried.
+    zxid_published: Zxid,
+    pub(crate) counters: Counters,
+    /// This member's id in routes (0 standalone).
+    pub(crate) myid: u64,
+}
+
+impl<D: Device> Member<D> {
+    /// A standalone member over a recovered tree and log (the snapshot with the log replayed
+    /// over it); every session in the tree is given its full timeout from `now` (ZooKeeper
+    /// does the same after a restart).
+    pub fn new(cfg: MemberConfig, tree: Tree, log: Log<D>, now: Now) -> Self {
+        let mut member = Self::with_quorum(cfg, tree, log, now, 0, Quorum::Alone(Alone::new()));
+        member.track_all_sessions();
+        member
+    }
+
+    /// An ensemble member: `tree` is the newest snapshot only (never the log replayed over
+    /// it: the log may hold proposals that never committed); the replica re-commits the
+    /// log's committed prefix. It starts Looking.
+    pub fn new_ensemble(
+        cfg: MemberConfig,
+        ens: EnsembleConfig,
+        tree: Tree,
+        log: Log<D>,
+        now: Now,
+    ) -> Self {
+        let myid = ens.zab.myid;
+        let replicated = Replicated::new(ens);
+        let mut member = Self::with_quorum(
+            cfg,
+            tree,
+            log,
+            now,
+            myid,
+            Quorum::Ensemble(Box::new(replicated)),
+        );
+        member.ensemble_start();
+        member
+    }
+
+    fn with_quorum(
+        cfg: MemberConfig,
+        tree: Tree,
+        log: Log<D>,
+        now: Now,
+        myid: u64,
+        quorum: Quorum<D>,
+    ) -> Self {
+        assert!(cfg.batch_txns_max > 0, "a batch takes at least one request");
+        let mut jitter = Jitter::new(cfg.seed);
+        let snapshot_after = jitter.snapshot_after(cfg.snap_count);
+        let zxid_durable = tree.last_zxid().max(log.synced_zxid());
+        Member {
+            next_session: cfg.first_session,
+            expiry: ExpiryQueue::new(cfg.tick_ms),
+            jitter,
+            since_snapshot: 0,
+            snapshot_after,
+            snapshotting: false,
+            queue: VecDeque::new(),
+            owners: HashMap::new(),
+            quorum,
+            effects: Vec::new(),
+            stopped: false,
+            now,
+            next_reap_ms: now.mono_ms + cfg.container_check_interval_ms,
+            next_purge_ms: (cfg.purge_interval_ms > 0).then(|| now.mono_ms + cfg.purge_interval_ms),
+            zxid_durable,
+            zxid_published: tree.last_zxid(),
+            counters: Counters::default(),
+            myid,
+            tree,
+            log,
+            cfg,
+        }
+    }
+
+    /// The tree as this member has it: standalone, every change appended; on an ensemble,
+    /// every change committed.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub fn log(&self) -> &Log<D> {
+        &self.log
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    pub fn role(&self) -> Role {
+        match &self.quorum {
+            Quorum::Alone(_) => Role::Standalone,
+            Quorum::Ensemble(r) => r.role,
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        let (learners, synced_followers) = match &self.quorum {
+            Quorum::Alone(_) => (0, 0),
+            Quorum::Ensemble(r) => r.replica.learner_counts(),
+        };
+        Counters {
+            queued: self.queue.len(),
+            sessions: self.tree.sessions().count(),
+            learners,
+            synced_followers,
+            log: self.log.stats(),
+            ..self.counters
+        }
+    }
+
+    /// Takes one input. Effects it causes wait for [`Member::ready`]. A stopped member
+    /// ignores everything.
+    pub fn step(&mut self, now: Now, input: Input<D>) {
+        self.advance_time(now);
+        if self.stopped {
+            return;
+        }
+        if let Err(reason) = self.dispatch(input) {
+            self.stop(reason);
+        }
+        self.check_invariants();
+    }
+
+    fn dispatch(&mut self, input: Input<D>) -> Result<(), StopReason> {
+        // An ensemble member hears the time before anything else: after a freeze, a leader
+        // whose followers went silent steps down before it looks at what waited.
+        self.feed_time()?;
+        match input {
+            Input::Shard(msg) => self.on_shard(msg),
+            Input::Tick => self.on_tick(),
+            Input::Synced { job, result } => return self.on_synced(job, result),
+            Input::SnapshotWritten { zxid, result } => self.on_snapshot_written(zxid, result),
+            Input::SegmentPrepared(result) => self.on_segment_prepared(result),
+            Input::Peer { from, msg } => return self.on_peer(from, msg),
+            Input::Forward { from, msg } => self.on_forward(from, msg),
+            Input::PeerLost { peer } => return self.on_peer_lost(peer),
+            Input::EpochsPersisted {
+                accepted,
+                current,
+                result,
+            } => return self.on_epochs_persisted(accepted, current, result),
+            Input::SnapBuilt { to, id, frame } => return self.on_snap_built(to, id, frame),
+        }
+        Ok(())
+    }
+
+    /// The effects to carry out, in order. Standalone, it cuts the next batch first when no
+    /// sync is in flight, so everything that arrived during a sync goes into one batch
+    /// (group commit); on an ensemble it ends the round: proposals or forwards of what is
+    /// queued, the syncs answered, the fdatasync started, the commits published. A driver
+    /// calls this until it returns nothing, and again after the inputs of each turn.
+    pub fn ready(&mut self, now: Now) -> Vec<Effect<D>> {
+        self.advance_time(now);
+        if !self.stopped {
+            let round = match self.quorum {
+                Quorum::Alone(_) => self.alone_round(),
+                Quorum::Ensemble(_) => self.ensemble_round(),
+            };
+            if let Err(reason) = round {
+                self.stop(reason);
+            }
+        }
+        self.check_invariants();
+        std::mem::take(&mut self.effects)
+    }
+
+    fn advance_time(&mut self, now: Now) {
+        // The monotonic clock cannot go back; the wall clock may (NTP), and is only stamped.
+        assert!(
+            now.mono_ms >= self.now.mono_ms,
+            "monotonic time {} before {}",
+            now.mono_ms,
+            self.now.mono_ms
+        );
+        self.now = now;
+    }
+
+    /// Whether this member decides for the ensemble: prep, expiry, the reaper.
+    pub(crate) fn leads(&self) -> bool {
+        match &self.quorum {
+            Quorum::Alone(_) => true,
+            Quorum::Ensemble(r) => r.role == Role::Leader,
+        }
+    }
+
+    fn on_shard(&mut self, msg: ToCore) {
+        match msg {
+            ToCore::Request(req) => {
+                if req.session.0 != 0 {
+                    self.touch(req.session);
+                }
+                let server = self.myid;
+                self.queue.push_back(Queued {
+                    route: req.origin.map(|origin| Route { server, origin }),
+                    session: req.session,
+                    auth: req.auth,
+                    op: req.op,
+                });
+            }
+            ToCore::Touch(sessions) => {
+                for s in sessions {
+                    self.touch(s);
+                }
+            }
+            ToCore::Attach {
+                session,
+                shard,
+                conn,
+                valid,
+            } => {
+                self.touch(session);
+                if valid {
+                    self.attach(session);
+                }
+                if let Some(old) = self.owners.insert(session, (shard, conn)) {
+                    if old != (shard, conn) {
+                        self.effects.push(Effect::Send {
+                            shard: old.0,
+                            msg: FromCore::CloseConnection {
+                                conn: old.1,
+                                session,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A session showed life: the member that tracks expiry (standalone, the leader)
+    /// pushes its deadline out; a learner reports it to the leader on its next tick.
+    pub(crate) fn touch(&mut self, session: SessionId) {
+        if self.leads() {
+            self.expiry.touch(session, self.now.mono_ms);
+        } else if let Quorum::Ensemble(r) = &mut self.quorum {
+            r.touched.insert(session);
+        }
+    }
+
+    /// Session expiry as ZooKeeper's SessionTracker, the container/TTL reaper as its
+    /// ContainerManager (both only where this member decides), autopurge as its
+    /// PurgeTxnLog timer. The expiries and deletions are queued as requests: they go
+    /// through prep like any other, which re-checks them.
+    fn on_tick(&mut self) {
+        let now = self.now;
+        if self.leads() {
+            for session in self.expiry.expire(now.mono_ms) {
+                tracing::info!("session {session} expired");
+                self.queue.push_back(Queued {
+                    route: None,
+                    session,
+                    auth: Arc::from([]),
+                    op: CoreOp::Tree(Op::CloseSession { session }),
+                });
+            }
+            if now.mono_ms >= self.next_reap_ms {
+                self.next_reap_ms = now.mono_ms + self.cfg.container_check_interval_ms;
+                self.reap();
+            }
+        } else {
+            self.report_touched();
+        }
+        if self.next_purge_ms.is_some_and(|at| now.mono_ms >= at) {
+            // Removals through the device, like the appends: a few unlink calls, and the
+            // log's list of segments must change with them.
+            match zoocore_storage::purge(&mut self.log, self.cfg.snap_retain_count) {
+                Ok(removed) => tracing::info!("autopurge removed {removed:?}"),
+                Err(e) => tracing::warn!("autopurge failed: {e}"),
+            }
+            self.next_purge_ms = Some(now.mono_ms + self.cfg.purge_interval_ms);
+        }
+    }
+
+    /// Empty containers that had a child and expired TTL nodes, from the newest tree (so a
+    /// delete already proposed is not asked twice), deleted through the write path.
+    fn reap(&mut self) {
+        let paths = self.newest_tree().expired_nodes(self.now.wall_ms);
+        for path in paths {
+            tracing::debug!("reaping {path}");
+            self.queue.push_back(Queued {
+                route: None,
+                session: SessionId(0),
+                auth: Arc::from([]),
+                op: CoreOp::Tree(Op::DeleteContainer { path }),
+            });
+        }
+    }
+
+    /// The tree with every change this member prepped: what the next request is checked
+    /// against.
+    pub(crate) fn newest_tree(&self) -> &Tree {
+        match &self.quorum {
+            Quorum::Ensemble(r) => r.working.as_ref().unwrap_or(&self.tree),
+            Quorum::Alone(_) => &self.tree,
+        }
+    }
+
+    fn on_synced(&mut self, job: SyncJob<D>, result: io::Result<()>) -> Result<(), StopReason> {
+        let token = job.token;
+        // A failed fdatasync stops the member: what waited for it is dropped unanswered.
+        let durable = self.log.sync_end(job.request, result)?;
+        self.zxid_durable = self.zxid_durable.max(durable);
+        match self.quorum {
+            Quorum::Alone(_) => self.alone_synced(),
+            Quorum::Ensemble(_) => self.ensemble_synced(durable, token),
+        }
+        Ok(())
+    }
+
+    fn on_snapshot_written(&mut self, zxid: Zxid, result: Result<SnapshotInfo, SnapshotError>) {
+        assert!(
+            self.snapshotting,
+            "snapshot at {zxid} completed, none running"
+        );
+        self.snapshotting = false;
+        match result {
+            Ok(_) => self.counters.snapshots += 1,
+            Err(_) => self.counters.snapshots_failed += 1,
+        }
+    }
+
+    fn on_segment_prepared(&mut self, result: io::Result<SpareSegment<D::File>>) {
+        if let Err(e) = self.log.adopt_next_segment(result) {
+            tracing::warn!("could not prepare the next log segment ahead: {e}");
+        }
+        self.log_notices();
+    }
+
+    pub(crate) fn stop(&mut self, reason: StopReason) {
+        tracing::error!("stopping: {reason}");
+        self.stopped = true;
+        if let Quorum::Alone(a) = &mut self.quorum {
+            a.unsynced = None;
+        }
+        self.effects.push(Effect::Stop(reason));
+    }
+
+    /// The fdatasync of everything appended so far, unless none is needed. `Ok(None)`:
+    /// nothing is unsynced (or forceSync is off and the sync is taken as done), and the
+    /// log is durable through `log.synced_zxid()` as far as this member can make it.
+    pub(crate) fn begin_sync(&mut self, token: Option<u64>) -> Result<Option<()>, StopReason> {
+        let Some(request) = self.log.sync_begin()? else {
+            return Ok(None);
+        };
+        if !self.cfg.force_sync {
+            let durable = self.log.sync_end(request, Ok(()))?;
+            self.zxid_durable = self.zxid_durable.max(durable);
+            return Ok(None);
+        }
+        let segment = self
+            .log
+            .segments()
+            .last()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        self.effects.push(Effect::Sync(SyncJob {
+            segment,
+            request,
+            token,
+        }));
+        Ok(Some(()))
+    }
+
+    /// Hands committed entries and the tree they leave to the shards, then whatever the
+    /// commit makes due: a snapshot, the next log segment.
+    pub(crate) fn publish(&mut self, batch: CommitBatch) {
+        for entry in &batch.entries {
+            assert!(
+                entry.zxid >= self.zxid_published,
+                "entry at {} published after {}",
+                entry.zxid,
+                self.zxid_published
+            );
+            assert!(
+                !self.cfg.force_sync || entry.zxid <= self.zxid_durable,
+                "entry at {} published with only {} durable",
+                entry.zxid,
+                self.zxid_durable
+            );
+            self.zxid_published = entry.zxid;
+        }
+        self.counters.batches += 1;
+        self.counters.txns += batch.entries.len() as u64;
+        self.counters.batch_max = self.counters.batch_max.max(batch.entries.len());
+        self.effects.push(Effect::Publish(Arc::new(batch)));
+        self.after_commit();
+    }
+
+    /// What a commit makes due, also when it published nothing (a follower's SNAP).
+    pub(crate) fn after_commit(&mut self) {
+        self.log_notices();
+        self.snapshot_if_due();
+        if let Some(job) = self.log.next_segment_job() {
+            self.effects.push(Effect::PrepareSegment(job));
+        }
+    }
+
+    /// A pinned version of the tree to snapshot once enough transactions were committed
+    /// since the last one began, and none is being written.
+    fn snapshot_if_due(&mut self) {
+        if self.snapshotting || self.since_snapshot < self.snapshot_after {
+            return;
+        }
+        self.since_snapshot = 0;
+        self.snapshot_after = self.jitter.snapshot_after(self.cfg.snap_count).max(1);
+        self.snapshotting = true;
+        self.effects.push(Effect::Snapshot(self.tree.clone()));
+    }
+
+    /// Logs what the log reports (segments preallocated short for lack of room).
+    pub(crate) fn log_notices(&mut self) {
+        while let Some(notice) = self.log.next_notice() {
+            tracing::warn!("{notice}");
+        }
+    }
+
+    /// A session was created by a committed txn: its expiry is tracked where this member
+    /// decides, and the connection that asked for it owns it.
+    pub(crate) fn session_created(
+        &mut self,
+        session: SessionId,
+        timeout_ms: i32,
+        origin: Option<Origin>,
+    ) {
+        self.expiry
+            .add(session, timeout_ms.max(0) as u32, self.now.mono_ms);
+        if let Some(o) = origin {
+            self.owners.insert(session, (o.shard, o.conn));
+        }
+    }
+
+    /// A session was closed by a committed txn (closeSession or expiry).
+    pub(crate) fn session_closed(&mut self, session: SessionId) {
+        self.expiry.remove(session);
+        self.owners.remove(&session);
+    }
+
+    /// Arms expiry for every session in the tree (after a restart, or on taking over as
+    /// leader: ZooKeeper's leader gives every session a fresh timeout).
+    pub(crate) fn track_all_sessions(&mut self) {
+        self.expiry = ExpiryQueue::new(self.cfg.tick_ms);
+        let sessions: Vec<_> = self.tree.sessions().collect();
+        for (s, timeout) in sessions {
+            self.expiry.add(s, timeout.max(0) as u32, self.now.mono_ms);
+        }
+    }
+
+    /// The pipeline's invariants between steps; debug builds only (the per-append and
+    /// per-publish assertions stay on in release).
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        assert!(
+            self.log.synced_zxid() <= self.log.last_zxid(),
+            "synced {} past appended {}",
+            self.log.synced_zxid(),
+            self.log.last_zxid()
+        );
+        assert!(
+            self.zxid_published <= self.newest_tree().last_zxid(),
+            "published {} past the newest tree {}",
+            self.zxid_published,
+            self.newest_tree().last_zxid()
+        );
+        match &self.quorum {
+            Quorum::Alone(a) => a.check_invariants(self),
+            Quorum::Ensemble(r) => r.check_invariants(self),
+        }
+    }
+}
+
+/// One request through ZooKeeper's prep on `tree` (the newest tree: every change prepped
+/// before it included), at `zxid`; `new_session` is the id a createSession gets. A client's
+/// request of a session that does not exist (expired, or closed) is SESSIONEXPIRED.
+pub(crate) fn prep(
+    tree: &Tree,
+    q: &Queued,
+    new_session: SessionId,
+    zxid: Zxid,
+    wall_ms: i64,
+) -> Txn {
+    match &q.op {
+        CoreOp::CreateSession { timeout_ms } => tree.prepare(
+            &Op::CreateSession {
+                session: new_session,
+                timeout_ms: *timeout_ms,
+            },
+            &PrepContext {
+                session: new_session,
+                auth: &q.auth,
+                zxid,
+                time_ms: wall_ms,
+            },
+        ),
+        CoreOp::Tree(op) => {
+            if q.route.is_some() && !tree.session_exists(q.session) {
+                Txn::Error(ErrorCode::SESSION_EXPIRED)
+            } else {
+                tree.prepare(
+                    op,
+                    &PrepContext {
+                        session: q.session,
+                        auth: &q.auth,
+                        zxid,
+                        time_ms: wall_ms,
+                    },
+                )
+            }
+        }
+        // Callers answer syncs before prep; were one to get here it changes nothing.
+        CoreOp::Sync { .. } => Txn::Error(ErrorCode::BAD_ARGUMENTS),
+    }
+}
