@@ -138,6 +138,35 @@ pub struct Config {
     /// `None` runs standalone (no `server.N` lines, or only one voter and no observers, as
     /// ZooKeeper's `standaloneEnabled` default does).
     pub ensemble: Option<Ensemble>,
+    /// Whether `client_addr` is served: false when zoo.cfg gives `secureClientPort` and no
+    /// `clientPort`, as ZooKeeper then opens only the secure port.
+    pub client_plain: bool,
+    /// The TLS client port (`secureClientPort`) and its keys; `None` without one.
+    pub client_tls: Option<ClientTls>,
+}
+
+/// Who must show a certificate on the secure client port (`ssl.clientAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// ZooKeeper's default: a client without a certificate the trust store vouches for is
+    /// refused in the handshake.
+    Need,
+    /// A certificate is asked for and checked when sent; a client without one is served.
+    Want,
+    None,
+}
+
+/// The secure client port and the PEM files it serves with (docs/OPERATIONS.md "TLS").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    pub addr: SocketAddr,
+    /// `ssl.keyStore.location`: the private key and the certificate chain, PEM.
+    pub key_store: PathBuf,
+    /// `ssl.trustStore.location`: the CA certificates client certificates must chain to.
+    pub trust_store: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    /// `X509AuthenticationProvider.superUser`: a certificate subject that is super.
+    pub super_user: Option<String>,
 }
 
 impl Config {
@@ -170,6 +199,8 @@ impl Config {
             purge_interval_hours: 0,
             commit_log_count: crate::limits::HISTORY_RETAIN,
             ensemble: None,
+            client_plain: true,
+            client_tls: None,
         }
     }
 
@@ -194,6 +225,7 @@ impl Config {
         let mut members = BTreeMap::new();
         let mut init_limit = 10u64;
         let mut sync_limit = 5u64;
+        let mut tls = TlsKeys::default();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
@@ -278,6 +310,7 @@ impl Config {
                 "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
                 "syncLimit" => sync_limit = parse_positive(value).map_err(bad)?,
+                _ if TlsKeys::takes(key_plain) => tls.set(key_plain, value).map_err(bad)?,
                 _ if key_plain.starts_with("server.") => {
                     let id: u64 = parse_num(&key_plain["server.".len()..]).map_err(bad)?;
                     let member = parse_member(value).map_err(bad)?;
@@ -297,6 +330,16 @@ impl Config {
         }
         if let Some(address) = address {
             cfg.client_addr.set_ip(address);
+        }
+        cfg.client_plain = port.is_some() || tls.port.is_none();
+        cfg.client_tls = tls.finish(cfg.client_addr.ip(), path)?;
+        if let Some(t) = cfg.client_tls.as_ref().filter(|_| cfg.client_plain) {
+            if t.addr == cfg.client_addr {
+                return Err(ConfigError::Inconsistent(format!(
+                    "secureClientPort and clientPort are both {}",
+                    t.addr
+                )));
+            }
         }
         if cfg.tick_time_ms == 0 {
             return Err(ConfigError::Inconsistent(
@@ -340,6 +383,128 @@ impl Config {
         let min = self.min_session_timeout_ms as i32;
         let max = self.max_session_timeout_ms as i32;
         requested_ms.clamp(min, max)
+    }
+}
+
+/// The TLS keys as read, checked together once the whole file is read. ZooKeeper takes the
+/// `ssl.*` keys as `zookeeper.ssl.*` system properties (X509Util), so both spellings come here
+/// with the prefix already stripped.
+#[derive(Debug, Default)]
+struct TlsKeys {
+    port: Option<u16>,
+    address: Option<IpAddr>,
+    key_store: Option<PathBuf>,
+    key_store_type: Option<String>,
+    trust_store: Option<PathBuf>,
+    trust_store_type: Option<String>,
+    client_auth: Option<ClientAuth>,
+    super_user: Option<String>,
+}
+
+impl TlsKeys {
+    fn takes(key: &str) -> bool {
+        matches!(
+            key,
+            "secureClientPort"
+                | "secureClientPortAddress"
+                | "ssl.keyStore.location"
+                | "ssl.keyStore.type"
+                | "ssl.trustStore.location"
+                | "ssl.trustStore.type"
+                | "ssl.clientAuth"
+                | "X509AuthenticationProvider.superUser"
+                | "sslQuorum"
+        )
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "secureClientPort" => self.port = Some(parse_num(value)?),
+            "secureClientPortAddress" => {
+                self.address = Some(value.parse().map_err(|e| format!("{value:?}: {e}"))?)
+            }
+            "ssl.keyStore.location" => self.key_store = Some(PathBuf::from(value)),
+            "ssl.keyStore.type" => self.key_store_type = Some(value.to_string()),
+            "ssl.trustStore.location" => self.trust_store = Some(PathBuf::from(value)),
+            "ssl.trustStore.type" => self.trust_store_type = Some(value.to_string()),
+            // X509Util.ClientAuth.fromPropertyValue: case-insensitive, empty means need.
+            "ssl.clientAuth" => {
+                self.client_auth = Some(match value.to_ascii_lowercase().as_str() {
+                    "" | "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err(format!("{value:?} is not need, want or none")),
+                })
+            }
+            "X509AuthenticationProvider.superUser" => self.super_user = Some(value.to_string()),
+            // Member links are plain TCP in zoocore: starting as if they were encrypted would
+            // be a silent downgrade.
+            "sslQuorum" => {
+                if parse_bool(value)? {
+                    return Err("TLS between members is not supported by zoocore; \
+                                only client connections (secureClientPort)"
+                        .into());
+                }
+            }
+            _ => unreachable!("TlsKeys::takes({key:?}) without a setter"),
+        }
+        Ok(())
+    }
+
+    /// The secure port's settings, or `None` without `secureClientPort`. Only PEM stores are
+    /// read (ZooKeeper 3.5+'s `ssl.*.type=PEM`); a store of another type, named or guessed from
+    /// its extension as X509Util does, stops start-up with a request to convert it.
+    fn finish(self, default_ip: IpAddr, cfg_path: &Path) -> Result<Option<ClientTls>, ConfigError> {
+        let Some(port) = self.port else {
+            return Ok(None);
+        };
+        let inconsistent = |why: String| {
+            ConfigError::Inconsistent(format!("{}: secureClientPort: {why}", cfg_path.display()))
+        };
+        let key_store = self
+            .key_store
+            .ok_or_else(|| inconsistent("ssl.keyStore.location is not set".into()))?;
+        check_pem_store(&key_store, self.key_store_type.as_deref()).map_err(inconsistent)?;
+        if let Some(trust) = &self.trust_store {
+            check_pem_store(trust, self.trust_store_type.as_deref()).map_err(inconsistent)?;
+        }
+        let client_auth = self.client_auth.unwrap_or(ClientAuth::Need);
+        if client_auth != ClientAuth::None && self.trust_store.is_none() {
+            return Err(inconsistent(
+                "ssl.trustStore.location is needed to check client certificates \
+                 (or set ssl.clientAuth=none)"
+                    .into(),
+            ));
+        }
+        Ok(Some(ClientTls {
+            addr: SocketAddr::new(self.address.unwrap_or(default_ip), port),
+            key_store,
+            trust_store: self.trust_store,
+            client_auth,
+            super_user: self.super_user,
+        }))
+    }
+}
+
+fn check_pem_store(path: &Path, store_type: Option<&str>) -> Result<(), String> {
+    let named = store_type.map(str::to_ascii_uppercase);
+    let guessed = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => match ext.to_ascii_lowercase().as_str() {
+            "jks" => Some("JKS"),
+            "p12" | "pfx" => Some("PKCS12"),
+            "bcfks" => Some("BCFKS"),
+            _ => None,
+        },
+        None => None,
+    };
+    match named.as_deref().or(guessed) {
+        None | Some("PEM") => Ok(()),
+        Some(other) => Err(format!(
+            "{}: {other} stores are not supported; convert it to PEM (key and certificate \
+             chain in one file, e.g. `openssl pkcs12 -in store.p12 -nodes`) and set \
+             ssl.*.type=PEM",
+            path.display()
+        )),
     }
 }
 
@@ -497,6 +662,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("z.cfg:1: server.1:"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_tls_keys_with_or_without_their_prefix() {
+        let text = "clientPort=2181\nsecureClientPort=2281\nsecureClientPortAddress=127.0.0.7\n\
+                    zookeeper.ssl.keyStore.location=/k.pem\nssl.trustStore.location=/t.pem\n\
+                    ssl.clientAuth=WANT\nzookeeper.X509AuthenticationProvider.superUser=CN=root\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(cfg.client_plain);
+        let tls = cfg.client_tls.unwrap();
+        assert_eq!(tls.addr, "127.0.0.7:2281".parse().unwrap());
+        assert_eq!(tls.key_store, PathBuf::from("/k.pem"));
+        assert_eq!(tls.trust_store, Some(PathBuf::from("/t.pem")));
+        assert_eq!(tls.client_auth, ClientAuth::Want);
+        assert_eq!(tls.super_user.as_deref(), Some("CN=root"));
+    }
+
+    #[test]
+    fn a_secure_port_alone_closes_the_plain_one() {
+        let text = "secureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(!cfg.client_plain);
+        let tls = cfg.client_tls.unwrap();
+        // Without secureClientPortAddress it listens where the plain port would.
+        assert_eq!(tls.addr, "127.0.0.1:2281".parse().unwrap());
+        assert_eq!(tls.client_auth, ClientAuth::None);
+        assert!(
+            Config::parse("tickTime=2000\n", Path::new("z.cfg"))
+                .unwrap()
+                .client_plain
+        );
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_work_stop_start_up() {
+        let parse = |text: &str| {
+            Config::parse(text, Path::new("z.cfg"))
+                .unwrap_err()
+                .to_string()
+        };
+        let err =
+            parse("secureClientPort=2281\nssl.keyStore.location=/k.jks\nssl.clientAuth=none\n");
+        assert!(
+            err.contains("/k.jks: JKS stores are not supported; convert it to PEM"),
+            "{err}"
+        );
+        let err =
+            parse("secureClientPort=2281\nssl.keyStore.location=/k\nssl.keyStore.type=PKCS12\n");
+        assert!(err.contains("PKCS12"), "{err}");
+        // clientAuth defaults to need, which needs a trust store.
+        let err = parse("secureClientPort=2281\nssl.keyStore.location=/k.pem\n");
+        assert!(err.contains("ssl.trustStore.location is needed"), "{err}");
+        let err = parse("secureClientPort=2281\n");
+        assert!(err.contains("ssl.keyStore.location is not set"), "{err}");
+        let err = parse("ssl.clientAuth=maybe\n");
+        assert!(err.starts_with("z.cfg:1: ssl.clientAuth:"), "{err}");
+        let err = parse("sslQuorum=true\n");
+        assert!(err.contains("not supported"), "{err}");
     }
 
     #[test]

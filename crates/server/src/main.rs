@@ -20,6 +20,7 @@ mod reports;
 mod sessions;
 mod shard;
 mod stats;
+mod tls;
 mod tools;
 mod topology;
 mod views;

@@ -56,6 +56,8 @@ pub enum StartError {
     Crashed(String),
     #[error("cannot recover the data directory: {0}")]
     Recovery(#[from] zoocore_storage::RecoveryError),
+    #[error("cannot set up TLS for secureClientPort: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What every executor of the server shares: configuration and counters.
@@ -64,6 +66,8 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     pub reports: Arc<Reports>,
     pub views: Arc<Views>,
+    /// The secure client port's handshakes, with `secureClientPort`.
+    pub tls: Option<futures_rustls::TlsAcceptor>,
 }
 
 /// The CPUs this process may run on.
@@ -117,7 +121,17 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             source,
         })?;
     }
-    claim_port(cfg.client_addr)?;
+    if cfg.client_plain {
+        claim_port(cfg.client_addr)?;
+    }
+    // Before anything else starts: a bad key or certificate file stops start-up, naming it.
+    let tls = match &cfg.client_tls {
+        Some(t) => {
+            claim_port(t.addr)?;
+            Some(crate::tls::acceptor(t)?)
+        }
+        None => None,
+    };
 
     let recovered = durable::open(&cfg)?;
     let view = recovered.tree.clone();
@@ -180,6 +194,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             stats: stats.clone(),
             reports: reports.clone(),
             views: views.clone(),
+            tls: tls.clone(),
         };
         let name = format!("shard-{i}");
         let view = view.clone();
@@ -583,13 +598,42 @@ async fn shard_main(
         .detach();
     }
 
-    let listener = match listen(cfg.client_addr) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("shard {id}: cannot listen on {}: {e}", cfg.client_addr);
-            std::process::exit(2);
-        }
-    };
+    // The plain and the secure client port, each with its own listener on every shard.
+    let secure = cfg.client_tls.as_ref().map(|t| t.addr);
+    let ports = [cfg.client_plain.then_some(cfg.client_addr), secure];
+    let mut accepting = Vec::new();
+    for addr in ports.into_iter().flatten() {
+        let listener = match listen(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("shard {id}: cannot listen on {addr}: {e}");
+                std::process::exit(2);
+            }
+        };
+        let tls = if Some(addr) == secure {
+            shared.tls.clone()
+        } else {
+            None
+        };
+        let (shard, shared) = (shard.clone(), shared.clone());
+        accepting.push(glommio::spawn_local(accept_loop(
+            id, listener, shard, shared, tls,
+        )));
+    }
+    for task in accepting {
+        task.await;
+    }
+}
+
+/// Accepts one client port's connections for ever; `tls` for the secure port.
+async fn accept_loop(
+    id: usize,
+    listener: TcpListener,
+    shard: Rc<RefCell<Shard>>,
+    shared: Rc<Shared>,
+    tls: Option<futures_rustls::TlsAcceptor>,
+) {
+    let cfg = shared.cfg.clone();
     let limiter = crate::limiter::ConnectionLimiter::global();
     loop {
         let stream = match listener.accept().await {
@@ -611,9 +655,9 @@ async fn shard_main(
             );
             continue;
         };
-        let (shard, shared) = (shard.clone(), shared.clone());
+        let (shard, shared, tls) = (shard.clone(), shared.clone(), tls.clone());
         glommio::spawn_local(async move {
-            conn::serve(shard, shared, stream, addr).await;
+            conn::serve(shard, shared, stream, addr, tls).await;
             drop(guard);
         })
         .detach();
