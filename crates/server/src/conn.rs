@@ -292,6 +292,10 @@ impl<S: ClientStream> Connection<'_, S> {
                         format!("no handshake within {} ms", limits::HANDSHAKE_TIMEOUT_MS)
                     })
                 }
+                // TLS's word for a client that closed without close_notify, as most do.
+                Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return None
+                }
                 Event::Read(Err(e)) => return Some(format!("read failed: {e}")),
                 // Answers were queued, or a close asked: the top of the loop sees them.
                 Event::Woken(true) => {}
