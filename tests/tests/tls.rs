@@ -406,6 +406,79 @@ fn a_plain_client_on_the_secure_port_is_closed_and_costs_nothing_else() {
     });
 }
 
+#[test]
+fn a_silent_client_on_the_secure_port_is_closed_after_the_handshake_limit() {
+    let (server, _pki) = start_secure("need");
+    let mut silent = TcpStream::connect(server.secure_addr()).unwrap();
+    // Well past the 10 s handshake limit both servers have.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let end = silent.read_to_end(&mut answer);
+    assert!(
+        !matches!(&end, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "a connection that never starts its TLS handshake was left open"
+    );
+    if server.target == Target::Zoocore {
+        assert_contains(&server.log_text(), "TLS handshake");
+    }
+}
+
+/// zoocore alone: with `secureClientPort` and no `clientPort` only the secure port is open.
+#[test]
+fn a_secure_port_alone_leaves_no_plain_port() {
+    let host = free_host();
+    let pki = Pki::new(host);
+    let alice = pki.client("alice", "zoocore");
+    let cfg = pki.dir.join("zoo.cfg");
+    let mut lines = vec![
+        format!("dataDir={}", pki.dir.join("data").display()),
+        format!("secureClientPort={SECURE_PORT}"),
+        format!("secureClientPortAddress={host}"),
+        "zoocore.pinning=false".to_string(),
+    ];
+    lines.extend(pki.server_cfg("need"));
+    std::fs::write(&cfg, lines.join("\n") + "\n").unwrap();
+    let log = std::fs::File::create(pki.dir.join("server.log")).unwrap();
+    let mut child = Command::new(zoocore_binary())
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn zoocore");
+    let secure_string = format!("{host}:{SECURE_PORT}");
+    let outcome = std::panic::catch_unwind(|| {
+        run(async {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let zk = loop {
+                let attempt = Client::connector()
+                    .with_connection_timeout(Duration::from_secs(2))
+                    .with_fail_eagerly()
+                    .with_tls(tls_options(&pki, Some(&alice)))
+                    .secure_connect(&secure_string)
+                    .await;
+                match attempt {
+                    Ok(zk) => break zk,
+                    Err(e) if Instant::now() > deadline => panic!("secure port never served: {e}"),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
+            zk.create("/only-tls", b"", &persistent()).await.unwrap();
+        });
+        let plain = TcpStream::connect((host, PORT));
+        assert!(plain.is_err(), "the plain client port is open: {plain:?}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = outcome {
+        let log = std::fs::read_to_string(pki.dir.join("server.log")).unwrap_or_default();
+        eprintln!("---- server.log ----\n{log}");
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// zoocore alone: a key store that is not PEM, or not there, stops start-up naming the file.
 #[test]
 fn a_bad_key_store_stops_start_up_naming_the_file() {
