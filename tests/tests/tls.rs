@@ -441,41 +441,48 @@ fn a_secure_port_alone_leaves_no_plain_port() {
     lines.extend(pki.server_cfg("need"));
     std::fs::write(&cfg, lines.join("\n") + "\n").unwrap();
     let log = std::fs::File::create(pki.dir.join("server.log")).unwrap();
-    let mut child = Command::new(zoocore_binary())
+    let child = Command::new(zoocore_binary())
         .arg(&cfg)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .expect("spawn zoocore");
+    let _server = KillOnDrop(child, pki.dir.join("server.log"));
     let secure_string = format!("{host}:{SECURE_PORT}");
-    let outcome = std::panic::catch_unwind(|| {
-        run(async {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let zk = loop {
-                let attempt = Client::connector()
-                    .with_connection_timeout(Duration::from_secs(2))
-                    .with_fail_eagerly()
-                    .with_tls(tls_options(&pki, Some(&alice)))
-                    .secure_connect(&secure_string)
-                    .await;
-                match attempt {
-                    Ok(zk) => break zk,
-                    Err(e) if Instant::now() > deadline => panic!("secure port never served: {e}"),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            };
-            zk.create("/only-tls", b"", &persistent()).await.unwrap();
-        });
-        let plain = TcpStream::connect((host, PORT));
-        assert!(plain.is_err(), "the plain client port is open: {plain:?}");
+    run(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let zk = loop {
+            let attempt = Client::connector()
+                .with_connection_timeout(Duration::from_secs(2))
+                .with_fail_eagerly()
+                .with_tls(tls_options(&pki, Some(&alice)))
+                .secure_connect(&secure_string)
+                .await;
+            match attempt {
+                Ok(zk) => break zk,
+                Err(e) if Instant::now() > deadline => panic!("secure port never served: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        zk.create("/only-tls", b"", &persistent()).await.unwrap();
     });
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Err(panic) = outcome {
-        let log = std::fs::read_to_string(pki.dir.join("server.log")).unwrap_or_default();
-        eprintln!("---- server.log ----\n{log}");
-        std::panic::resume_unwind(panic);
+    let plain = TcpStream::connect((host, PORT));
+    assert!(plain.is_err(), "the plain client port is open: {plain:?}");
+}
+
+/// A zoocore process started by a test itself: killed when the test ends, its log printed if
+/// the test failed.
+struct KillOnDrop(std::process::Child, PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+            eprintln!("---- {} ----\n{log}", self.1.display());
+        }
     }
 }
 
