@@ -218,7 +218,7 @@ fn string_value(tag: u8, value: &[u8]) -> Option<String> {
         // TeletexString, read as Latin-1 as Java does
         0x14 => Some(value.iter().map(|&b| char::from(b)).collect()),
         // BMPString
-        0x1e if value.len() % 2 == 0 => {
+        0x1e if value.chunks_exact(2).remainder().is_empty() => {
             let units: Vec<u16> = value
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -226,7 +226,7 @@ fn string_value(tag: u8, value: &[u8]) -> Option<String> {
             String::from_utf16(&units).ok()
         }
         // UniversalString
-        0x1c if value.len() % 4 == 0 => value
+        0x1c if value.chunks_exact(4).remainder().is_empty() => value
             .chunks_exact(4)
             .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
             .collect(),
