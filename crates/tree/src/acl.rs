@@ -227,6 +227,31 @@ mod tests {
     }
 
     #[test]
+    fn x509_ids_match_exactly_and_fill_auth_acls() {
+        let alice = Id::new("x509", "CN=alice,O=zoocore");
+        let only_alice = vec![acl(Perms::ALL, "x509", "CN=alice,O=zoocore")];
+        assert!(check_acl(&only_alice, Perms::READ, &[alice.clone()]));
+        assert!(!check_acl(
+            &only_alice,
+            Perms::READ,
+            &[Id::new("x509", "CN=alice,O=zoocore,C=DE")]
+        ));
+        assert!(!check_acl(
+            &only_alice,
+            Perms::READ,
+            &[Id::new("digest", "CN=alice,O=zoocore")]
+        ));
+        assert_eq!(fixup_acl(&only_alice, &[]), Ok(only_alice.clone()));
+        assert_eq!(
+            fixup_acl(&[acl(Perms::ALL, "x509", "")], &[]),
+            Err(ErrorCode::INVALID_ACL)
+        );
+        let creator = [acl(Perms::ALL, "auth", "")];
+        let ip = Id::new("ip", "127.0.0.1");
+        assert_eq!(fixup_acl(&creator, &[ip, alice]), Ok(only_alice));
+    }
+
+    #[test]
     fn check_acl_rules() {
         let open = Acl::open_unsafe();
         assert!(check_acl(&open, Perms::WRITE, &[]));
