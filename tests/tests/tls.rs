@@ -6,7 +6,8 @@
 //!
 //! Asserted: create/get over TLS, four-letter words over TLS, `ssl.clientAuth=need` refusing a
 //! client without a certificate and `want` serving it, an `x509:<subject>` ACL granting the
-//! certificate holder and denying another, `auth` ACLs taking the x509 id, a plain TCP client
+//! certificate holder and denying another, `auth` ACLs taking the x509 id, the configured
+//! `X509AuthenticationProvider.superUser` certificate passing every ACL, a plain TCP client
 //! on the secure port closed with a logged reason while the server keeps serving, and a bad
 //! key file stopping start-up with its name. The same tests run against Apache ZooKeeper 3.8
 //! (`ZOOCORE_E2E_TARGET=apache`), which the harness starts with its Netty factory.
@@ -138,12 +139,19 @@ fn dn(entries: &[(DnType, &str)]) -> DistinguishedName {
 
 /// A server of the suite's target with the secure port, its certificate naming its address.
 fn start_secure(client_auth: &str) -> (Server, Pki) {
+    start_secure_with(client_auth, &[])
+}
+
+/// [`start_secure`] with more zoo.cfg lines.
+fn start_secure_with(client_auth: &str, extra: &[&str]) -> (Server, Pki) {
     let host = free_host();
     let pki = Pki::new(host);
+    let mut extra_cfg = pki.server_cfg(client_auth);
+    extra_cfg.extend(extra.iter().map(|line| line.to_string()));
     let options = Options {
         secure_port: true,
         host: Some(host),
-        extra_cfg: pki.server_cfg(client_auth),
+        extra_cfg,
         ..Options::default()
     };
     (Server::start_with(Target::from_env(), options), pki)
@@ -338,9 +346,13 @@ fn client_auth_want_serves_a_client_without_a_certificate() {
 
 #[test]
 fn x509_acl_grants_the_certificate_holder_and_denies_another() {
-    let (server, pki) = start_secure("need");
+    let (server, pki) = start_secure_with(
+        "need",
+        &["X509AuthenticationProvider.superUser=CN=root,O=zoocore"],
+    );
     let alice = pki.client("alice", "zoocore");
     let bob = pki.client("bob", "zoocore");
+    let root = pki.client("root", "zoocore");
     run(async {
         let a = connect_tls(&server, &pki, Some(&alice)).await;
         let only_alice = vec![Acl::new(Permission::ALL, AuthId::new("x509", ALICE))];
@@ -360,6 +372,11 @@ fn x509_acl_grants_the_certificate_holder_and_denies_another() {
             Error::NoAuth
         );
         assert_eq!(b.get_data("/mine").await.unwrap_err(), Error::NoAuth);
+
+        // The configured super user's certificate passes every ACL.
+        let r = connect_tls(&server, &pki, Some(&root)).await;
+        assert_eq!(r.get_data("/secret").await.unwrap().0, b"s3");
+        r.set_data("/mine", b"root", None).await.unwrap();
     });
     // The Java client with each certificate sees the same.
     assert_contains(&zkcli_tls(&server, &pki, &alice, "get /secret"), "s3");
