@@ -128,7 +128,14 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let tls = match &cfg.client_tls {
         Some(t) => {
             claim_port(t.addr)?;
-            Some(crate::tls::acceptor(t)?)
+            let acceptor = crate::tls::acceptor(t)?;
+            tracing::info!(
+                "TLS clients on {} (ssl.clientAuth {:?}, key store {})",
+                t.addr,
+                t.client_auth,
+                t.key_store.display()
+            );
+            Some(acceptor)
         }
         None => None,
     };
