@@ -500,9 +500,9 @@ fn check_pem_store(path: &Path, store_type: Option<&str>) -> Result<(), String> 
     match named.as_deref().or(guessed) {
         None | Some("PEM") => Ok(()),
         Some(other) => Err(format!(
-            "{}: {other} stores are not supported; convert it to PEM (key and certificate \
-             chain in one file, e.g. `openssl pkcs12 -in store.p12 -nodes`) and set \
-             ssl.*.type=PEM",
+            "{}: {other} stores are not supported; convert it to PEM (e.g. `openssl pkcs12 \
+             -in store.p12 -nodes`; a key store is the key and its certificate chain in one \
+             file) and set ssl.*.type=PEM",
             path.display()
         )),
     }
