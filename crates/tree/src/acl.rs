@@ -230,7 +230,11 @@ mod tests {
     fn x509_ids_match_exactly_and_fill_auth_acls() {
         let alice = Id::new("x509", "CN=alice,O=zoocore");
         let only_alice = vec![acl(Perms::ALL, "x509", "CN=alice,O=zoocore")];
-        assert!(check_acl(&only_alice, Perms::READ, &[alice.clone()]));
+        assert!(check_acl(
+            &only_alice,
+            Perms::READ,
+            std::slice::from_ref(&alice)
+        ));
         assert!(!check_acl(
             &only_alice,
             Perms::READ,
