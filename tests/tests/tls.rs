@@ -7,7 +7,8 @@
 //! Asserted: create/get over TLS, four-letter words over TLS, `ssl.clientAuth=need` refusing a
 //! client without a certificate and `want` serving it, an `x509:<subject>` ACL granting the
 //! certificate holder and denying another, `auth` ACLs taking the x509 id, the configured
-//! `X509AuthenticationProvider.superUser` certificate passing every ACL, a plain TCP client
+//! `X509AuthenticationProvider.superUser` certificate passing every ACL, new certificate files
+//! taken without a restart (`client.certReload`, zoocore only), a plain TCP client
 //! on the secure port closed with a logged reason while the server keeps serving, and a bad
 //! key file stopping start-up with its name. The same tests run against Apache ZooKeeper 3.8
 //! (`ZOOCORE_E2E_TARGET=apache`), which the harness starts with its Netty factory.
@@ -49,7 +50,13 @@ struct Identity {
 impl Pki {
     /// A CA, and a server certificate for `host` in `server.pem` (key and chain).
     fn new(host: Ipv4Addr) -> Pki {
-        let dir = std::env::temp_dir().join(format!("zoocore-tls-{}-{host}", std::process::id()));
+        Pki::new_named(host, "a")
+    }
+
+    /// [`Pki::new`] in a directory of its own for each `label`.
+    fn new_named(host: Ipv4Addr, label: &str) -> Pki {
+        let dir =
+            std::env::temp_dir().join(format!("zoocore-tls-{}-{host}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let ca_key = KeyPair::generate().unwrap();
@@ -421,6 +428,51 @@ fn a_plain_client_on_the_secure_port_is_closed_and_costs_nothing_else() {
         zk.create("/still", b"", &persistent()).await.unwrap();
         connect(&server).await.get_data("/still").await.unwrap();
     });
+}
+
+/// zoocore alone (Apache reads `client.certReload` from 3.8.1; Debian ships 3.8.0): new
+/// store files are taken without a restart.
+#[test]
+fn changed_certificate_files_are_reloaded() {
+    let host = free_host();
+    let old = Pki::new_named(host, "old");
+    let mut extra_cfg = old.server_cfg("need");
+    extra_cfg.push("client.certReload=true".into());
+    let options = Options {
+        secure_port: true,
+        host: Some(host),
+        extra_cfg,
+        ..Options::default()
+    };
+    let server = Server::start_with(Target::Zoocore, options);
+    let old_alice = old.client("alice", "zoocore");
+    let new = Pki::new_named(host, "new");
+    let new_alice = new.client("alice", "zoocore");
+    run(async {
+        let zk = connect_tls(&server, &old, Some(&old_alice)).await;
+        zk.create("/before", b"", &persistent()).await.unwrap();
+        // A new CA and server certificate, written over the files the server was started with.
+        for file in ["server.pem", "ca.pem"] {
+            std::fs::copy(new.dir.join(file), old.dir.join(file)).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let reloaded = loop {
+            match try_connect_tls(&server, &new, Some(&new_alice)).await {
+                Ok(zk) => break zk,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("new certificates not taken: {e}\n{}", server.log_tail())
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        reloaded.get_data("/before").await.unwrap();
+        // The old CA vouches for nothing now; the session set up before goes on.
+        assert!(try_connect_tls(&server, &old, Some(&old_alice))
+            .await
+            .is_err());
+        zk.get_data("/before").await.unwrap();
+    });
+    assert_contains(&server.log_text(), "TLS certificates reloaded");
 }
 
 #[test]

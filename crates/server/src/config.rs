@@ -167,6 +167,9 @@ pub struct ClientTls {
     pub client_auth: ClientAuth,
     /// `X509AuthenticationProvider.superUser`: a certificate subject that is super.
     pub super_user: Option<String>,
+    /// `client.certReload`: load the stores again when their files change (ZooKeeper 3.8.1+;
+    /// off by default there too).
+    pub cert_reload: bool,
 }
 
 impl Config {
@@ -399,6 +402,7 @@ struct TlsKeys {
     trust_store_type: Option<String>,
     client_auth: Option<ClientAuth>,
     super_user: Option<String>,
+    cert_reload: bool,
 }
 
 impl TlsKeys {
@@ -413,6 +417,7 @@ impl TlsKeys {
                 | "ssl.trustStore.type"
                 | "ssl.clientAuth"
                 | "X509AuthenticationProvider.superUser"
+                | "client.certReload"
                 | "sslQuorum"
         )
     }
@@ -437,6 +442,7 @@ impl TlsKeys {
                 })
             }
             "X509AuthenticationProvider.superUser" => self.super_user = Some(value.to_string()),
+            "client.certReload" => self.cert_reload = parse_bool(value)?,
             // Member links are plain TCP in zoocore: starting as if they were encrypted would
             // be a silent downgrade.
             "sslQuorum" => {
@@ -482,6 +488,7 @@ impl TlsKeys {
             trust_store: self.trust_store,
             client_auth,
             super_user: self.super_user,
+            cert_reload: self.cert_reload,
         }))
     }
 }
@@ -668,7 +675,8 @@ mod tests {
     fn reads_the_tls_keys_with_or_without_their_prefix() {
         let text = "clientPort=2181\nsecureClientPort=2281\nsecureClientPortAddress=127.0.0.7\n\
                     zookeeper.ssl.keyStore.location=/k.pem\nssl.trustStore.location=/t.pem\n\
-                    ssl.clientAuth=WANT\nzookeeper.X509AuthenticationProvider.superUser=CN=root\n";
+                    ssl.clientAuth=WANT\nzookeeper.X509AuthenticationProvider.superUser=CN=root\n\
+                    zookeeper.client.certReload=true\n";
         let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
         assert!(cfg.client_plain);
         let tls = cfg.client_tls.unwrap();
@@ -677,6 +685,7 @@ mod tests {
         assert_eq!(tls.trust_store, Some(PathBuf::from("/t.pem")));
         assert_eq!(tls.client_auth, ClientAuth::Want);
         assert_eq!(tls.super_user.as_deref(), Some("CN=root"));
+        assert!(tls.cert_reload);
     }
 
     #[test]

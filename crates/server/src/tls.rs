@@ -12,10 +12,18 @@
 //! `X509AuthenticationProvider.superUser`. The subject is read from the certificate's DER by
 //! the small reader below: only the Name of the end-entity certificate, which rustls has
 //! already verified, is looked at.
+//!
+//! With `client.certReload=true` each shard looks at the stores' files every
+//! [`RELOAD_CHECK_MS`] and, when one changed, builds a new acceptor for the connections that
+//! come after; open connections keep the certificates they were set up with. Files that do not
+//! load (half written, or bad) leave the old certificates in place, logged once per version.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures_rustls::TlsAcceptor;
 use rustls::server::WebPkiClientVerifier;
@@ -70,6 +78,50 @@ pub fn acceptor(tls: &ClientTls) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(chain, key)
         .map_err(|e| bad(&tls.key_store, format!("unusable key or certificate: {e}")))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// How often a shard looks at the store files with `client.certReload` (ZooKeeper watches
+/// them with inotify; a stat a second per shard costs as little and needs no thread).
+pub const RELOAD_CHECK_MS: u64 = 1000;
+
+/// What identifies a version of the store files: each one's modification time and length.
+type Stamps = Vec<Option<(SystemTime, u64)>>;
+
+fn stamps(tls: &ClientTls) -> Stamps {
+    std::iter::once(&tls.key_store)
+        .chain(tls.trust_store.as_ref())
+        .map(|path| {
+            let meta = std::fs::metadata(path).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
+}
+
+/// Replaces `current` whenever the store files change (`client.certReload`); runs for ever.
+pub async fn reload_loop(tls: ClientTls, current: Rc<RefCell<TlsAcceptor>>, shard: usize) {
+    let mut loaded = stamps(&tls);
+    let mut failed: Option<Stamps> = None;
+    loop {
+        glommio::timer::sleep(Duration::from_millis(RELOAD_CHECK_MS)).await;
+        let now = stamps(&tls);
+        if now == loaded || failed.as_ref() == Some(&now) {
+            continue;
+        }
+        match acceptor(&tls) {
+            Ok(fresh) => {
+                *current.borrow_mut() = fresh;
+                loaded = now;
+                failed = None;
+                tracing::info!("shard {shard}: TLS certificates reloaded");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "shard {shard}: TLS certificates not reloaded, keeping the old: {e}"
+                );
+                failed = Some(now);
+            }
+        }
+    }
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -459,6 +511,7 @@ mod tests {
             trust_store: None,
             client_auth: ClientAuth::None,
             super_user: None,
+            cert_reload: false,
         };
         let err = acceptor(&tls).err().unwrap().to_string();
         assert!(

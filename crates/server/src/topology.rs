@@ -617,10 +617,16 @@ async fn shard_main(
                 std::process::exit(2);
             }
         };
-        let tls = if Some(addr) == secure {
-            shared.tls.clone()
-        } else {
-            None
+        let tls = match (&shared.tls, &cfg.client_tls) {
+            (Some(acceptor), Some(t)) if Some(addr) == secure => {
+                let current = Rc::new(RefCell::new(acceptor.clone()));
+                if t.cert_reload {
+                    let reload = crate::tls::reload_loop(t.clone(), current.clone(), id);
+                    glommio::spawn_local(reload).detach();
+                }
+                Some(current)
+            }
+            _ => None,
         };
         let (shard, shared) = (shard.clone(), shared.clone());
         accepting.push(glommio::spawn_local(accept_loop(
@@ -632,13 +638,14 @@ async fn shard_main(
     }
 }
 
-/// Accepts one client port's connections for ever; `tls` for the secure port.
+/// Accepts one client port's connections for ever; `tls`, on the secure port, holds the
+/// acceptor new connections get (replaced by a certificate reload).
 async fn accept_loop(
     id: usize,
     listener: TcpListener,
     shard: Rc<RefCell<Shard>>,
     shared: Rc<Shared>,
-    tls: Option<futures_rustls::TlsAcceptor>,
+    tls: Option<Rc<RefCell<futures_rustls::TlsAcceptor>>>,
 ) {
     let cfg = shared.cfg.clone();
     let limiter = crate::limiter::ConnectionLimiter::global();
@@ -662,7 +669,8 @@ async fn accept_loop(
             );
             continue;
         };
-        let (shard, shared, tls) = (shard.clone(), shared.clone(), tls.clone());
+        let tls = tls.as_ref().map(|current| current.borrow().clone());
+        let (shard, shared) = (shard.clone(), shared.clone());
         glommio::spawn_local(async move {
             conn::serve(shard, shared, stream, addr, tls).await;
             drop(guard);
