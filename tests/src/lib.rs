@@ -415,7 +415,12 @@ impl Server {
                 // Apache answers `imok` a moment before it serves sessions; `srvr` tells.
                 Ok(answer) if answer == "imok" => {
                     let srvr = self.try_four_letter("srvr").unwrap_or_default();
-                    if !srvr.contains("not currently serving") {
+                    // Apache binds the secure port after the plain one: a bare connect tells
+                    // when it listens (the server logs it as a failed TLS handshake).
+                    let secure_up = !self.options.secure_port
+                        || TcpStream::connect_timeout(&self.secure_addr(), Duration::from_secs(2))
+                            .is_ok();
+                    if !srvr.contains("not currently serving") && secure_up {
                         return;
                     }
                 }

@@ -156,10 +156,14 @@ pub enum ClientAuth {
     None,
 }
 
-/// The secure client port and the PEM files it serves with (docs/OPERATIONS.md "TLS").
+/// TLS for clients and the PEM files it serves with (docs/OPERATIONS.md "TLS").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientTls {
-    pub addr: SocketAddr,
+    /// The secure client port (`secureClientPort`), if any.
+    pub addr: Option<SocketAddr>,
+    /// `client.portUnification`: the plain client port serves TLS clients too, told apart by
+    /// their first byte, for a switch to TLS without downtime.
+    pub port_unification: bool,
     /// `ssl.keyStore.location`: the private key and the certificate chain, PEM.
     pub key_store: PathBuf,
     /// `ssl.trustStore.location`: the CA certificates client certificates must chain to.
@@ -337,10 +341,11 @@ impl Config {
         cfg.client_plain = port.is_some() || tls.port.is_none();
         cfg.client_tls = tls.finish(cfg.client_addr.ip(), path)?;
         if let Some(t) = cfg.client_tls.as_ref().filter(|_| cfg.client_plain) {
-            if t.addr == cfg.client_addr {
+            if t.addr == Some(cfg.client_addr) {
                 return Err(ConfigError::Inconsistent(format!(
-                    "secureClientPort and clientPort are both {}",
-                    t.addr
+                    "secureClientPort and clientPort are both {} (client.portUnification \
+                     serves both on one port)",
+                    cfg.client_addr
                 )));
             }
         }
@@ -403,6 +408,7 @@ struct TlsKeys {
     client_auth: Option<ClientAuth>,
     super_user: Option<String>,
     cert_reload: bool,
+    port_unification: bool,
 }
 
 impl TlsKeys {
@@ -418,6 +424,7 @@ impl TlsKeys {
                 | "ssl.clientAuth"
                 | "X509AuthenticationProvider.superUser"
                 | "client.certReload"
+                | "client.portUnification"
                 | "sslQuorum"
         )
     }
@@ -443,6 +450,7 @@ impl TlsKeys {
             }
             "X509AuthenticationProvider.superUser" => self.super_user = Some(value.to_string()),
             "client.certReload" => self.cert_reload = parse_bool(value)?,
+            "client.portUnification" => self.port_unification = parse_bool(value)?,
             // Member links are plain TCP in zoocore: starting as if they were encrypted would
             // be a silent downgrade.
             "sslQuorum" => {
@@ -457,15 +465,16 @@ impl TlsKeys {
         Ok(())
     }
 
-    /// The secure port's settings, or `None` without `secureClientPort`. Only PEM stores are
+    /// The TLS settings, or `None` with neither `secureClientPort` nor
+    /// `client.portUnification`. Only PEM stores are
     /// read (ZooKeeper 3.5+'s `ssl.*.type=PEM`); a store of another type, named or guessed from
     /// its extension as X509Util does, stops start-up with a request to convert it.
     fn finish(self, default_ip: IpAddr, cfg_path: &Path) -> Result<Option<ClientTls>, ConfigError> {
-        let Some(port) = self.port else {
+        if self.port.is_none() && !self.port_unification {
             return Ok(None);
-        };
+        }
         let inconsistent = |why: String| {
-            ConfigError::Inconsistent(format!("{}: secureClientPort: {why}", cfg_path.display()))
+            ConfigError::Inconsistent(format!("{}: client TLS: {why}", cfg_path.display()))
         };
         let key_store = self
             .key_store
@@ -483,7 +492,10 @@ impl TlsKeys {
             ));
         }
         Ok(Some(ClientTls {
-            addr: SocketAddr::new(self.address.unwrap_or(default_ip), port),
+            addr: self
+                .port
+                .map(|port| SocketAddr::new(self.address.unwrap_or(default_ip), port)),
+            port_unification: self.port_unification,
             key_store,
             trust_store: self.trust_store,
             client_auth,
@@ -680,7 +692,8 @@ mod tests {
         let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
         assert!(cfg.client_plain);
         let tls = cfg.client_tls.unwrap();
-        assert_eq!(tls.addr, "127.0.0.7:2281".parse().unwrap());
+        assert_eq!(tls.addr, Some("127.0.0.7:2281".parse().unwrap()));
+        assert!(!tls.port_unification);
         assert_eq!(tls.key_store, PathBuf::from("/k.pem"));
         assert_eq!(tls.trust_store, Some(PathBuf::from("/t.pem")));
         assert_eq!(tls.client_auth, ClientAuth::Want);
@@ -695,7 +708,14 @@ mod tests {
         assert!(!cfg.client_plain);
         let tls = cfg.client_tls.unwrap();
         // Without secureClientPortAddress it listens where the plain port would.
-        assert_eq!(tls.addr, "127.0.0.1:2281".parse().unwrap());
+        assert_eq!(tls.addr, Some("127.0.0.1:2281".parse().unwrap()));
+        // Port unification alone: TLS on the plain port, no secure port.
+        let text = "clientPort=2181\nclient.portUnification=true\nssl.keyStore.location=/k.pem\n\
+                    ssl.clientAuth=none\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        let tls = cfg.client_tls.unwrap();
+        assert!(cfg.client_plain && tls.port_unification);
+        assert_eq!(tls.addr, None);
         assert_eq!(tls.client_auth, ClientAuth::None);
         assert!(
             Config::parse("tickTime=2000\n", Path::new("z.cfg"))

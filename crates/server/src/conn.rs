@@ -63,19 +63,35 @@ impl ClientStream for TlsStream<TcpStream> {
     }
 }
 
-/// Serves one accepted connection until either side closes it; `tls` on the secure port.
+/// How a port with a TLS acceptor uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// The secure client port: every connection is TLS.
+    Always,
+    /// `client.portUnification` on the plain port: a connection whose first byte is a TLS
+    /// handshake record's (0x16) is TLS, any other is plain, as ZooKeeper's DualModeSslHandler.
+    Optional,
+}
+
+/// A TLS record's first byte when it carries a handshake (RFC 8446 5.1); no ZooKeeper frame
+/// length or four-letter word starts with it.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Serves one accepted connection until either side closes it; `tls` on a port that has it.
 pub async fn serve(
     shard: Rc<RefCell<Shard>>,
     shared: Rc<Shared>,
     stream: TcpStream,
     addr: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Option<(TlsAcceptor, Tls)>,
 ) {
     let handshake_timeout = Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(handshake_timeout));
-    let Some(acceptor) = tls else {
-        return serve_stream(shard, shared, stream, addr, Vec::new()).await;
+    let acceptor = match tls {
+        Some((acceptor, Tls::Always)) => acceptor,
+        Some((acceptor, Tls::Optional)) if starts_tls(&stream, handshake_timeout).await => acceptor,
+        _ => return serve_stream(shard, shared, stream, addr, Vec::new()).await,
     };
     let handshake =
         futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
@@ -90,14 +106,27 @@ pub async fn serve(
             let ids = crate::tls::client_ids(stream.get_ref().1.peer_certificates(), super_user);
             serve_stream(shard, shared, stream, addr, ids).await
         }
-        Some(Err(e)) => {
+        // The socket's read timeout (the same limit) usually fires before the timer.
+        Some(Err(e)) if e.kind() != std::io::ErrorKind::TimedOut => {
             tracing::info!("closing connection from {addr}: TLS handshake failed: {e}")
         }
-        None => tracing::info!(
+        _ => tracing::info!(
             "closing connection from {addr}: no TLS handshake within {} ms",
             limits::HANDSHAKE_TIMEOUT_MS
         ),
     }
+}
+
+/// Whether the client's first byte opens a TLS handshake; a client silent for `timeout` is
+/// left to the plain path, whose read timeout closes it.
+async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    let peeked = futures_lite::future::or(async { stream.peek(&mut first).await.ok() }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    })
+    .await;
+    peeked == Some(1) && first[0] == TLS_HANDSHAKE_RECORD
 }
 
 /// Serves a connection whose transport is set up; `proven` are the ids its TLS client

@@ -506,7 +506,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("key.pem");
         let tls = ClientTls {
-            addr: "127.0.0.1:2281".parse().unwrap(),
+            addr: Some("127.0.0.1:2281".parse().unwrap()),
+            port_unification: false,
             key_store: path.clone(),
             trust_store: None,
             client_auth: ClientAuth::None,

@@ -127,11 +127,18 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     // Before anything else starts: a bad key or certificate file stops start-up, naming it.
     let tls = match &cfg.client_tls {
         Some(t) => {
-            claim_port(t.addr)?;
+            if let Some(addr) = t.addr {
+                claim_port(addr)?;
+            }
             let acceptor = crate::tls::acceptor(t)?;
             tracing::info!(
-                "TLS clients on {} (ssl.clientAuth {:?}, key store {})",
+                "TLS clients on {:?}{} (ssl.clientAuth {:?}, key store {})",
                 t.addr,
+                if t.port_unification {
+                    " and on the client port (client.portUnification)"
+                } else {
+                    ""
+                },
                 t.client_auth,
                 t.key_store.display()
             );
@@ -605,8 +612,20 @@ async fn shard_main(
         .detach();
     }
 
-    // The plain and the secure client port, each with its own listener on every shard.
-    let secure = cfg.client_tls.as_ref().map(|t| t.addr);
+    // The plain and the secure client port, each with its own listener on every shard, and
+    // one TLS acceptor for both (the plain port uses it with client.portUnification).
+    let tls = match (&shared.tls, &cfg.client_tls) {
+        (Some(acceptor), Some(t)) => {
+            let current = Rc::new(RefCell::new(acceptor.clone()));
+            if t.cert_reload {
+                let reload = crate::tls::reload_loop(t.clone(), current.clone(), id);
+                glommio::spawn_local(reload).detach();
+            }
+            Some((current, t))
+        }
+        _ => None,
+    };
+    let secure = tls.as_ref().and_then(|(_, t)| t.addr);
     let ports = [cfg.client_plain.then_some(cfg.client_addr), secure];
     let mut accepting = Vec::new();
     for addr in ports.into_iter().flatten() {
@@ -617,20 +636,19 @@ async fn shard_main(
                 std::process::exit(2);
             }
         };
-        let tls = match (&shared.tls, &cfg.client_tls) {
-            (Some(acceptor), Some(t)) if Some(addr) == secure => {
-                let current = Rc::new(RefCell::new(acceptor.clone()));
-                if t.cert_reload {
-                    let reload = crate::tls::reload_loop(t.clone(), current.clone(), id);
-                    glommio::spawn_local(reload).detach();
-                }
-                Some(current)
-            }
-            _ => None,
-        };
+        let port_tls = tls.as_ref().and_then(|(current, t)| {
+            let mode = if Some(addr) == secure {
+                conn::Tls::Always
+            } else if t.port_unification {
+                conn::Tls::Optional
+            } else {
+                return None;
+            };
+            Some((current.clone(), mode))
+        });
         let (shard, shared) = (shard.clone(), shared.clone());
         accepting.push(glommio::spawn_local(accept_loop(
-            id, listener, shard, shared, tls,
+            id, listener, shard, shared, port_tls,
         )));
     }
     for task in accepting {
@@ -638,14 +656,14 @@ async fn shard_main(
     }
 }
 
-/// Accepts one client port's connections for ever; `tls`, on the secure port, holds the
-/// acceptor new connections get (replaced by a certificate reload).
+/// Accepts one client port's connections for ever; `tls` holds the acceptor new TLS
+/// connections get (replaced by a certificate reload) and whether TLS is the port's only way.
 async fn accept_loop(
     id: usize,
     listener: TcpListener,
     shard: Rc<RefCell<Shard>>,
     shared: Rc<Shared>,
-    tls: Option<Rc<RefCell<futures_rustls::TlsAcceptor>>>,
+    tls: Option<(Rc<RefCell<futures_rustls::TlsAcceptor>>, conn::Tls)>,
 ) {
     let cfg = shared.cfg.clone();
     let limiter = crate::limiter::ConnectionLimiter::global();
@@ -669,7 +687,9 @@ async fn accept_loop(
             );
             continue;
         };
-        let tls = tls.as_ref().map(|current| current.borrow().clone());
+        let tls = tls
+            .as_ref()
+            .map(|(current, mode)| (current.borrow().clone(), *mode));
         let (shard, shared) = (shard.clone(), shared.clone());
         glommio::spawn_local(async move {
             conn::serve(shard, shared, stream, addr, tls).await;
