@@ -56,7 +56,7 @@ pub enum StartError {
     Crashed(String),
     #[error("cannot recover the data directory: {0}")]
     Recovery(#[from] zoocore_storage::RecoveryError),
-    #[error("cannot set up TLS for secureClientPort: {0}")]
+    #[error("cannot set up TLS for clients: {0}")]
     Tls(#[from] crate::tls::TlsError),
 }
 
@@ -66,7 +66,7 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     pub reports: Arc<Reports>,
     pub views: Arc<Views>,
-    /// The secure client port's handshakes, with `secureClientPort`.
+    /// Client TLS handshakes as set up at start (`secureClientPort`, `client.portUnification`).
     pub tls: Option<futures_rustls::TlsAcceptor>,
 }
 
@@ -131,14 +131,14 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
                 claim_port(addr)?;
             }
             let acceptor = crate::tls::acceptor(t)?;
+            let secure = t.addr.map(|a| format!(" on {a}")).unwrap_or_default();
+            let unified = if t.port_unification {
+                " on the client port (client.portUnification)"
+            } else {
+                ""
+            };
             tracing::info!(
-                "TLS clients on {:?}{} (ssl.clientAuth {:?}, key store {})",
-                t.addr,
-                if t.port_unification {
-                    " and on the client port (client.portUnification)"
-                } else {
-                    ""
-                },
+                "TLS clients{secure}{unified}: ssl.clientAuth {:?}, key store {}",
                 t.client_auth,
                 t.key_store.display()
             );
