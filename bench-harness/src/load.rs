@@ -284,6 +284,7 @@ fn build_report(
             errors: s.errors,
             events: s.events,
             p50_us: s.latency.value_at_quantile(0.5),
+            p90_us: s.latency.value_at_quantile(0.9),
             p99_us: s.latency.value_at_quantile(0.99),
             max_us: s.latency.max(),
         })

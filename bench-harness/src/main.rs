@@ -48,12 +48,62 @@ enum Command {
         /// Directory for campaign.json, table.md and the SVG plots.
         #[arg(long, default_value = "results/campaign")]
         out: PathBuf,
+        #[command(flatten)]
+        overrides: CampaignOverrides,
     },
     /// Answer every request with a reply of the real size and nothing else (the ceiling).
     Echo {
         #[command(flatten)]
         config: EchoConfig,
     },
+}
+
+/// Campaign-file settings the command line can override (the file's `[warmup]` and
+/// `[network]` tables).
+#[derive(Debug, clap::Args)]
+struct CampaignOverrides {
+    /// Warm-up before each measured window: `fixed` ([load] warmup_s) or `steady` (until
+    /// three 1 s windows are within ±5%, capped by --warmup-max-s).
+    #[arg(long, value_parser = ["fixed", "steady"])]
+    warmup: Option<String>,
+    /// The cap of a steady warm-up, seconds.
+    #[arg(long)]
+    warmup_max_s: Option<f64>,
+    /// Every member of every locally started cell in its own network namespace (root only).
+    #[arg(long)]
+    netns: bool,
+    /// Emulated round trip in ms for cells in namespaces that name none (implies --netns).
+    #[arg(long)]
+    rtt_ms: Option<f64>,
+    /// CPU quota per member in CPUs, with cgroups (implies --netns).
+    #[arg(long)]
+    member_cpu: Option<f64>,
+    /// Keep each ensemble up across consecutive runs of cells that share its shape.
+    #[arg(long)]
+    reuse_ensembles: bool,
+}
+
+impl CampaignOverrides {
+    fn apply(&self, spec: &mut CampaignSpec) {
+        use zoocore_bench::campaign::spec::WarmupMode;
+        match self.warmup.as_deref() {
+            Some("steady") => spec.warmup.mode = WarmupMode::Steady,
+            Some("fixed") => spec.warmup.mode = WarmupMode::Fixed,
+            _ => {}
+        }
+        if let Some(m) = self.warmup_max_s {
+            spec.warmup.max_s = m;
+        }
+        spec.servers.reuse_ensembles |= self.reuse_ensembles;
+        let n = &mut spec.network;
+        n.netns |= self.netns || self.rtt_ms.is_some() || self.member_cpu.is_some();
+        if let Some(r) = self.rtt_ms {
+            n.rtt_ms = r;
+        }
+        if self.member_cpu.is_some() {
+            n.member_cpu = self.member_cpu;
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -111,7 +161,11 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Campaign { file, out } => campaign(&file, out),
+        Command::Campaign {
+            file,
+            out,
+            overrides,
+        } => campaign(&file, out, &overrides),
         Command::Echo { config } => match run_echo(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -122,11 +176,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn campaign(file: &std::path::Path, out: PathBuf) -> ExitCode {
+fn campaign(file: &std::path::Path, out: PathBuf, overrides: &CampaignOverrides) -> ExitCode {
     let spec = match std::fs::read_to_string(file)
         .map_err(|e| e.to_string())
         .and_then(|t| CampaignSpec::parse(&t).map_err(|e| e.to_string()))
-    {
+        .and_then(|mut s| {
+            overrides.apply(&mut s);
+            s.validate().map(|()| s).map_err(|e| e.to_string())
+        }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("zoocore-bench campaign: {}: {e}", file.display());

@@ -24,11 +24,21 @@ pub fn write_all(report: &Report, dir: &Path) -> std::io::Result<()> {
 
 /// The per-second table as CSV.
 pub fn csv(report: &Report) -> String {
-    let mut out = String::from("second,ops,reads,writes,errors,events,p50_us,p99_us,max_us\n");
+    let mut out =
+        String::from("second,ops,reads,writes,errors,events,p50_us,p90_us,p99_us,max_us\n");
     for r in &report.per_second {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
-            r.second, r.ops, r.reads, r.writes, r.errors, r.events, r.p50_us, r.p99_us, r.max_us
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            r.second,
+            r.ops,
+            r.reads,
+            r.writes,
+            r.errors,
+            r.events,
+            r.p50_us,
+            r.p90_us,
+            r.p99_us,
+            r.max_us
         ));
     }
     out

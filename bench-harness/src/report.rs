@@ -103,6 +103,7 @@ pub struct SecondRow {
     pub errors: u64,
     pub events: u64,
     pub p50_us: u64,
+    pub p90_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
 }

@@ -82,7 +82,7 @@ fn start_zoocore() -> Server {
     std::fs::create_dir_all(dir.join("data")).expect("temp dir");
     let cfg = format!(
         "tickTime=200\ndataDir={}\nclientPort={PORT}\nclientPortAddress={}\n\
-         4lw.commands.whitelist=*\nmaxClientCnxns=0\nzoocore.pinning=false\nzoocore.shards=1\n",
+         4lw.commands.whitelist=*\nmaxClientCnxns=0\nzoocore.pinning=false\nzoocore.shards=1\nadmin.enableServer=false\n",
         dir.join("data").display(),
         addr.ip()
     );

@@ -45,6 +45,11 @@ pub const QUORUM_PORT: u16 = 21811;
 pub const SECURE_PORT: u16 = 21813;
 /// Written into the `server.N` lines; unused by zoocore.
 pub const ELECTION_PORT: u16 = 21812;
+/// The AdminServer's port when [`Options::admin`] is on, on the server's own address.
+pub const ADMIN_PORT: u16 = 21880;
+/// The Prometheus exporter's port when [`Options::metrics`] is on (zoocore only: Debian's
+/// ZooKeeper 3.8 ships no Prometheus provider).
+pub const METRICS_PORT: u16 = 21870;
 /// `super:superpass`, as `DigestAuthenticationProvider.superDigest` expects it.
 pub const SUPER_DIGEST: &str = "super:DQOvrqPXILAUMtJ0ZGu2ttmUhQs=";
 /// The password matching [`SUPER_DIGEST`].
@@ -97,6 +102,10 @@ pub struct Options {
     /// Listen on this address (from [`free_host`]) rather than a fresh one, e.g. one that a
     /// test's server certificate names.
     pub host: Option<Ipv4Addr>,
+    /// Serve the AdminServer on the server's address, port [`ADMIN_PORT`].
+    pub admin: bool,
+    /// Serve Prometheus `/metrics` on the server's address, port [`METRICS_PORT`].
+    pub metrics: bool,
 }
 
 impl Default for Options {
@@ -111,6 +120,8 @@ impl Default for Options {
             cpu_list: None,
             secure_port: false,
             host: None,
+            admin: false,
+            metrics: false,
         }
     }
 }
@@ -225,15 +236,24 @@ impl Server {
             "tickTime={}\ndataDir={}\nclientPort={PORT}\nclientPortAddress={}\n\
              4lw.commands.whitelist=*\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
              znode.container.checkIntervalMs={}\nznode.container.maxPerMinute=100000\n\
-             extendedTypesEnabled=true\nadmin.enableServer=false\nmaxClientCnxns=0\n\
-             preAllocSize=4096\n",
+             extendedTypesEnabled=true\nadmin.enableServer={}\nadmin.serverAddress={}\n\
+             admin.serverPort={ADMIN_PORT}\nmaxClientCnxns=0\npreAllocSize=4096\n",
             o.tick_ms,
             self.dir.join("data").display(),
             self.host,
             o.session_timeout_ms_min,
             o.session_timeout_ms_max,
             o.container_check_ms,
+            o.admin,
+            self.host,
         );
+        if o.metrics {
+            cfg.push_str(&format!(
+                "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+                 metricsProvider.httpHost={}\nmetricsProvider.httpPort={METRICS_PORT}\n",
+                self.host
+            ));
+        }
         if let Some(digest) = &o.super_digest {
             cfg.push_str(&format!(
                 "DigestAuthenticationProvider.superDigest={digest}\n"
@@ -288,7 +308,7 @@ impl Server {
                     ))
                     .arg("-Dznode.container.maxPerMinute=100000")
                     .arg("-Dzookeeper.4lw.commands.whitelist=*")
-                    .arg("-Dzookeeper.admin.enableServer=false")
+                    .arg(format!("-Dzookeeper.admin.enableServer={}", o.admin))
                     .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
                     .arg(format!("-Dzookeeper.log.dir={}", self.dir.display()));
                 if let Some(digest) = &o.super_digest {
@@ -307,9 +327,12 @@ impl Server {
                     );
                 }
                 // slf4j-simple writes the server log to stderr, which lands in server.log.
-                // Debian's zookeeper.jar does not name the Netty jars its TLS needs beyond these.
+                // Jetty (the AdminServer) needs the servlet API, and the TLS (Netty) factory
+                // netty-resolver and netty-codec, which the package's classpath leaves out.
                 let mut classpath =
-                    "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".to_string();
+                    "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:\
+                                     /usr/share/java/servlet-api.jar"
+                        .to_string();
                 if o.secure_port {
                     classpath.push_str(
                         ":/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar",
@@ -466,6 +489,21 @@ impl Server {
             Ok(out) => format!("no stacks: gdb {}", out.status),
             Err(e) => format!("no stacks: {e}"),
         }
+    }
+
+    /// `GET path` on the AdminServer ([`Options::admin`]): (status, headers, body).
+    pub fn admin_get(&self, path: &str) -> HttpAnswer {
+        http_get(SocketAddr::from((self.host, ADMIN_PORT)), path)
+    }
+
+    /// [`Server::admin_get`] with request headers (e.g. `Authorization`).
+    pub fn admin_get_with(&self, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+        http_get_with(SocketAddr::from((self.host, ADMIN_PORT)), path, headers)
+    }
+
+    /// `GET /metrics` on the exporter ([`Options::metrics`]).
+    pub fn metrics_get(&self) -> HttpAnswer {
+        http_get(SocketAddr::from((self.host, METRICS_PORT)), "/metrics")
     }
 
     /// Sends a four-letter word and returns the whole answer (the server closes after it).
@@ -783,4 +821,62 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64
+}
+
+/// An HTTP answer: status code, headers (names lowercased), body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    /// The body as text (invalid UTF-8 replaced) and as bytes.
+    pub body: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A minimal HTTP/1.0 GET (the server closes the connection after its answer), enough for
+/// the admin and metrics endpoints; panics if the server does not answer within 10 s.
+pub fn http_get(addr: SocketAddr, path: &str) -> HttpAnswer {
+    http_get_with(addr, path, &[])
+}
+
+/// [`http_get`] with request headers.
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("read answer of {addr}{path}: {e}"));
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let bytes = raw[end + 4..].to_vec();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpAnswer {
+        status,
+        headers,
+        body,
+        bytes,
+    }
 }

@@ -224,3 +224,55 @@ fn a_watcher_that_never_reads_is_closed_past_the_hard_cap() {
         "the writer still works"
     );
 }
+
+/// With the whole budget in use, connections that pipeline reads all wait for units at once.
+/// None may wait while holding units in answers it has not written (conn.rs writes its
+/// answers before it waits), or connections could each hold the units the others wait for.
+/// A liveness check: every request of 16 such clients against a budget of 8 is answered.
+#[test]
+fn a_spent_budget_never_stalls_connections_holding_unwritten_answers() {
+    let server = Server::start_with(Target::from_env(), with_cfg(&["globalOutstandingLimit=8"]));
+    let (mut setup, _) = RawConn::open_session(server.addr(), 30_000);
+    assert_eq!(
+        setup
+            .call(raw::op::CREATE, raw::create_body("/r", &[7; 512], 0))
+            .err,
+        0
+    );
+    const CLIENTS: usize = 16;
+    const READS: i32 = 300;
+    let addr = server.addr();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let (mut conn, _) = RawConn::open_session(addr, 30_000);
+                let mut batch = raw::Jute::new();
+                for i in 0..READS {
+                    let body = raw::path_watch_body("/r", false);
+                    batch = batch
+                        .int(8 + body.0.len() as i32)
+                        .int(i + 1)
+                        .int(raw::op::GET_DATA)
+                        .raw(&body.0);
+                }
+                std::io::Write::write_all(&mut conn.stream, &batch.0).expect("reads sent");
+                for i in 0..READS {
+                    let reply = conn.read_reply().expect("every read answered");
+                    assert_eq!((reply.xid, reply.err), (i + 1, 0));
+                }
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for c in clients {
+        while !c.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a client still waits for answers after 60 s: the budget stalled\n{}",
+                server.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        c.join().expect("client thread");
+    }
+}

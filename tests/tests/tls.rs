@@ -305,6 +305,8 @@ fn create_and_get_over_tls_from_rust_java_and_openssl() {
     // Four-letter words are answered on the secure port too, over TLS.
     let srvr = four_letter_tls(&server, &pki, &alice, "srvr");
     assert_contains(&srvr, "Zookeeper version:");
+    let conf = four_letter_tls(&server, &pki, &alice, "conf");
+    assert_contains(&conf, &format!("secureClientPort={SECURE_PORT}"));
 }
 
 #[test]

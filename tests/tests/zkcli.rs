@@ -171,3 +171,17 @@ fn add_watch_persistent_recursive_from_zkcli() {
     assert_contains(&out, "type:NodeCreated path:/x/y");
     assert_contains(&out, "type:NodeDataChanged path:/x/y");
 }
+
+/// zkCli's setquota and listquota: the server counts the quota'd subtree into the stats
+/// node (nodes and data bytes, the quota'd path included) and keeps counting as it changes.
+#[test]
+fn setquota_and_listquota_track_the_subtree() {
+    let server = Server::start(Target::from_env());
+    let out = zkcli(
+        &server,
+        "create /q\ncreate /q/a 12345\nsetquota -n 2 /q\nlistquota /q\n\
+         create /q/b x\ncreate /q/c y\nlistquota /q",
+    );
+    assert_contains(&out, "Output stat for /q count=2,bytes=5");
+    assert_contains(&out, "Output stat for /q count=4,bytes=7");
+}

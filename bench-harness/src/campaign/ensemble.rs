@@ -1,7 +1,9 @@
 //! Members of one run: generated zoo.cfg files, started processes, the wait for a leader,
 //! and the stop that proves every process is gone. Each member listens on its own loopback
 //! address (127.<octet>.<run>.<member>) with the usual ports (2181 client, 2888 quorum, 3888
-//! election), so no port is ever picked at random and members of one run never collide.
+//! election), so no port is ever picked at random and members of one run never collide. In
+//! the emulated network (`campaign::netns`) member N is 198.18.0.N inside its own namespace
+//! instead, started through `nsenter` (and its cgroup), which exec, so the pid is its own.
 //!
 //! A local [`Ensemble`] owns its children: dropping it kills and reaps them, so a panic or an
 //! early return cannot leave a server behind. [`Ensemble::stop`] does the same and then
@@ -15,12 +17,15 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::netns::{self, NetLab};
 use super::spec::{Cell, RemoteEnsemble, Role, ServerSettings, System};
 use crate::four_letter;
 
 pub const CLIENT_PORT: u16 = 2181;
 const QUORUM_PORT: u16 = 2888;
 const ELECTION_PORT: u16 = 3888;
+/// Where followers serve observers when a cell asks for observer masters.
+const OBSERVER_MASTER_PORT: u16 = 2191;
 
 /// One member as the run saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -47,11 +52,30 @@ pub fn member_ip(octet: u8, seq: usize, index: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, octet, (seq % 250) as u8, (index + 1) as u8)
 }
 
-/// The zoo.cfg of member `index`: standalone when there is one voter and no observer,
-/// server.N lines (observers marked `:observer`, and `peerType=observer` in their own file)
-/// otherwise. The same text serves both systems; zoocore.* keys are ignored by Apache.
-pub fn zoo_cfg(s: &ServerSettings, cell: &Cell, seq: usize, index: usize, data: &Path) -> String {
-    let ip = member_ip(s.loopback_octet, seq, index);
+/// Every member's address for a run: loopback addresses, or the emulated network's block
+/// when the cell runs in namespaces.
+pub fn member_ips(s: &ServerSettings, cell: &Cell, seq: usize) -> Vec<Ipv4Addr> {
+    let n = (cell.voters + cell.observers) as usize;
+    (0..n)
+        .map(|i| match cell.rtt_ms {
+            Some(_) => netns::member_addr(i),
+            None => member_ip(s.loopback_octet, seq, i),
+        })
+        .collect()
+}
+
+/// The zoo.cfg of member `index` (`ips` from [`member_ips`]): standalone when there is one
+/// voter and no observer, server.N lines (observers marked `:observer`, and
+/// `peerType=observer` in their own file) otherwise. The same text serves both systems;
+/// zoocore.* keys are ignored by Apache.
+pub fn zoo_cfg(
+    s: &ServerSettings,
+    cell: &Cell,
+    ips: &[Ipv4Addr],
+    index: usize,
+    data: &Path,
+) -> String {
+    let ip = ips[index];
     let mut cfg = String::new();
     let _ = writeln!(cfg, "tickTime={}", s.tick_time_ms);
     let _ = writeln!(cfg, "dataDir={}", data.display());
@@ -62,25 +86,26 @@ pub fn zoo_cfg(s: &ServerSettings, cell: &Cell, seq: usize, index: usize, data: 
     let _ = writeln!(cfg, "admin.enableServer=false");
     let _ = writeln!(cfg, "globalOutstandingLimit={}", s.global_outstanding_limit);
     let _ = writeln!(cfg, "forceSync={}", if s.force_sync { "yes" } else { "no" });
-    let _ = writeln!(cfg, "snapCount={}", s.snap_count);
+    let _ = writeln!(cfg, "snapCount={}", cell.snap_count(s));
     let _ = writeln!(cfg, "autopurge.purgeInterval=0");
     let _ = writeln!(cfg, "zoocore.pinning=false");
     if !cell.standalone() {
         let _ = writeln!(cfg, "initLimit=10");
         let _ = writeln!(cfg, "syncLimit=5");
-        let members = (cell.voters + cell.observers) as usize;
-        for m in 0..members {
+        for (m, ip) in ips.iter().enumerate() {
             let observer = m >= cell.voters as usize;
             let _ = writeln!(
                 cfg,
-                "server.{}={}:{QUORUM_PORT}:{ELECTION_PORT}{}",
+                "server.{}={ip}:{QUORUM_PORT}:{ELECTION_PORT}{}",
                 m + 1,
-                member_ip(s.loopback_octet, seq, m),
                 if observer { ":observer" } else { "" }
             );
         }
         if index >= cell.voters as usize {
             let _ = writeln!(cfg, "peerType=observer");
+        }
+        if cell.observer_master {
+            let _ = writeln!(cfg, "observerMasterPort={OBSERVER_MASTER_PORT}");
         }
     }
     for line in &s.extra_cfg {
@@ -98,6 +123,21 @@ pub fn member_command(
     cfg: &Path,
     cpus: Option<&str>,
 ) -> Command {
+    let argv = member_argv(s, system, standalone, zoocore, cfg, cpus);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd
+}
+
+/// [`member_command`] as a list, for wrapping (namespaces, cgroups).
+pub fn member_argv(
+    s: &ServerSettings,
+    system: System,
+    standalone: bool,
+    zoocore: &Path,
+    cfg: &Path,
+    cpus: Option<&str>,
+) -> Vec<String> {
     let mut argv: Vec<String> = Vec::new();
     if let Some(cpus) = cpus {
         argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
@@ -123,9 +163,7 @@ pub fn member_command(
         }
     }
     argv.push(cfg.display().to_string());
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
-    cmd
+    argv
 }
 
 /// The zoocore binary a campaign starts.
@@ -192,13 +230,15 @@ fn srvr_mode(addr: SocketAddr) -> Option<Role> {
 }
 
 impl Ensemble {
-    /// Starts the members of `cell` for `system` in fresh directories under `dir`.
+    /// Starts the members of `cell` for `system` in fresh directories under `dir`, each in
+    /// its namespace of `lab` when there is one (then this must run in the loader's).
     pub fn start(
         s: &ServerSettings,
         system: System,
         cell: &Cell,
         seq: usize,
         dir: &Path,
+        lab: Option<&NetLab>,
     ) -> Result<Ensemble, String> {
         let zoocore = zoocore_binary(s);
         if system == System::Zoocore && !zoocore.exists() {
@@ -214,9 +254,8 @@ impl Ensemble {
             dir: Some(dir.to_path_buf()),
             local: true,
         };
-        let n = (cell.voters + cell.observers) as usize;
-        for index in 0..n {
-            let ip = member_ip(s.loopback_octet, seq, index);
+        let ips = member_ips(s, cell, seq);
+        for (index, &ip) in ips.iter().enumerate() {
             let client = SocketAddr::new(IpAddr::V4(ip), CLIENT_PORT);
             if listening(client) {
                 return Err(format!("{client} is already taken before start"));
@@ -229,12 +268,12 @@ impl Ensemble {
                     .map_err(|e| format!("myid: {e}"))?;
             }
             let cfg_path = mdir.join("zoo.cfg");
-            std::fs::write(&cfg_path, zoo_cfg(s, cell, seq, index, &data))
+            std::fs::write(&cfg_path, zoo_cfg(s, cell, &ips, index, &data))
                 .map_err(|e| format!("{}: {e}", cfg_path.display()))?;
             let log = std::fs::File::create(mdir.join("server.log"))
                 .map_err(|e| format!("server.log: {e}"))?;
             let log2 = log.try_clone().map_err(|e| format!("server.log: {e}"))?;
-            let mut cmd = member_command(
+            let mut argv = member_argv(
                 s,
                 system,
                 cell.standalone(),
@@ -242,6 +281,11 @@ impl Ensemble {
                 &cfg_path,
                 cell.server_cpus.as_deref(),
             );
+            if let Some(lab) = lab {
+                argv = lab.wrap_argv(index, argv);
+            }
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
             cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
             let child = cmd
                 .spawn()
@@ -347,6 +391,13 @@ impl Ensemble {
         }
     }
 
+    /// Every member still running (a kept ensemble is checked before it is reused).
+    pub fn alive(&mut self) -> bool {
+        self.children
+            .iter_mut()
+            .all(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.members.iter().filter_map(|m| m.pid).collect()
     }
@@ -418,13 +469,23 @@ mod tests {
             target: Target::All,
             server_cpus: None,
             load_cpus: None,
+            rtt_ms: None,
+            member_cpu: None,
+            snap_count: None,
+            keys: None,
+            duration_s: None,
+            observer_master: false,
         }
+    }
+
+    fn cfg_of(s: &ServerSettings, c: &Cell, seq: usize, index: usize) -> String {
+        zoo_cfg(s, c, &member_ips(s, c, seq), index, Path::new("/d"))
     }
 
     #[test]
     fn standalone_cfg_has_no_server_lines() {
         let s = ServerSettings::default();
-        let cfg = zoo_cfg(&s, &cell(1, 0), 3, 0, Path::new("/d"));
+        let cfg = cfg_of(&s, &cell(1, 0), 3, 0);
         assert!(cfg.contains("clientPortAddress=127.120.3.1\n"));
         assert!(cfg.contains("forceSync=yes\n") && cfg.contains("snapCount=100000\n"));
         assert!(!cfg.contains("server."));
@@ -433,13 +494,34 @@ mod tests {
     #[test]
     fn ensemble_cfg_lists_voters_then_observers() {
         let s = ServerSettings::default();
-        let cfg = zoo_cfg(&s, &cell(3, 1), 7, 3, Path::new("/d"));
+        let cfg = cfg_of(&s, &cell(3, 1), 7, 3);
         assert!(cfg.contains("server.1=127.120.7.1:2888:3888\n"));
         assert!(cfg.contains("server.3=127.120.7.3:2888:3888\n"));
         assert!(cfg.contains("server.4=127.120.7.4:2888:3888:observer\n"));
         assert!(cfg.contains("peerType=observer\n"));
-        let voter = zoo_cfg(&s, &cell(3, 1), 7, 0, Path::new("/d"));
+        let voter = cfg_of(&s, &cell(3, 1), 7, 0);
         assert!(!voter.contains("peerType"));
+    }
+
+    #[test]
+    fn emulated_network_cells_use_the_block_and_snapshots_can_be_off() {
+        let s = ServerSettings::default();
+        let mut c = cell(3, 0);
+        c.rtt_ms = Some(1.0);
+        c.snap_count = Some(0);
+        let cfg = cfg_of(&s, &c, 7, 1);
+        assert!(cfg.contains("clientPortAddress=198.18.0.2\n"));
+        assert!(cfg.contains("server.3=198.18.0.3:2888:3888\n"));
+        assert!(!cfg.contains("127."));
+        assert!(cfg.contains(&format!(
+            "snapCount={}\n",
+            crate::campaign::spec::SNAP_COUNT_OFF
+        )));
+        c.snap_count = Some(20_000);
+        assert!(cfg_of(&s, &c, 7, 1).contains("snapCount=20000\n"));
+        assert!(!cfg_of(&s, &c, 7, 1).contains("observerMasterPort"));
+        c.observer_master = true;
+        assert!(cfg_of(&s, &c, 7, 1).contains("observerMasterPort=2191\n"));
     }
 
     #[test]

@@ -12,9 +12,12 @@
 
 pub mod ensemble;
 pub mod machine;
+pub mod netns;
 pub mod plots;
 pub mod results;
 pub mod spec;
+pub mod warmup;
+pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,8 +25,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ensemble::{Ensemble, MemberInfo, CLIENT_PORT};
-use results::{CampaignResult, CeilingResults, EchoCeiling, RunResult};
-use spec::{CampaignSpec, Cell, RunId, System};
+use netns::{LabSpec, NetLab};
+use results::{CampaignResult, CeilingResults, EchoCeiling, NetworkRecord, RunResult};
+use spec::{CampaignSpec, Cell, RunId, System, WarmupMode};
 
 use crate::{run_load, LoadConfig};
 
@@ -77,12 +81,34 @@ fn load_config(
     cfg.value_size = cell.value_size;
     cfg.read_pct = cell.read_pct;
     cfg.rate = cell.rate;
-    cfg.keys = spec.load.keys;
+    cfg.keys = cell.keys.unwrap_or(spec.load.keys);
     cfg.warmup_s = spec.load.warmup_s;
-    cfg.duration_s = spec.load.duration_s;
+    cfg.duration_s = cell.duration_s.unwrap_or(spec.load.duration_s);
     cfg.threads = spec.load.threads;
     cfg.prefix = format!("/zoocore-bench-{seq}");
     cfg
+}
+
+/// An ensemble kept up between runs (`[servers] reuse_ensembles`).
+struct Pooled {
+    system: System,
+    key: String,
+    ensemble: Ensemble,
+    dir: PathBuf,
+    started_seq: usize,
+}
+
+/// Cells whose ensembles are interchangeable share a key. None: never reused — namespaced
+/// cells own their network for one run, and a cell with its own key count (a million
+/// znodes) would pile its keys onto the next cell's tree.
+pub fn reuse_key(cell: &Cell) -> Option<String> {
+    if cell.rtt_ms.is_some() || cell.keys.is_some() {
+        return None;
+    }
+    Some(format!(
+        "{}v+{}o snap{:?} cpus{:?} obsmaster{}",
+        cell.voters, cell.observers, cell.snap_count, cell.server_cpus, cell.observer_master
+    ))
 }
 
 /// The campaign's progress, one line per event, for the terminal.
@@ -95,6 +121,20 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// The name prefix of every namespace and cgroup this campaign makes.
+    pub fn net_prefix(&self) -> String {
+        self.spec.network.prefix.clone().unwrap_or_else(|| {
+            let name: String = self
+                .spec
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .take(17)
+                .collect();
+            format!("zb-{name}")
+        })
+    }
+
     fn work_dir(&self) -> PathBuf {
         self.spec
             .servers
@@ -156,13 +196,36 @@ impl Campaign {
                 .unwrap_or_else(|e| format!("unreadable: {e}"));
             log(&format!("zoocore binary: {} ({age})", bin.display()));
         }
+        if cells.iter().any(|c| c.rtt_ms.is_some()) {
+            let (removed, problems) = netns::remove_stale(&self.net_prefix());
+            for what in removed {
+                log(&format!(
+                    "removed a leftover of an earlier campaign: {what}"
+                ));
+            }
+            for p in problems {
+                log(&format!("could not remove a leftover: {p}"));
+            }
+        }
         res.ceilings = self.ceilings(&work, log);
         self.write(&res)?;
-        for id in &runs {
+        let mut pool: Vec<Pooled> = Vec::new();
+        for (i, id) in runs.iter().enumerate() {
             let cell = &cells[id.cell];
             let t = Instant::now();
+            // The shape of this system's next run decides whether its ensemble stays up.
+            let next_key = runs[i + 1..]
+                .iter()
+                .find(|n| n.system == id.system)
+                .filter(|n| self.spec.remote_for(n.system, &cells[n.cell]).is_none())
+                .and_then(|n| reuse_key(&cells[n.cell]));
             let mut r = match (&apache_problem, id.system) {
                 (Some(p), System::Apache) => RunResult::failed(blank(id, cell), p.clone()),
+                _ if self.spec.servers.reuse_ensembles
+                    && self.spec.remote_for(id.system, cell).is_none() =>
+                {
+                    self.run_pooled(id, cell, &work, &mut pool, next_key, blank(id, cell))
+                }
                 _ => self.one_run(id, cell, &work),
             };
             r.wall_s = t.elapsed().as_secs_f64();
@@ -182,8 +245,16 @@ impl Campaign {
             if let Some(p) = &r.stop_problem {
                 log(&format!("  STOP PROBLEM: {p}"));
             }
+            if let Some(w) = r.warmup.as_ref().and_then(|w| w.warning.as_ref()) {
+                log(&format!("  WARNING: warm-up {w}"));
+            }
             res.runs.push(r);
             self.write(&res)?;
+        }
+        for p in pool.drain(..) {
+            if let Err(e) = self.retire(p) {
+                log(&format!("STOP PROBLEM at the end: {e}"));
+            }
         }
         res.summaries = results::summarise(&cells, &res.runs);
         res.ratios = results::ratios(&res.summaries);
@@ -205,7 +276,56 @@ impl Campaign {
     }
 
     fn one_run(&self, id: &RunId, cell: &Cell, work: &Path) -> RunResult {
-        let mut r = blank(id, cell);
+        let r = blank(id, cell);
+        let remote = self.spec.remote_for(id.system, cell);
+        let Some(rtt_ms) = cell.rtt_ms.filter(|_| remote.is_none()) else {
+            return self.run_members(id, cell, work, None, r);
+        };
+        let lab = LabSpec {
+            prefix: self.net_prefix(),
+            members: (cell.voters + cell.observers) as usize,
+            rtt_ms,
+            member_cpu: cell.member_cpu,
+            delay: self.spec.network.delay,
+        };
+        let mut record = NetworkRecord {
+            block: netns::BLOCK.into(),
+            prefix: lab.prefix.clone(),
+            rtt_ms,
+            member_cpu: cell.member_cpu,
+            delay: "none",
+        };
+        let lab = match NetLab::create(lab) {
+            Ok(lab) => lab,
+            Err(e) => return RunResult::failed(r, format!("emulated network: {e}")),
+        };
+        record.delay = lab.delay_used;
+        let mut r = match lab.in_loader(|| self.run_members(id, cell, work, Some(&lab), r.clone()))
+        {
+            Ok(r) => r,
+            Err(e) => RunResult::failed(blank(id, cell), format!("emulated network: {e}")),
+        };
+        r.network = Some(record);
+        let mut problems: Vec<String> = r.stop_problem.take().into_iter().collect();
+        problems.extend(lab.remove().err());
+        let left = netns::leftovers(&self.net_prefix());
+        if !left.is_empty() {
+            problems.push(format!("left behind: {}", left.join(", ")));
+        }
+        r.stop_problem = (!problems.is_empty()).then(|| problems.join("; "));
+        r
+    }
+
+    /// Starts the members (in `lab`'s namespaces if given: then this runs in the loader's),
+    /// warms, measures, stops.
+    fn run_members(
+        &self,
+        id: &RunId,
+        cell: &Cell,
+        work: &Path,
+        lab: Option<&NetLab>,
+        mut r: RunResult,
+    ) -> RunResult {
         let s = &self.spec.servers;
         let remote = self.spec.remote_for(id.system, cell);
         let dir = work.join(format!("{:03}-{}", id.seq, id.system.name()));
@@ -218,13 +338,94 @@ impl Campaign {
                 // Write back what earlier runs left dirty first, so that no run pays for the
                 // page cache of the one before (A B B A puts each system after the other).
                 let _ = std::process::Command::new("sync").status();
-                Ensemble::start(s, id.system, cell, id.seq, &dir)
+                Ensemble::start(s, id.system, cell, id.seq, &dir, lab)
             }
         };
         let ensemble = match ensemble {
             Ok(e) => e,
             Err(why) => return RunResult::failed(r, why),
         };
+        let mut r = self.measure(id, cell, &ensemble, r);
+        if let Err(p) = ensemble.stop() {
+            r.stop_problem = Some(p);
+        }
+        if r.failure.is_none() && !s.keep_data && !r.remote {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        r
+    }
+
+    /// With `[servers] reuse_ensembles`: runs on the ensemble of this system kept from an
+    /// earlier cell of the same shape, or starts one; keeps it for the next run of this
+    /// system if that run's cell has the same shape, else stops it.
+    fn run_pooled(
+        &self,
+        id: &RunId,
+        cell: &Cell,
+        work: &Path,
+        pool: &mut Vec<Pooled>,
+        next_key: Option<String>,
+        mut r: RunResult,
+    ) -> RunResult {
+        let Some(key) = reuse_key(cell) else {
+            return self.run_members(id, cell, work, None, r);
+        };
+        let mut problems = Vec::new();
+        let mut kept = None;
+        if let Some(i) = pool.iter().position(|p| p.system == id.system) {
+            let mut p = pool.remove(i);
+            if p.key == key && p.ensemble.alive() {
+                kept = Some(p);
+            } else {
+                problems.extend(self.retire(p).err());
+            }
+        }
+        let pooled = match kept {
+            Some(p) => {
+                r.ensemble_from_run = Some(p.started_seq);
+                p
+            }
+            None => {
+                let _ = std::process::Command::new("sync").status();
+                let dir = work.join(format!("{:03}-{}", id.seq, id.system.name()));
+                let s = &self.spec.servers;
+                match Ensemble::start(s, id.system, cell, id.seq, &dir, None) {
+                    Ok(ensemble) => Pooled {
+                        system: id.system,
+                        key: key.clone(),
+                        ensemble,
+                        dir,
+                        started_seq: id.seq,
+                    },
+                    Err(why) => {
+                        let mut r = RunResult::failed(r, why);
+                        r.stop_problem = (!problems.is_empty()).then(|| problems.join("; "));
+                        return r;
+                    }
+                }
+            }
+        };
+        let mut r = self.measure(id, cell, &pooled.ensemble, r);
+        if next_key.as_deref() == Some(key.as_str()) && r.failure.is_none() {
+            pool.push(pooled);
+        } else {
+            problems.extend(self.retire(pooled).err());
+        }
+        r.stop_problem = (!problems.is_empty()).then(|| problems.join("; "));
+        r
+    }
+
+    /// Stops a pooled ensemble and removes its data (unless kept).
+    fn retire(&self, p: Pooled) -> Result<(), String> {
+        let stopped = p.ensemble.stop();
+        if stopped.is_ok() && !self.spec.servers.keep_data {
+            let _ = std::fs::remove_dir_all(&p.dir);
+        }
+        stopped
+    }
+
+    /// Warms (if asked) and measures one cell on running members.
+    fn measure(&self, id: &RunId, cell: &Cell, ensemble: &Ensemble, mut r: RunResult) -> RunResult {
         r.members = ensemble.members.clone();
         if !r.remote {
             r.pids_started = ensemble.pids();
@@ -243,18 +444,22 @@ impl Campaign {
         } else {
             let mut cfg = load_config(&self.spec, cell, servers, id.seq);
             cfg.server_pid = ensemble.pids();
-            with_affinity(cell.load_cpus.as_deref(), || run_load(&cfg))
-                .and_then(|o| o.map_err(|e| format!("load: {e}")))
+            let warm = &self.spec.warmup;
+            with_affinity(cell.load_cpus.as_deref(), || {
+                if warm.mode == WarmupMode::Steady {
+                    let w = warmup::warm_until_steady(&cfg, warm)
+                        .map_err(|e| format!("warm-up: {e}"))?;
+                    r.warmup = Some(w);
+                    cfg.skip_setup = true;
+                    cfg.warmup_s = warmup::RAMP_S;
+                }
+                run_load(&cfg).map_err(|e| format!("load: {e}"))
+            })
+            .and_then(|o| o)
         };
-        if let Err(p) = ensemble.stop() {
-            r.stop_problem = Some(p);
-        }
         match outcome {
             Ok(report) => {
                 r.fill(report);
-                if !s.keep_data && !r.remote {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
                 r
             }
             Err(why) => RunResult::failed(r, why),
@@ -344,6 +549,12 @@ impl Campaign {
             target: spec::Target::All,
             server_cpus: c.server_cpus.clone(),
             load_cpus: c.load_cpus.clone(),
+            rtt_ms: None,
+            member_cpu: None,
+            snap_count: None,
+            keys: None,
+            duration_s: None,
+            observer_master: false,
         };
         for &read_pct in &c.echo_read_pct {
             let mut cfg = load_config(
@@ -395,6 +606,12 @@ pub(crate) fn blank(id: &RunId, cell: &Cell) -> RunResult {
         server_cpu_s: None,
         ops_per_server_cpu_s: None,
         fell_behind: false,
+        warmup: None,
+        network: None,
+        p90_us: 0,
+        max_us: 0,
+        leader_cpu_us_per_write: None,
+        ensemble_from_run: None,
         report: None,
     }
 }

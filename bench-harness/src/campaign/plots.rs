@@ -8,10 +8,17 @@
 //! - `observers.svg`: reads/s and, beside it, writes/s against observers;
 //! - `latency-vs-load.svg`: p50 / p99 / p99.9 (log scale) against the offered open-loop
 //!   rate, one panel per read mix;
+//! - `snapshot-latency.svg`: per-second p99 of the snapshot cells, snapshots on and off;
 //! - `ratio.svg`: zoocore / Apache per cell, for throughput and per server CPU-second.
 //!
+//! A point whose runs spread more than 10% (`results::SPREAD_FLAG_PCT`) gets a black ring
+//! and the legend says so; in `ratio.svg` such a cell's label ends in "[spread > 10%]".
+//!
 //! "Plain" cells (closed loop, default connections and value size, unpinned, all members
-//! targeted) feed the first three, so a sweep or a pinned group does not bend their lines.
+//! targeted, on loopback, default snapCount and keys, no observer masters) feed the first
+//! three (the observer plot also takes cells that write through the voters only), so a
+//! sweep or a pinned group does not bend their lines. `leader-cpu-vs-observers.svg` draws
+//! the leader's CPU per write against observers, with and without observer masters.
 //! A plot with no data is not written; [`write_all`] returns the names it wrote.
 
 use std::collections::BTreeMap;
@@ -19,7 +26,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::results::{CampaignResult, CellSummary, Spread};
+use super::results::{CampaignResult, CellSummary, Spread, SPREAD_FLAG_PCT};
 use super::spec::{Cell, System, Target};
 
 type Series = BTreeMap<String, (System, Vec<(f64, Spread)>)>;
@@ -27,11 +34,18 @@ type Series = BTreeMap<String, (System, Vec<(f64, Spread)>)>;
 const SIZE: (u32, u32) = (900, 560);
 
 fn plain(res: &CampaignResult, cell: &Cell) -> bool {
+    cell.target == Target::All && plain_any_target(res, cell)
+}
+
+fn plain_any_target(res: &CampaignResult, cell: &Cell) -> bool {
     let l = &res.spec.load;
     cell.rate.is_none()
+        && cell.rtt_ms.is_none()
+        && cell.snap_count.is_none()
+        && cell.keys.is_none()
+        && !cell.observer_master
         && cell.server_cpus.is_none()
         && cell.load_cpus.is_none()
-        && cell.target == Target::All
         && cell.connections == l.connections
         && cell.outstanding == l.outstanding
         && cell.value_size == l.value_size
@@ -79,6 +93,40 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+fn flagged(s: &Spread) -> bool {
+    s.n > 1 && s.range_pct() > SPREAD_FLAG_PCT
+}
+
+/// Rings the flagged points of every series (at `y(spread)`) and adds the legend entry.
+fn ring_flagged<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    series: &Series,
+    y: impl Fn(&Spread) -> f64,
+) -> Result<(), String>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let rings: Vec<(f64, f64)> = series
+        .values()
+        .flat_map(|(_, p)| p.iter())
+        .filter(|(_, s)| flagged(s))
+        .map(|(x, s)| (*x, y(s)))
+        .collect();
+    if rings.is_empty() {
+        return Ok(());
+    }
+    chart
+        .draw_series(
+            rings
+                .into_iter()
+                .map(|p| Circle::new(p, 7, BLACK.stroke_width(2))),
+        )
+        .map_err(err)?
+        .label("ringed: runs spread > 10%")
+        .legend(|(x, y)| Circle::new((x + 10, y), 6, BLACK.stroke_width(2)));
+    Ok(())
+}
+
 fn fmt_si(v: f64) -> String {
     if v.abs() >= 1e6 {
         format!("{:.1}M", v / 1e6)
@@ -98,6 +146,7 @@ fn fmt_si(v: f64) -> String {
 fn latency_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
+    x_desc: &str,
     series: &Series,
 ) -> Result<(), String> {
     let points = || series.values().flat_map(|(_, p)| p.iter());
@@ -120,7 +169,7 @@ fn latency_chart<DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("offered operations per second")
+        .x_desc(x_desc)
         .y_desc("latency, ms (log)")
         .x_label_formatter(&|v| fmt_si(*v))
         .y_label_formatter(&|v| fmt_si(*v))
@@ -148,6 +197,7 @@ fn latency_chart<DB: DrawingBackend>(
             )
             .map_err(err)?;
     }
+    ring_flagged(&mut chart, series, |s| s.mean / 1e3)?;
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -221,6 +271,7 @@ fn line_chart<DB: DrawingBackend>(
             )
             .map_err(err)?;
     }
+    ring_flagged(&mut chart, series, |s| s.mean * scale)?;
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -269,7 +320,16 @@ fn ratio_chart(path: &Path, res: &CampaignResult) -> Result<(), String> {
     let height = (120 + 34 * n as u32).max(300);
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            if r.spread_flag {
+                format!("{} [spread > 10%]", r.label)
+            } else {
+                r.label.clone()
+            }
+        })
+        .collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "zoocore / Apache ZooKeeper per cell (1.0 = parity)",
@@ -339,6 +399,39 @@ fn ratio_chart(path: &Path, res: &CampaignResult) -> Result<(), String> {
     root.present().map_err(err)
 }
 
+/// Per-second p99 of the snapshot cells (those with a `snap_count`), first measured run of
+/// each (cell, system): a snapshot's stall shows as its own seconds, which a percentile
+/// over the whole window would average away.
+fn snapshot_series(res: &CampaignResult) -> Series {
+    let mut series: Series = BTreeMap::new();
+    for cell in res.cells.iter().filter(|c| c.snap_count.is_some()) {
+        for &system in &cell.systems {
+            let Some(report) = res
+                .runs
+                .iter()
+                .find(|r| r.cell == cell.id && r.system == system && r.failure.is_none())
+                .and_then(|r| r.report.as_ref())
+            else {
+                continue;
+            };
+            let snaps = match cell.snap_count {
+                Some(0) => "snapshots off".to_string(),
+                Some(n) => format!("snapCount {n}"),
+                None => continue,
+            };
+            let points = report
+                .per_second
+                .iter()
+                .filter(|s| s.ops > 0)
+                .filter_map(|s| Spread::of([s.p99_us.max(1) as f64]).map(|v| (s.second as f64, v)))
+                .collect();
+            series.insert(format!("{} {snaps} p99", system.name()), (system, points));
+        }
+    }
+    series.retain(|_, (_, p)| p.len() > 1);
+    series
+}
+
 /// Writes every plot that has data into `out`; returns the file names written.
 pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String> {
     let mut written = Vec::new();
@@ -389,8 +482,19 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
     }
     let obs = |reads: bool| {
         collect(res, move |cell, s| {
-            (plain(res, cell) && !cell.standalone()).then(|| {
-                let name = format!("{} {}v r{}", s.system.name(), cell.voters, cell.read_pct);
+            let target_ok = matches!(cell.target, Target::All | Target::Voters);
+            (target_ok && plain_any_target(res, cell) && !cell.standalone()).then(|| {
+                let to = if cell.target == Target::Voters {
+                    " to voters"
+                } else {
+                    ""
+                };
+                let name = format!(
+                    "{} {}v r{}{to}",
+                    s.system.name(),
+                    cell.voters,
+                    cell.read_pct
+                );
                 let y = if reads { s.reads_per_s } else { s.writes_per_s };
                 (name, cell.observers as f64, y)
             })
@@ -420,6 +524,40 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
         )?;
         root.present().map_err(err)?;
         written.push("observers.svg".into());
+    }
+    let leader = lines(collect(res, |cell, s| {
+        let base = Cell {
+            observer_master: false,
+            ..cell.clone()
+        };
+        (!cell.standalone() && plain_any_target(res, &base)).then(|| {
+            let om = if cell.observer_master {
+                " obs. masters"
+            } else {
+                ""
+            };
+            (
+                format!(
+                    "{} {}v r{}{om}",
+                    s.system.name(),
+                    cell.voters,
+                    cell.read_pct
+                ),
+                cell.observers as f64,
+                s.leader_cpu_us_per_write,
+            )
+        })
+    }));
+    if !leader.is_empty() {
+        write_line(
+            &out.join("leader-cpu-vs-observers.svg"),
+            "Leader CPU per write vs observers",
+            "observers",
+            "leader CPU µs per write",
+            &leader,
+            1.0,
+        )?;
+        written.push("leader-cpu-vs-observers.svg".into());
     }
     // One panel per read mix of the open-loop cells.
     let mut mixes: Vec<u32> = res
@@ -462,10 +600,24 @@ pub fn write_all(res: &CampaignResult, out: &Path) -> Result<Vec<String>, String
         root.fill(&WHITE).map_err(err)?;
         for (area, (mix, lat)) in root.split_evenly((1, panels.len())).iter().zip(&panels) {
             let title = format!("Latency vs offered load, {mix}% reads (open loop)");
-            latency_chart(area, &title, lat)?;
+            latency_chart(area, &title, "offered operations per second", lat)?;
         }
         root.present().map_err(err)?;
         written.push("latency-vs-load.svg".into());
+    }
+    let snap = snapshot_series(res);
+    if !snap.is_empty() {
+        let path = out.join("snapshot-latency.svg");
+        let root = SVGBackend::new(&path, (1100, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        latency_chart(
+            &root,
+            "Per-second p99 with snapshots on and off (first run of each)",
+            "second of the measured window",
+            &snap,
+        )?;
+        root.present().map_err(err)?;
+        written.push("snapshot-latency.svg".into());
     }
     if res.ratios.iter().any(|r| r.ops_per_s.is_some()) {
         ratio_chart(&out.join("ratio.svg"), res)?;
@@ -480,7 +632,7 @@ mod tests {
     use super::super::spec::{CampaignSpec, System};
     use super::super::{blank, machine};
 
-    /// A synthetic campaign with every kind of cell renders all five plots.
+    /// A synthetic campaign with every kind of cell renders every plot, flagged points ringed.
     #[test]
     fn every_plot_is_written_from_a_full_matrix() {
         let spec = CampaignSpec::parse(
@@ -507,6 +659,9 @@ mod tests {
             r.p99_us = 4 * r.p50_us;
             r.p999_us = 8 * r.p50_us;
             r.ops_per_server_cpu_s = Some(r.ops_per_s * base);
+            if !c.standalone() {
+                r.leader_cpu_us_per_write = Some(10.0 / base + c.observers as f64);
+            }
             runs.push(r);
         }
         let out = std::env::temp_dir().join(format!("zb-plots-{}", std::process::id()));
@@ -533,6 +688,7 @@ mod tests {
                 "throughput-vs-reads.svg",
                 "throughput-vs-ensemble.svg",
                 "observers.svg",
+                "leader-cpu-vs-observers.svg",
                 "latency-vs-load.svg",
                 "ratio.svg"
             ]
@@ -541,6 +697,11 @@ mod tests {
             let svg = std::fs::read_to_string(out.join(name)).expect("svg");
             assert!(svg.starts_with("<svg") && svg.contains("zoocore"), "{name}");
         }
+        // Apache's 3-voter points move by 50 ops/s between repeats on ~350: over 10%.
+        let ens = std::fs::read_to_string(out.join("throughput-vs-ensemble.svg")).expect("svg");
+        assert!(ens.contains("runs spread &gt; 10%") || ens.contains("runs spread > 10%"));
+        let reads = std::fs::read_to_string(out.join("throughput-vs-reads.svg")).expect("svg");
+        assert!(reads.contains("ringed"), "standalone Apache r0 spreads too");
         if std::env::var_os("ZB_KEEP_PLOTS").is_none() {
             let _ = std::fs::remove_dir_all(&out);
         }

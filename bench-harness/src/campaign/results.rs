@@ -10,8 +10,24 @@ use serde::Serialize;
 
 use super::ensemble::MemberInfo;
 use super::machine::{FsyncCeiling, MachineInfo};
-use super::spec::{CampaignSpec, Cell, System};
+use super::spec::{CampaignSpec, Cell, Role, System};
+use super::warmup::WarmupRecord;
 use crate::Report;
+
+/// A cell whose runs' throughput (or throughput per server CPU-second) spreads more than
+/// this, (max - min) / mean, is flagged: its mean is not a number to quote alone.
+pub const SPREAD_FLAG_PCT: f64 = 10.0;
+
+/// Where a run's members were, when they were in the emulated network.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkRecord {
+    pub block: String,
+    pub prefix: String,
+    pub rtt_ms: f64,
+    pub member_cpu: Option<f64>,
+    /// "none", "netem" or "userspace" (the campaign's own switch: see campaign::wire).
+    pub delay: &'static str,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
@@ -39,6 +55,14 @@ pub struct RunResult {
     pub server_cpu_s: Option<f64>,
     pub ops_per_server_cpu_s: Option<f64>,
     pub fell_behind: bool,
+    pub warmup: Option<WarmupRecord>,
+    pub network: Option<NetworkRecord>,
+    pub p90_us: u64,
+    pub max_us: u64,
+    /// The leader's (or standalone server's) CPU per write in the window, µs.
+    pub leader_cpu_us_per_write: Option<f64>,
+    /// Set when this run drove an ensemble kept up from an earlier run (its `seq`).
+    pub ensemble_from_run: Option<usize>,
     pub report: Option<Report>,
 }
 
@@ -65,6 +89,18 @@ impl RunResult {
             .filter(|c| *c > 0.0)
             .map(|c| r.ops as f64 / c);
         self.fell_behind = r.schedule.fell_behind;
+        self.p90_us = r.latency.p90_us;
+        self.max_us = r.latency.max_us;
+        let leader = self
+            .members
+            .iter()
+            .find(|m| matches!(m.role, Some(Role::Leader | Role::Standalone)))
+            .and_then(|m| m.pid);
+        self.leader_cpu_us_per_write = leader
+            .and_then(|pid| r.servers_cpu.iter().find(|c| c.pid == pid))
+            .and_then(|c| c.cpu_s)
+            .filter(|_| r.writes > 0)
+            .map(|c| c * 1e6 / r.writes as f64);
         self.report = Some(r);
     }
 }
@@ -118,7 +154,18 @@ pub struct CellSummary {
     pub p999_us: Option<Spread>,
     pub ops_per_server_cpu_s: Option<Spread>,
     pub server_cpu_us_per_op: Option<Spread>,
+    pub p90_us: Option<Spread>,
+    pub max_us: Option<Spread>,
+    pub leader_cpu_us_per_write: Option<Spread>,
     pub fell_behind: bool,
+    /// (max - min) / mean of ops/s over the runs, percent (None with fewer than two).
+    pub spread_pct: Option<f64>,
+    /// The same for ops per server CPU-second.
+    pub cpu_spread_pct: Option<f64>,
+    /// Either spread above [`SPREAD_FLAG_PCT`].
+    pub spread_flag: bool,
+    /// Runs whose warm-up hit its cap before the throughput settled.
+    pub warmup_capped: usize,
 }
 
 /// zoocore / Apache for one cell, from the means; None where either side has no number.
@@ -130,6 +177,8 @@ pub struct Ratio {
     pub ops_per_server_cpu_s: Option<f64>,
     /// zoocore's p99 / Apache's (lower is better for zoocore).
     pub p99: Option<f64>,
+    /// Either side's runs spread more than [`SPREAD_FLAG_PCT`].
+    pub spread_flag: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,6 +232,10 @@ pub fn summarise(cells: &[Cell], runs: &[RunResult]) -> Vec<CellSummary> {
                 .collect();
             let spread =
                 |f: &dyn Fn(&RunResult) -> Option<f64>| Spread::of(ok.iter().filter_map(|r| f(r)));
+            let ops = spread(&|r| Some(r.ops_per_s));
+            let per_cpu = spread(&|r| r.ops_per_server_cpu_s);
+            let pct = |s: Option<Spread>| s.filter(|s| s.n > 1).map(|s| s.range_pct());
+            let (spread_pct, cpu_spread_pct) = (pct(ops), pct(per_cpu));
             out.push(CellSummary {
                 cell: cell.id,
                 label: cell.label(),
@@ -190,15 +243,28 @@ pub fn summarise(cells: &[Cell], runs: &[RunResult]) -> Vec<CellSummary> {
                 runs_ok: ok.len(),
                 runs_failed: mine.len() - ok.len(),
                 failure: mine.iter().find_map(|r| r.failure.clone()),
-                ops_per_s: spread(&|r| Some(r.ops_per_s)),
+                ops_per_s: ops,
                 reads_per_s: spread(&|r| Some(r.reads_per_s)),
                 writes_per_s: spread(&|r| Some(r.writes_per_s)),
                 p50_us: spread(&|r| Some(r.p50_us as f64)),
                 p99_us: spread(&|r| Some(r.p99_us as f64)),
                 p999_us: spread(&|r| Some(r.p999_us as f64)),
-                ops_per_server_cpu_s: spread(&|r| r.ops_per_server_cpu_s),
+                ops_per_server_cpu_s: per_cpu,
                 server_cpu_us_per_op: spread(&|r| r.ops_per_server_cpu_s.map(|o| 1e6 / o)),
+                p90_us: spread(&|r| Some(r.p90_us as f64)),
+                max_us: spread(&|r| Some(r.max_us as f64)),
+                leader_cpu_us_per_write: spread(&|r| r.leader_cpu_us_per_write),
                 fell_behind: ok.iter().any(|r| r.fell_behind),
+                spread_pct,
+                cpu_spread_pct,
+                spread_flag: [spread_pct, cpu_spread_pct]
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p > SPREAD_FLAG_PCT),
+                warmup_capped: ok
+                    .iter()
+                    .filter(|r| r.warmup.as_ref().is_some_and(|w| !w.steady))
+                    .count(),
             });
         }
     }
@@ -225,6 +291,7 @@ pub fn ratios(summaries: &[CellSummary]) -> Vec<Ratio> {
             ops_per_s: div(z.ops_per_s, a.ops_per_s),
             ops_per_server_cpu_s: div(z.ops_per_server_cpu_s, a.ops_per_server_cpu_s),
             p99: div(z.p99_us, a.p99_us),
+            spread_flag: z.spread_flag || a.spread_flag,
         });
     }
     out
@@ -263,16 +330,191 @@ fn ratio(r: Option<f64>) -> String {
     }
 }
 
+fn min_max(s: &CellSummary) -> String {
+    match (s.ops_per_s, s.spread_pct) {
+        (Some(o), Some(p)) => format!("{}–{} ({p:.0}%)", thousands(o.min), thousands(o.max)),
+        _ => "—".into(),
+    }
+}
+
+/// What a reader must know before quoting the row.
+fn flags(s: &CellSummary) -> String {
+    let mut f = Vec::new();
+    if s.spread_flag {
+        let worst = [s.spread_pct, s.cpu_spread_pct]
+            .into_iter()
+            .flatten()
+            .fold(0.0, f64::max);
+        f.push(format!("⚠ runs spread {worst:.0}% > {SPREAD_FLAG_PCT:.0}%"));
+    }
+    if s.warmup_capped > 0 {
+        f.push(format!(
+            "⚠ warm-up capped before steady in {} run(s)",
+            s.warmup_capped
+        ));
+    }
+    f.join("; ")
+}
+
+/// Per-second latency of a run: the median and the worst second's p99, and the worst max.
+fn per_second(runs: &[&RunResult]) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let mut p99: Vec<u64> = Vec::new();
+    let mut max: Vec<u64> = Vec::new();
+    for r in runs {
+        if let Some(rep) = &r.report {
+            p99.extend(
+                rep.per_second
+                    .iter()
+                    .filter(|s| s.ops > 0)
+                    .map(|s| s.p99_us),
+            );
+            max.extend(
+                rep.per_second
+                    .iter()
+                    .filter(|s| s.ops > 0)
+                    .map(|s| s.max_us),
+            );
+        }
+    }
+    p99.sort_unstable();
+    let median = p99.get(p99.len() / 2).copied();
+    (median, p99.last().copied(), max.iter().max().copied())
+}
+
+fn ms_u(v: Option<u64>) -> String {
+    v.map_or("—".into(), |v| format!("{:.2}", v as f64 / 1000.0))
+}
+
+/// Snapshots under load: each cell with snapshots on beside its twin with snapshots off
+/// (same group, same everything else), per system: percentiles over the window, per-second
+/// p99 (median and worst second), worst per-second max, and the p50 / p90 ratios.
+fn snapshot_table(md: &mut String, res: &CampaignResult) {
+    let twin = |on: &Cell| {
+        res.cells.iter().find(|off| {
+            off.snap_count == Some(0)
+                && off.group == on.group
+                && Cell {
+                    id: on.id,
+                    snap_count: on.snap_count,
+                    ..(*off).clone()
+                } == *on
+        })
+    };
+    let pairs: Vec<(&Cell, &Cell)> = res
+        .cells
+        .iter()
+        .filter(|c| c.snap_count.is_some_and(|n| n > 0))
+        .filter_map(|on| twin(on).map(|off| (on, off)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "| snapshots under load | system | snapshots | p50 ms | p90 ms | p99 ms | max ms | per-second p99 median / worst ms | worst per-second max ms | p50 × | p90 × |"
+    );
+    let _ = writeln!(
+        md,
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let summary = |cell: usize, system: System| {
+        res.summaries
+            .iter()
+            .find(|s| s.cell == cell && s.system == system)
+    };
+    let runs = |cell: usize, system: System| -> Vec<&RunResult> {
+        res.runs
+            .iter()
+            .filter(|r| r.cell == cell && r.system == system && r.failure.is_none())
+            .collect()
+    };
+    for (on, off) in pairs {
+        for &system in &on.systems {
+            let (Some(s_on), Some(s_off)) = (summary(on.id, system), summary(off.id, system))
+            else {
+                continue;
+            };
+            let x = |a: Option<Spread>, b: Option<Spread>| match (a, b) {
+                (Some(a), Some(b)) if b.mean > 0.0 => format!("{:.1}", a.mean / b.mean),
+                _ => "—".into(),
+            };
+            for (s, label, ratios) in [
+                (s_off, "off".to_string(), false),
+                (s_on, format!("every {}", on.snap_count.unwrap_or(0)), true),
+            ] {
+                let (median, worst, max) = per_second(&runs(s.cell, system));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
+                    on.label(),
+                    system.name(),
+                    label,
+                    ms(&s.p50_us),
+                    ms(&s.p90_us),
+                    ms(&s.p99_us),
+                    ms(&s.max_us),
+                    ms_u(median),
+                    ms_u(worst),
+                    ms_u(max),
+                    if ratios {
+                        x(s_on.p50_us, s_off.p50_us)
+                    } else {
+                        String::new()
+                    },
+                    if ratios {
+                        x(s_on.p90_us, s_off.p90_us)
+                    } else {
+                        String::new()
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The leader's CPU per write for ensemble cells that write (the observer group's measure).
+fn leader_table(md: &mut String, res: &CampaignResult) {
+    let rows: Vec<&CellSummary> = res
+        .summaries
+        .iter()
+        .filter(|s| !res.cells[s.cell].standalone() && s.leader_cpu_us_per_write.is_some())
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "| ensemble cell | system | writes/s | leader CPU µs/write | writes per leader CPU-s | flags |"
+    );
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | --- |");
+    for s in rows {
+        let per = s.leader_cpu_us_per_write.map(|c| c.mean);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            s.label,
+            s.system.name(),
+            spread_ops(&s.writes_per_s),
+            per.map_or("—".into(), |c| format!("{c:.2}")),
+            per.filter(|c| *c > 0.0)
+                .map_or("—".into(), |c| thousands(1e6 / c)),
+            flags(s),
+        );
+    }
+}
+
 /// The tables for docs: per (cell, system), ratios per cell, ceilings.
 pub fn markdown(res: &CampaignResult) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| cell | system | runs | ops/s (mean ±half range) | p50 ms | p99 ms | server CPU µs/op | ops per server CPU-s |"
+        "| cell | system | runs | ops/s (mean ±half range) | ops/s min–max (spread) | p50 ms | p99 ms | server CPU µs/op | ops per server CPU-s | flags |"
     );
     let _ = writeln!(
         md,
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     );
     for s in &res.summaries {
         if s.runs_ok == 0 {
@@ -280,7 +522,7 @@ pub fn markdown(res: &CampaignResult) -> String {
             let why: String = why.chars().take(90).collect();
             let _ = writeln!(
                 md,
-                "| {} | {} | 0/{} | failed: {} | | | | |",
+                "| {} | {} | 0/{} | failed: {} | | | | | | |",
                 s.label,
                 s.system.name(),
                 s.runs_failed,
@@ -290,18 +532,20 @@ pub fn markdown(res: &CampaignResult) -> String {
         }
         let _ = writeln!(
             md,
-            "| {} | {} | {}/{} | {}{} | {} | {} | {} | {} |",
+            "| {} | {} | {}/{} | {}{} | {} | {} | {} | {} | {} | {} |",
             s.label,
             s.system.name(),
             s.runs_ok,
             s.runs_ok + s.runs_failed,
             spread_ops(&s.ops_per_s),
             if s.fell_behind { " (fell behind)" } else { "" },
+            min_max(s),
             ms(&s.p50_us),
             ms(&s.p99_us),
             s.server_cpu_us_per_op
                 .map_or("—".into(), |c| format!("{:.2}", c.mean)),
             spread_ops(&s.ops_per_server_cpu_s),
+            flags(s),
         );
     }
     let _ = writeln!(md);
@@ -313,13 +557,20 @@ pub fn markdown(res: &CampaignResult) -> String {
     for r in &res.ratios {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} |",
             r.label,
+            if r.spread_flag {
+                " ⚠ runs spread > 10%"
+            } else {
+                ""
+            },
             ratio(r.ops_per_s),
             ratio(r.ops_per_server_cpu_s),
             ratio(r.p99)
         );
     }
+    snapshot_table(&mut md, res);
+    leader_table(&mut md, res);
     let _ = writeln!(md);
     let _ = writeln!(md, "| ceiling | ops/s | p99 ms | server CPU µs/op |");
     let _ = writeln!(md, "| --- | ---: | ---: | ---: |");
@@ -381,6 +632,12 @@ mod tests {
             server_cpu_s: cpu,
             ops_per_server_cpu_s: cpu.map(|c| ops / c),
             fell_behind: false,
+            warmup: None,
+            network: None,
+            p90_us: 500,
+            max_us: 5000,
+            leader_cpu_us_per_write: None,
+            ensemble_from_run: None,
             report: None,
         }
     }
@@ -407,5 +664,28 @@ mod tests {
         assert_eq!(r[0].ops_per_s, Some(4.0));
         assert_eq!(r[0].p99, Some(1.0));
         assert_eq!(thousands(1234567.4), "1,234,567");
+        // 100..300 around 200 is a 100% spread: flagged, and so is the ratio.
+        assert_eq!(sums[0].spread_pct, Some(100.0));
+        assert!(sums[0].spread_flag && r[0].spread_flag);
+        assert_eq!(sums[1].spread_pct, None, "one run has no spread");
+        assert!(!sums[1].spread_flag);
+    }
+
+    #[test]
+    fn spread_flag_is_above_ten_percent_and_shows_in_the_table() {
+        let spec = CampaignSpec::parse("name='t'\n[[group]]\n").expect("spec");
+        let cells = spec.cells();
+        let runs = vec![
+            run(0, System::Zoocore, 1000.0, Some(1.0)),
+            run(0, System::Zoocore, 1090.0, Some(1.0)),
+            run(0, System::Apache, 1000.0, Some(1.0)),
+            run(0, System::Apache, 1200.0, Some(1.0)),
+        ];
+        let sums = summarise(&cells, &runs);
+        assert!(!sums[0].spread_flag, "{:?}", sums[0].spread_pct);
+        assert!(sums[1].spread_flag, "{:?}", sums[1].spread_pct);
+        assert_eq!(min_max(&sums[1]), "1,000–1,200 (18%)");
+        assert!(flags(&sums[1]).contains("spread 18% > 10%"));
+        assert_eq!(flags(&sums[0]), "");
     }
 }

@@ -43,6 +43,8 @@ pub enum Target {
     Observers,
     /// Followers and observers (not the leader).
     Learners,
+    /// The leader and the followers (no observer): writes "through the voters".
+    Voters,
 }
 
 /// A role as `srvr` prints it (`Mode:`), or as a remote member is declared.
@@ -73,6 +75,7 @@ impl Role {
             Target::Followers => self == Role::Follower,
             Target::Observers => self == Role::Observer,
             Target::Learners => matches!(self, Role::Follower | Role::Observer),
+            Target::Voters => matches!(self, Role::Leader | Role::Follower | Role::Standalone),
         }
     }
 }
@@ -91,6 +94,10 @@ pub struct CampaignSpec {
     pub load: LoadSettings,
     #[serde(default)]
     pub ceilings: Ceilings,
+    #[serde(default)]
+    pub warmup: WarmupSettings,
+    #[serde(default)]
+    pub network: NetworkSettings,
     #[serde(default, rename = "group")]
     pub groups: Vec<Group>,
     /// Ensembles already running (remote mode): a cell whose system, voters and observers
@@ -125,6 +132,10 @@ pub struct ServerSettings {
     pub extra_cfg: Vec<String>,
     /// Keep each run's data directory and logs (default: delete them when the run passed).
     pub keep_data: bool,
+    /// Keep an ensemble up across consecutive runs of its system whose cells share its
+    /// shape (voters, observers, snapCount, CPUs, observer masters), instead of fresh
+    /// servers per run. Not for namespaced cells or cells with their own key count.
+    pub reuse_ensembles: bool,
 }
 
 impl Default for ServerSettings {
@@ -144,6 +155,7 @@ impl Default for ServerSettings {
             leader_timeout_s: 60.0,
             extra_cfg: Vec::new(),
             keep_data: false,
+            reuse_ensembles: false,
         }
     }
 }
@@ -171,6 +183,74 @@ impl Default for LoadSettings {
             warmup_s: 2.0,
             duration_s: 10.0,
             threads: 1,
+        }
+    }
+}
+
+/// How a run is warmed before its measured window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarmupMode {
+    /// `[load] warmup_s` seconds, whatever the throughput does.
+    #[default]
+    Fixed,
+    /// Windows of `window_s` until the last `windows` of them are each within
+    /// `tolerance_pct` of their mean, or `max_s` is spent (then the run carries a warning).
+    Steady,
+}
+
+/// The warm-up before each run's measured window. A fresh JVM is ~40% slower in its first
+/// seconds (issue 13), so a fixed 2 s warm-up compares a cold Apache with a warm zoocore.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmupSettings {
+    pub mode: WarmupMode,
+    pub window_s: f64,
+    pub windows: usize,
+    pub tolerance_pct: f64,
+    /// The cap: a run still unsteady after this many seconds is measured anyway and flagged.
+    pub max_s: f64,
+}
+
+impl Default for WarmupSettings {
+    fn default() -> Self {
+        Self {
+            mode: WarmupMode::Fixed,
+            window_s: 1.0,
+            windows: 3,
+            tolerance_pct: 5.0,
+            max_s: 60.0,
+        }
+    }
+}
+
+/// The emulated network (see `campaign::netns`): where a cell asks for it (`netns` or
+/// `rtt_ms` in its group, or these campaign-wide defaults), every member runs in its own
+/// network namespace behind a veth with a netem delay, and the load generator in one more.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSettings {
+    /// Every cell in namespaces (the `--netns` flag).
+    pub netns: bool,
+    /// Round trip for cells that do not name one (ms; 0: no netem delay).
+    pub rtt_ms: f64,
+    /// CPU quota per member in CPUs (e.g. 0.5), for cells that do not name one.
+    pub member_cpu: Option<f64>,
+    /// Namespace and cgroup name prefix; default `zb-<campaign name>`. Anything with this
+    /// prefix is removed at the campaign's start as a leftover of an earlier one.
+    pub prefix: Option<String>,
+    /// What makes the round trip: auto (netem, else the userspace switch), netem, userspace.
+    pub delay: super::netns::Delay,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            netns: false,
+            rtt_ms: 0.0,
+            member_cpu: None,
+            prefix: None,
+            delay: super::netns::Delay::Auto,
         }
     }
 }
@@ -221,6 +301,23 @@ pub struct Group {
     pub server_cpus: Option<String>,
     /// taskset CPU list for the load generator during the cell (e.g. "1").
     pub load_cpus: Option<String>,
+    /// Members in network namespaces (with `[network] rtt_ms`), even without `rtt_ms` here.
+    pub netns: bool,
+    /// Emulated round trips (ms), a matrix dimension; each value puts the cell's members in
+    /// namespaces with that netem delay.
+    pub rtt_ms: Vec<f64>,
+    /// CPU quota per member (CPUs, cgroup), implies namespaces.
+    pub member_cpu: Option<f64>,
+    /// snapCount values, a matrix dimension; 0 means snapshots off (a count never reached).
+    pub snap_count: Vec<u64>,
+    /// Overrides `[load] keys` (e.g. a million znodes for the snapshot scenario).
+    pub keys: Option<u64>,
+    /// Overrides `[load] duration_s`.
+    pub duration_s: Option<f64>,
+    /// With observer masters or not, a matrix dimension: `true` writes
+    /// `observerMasterPort` (ZooKeeper 3.6+: followers feed the observers) into every
+    /// member's zoo.cfg.
+    pub observer_master: Vec<bool>,
 }
 
 impl Default for Group {
@@ -239,6 +336,13 @@ impl Default for Group {
             target: Target::All,
             server_cpus: None,
             load_cpus: None,
+            netns: false,
+            rtt_ms: Vec::new(),
+            member_cpu: None,
+            snap_count: Vec::new(),
+            keys: None,
+            duration_s: None,
+            observer_master: Vec::new(),
         }
     }
 }
@@ -293,11 +397,33 @@ pub struct Cell {
     pub target: Target,
     pub server_cpus: Option<String>,
     pub load_cpus: Option<String>,
+    /// Some: members in network namespaces with this round trip (ms); None: loopback.
+    pub rtt_ms: Option<f64>,
+    /// CPU quota per member (CPUs), only with namespaces.
+    pub member_cpu: Option<f64>,
+    /// None: `[servers] snap_count`; Some(0): snapshots off.
+    pub snap_count: Option<u64>,
+    pub keys: Option<u64>,
+    pub duration_s: Option<f64>,
+    pub observer_master: bool,
 }
+
+/// The snapCount written for "snapshots off": more transactions than any run makes, and
+/// within Apache's int.
+pub const SNAP_COUNT_OFF: u64 = 2_000_000_000;
 
 impl Cell {
     pub fn standalone(&self) -> bool {
         self.voters == 1 && self.observers == 0
+    }
+
+    /// The snapCount the members get.
+    pub fn snap_count(&self, servers: &ServerSettings) -> u64 {
+        match self.snap_count {
+            None => servers.snap_count,
+            Some(0) => SNAP_COUNT_OFF,
+            Some(n) => n,
+        }
     }
 
     /// A short name for tables and plots: "standalone r100 1KiB 32x16", "3v+1o r90 ...".
@@ -329,6 +455,25 @@ impl Cell {
         }
         if let Some(cpus) = &self.load_cpus {
             label.push_str(&format!(" load@{cpus}"));
+        }
+        match self.snap_count {
+            Some(0) => label.push_str(" nosnap"),
+            Some(n) => label.push_str(&format!(" snap{n}")),
+            None => {}
+        }
+        if let Some(keys) = self.keys {
+            label.push_str(&format!(" {keys}keys"));
+        }
+        if self.observer_master {
+            label.push_str(" obsmaster");
+        }
+        match self.rtt_ms {
+            Some(rtt) if rtt > 0.0 => label.push_str(&format!(" rtt{rtt}ms")),
+            Some(_) => label.push_str(" netns"),
+            None => {}
+        }
+        if let Some(cpu) = self.member_cpu {
+            label.push_str(&format!(" cpu{cpu}"));
         }
         label
     }
@@ -366,7 +511,8 @@ impl CampaignSpec {
         Ok(spec)
     }
 
-    fn validate(&self) -> Result<(), SpecError> {
+    /// Checks the knobs against each other (again after command-line overrides).
+    pub fn validate(&self) -> Result<(), SpecError> {
         let bad = |m: String| Err(SpecError::Invalid(m));
         if self.systems.is_empty() {
             return bad("systems: at least one".into());
@@ -376,6 +522,22 @@ impl CampaignSpec {
         }
         if self.groups.is_empty() {
             return bad("no [[group]]: nothing to run".into());
+        }
+        let w = &self.warmup;
+        if w.window_s <= 0.0 || w.windows == 0 || w.tolerance_pct <= 0.0 || w.max_s <= 0.0 {
+            return bad("warmup: window_s, windows, tolerance_pct, max_s positive".into());
+        }
+        let n = &self.network;
+        if n.rtt_ms < 0.0 || !n.rtt_ms.is_finite() || n.member_cpu.is_some_and(|c| c <= 0.0) {
+            return bad("network: rtt_ms >= 0, member_cpu positive".into());
+        }
+        if let Some(p) = &n.prefix {
+            if p.is_empty()
+                || p.len() > 20
+                || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return bad("network.prefix: 1-20 of [A-Za-z0-9-]".into());
+            }
         }
         for (i, g) in self.groups.iter().enumerate() {
             let name = if g.name.is_empty() {
@@ -403,6 +565,18 @@ impl CampaignSpec {
             if g.systems.as_ref().is_some_and(Vec::is_empty) {
                 return bad(format!("group {name}: systems, if given, not empty"));
             }
+            if g.rtt_ms.iter().any(|&r| r < 0.0 || !r.is_finite()) {
+                return bad(format!("group {name}: rtt_ms must be >= 0"));
+            }
+            if g.member_cpu.is_some_and(|c| c <= 0.0 || !c.is_finite()) {
+                return bad(format!("group {name}: member_cpu must be positive"));
+            }
+            if g.snap_count.contains(&1) {
+                return bad(format!("group {name}: snap_count 0 (off) or at least 2"));
+            }
+            if g.keys == Some(0) || g.duration_s.is_some_and(|d| d <= 0.0) {
+                return bad(format!("group {name}: keys and duration_s positive"));
+            }
         }
         Ok(())
     }
@@ -425,7 +599,32 @@ impl CampaignSpec {
             } else {
                 g.name.clone()
             };
-            for &voters in &g.voters {
+            let net = &self.network;
+            let cpu = g.member_cpu.or(net.member_cpu);
+            let rtts: Vec<Option<f64>> = if !g.rtt_ms.is_empty() {
+                g.rtt_ms.iter().copied().map(Some).collect()
+            } else if g.netns || net.netns || cpu.is_some() {
+                vec![Some(net.rtt_ms)]
+            } else {
+                vec![None]
+            };
+            let snaps: Vec<Option<u64>> = if g.snap_count.is_empty() {
+                vec![None]
+            } else {
+                g.snap_count.iter().copied().map(Some).collect()
+            };
+            let masters: Vec<bool> = if g.observer_master.is_empty() {
+                vec![false]
+            } else {
+                g.observer_master.clone()
+            };
+            for (&voters, &rtt_ms, &snap_count, &observer_master) in g
+                .voters
+                .iter()
+                .flat_map(|v| rtts.iter().map(move |r| (v, r)))
+                .flat_map(|(v, r)| snaps.iter().map(move |s| (v, r, s)))
+                .flat_map(|(v, r, s)| masters.iter().map(move |m| (v, r, s, m)))
+            {
                 for &observers in &g.observers {
                     for &value_size in &sizes {
                         for &connections in &conns {
@@ -450,6 +649,12 @@ impl CampaignSpec {
                                             target: g.target,
                                             server_cpus: g.server_cpus.clone(),
                                             load_cpus: g.load_cpus.clone(),
+                                            rtt_ms,
+                                            member_cpu: rtt_ms.and(cpu),
+                                            snap_count,
+                                            keys: g.keys,
+                                            duration_s: g.duration_s,
+                                            observer_master,
                                         });
                                     }
                                 }
@@ -637,6 +842,12 @@ members = [
             include_str!("../../../configs/bench/quick.toml"),
             include_str!("../../../configs/bench/full.toml"),
             include_str!("../../../configs/bench/ensembles.toml"),
+            include_str!("../../../configs/bench/snapshots.toml"),
+            include_str!("../../../configs/bench/snapshots-quick.toml"),
+            include_str!("../../../configs/bench/observers.toml"),
+            include_str!("../../../configs/bench/observers-quick.toml"),
+            include_str!("../../../configs/bench/ensembles-netns.toml"),
+            include_str!("../../../configs/bench/ensembles-netns-quick.toml"),
         ] {
             let spec = CampaignSpec::parse(text).expect("parse");
             assert!(!spec.cells().is_empty());

@@ -69,14 +69,24 @@ impl Budget {
     /// Waits for a unit; `None` once the budget is closed (the shard is stopping).
     pub async fn take(self: &Rc<Self>, held: &Rc<Held>) -> Option<Permit> {
         let unit = self.units.acquire_static_permit(1).await.ok()?;
+        Some(self.permit(unit, held))
+    }
+
+    /// A unit if one is free now (and nobody waits for one).
+    pub fn try_take(self: &Rc<Self>, held: &Rc<Held>) -> Option<Permit> {
+        let unit = self.units.try_acquire_static_permit(1).ok()?;
+        Some(self.permit(unit, held))
+    }
+
+    fn permit(self: &Rc<Self>, unit: StaticPermit, held: &Rc<Held>) -> Permit {
         self.set_out(self.out.get() + 1);
         held.0.set(held.0.get() + 1);
         self.invariants();
-        Some(Permit {
+        Permit {
             _unit: unit,
             budget: self.clone(),
             held: held.clone(),
-        })
+        }
     }
 
     /// Requests in flight on this shard.
@@ -127,8 +137,9 @@ mod tests {
                 let budget = Budget::new(2, shown.clone());
                 let (a, b) = (Rc::new(Held::default()), Rc::new(Held::default()));
                 let p1 = budget.take(&a).await.unwrap();
-                let p2 = budget.take(&b).await.unwrap();
+                let p2 = budget.try_take(&b).unwrap();
                 assert_eq!((budget.out(), a.get(), b.get()), (2, 1, 1));
+                assert!(budget.try_take(&a).is_none(), "spent");
                 assert_eq!(shown.load(Relaxed), 2);
                 // Spent: a third request waits until a permit is dropped.
                 let waiter = glommio::spawn_local({

@@ -63,6 +63,9 @@ pub struct Member {
     /// quorum port.
     pub election_port: u16,
     pub observer: bool,
+    /// The `;[clientAddress:]clientPort` suffix of ZooKeeper 3.5's dynamic syntax: where this
+    /// member serves clients (a bare port means every interface, as ZooKeeper binds it).
+    pub client_addr: Option<SocketAddr>,
 }
 
 /// The ensemble this server is a member of: present when zoo.cfg has `server.N` lines.
@@ -94,6 +97,28 @@ impl Ensemble {
             .collect()
     }
 }
+
+/// The AdminServer (ZooKeeper's `admin.*` keys): HTTP commands with JSON answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// `admin.enableServer` (default true, as ZooKeeper).
+    pub enabled: bool,
+    /// `admin.serverAddress` (default 0.0.0.0) and `admin.serverPort` (default 8080).
+    pub addr: SocketAddr,
+    /// `admin.commandURL` (default `/commands`): the path commands are served under.
+    pub command_url: String,
+    /// `admin.snapshot.enabled` (default true): the `snapshot` command streams one.
+    pub snapshot_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS` (default 300000): at most one snapshot per interval.
+    pub rate_limit_interval_ms: u64,
+}
+
+/// ZooKeeper's Prometheus provider class: the only `metricsProvider.className` with an
+/// exporter; its short name is accepted too.
+const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// ZooKeeper's default provider: metrics only in mntr and the admin `monitor` command.
+const DEFAULT_PROVIDER: &str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -138,6 +163,18 @@ pub struct Config {
     /// `None` runs standalone (no `server.N` lines, or only one voter and no observers, as
     /// ZooKeeper's `standaloneEnabled` default does).
     pub ensemble: Option<Ensemble>,
+    pub admin: Admin,
+    /// Where `/metrics` is served in Prometheus's text format: present when
+    /// `metricsProvider.className` is ZooKeeper's PrometheusMetricsProvider, at
+    /// `metricsProvider.httpHost` (default 0.0.0.0) : `metricsProvider.httpPort` (default 7000).
+    pub metrics_addr: Option<SocketAddr>,
+    /// The zoo.cfg text as read, for the admin `initial_configuration` command.
+    pub text: String,
+    /// `standaloneEnabled` (default true): false asks a lone server to run as a quorum of
+    /// one; zoocore runs it standalone either way (logged).
+    pub standalone_enabled: bool,
+    /// `reconfigEnabled` (default false): dynamic reconfiguration, not supported (logged).
+    pub reconfig_enabled: bool,
     /// Whether `client_addr` is served: false when zoo.cfg gives `secureClientPort` and no
     /// `clientPort`, as ZooKeeper then opens only the secure port.
     pub client_plain: bool,
@@ -206,6 +243,18 @@ impl Config {
             purge_interval_hours: 0,
             commit_log_count: crate::limits::HISTORY_RETAIN,
             ensemble: None,
+            // Like the client port, the built-in default stays on loopback.
+            admin: Admin {
+                enabled: true,
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+                command_url: "/commands".to_string(),
+                snapshot_enabled: true,
+                rate_limit_interval_ms: 300_000,
+            },
+            metrics_addr: None,
+            text: String::new(),
+            standalone_enabled: true,
+            reconfig_enabled: false,
             client_plain: true,
             client_tls: None,
         }
@@ -224,6 +273,11 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut cfg = Config::standalone_default();
         cfg.source = Some(path.to_owned());
+        cfg.text = text.to_string();
+        cfg.admin.addr.set_ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let mut metrics_provider = false;
+        let mut metrics_host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let mut metrics_port = 7000u16;
         let mut data_log_dir = None;
         let mut min_timeout = None;
         let mut max_timeout = None;
@@ -232,6 +286,10 @@ impl Config {
         let mut members = BTreeMap::new();
         let mut init_limit = 10u64;
         let mut sync_limit = 5u64;
+        // File and line of each server.N, to name it when its client address contradicts
+        // clientPort.
+        let mut member_lines: BTreeMap<u64, (PathBuf, usize)> = BTreeMap::new();
+        let mut dynamic_file: Option<(PathBuf, usize)> = None;
         let mut tls = TlsKeys::default();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
@@ -315,6 +373,51 @@ impl Config {
                     cfg.shards = Some(n);
                 }
                 "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
+                "admin.enableServer" => cfg.admin.enabled = parse_bool(value).map_err(bad)?,
+                "admin.serverAddress" => cfg.admin.addr.set_ip(parse_ip(value).map_err(bad)?),
+                "admin.serverPort" => cfg.admin.addr.set_port(parse_num(value).map_err(bad)?),
+                "admin.commandURL" => {
+                    if !value.starts_with('/') {
+                        return Err(bad(format!("{value:?} does not start with /")));
+                    }
+                    cfg.admin.command_url = value.trim_end_matches('/').to_string();
+                }
+                "admin.snapshot.enabled" => {
+                    cfg.admin.snapshot_enabled = parse_bool(value).map_err(bad)?
+                }
+                "admin.rateLimiterIntervalInMS" => {
+                    cfg.admin.rate_limit_interval_ms = parse_num(value).map_err(bad)?
+                }
+                "metricsProvider.className" => {
+                    metrics_provider = match value {
+                        PROMETHEUS_PROVIDER | "PrometheusMetricsProvider" => true,
+                        DEFAULT_PROVIDER => false,
+                        other => {
+                            return Err(bad(format!(
+                            "{other:?}: zoocore has {PROMETHEUS_PROVIDER} and {DEFAULT_PROVIDER}"
+                        )))
+                        }
+                    }
+                }
+                "metricsProvider.httpHost" => metrics_host = parse_ip(value).map_err(bad)?,
+                "metricsProvider.httpPort" => metrics_port = parse_num(value).map_err(bad)?,
+                // There is no JVM to report on; the process's own figures are exported anyway.
+                "metricsProvider.exportJvmInfo" => {
+                    parse_bool(value).map_err(bad)?;
+                }
+                "standaloneEnabled" => cfg.standalone_enabled = parse_bool(value).map_err(bad)?,
+                "reconfigEnabled" => {
+                    cfg.reconfig_enabled = parse_bool(value).map_err(bad)?;
+                    if cfg.reconfig_enabled {
+                        tracing::warn!(
+                            "{}:{line}: reconfigEnabled=true: dynamic reconfiguration is not \
+                             supported; the server lines stay as configured",
+                            path.display()
+                        );
+                    }
+                }
+                // ZooKeeper 3.5's dynamic configuration: the server.N lines live in that file.
+                "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), line)),
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
                 "syncLimit" => sync_limit = parse_positive(value).map_err(bad)?,
                 _ if TlsKeys::takes(key_plain) => tls.set(key_plain, value).map_err(bad)?,
@@ -324,6 +427,7 @@ impl Config {
                     if members.insert(id, member).is_some() {
                         return Err(bad(format!("server.{id} is given twice")));
                     }
+                    member_lines.insert(id, (path.to_owned(), line));
                 }
                 _ => tracing::warn!(
                     "{}:{line}: key {key:?} is not used by zoocore; ignored",
@@ -332,14 +436,69 @@ impl Config {
             }
         }
         cfg.data_log_dir = data_log_dir.unwrap_or_else(|| cfg.data_dir.clone());
+        // A zoo.cfg without clientPortAddress listens on every interface, as ZooKeeper does
+        // (only the built-in default, with no file at all, stays on 127.0.0.1).
+        cfg.client_addr
+            .set_ip(address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
         if let Some(port) = port {
             cfg.client_addr.set_port(port);
         }
-        if let Some(address) = address {
-            cfg.client_addr.set_ip(address);
+        cfg.metrics_addr = metrics_provider.then(|| SocketAddr::new(metrics_host, metrics_port));
+        if cfg.tick_time_ms == 0 {
+            return Err(ConfigError::Inconsistent(
+                "tickTime must be positive".into(),
+            ));
         }
-        cfg.client_plain = port.is_some() || tls.port.is_none();
-        cfg.client_tls = tls.finish(cfg.client_addr.ip(), path)?;
+        if let Some((dynamic, line)) = dynamic_file {
+            if let Some((id, _)) = members.iter().next() {
+                return Err(ConfigError::BadValue {
+                    path: path.to_owned(),
+                    line,
+                    key: "dynamicConfigFile".into(),
+                    why: format!(
+                        "server.{id} is given here too: server lines belong in {} only",
+                        dynamic.display()
+                    ),
+                });
+            }
+            read_dynamic(&dynamic, &mut members, &mut member_lines)?;
+        }
+        let mut client_port_given = port.is_some();
+        let voters = members.values().filter(|m| !m.observer).count();
+        let is_ensemble = voters > 1 || members.len() > voters;
+        // This server's own line: by myid in an ensemble; a lone server.N line is this
+        // server's whatever myid says (ZooKeeper's official image writes
+        // `server.1=localhost:2888:3888;2181` and no clientPort for a standalone container).
+        let myid = if is_ensemble {
+            Some(read_myid(&cfg.data_dir)?)
+        } else {
+            members.keys().next().copied()
+        };
+        if let Some(own) = myid.and_then(|id| members.get(&id).map(|m| (id, m))) {
+            if let Some(client) = own.1.client_addr {
+                if port.is_some_and(|p| p != client.port())
+                    || address.is_some_and(|a| a != client.ip())
+                {
+                    let (file, line) = member_lines[&own.0].clone();
+                    return Err(ConfigError::BadValue {
+                        path: file,
+                        line,
+                        key: format!("server.{}", own.0),
+                        why: format!(
+                            "client address {client} differs from clientPortAddress:clientPort {}",
+                            cfg.client_addr
+                        ),
+                    });
+                }
+                cfg.client_addr = client;
+                client_port_given = true;
+            }
+        }
+        // TLS, once the plain client port is known: with secureClientPort alone only the secure
+        // port is open, as in ZooKeeper.
+        cfg.client_plain = client_port_given || tls.port.is_none();
+        // Without secureClientPortAddress ZooKeeper listens on every interface.
+        cfg.client_tls = tls.finish(IpAddr::V4(Ipv4Addr::UNSPECIFIED), path)?;
         if let Some(t) = cfg.client_tls.as_ref().filter(|_| cfg.client_plain) {
             if t.addr == Some(cfg.client_addr) {
                 return Err(ConfigError::Inconsistent(format!(
@@ -349,14 +508,14 @@ impl Config {
                 )));
             }
         }
-        if cfg.tick_time_ms == 0 {
-            return Err(ConfigError::Inconsistent(
-                "tickTime must be positive".into(),
-            ));
+        if !cfg.standalone_enabled && !is_ensemble {
+            tracing::info!(
+                "standaloneEnabled=false with a single server: zoocore runs it standalone (a \
+                 quorum of one behaves the same for clients; srvr says standalone)"
+            );
         }
-        let voters = members.values().filter(|m| !m.observer).count();
-        if voters > 1 || members.len() > voters {
-            let myid = read_myid(&cfg.data_dir)?;
+        if is_ensemble {
+            let myid = myid.expect("read above for an ensemble");
             if !members.contains_key(&myid) {
                 return Err(ConfigError::Inconsistent(format!(
                     "myid {myid} in {} has no server.{myid} line",
@@ -547,7 +706,10 @@ fn parse_positive(value: &str) -> Result<u64, String> {
 /// `host:quorumPort:electionPort[:participant|:observer][;clientAddress:clientPort]`; the
 /// client part of ZooKeeper 3.5's dynamic syntax is ignored (clientPort says it).
 fn parse_member(value: &str) -> Result<Member, String> {
-    let value = value.split(';').next().unwrap_or_default().trim();
+    let (value, client) = match value.split_once(';') {
+        Some((server, client)) => (server.trim(), Some(parse_client_addr(client.trim())?)),
+        None => (value.trim(), None),
+    };
     let parts: Vec<&str> = value.split(':').collect();
     let (host, quorum, election, role) = match parts.as_slice() {
         [h, q, e] => (*h, *q, *e, "participant"),
@@ -578,7 +740,76 @@ fn parse_member(value: &str) -> Result<Member, String> {
         quorum_addr,
         election_port,
         observer,
+        client_addr: client,
     })
+}
+
+/// `[clientAddress:]clientPort` after a server line's `;`: a bare port, or an address (a
+/// host name is resolved) and a port.
+fn parse_client_addr(value: &str) -> Result<SocketAddr, String> {
+    match value.rsplit_once(':') {
+        None => {
+            let port: u16 = parse_num(value)?;
+            Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+        }
+        Some((host, port)) => {
+            let port: u16 = parse_num(port)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            (host, port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve client address {host:?}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("client address {host:?} resolves to no address"))
+        }
+    }
+}
+
+/// The dynamic configuration file (`dynamicConfigFile`): `server.N` lines as in zoo.cfg;
+/// its other keys (`version`, `group.N`, `weight.N`) are logged as ignored with their line.
+fn read_dynamic(
+    path: &Path,
+    members: &mut BTreeMap<u64, Member>,
+    lines: &mut BTreeMap<u64, (PathBuf, usize)>,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once('=') else {
+            return Err(ConfigError::BadLine {
+                path: path.to_owned(),
+                line,
+                text: raw.to_string(),
+            });
+        };
+        let key = key.trim();
+        let bad = |why: String| ConfigError::BadValue {
+            path: path.to_owned(),
+            line,
+            key: key.to_string(),
+            why,
+        };
+        let Some(id) = key.strip_prefix("server.") else {
+            tracing::warn!(
+                "{}:{line}: key {key:?} is not used by zoocore; ignored",
+                path.display()
+            );
+            continue;
+        };
+        let id: u64 = parse_num(id).map_err(bad)?;
+        let member = parse_member(value.trim()).map_err(bad)?;
+        if members.insert(id, member).is_some() {
+            return Err(bad(format!("server.{id} is given twice")));
+        }
+        lines.insert(id, (path.to_owned(), line));
+    }
+    Ok(())
 }
 
 /// `myid` in dataDir: the server's id, a number alone on the first line.
@@ -595,6 +826,12 @@ fn read_myid(data_dir: &Path) -> Result<u64, ConfigError> {
             text.trim()
         ))
     })
+}
+
+fn parse_ip(value: &str) -> Result<IpAddr, String> {
+    value
+        .parse::<IpAddr>()
+        .map_err(|e| format!("{value:?} is not an IP address: {e}"))
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -707,8 +944,8 @@ mod tests {
         let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
         assert!(!cfg.client_plain);
         let tls = cfg.client_tls.unwrap();
-        // Without secureClientPortAddress it listens where the plain port would.
-        assert_eq!(tls.addr, Some("127.0.0.1:2281".parse().unwrap()));
+        // Without secureClientPortAddress it listens on every interface, as ZooKeeper.
+        assert_eq!(tls.addr, Some("0.0.0.0:2281".parse().unwrap()));
         // Port unification alone: TLS on the plain port, no secure port.
         let text = "clientPort=2181\nclient.portUnification=true\nssl.keyStore.location=/k.pem\n\
                     ssl.clientAuth=none\n";
@@ -721,6 +958,17 @@ mod tests {
             Config::parse("tickTime=2000\n", Path::new("z.cfg"))
                 .unwrap()
                 .client_plain
+        );
+    }
+
+    #[test]
+    fn without_client_port_address_every_interface_is_served() {
+        let cfg = Config::parse("clientPort=2999\n", Path::new("z.cfg")).unwrap();
+        assert_eq!(cfg.client_addr, "0.0.0.0:2999".parse().unwrap());
+        // Only the no-file default stays on loopback (README).
+        assert_eq!(
+            Config::standalone_default().client_addr,
+            "127.0.0.1:2181".parse().unwrap()
         );
     }
 
@@ -749,6 +997,161 @@ mod tests {
         assert!(err.starts_with("z.cfg:1: ssl.clientAuth:"), "{err}");
         let err = parse("sslQuorum=true\n");
         assert!(err.contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn the_docker_image_server_line_gives_the_client_port() {
+        // What the official image writes for a standalone container: no clientPort line.
+        let text = "dataDir=/data\nserver.1=localhost:2888:3888;2181\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(cfg.ensemble.is_none());
+        assert_eq!(cfg.client_addr, "0.0.0.0:2181".parse().unwrap());
+        let text = "server.1=localhost:2888:3888:participant;127.0.0.7:2400\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.client_addr, "127.0.0.7:2400".parse().unwrap());
+    }
+
+    #[test]
+    fn an_ensemble_member_serves_on_its_own_server_line_client_port() {
+        let dir = std::env::temp_dir().join(format!("zoocore-cfg-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "2\n").unwrap();
+        let text = format!(
+            "dataDir={}\nserver.1=127.0.0.1:2888:3888;2181\n\
+             server.2=127.0.0.1:2889:3889;127.0.0.3:2182\nserver.3=127.0.0.1:2890:3890;2183\n",
+            dir.display()
+        );
+        let cfg = Config::parse(&text, Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.client_addr, "127.0.0.3:2182".parse().unwrap());
+        assert_eq!(cfg.ensemble.unwrap().members.len(), 3);
+        // clientPort contradicting the server line is refused, naming the server line.
+        let err = Config::parse(&format!("clientPort=2999\n{text}"), Path::new("zoo.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("zoo.cfg:4: server.2:"), "{err}");
+        // An agreeing clientPort is fine.
+        let cfg = Config::parse(&format!("clientPort=2182\n{text}"), Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.client_addr.port(), 2182);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn server_lines_come_from_the_dynamic_config_file() {
+        let dir = std::env::temp_dir().join(format!("zoocore-cfg-dyn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "3\n").unwrap();
+        let dynamic = dir.join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+             server.3=127.0.0.1:2890:3890:participant;127.0.0.1:2183\nversion=100000000\n",
+        )
+        .unwrap();
+        let text = format!(
+            "dataDir={}\ndynamicConfigFile={}\n",
+            dir.display(),
+            dynamic.display()
+        );
+        let cfg = Config::parse(&text, Path::new("zoo.cfg")).unwrap();
+        let ens = cfg.ensemble.as_ref().unwrap();
+        assert_eq!((ens.myid, ens.voters()), (3, vec![1, 2, 3]));
+        assert_eq!(cfg.client_addr, "127.0.0.1:2183".parse().unwrap());
+        // A contradicting clientPort names the dynamic file's line.
+        let err = Config::parse(&format!("clientPort=9\n{text}"), Path::new("zoo.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{}:3: server.3:", dynamic.display())),
+            "{err}"
+        );
+        // Server lines in both files are refused.
+        let err = Config::parse(
+            &format!("{text}server.1=127.0.0.1:2888:3888\n"),
+            Path::new("zoo.cfg"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("zoo.cfg:2: dynamicConfigFile:"), "{err}");
+        let missing = Config::parse("dynamicConfigFile=/nonexistent/zoo.dyn\n", Path::new("z"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("/nonexistent/zoo.dyn: cannot read"),
+            "{missing}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tls_standalone_and_reconfig_keys_are_read() {
+        let text = "secureClientPort=2281\nsecureClientPortAddress=127.0.0.2\n\
+                    ssl.keyStore.location=/k.pem\nssl.clientAuth=none\n\
+                    standaloneEnabled=false\nreconfigEnabled=true\n";
+        let cfg = Config::parse(text, Path::new("z.cfg")).unwrap();
+        assert_eq!(
+            cfg.client_tls.unwrap().addr,
+            Some("127.0.0.2:2281".parse().unwrap())
+        );
+        assert!(!cfg.standalone_enabled);
+        assert!(cfg.reconfig_enabled);
+        let cfg = Config::parse("", Path::new("z.cfg")).unwrap();
+        assert_eq!(cfg.client_tls, None);
+        assert!(cfg.standalone_enabled && !cfg.reconfig_enabled);
+        let err = Config::parse("standaloneEnabled=maybe\n", Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("z.cfg:1: standaloneEnabled:"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_client_suffix_names_its_line() {
+        let err = Config::parse("server.1=localhost:2888:3888;port\n", Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("z.cfg:1: server.1:"), "{err}");
+    }
+
+    #[test]
+    fn admin_and_metrics_keys_as_zookeeper_reads_them() {
+        let cfg = Config::parse("clientPort=2181\n", Path::new("z.cfg")).unwrap();
+        assert_eq!(
+            cfg.admin,
+            Admin {
+                enabled: true,
+                addr: "0.0.0.0:8080".parse().unwrap(),
+                command_url: "/commands".into(),
+                snapshot_enabled: true,
+                rate_limit_interval_ms: 300_000,
+            }
+        );
+        assert_eq!(cfg.metrics_addr, None);
+        let text = "admin.enableServer=false\nadmin.serverAddress=127.0.0.4\n\
+                    admin.serverPort=9090\nadmin.commandURL=/cmd/\n\
+                    metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+                    metricsProvider.httpHost=127.0.0.4\nmetricsProvider.exportJvmInfo=true\n";
+        let cfg = Config::parse(text, Path::new("z.cfg")).unwrap();
+        assert!(!cfg.admin.enabled);
+        assert_eq!(cfg.admin.addr, "127.0.0.4:9090".parse().unwrap());
+        assert_eq!(cfg.admin.command_url, "/cmd");
+        assert_eq!(cfg.metrics_addr, Some("127.0.0.4:7000".parse().unwrap()));
+        let cfg = Config::parse(
+            "metricsProvider.className=PrometheusMetricsProvider\nmetricsProvider.httpPort=7100\n",
+            Path::new("z.cfg"),
+        )
+        .unwrap();
+        assert_eq!(cfg.metrics_addr, Some("0.0.0.0:7100".parse().unwrap()));
+        let err = Config::parse("metricsProvider.className=com.Other\n", Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("z.cfg:1: metricsProvider.className:"),
+            "{err}"
+        );
+        assert_eq!(
+            Config::standalone_default().admin.addr,
+            "127.0.0.1:8080".parse().unwrap()
+        );
     }
 
     #[test]

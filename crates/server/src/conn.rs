@@ -246,26 +246,31 @@ impl<S: ClientStream> Connection<'_, S> {
         let held_max = limits::conn_permits_max(budget.total());
         let mut out_bytes = Vec::new();
         let mut out_permits = Vec::new();
+        // A unit waited for while the budget was spent, for the next request.
+        let mut spare: Option<Permit> = None;
         loop {
             // A slice of the requests already buffered, each taking its budget unit first.
             let mut taken = 0;
+            let mut starved = false;
+            // Nothing more is decoded once a close is asked, whichever kind: ZooKeeper answers
+            // an unknown opcode or a closeSession and then reads nothing else.
             while taken < limits::SLICE_REQUESTS
                 && !self.over_caps(unsent_max, held_max)
-                && !self.outbox.closing_now()
+                && self.outbox.close_reason().is_none()
             {
+                if !self.frames.ready(max_frame) {
+                    break;
+                }
+                // Never wait for a unit with answers unwritten: they hold units too, and every
+                // connection waiting so would wait forever. Write them first (below).
+                let Some(permit) = spare.take().or_else(|| budget.try_take(&self.held)) else {
+                    starved = true;
+                    break;
+                };
                 let range = match self.frames.next(max_frame) {
                     Ok(Some(range)) => range,
-                    Ok(None) => break,
+                    Ok(None) => unreachable!("a whole frame or a bad length was buffered"),
                     Err(why) => return Some(why),
-                };
-                let permit =
-                    futures_lite::future::or(async { budget.take(&self.held).await }, async {
-                        wait_close(self.outbox, self.woken).await;
-                        None
-                    })
-                    .await;
-                let Some(permit) = permit else {
-                    return Some(self.close_why().unwrap_or_else(|| "shutting down".into()));
                 };
                 let result = self.handle(range, permit);
                 let msgs = self.shard.borrow_mut().take_outgoing();
@@ -286,13 +291,27 @@ impl<S: ClientStream> Connection<'_, S> {
             if self.shard.borrow_mut().resume(self.id) {
                 continue;
             }
+            if starved {
+                // Everything of ours is written: now wait for a unit (or a close).
+                let permit =
+                    futures_lite::future::or(async { budget.take(&self.held).await }, async {
+                        wait_close(self.outbox, self.woken).await;
+                        None
+                    })
+                    .await;
+                let Some(permit) = permit else {
+                    return Some(self.close_why().unwrap_or_else(|| "shutting down".into()));
+                };
+                spare = Some(permit);
+                continue;
+            }
             if taken == limits::SLICE_REQUESTS {
                 // Let the shard's other connections have their turn.
                 futures_lite::future::yield_now().await;
                 continue;
             }
             let may_decode = !self.over_caps(unsent_max, held_max);
-            if may_decode && self.frames.whole_frame_buffered() {
+            if may_decode && self.frames.ready(max_frame) {
                 continue;
             }
             // While over its caps the connection reads nothing more: the client's own socket
@@ -456,14 +475,14 @@ impl Frames {
     }
 
     /// Whether `next` has something to say without another read: a whole frame, or a length
-    /// it will refuse.
-    fn whole_frame_buffered(&self) -> bool {
+    /// it will refuse (known as soon as the length is, never after buffering the frame).
+    fn ready(&self, max_frame: usize) -> bool {
         let rest = self.pending();
         if rest.len() < 4 {
             return false;
         }
         let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        len < 0 || rest.len() >= 4 + len as usize
+        len < 0 || len as usize > max_frame || rest.len() >= 4 + len as usize
     }
 
     /// The next whole length-prefixed frame's body, if buffered. A negative or oversized
@@ -532,6 +551,15 @@ mod tests {
         assert!(neg.next(100).is_err());
         let mut big = Frames::default();
         big.extend(&101i32.to_be_bytes());
+        assert!(
+            big.ready(100),
+            "an oversized length is refused before its bytes come"
+        );
         assert!(big.next(100).unwrap_err().contains("jute.maxbuffer"));
+        let mut part = Frames::default();
+        part.extend(&[0, 0, 0, 3, 1]);
+        assert!(!part.ready(100));
+        part.extend(&[2, 3]);
+        assert!(part.ready(100));
     }
 }

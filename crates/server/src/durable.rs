@@ -145,6 +145,11 @@ impl FsyncStats {
         core.fsync_p99_us
             .store(self.histogram_us.value_at_quantile(0.99), Relaxed);
         core.fsync_slow.store(self.slow, Relaxed);
+        // For the exporter's `fsynctime` summary (its median, count and sum).
+        core.fsync_p50_us
+            .store(self.histogram_us.value_at_quantile(0.5), Relaxed);
+        let sum = self.histogram_us.mean() * self.histogram_us.len() as f64;
+        core.fsync_sum_us.store(sum as u64, Relaxed);
     }
 
     fn record(&mut self, took: Duration) {

@@ -219,6 +219,15 @@ pub fn op_name(op: zoocore_proto::OpCode) -> &'static str {
 }
 
 fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
+    let mut out = String::new();
+    for (k, v) in monitor_rows(shared, parts) {
+        let _ = writeln!(out, "{k}\t{v}");
+    }
+    out
+}
+
+/// mntr's rows, in its order: also the admin server's `monitor` and the metrics' figures.
+pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str, String)> {
     let stats = &shared.stats;
     let (min, avg, max) = stats.latency_ms();
     let watches = reports::watch_summary(parts).2;
@@ -316,18 +325,19 @@ fn monitor(shared: &Shared, parts: &[ShardReport]) -> String {
             stats.core.synced_followers.load(Relaxed).to_string(),
         ));
     }
-    let mut out = String::new();
-    for (k, v) in rows {
-        let _ = writeln!(out, "{k}\t{v}");
-    }
-    out
+    rows
 }
 
 fn conf(shared: &Shared) -> String {
     let c = &shared.cfg;
     format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\nzoocore.shards={}\nzoocore.pinning={}\n",
+        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\nzoocore.shards={}\nzoocore.pinning={}\n",
         c.client_addr.port(),
+        // ZooKeeper says -1 without a secure port.
+        c.client_tls
+            .as_ref()
+            .and_then(|t| t.addr)
+            .map_or(-1, |a| i32::from(a.port())),
         c.data_dir.display(),
         dir_size(&c.data_dir),
         c.data_log_dir.display(),
@@ -341,7 +351,7 @@ fn conf(shared: &Shared) -> String {
     )
 }
 
-fn environment() -> String {
+pub fn environment() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
@@ -355,7 +365,7 @@ fn environment() -> String {
     )
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -367,11 +377,11 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn open_fds() -> usize {
+pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-fn max_fds() -> u64 {
+pub fn max_fds() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|t| {

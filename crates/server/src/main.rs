@@ -3,6 +3,7 @@
 //! `zoocore` alone serves standalone on 127.0.0.1:2181 with ./data; `zoocore zoo.cfg` reads
 //! a ZooKeeper configuration.
 
+mod admin;
 mod budget;
 mod config;
 mod conn;
@@ -13,13 +14,16 @@ mod forward;
 mod fourlw;
 mod limiter;
 mod limits;
+mod metrics;
 mod msg;
 mod outbox;
 mod peer;
 mod reports;
 mod sessions;
 mod shard;
+mod shutdown;
 mod stats;
+mod status;
 mod tls;
 mod tools;
 mod topology;
@@ -42,7 +46,10 @@ const USAGE: &str = "usage:
   zoocore import-zk <zkDataDir> [<zoocoreDataDir>] [--data-log-dir <zkDataLogDir>]
                                   convert an Apache ZooKeeper 3.x data directory
   zoocore purge <dataDir> [<count>]
-                                  keep the newest <count> snapshots (at least 3) and the log they need";
+                                  keep the newest <count> snapshots (at least 3) and the log they need
+  zoocore status [<zoo.cfg>]      the server's mode, as zkServer.sh status prints it (exit 1: not serving)
+
+SIGTERM or SIGINT stops the server cleanly (exit status 0).";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -64,6 +71,7 @@ fn main() -> ExitCode {
         }
         [cmd, rest @ ..] if cmd == "import-zk" => return tools::import_zk(rest),
         [cmd, rest @ ..] if cmd == "purge" => return tools::purge(rest),
+        [cmd, rest @ ..] if cmd == "status" => return status::run(rest),
         [path] => match config::Config::load(&PathBuf::from(path)) {
             Ok(cfg) => cfg,
             Err(e) => {
@@ -81,6 +89,10 @@ fn main() -> ExitCode {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!("open files limit {n}"),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
+    if let Err(e) = shutdown::install(&cfg) {
+        tracing::error!("cannot take SIGTERM/SIGINT: {e}");
+        return ExitCode::FAILURE;
     }
     match topology::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,

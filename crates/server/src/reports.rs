@@ -19,10 +19,30 @@ use crate::shard::Shard;
 pub const POLL: Duration = Duration::from_millis(5);
 const WAIT_MAX: Duration = Duration::from_millis(500);
 
+/// One connection's figures, for the admin server's JSON (`connections`, `stats`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub addr: std::net::SocketAddr,
+    pub queued: usize,
+    pub received: u64,
+    pub sent: u64,
+    pub session: i64,
+    pub last_op: &'static str,
+    pub established_ms: u64,
+    pub timeout_ms: i32,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: u64,
+}
+
 /// One shard's part of a listing.
 #[derive(Debug, Clone, Default)]
 pub struct ShardReport {
     pub generation: u64,
+    /// The shard's tree view (a cheap persistent clone), for the admin server's dump and
+    /// hash; `None` until the shard first reports.
+    pub view: Option<zoocore_tree::Tree>,
+    pub conns: Vec<ConnInfo>,
     /// `cons` lines, and the short form `stat` prints.
     pub cons: Vec<String>,
     pub brief: Vec<String>,
@@ -70,19 +90,45 @@ impl Reports {
     /// Asks every shard for its part and waits for them (bounded: a shard that does not
     /// answer in time contributes its last part).
     pub async fn collect(&self) -> Vec<ShardReport> {
-        let wanted = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
-        let deadline = Instant::now() + WAIT_MAX;
+        let (wanted, deadline) = self.ask();
         loop {
-            let parts: Vec<ShardReport> = self
-                .parts
-                .iter()
-                .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).1.clone())
-                .collect();
-            if parts.iter().all(|p| p.generation >= wanted) || Instant::now() >= deadline {
+            if let Some(parts) = self.parts_if_done(wanted, deadline) {
                 return parts;
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// `collect` for a thread outside the executors (the admin and metrics servers).
+    pub fn collect_blocking(&self) -> Vec<ShardReport> {
+        let (wanted, deadline) = self.ask();
+        loop {
+            if let Some(parts) = self.parts_if_done(wanted, deadline) {
+                return parts;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `reset` for a thread outside the executors.
+    pub fn reset_blocking(&self) {
+        self.resets.fetch_add(1, Ordering::AcqRel);
+        let _ = self.collect_blocking();
+    }
+
+    fn ask(&self) -> (u64, Instant) {
+        let wanted = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        (wanted, Instant::now() + WAIT_MAX)
+    }
+
+    fn parts_if_done(&self, wanted: u64, deadline: Instant) -> Option<Vec<ShardReport>> {
+        let parts: Vec<ShardReport> = self
+            .parts
+            .iter()
+            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).1.clone())
+            .collect();
+        (parts.iter().all(|p| p.generation >= wanted) || Instant::now() >= deadline)
+            .then_some(parts)
     }
 
     /// crst: every shard resets its connections' figures at its next look.
@@ -96,6 +142,7 @@ impl Reports {
 fn build(shard: &Shard, generation: u64) -> ShardReport {
     let mut report = ShardReport {
         generation,
+        view: Some(shard.view.clone()),
         ..ShardReport::default()
     };
     let mut ids: Vec<_> = shard.conns.keys().copied().collect();
@@ -119,6 +166,19 @@ fn build(shard: &Shard, generation: u64) -> ShardReport {
             c.stats.last_response_ms,
         );
         report.cons.push(line);
+        report.conns.push(ConnInfo {
+            addr: c.addr,
+            queued,
+            received: c.stats.received,
+            sent: c.stats.sent,
+            session: c.session.0,
+            last_op: crate::fourlw::op_name(c.stats.last_op),
+            established_ms: c.stats.established_ms,
+            timeout_ms: c.timeout_ms,
+            last_cxid: c.stats.last_cxid,
+            last_zxid: shard.view.last_zxid().0,
+            last_response_ms: c.stats.last_response_ms,
+        });
         report
             .dump
             .push(format!("\tip: /{} sessionId: 0x{:x}", c.addr, c.session.0));

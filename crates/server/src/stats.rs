@@ -1,12 +1,154 @@
 //! Counters the four-letter words and metrics read. Each shard owns one `ShardCounters`
 //! (written only by its thread, read by any), and the core owns `CoreCounters`: relaxed
 //! atomics, never contended on the request path.
+//!
+//! Distributions (request latency, election and snapshot times) are `Buckets`: fixed
+//! log-linear buckets of relaxed atomic counters, so recording one value is one uncontended
+//! `fetch_add` and the exporters compute quantiles from a copy, off the request path.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
 use zoocore_proto::OpCode;
+
+/// Buckets of a distribution: values below 4 have a bucket each; above, every power of two
+/// is split in four, so a bucket's width is at most a quarter of its lower bound and a
+/// quantile read at a bucket's midpoint is within 12.5 % of the true value.
+pub struct Buckets([AtomicU64; BUCKETS]);
+
+pub const BUCKETS: usize = 4 + 62 * 4;
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl std::fmt::Debug for Buckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Buckets({} values)", self.snapshot().iter().sum::<u64>())
+    }
+}
+
+impl Buckets {
+    pub fn record(&self, value: u64) {
+        self.0[bucket_of(value)].fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.0.iter().map(|b| b.load(Relaxed)).collect()
+    }
+
+    pub fn reset(&self) {
+        for b in &self.0 {
+            b.store(0, Relaxed);
+        }
+    }
+}
+
+/// What an answered request was, for the latency it is counted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// Served from the shard's view (ZooKeeper's readlatency).
+    Read,
+    /// Went through the write pipeline: writes, sync, closeSession (updatelatency).
+    Update,
+    /// Answered outside both (auth, SASL, an unknown opcode).
+    Other,
+}
+
+/// One kind of request's latencies: count, sum and buckets, in µs.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    pub count: AtomicU64,
+    pub total_us: AtomicU64,
+    pub buckets: Buckets,
+}
+
+impl Latencies {
+    pub fn record(&self, us: u64) {
+        self.count.fetch_add(1, Relaxed);
+        self.total_us.fetch_add(us, Relaxed);
+        self.buckets.record(us);
+    }
+
+    pub fn reset(&self) {
+        self.count.store(0, Relaxed);
+        self.total_us.store(0, Relaxed);
+        self.buckets.reset();
+    }
+}
+
+fn bucket_of(value: u64) -> usize {
+    if value < 4 {
+        return value as usize;
+    }
+    let msb = 63 - value.leading_zeros() as usize;
+    let sub = ((value >> (msb - 2)) & 3) as usize;
+    4 + (msb - 2) * 4 + sub
+}
+
+/// The values bucket `index` holds: `[low, high)`.
+pub fn bucket_bounds(index: usize) -> (u64, u64) {
+    if index < 4 {
+        return (index as u64, index as u64 + 1);
+    }
+    let shift = (index - 4) / 4;
+    let sub = ((index - 4) % 4) as u64;
+    let high = (u128::from(5 + sub) << shift).min(u128::from(u64::MAX));
+    ((4 + sub) << shift, high as u64)
+}
+
+/// The `q` quantile (0..=1) of bucket counts, at the midpoint of its bucket; 0 when empty.
+pub fn quantile(counts: &[u64], q: f64) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (index, count) in counts.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            let (low, high) = bucket_bounds(index);
+            return if high - low == 1 {
+                low as f64
+            } else {
+                (low as f64 + high as f64) / 2.0
+            };
+        }
+    }
+    0.0
+}
+
+/// A distribution with its count and sum, for values recorded off the request path.
+#[derive(Debug, Default)]
+pub struct Distribution {
+    pub buckets: Buckets,
+    pub count: AtomicU64,
+    pub sum: AtomicU64,
+}
+
+impl Distribution {
+    pub fn record(&self, value: u64) {
+        self.buckets.record(value);
+        self.count.fetch_add(1, Relaxed);
+        self.sum.fetch_add(value, Relaxed);
+    }
+}
+
+/// Leader election times in ms (ZooKeeper's `election_time`): from entering LOOKING to
+/// leading, following or observing.
+pub static ELECTION_TIME_MS: std::sync::LazyLock<Distribution> =
+    std::sync::LazyLock::new(Distribution::default);
+/// Snapshot write times in ms (ZooKeeper's `snapshottime`).
+pub static SNAPSHOT_TIME_MS: std::sync::LazyLock<Distribution> =
+    std::sync::LazyLock::new(Distribution::default);
+/// Times this server entered LOOKING (ZooKeeper's `looking_count`).
+pub static LOOKING_COUNT: AtomicU64 = AtomicU64::new(0);
+/// When the current mode began (Unix ms), for `leader_uptime`.
+static MODE_SINCE_MS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, Default)]
 pub struct ShardCounters {
@@ -19,6 +161,11 @@ pub struct ShardCounters {
     pub latency_total_us: AtomicU64,
     pub latency_min_us: AtomicU64,
     pub latency_max_us: AtomicU64,
+    /// Every request's latency in µs, for the exporters' quantiles.
+    pub latency_buckets: Buckets,
+    /// Reads' and updates' latencies apart (ZooKeeper's readlatency and updatelatency).
+    pub read_latency: Latencies,
+    pub update_latency: Latencies,
 }
 
 impl ShardCounters {
@@ -28,11 +175,17 @@ impl ShardCounters {
         c
     }
 
-    pub fn record_latency(&self, us: u64) {
+    pub fn record_latency(&self, us: u64, kind: RequestKind) {
+        match kind {
+            RequestKind::Read => self.read_latency.record(us),
+            RequestKind::Update => self.update_latency.record(us),
+            RequestKind::Other => {}
+        }
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_total_us.fetch_add(us, Relaxed);
         self.latency_min_us.fetch_min(us, Relaxed);
         self.latency_max_us.fetch_max(us, Relaxed);
+        self.latency_buckets.record(us);
     }
 
     pub fn reset(&self) {
@@ -42,6 +195,9 @@ impl ShardCounters {
         self.latency_total_us.store(0, Relaxed);
         self.latency_min_us.store(u64::MAX, Relaxed);
         self.latency_max_us.store(0, Relaxed);
+        self.latency_buckets.reset();
+        self.read_latency.reset();
+        self.update_latency.reset();
     }
 }
 
@@ -62,7 +218,25 @@ pub enum Mode {
 static MODE: AtomicU8 = AtomicU8::new(Mode::Standalone as u8);
 
 pub fn set_mode(mode: Mode) {
-    MODE.store(mode as u8, Relaxed);
+    let before = MODE.swap(mode as u8, Relaxed);
+    if before == mode as u8 {
+        return;
+    }
+    let now = unix_ms();
+    let since = MODE_SINCE_MS.swap(now, Relaxed);
+    if mode == Mode::Looking {
+        LOOKING_COUNT.fetch_add(1, Relaxed);
+    } else if before == Mode::Looking as u8 {
+        ELECTION_TIME_MS.record(now.saturating_sub(since));
+    }
+}
+
+/// Milliseconds in the current mode (since start for a standalone server).
+pub fn mode_uptime_ms(started: Instant) -> u64 {
+    match MODE_SINCE_MS.load(Relaxed) {
+        0 => started.elapsed().as_millis() as u64,
+        since => unix_ms().saturating_sub(since),
+    }
 }
 
 pub fn mode() -> Mode {
@@ -112,6 +286,8 @@ pub struct CoreCounters {
     pub fsync_max_us: AtomicU64,
     pub fsync_p99_us: AtomicU64,
     pub fsync_slow: AtomicU64,
+    pub fsync_p50_us: AtomicU64,
+    pub fsync_sum_us: AtomicU64,
     /// Writes refused because the log had no room on the disk (docs/OPERATIONS.md).
     pub refused_for_room: AtomicU64,
 }
@@ -213,4 +389,67 @@ pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_lands_in_the_bucket_that_bounds_it() {
+        for value in [
+            0,
+            1,
+            3,
+            4,
+            5,
+            7,
+            8,
+            9,
+            15,
+            16,
+            1000,
+            123_456,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
+            let (low, high) = bucket_bounds(bucket_of(value));
+            assert!(low <= value, "{value} below {low}");
+            assert!(value < high || high == u64::MAX, "{value} not below {high}");
+            assert!(
+                high - low <= low.max(4) / 4 || low < 4,
+                "bucket of {value} too wide"
+            );
+        }
+        assert!(bucket_of(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn quantiles_come_within_an_eighth_of_the_values() {
+        let b = Buckets::default();
+        for v in 1..=1000u64 {
+            b.record(v);
+        }
+        let counts = b.snapshot();
+        for (q, exact) in [(0.5, 500.0), (0.9, 900.0), (0.99, 990.0)] {
+            let got = quantile(&counts, q);
+            assert!(
+                (got - exact).abs() / exact <= 0.125,
+                "q{q}: {got} vs {exact}"
+            );
+        }
+        assert_eq!(quantile(&Buckets::default().snapshot(), 0.5), 0.0);
+    }
+
+    #[test]
+    fn leaving_looking_records_an_election() {
+        let before = ELECTION_TIME_MS.count.load(Relaxed);
+        let looking = LOOKING_COUNT.load(Relaxed);
+        set_mode(Mode::Looking);
+        set_mode(Mode::Follower);
+        assert_eq!(LOOKING_COUNT.load(Relaxed), looking + 1);
+        assert_eq!(ELECTION_TIME_MS.count.load(Relaxed), before + 1);
+        assert_eq!(mode(), Mode::Follower);
+        set_mode(Mode::Standalone);
+    }
 }

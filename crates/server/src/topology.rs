@@ -221,6 +221,16 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             })?;
         handles.push((name, h));
     }
+    // Operations surfaces on threads of their own, off the executors.
+    let ops = Arc::new(Shared {
+        cfg: cfg.clone(),
+        stats: stats.clone(),
+        reports: reports.clone(),
+        views: views.clone(),
+        tls: None,
+    });
+    crate::admin::spawn(ops.clone());
+    crate::metrics::spawn(ops);
     for (name, h) in handles {
         h.join().map_err(|_| StartError::Crashed(name))?;
     }
@@ -465,6 +475,7 @@ pub(crate) fn spawn_snapshot(
         let result = glommio::executor()
             .spawn_blocking(move || zoocore_storage::write_snapshot(&dev, &tree))
             .await;
+        crate::stats::SNAPSHOT_TIME_MS.record(started.elapsed().as_millis() as u64);
         match result {
             Ok(info) => tracing::info!(
                 "snapshot at {zxid} written in {:?}: {info:?}",

@@ -11,6 +11,7 @@ pub mod acl;
 pub mod ephemeral;
 mod node;
 pub mod path;
+pub mod quota;
 mod tree;
 pub mod txn;
 pub mod watch;

@@ -133,6 +133,7 @@ impl TreeBuilder {
                 ephemerals: OrdMap::new(),
                 containers: OrdSet::new(),
                 ttls: OrdSet::new(),
+                quotas: OrdSet::new(),
                 sessions: OrdMap::new(),
                 acls: Vector::new(),
                 acl_ids: IHashMap::new(),
@@ -207,6 +208,9 @@ impl TreeBuilder {
         };
         self.tree.put_node(Node::new(&key, &meta, n.data));
         self.tree.index_owner(path, s.ephemeral_owner, true);
+        if let Some((target, crate::quota::LIMITS_NODE)) = crate::quota::quota_node(path) {
+            self.tree.quotas.insert(std::sync::Arc::from(target));
+        }
         self.last_key = Some(key);
         Ok(())
     }

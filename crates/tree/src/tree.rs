@@ -34,6 +34,7 @@ use crate::path::{
     child_name, children_prefix, depth, join, key_of, normalize_parent, parent_of, path_of_key,
     validate_path, DEPTH_BYTES,
 };
+use crate::quota::{self, LIMITS_NODE};
 use crate::txn::{Applied, Op, OpResult, Trigger, Txn};
 
 // A child module so that it can read and build the private node representation.
@@ -115,6 +116,8 @@ pub struct Tree {
     ephemerals: OrdMap<SessionId, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
     ttls: OrdSet<Arc<str>>,
+    /// Paths with a quota: a `zookeeper_limits` node exists for each (quota.rs).
+    quotas: OrdSet<Arc<str>>,
     sessions: OrdMap<SessionId, i32>,
     /// Interned ACL lists, indexed by `AclId`; `acl_ids` is the reverse map.
     acls: Vector<Arc<[Acl]>>,
@@ -251,6 +254,7 @@ impl Tree {
             ephemerals: OrdMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
+            quotas: OrdSet::new(),
             sessions: OrdMap::new(),
             acls: Vector::new(),
             acl_ids: IHashMap::new(),
@@ -787,9 +791,11 @@ impl Tree {
                     version: *version,
                     ..old.meta()
                 };
+                let bytes_diff = data.len() as i64 - old.data().len() as i64;
                 let node = Node::new(old.key(), &meta, data);
                 let stat = stat_of(&node);
                 self.put_node(node);
+                self.quota_usage_moved(path, 0, bytes_diff);
                 triggers.push(Trigger {
                     path: path.clone(),
                     event: EventType::NodeDataChanged,
@@ -892,6 +898,8 @@ impl Tree {
         let stat = client_stat(&meta, data.len());
         self.put_new(path, &meta, data);
         self.index_owner(path, owner, true);
+        self.quota_node_created(path);
+        self.quota_usage_moved(path, 1, data.len() as i64);
         triggers.push(Trigger {
             path: path.to_owned(),
             event: EventType::NodeCreated,
@@ -941,8 +949,13 @@ impl Tree {
         let Some(node) = existing else {
             return OpResult::Error(ErrorCode::NO_NODE);
         };
+        let data_len = self.node(path).map_or(0, |n| n.data().len()) as i64;
         self.remove_node(path);
         self.index_owner(path, node.ephemeral_owner, false);
+        if let Some((target, LIMITS_NODE)) = quota::quota_node(path) {
+            self.quotas.remove(target);
+        }
+        self.quota_usage_moved(path, -1, -data_len);
         triggers.push(Trigger {
             path: path.to_owned(),
             event: EventType::NodeDeleted,
@@ -952,6 +965,73 @@ impl Tree {
             event: EventType::NodeChildrenChanged,
         });
         OpResult::Deleted
+    }
+
+    // ---- quotas (quota.rs) ----
+
+    /// Paths with a quota, sorted.
+    pub fn quota_paths(&self) -> Vec<String> {
+        self.quotas.iter().map(|p| p.to_string()).collect()
+    }
+
+    /// A limits node gives its path a quota; a limits or stats node recounts the path's usage
+    /// into its stats node (DataTree.createNode's `updateQuotaForPath`).
+    fn quota_node_created(&mut self, path: &str) {
+        let Some((target, name)) = quota::quota_node(path) else {
+            return;
+        };
+        if name == LIMITS_NODE {
+            self.quotas.insert(Arc::from(target));
+        }
+        let (count, bytes) = self.subtree_usage(target);
+        self.set_quota_stats(target, count, bytes);
+    }
+
+    /// A create, delete or setData at `path` moves the usage of the nearest path with a
+    /// quota at or above it (`updateCountBytes`).
+    fn quota_usage_moved(&mut self, path: &str, count_diff: i64, bytes_diff: i64) {
+        if self.quotas.is_empty() || quota::is_system_path(path) {
+            return;
+        }
+        let Some(target) = quota::self_and_ancestors(path)
+            .find(|p| self.quotas.contains(*p))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let Some(stats) = self.node(&quota::stats_path(&target)) else {
+            return;
+        };
+        let (count, bytes) = quota::parse_stats(stats.data());
+        self.set_quota_stats(&target, count + count_diff, bytes + bytes_diff);
+    }
+
+    /// Nodes and data bytes of the subtree at `path` (none when it does not exist).
+    fn subtree_usage(&self, path: &str) -> (i64, i64) {
+        let Some(node) = self.node(path) else {
+            return (0, 0);
+        };
+        let (mut count, mut bytes) = (1, node.data().len() as i64);
+        let mut stack = vec![path.to_owned()];
+        while let Some(p) = stack.pop() {
+            for child in self.child_entries(&children_prefix(&p)) {
+                count += 1;
+                bytes += child.data().len() as i64;
+                if child.meta().num_children > 0 {
+                    stack.push(path_of_key(child.key()).to_owned());
+                }
+            }
+        }
+        (count, bytes)
+    }
+
+    /// Writes a stats node's data, keeping its stat (ZooKeeper sets `node.data` directly).
+    fn set_quota_stats(&mut self, target: &str, count: i64, bytes: i64) {
+        let Some(old) = self.node(&quota::stats_path(target)) else {
+            return;
+        };
+        let node = Node::new(old.key(), &old.meta(), &quota::format_stats(count, bytes));
+        self.put_node(node);
     }
 
     // ---- storage helpers ----
@@ -1104,5 +1184,9 @@ impl Tree {
             "container index size"
         );
         assert_eq!(self.ttls.len(), ttl_count, "ttl index size");
+        for target in self.quotas.iter() {
+            let limits = format!("{}{target}/{LIMITS_NODE}", quota::QUOTA_ROOT);
+            assert!(self.node(&limits).is_some(), "quota of {target} has limits");
+        }
     }
 }

@@ -775,3 +775,91 @@ fn clones_are_independent_and_digest_tracks_state() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Tree>();
 }
+
+fn create_with(path: &str, data: &[u8]) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        acl: Acl::open_unsafe(),
+        mode: CreateMode::Persistent,
+        ttl_ms: -1,
+    }
+}
+
+fn quota_stats(s: &Server, path: &str) -> String {
+    let stats = format!("/zookeeper/quota{path}/zookeeper_stats");
+    String::from_utf8(s.tree.get(&stats).expect("stats node").data().to_vec()).unwrap()
+}
+
+/// DataTree's quota bookkeeping, as zkCli's setquota drives it: the limits node gives /q a
+/// quota; the stats node is recounted (subtree nodes and data bytes, /q included) when it is
+/// created, then moved by every create, setData and delete below /q, without changing its
+/// stat; nested paths count toward the nearest quota; /zookeeper never counts; a restored
+/// snapshot keeps the quota.
+#[test]
+fn quota_stats_follow_the_subtree_as_datatree_keeps_them() {
+    let mut s = Server::new();
+    s.submit(create_with("/q", b""));
+    s.submit(create_with("/q/a", b"12345"));
+    s.submit(create_with("/zookeeper/quota/q", b""));
+    s.submit(create_with(
+        "/zookeeper/quota/q/zookeeper_limits",
+        b"count=2,bytes=-1",
+    ));
+    s.submit(create_with(
+        "/zookeeper/quota/q/zookeeper_stats",
+        b"count=0,bytes=0",
+    ));
+    assert_eq!(quota_stats(&s, "/q"), "count=2,bytes=5");
+    assert_eq!(s.tree.quota_paths(), vec!["/q".to_owned()]);
+    let stat_before = s.stat("/zookeeper/quota/q/zookeeper_stats");
+
+    s.submit(create_with("/q/b", b"x"));
+    s.submit(create_with("/q/b/c", b"yz"));
+    assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=8");
+    s.submit(Op::SetData {
+        path: "/q/a".into(),
+        data: b"1".to_vec(),
+        version: -1,
+    });
+    assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=4");
+    s.submit(Op::Delete {
+        path: "/q/b/c".into(),
+        version: -1,
+    });
+    assert_eq!(quota_stats(&s, "/q"), "count=3,bytes=2");
+    let stat_after = s.stat("/zookeeper/quota/q/zookeeper_stats");
+    assert_eq!(
+        (stat_after.version, stat_after.mzxid),
+        (stat_before.version, stat_before.mzxid),
+        "the stats node's data changes under its stat"
+    );
+    // Outside /q, and under /zookeeper, nothing moves.
+    s.submit(create_with("/other", b"zzz"));
+    s.submit(create_with("/zookeeper/x", b"zzz"));
+    assert_eq!(quota_stats(&s, "/q"), "count=3,bytes=2");
+
+    // A snapshot round trip keeps the quota, and the usage keeps moving after it.
+    let mut b = zoocore_tree::TreeBuilder::new(s.tree.last_zxid(), false);
+    for n in s.tree.snapshot_nodes() {
+        b.add_node(&n).unwrap();
+    }
+    for (session, timeout) in s.tree.sessions() {
+        b.add_session(session, timeout).unwrap();
+    }
+    let restored = b.finish().unwrap();
+    assert_eq!(restored.digest(), s.tree.digest());
+    assert_eq!(restored.quota_paths(), vec!["/q".to_owned()]);
+    s.tree = restored;
+    s.submit(create_with("/q/d", b"abc"));
+    assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=5");
+
+    // Removing the limits node ends the quota.
+    s.submit(Op::Delete {
+        path: "/zookeeper/quota/q/zookeeper_limits".into(),
+        version: -1,
+    });
+    assert!(s.tree.quota_paths().is_empty());
+    s.submit(create_with("/q/e", b"abc"));
+    assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=5");
+}
