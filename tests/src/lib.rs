@@ -40,6 +40,9 @@ pub const PORT: u16 = 21810;
 /// The quorum port of ensemble members started by [`Server::start_ensemble`], each on its own
 /// loopback address; zoocore runs election over it too.
 pub const QUORUM_PORT: u16 = 21811;
+/// The TLS client port (`secureClientPort`) of servers started with [`Options::secure_port`],
+/// on the same address as [`PORT`].
+pub const SECURE_PORT: u16 = 21813;
 /// Written into the `server.N` lines; unused by zoocore.
 pub const ELECTION_PORT: u16 = 21812;
 /// The AdminServer's port when [`Options::admin`] is on, on the server's own address.
@@ -93,6 +96,12 @@ pub struct Options {
     pub extra_cfg: Vec<String>,
     /// Run the server under `taskset -c <list>`.
     pub cpu_list: Option<String>,
+    /// Also serve TLS on [`SECURE_PORT`]; the test gives the `ssl.*` keys in `extra_cfg`.
+    /// Apache gets the Netty connection factory its TLS needs and the x509 provider.
+    pub secure_port: bool,
+    /// Listen on this address (from [`free_host`]) rather than a fresh one, e.g. one that a
+    /// test's server certificate names.
+    pub host: Option<Ipv4Addr>,
     /// Serve the AdminServer on the server's address, port [`ADMIN_PORT`].
     pub admin: bool,
     /// Serve Prometheus `/metrics` on the server's address, port [`METRICS_PORT`].
@@ -109,6 +118,8 @@ impl Default for Options {
             super_digest: None,
             extra_cfg: Vec::new(),
             cpu_list: None,
+            secure_port: false,
+            host: None,
             admin: false,
             metrics: false,
         }
@@ -168,7 +179,7 @@ impl Server {
         if target == Target::Zoocore {
             zoocore_binary(); // fail before making a temp dir
         }
-        let host = next_free_host();
+        let host = options.host.unwrap_or_else(next_free_host);
         let mut server = Server::configured(target, options, host, make_temp_dir(host));
         server.spawn();
         server
@@ -195,6 +206,15 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from((self.host, PORT))
+    }
+
+    /// The `host:port` string of the TLS client port ([`Options::secure_port`]).
+    pub fn secure_connect_string(&self) -> String {
+        format!("{}:{SECURE_PORT}", self.host)
+    }
+
+    pub fn secure_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.host, SECURE_PORT))
     }
 
     pub fn dir(&self) -> &Path {
@@ -237,6 +257,12 @@ impl Server {
         if let Some(digest) = &o.super_digest {
             cfg.push_str(&format!(
                 "DigestAuthenticationProvider.superDigest={digest}\n"
+            ));
+        }
+        if o.secure_port {
+            cfg.push_str(&format!(
+                "secureClientPort={SECURE_PORT}\nsecureClientPortAddress={}\n",
+                self.host
             ));
         }
         // ZOOCORE_E2E_SHARDS=n runs zoocore with n session executors, so that sessions,
@@ -290,11 +316,30 @@ impl Server {
                         "-Dzookeeper.DigestAuthenticationProvider.superDigest={digest}"
                     ));
                 }
+                if o.secure_port {
+                    // Only the Netty factory speaks TLS; X509AuthenticationProvider is not
+                    // registered unless named.
+                    cmd.arg(
+                        "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+                    )
+                    .arg(
+                        "-Dzookeeper.authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+                    );
+                }
                 // slf4j-simple writes the server log to stderr, which lands in server.log.
-                // Jetty (the AdminServer) needs the servlet API, which the package's
-                // classpath leaves out.
+                // Jetty (the AdminServer) needs the servlet API, and the TLS (Netty) factory
+                // netty-resolver and netty-codec, which the package's classpath leaves out.
+                let mut classpath =
+                    "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:\
+                                     /usr/share/java/servlet-api.jar"
+                        .to_string();
+                if o.secure_port {
+                    classpath.push_str(
+                        ":/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar",
+                    );
+                }
                 cmd.arg("-cp")
-                    .arg("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/servlet-api.jar")
+                    .arg(classpath)
                     .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
                     .arg(self.cfg_path());
                 cmd
@@ -393,7 +438,12 @@ impl Server {
                 // Apache answers `imok` a moment before it serves sessions; `srvr` tells.
                 Ok(answer) if answer == "imok" => {
                     let srvr = self.try_four_letter("srvr").unwrap_or_default();
-                    if !srvr.contains("not currently serving") {
+                    // Apache binds the secure port after the plain one: a bare connect tells
+                    // when it listens (the server logs it as a failed TLS handshake).
+                    let secure_up = !self.options.secure_port
+                        || TcpStream::connect_timeout(&self.secure_addr(), Duration::from_secs(2))
+                            .is_ok();
+                    if !srvr.contains("not currently serving") && secure_up {
                         return;
                     }
                 }

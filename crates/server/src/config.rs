@@ -170,14 +170,47 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// The zoo.cfg text as read, for the admin `initial_configuration` command.
     pub text: String,
-    /// `secureClientPortAddress:secureClientPort`: parsed for the TLS client port, which is
-    /// not served yet (logged at parse).
-    pub secure_client_addr: Option<SocketAddr>,
     /// `standaloneEnabled` (default true): false asks a lone server to run as a quorum of
     /// one; zoocore runs it standalone either way (logged).
     pub standalone_enabled: bool,
     /// `reconfigEnabled` (default false): dynamic reconfiguration, not supported (logged).
     pub reconfig_enabled: bool,
+    /// Whether `client_addr` is served: false when zoo.cfg gives `secureClientPort` and no
+    /// `clientPort`, as ZooKeeper then opens only the secure port.
+    pub client_plain: bool,
+    /// The TLS client port (`secureClientPort`) and its keys; `None` without one.
+    pub client_tls: Option<ClientTls>,
+}
+
+/// Who must show a certificate on the secure client port (`ssl.clientAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// ZooKeeper's default: a client without a certificate the trust store vouches for is
+    /// refused in the handshake.
+    Need,
+    /// A certificate is asked for and checked when sent; a client without one is served.
+    Want,
+    None,
+}
+
+/// TLS for clients and the PEM files it serves with (docs/OPERATIONS.md "TLS").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// The secure client port (`secureClientPort`), if any.
+    pub addr: Option<SocketAddr>,
+    /// `client.portUnification`: the plain client port serves TLS clients too, told apart by
+    /// their first byte, for a switch to TLS without downtime.
+    pub port_unification: bool,
+    /// `ssl.keyStore.location`: the private key and the certificate chain, PEM.
+    pub key_store: PathBuf,
+    /// `ssl.trustStore.location`: the CA certificates client certificates must chain to.
+    pub trust_store: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    /// `X509AuthenticationProvider.superUser`: a certificate subject that is super.
+    pub super_user: Option<String>,
+    /// `client.certReload`: load the stores again when their files change (ZooKeeper 3.8.1+;
+    /// off by default there too).
+    pub cert_reload: bool,
 }
 
 impl Config {
@@ -220,9 +253,10 @@ impl Config {
             },
             metrics_addr: None,
             text: String::new(),
-            secure_client_addr: None,
             standalone_enabled: true,
             reconfig_enabled: false,
+            client_plain: true,
+            client_tls: None,
         }
     }
 
@@ -244,8 +278,6 @@ impl Config {
         let mut metrics_provider = false;
         let mut metrics_host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let mut metrics_port = 7000u16;
-        let mut secure_port: Option<(u16, usize)> = None;
-        let mut secure_address = None;
         let mut data_log_dir = None;
         let mut min_timeout = None;
         let mut max_timeout = None;
@@ -258,6 +290,7 @@ impl Config {
         // clientPort.
         let mut member_lines: BTreeMap<u64, (PathBuf, usize)> = BTreeMap::new();
         let mut dynamic_file: Option<(PathBuf, usize)> = None;
+        let mut tls = TlsKeys::default();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
@@ -372,8 +405,6 @@ impl Config {
                 "metricsProvider.exportJvmInfo" => {
                     parse_bool(value).map_err(bad)?;
                 }
-                "secureClientPort" => secure_port = Some((parse_num(value).map_err(bad)?, line)),
-                "secureClientPortAddress" => secure_address = Some(parse_ip(value).map_err(bad)?),
                 "standaloneEnabled" => cfg.standalone_enabled = parse_bool(value).map_err(bad)?,
                 "reconfigEnabled" => {
                     cfg.reconfig_enabled = parse_bool(value).map_err(bad)?;
@@ -389,6 +420,7 @@ impl Config {
                 "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), line)),
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
                 "syncLimit" => sync_limit = parse_positive(value).map_err(bad)?,
+                _ if TlsKeys::takes(key_plain) => tls.set(key_plain, value).map_err(bad)?,
                 _ if key_plain.starts_with("server.") => {
                     let id: u64 = parse_num(&key_plain["server.".len()..]).map_err(bad)?;
                     let member = parse_member(value).map_err(bad)?;
@@ -412,15 +444,6 @@ impl Config {
             cfg.client_addr.set_port(port);
         }
         cfg.metrics_addr = metrics_provider.then(|| SocketAddr::new(metrics_host, metrics_port));
-        if let Some((port, line)) = secure_port {
-            let ip = secure_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            cfg.secure_client_addr = Some(SocketAddr::new(ip, port));
-            tracing::warn!(
-                "{}:{line}: secureClientPort={port}: TLS clients are not served yet; only \
-                 clientPort is",
-                path.display()
-            );
-        }
         if cfg.tick_time_ms == 0 {
             return Err(ConfigError::Inconsistent(
                 "tickTime must be positive".into(),
@@ -440,6 +463,7 @@ impl Config {
             }
             read_dynamic(&dynamic, &mut members, &mut member_lines)?;
         }
+        let mut client_port_given = port.is_some();
         let voters = members.values().filter(|m| !m.observer).count();
         let is_ensemble = voters > 1 || members.len() > voters;
         // This server's own line: by myid in an ensemble; a lone server.N line is this
@@ -467,6 +491,21 @@ impl Config {
                     });
                 }
                 cfg.client_addr = client;
+                client_port_given = true;
+            }
+        }
+        // TLS, once the plain client port is known: with secureClientPort alone only the secure
+        // port is open, as in ZooKeeper.
+        cfg.client_plain = client_port_given || tls.port.is_none();
+        // Without secureClientPortAddress ZooKeeper listens on every interface.
+        cfg.client_tls = tls.finish(IpAddr::V4(Ipv4Addr::UNSPECIFIED), path)?;
+        if let Some(t) = cfg.client_tls.as_ref().filter(|_| cfg.client_plain) {
+            if t.addr == Some(cfg.client_addr) {
+                return Err(ConfigError::Inconsistent(format!(
+                    "secureClientPort and clientPort are both {} (client.portUnification \
+                     serves both on one port)",
+                    cfg.client_addr
+                )));
             }
         }
         if !cfg.standalone_enabled && !is_ensemble {
@@ -511,6 +550,139 @@ impl Config {
         let min = self.min_session_timeout_ms as i32;
         let max = self.max_session_timeout_ms as i32;
         requested_ms.clamp(min, max)
+    }
+}
+
+/// The TLS keys as read, checked together once the whole file is read. ZooKeeper takes the
+/// `ssl.*` keys as `zookeeper.ssl.*` system properties (X509Util), so both spellings come here
+/// with the prefix already stripped.
+#[derive(Debug, Default)]
+struct TlsKeys {
+    port: Option<u16>,
+    address: Option<IpAddr>,
+    key_store: Option<PathBuf>,
+    key_store_type: Option<String>,
+    trust_store: Option<PathBuf>,
+    trust_store_type: Option<String>,
+    client_auth: Option<ClientAuth>,
+    super_user: Option<String>,
+    cert_reload: bool,
+    port_unification: bool,
+}
+
+impl TlsKeys {
+    fn takes(key: &str) -> bool {
+        matches!(
+            key,
+            "secureClientPort"
+                | "secureClientPortAddress"
+                | "ssl.keyStore.location"
+                | "ssl.keyStore.type"
+                | "ssl.trustStore.location"
+                | "ssl.trustStore.type"
+                | "ssl.clientAuth"
+                | "X509AuthenticationProvider.superUser"
+                | "client.certReload"
+                | "client.portUnification"
+                | "sslQuorum"
+        )
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "secureClientPort" => self.port = Some(parse_num(value)?),
+            "secureClientPortAddress" => {
+                self.address = Some(value.parse().map_err(|e| format!("{value:?}: {e}"))?)
+            }
+            "ssl.keyStore.location" => self.key_store = Some(PathBuf::from(value)),
+            "ssl.keyStore.type" => self.key_store_type = Some(value.to_string()),
+            "ssl.trustStore.location" => self.trust_store = Some(PathBuf::from(value)),
+            "ssl.trustStore.type" => self.trust_store_type = Some(value.to_string()),
+            // X509Util.ClientAuth.fromPropertyValue: case-insensitive, empty means need.
+            "ssl.clientAuth" => {
+                self.client_auth = Some(match value.to_ascii_lowercase().as_str() {
+                    "" | "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err(format!("{value:?} is not need, want or none")),
+                })
+            }
+            "X509AuthenticationProvider.superUser" => self.super_user = Some(value.to_string()),
+            "client.certReload" => self.cert_reload = parse_bool(value)?,
+            "client.portUnification" => self.port_unification = parse_bool(value)?,
+            // Member links are plain TCP in zoocore: starting as if they were encrypted would
+            // be a silent downgrade.
+            "sslQuorum" => {
+                if parse_bool(value)? {
+                    return Err("TLS between members is not supported by zoocore; \
+                                only client connections (secureClientPort)"
+                        .into());
+                }
+            }
+            _ => unreachable!("TlsKeys::takes({key:?}) without a setter"),
+        }
+        Ok(())
+    }
+
+    /// The TLS settings, or `None` with neither `secureClientPort` nor
+    /// `client.portUnification`. Only PEM stores are
+    /// read (ZooKeeper 3.5+'s `ssl.*.type=PEM`); a store of another type, named or guessed from
+    /// its extension as X509Util does, stops start-up with a request to convert it.
+    fn finish(self, default_ip: IpAddr, cfg_path: &Path) -> Result<Option<ClientTls>, ConfigError> {
+        if self.port.is_none() && !self.port_unification {
+            return Ok(None);
+        }
+        let inconsistent = |why: String| {
+            ConfigError::Inconsistent(format!("{}: client TLS: {why}", cfg_path.display()))
+        };
+        let key_store = self
+            .key_store
+            .ok_or_else(|| inconsistent("ssl.keyStore.location is not set".into()))?;
+        check_pem_store(&key_store, self.key_store_type.as_deref()).map_err(inconsistent)?;
+        if let Some(trust) = &self.trust_store {
+            check_pem_store(trust, self.trust_store_type.as_deref()).map_err(inconsistent)?;
+        }
+        let client_auth = self.client_auth.unwrap_or(ClientAuth::Need);
+        if client_auth != ClientAuth::None && self.trust_store.is_none() {
+            return Err(inconsistent(
+                "ssl.trustStore.location is needed to check client certificates \
+                 (or set ssl.clientAuth=none)"
+                    .into(),
+            ));
+        }
+        Ok(Some(ClientTls {
+            addr: self
+                .port
+                .map(|port| SocketAddr::new(self.address.unwrap_or(default_ip), port)),
+            port_unification: self.port_unification,
+            key_store,
+            trust_store: self.trust_store,
+            client_auth,
+            super_user: self.super_user,
+            cert_reload: self.cert_reload,
+        }))
+    }
+}
+
+fn check_pem_store(path: &Path, store_type: Option<&str>) -> Result<(), String> {
+    let named = store_type.map(str::to_ascii_uppercase);
+    let guessed = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => match ext.to_ascii_lowercase().as_str() {
+            "jks" => Some("JKS"),
+            "p12" | "pfx" => Some("PKCS12"),
+            "bcfks" => Some("BCFKS"),
+            _ => None,
+        },
+        None => None,
+    };
+    match named.as_deref().or(guessed) {
+        None | Some("PEM") => Ok(()),
+        Some(other) => Err(format!(
+            "{}: {other} stores are not supported; convert it to PEM (e.g. `openssl pkcs12 \
+             -in store.p12 -nodes`; a key store is the key and its certificate chain in one \
+             file) and set ssl.*.type=PEM",
+            path.display()
+        )),
     }
 }
 
@@ -749,6 +921,47 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_tls_keys_with_or_without_their_prefix() {
+        let text = "clientPort=2181\nsecureClientPort=2281\nsecureClientPortAddress=127.0.0.7\n\
+                    zookeeper.ssl.keyStore.location=/k.pem\nssl.trustStore.location=/t.pem\n\
+                    ssl.clientAuth=WANT\nzookeeper.X509AuthenticationProvider.superUser=CN=root\n\
+                    zookeeper.client.certReload=true\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(cfg.client_plain);
+        let tls = cfg.client_tls.unwrap();
+        assert_eq!(tls.addr, Some("127.0.0.7:2281".parse().unwrap()));
+        assert!(!tls.port_unification);
+        assert_eq!(tls.key_store, PathBuf::from("/k.pem"));
+        assert_eq!(tls.trust_store, Some(PathBuf::from("/t.pem")));
+        assert_eq!(tls.client_auth, ClientAuth::Want);
+        assert_eq!(tls.super_user.as_deref(), Some("CN=root"));
+        assert!(tls.cert_reload);
+    }
+
+    #[test]
+    fn a_secure_port_alone_closes_the_plain_one() {
+        let text = "secureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(!cfg.client_plain);
+        let tls = cfg.client_tls.unwrap();
+        // Without secureClientPortAddress it listens on every interface, as ZooKeeper.
+        assert_eq!(tls.addr, Some("0.0.0.0:2281".parse().unwrap()));
+        // Port unification alone: TLS on the plain port, no secure port.
+        let text = "clientPort=2181\nclient.portUnification=true\nssl.keyStore.location=/k.pem\n\
+                    ssl.clientAuth=none\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        let tls = cfg.client_tls.unwrap();
+        assert!(cfg.client_plain && tls.port_unification);
+        assert_eq!(tls.addr, None);
+        assert_eq!(tls.client_auth, ClientAuth::None);
+        assert!(
+            Config::parse("tickTime=2000\n", Path::new("z.cfg"))
+                .unwrap()
+                .client_plain
+        );
+    }
+
+    #[test]
     fn without_client_port_address_every_interface_is_served() {
         let cfg = Config::parse("clientPort=2999\n", Path::new("z.cfg")).unwrap();
         assert_eq!(cfg.client_addr, "0.0.0.0:2999".parse().unwrap());
@@ -757,6 +970,33 @@ mod tests {
             Config::standalone_default().client_addr,
             "127.0.0.1:2181".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_work_stop_start_up() {
+        let parse = |text: &str| {
+            Config::parse(text, Path::new("z.cfg"))
+                .unwrap_err()
+                .to_string()
+        };
+        let err =
+            parse("secureClientPort=2281\nssl.keyStore.location=/k.jks\nssl.clientAuth=none\n");
+        assert!(
+            err.contains("/k.jks: JKS stores are not supported; convert it to PEM"),
+            "{err}"
+        );
+        let err =
+            parse("secureClientPort=2281\nssl.keyStore.location=/k\nssl.keyStore.type=PKCS12\n");
+        assert!(err.contains("PKCS12"), "{err}");
+        // clientAuth defaults to need, which needs a trust store.
+        let err = parse("secureClientPort=2281\nssl.keyStore.location=/k.pem\n");
+        assert!(err.contains("ssl.trustStore.location is needed"), "{err}");
+        let err = parse("secureClientPort=2281\n");
+        assert!(err.contains("ssl.keyStore.location is not set"), "{err}");
+        let err = parse("ssl.clientAuth=maybe\n");
+        assert!(err.starts_with("z.cfg:1: ssl.clientAuth:"), "{err}");
+        let err = parse("sslQuorum=true\n");
+        assert!(err.contains("not supported"), "{err}");
     }
 
     #[test]
@@ -846,16 +1086,17 @@ mod tests {
     #[test]
     fn tls_standalone_and_reconfig_keys_are_read() {
         let text = "secureClientPort=2281\nsecureClientPortAddress=127.0.0.2\n\
+                    ssl.keyStore.location=/k.pem\nssl.clientAuth=none\n\
                     standaloneEnabled=false\nreconfigEnabled=true\n";
         let cfg = Config::parse(text, Path::new("z.cfg")).unwrap();
         assert_eq!(
-            cfg.secure_client_addr,
+            cfg.client_tls.unwrap().addr,
             Some("127.0.0.2:2281".parse().unwrap())
         );
         assert!(!cfg.standalone_enabled);
         assert!(cfg.reconfig_enabled);
         let cfg = Config::parse("", Path::new("z.cfg")).unwrap();
-        assert_eq!(cfg.secure_client_addr, None);
+        assert_eq!(cfg.client_tls, None);
         assert!(cfg.standalone_enabled && !cfg.reconfig_enabled);
         let err = Config::parse("standaloneEnabled=maybe\n", Path::new("z.cfg"))
             .unwrap_err()

@@ -13,16 +13,24 @@
 //! read costs only its own connection; its session then expires, and an expired session's
 //! connection is closed at once, even in the middle of a write. Requests are decoded in slices,
 //! yielding between them, so one connection never holds the shard for long.
+//!
+//! The same task serves the secure client port: there the TCP stream's options are set, the
+//! TLS handshake runs within the handshake timeout, and the rest is this same code over the
+//! TLS stream ([`ClientStream`]). Writes are flushed, as TLS holds encrypted bytes until then,
+//! and the last close is bounded, as a TLS close writes to a client that may not read.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::server::TlsStream;
+use futures_rustls::TlsAcceptor;
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
 use zoocore_proto::records::{ConnectRequest, RequestHeader};
+use zoocore_proto::Id;
 use zoocore_proto::{Reader, Record};
 
 use crate::budget::{Held, Permit};
@@ -37,15 +45,99 @@ enum Event {
     Woken(bool),
 }
 
-/// Serves one accepted connection until either side closes it.
+/// A client connection's byte stream: plain TCP, or TLS over it. The read timeout is the TCP
+/// socket's, wherever the stream sits.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl ClientStream for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout).map_err(Into::into)
+    }
+}
+
+impl ClientStream for TlsStream<TcpStream> {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self.get_ref().0, timeout).map_err(Into::into)
+    }
+}
+
+/// How a port with a TLS acceptor uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// The secure client port: every connection is TLS.
+    Always,
+    /// `client.portUnification` on the plain port: a connection whose first byte is a TLS
+    /// handshake record's (0x16) is TLS, any other is plain, as ZooKeeper's DualModeSslHandler.
+    Optional,
+}
+
+/// A TLS record's first byte when it carries a handshake (RFC 8446 5.1); no ZooKeeper frame
+/// length or four-letter word starts with it.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Serves one accepted connection until either side closes it; `tls` on a port that has it.
 pub async fn serve(
     shard: Rc<RefCell<Shard>>,
     shared: Rc<Shared>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
+    tls: Option<(TlsAcceptor, Tls)>,
 ) {
+    let handshake_timeout = Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS);
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS)));
+    let _ = stream.set_read_timeout(Some(handshake_timeout));
+    let acceptor = match tls {
+        Some((acceptor, Tls::Always)) => acceptor,
+        Some((acceptor, Tls::Optional)) if starts_tls(&stream, handshake_timeout).await => acceptor,
+        _ => return serve_stream(shard, shared, stream, addr, Vec::new()).await,
+    };
+    let handshake =
+        futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
+            glommio::timer::sleep(handshake_timeout).await;
+            None
+        })
+        .await;
+    match handshake {
+        Some(Ok(stream)) => {
+            let super_user = shared.cfg.client_tls.as_ref();
+            let super_user = super_user.and_then(|t| t.super_user.as_deref());
+            let ids = crate::tls::client_ids(stream.get_ref().1.peer_certificates(), super_user);
+            serve_stream(shard, shared, stream, addr, ids).await
+        }
+        // The socket's read timeout (the same limit) usually fires before the timer.
+        Some(Err(e)) if e.kind() != std::io::ErrorKind::TimedOut => {
+            tracing::info!("closing connection from {addr}: TLS handshake failed: {e}")
+        }
+        _ => tracing::info!(
+            "closing connection from {addr}: no TLS handshake within {} ms",
+            limits::HANDSHAKE_TIMEOUT_MS
+        ),
+    }
+}
+
+/// Whether the client's first byte opens a TLS handshake; a client silent for `timeout` is
+/// left to the plain path, whose read timeout closes it.
+async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    let peeked = futures_lite::future::or(async { stream.peek(&mut first).await.ok() }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    })
+    .await;
+    peeked == Some(1) && first[0] == TLS_HANDSHAKE_RECORD
+}
+
+/// Serves a connection whose transport is set up; `proven` are the ids its TLS client
+/// certificate proved.
+async fn serve_stream<S: ClientStream>(
+    shard: Rc<RefCell<Shard>>,
+    shared: Rc<Shared>,
+    mut stream: S,
+    addr: SocketAddr,
+    proven: Vec<Id>,
+) {
     let mut frames = Frames::default();
     // Small until the client sends more than a handshake's worth: idle and half-open
     // connections cost a page, not a whole read buffer.
@@ -77,8 +169,10 @@ pub async fn serve(
         let arg = frames.pending().get(4..4 + arg_bytes).unwrap_or_default();
         let view = shard.borrow().view.clone();
         let text = fourlw::answer(&word, addr, &shared, &view, arg).await;
-        let _ = stream.write_all(text.as_bytes()).await;
-        let _ = stream.close().await;
+        if stream.write_all(text.as_bytes()).await.is_ok() {
+            let _ = stream.flush().await;
+        }
+        close_bounded(&mut stream).await;
         return;
     }
 
@@ -86,6 +180,9 @@ pub async fn serve(
     let (outbox, woken) = Outbox::new(limits::unsent_bytes_hard_max(jute_max_buffer));
     let outbox = Rc::new(outbox);
     let id = shard.borrow_mut().open(addr, outbox.clone());
+    if !proven.is_empty() {
+        shard.borrow_mut().add_auth(id, &proven);
+    }
     let held = shard.borrow().conns[&id].held.clone();
     let mut conn = Connection {
         shard: &shard,
@@ -101,15 +198,27 @@ pub async fn serve(
     if let Some(reason) = conn.run().await {
         tracing::info!("closing connection from {addr}: {reason}");
     }
-    let _ = stream.close().await;
+    close_bounded(&mut stream).await;
     // The session's pending requests go with the connection, and their permits with them.
     shard.borrow_mut().close(id);
 }
 
+/// Closes the stream, giving a TLS close (which writes) at most [`limits::CLOSE_FLUSH_MS`]:
+/// a client that does not read cannot hold the connection open.
+async fn close_bounded<S: ClientStream>(stream: &mut S) {
+    futures_lite::future::or(
+        async {
+            let _ = stream.close().await;
+        },
+        glommio::timer::sleep(Duration::from_millis(limits::CLOSE_FLUSH_MS)),
+    )
+    .await;
+}
+
 /// One connection's task state.
-struct Connection<'a> {
+struct Connection<'a, S> {
     shard: &'a Rc<RefCell<Shard>>,
-    stream: &'a mut TcpStream,
+    stream: &'a mut S,
     frames: Frames,
     chunk: Vec<u8>,
     id: u64,
@@ -120,7 +229,7 @@ struct Connection<'a> {
     connected: bool,
 }
 
-impl Connection<'_> {
+impl<S: ClientStream> Connection<'_, S> {
     /// The connection's loop: decode a slice of requests while under its caps, write what is
     /// queued, then wait for the client or for answers. Returns why it ended, when that is
     /// worth logging.
@@ -231,6 +340,10 @@ impl Connection<'_> {
                         format!("no handshake within {} ms", limits::HANDSHAKE_TIMEOUT_MS)
                     })
                 }
+                // TLS's word for a client that closed without close_notify, as most do.
+                Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return None
+                }
                 Event::Read(Err(e)) => return Some(format!("read failed: {e}")),
                 // Answers were queued, or a close asked: the top of the loop sees them.
                 Event::Woken(true) => {}
@@ -292,7 +405,14 @@ impl Connection<'_> {
             views.wait_for(view).await;
             let (stream, outbox, woken) = (&mut *self.stream, self.outbox, self.woken);
             let written = futures_lite::future::or(
-                async { Some(stream.write_all(out_bytes).await) },
+                async {
+                    let written = stream.write_all(out_bytes).await;
+                    // TLS keeps what it encrypted until flushed; plain TCP has nothing buffered.
+                    Some(match written {
+                        Ok(()) => stream.flush().await,
+                        Err(e) => Err(e),
+                    })
+                },
                 async {
                     wait_close(outbox, woken).await;
                     None

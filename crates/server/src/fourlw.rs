@@ -331,8 +331,13 @@ pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str
 fn conf(shared: &Shared) -> String {
     let c = &shared.cfg;
     format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\nzoocore.shards={}\nzoocore.pinning={}\n",
+        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\nzoocore.shards={}\nzoocore.pinning={}\n",
         c.client_addr.port(),
+        // ZooKeeper says -1 without a secure port.
+        c.client_tls
+            .as_ref()
+            .and_then(|t| t.addr)
+            .map_or(-1, |a| i32::from(a.port())),
         c.data_dir.display(),
         dir_size(&c.data_dir),
         c.data_log_dir.display(),

@@ -23,6 +23,7 @@ mod shard;
 mod shutdown;
 mod stats;
 mod status;
+mod tls;
 mod tools;
 mod topology;
 mod views;

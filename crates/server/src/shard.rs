@@ -198,6 +198,16 @@ impl Shard {
         id
     }
 
+    /// Adds ids the transport proved (a TLS client certificate's `x509` id, tls.rs) to a
+    /// connection just opened, as NettyServerCnxnFactory does after the handshake.
+    pub fn add_auth(&mut self, id: ConnId, ids: &[Id]) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            let mut auth = conn.auth.to_vec();
+            auth.extend_from_slice(ids);
+            conn.auth = Arc::from(auth);
+        }
+    }
+
     /// Forgets a connection whose task ended; its watches go with it, as in ZooKeeper.
     pub fn close(&mut self, id: ConnId) {
         // The connection's pending requests, and their permits, go with it.

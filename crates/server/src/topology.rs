@@ -60,6 +60,8 @@ pub enum StartError {
     Crashed(String),
     #[error("cannot recover the data directory: {0}")]
     Recovery(#[from] zoocore_storage::RecoveryError),
+    #[error("cannot set up TLS for clients: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What every executor of the server shares: configuration and counters.
@@ -68,6 +70,8 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     pub reports: Arc<Reports>,
     pub views: Arc<Views>,
+    /// Client TLS handshakes as set up at start (`secureClientPort`, `client.portUnification`).
+    pub tls: Option<futures_rustls::TlsAcceptor>,
 }
 
 /// The CPUs this process may run on.
@@ -121,7 +125,31 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             source,
         })?;
     }
-    claim_port(cfg.client_addr)?;
+    if cfg.client_plain {
+        claim_port(cfg.client_addr)?;
+    }
+    // Before anything else starts: a bad key or certificate file stops start-up, naming it.
+    let tls = match &cfg.client_tls {
+        Some(t) => {
+            if let Some(addr) = t.addr {
+                claim_port(addr)?;
+            }
+            let acceptor = crate::tls::acceptor(t)?;
+            let secure = t.addr.map(|a| format!(" on {a}")).unwrap_or_default();
+            let unified = if t.port_unification {
+                " on the client port (client.portUnification)"
+            } else {
+                ""
+            };
+            tracing::info!(
+                "TLS clients{secure}{unified}: ssl.clientAuth {:?}, key store {}",
+                t.client_auth,
+                t.key_store.display()
+            );
+            Some(acceptor)
+        }
+        None => None,
+    };
 
     let recovered = durable::open(&cfg)?;
     let view = recovered.tree.clone();
@@ -173,6 +201,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
             stats: stats.clone(),
             reports: reports.clone(),
             views: views.clone(),
+            tls: tls.clone(),
         };
         let name = format!("shard-{i}");
         let view = view.clone();
@@ -191,6 +220,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         stats: stats.clone(),
         reports: reports.clone(),
         views: views.clone(),
+        tls: None,
     });
     crate::admin::spawn(ops.clone());
     crate::metrics::spawn(ops);
@@ -664,13 +694,60 @@ async fn shard_main(
         .detach();
     }
 
-    let listener = match listen(cfg.client_addr) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("shard {id}: cannot listen on {}: {e}", cfg.client_addr);
-            std::process::exit(2);
+    // The plain and the secure client port, each with its own listener on every shard, and
+    // one TLS acceptor for both (the plain port uses it with client.portUnification).
+    let tls = match (&shared.tls, &cfg.client_tls) {
+        (Some(acceptor), Some(t)) => {
+            let current = Rc::new(RefCell::new(acceptor.clone()));
+            if t.cert_reload {
+                let reload = crate::tls::reload_loop(t.clone(), current.clone(), id);
+                glommio::spawn_local(reload).detach();
+            }
+            Some((current, t))
         }
+        _ => None,
     };
+    let secure = tls.as_ref().and_then(|(_, t)| t.addr);
+    let ports = [cfg.client_plain.then_some(cfg.client_addr), secure];
+    let mut accepting = Vec::new();
+    for addr in ports.into_iter().flatten() {
+        let listener = match listen(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("shard {id}: cannot listen on {addr}: {e}");
+                std::process::exit(2);
+            }
+        };
+        let port_tls = tls.as_ref().and_then(|(current, t)| {
+            let mode = if Some(addr) == secure {
+                conn::Tls::Always
+            } else if t.port_unification {
+                conn::Tls::Optional
+            } else {
+                return None;
+            };
+            Some((current.clone(), mode))
+        });
+        let (shard, shared) = (shard.clone(), shared.clone());
+        accepting.push(glommio::spawn_local(accept_loop(
+            id, listener, shard, shared, port_tls,
+        )));
+    }
+    for task in accepting {
+        task.await;
+    }
+}
+
+/// Accepts one client port's connections for ever; `tls` holds the acceptor new TLS
+/// connections get (replaced by a certificate reload) and whether TLS is the port's only way.
+async fn accept_loop(
+    id: usize,
+    listener: TcpListener,
+    shard: Rc<RefCell<Shard>>,
+    shared: Rc<Shared>,
+    tls: Option<(Rc<RefCell<futures_rustls::TlsAcceptor>>, conn::Tls)>,
+) {
+    let cfg = shared.cfg.clone();
     let limiter = crate::limiter::ConnectionLimiter::global();
     loop {
         let stream = match listener.accept().await {
@@ -692,9 +769,12 @@ async fn shard_main(
             );
             continue;
         };
+        let tls = tls
+            .as_ref()
+            .map(|(current, mode)| (current.borrow().clone(), *mode));
         let (shard, shared) = (shard.clone(), shared.clone());
         glommio::spawn_local(async move {
-            conn::serve(shard, shared, stream, addr).await;
+            conn::serve(shard, shared, stream, addr, tls).await;
             drop(guard);
         })
         .detach();

@@ -3,9 +3,9 @@
 //! `DigestAuthenticationProvider` (digest) and `IPAuthenticationProvider` (ip, IPv4 only
 //! as in the Java source).
 //!
-//! Only "ip" and "digest" are registered providers, as on a default ZooKeeper server: an
-//! ACL with any other scheme (except "world":"anyone" and "auth") is INVALID_ACL, and an
-//! authenticated id of another scheme never matches.
+//! "ip", "digest" and "x509" (TLS client certificates, whose ids the server attaches) are the
+//! registered providers: an ACL with any other scheme (except "world":"anyone" and "auth") is
+//! INVALID_ACL, and an authenticated id of another scheme never matches.
 
 use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
@@ -43,6 +43,8 @@ fn provider_matches(scheme: &str, id: &str, acl_expr: &str) -> bool {
     match scheme {
         "digest" => id == acl_expr,
         "ip" => ip_matches(id, acl_expr),
+        // X509AuthenticationProvider.matches: the certificate subject, exactly.
+        "x509" => id == acl_expr,
         _ => false,
     }
 }
@@ -164,7 +166,9 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             out.push(a.clone());
         } else if id.scheme == "auth" {
             let mut any = false;
-            for cid in auth.iter().filter(|cid| cid.scheme == "digest") {
+            // Every authenticated provider's ids: digest, and x509 (a TLS client certificate).
+            let authenticated = |cid: &&Id| cid.scheme == "digest" || cid.scheme == "x509";
+            for cid in auth.iter().filter(authenticated) {
                 any = true;
                 out.push(Acl {
                     perms: a.perms,
@@ -178,6 +182,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             let valid = match id.scheme.as_str() {
                 "digest" => digest_id_valid(&id.id),
                 "ip" => parse_ip_expr(&id.id).is_some(),
+                "x509" => !id.id.is_empty(),
                 _ => false,
             };
             if !valid {
@@ -219,6 +224,35 @@ mod tests {
         assert_eq!(ids[1].scheme, "digest");
         assert_eq!(digest_auth_ids(b"u:p", None).unwrap().len(), 1);
         assert_eq!(digest_auth_ids(&[0xff], None), Err(ErrorCode::AUTH_FAILED));
+    }
+
+    #[test]
+    fn x509_ids_match_exactly_and_fill_auth_acls() {
+        let alice = Id::new("x509", "CN=alice,O=zoocore");
+        let only_alice = vec![acl(Perms::ALL, "x509", "CN=alice,O=zoocore")];
+        assert!(check_acl(
+            &only_alice,
+            Perms::READ,
+            std::slice::from_ref(&alice)
+        ));
+        assert!(!check_acl(
+            &only_alice,
+            Perms::READ,
+            &[Id::new("x509", "CN=alice,O=zoocore,C=DE")]
+        ));
+        assert!(!check_acl(
+            &only_alice,
+            Perms::READ,
+            &[Id::new("digest", "CN=alice,O=zoocore")]
+        ));
+        assert_eq!(fixup_acl(&only_alice, &[]), Ok(only_alice.clone()));
+        assert_eq!(
+            fixup_acl(&[acl(Perms::ALL, "x509", "")], &[]),
+            Err(ErrorCode::INVALID_ACL)
+        );
+        let creator = [acl(Perms::ALL, "auth", "")];
+        let ip = Id::new("ip", "127.0.0.1");
+        assert_eq!(fixup_acl(&creator, &[ip, alice]), Ok(only_alice));
     }
 
     #[test]
