@@ -100,4 +100,7 @@ pub enum FromCore {
     /// clients too; they reconnect, to this member once it serves again or to another, and
     /// keep their sessions). Requests in flight get no answer.
     CloseAll,
+    /// Whether this member serves clients now (its role changed): a shard refuses handshakes
+    /// while it does not. The shards learn it here, not from a process-wide global.
+    Serving(bool),
 }

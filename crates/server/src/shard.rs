@@ -107,6 +107,9 @@ pub struct Shard {
     /// Commit batches installed here: the view's number across shards (views.rs).
     pub batches: u64,
     pub views: Arc<Views>,
+    /// Whether this member serves clients (FromCore::Serving): a standalone server always, an
+    /// ensemble member once it follows, observes or leads.
+    pub serving: bool,
 }
 
 /// Hashing of connection and session ids for the shard's maps, which are looked up several
@@ -153,6 +156,7 @@ impl Shard {
         views: Arc<Views>,
     ) -> Self {
         Shard {
+            serving: cfg.ensemble.is_none(),
             id,
             cfg,
             view,
@@ -243,7 +247,7 @@ impl Shard {
         read_only: Option<bool>,
         permit: Permit,
     ) -> Result<(), CloseReason> {
-        if !crate::stats::mode().serving() {
+        if !self.serving {
             return Err("this ensemble member has no leader: not serving".into());
         }
         if req.last_zxid_seen > self.view.last_zxid().0 {

@@ -522,13 +522,21 @@ async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
             })
             .detach();
         }
-        Effect::Role(role) => set_mode(match role {
-            Role::Standalone => Mode::Standalone,
-            Role::Looking => Mode::Looking,
-            Role::Follower => Mode::Follower,
-            Role::Leader => Mode::Leader,
-            Role::Observer => Mode::Observer,
-        }),
+        Effect::Role(role) => {
+            let mode = match role {
+                Role::Standalone => Mode::Standalone,
+                Role::Looking => Mode::Looking,
+                Role::Follower => Mode::Follower,
+                Role::Leader => Mode::Leader,
+                Role::Observer => Mode::Observer,
+            };
+            // The global is for the operator surfaces (srvr, mntr, admin); the request path
+            // learns it through its channel.
+            set_mode(mode);
+            for s in &driver.senders {
+                let _ = s.send(FromCore::Serving(mode.serving())).await;
+            }
+        }
         // The member logged why. Nothing more may be acknowledged; on restart the server
         // recovers what was durable.
         Effect::Stop(_) => std::process::exit(3),
@@ -655,6 +663,7 @@ async fn shard_main(
                         shard.borrow_mut().close_moved(conn, session)
                     }
                     FromCore::CloseAll => shard.borrow_mut().close_all(),
+                    FromCore::Serving(serving) => shard.borrow_mut().serving = serving,
                 }
             }
         })
