@@ -3,31 +3,24 @@
 //! `zoocore` alone serves standalone on 127.0.0.1:2181 with ./data; `zoocore zoo.cfg` reads
 //! a ZooKeeper configuration.
 
-mod admin;
-mod budget;
+// The server in groups (docs/ARCHITECTURE.md): the executors and channels (topology), the
+// driver around the member, the clients (shards and connections), and what operators use.
+mod clients;
 mod config;
-mod conn;
-mod durable;
-mod ensemble;
+mod driver;
 mod forward;
-mod fourlw;
-mod limiter;
 mod limits;
-mod metrics;
+mod listen;
 mod msg;
-mod outbox;
-mod peer;
-mod reports;
+mod ops;
 mod sessions;
-mod shard;
-mod shutdown;
-mod stats;
-mod status;
-mod tls;
-mod tools;
+mod shared;
 mod topology;
-mod views;
-mod wire;
+
+// Short paths for the modules of each group, used across the crate.
+use clients::{budget, conn, limiter, outbox, shard, tls, views, wire};
+use driver::{durable, ensemble, peer};
+use ops::{admin, fourlw, metrics, reports, shutdown, stats, status, tools};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

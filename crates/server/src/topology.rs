@@ -64,15 +64,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// What every executor of the server shares: configuration and counters.
-pub struct Shared {
-    pub cfg: Arc<Config>,
-    pub stats: Arc<ServerStats>,
-    pub reports: Arc<Reports>,
-    pub views: Arc<Views>,
-    /// Client TLS handshakes as set up at start (`secureClientPort`, `client.portUnification`).
-    pub tls: Option<futures_rustls::TlsAcceptor>,
-}
+use crate::listen::listen;
+use crate::shared::Shared;
 
 /// The CPUs this process may run on.
 fn allowed_cpus() -> Vec<usize> {
@@ -594,25 +587,6 @@ fn publish_counters(member: &Member<FileDevice>, stats: &ServerStats) {
         .core
         .synced_followers
         .store(counters.synced_followers as u64, Relaxed);
-}
-
-/// The client port's listening socket of one shard: SO_REUSEPORT so every shard listens on
-/// the same address, and SO_REUSEADDR so a restart can bind while the previous process's
-/// connections linger in FIN-WAIT (glommio's own `bind` sets only the first).
-pub(crate) fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is a bound, listening TCP socket that this function created and whose
-    // ownership `into_raw_fd` released; the listener becomes its only owner.
-    #[allow(unsafe_code)]
-    let listener = unsafe { TcpListener::from_raw_fd(fd) };
-    Ok(listener)
 }
 
 /// A session executor: accepts connections, serves reads, applies commit batches.

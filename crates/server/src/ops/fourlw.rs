@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use zoocore_tree::Tree;
 
 use crate::reports::{self, ShardReport};
-use crate::topology::Shared;
+use crate::shared::Shared;
 
 /// The ZooKeeper version zoocore reports: a 3.9 version, so clients that enable features by
 /// server version enable them, with zoocore's own appended.

@@ -28,8 +28,8 @@ use serde_json::{json, Map, Value};
 use zoocore_tree::Tree;
 
 use crate::reports::{self, ConnInfo, ShardReport};
+use crate::shared::Shared;
 use crate::stats::{self, Mode};
-use crate::topology::Shared;
 
 /// A command's answer before it is written: its data, the error and the HTTP status.
 pub struct Answer {

@@ -88,7 +88,7 @@ pub fn start(
     members: &BTreeMap<ServerId, SocketAddr>,
     events: Rc<LocalSender<Event>>,
 ) -> std::io::Result<Peers> {
-    let listener = crate::topology::listen(listen)?;
+    let listener = crate::listen::listen(listen)?;
     let known: Vec<ServerId> = members.keys().copied().collect();
     {
         let events = events.clone();

@@ -38,7 +38,7 @@ use crate::fourlw;
 use crate::limits;
 use crate::outbox::{Close, Outbox};
 use crate::shard::Shard;
-use crate::topology::Shared;
+use crate::shared::Shared;
 
 enum Event {
     Read(std::io::Result<usize>),

@@ -22,8 +22,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::shared::Shared;
 use crate::stats::{self, Distribution, Mode};
-use crate::topology::Shared;
 
 /// simpleclient's summary window (maxAgeSeconds = 10 min).
 const WINDOW: Duration = Duration::from_secs(600);
