@@ -5,31 +5,12 @@
 //! run either measures or fails with its reason recorded, and leaves nothing behind.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use zoocore_bench::campaign::spec::CampaignSpec;
 use zoocore_bench::campaign::Campaign;
 
-/// `target/<profile>/zoocore`, found from this test executable at `target/<profile>/deps/x`
-/// and built with cargo if missing.
-fn zoocore_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test exe in target/<profile>/deps");
-    let bin = profile_dir.join("zoocore");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--bin", "zoocore", "-p", "zoocore-server"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().expect("cargo").success(), "build zoocore");
-    }
-    bin
-}
+mod common;
+use common::zoocore_binary;
 
 fn campaign(name: &str, group: &str) -> (Campaign, PathBuf) {
     let out = std::env::temp_dir().join(format!("zb-campaign-{name}-{}", std::process::id()));

@@ -7,30 +7,12 @@
 //! emulated network has its own file (`netns.rs`, root only).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use zoocore_bench::campaign::spec::CampaignSpec;
 use zoocore_bench::campaign::Campaign;
 
-/// `target/<profile>/zoocore`, built with cargo if missing.
-fn zoocore_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test exe in target/<profile>/deps");
-    let bin = profile_dir.join("zoocore");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--bin", "zoocore", "-p", "zoocore-server"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().expect("cargo").success(), "build zoocore");
-    }
-    bin
-}
+mod common;
+use common::zoocore_binary;
 
 /// Runs a zoocore-only campaign: `top` holds top-level keys, `tables` the [load], [warmup]
 /// and [[group]] tables; returns its JSON and output directory.

@@ -9,12 +9,15 @@
 //! if missing). Each server gets its own 127.x.y.z address and is killed when the test ends.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use zoocore_bench::{four_letter, run_load, srvr_zxid, LoadConfig, Workload};
+
+mod common;
+use common::zoocore_binary;
 
 const PORT: u16 = 2181;
 
@@ -46,28 +49,6 @@ fn free_addr() -> SocketAddr {
         }
     }
     panic!("no free loopback address under 127.{second}.0.0/16");
-}
-
-/// `target/<profile>/zoocore`, found from this test executable at `target/<profile>/deps/x`.
-fn zoocore_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test exe in target/<profile>/deps");
-    let bin = profile_dir.join("zoocore");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--bin", "zoocore", "-p", "zoocore-server"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of zoocore failed");
-    }
-    assert!(bin.exists(), "zoocore not at {}", bin.display());
-    bin
 }
 
 fn start_zoocore() -> Server {

@@ -16,6 +16,9 @@ use zoocore_bench::campaign::netns::{self, LabSpec, NetLab};
 use zoocore_bench::campaign::spec::CampaignSpec;
 use zoocore_bench::campaign::Campaign;
 
+mod common;
+use common::zoocore_binary;
+
 fn root_or_opted_out() -> bool {
     if std::env::var_os("ZB_NO_NETNS_TESTS").is_some() {
         eprintln!("ZB_NO_NETNS_TESTS set: not run");
@@ -28,25 +31,6 @@ fn root_or_opted_out() -> bool {
         "the netns tests need root (or ZB_NO_NETNS_TESTS=1)"
     );
     true
-}
-
-fn zoocore_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test exe in target/<profile>/deps");
-    let bin = profile_dir.join("zoocore");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--bin", "zoocore", "-p", "zoocore-server"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().expect("cargo").success(), "build zoocore");
-    }
-    bin
 }
 
 /// veth interfaces in the root namespace: the campaign must never add one here.
