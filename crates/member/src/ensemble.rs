@@ -730,7 +730,15 @@ impl<D: Device> Member<D> {
                 Txn::Error(ErrorCode::SESSION_MOVED)
             } else {
                 let new_session = SessionId(self.next_session);
-                let txn = prep(self.newest_tree(), &q, new_session, zxid, wall);
+                let enforce_quota = self.cfg.enforce_quota;
+                let txn = prep(
+                    self.newest_tree(),
+                    &q,
+                    new_session,
+                    zxid,
+                    wall,
+                    enforce_quota,
+                );
                 if matches!(txn, Txn::CreateSession { .. }) {
                     self.next_session += 1;
                 }

@@ -43,6 +43,7 @@ fn member_config(id: u64) -> MemberConfig {
         batch_txns_max: 1024,
         force_sync: true,
         container_check_interval_ms: 500,
+        enforce_quota: false,
         purge_interval_ms: 0,
         snap_retain_count: 3,
     }

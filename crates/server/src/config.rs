@@ -140,6 +140,9 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// TTL nodes are refused unless extended types are enabled, as in ZooKeeper.
     pub extended_types_enabled: bool,
+    /// `enforceQuota` (ZooKeeper's system property `zookeeper.enforceQuota`, which its
+    /// zoo.cfg parser also sets from an `enforceQuota` line): hard quotas refuse writes.
+    pub enforce_quota: bool,
     pub container_check_interval_ms: u32,
     /// zoocore: number of session executors; default: CPUs in the affinity mask - 1, at least 1.
     pub shards: Option<usize>,
@@ -232,6 +235,7 @@ impl Config {
             jute_max_buffer: 0xfffff,
             super_digest: None,
             extended_types_enabled: false,
+            enforce_quota: false,
             container_check_interval_ms: 60_000,
             shards: None,
             pinning: true,
@@ -340,6 +344,9 @@ impl Config {
                 }
                 "extendedTypesEnabled" => {
                     cfg.extended_types_enabled = parse_bool(value).map_err(bad)?
+                }
+                "enforceQuota" | "zookeeper.enforceQuota" => {
+                    cfg.enforce_quota = parse_bool(value).map_err(bad)?
                 }
                 "znode.container.checkIntervalMs" => {
                     cfg.container_check_interval_ms = parse_num(value).map_err(bad)?

@@ -323,6 +323,7 @@ async fn core_main(
         batch_txns_max: limits::BATCH_TXNS_MAX,
         force_sync: cfg.force_sync,
         container_check_interval_ms: u64::from(cfg.container_check_interval_ms),
+        enforce_quota: cfg.enforce_quota,
         purge_interval_ms: cfg.purge_interval_hours.saturating_mul(3_600_000),
         snap_retain_count: cfg.snap_retain_count,
     };

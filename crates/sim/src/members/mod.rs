@@ -539,6 +539,7 @@ impl MemberSim {
             batch_txns_max: 64,
             force_sync: true,
             container_check_interval_ms: 3 * TICK_MS,
+            enforce_quota: false,
             purge_interval_ms: 30 * TICK_MS,
             snap_retain_count: 3,
         };
