@@ -92,6 +92,9 @@ pub enum Role {
     Standalone,
     /// An ensemble member without a leader: it serves no client.
     Looking,
+    /// An ensemble member without a leader that serves read-only sessions from its last
+    /// tree (`readonlymode.enabled`): writes are answered NOTREADONLY.
+    ReadOnly,
     Follower,
     Leader,
     Observer,
@@ -102,6 +105,7 @@ impl Role {
         match self {
             Role::Standalone => "standalone",
             Role::Looking => "looking",
+            Role::ReadOnly => "read-only",
             Role::Follower => "follower",
             Role::Leader => "leader",
             Role::Observer => "observer",

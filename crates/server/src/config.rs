@@ -143,6 +143,10 @@ pub struct Config {
     /// `enforceQuota` (ZooKeeper's system property `zookeeper.enforceQuota`, which its
     /// zoo.cfg parser also sets from an `enforceQuota` line): hard quotas refuse writes.
     pub enforce_quota: bool,
+    /// `readonlymode.enabled`: a member without a quorum serves read-only sessions.
+    /// ZooKeeper reads it as a Java system property only (`-Dreadonlymode.enabled=true` in
+    /// SERVER_JVMFLAGS or JVMFLAGS, which zoocore reads too); zoo.cfg may say it as well.
+    pub read_only_mode: bool,
     pub container_check_interval_ms: u32,
     /// zoocore: number of session executors; default: CPUs in the affinity mask - 1, at least 1.
     pub shards: Option<usize>,
@@ -236,6 +240,7 @@ impl Config {
             super_digest: None,
             extended_types_enabled: false,
             enforce_quota: false,
+            read_only_mode: false,
             container_check_interval_ms: 60_000,
             shards: None,
             pinning: true,
@@ -269,7 +274,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut cfg = Self::parse(&text, path)?;
+        let flags = ["SERVER_JVMFLAGS", "JVMFLAGS"].map(|v| std::env::var(v).unwrap_or_default());
+        if flags.iter().any(|f| read_only_flag(f)) {
+            cfg.read_only_mode = true;
+        }
+        Ok(cfg)
     }
 
     /// Parses zoo.cfg text; `path` names the file in messages and resolves relative dirs as
@@ -344,6 +354,9 @@ impl Config {
                 }
                 "extendedTypesEnabled" => {
                     cfg.extended_types_enabled = parse_bool(value).map_err(bad)?
+                }
+                "readonlymode.enabled" | "zookeeper.readonlymode.enabled" => {
+                    cfg.read_only_mode = parse_bool(value).map_err(bad)?
                 }
                 "enforceQuota" | "zookeeper.enforceQuota" => {
                     cfg.enforce_quota = parse_bool(value).map_err(bad)?
@@ -841,6 +854,15 @@ fn parse_ip(value: &str) -> Result<IpAddr, String> {
         .map_err(|e| format!("{value:?} is not an IP address: {e}"))
 }
 
+/// Whether JVM flags (zkServer.sh's SERVER_JVMFLAGS) turn read-only mode on, as
+/// `Boolean.getBoolean("readonlymode.enabled")` reads `-Dreadonlymode.enabled=true`.
+fn read_only_flag(flags: &str) -> bool {
+    flags.split_whitespace().any(|f| {
+        f.strip_prefix("-Dreadonlymode.enabled=")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    })
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "yes" => Ok(true),
@@ -865,6 +887,18 @@ fn parse_whitelist(value: &str) -> Whitelist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_only_mode_and_enforce_quota_from_zoo_cfg_or_jvm_flags() {
+        let cfg = Config::parse("dataDir=/tmp/zk\n", Path::new("zoo.cfg")).unwrap();
+        assert!(!cfg.read_only_mode && !cfg.enforce_quota);
+        let text = "dataDir=/tmp/zk\nreadonlymode.enabled=true\nzookeeper.enforceQuota=true\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(cfg.read_only_mode && cfg.enforce_quota);
+        assert!(read_only_flag("-Xmx1g -Dreadonlymode.enabled=true"));
+        assert!(!read_only_flag("-Dreadonlymode.enabled=false -Dother=true"));
+        assert!(!read_only_flag(""));
+    }
 
     #[test]
     fn reads_a_zookeeper_config() {

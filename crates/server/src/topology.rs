@@ -520,6 +520,7 @@ async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
             let mode = match role {
                 Role::Standalone => Mode::Standalone,
                 Role::Looking => Mode::Looking,
+                Role::ReadOnly => Mode::ReadOnly,
                 Role::Follower => Mode::Follower,
                 Role::Leader => Mode::Leader,
                 Role::Observer => Mode::Observer,
@@ -528,7 +529,7 @@ async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
             // learns it through its channel.
             set_mode(mode);
             for s in &driver.senders {
-                let _ = s.send(FromCore::Serving(mode.serving())).await;
+                let _ = s.send(FromCore::Serving(mode.clients())).await;
             }
         }
         // The member logged why. Nothing more may be acknowledged; on restart the server

@@ -78,6 +78,10 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
             // Half a sub-tick: the timer's own tick, a little early after an event's, still
             // counts.
             time_spacing_ms: sub_tick_ms(cfg.tick_time_ms) / 2,
+            // QuorumPeer's grace before a looking member decides it is partitioned.
+            read_only_after_ms: cfg
+                .read_only_mode
+                .then(|| u64::from(cfg.tick_time_ms).max(2000)),
         },
         tree,
         peers,

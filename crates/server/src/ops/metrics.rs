@@ -268,6 +268,7 @@ pub fn render(shared: &Shared, windows: &mut Windows) -> String {
         Mode::Follower,
         Mode::Leader,
         Mode::Observer,
+        Mode::ReadOnly,
     ] {
         let v = if m == mode { 1.0 } else { 0.0 };
         out.sample(

@@ -210,6 +210,8 @@ pub enum Mode {
     Follower = 2,
     Leader = 3,
     Observer = 4,
+    /// Looking, and serving read-only sessions (`readonlymode.enabled`).
+    ReadOnly = 5,
 }
 
 /// The process's mode. One server per process, read by every shard at each handshake; a
@@ -223,10 +225,14 @@ pub fn set_mode(mode: Mode) {
         return;
     }
     let now = unix_ms();
+    // Read-only is a part of looking: the election's time runs from entering looking.
+    if before == Mode::Looking as u8 && mode == Mode::ReadOnly {
+        return;
+    }
     let since = MODE_SINCE_MS.swap(now, Relaxed);
     if mode == Mode::Looking {
         LOOKING_COUNT.fetch_add(1, Relaxed);
-    } else if before == Mode::Looking as u8 {
+    } else if before == Mode::Looking as u8 || before == Mode::ReadOnly as u8 {
         ELECTION_TIME_MS.record(now.saturating_sub(since));
     }
 }
@@ -245,6 +251,7 @@ pub fn mode() -> Mode {
         2 => Mode::Follower,
         3 => Mode::Leader,
         4 => Mode::Observer,
+        5 => Mode::ReadOnly,
         _ => Mode::Standalone,
     }
 }
@@ -258,11 +265,34 @@ impl Mode {
             Mode::Follower => "follower",
             Mode::Leader => "leader",
             Mode::Observer => "observer",
+            Mode::ReadOnly => "read-only",
         }
     }
 
+    /// Whether the operator surfaces report this server as running a ZooKeeperServer
+    /// (a read-only one included, as ZooKeeper's ReadOnlyZooKeeperServer is).
     pub fn serving(self) -> bool {
         self != Mode::Looking
+    }
+
+    /// What the shards let clients do in this mode.
+    pub fn clients(self) -> zoocore_member::msg::Serving {
+        use zoocore_member::msg::Serving;
+        match self {
+            Mode::Looking => Serving::No,
+            Mode::ReadOnly => Serving::ReadOnly,
+            _ => Serving::ReadWrite,
+        }
+    }
+
+    /// The 4lw `isro`'s answer (IsroCommand): `ro` for a read-only server, `rw` for one
+    /// that serves, `null` when none runs.
+    pub fn isro(self) -> &'static str {
+        match self {
+            Mode::Looking => "null",
+            Mode::ReadOnly => "ro",
+            _ => "rw",
+        }
     }
 }
 
@@ -450,6 +480,13 @@ mod tests {
         assert_eq!(LOOKING_COUNT.load(Relaxed), looking + 1);
         assert_eq!(ELECTION_TIME_MS.count.load(Relaxed), before + 1);
         assert_eq!(mode(), Mode::Follower);
+        // Looking then read-only then following is one election.
+        set_mode(Mode::Looking);
+        set_mode(Mode::ReadOnly);
+        assert_eq!(mode().isro(), "ro");
+        set_mode(Mode::Leader);
+        assert_eq!(LOOKING_COUNT.load(Relaxed), looking + 2);
+        assert_eq!(ELECTION_TIME_MS.count.load(Relaxed), before + 2);
         set_mode(Mode::Standalone);
     }
 }

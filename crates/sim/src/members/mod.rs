@@ -585,6 +585,7 @@ impl MemberSim {
                 },
                 seed: self.rng.next_u64(),
                 time_spacing_ms: STEP_MS / 2,
+                read_only_after_ms: None,
             };
             // The shards start from the recovered tree, as the server's do.
             let view = Some(tree.clone());
