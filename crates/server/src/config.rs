@@ -56,6 +56,9 @@ impl Whitelist {
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer]` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The host as the line writes it (a name or an address): what a peer's TLS
+    /// certificate must name under `ssl.quorum.hostnameVerification`.
+    pub host: String,
     /// Where the member listens for its peers (zoocore runs election and the leader-learner
     /// sessions over this one port).
     pub quorum_addr: SocketAddr,
@@ -187,6 +190,28 @@ pub struct Config {
     pub client_plain: bool,
     /// The TLS client port (`secureClientPort`) and its keys; `None` without one.
     pub client_tls: Option<ClientTls>,
+    /// TLS between members (`sslQuorum`, `portUnification`); `None`: plain TCP.
+    pub quorum_tls: Option<QuorumTls>,
+}
+
+/// TLS on the links between members (docs/OPERATIONS.md "TLS between members"): ZooKeeper's
+/// `sslQuorum` with the `ssl.quorum.*` PEM stores. Both ends show a certificate that chains
+/// to the trust store (ZooKeeper's quorum TLS is mutual).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTls {
+    /// `sslQuorum`: dial peers over TLS.
+    pub dial_tls: bool,
+    /// `portUnification`: the quorum port takes plain and TLS links alike, told apart by
+    /// their first byte, for ZooKeeper's three-step rolling switch to (or from) TLS.
+    /// Without it the port takes only what `sslQuorum` says.
+    pub port_unification: bool,
+    /// `ssl.quorum.keyStore.location`: this member's key and certificate chain, PEM.
+    pub key_store: PathBuf,
+    /// `ssl.quorum.trustStore.location`: the CA certificates peers' certificates chain to.
+    pub trust_store: PathBuf,
+    /// `ssl.quorum.hostnameVerification` (default true): a dialled peer's certificate must
+    /// name the host of its `server.N` line.
+    pub hostname_verification: bool,
 }
 
 /// Who must show a certificate on the secure client port (`ssl.clientAuth`).
@@ -266,6 +291,7 @@ impl Config {
             reconfig_enabled: false,
             client_plain: true,
             client_tls: None,
+            quorum_tls: None,
         }
     }
 
@@ -518,6 +544,7 @@ impl Config {
         // port is open, as in ZooKeeper.
         cfg.client_plain = client_port_given || tls.port.is_none();
         // Without secureClientPortAddress ZooKeeper listens on every interface.
+        cfg.quorum_tls = tls.finish_quorum(path)?;
         cfg.client_tls = tls.finish(IpAddr::V4(Ipv4Addr::UNSPECIFIED), path)?;
         if let Some(t) = cfg.client_tls.as_ref().filter(|_| cfg.client_plain) {
             if t.addr == Some(cfg.client_addr) {
@@ -588,6 +615,13 @@ struct TlsKeys {
     super_user: Option<String>,
     cert_reload: bool,
     port_unification: bool,
+    ssl_quorum: bool,
+    quorum_port_unification: bool,
+    quorum_key_store: Option<PathBuf>,
+    quorum_key_store_type: Option<String>,
+    quorum_trust_store: Option<PathBuf>,
+    quorum_trust_store_type: Option<String>,
+    quorum_hostname_verification: Option<bool>,
 }
 
 impl TlsKeys {
@@ -605,6 +639,12 @@ impl TlsKeys {
                 | "client.certReload"
                 | "client.portUnification"
                 | "sslQuorum"
+                | "portUnification"
+                | "ssl.quorum.keyStore.location"
+                | "ssl.quorum.keyStore.type"
+                | "ssl.quorum.trustStore.location"
+                | "ssl.quorum.trustStore.type"
+                | "ssl.quorum.hostnameVerification"
         )
     }
 
@@ -630,18 +670,49 @@ impl TlsKeys {
             "X509AuthenticationProvider.superUser" => self.super_user = Some(value.to_string()),
             "client.certReload" => self.cert_reload = parse_bool(value)?,
             "client.portUnification" => self.port_unification = parse_bool(value)?,
-            // Member links are plain TCP in zoocore: starting as if they were encrypted would
-            // be a silent downgrade.
-            "sslQuorum" => {
-                if parse_bool(value)? {
-                    return Err("TLS between members is not supported by zoocore; \
-                                only client connections (secureClientPort)"
-                        .into());
-                }
+            "sslQuorum" => self.ssl_quorum = parse_bool(value)?,
+            "portUnification" => self.quorum_port_unification = parse_bool(value)?,
+            "ssl.quorum.keyStore.location" => self.quorum_key_store = Some(PathBuf::from(value)),
+            "ssl.quorum.keyStore.type" => self.quorum_key_store_type = Some(value.to_string()),
+            "ssl.quorum.trustStore.location" => {
+                self.quorum_trust_store = Some(PathBuf::from(value))
+            }
+            "ssl.quorum.trustStore.type" => self.quorum_trust_store_type = Some(value.to_string()),
+            "ssl.quorum.hostnameVerification" => {
+                self.quorum_hostname_verification = Some(parse_bool(value)?)
             }
             _ => unreachable!("TlsKeys::takes({key:?}) without a setter"),
         }
         Ok(())
+    }
+
+    /// TLS between members, or `None` with neither `sslQuorum` nor `portUnification`: both
+    /// stores are needed (the links are mutual TLS), PEM only.
+    fn finish_quorum(&mut self, cfg_path: &Path) -> Result<Option<QuorumTls>, ConfigError> {
+        if !self.ssl_quorum && !self.quorum_port_unification {
+            return Ok(None);
+        }
+        let inconsistent = |why: String| {
+            ConfigError::Inconsistent(format!("{}: quorum TLS: {why}", cfg_path.display()))
+        };
+        let key_store = self
+            .quorum_key_store
+            .take()
+            .ok_or_else(|| inconsistent("ssl.quorum.keyStore.location is not set".into()))?;
+        let trust_store = self
+            .quorum_trust_store
+            .take()
+            .ok_or_else(|| inconsistent("ssl.quorum.trustStore.location is not set".into()))?;
+        check_pem_store(&key_store, self.quorum_key_store_type.as_deref()).map_err(inconsistent)?;
+        check_pem_store(&trust_store, self.quorum_trust_store_type.as_deref())
+            .map_err(inconsistent)?;
+        Ok(Some(QuorumTls {
+            dial_tls: self.ssl_quorum,
+            port_unification: self.quorum_port_unification,
+            key_store,
+            trust_store,
+            hostname_verification: self.quorum_hostname_verification.unwrap_or(true),
+        }))
     }
 
     /// The TLS settings, or `None` with neither `secureClientPort` nor
@@ -757,6 +828,7 @@ fn parse_member(value: &str) -> Result<Member, String> {
         .next()
         .ok_or_else(|| format!("{host:?} resolves to no address"))?;
     Ok(Member {
+        host: host.to_string(),
         quorum_addr,
         election_port,
         observer,
@@ -1037,7 +1109,42 @@ mod tests {
         let err = parse("ssl.clientAuth=maybe\n");
         assert!(err.starts_with("z.cfg:1: ssl.clientAuth:"), "{err}");
         let err = parse("sslQuorum=true\n");
-        assert!(err.contains("not supported"), "{err}");
+        assert!(
+            err.contains("ssl.quorum.keyStore.location is not set"),
+            "{err}"
+        );
+        let err = parse("portUnification=true\nssl.quorum.keyStore.location=/k.pem\n");
+        assert!(
+            err.contains("ssl.quorum.trustStore.location is not set"),
+            "{err}"
+        );
+        let err = parse(
+            "sslQuorum=true\nssl.quorum.keyStore.location=/k.p12\n\
+             ssl.quorum.trustStore.location=/t.pem\n",
+        );
+        assert!(err.contains("PKCS12 stores are not supported"), "{err}");
+    }
+
+    #[test]
+    fn quorum_tls_keys_with_or_without_their_prefix() {
+        let text = "dataDir=/d\nsslQuorum=true\nzookeeper.ssl.quorum.keyStore.location=/k.pem\n\
+                    ssl.quorum.trustStore.location=/t.pem\nssl.quorum.trustStore.type=PEM\n\
+                    ssl.quorum.hostnameVerification=false\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        let q = cfg.quorum_tls.expect("quorum TLS");
+        assert!(q.dial_tls && !q.port_unification && !q.hostname_verification);
+        assert_eq!(q.key_store, Path::new("/k.pem"));
+        assert_eq!(q.trust_store, Path::new("/t.pem"));
+        // The first step of a rolling switch: still dialling plain, accepting both.
+        let text = "dataDir=/d\nportUnification=true\nssl.quorum.keyStore.location=/k.pem\n\
+                    ssl.quorum.trustStore.location=/t.pem\n";
+        let q = Config::parse(text, Path::new("zoo.cfg"))
+            .unwrap()
+            .quorum_tls
+            .unwrap();
+        assert!(!q.dial_tls && q.port_unification && q.hostname_verification);
+        let cfg = Config::parse("dataDir=/d\n", Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.quorum_tls, None);
     }
 
     #[test]

@@ -60,13 +60,22 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
     let ens = cfg.ensemble.clone().expect("ensemble config");
     let (tree, durable) = durable_state(cfg, recovered);
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
-    let members: BTreeMap<u64, std::net::SocketAddr> = ens
+    let members: BTreeMap<u64, (std::net::SocketAddr, String)> = ens
         .members
         .iter()
-        .map(|(id, m)| (*id, m.quorum_addr))
+        .map(|(id, m)| (*id, (m.quorum_addr, m.host.clone())))
         .collect();
-    let listen = members[&ens.myid];
-    let peers = match crate::peer::start(ens.myid, listen, &members, Rc::new(events_tx)) {
+    let listen = members[&ens.myid].0;
+    let tls = match cfg
+        .quorum_tls
+        .as_ref()
+        .map(crate::peer_tls::build)
+        .transpose()
+    {
+        Ok(tls) => tls.map(Rc::new),
+        Err(e) => fatal("quorum TLS", &e),
+    };
+    let peers = match crate::peer::start(ens.myid, listen, &members, tls, Rc::new(events_tx)) {
         Ok(p) => p,
         Err(e) => fatal(&format!("cannot listen on the quorum port {listen}"), &e),
     };
