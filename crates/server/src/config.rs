@@ -81,9 +81,43 @@ pub struct Ensemble {
     pub init_limit_ticks: u64,
     /// Ticks of silence after which a leader or learner gives up on the other (`syncLimit`).
     pub sync_limit_ticks: u64,
+    /// The configuration's version: the zxid of the reconfig that made it, in hex as the
+    /// dynamic file's `version=` line says; 0 for a configuration never reconfigured.
+    pub config_version: i64,
 }
 
 impl Ensemble {
+    /// The configuration as ZooKeeper writes it in `/zookeeper/config` and in a dynamic file
+    /// (QuorumVerifier.toString): `server.N=host:quorumPort:electionPort:role`, with
+    /// `;clientAddress:clientPort` when the line gave one, then `version=<hex>`, with no
+    /// newline after it.
+    pub fn dynamic_text(&self) -> String {
+        let mut text = String::new();
+        for (id, m) in &self.members {
+            let host = if m.host.contains(':') {
+                format!("[{}]", m.host)
+            } else {
+                m.host.clone()
+            };
+            let role = if m.observer {
+                "observer"
+            } else {
+                "participant"
+            };
+            text.push_str(&format!(
+                "server.{id}={host}:{}:{}:{role}",
+                m.quorum_addr.port(),
+                m.election_port
+            ));
+            if let Some(client) = m.client_addr {
+                text.push_str(&format!(";{client}"));
+            }
+            text.push('\n');
+        }
+        text.push_str(&format!("version={:x}", self.config_version));
+        text
+    }
+
     pub fn voters(&self) -> Vec<u64> {
         self.members
             .iter()
@@ -495,6 +529,7 @@ impl Config {
                 "tickTime must be positive".into(),
             ));
         }
+        let mut config_version = 0;
         if let Some((dynamic, line)) = dynamic_file {
             if let Some((id, _)) = members.iter().next() {
                 return Err(ConfigError::BadValue {
@@ -507,7 +542,12 @@ impl Config {
                     ),
                 });
             }
-            read_dynamic(&dynamic, &mut members, &mut member_lines)?;
+            read_dynamic(
+                &dynamic,
+                &mut members,
+                &mut member_lines,
+                &mut config_version,
+            )?;
         }
         let mut client_port_given = port.is_some();
         let voters = members.values().filter(|m| !m.observer).count();
@@ -579,6 +619,7 @@ impl Config {
                 members,
                 init_limit_ticks: init_limit,
                 sync_limit_ticks: sync_limit,
+                config_version,
             });
         }
         cfg.min_session_timeout_ms = min_timeout.unwrap_or(2 * cfg.tick_time_ms);
@@ -856,12 +897,14 @@ fn parse_client_addr(value: &str) -> Result<SocketAddr, String> {
     }
 }
 
-/// The dynamic configuration file (`dynamicConfigFile`): `server.N` lines as in zoo.cfg;
-/// its other keys (`version`, `group.N`, `weight.N`) are logged as ignored with their line.
+/// The dynamic configuration file (`dynamicConfigFile`): `server.N` lines as in zoo.cfg and
+/// the configuration's `version` (hex); its other keys (`group.N`, `weight.N`) are logged as
+/// ignored with their line.
 fn read_dynamic(
     path: &Path,
     members: &mut BTreeMap<u64, Member>,
     lines: &mut BTreeMap<u64, (PathBuf, usize)>,
+    version: &mut i64,
 ) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -887,6 +930,11 @@ fn read_dynamic(
             key: key.to_string(),
             why,
         };
+        if key == "version" {
+            *version = i64::from_str_radix(value.trim(), 16)
+                .map_err(|e| bad(format!("{value:?} is not a hex version: {e}")))?;
+            continue;
+        }
         let Some(id) = key.strip_prefix("server.") else {
             tracing::warn!(
                 "{}:{line}: key {key:?} is not used by zoocore; ignored",
@@ -1145,6 +1193,36 @@ mod tests {
         assert!(!q.dial_tls && q.port_unification && q.hostname_verification);
         let cfg = Config::parse("dataDir=/d\n", Path::new("zoo.cfg")).unwrap();
         assert_eq!(cfg.quorum_tls, None);
+    }
+
+    #[test]
+    fn the_configuration_text_is_zookeepers_dynamic_format() {
+        let dir = std::env::temp_dir().join(format!("zoocore-dyn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "2\n").unwrap();
+        let dynamic = dir.join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;2181\n\
+             server.2=localhost:2889:3889:participant;127.0.0.7:2400\n\
+             server.3=127.0.0.3:2888:3888:observer\nversion=100000000\n",
+        )
+        .unwrap();
+        let text = format!(
+            "dataDir={}\ndynamicConfigFile={}\n",
+            dir.display(),
+            dynamic.display()
+        );
+        let cfg = Config::parse(&text, Path::new("zoo.cfg")).unwrap();
+        let ens = cfg.ensemble.unwrap();
+        assert_eq!(ens.config_version, 0x1_0000_0000);
+        assert_eq!(
+            ens.dynamic_text(),
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=localhost:2889:3889:participant;127.0.0.7:2400\n\
+             server.3=127.0.0.3:2888:3888:observer\nversion=100000000"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1086,6 +1086,25 @@ impl Tree {
         self.put_node(node);
     }
 
+    /// Sets `/zookeeper/config` to an ensemble's configuration outside any txn, as each
+    /// ZooKeeper member does when it loads its database (ZKDatabase.initConfigInZKDatabase:
+    /// `setData(.., version -1, zxid = the configuration's version, now)`): every member
+    /// writes the same text, so the node reads alike everywhere but for its mtime.
+    pub fn set_config_node(&mut self, text: &[u8], version_zxid: i64, time_ms: i64) {
+        // Every tree has the node (Tree::new, and ZooKeeper 3.5+'s snapshots); one built
+        // from older data without it is left so.
+        let Some(old) = self.node("/zookeeper/config").map(Node::meta) else {
+            return;
+        };
+        let meta = Meta {
+            version: -1,
+            mzxid: version_zxid,
+            mtime: time_ms,
+            ..old
+        };
+        self.put_new("/zookeeper/config", &meta, text);
+    }
+
     // ---- storage helpers ----
 
     fn intern_acl(&mut self, acl: &[Acl]) -> AclId {

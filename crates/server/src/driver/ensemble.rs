@@ -58,7 +58,14 @@ pub struct Start {
 
 pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, seed: u64) -> Start {
     let ens = cfg.ensemble.clone().expect("ensemble config");
-    let (tree, durable) = durable_state(cfg, recovered);
+    let (mut tree, durable) = durable_state(cfg, recovered);
+    // Each member writes the configuration into its own /zookeeper/config, as ZooKeeper's
+    // members do when they load their database (zkCli's `config` reads it).
+    tree.set_config_node(
+        ens.dynamic_text().as_bytes(),
+        ens.config_version,
+        crate::stats::unix_ms() as i64,
+    );
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
     let members: BTreeMap<u64, (std::net::SocketAddr, String)> = ens
         .members
