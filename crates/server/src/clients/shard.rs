@@ -370,7 +370,7 @@ impl Shard {
             return Ok(());
         };
         conn.stats.received += 1;
-        self.stats.packets_received.fetch_add(1, Relaxed);
+        self.stats.packets_received.add(1);
         if conn.session.0 != 0 && self.serving != Serving::ReadOnly {
             self.touched.insert(conn.session);
         }
@@ -773,7 +773,7 @@ impl Shard {
     ) -> Option<&mut Conn> {
         let us = started.map_or(0, |s| s.elapsed().as_micros() as u64);
         self.stats.record_latency(us, kind);
-        self.stats.packets_sent.fetch_add(1, Relaxed);
+        self.stats.packets_sent.add(1);
         let conn = self.conns.get_mut(&id)?;
         conn.stats.sent += 1;
         conn.stats.answered();
