@@ -38,7 +38,7 @@ use zoocore_zab::{
 };
 
 use crate::forward::{decode_payload, encode_payload, Forward, Route};
-use crate::member::{prep, Effect, Member, Queued, Quorum, Role, StopReason};
+use crate::member::{prep, Effect, LeadershipAsk, Member, Queued, Quorum, Role, StopReason};
 use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
 
 /// What an ensemble member is told at start, beside `MemberConfig`.
@@ -271,6 +271,25 @@ impl<D: Device> Member<D> {
             _ => {}
         }
         self.replica_step(ZabInput::Receive { from, msg })
+    }
+
+    /// An operator's ask to move leadership. What cannot be done (standalone, not a
+    /// follower or not the leader, no synchronised target) is logged and changes nothing.
+    pub(crate) fn on_leadership(&mut self, ask: LeadershipAsk) -> Result<(), StopReason> {
+        if self.ens_ref().is_none() {
+            tracing::info!("leadership {ask:?} ignored: a standalone server");
+            return Ok(());
+        }
+        let replica = &mut self.ens().replica;
+        let result = match ask {
+            LeadershipAsk::Request => replica.request_leadership(),
+            LeadershipAsk::Yield { to } => replica.transfer_leadership(to),
+        };
+        match result {
+            Ok(id) => tracing::info!("leadership {ask:?}: asked {id}"),
+            Err(e) => tracing::info!("leadership {ask:?} refused: {e}"),
+        }
+        self.execute_ready()
     }
 
     pub(crate) fn on_peer_lost(&mut self, peer: u64) -> Result<(), StopReason> {
@@ -510,10 +529,12 @@ impl<D: Device> Member<D> {
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data)?,
             Action::BecameLooking => {
                 let was = self.ens().role;
-                if was == Role::Leader {
+                if was == Role::Leader && self.ens().replica.handover_target().is_none() {
                     // ZooKeeper's leader closes its learners' sockets when it steps down:
                     // they go Looking at once instead of after syncLimit of silence, and
-                    // what they forwarded ends with their clients' connections.
+                    // what they forwarded ends with their clients' connections. Not in a
+                    // hand-over: the learners go Looking on its message, which a reset could
+                    // drop from the links' queues.
                     self.effects.push(Effect::ResetPeers);
                 }
                 let r = self.ens();

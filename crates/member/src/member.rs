@@ -175,6 +175,17 @@ pub enum Input<D: Device> {
         id: u64,
         frame: Result<Vec<u8>, SnapshotError>,
     },
+    /// An operator asks to move leadership (4lw `rqld`/`ydld`, the admin commands).
+    Leadership(LeadershipAsk),
+}
+
+/// How an operator wants leadership moved (docs/OPERATIONS.md, rolling maintenance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadershipAsk {
+    /// This follower asks its leader to hand over to it (ClickHouse Keeper's `rqld`).
+    Request,
+    /// This leader hands over to `to`, or to its most up-to-date follower.
+    Yield { to: Option<u64> },
 }
 
 /// Why a member stopped. The server exits and recovers from disk on restart.
@@ -443,6 +454,7 @@ impl<D: Device> Member<D> {
                 result,
             } => return self.on_epochs_persisted(accepted, current, result),
             Input::SnapBuilt { to, id, frame } => return self.on_snap_built(to, id, frame),
+            Input::Leadership(ask) => return self.on_leadership(ask),
         }
         Ok(())
     }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use zoocore_member::forward::Forward;
 use zoocore_member::msg::{CommitBatch, Committed, CoreOp, CoreRequest, Origin, Outcome, ToCore};
 use zoocore_member::{
-    Durable, Effect, EnsembleConfig, Input, Member, MemberConfig, Message, Now, Role, ZabConfig,
+    Durable, Effect, EnsembleConfig, Input, LeadershipAsk, Member, MemberConfig, Message, Now,
+    Role, ZabConfig,
 };
 use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId};
 use zoocore_storage::{new_log, LogOptions, MemDevice, SyncHandle};
@@ -512,4 +513,110 @@ fn a_frozen_leader_steps_down_when_it_resumes_before_answering_a_sync() {
             .all(|b| b.view.get("/after").is_none()),
         "the write happened after the freeze"
     );
+}
+
+#[test]
+fn a_follower_that_asks_for_leadership_leads_with_every_acknowledged_write() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    // The lowest myid that is not the leader: an ordinary election would never pick it
+    // over another follower with the same zxid.
+    let target = (1..=3).find(|id| *id != old).expect("a follower");
+    let s = c.session(old, 30_000);
+    for i in 0..5 {
+        let r = c.write(
+            old,
+            s,
+            create(&format!("/before{i}"), CreateMode::Persistent),
+        );
+        assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    }
+    c.step(target, Input::Leadership(LeadershipAsk::Request));
+    c.settle();
+    // The hand-over is a few messages and one election: no tick is needed.
+    assert_eq!(c.leader(), Some(target), "roles: {:?}", roles(&c));
+    let leader = c.elect();
+    assert_eq!(leader, target);
+    for id in [1, 2, 3] {
+        for i in 0..5 {
+            assert!(c.view(id).get(&format!("/before{i}")).is_some(), "{id}");
+        }
+    }
+    // The session moves to the new leader (its client reconnects) and writes go on.
+    c.step(
+        target,
+        Input::Shard(ToCore::Attach {
+            session: s,
+            shard: 0,
+            conn: 7,
+            valid: true,
+        }),
+    );
+    c.settle();
+    let r = c.write(target, s, create("/after", CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    c.advance(STEP_MS);
+    c.assert_agree();
+}
+
+#[test]
+fn a_leader_yields_and_a_write_that_arrives_during_the_hand_over_is_forwarded() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    let s = c.session(old, 30_000);
+    let r = c.write(old, s, create("/kept", CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    // Everything is acknowledged already, so the yield hands over at once; a write that
+    // arrives in the same turn waits in the former leader, which forwards it to the new
+    // one once it follows: the client's answer comes from the member it asked.
+    c.step(old, Input::Leadership(LeadershipAsk::Yield { to: None }));
+    let origin = Origin {
+        shard: 0,
+        conn: 1,
+        xid: 999,
+    };
+    c.step(
+        old,
+        Input::Shard(ToCore::Request(CoreRequest {
+            origin: Some(origin),
+            session: s,
+            auth: Arc::from([]),
+            op: CoreOp::Tree(create("/during", CreateMode::Persistent)),
+        })),
+    );
+    c.settle();
+    let leader = c.elect();
+    assert_ne!(leader, old, "leadership moved");
+    let answer = c.answer(old, origin).expect("answered by the member asked");
+    assert!(
+        matches!(&answer.outcome, Outcome::Applied(a) if matches!(a.result, OpResult::Created { .. })),
+        "{:?}",
+        answer.outcome
+    );
+    c.advance(STEP_MS);
+    for id in [1, 2, 3] {
+        assert!(c.view(id).get("/kept").is_some(), "{id} lost /kept");
+        assert!(c.view(id).get("/during").is_some(), "{id} lacks /during");
+    }
+    c.assert_agree();
+}
+
+#[test]
+fn leadership_asks_where_they_cannot_be_done_change_nothing() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    let f = c.follower();
+    c.step(old, Input::Leadership(LeadershipAsk::Request));
+    c.step(f, Input::Leadership(LeadershipAsk::Yield { to: None }));
+    c.step(
+        old,
+        Input::Leadership(LeadershipAsk::Yield { to: Some(old) }),
+    );
+    c.settle();
+    c.advance(10 * STEP_MS);
+    assert_eq!(c.leader(), Some(old));
+}
+
+fn roles(c: &Cluster) -> Vec<(u64, Role)> {
+    c.nodes.iter().map(|(id, n)| (*id, n.role)).collect()
 }
