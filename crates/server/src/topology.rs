@@ -399,6 +399,9 @@ async fn core_main(
                 if next <= now {
                     next = now + tick;
                 }
+                if let Some(ask) = driver.stats.leadership.take() {
+                    driver.step(Input::Leadership(ask));
+                }
                 driver.step(Input::Tick);
             }
         })

@@ -204,6 +204,16 @@ const COMMANDS: &[Command] = &[
         run: wchs,
     },
     Command {
+        names: &["request_leadership", "rqld"],
+        server_required: true,
+        run: request_leadership,
+    },
+    Command {
+        names: &["yield_leadership", "ydld"],
+        server_required: true,
+        run: yield_leadership,
+    },
+    Command {
         names: &["zabstate"],
         server_required: false,
         run: zabstate,
@@ -753,6 +763,30 @@ fn leader(shared: &Shared, _: &BTreeMap<String, String>, a: &mut Answer) {
     } else {
         a.put("leader_id", -1);
         a.put("leader_ip", "");
+    }
+}
+
+/// `rqld` over HTTP: `message` says the ask was passed on; `error` why not.
+fn request_leadership(shared: &Shared, _: &BTreeMap<String, String>, a: &mut Answer) {
+    match crate::leadership::request(&shared.stats.leadership) {
+        Ok(m) => a.put("message", m),
+        Err(e) => a.error = Some(e.into()),
+    }
+}
+
+/// `ydld` over HTTP; `?target=N` names the follower, else the most up-to-date one.
+fn yield_leadership(shared: &Shared, kwargs: &BTreeMap<String, String>, a: &mut Answer) {
+    let to = match kwargs.get("target").map(|t| t.parse::<u64>()) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            a.error = Some("target must be a server id".into());
+            return;
+        }
+    };
+    match crate::leadership::yield_to(&shared.stats.leadership, to) {
+        Ok(m) => a.put("message", m),
+        Err(e) => a.error = Some(e.into()),
     }
 }
 

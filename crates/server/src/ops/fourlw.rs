@@ -25,7 +25,7 @@ pub const VERSION: &str = concat!(
 
 const WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
-    "dirs", "isro", "dump", "gtmk", "stmk",
+    "dirs", "isro", "dump", "gtmk", "stmk", "rqld", "ydld",
 ];
 
 /// Bytes after `stmk` on the wire: the new trace mask, a big-endian long.
@@ -125,6 +125,15 @@ pub async fn answer(
             format!("datadir_size: {data}\nlogdir_size: {log}\n")
         }
         "isro" => "rw".to_string(),
+        // ClickHouse Keeper's words: the answer says whether the ask was passed on.
+        "rqld" => {
+            let said = crate::leadership::request(&shared.stats.leadership);
+            format!("{}\n", said.unwrap_or_else(|e| e))
+        }
+        "ydld" => {
+            let said = crate::leadership::yield_to(&shared.stats.leadership, None);
+            format!("{}\n", said.unwrap_or_else(|e| e))
+        }
         _ => String::new(),
     }
 }

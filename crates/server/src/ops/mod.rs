@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod fourlw;
+pub mod leadership;
 pub mod metrics;
 pub mod reports;
 pub mod shutdown;

@@ -300,6 +300,8 @@ pub struct ServerStats {
     pub trace_mask: AtomicI64,
     pub core: CoreCounters,
     pub shards: Vec<Arc<ShardCounters>>,
+    /// An operator's leadership ask for the core (leadership.rs).
+    pub leadership: crate::leadership::Mailbox,
 }
 
 impl ServerStats {
@@ -311,6 +313,7 @@ impl ServerStats {
             shards: (0..shards)
                 .map(|_| Arc::new(ShardCounters::new()))
                 .collect(),
+            leadership: Default::default(),
         }
     }
 
