@@ -412,6 +412,12 @@ async fn core_main(
     // keep stepping inputs in, and the member groups what they bring.
     let _ = driver.wake.try_send(());
     while wake_rx.recv().await.is_some() {
+        if let Some(ask) = driver.stats.leadership.take() {
+            driver
+                .member
+                .borrow_mut()
+                .step(clock.now(), Input::Leadership(ask));
+        }
         loop {
             let effects = driver.member.borrow_mut().ready(clock.now());
             if effects.is_empty() {

@@ -3,11 +3,13 @@
 //! up-to-date follower), and the admin commands `request_leadership` and
 //! `yield_leadership`. The ask is left in a one-slot mailbox that the core executor empties
 //! at its next tick (every 50 ms at most) and steps into the member as
-//! `Input::Leadership`: the operator surfaces run on other threads and executors, and the
-//! core reads the slot only on its timer, never on the request path. The answer says the
+//! `Input::Leadership`: the operator surfaces run on other threads and executors. The core
+//! also looks at each wake-up, so that under writes the ask is seen at once; that look is
+//! one relaxed load of a flag, and the lock is taken only when the flag is up. The answer says the
 //! ask was passed on, as ClickHouse Keeper's does; whether leadership moved shows in
 //! `srvr`'s Mode a moment later (docs/OPERATIONS.md, rolling maintenance).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use zoocore_member::LeadershipAsk;
@@ -16,16 +18,24 @@ use crate::stats::{self, Mode};
 
 /// The ask waiting for the core; a newer one replaces it.
 #[derive(Debug, Default)]
-pub struct Mailbox(Mutex<Option<LeadershipAsk>>);
+pub struct Mailbox {
+    ask: Mutex<Option<LeadershipAsk>>,
+    /// Set after `ask` is filled: what the core looks at on every wake-up.
+    pending: AtomicBool,
+}
 
 impl Mailbox {
     fn put(&self, ask: LeadershipAsk) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(ask);
+        *self.ask.lock().unwrap_or_else(|e| e.into_inner()) = Some(ask);
+        self.pending.store(true, Ordering::Release);
     }
 
     /// The core's side: the ask, if any, once.
     pub fn take(&self) -> Option<LeadershipAsk> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return None;
+        }
+        self.ask.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
