@@ -38,7 +38,9 @@ use zoocore_zab::{
 };
 
 use crate::forward::{decode_payload, encode_payload, Forward, Route};
-use crate::member::{prep, Effect, LeadershipAsk, Member, Queued, Quorum, Role, StopReason};
+use crate::member::{
+    prep, Effect, Latency, LeadershipAsk, Member, Queued, Quorum, Role, StopReason,
+};
 use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
 
 /// What an ensemble member is told at start, beside `MemberConfig`.
@@ -501,6 +503,9 @@ impl<D: Device> Member<D> {
                     decode_payload(&data).map_err(|source| StopReason::Payload { zxid, source })?;
                 self.drop_empty_stale_segment()?;
                 self.log.append(zxid, time_ms, txn)?;
+                if self.ens().role == Role::Follower {
+                    self.record_latency(Latency::Proposal, time_ms);
+                }
             }
             Action::Truncate { after } => {
                 tracing::info!("TRUNC: dropping the log after {after}");
@@ -617,6 +622,9 @@ impl<D: Device> Member<D> {
             }
         };
         self.since_snapshot += 1;
+        if matches!(self.ens().role, Role::Follower | Role::Observer) {
+            self.record_latency(Latency::CommitPropagation, time_ms);
+        }
         let origin = route.filter(|r| r.server == self.myid).map(|r| r.origin);
         let leads = self.leads();
         let (outcome, closed_session) = match &txn {

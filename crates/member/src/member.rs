@@ -245,6 +245,24 @@ pub enum Effect<D: Device> {
     Stop(StopReason),
 }
 
+/// A learner's replication latencies, as ZooKeeper measures them (Learner.processPacket,
+/// FollowerZooKeeperServer.commit, Observer's INFORM): the learner's wall clock when the
+/// txn arrives or commits, minus the leader's wall clock when it prepared it (the time in
+/// the txn). Across two machines' clocks, so a sample below zero (clock drift) is dropped,
+/// as ZooKeeper drops it. A leader records neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// A follower appended a PROPOSAL in broadcast (ZooKeeper's `proposal_latency`).
+    Proposal,
+    /// A follower or observer committed a txn in broadcast (`commit_propagation_latency`).
+    CommitPropagation,
+}
+
+/// Latency samples kept for the driver at most: it drains them after every round, so only a
+/// driver that never does (tests, the simulator) reaches this, and later samples are
+/// dropped rather than held.
+pub const LATENCY_SAMPLES_MAX: usize = 4096;
+
 /// Counters for mntr and metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
@@ -313,6 +331,8 @@ pub struct Member<D: Device> {
     pub(crate) counters: Counters,
     /// This member's id in routes (0 standalone).
     pub(crate) myid: u64,
+    /// Replication latencies in ms not yet taken by the driver.
+    latencies: Vec<(Latency, u64)>,
 }
 
 impl<D: Device> Member<D> {
@@ -380,6 +400,7 @@ impl<D: Device> Member<D> {
             zxid_published: tree.last_zxid(),
             counters: Counters::default(),
             myid,
+            latencies: Vec::new(),
             tree,
             log,
             cfg,
@@ -404,6 +425,23 @@ impl<D: Device> Member<D> {
         match &self.quorum {
             Quorum::Alone(_) => Role::Standalone,
             Quorum::Ensemble(r) => r.role,
+        }
+    }
+
+    /// Hands every latency sample recorded since the last call to `f`, in ms.
+    pub fn drain_latencies(&mut self, mut f: impl FnMut(Latency, u64)) {
+        for (kind, ms) in self.latencies.drain(..) {
+            f(kind, ms);
+        }
+    }
+
+    /// Records a sample of `kind` for a txn the leader prepared at `txn_time_ms` (wall).
+    pub(crate) fn record_latency(&mut self, kind: Latency, txn_time_ms: i64) {
+        let Ok(ms) = u64::try_from(self.now.wall_ms - txn_time_ms) else {
+            return; // the clocks disagree
+        };
+        if self.latencies.len() < LATENCY_SAMPLES_MAX {
+            self.latencies.push((kind, ms));
         }
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use zoocore_member::forward::Forward;
 use zoocore_member::msg::{CommitBatch, Committed, CoreOp, CoreRequest, Origin, Outcome, ToCore};
 use zoocore_member::{
-    Durable, Effect, EnsembleConfig, Input, LeadershipAsk, Member, MemberConfig, Message, Now,
-    Role, ZabConfig,
+    Durable, Effect, EnsembleConfig, Input, Latency, LeadershipAsk, Member, MemberConfig, Message,
+    Now, Role, ZabConfig,
 };
 use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId};
 use zoocore_storage::{new_log, LogOptions, MemDevice, SyncHandle};
@@ -619,4 +619,59 @@ fn leadership_asks_where_they_cannot_be_done_change_nothing() {
 
 fn roles(c: &Cluster) -> Vec<(u64, Role)> {
     c.nodes.iter().map(|(id, n)| (*id, n.role)).collect()
+}
+
+#[test]
+fn learners_time_proposals_and_commits_from_the_leaders_prep_and_the_leader_does_not() {
+    let mut c = Cluster::new(&[1, 2, 3], &[4]);
+    let leader = c.elect();
+    let drain = |c: &mut Cluster, id: u64| {
+        let mut seen = Vec::new();
+        let member = &mut c.nodes.get_mut(&id).expect("node").member;
+        member.drain_latencies(|kind, ms| seen.push((kind, ms)));
+        seen
+    };
+    for id in [1, 2, 3, 4] {
+        drain(&mut c, id); // whatever establishing the session recorded
+    }
+    let s = c.session(leader, 30_000);
+    // The learners see the txn 7 ms after the leader prepared it (one clock here: the
+    // time passes between the prep and the delivery).
+    let origin = Origin {
+        shard: 0,
+        conn: 1,
+        xid: 77,
+    };
+    c.step(
+        leader,
+        Input::Shard(ToCore::Request(CoreRequest {
+            origin: Some(origin),
+            session: s,
+            auth: Arc::from([]),
+            op: CoreOp::Tree(create("/timed", CreateMode::Persistent)),
+        })),
+    );
+    let effects = c.nodes.get_mut(&leader).expect("node").member.ready(c.now);
+    c.now.wall_ms += 7;
+    c.now.mono_ms += 7;
+    for e in effects {
+        c.carry_out(leader, e);
+    }
+    c.settle();
+    assert!(c.answer(leader, origin).is_some(), "committed");
+    assert_eq!(drain(&mut c, leader), vec![], "a leader records neither");
+    for f in [1, 2, 3].into_iter().filter(|id| *id != leader) {
+        let seen = drain(&mut c, f);
+        assert!(seen.contains(&(Latency::Proposal, 7)), "{f}: {seen:?}");
+        assert!(
+            seen.contains(&(Latency::CommitPropagation, 7)),
+            "{f}: {seen:?}"
+        );
+    }
+    // An observer gets no PROPOSAL, only the commit (INFORM).
+    let seen = drain(&mut c, 4);
+    assert!(seen.iter().all(|(k, _)| *k == Latency::CommitPropagation));
+    assert!(seen.contains(&(Latency::CommitPropagation, 7)), "{seen:?}");
+    // Drained: nothing twice.
+    assert_eq!(drain(&mut c, 4), vec![]);
 }

@@ -22,7 +22,7 @@ use glommio::channels::shared_channel::{
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
-use zoocore_member::{Effect, Input, Member, MemberConfig, Now, Role};
+use zoocore_member::{Effect, Input, Latency, Member, MemberConfig, Now, Role};
 use zoocore_storage::FileDevice;
 use zoocore_tree::Tree;
 
@@ -342,7 +342,8 @@ async fn core_main(
         let tick = u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2;
         (member, None, None, tick)
     };
-    publish_counters(&member, &stats);
+    let mut member = member;
+    publish_counters(&mut member, &stats);
 
     let (senders, rxs) = connect_core_channels(rxs, txs).await;
     let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
@@ -426,7 +427,7 @@ async fn core_main(
             for effect in effects {
                 carry_out(&driver, effect).await;
             }
-            publish_counters(&driver.member.borrow(), &driver.stats);
+            publish_counters(&mut driver.member.borrow_mut(), &driver.stats);
             glommio::yield_if_needed().await;
         }
     }
@@ -567,7 +568,11 @@ async fn write_snapshot_off_core(
     result
 }
 
-fn publish_counters(member: &Member<FileDevice>, stats: &ServerStats) {
+fn publish_counters(member: &mut Member<FileDevice>, stats: &ServerStats) {
+    member.drain_latencies(|kind, ms| match kind {
+        Latency::Proposal => crate::stats::PROPOSAL_LATENCY_MS.record(ms),
+        Latency::CommitPropagation => crate::stats::COMMIT_PROPAGATION_LATENCY_MS.record(ms),
+    });
     let tree = member.tree();
     let counters = member.counters();
     stats.core.last_zxid.store(tree.last_zxid().0, Relaxed);

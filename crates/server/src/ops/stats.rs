@@ -145,6 +145,14 @@ pub static ELECTION_TIME_MS: std::sync::LazyLock<Distribution> =
 /// Snapshot write times in ms (ZooKeeper's `snapshottime`).
 pub static SNAPSHOT_TIME_MS: std::sync::LazyLock<Distribution> =
     std::sync::LazyLock::new(Distribution::default);
+/// On a follower, ms from the leader's prep of a txn to its PROPOSAL here (ZooKeeper's
+/// `proposal_latency`, across the two machines' wall clocks).
+pub static PROPOSAL_LATENCY_MS: std::sync::LazyLock<Distribution> =
+    std::sync::LazyLock::new(Distribution::default);
+/// On a follower or observer, ms from the leader's prep of a txn to its commit here
+/// (ZooKeeper's `commit_propagation_latency`).
+pub static COMMIT_PROPAGATION_LATENCY_MS: std::sync::LazyLock<Distribution> =
+    std::sync::LazyLock::new(Distribution::default);
 /// Times this server entered LOOKING (ZooKeeper's `looking_count`).
 pub static LOOKING_COUNT: AtomicU64 = AtomicU64::new(0);
 /// When the current mode began (Unix ms), for `leader_uptime`.
