@@ -177,6 +177,20 @@ pub enum Input<D: Device> {
     },
     /// An operator asks to move leadership (4lw `rqld`/`ydld`, the admin commands).
     Leadership(LeadershipAsk),
+    /// An operator's snapshot (the admin `restore` command) replaces this standalone
+    /// member's data; its outcome is then in [`Member::take_restored`]. (Not an `Effect`:
+    /// the simulator matches every effect, and a restore is an operator's act it never
+    /// makes.)
+    Restore(Tree),
+}
+
+/// Why a restore was not done.
+#[derive(Debug, Error)]
+pub enum RestoreError {
+    #[error("restore is refused on an ensemble member: a snapshot loaded on one member would diverge from the others' (restore a standalone server, then start the ensemble from its data)")]
+    Ensemble,
+    #[error("cannot write the restored snapshot: {0}")]
+    Write(#[from] SnapshotError),
 }
 
 /// How an operator wants leadership moved (docs/OPERATIONS.md, rolling maintenance).
@@ -333,6 +347,10 @@ pub struct Member<D: Device> {
     pub(crate) myid: u64,
     /// Replication latencies in ms not yet taken by the driver.
     latencies: Vec<(Latency, u64)>,
+    /// A restore waiting for the batch in flight to be published, and the outcome of the
+    /// last one, for the driver.
+    pub(crate) restore: Option<Tree>,
+    pub(crate) restored: Option<Result<Zxid, RestoreError>>,
 }
 
 impl<D: Device> Member<D> {
@@ -401,6 +419,8 @@ impl<D: Device> Member<D> {
             counters: Counters::default(),
             myid,
             latencies: Vec::new(),
+            restore: None,
+            restored: None,
             tree,
             log,
             cfg,
@@ -426,6 +446,12 @@ impl<D: Device> Member<D> {
             Quorum::Alone(_) => Role::Standalone,
             Quorum::Ensemble(r) => r.role,
         }
+    }
+
+    /// The outcome of the last `Input::Restore`, once: the zxid the restored data stands at
+    /// (its snapshot durable, the new view published), or why it was not done.
+    pub fn take_restored(&mut self) -> Option<Result<Zxid, RestoreError>> {
+        self.restored.take()
     }
 
     /// Hands every latency sample recorded since the last call to `f`, in ms.
@@ -493,6 +519,10 @@ impl<D: Device> Member<D> {
             } => return self.on_epochs_persisted(accepted, current, result),
             Input::SnapBuilt { to, id, frame } => return self.on_snap_built(to, id, frame),
             Input::Leadership(ask) => return self.on_leadership(ask),
+            Input::Restore(tree) => match self.quorum {
+                Quorum::Alone(_) => self.restore = Some(tree),
+                Quorum::Ensemble(_) => self.restored = Some(Err(RestoreError::Ensemble)),
+            },
         }
         Ok(())
     }
