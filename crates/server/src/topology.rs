@@ -291,6 +291,8 @@ struct CoreDriver {
     peers: Option<RefCell<crate::peer::Peers>>,
     /// Wakes the effect loop after an input that may have given the member work.
     wake: local_channel::LocalSender<()>,
+    /// Where the outcome of the restore being done goes (the admin thread waits on it).
+    restore_reply: RefCell<Option<std::sync::mpsc::SyncSender<crate::restore::Outcome>>>,
 }
 
 impl CoreDriver {
@@ -360,6 +362,7 @@ async fn core_main(
         ))),
         peers: peers.map(RefCell::new),
         wake: wake_tx,
+        restore_reply: RefCell::new(None),
     });
 
     for rx in rxs {
@@ -400,9 +403,7 @@ async fn core_main(
                 if next <= now {
                     next = now + tick;
                 }
-                if let Some(ask) = driver.stats.leadership.take() {
-                    driver.step(Input::Leadership(ask));
-                }
+                take_operator_asks(&driver);
                 driver.step(Input::Tick);
             }
         })
@@ -413,12 +414,7 @@ async fn core_main(
     // keep stepping inputs in, and the member groups what they bring.
     let _ = driver.wake.try_send(());
     while wake_rx.recv().await.is_some() {
-        if let Some(ask) = driver.stats.leadership.take() {
-            driver
-                .member
-                .borrow_mut()
-                .step(clock.now(), Input::Leadership(ask));
-        }
+        take_operator_asks(&driver);
         loop {
             let effects = driver.member.borrow_mut().ready(clock.now());
             if effects.is_empty() {
@@ -430,6 +426,23 @@ async fn core_main(
             publish_counters(&mut driver.member.borrow_mut(), &driver.stats);
             glommio::yield_if_needed().await;
         }
+        let restored = driver.member.borrow_mut().take_restored();
+        if let (Some(outcome), Some(reply)) = (restored, driver.restore_reply.take()) {
+            // The HTTP thread may have given up waiting; nothing else to do then.
+            let _ = reply.send(outcome.map_err(|e| e.to_string()));
+        }
+    }
+}
+
+/// What operators asked of the core from other threads (leadership moves, a restore),
+/// stepped into the member. Cheap when nothing was asked: two flag loads.
+fn take_operator_asks(driver: &CoreDriver) {
+    if let Some(ask) = driver.stats.leadership.take() {
+        driver.step(Input::Leadership(ask));
+    }
+    if let Some(job) = driver.stats.restore.take() {
+        driver.restore_reply.replace(Some(job.reply));
+        driver.step(Input::Restore(job.tree));
     }
 }
 

@@ -310,6 +310,8 @@ pub struct ServerStats {
     pub shards: Vec<Arc<ShardCounters>>,
     /// An operator's leadership ask for the core (leadership.rs).
     pub leadership: crate::leadership::Mailbox,
+    /// A snapshot the admin `restore` command hands the core (restore.rs).
+    pub restore: crate::restore::Mailbox,
 }
 
 impl ServerStats {
@@ -322,6 +324,7 @@ impl ServerStats {
                 .map(|_| Arc::new(ShardCounters::new()))
                 .collect(),
             leadership: Default::default(),
+            restore: Default::default(),
         }
     }
 
