@@ -183,3 +183,20 @@ fn rqld_on_a_standalone_server_is_refused() {
     let answer = server.four_letter("ydld");
     assert!(answer.contains("not the leader"), "{answer}");
 }
+
+#[test]
+fn rqld_and_ydld_obey_the_whitelist() {
+    let server = Server::start_with(
+        zoocore_e2e::Target::Zoocore,
+        Options {
+            extra_cfg: vec!["4lw.commands.whitelist=srvr".into()],
+            ..Options::default()
+        },
+    );
+    for word in ["rqld", "ydld"] {
+        assert_eq!(
+            server.four_letter(word),
+            format!("{word} is not executed because it is not in the whitelist.\n")
+        );
+    }
+}

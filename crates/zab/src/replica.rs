@@ -1768,7 +1768,7 @@ impl Replica {
     /// The leader hands over: elect again at once, voting for `target` (observers only look
     /// again; they vote for no one).
     fn on_handover(&mut self, target: ServerId, last: Zxid) {
-        if self.quorum.is_voter(target) {
+        if !self.observer && self.quorum.is_voter(target) {
             self.handover = Some(Handover {
                 target,
                 last,
@@ -2221,6 +2221,9 @@ impl Replica {
                         "next zxid not after the log"
                     );
                     assert!(self.current == l.epoch, "leading epoch is not current");
+                }
+                if let Some(t) = l.transfer {
+                    assert!(t.target != self.config.myid, "transferring to itself");
                 }
                 assert!(
                     l.round_confirmed <= l.round,

@@ -406,6 +406,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn leadership_words_are_words() {
+        assert_eq!(word(b"rqld").as_deref(), Some("rqld"));
+        assert_eq!(word(b"ydld").as_deref(), Some("ydld"));
+    }
+
+    #[test]
     fn only_known_words_are_words() {
         assert_eq!(word(b"ruok").as_deref(), Some("ruok"));
         assert_eq!(word(b"mntr").as_deref(), Some("mntr"));
