@@ -103,6 +103,12 @@ pub(crate) struct Replicated<D: Device> {
     batch: Vec<Committed>,
     view_changed: bool,
     close_all: bool,
+    /// A hand-over election: the clients' connections stay open until this member serves
+    /// again (or until this deadline, syncLimit after), then close. Closing them as the
+    /// election starts sent every client to members that were all electing: each refused
+    /// it, and clients wait hundreds of milliseconds before a second round of attempts.
+    close_deferred_until: Option<u64>,
+    sync_limit_ms: u64,
     /// Completions for the replica, fed before the round ends.
     inputs: VecDeque<ZabInput>,
     sync_wanted: Option<u64>,
@@ -116,6 +122,7 @@ pub(crate) struct Replicated<D: Device> {
 impl<D: Device> Replicated<D> {
     pub(crate) fn new(cfg: EnsembleConfig) -> Self {
         Replicated {
+            sync_limit_ms: cfg.zab.sync_limit_ms,
             replica: Replica::new(cfg.zab, cfg.durable, cfg.seed),
             role: Role::Looking,
             leader: None,
@@ -132,6 +139,7 @@ impl<D: Device> Replicated<D> {
             batch: Vec::new(),
             view_changed: false,
             close_all: false,
+            close_deferred_until: None,
             inputs: VecDeque::new(),
             sync_wanted: None,
             sync_in_flight: false,
@@ -534,7 +542,9 @@ impl<D: Device> Member<D> {
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data)?,
             Action::BecameLooking => {
                 let was = self.ens().role;
-                if was == Role::Leader && self.ens().replica.handover_target().is_none() {
+                let handing_over = self.ens().replica.handover_target().is_some();
+                let now_ms = self.now.mono_ms;
+                if was == Role::Leader && !handing_over {
                     // ZooKeeper's leader closes its learners' sockets when it steps down:
                     // they go Looking at once instead of after syncLimit of silence, and
                     // what they forwarded ends with their clients' connections. Not in a
@@ -551,7 +561,11 @@ impl<D: Device> Member<D> {
                 r.remote_syncs.clear();
                 r.round_confirmed = 0;
                 if was != Role::Looking {
-                    r.close_all = true;
+                    if handing_over {
+                        r.close_deferred_until = Some(now_ms + r.sync_limit_ms);
+                    } else {
+                        r.close_all = true;
+                    }
                 }
                 self.queue.clear();
                 self.set_role(Role::Looking);
@@ -566,16 +580,19 @@ impl<D: Device> Member<D> {
                 r.proposed.clear();
                 r.takeover = true;
                 r.round_confirmed = 0;
+                self.close_deferred();
                 self.set_role(Role::Leader);
             }
             Action::BecameFollower { leader, epoch } => {
                 tracing::info!("following {leader} in epoch {epoch}");
                 self.ens().leader = Some(leader);
+                self.close_deferred();
                 self.set_role(Role::Follower);
             }
             Action::BecameObserver { leader, epoch } => {
                 tracing::info!("observing {leader} in epoch {epoch}");
                 self.ens().leader = Some(leader);
+                self.close_deferred();
                 self.set_role(Role::Observer);
             }
             Action::LeadershipConfirmed { round } => {
@@ -584,6 +601,18 @@ impl<D: Device> Member<D> {
             }
         }
         Ok(())
+    }
+
+    /// The connections kept open through a hand-over election close now: this member serves
+    /// again, so their clients find it or another member serving when they reconnect. What
+    /// they asked meanwhile is dropped unanswered (ended with the connection, as on any
+    /// leader change): requests this member forwarded to the old leader died with its
+    /// leadership, and answering only the later ones would break a session's order.
+    fn close_deferred(&mut self) {
+        if self.ens().close_deferred_until.take().is_some() {
+            self.ens().close_all = true;
+            self.queue.clear();
+        }
     }
 
     /// A segment is named for the zxid of its first record. A crash that lost every record
@@ -698,6 +727,15 @@ impl<D: Device> Member<D> {
     /// committed is published.
     pub(crate) fn ensemble_round(&mut self) -> Result<(), StopReason> {
         self.settle()?;
+        let now_ms = self.now.mono_ms;
+        if self
+            .ens()
+            .close_deferred_until
+            .is_some_and(|at| now_ms >= at)
+        {
+            // The hand-over election outlived syncLimit: no reason to keep clients waiting.
+            self.close_deferred();
+        }
         match self.ens().role {
             Role::Leader => self.propose_queued()?,
             Role::Follower | Role::Observer => self.forward_queued(),

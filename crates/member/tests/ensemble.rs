@@ -25,6 +25,8 @@ struct Node {
     role: Role,
     /// A paused member is neither stepped nor delivered to (a SIGSTOP).
     paused: bool,
+    /// The member's role each time it closed every client connection.
+    closes: Vec<Role>,
 }
 
 struct Cluster {
@@ -93,6 +95,7 @@ impl Cluster {
                     published: Vec::new(),
                     role: Role::Looking,
                     paused: false,
+                    closes: Vec::new(),
                 },
             );
         }
@@ -166,7 +169,11 @@ impl Cluster {
                 self.step(id, Input::Synced { job, result });
             }
             Effect::Publish(batch) => self.nodes.get_mut(&id).expect("node").published.push(batch),
-            Effect::Send { .. } | Effect::CloseAll | Effect::ResetPeers => {}
+            Effect::CloseAll => {
+                let node = self.nodes.get_mut(&id).expect("node");
+                node.closes.push(node.role);
+            }
+            Effect::Send { .. } | Effect::ResetPeers => {}
             Effect::Snapshot(tree) => {
                 let zxid = tree.last_zxid();
                 let dev = self.nodes[&id].member.log().device().clone();
@@ -560,15 +567,17 @@ fn a_follower_that_asks_for_leadership_leads_with_every_acknowledged_write() {
 }
 
 #[test]
-fn a_leader_yields_and_a_write_that_arrives_during_the_hand_over_is_forwarded() {
+fn a_leader_yields_and_clients_are_disconnected_only_once_their_member_serves_again() {
     let mut c = Cluster::new(&[1, 2, 3], &[]);
     let old = c.elect();
     let s = c.session(old, 30_000);
     let r = c.write(old, s, create("/kept", CreateMode::Persistent));
     assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    for n in c.nodes.values_mut() {
+        n.closes.clear();
+    }
     // Everything is acknowledged already, so the yield hands over at once; a write that
-    // arrives in the same turn waits in the former leader, which forwards it to the new
-    // one once it follows: the client's answer comes from the member it asked.
+    // arrives in the same turn waits in the former leader while it elects.
     c.step(old, Input::Leadership(LeadershipAsk::Yield { to: None }));
     let origin = Origin {
         shard: 0,
@@ -587,16 +596,19 @@ fn a_leader_yields_and_a_write_that_arrives_during_the_hand_over_is_forwarded() 
     c.settle();
     let leader = c.elect();
     assert_ne!(leader, old, "leadership moved");
-    let answer = c.answer(old, origin).expect("answered by the member asked");
-    assert!(
-        matches!(&answer.outcome, Outcome::Applied(a) if matches!(a.result, OpResult::Created { .. })),
-        "{:?}",
-        answer.outcome
-    );
+    // Every member closed its clients' connections once, and only when it served again
+    // (closing them while all were electing sent reconnecting clients nowhere).
+    for (id, n) in &c.nodes {
+        assert_eq!(n.closes.len(), 1, "{id}: {:?}", n.closes);
+        assert_ne!(n.closes[0], Role::Looking, "{id} closed while electing");
+    }
+    // The write that waited ended with its connection: never answered, never applied
+    // (its client retries, as after any leader change).
+    assert!(c.answer(old, origin).is_none());
     c.advance(STEP_MS);
     for id in [1, 2, 3] {
         assert!(c.view(id).get("/kept").is_some(), "{id} lost /kept");
-        assert!(c.view(id).get("/during").is_some(), "{id} lacks /during");
+        assert!(c.view(id).get("/during").is_none(), "{id} applied /during");
     }
     c.assert_agree();
 }
@@ -674,4 +686,37 @@ fn learners_time_proposals_and_commits_from_the_leaders_prep_and_the_leader_does
     assert!(seen.contains(&(Latency::CommitPropagation, 7)), "{seen:?}");
     // Drained: nothing twice.
     assert_eq!(drain(&mut c, 4), vec![]);
+}
+
+#[test]
+fn a_hand_over_to_a_member_that_stops_ends_in_an_ordinary_election() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    let target = (1..=3).find(|id| *id != old).expect("a follower");
+    let s = c.session(old, 30_000);
+    let r = c.write(old, s, create("/kept", CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    // The target stops just as the leader hands over: the others vote for it in vain until
+    // the hint lapses (syncLimit), then elect one of themselves.
+    c.step(
+        old,
+        Input::Leadership(LeadershipAsk::Yield { to: Some(target) }),
+    );
+    c.nodes.get_mut(&target).expect("node").paused = true;
+    c.settle();
+    assert_eq!(c.leader(), None, "nobody leads while the hint holds");
+    let leader = c.elect();
+    assert_ne!(leader, target);
+    for (id, n) in c.nodes.iter().filter(|(id, _)| **id != target) {
+        assert_eq!(
+            n.closes.len(),
+            1,
+            "{id} closed its clients once: {:?}",
+            n.closes
+        );
+    }
+    c.advance(STEP_MS);
+    for id in (1..=3).filter(|id| *id != target) {
+        assert!(c.view(id).get("/kept").is_some(), "{id} lost /kept");
+    }
 }

@@ -124,6 +124,9 @@ pub async fn answer(
             let log = dir_size(&shared.cfg.data_log_dir);
             format!("datadir_size: {data}\nlogdir_size: {log}\n")
         }
+        // IsroCommand: "null" while the server does not serve (an election), which clients
+        // use to skip a member that would refuse their handshake.
+        "isro" if !crate::stats::mode().serving() => "null".to_string(),
         "isro" => "rw".to_string(),
         // ClickHouse Keeper's words: the answer says whether the ask was passed on.
         "rqld" => {
