@@ -32,7 +32,9 @@ impl Mailbox {
 
     /// The core's side: the ask, if any, once.
     pub fn take(&self) -> Option<LeadershipAsk> {
-        if !self.pending.swap(false, Ordering::Acquire) {
+        // A load first: the core looks on every wake-up, and a plain load of a line
+        // nobody writes stays in its cache.
+        if !self.pending.load(Ordering::Relaxed) || !self.pending.swap(false, Ordering::Acquire) {
             return None;
         }
         self.ask.lock().unwrap_or_else(|e| e.into_inner()).take()

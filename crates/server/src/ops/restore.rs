@@ -45,7 +45,9 @@ impl Mailbox {
 
     /// The core's side: the job, if any, once.
     pub fn take(&self) -> Option<Job> {
-        if !self.pending.swap(false, Ordering::Acquire) {
+        // A load first: the core looks on every wake-up, and a plain load of a line
+        // nobody writes stays in its cache.
+        if !self.pending.load(Ordering::Relaxed) || !self.pending.swap(false, Ordering::Acquire) {
             return None;
         }
         self.job.lock().unwrap_or_else(|e| e.into_inner()).take()
