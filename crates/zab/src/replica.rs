@@ -614,9 +614,38 @@ impl Replica {
         };
         let until_ms = self.now + self.config.sync_limit_ms;
         self.leading().transfer = Some(Transfer { target, until_ms });
+        self.resend_unacked(target);
         self.check_transfer();
         self.invariants();
         Ok(target)
+    }
+
+    /// Sends `id` again every proposal after the last one it acknowledged. A learner sees a
+    /// lost PROPOSAL only at the next one, and a leader handing over proposes nothing more:
+    /// the repeat shows it the gap (it reconnects and is synchronised) instead of the
+    /// transfer waiting out syncLimit. What it already has, it ignores.
+    fn resend_unacked(&mut self, id: ServerId) {
+        let Some(h) = self.leading_ref().handlers.get(&id) else {
+            return;
+        };
+        let (conn, acked) = (h.conn, h.acked);
+        if acked < self.log.base {
+            return; // behind the window: only a SNAP brings it back
+        }
+        let mut prev = acked;
+        let entries: Vec<(Zxid, Payload)> = self.log.after(acked).cloned().collect();
+        for (zxid, data) in entries {
+            self.send(
+                id,
+                Message::Proposal {
+                    conn,
+                    prev,
+                    zxid,
+                    data,
+                },
+            );
+            prev = zxid;
+        }
     }
 
     /// Follower: ask the leader to hand leadership to this replica (`rqld`).
