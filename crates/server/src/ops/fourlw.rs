@@ -25,7 +25,7 @@ pub const VERSION: &str = concat!(
 
 const WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
-    "dirs", "isro", "dump", "gtmk", "stmk",
+    "dirs", "isro", "dump", "gtmk", "stmk", "rqld", "ydld",
 ];
 
 /// Bytes after `stmk` on the wire: the new trace mask, a big-endian long.
@@ -124,7 +124,18 @@ pub async fn answer(
             let log = dir_size(&shared.cfg.data_log_dir);
             format!("datadir_size: {data}\nlogdir_size: {log}\n")
         }
+        // IsroCommand: "null" while the server does not serve (an election), which clients
+        // use to skip a member that would refuse their handshake; "ro" when read-only.
         "isro" => crate::stats::mode().isro().to_string(),
+        // ClickHouse Keeper's words: the answer says whether the ask was passed on.
+        "rqld" => {
+            let said = crate::leadership::request(&shared.stats.leadership);
+            format!("{}\n", said.unwrap_or_else(|e| e))
+        }
+        "ydld" => {
+            let said = crate::leadership::yield_to(&shared.stats.leadership, None);
+            format!("{}\n", said.unwrap_or_else(|e| e))
+        }
         _ => String::new(),
     }
 }
@@ -395,6 +406,12 @@ pub fn max_fds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leadership_words_are_words() {
+        assert_eq!(word(b"rqld").as_deref(), Some("rqld"));
+        assert_eq!(word(b"ydld").as_deref(), Some("ydld"));
+    }
 
     #[test]
     fn only_known_words_are_words() {
