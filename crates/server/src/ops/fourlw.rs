@@ -339,10 +339,13 @@ pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str
     rows
 }
 
+/// ZooKeeperServer.dumpConf, and on an ensemble member QuorumZooKeeperServer's additions:
+/// its id, the limits, the ports, its type (0 participant, 1 observer) and the membership
+/// as `/zookeeper/config` holds it, last and with no newline after `version=`.
 fn conf(shared: &Shared) -> String {
     let c = &shared.cfg;
-    format!(
-        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\nzoocore.shards={}\nzoocore.pinning={}\n",
+    let mut out = format!(
+        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\nzoocore.shards={}\nzoocore.pinning={}\n",
         c.client_addr.port(),
         // ZooKeeper says -1 without a secure port.
         c.client_tls
@@ -357,9 +360,24 @@ fn conf(shared: &Shared) -> String {
         c.max_client_cnxns,
         c.min_session_timeout_ms,
         c.max_session_timeout_ms,
+        c.ensemble.as_ref().map_or(0, |e| e.myid),
         shared.stats.shards.len(),
         c.pinning,
-    )
+    );
+    if let Some(e) = &c.ensemble {
+        let me = &e.members[&e.myid];
+        let _ = write!(
+            out,
+            "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\nmembership: \n{}",
+            e.init_limit_ticks,
+            e.sync_limit_ticks,
+            me.election_port,
+            me.quorum_addr.port(),
+            u8::from(me.observer),
+            e.dynamic_text(),
+        );
+    }
+    out
 }
 
 pub fn environment() -> String {
