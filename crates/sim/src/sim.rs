@@ -1,41 +1,41 @@
-//! The simulator of whole servers: the real `zoocore_member::Member` (prep, the payload
-//! codec, sessions and their owners, expiry, the reaper, snapshots, the zab replica) on the
-//! real `storage::Log` over the fault-injecting `MemDevice`, driven from one seed on one
-//! thread. It is what the server runs minus glommio: the effects the server's driver carries
-//! out with io_uring and sockets are carried out here by a simulated disk (fdatasyncs that
-//! complete after a drawn delay, crashes that keep a random part of what was not synced) and
-//! network (net.rs); clients (workload.rs) hold sessions on members and move between them;
-//! checkers (checkers.rs) judge every publication and the end of the run.
+//! The run loop: the real `zoocore_member::Member` of every server, stepped from one seed on
+//! one thread. It is what the server runs minus glommio: the effects the server's driver
+//! carries out with io_uring and sockets are carried out here by simulated disks (disk.rs),
+//! a network (net.rs) and clients (clients.rs), and checkers (checkers.rs) judge every
+//! publication, every read and the end of the run.
 //!
 //! A run: `ticks` ticks of client load and faults (crashes with torn disks, pauses as by
-//! SIGSTOP, broken links), then everything heals, the load goes on quietly, stops, and every
-//! member must show the same tree with every acknowledged write, no session that was
-//! abandoned, and the containers and TTL nodes reaped. Shapes: a standalone server, 3
-//! voters, 3 voters and an observer, 5 voters and an observer. A failure names its seed:
-//! `cargo run -p zoocore-sim -- --members --seed N --ticks T` replays it exactly.
-
-mod checkers;
-mod net;
-mod workload;
+//! SIGSTOP, broken links, partitions that isolate the leader, a minority, or leave no side
+//! a quorum, and in the datagram mode lost, duplicated and reordered ZAB frames), then
+//! everything heals, the load goes on quietly, stops, and every member must show the same
+//! tree with every acknowledged write, no session that was abandoned, and the containers
+//! and TTL nodes reaped. A paused member takes nothing; when it resumes its clock has
+//! jumped by the pause, as a real process's does.
+//!
+//! Two modes break a rule on purpose, to show that a checker notices: careless clients
+//! connect to members behind what they have seen (the monotonic-read checker), and the
+//! stale leader is zoocore before issue 10 (a paused member's clock stopped with it, a
+//! leader ignored `PeerLost` and answered `sync` from its own state: the sync checker).
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use zoocore_member::forward::{encode_payload, Forward};
-use zoocore_member::msg::{CommitBatch, CoreRequest, FromCore, ToCore};
+use zoocore_member::forward::Forward;
+use zoocore_member::msg::{CommitBatch, CoreOp, CoreRequest, FromCore, Outcome, ToCore};
 use zoocore_member::{
-    Durable, Effect, EnsembleConfig, Epoch, Input, Member, MemberConfig, Message, Now, Role,
-    SyncJob, ZabConfig,
+    Durable, Effect, EnsembleConfig, Input, Member, MemberConfig, Message, Now, Role, ZabConfig,
 };
-use zoocore_proto::{CreateMode, ErrorCode, SessionId};
-use zoocore_storage::{recover, Crash, Device, LogOptions, MemDevice, RecoverOptions, SyncHandle};
+use zoocore_proto::{CreateMode, ErrorCode, SessionId, Zxid};
+use zoocore_storage::MemDevice;
 use zoocore_tree::{OpResult, Tree};
 
-use crate::Rng;
-use checkers::History;
-use net::Net;
-use workload::{create, delete, succeeded, Ask, Client};
+use crate::checkers::History;
+use crate::clients::{create, delete, succeeded, Ask, Client, Done};
+use crate::disk::Disk;
+use crate::net::Net;
+use crate::rng::Rng;
+use crate::scenario::{Failure, Network, Report, Scenario};
 
 /// The members' tickTime, in simulated milliseconds.
 const TICK_MS: u64 = 100;
@@ -45,81 +45,23 @@ const STEP_MS: u64 = 10;
 const WALL_START_MS: i64 = 1_700_000_000_000;
 const SESSION_TIMEOUT_MS: i32 = 1_000;
 const CLIENTS: u64 = 6;
-
-/// What one run simulates, drawn from the seed.
-#[derive(Clone, Debug)]
-pub struct MemberScenario {
-    pub seed: u64,
-    /// 1: a standalone server.
-    pub voters: usize,
-    pub observers: usize,
-    pub ticks: u64,
-}
-
-impl MemberScenario {
-    pub fn from_seed(seed: u64, ticks: u64) -> Self {
-        let (voters, observers) = match seed % 4 {
-            0 => (1, 0),
-            1 => (3, 0),
-            2 => (3, 1),
-            _ => (5, 1),
-        };
-        MemberScenario {
-            seed,
-            voters,
-            observers,
-            ticks,
-        }
-    }
-}
-
-/// What a finished run reports.
-#[derive(Clone, Debug, Default)]
-pub struct MemberReport {
-    pub voters: usize,
-    pub observers: usize,
-    pub acked: usize,
-    pub synced_reads: usize,
-    pub sessions_closed: usize,
-    pub leaders: usize,
-    pub crashes: usize,
-    pub pauses: usize,
-    pub link_breaks: usize,
-    pub snapshots: usize,
-}
-
-/// A checker's verdict, with what replays it.
-#[derive(Clone, Debug)]
-pub struct MemberFailure {
-    pub seed: u64,
-    pub ticks: u64,
-    pub time_ms: u64,
-    pub what: String,
-}
-
-impl std::fmt::Display for MemberFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "seed {} failed at t={} ms: {}\nreplay: cargo run -p zoocore-sim -- --members --seed {} --ticks {}",
-            self.seed, self.time_ms, self.what, self.seed, self.ticks
-        )
-    }
-}
+/// How often members' logs are compared with the committed history.
+const LOG_CHECK_MS: u64 = 5 * TICK_MS;
 
 /// One server: its disk survives crashes, its member does not.
 struct Slot {
-    dev: MemDevice,
+    disk: Disk,
     member: Option<Member<MemDevice>>,
-    /// The epoch files (written durably at once when the member asks).
-    epochs: (Epoch, Epoch),
-    /// fdatasyncs in flight and when they complete.
-    syncs: Vec<(u64, SyncJob<MemDevice>)>,
+    paused_since: u64,
     paused_until: Option<u64>,
     restart_at: Option<u64>,
     role: Role,
     /// What its shards serve from.
     view: Option<Tree>,
+    /// How far its monotonic clock is behind the simulation's (the stale-leader mode only).
+    clock_lag: u64,
+    /// Its log was compared with the committed history up to here.
+    checked: Zxid,
 }
 
 impl Slot {
@@ -128,8 +70,8 @@ impl Slot {
     }
 }
 
-pub struct MemberSim {
-    sc: MemberScenario,
+pub struct Sim {
+    sc: Scenario,
     rng: Rng,
     now: u64,
     slots: BTreeMap<u64, Slot>,
@@ -141,23 +83,17 @@ pub struct MemberSim {
     history: History,
     /// The newest persistent writes acknowledged, for the syncs' checks.
     recent_acks: Vec<String>,
-    report: MemberReport,
+    report: Report,
     faults: bool,
     load: bool,
+    careless_clients: bool,
+    stale_leader: bool,
 }
 
 type Step = Result<(), String>;
 
-fn log_options() -> LogOptions {
-    LogOptions {
-        prealloc_bytes: 64 << 10,
-        snap_count: 200,
-        database_id: 1,
-    }
-}
-
-impl MemberSim {
-    pub fn new(sc: MemberScenario) -> Self {
+impl Sim {
+    pub fn new(sc: Scenario) -> Self {
         let voters: Vec<u64> = (1..=sc.voters as u64).collect();
         let observers: Vec<u64> = (0..sc.observers as u64)
             .map(|i| sc.voters as u64 + 1 + i)
@@ -167,30 +103,32 @@ impl MemberSim {
             slots.insert(
                 id,
                 Slot {
-                    dev: MemDevice::new(),
+                    disk: Disk::new(),
                     member: None,
-                    epochs: (Epoch(0), Epoch(0)),
-                    syncs: Vec::new(),
+                    paused_since: 0,
                     paused_until: None,
                     restart_at: None,
                     role: Role::Looking,
                     view: None,
+                    clock_lag: 0,
+                    checked: Zxid::ZERO,
                 },
             );
         }
-        let report = MemberReport {
+        let report = Report {
             voters: sc.voters,
             observers: sc.observers,
-            ..MemberReport::default()
+            datagram: sc.network != Network::Tcp,
+            ..Report::default()
         };
-        MemberSim {
+        Sim {
             rng: Rng::new(sc.seed ^ 0x005E_ED0F_4E4B),
+            net: Net::new(sc.network),
             sc,
             now: 0,
             slots,
             voters,
             observers,
-            net: Net::default(),
             clients: (1..=CLIENTS).map(Client::new).collect(),
             connections: 0,
             history: History::default(),
@@ -198,26 +136,51 @@ impl MemberSim {
             report,
             faults: true,
             load: true,
+            careless_clients: false,
+            stale_leader: false,
         }
     }
 
+    /// No crash, pause, broken link or partition (the datagram mode's mischief stays).
+    pub fn without_faults(mut self) -> Self {
+        self.faults = false;
+        self
+    }
+
+    /// Clients ignore what they have seen when they pick a member, as no ZooKeeper client
+    /// does: the monotonic-read checker must catch one reading the past.
+    pub fn with_careless_clients(mut self) -> Self {
+        self.careless_clients = true;
+        self
+    }
+
+    /// zoocore before issue 10: a paused member's clock stops while it is frozen (it counted
+    /// ticks), a leader ignores `PeerLost`, and a leader answers `sync` at once from its own
+    /// state. The sync checker must catch a resumed old leader's stale answers.
+    pub fn with_stale_leader(mut self) -> Self {
+        self.stale_leader = true;
+        self
+    }
+
     fn standalone(&self) -> bool {
-        self.sc.voters == 1 && self.sc.observers == 0
+        self.sc.standalone()
     }
 
     fn ids(&self) -> Vec<u64> {
         self.slots.keys().copied().collect()
     }
 
-    fn time(&self) -> Now {
+    /// The time member `id` reads.
+    fn time_of(&self, id: u64) -> Now {
+        let lag = self.slots.get(&id).map_or(0, |s| s.clock_lag);
         Now {
-            mono_ms: self.now,
+            mono_ms: self.now - lag,
             wall_ms: WALL_START_MS + self.now as i64,
         }
     }
 
-    fn fail(&self, what: String) -> MemberFailure {
-        MemberFailure {
+    fn fail(&self, what: String) -> Failure {
+        Failure {
             seed: self.sc.seed,
             ticks: self.sc.ticks,
             time_ms: self.now,
@@ -226,19 +189,11 @@ impl MemberSim {
     }
 
     /// The whole run.
-    pub fn run(mut self) -> Result<MemberReport, MemberFailure> {
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let r = self.run_inner();
-            (r, self.now)
-        }));
+    pub fn run(mut self) -> Result<Report, Failure> {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.run_inner()));
         match outcome {
-            Ok((Ok(()), _)) => Ok(self.report),
-            Ok((Err(what), now)) => Err(MemberFailure {
-                seed: self.sc.seed,
-                ticks: self.sc.ticks,
-                time_ms: now,
-                what,
-            }),
+            Ok(Ok(())) => Ok(self.report),
+            Ok(Err(what)) => Err(self.fail(what)),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<String>()
@@ -263,12 +218,13 @@ impl MemberSim {
         self.faults = false;
         self.net.heal(self.now);
         for id in self.ids() {
+            let now = self.now;
             let s = self.slots.get_mut(&id).expect("slot");
             if s.paused_until.is_some() {
-                s.paused_until = Some(self.now);
+                s.paused_until = Some(now);
             }
             if s.restart_at.is_some() {
-                s.restart_at = Some(self.now);
+                s.restart_at = Some(now);
             }
         }
         let quiet = self.now + 40 * TICK_MS;
@@ -292,12 +248,17 @@ impl MemberSim {
                 return Err(format!("no convergence after the heal: {}", self.views()));
             }
         }
+        self.check_logs()?;
         for (id, slot) in &self.slots {
             let view = slot.view.as_ref().expect("converged members have views");
             self.history.final_tree(*id, view)?;
         }
         self.report.acked = self.history.acked.len();
         self.report.sessions_closed = self.history.closed.len();
+        self.report.epochs = self.history.leaders.len();
+        self.report.frames_lost = self.net.mischief.lost;
+        self.report.frames_duplicated = self.net.mischief.duplicated;
+        self.report.frames_reordered = self.net.mischief.reordered;
         Ok(())
     }
 
@@ -339,9 +300,13 @@ impl MemberSim {
             slots[&m].running() || slots[&m].member.is_none()
         });
         for (member, peer) in notices {
-            if self.slots[&member].running() {
-                self.step(member, Input::PeerLost { peer });
+            if !self.slots[&member].running() {
+                continue;
             }
+            if self.stale_leader && self.slots[&member].role == Role::Leader {
+                continue; // the old leader did not listen to its links
+            }
+            self.step(member, Input::PeerLost { peer });
         }
         let slots = &self.slots;
         let frames = self.net.due(self.now, |to| {
@@ -363,13 +328,17 @@ impl MemberSim {
             self.clients_act()?;
         }
         if self.faults && self.now.is_multiple_of(TICK_MS) {
-            self.fault()?;
+            self.fault();
         }
-        self.settle()
+        self.settle()?;
+        if self.now.is_multiple_of(LOG_CHECK_MS) {
+            self.check_logs()?;
+        }
+        Ok(())
     }
 
     fn step(&mut self, id: u64, input: Input<MemDevice>) {
-        let now = self.time();
+        let now = self.time_of(id);
         if let Some(m) = self.slots.get_mut(&id).and_then(|s| s.member.as_mut()) {
             m.step(now, input);
         }
@@ -385,7 +354,15 @@ impl MemberSim {
                 msg: Forward::decode(&data)
                     .map_err(|e| format!("a FORWARD from {from} does not decode: {e}"))?,
             },
-            msg => Input::Peer { from, msg },
+            msg => {
+                if let Message::Snap { zxid, .. } = &msg {
+                    // What the log holds up to a SNAP's zxid may be history the SNAP
+                    // replaced: the log checker starts after it.
+                    let slot = self.slots.get_mut(&to).expect("slot");
+                    slot.checked = slot.checked.max(*zxid);
+                }
+                Input::Peer { from, msg }
+            }
         };
         self.step(to, input);
         Ok(())
@@ -397,12 +374,8 @@ impl MemberSim {
                 continue;
             }
             let now = self.now;
-            let slot = self.slots.get_mut(&id).expect("slot");
-            let (due, later): (Vec<_>, Vec<_>) =
-                slot.syncs.drain(..).partition(|(at, _)| *at <= now);
-            slot.syncs = later;
-            for (_, job) in due {
-                let result = job.request.handle.sync();
+            let done = self.slots.get_mut(&id).expect("slot").disk.syncs_done(now);
+            for (job, result) in done {
                 self.step(id, Input::Synced { job, result });
             }
         }
@@ -417,7 +390,7 @@ impl MemberSim {
                     continue;
                 }
                 loop {
-                    let now = self.time();
+                    let now = self.time_of(id);
                     let effects = match self.slots.get_mut(&id).and_then(|s| s.member.as_mut()) {
                         Some(m) => m.ready(now),
                         None => Vec::new(),
@@ -440,8 +413,9 @@ impl MemberSim {
     fn carry_out(&mut self, id: u64, effect: Effect<MemDevice>) -> Step {
         match effect {
             Effect::Sync(job) => {
-                let at = self.now + self.rng.below(25);
-                self.slots.get_mut(&id).expect("slot").syncs.push((at, job));
+                let now = self.now;
+                let slot = self.slots.get_mut(&id).expect("slot");
+                slot.disk.sync_later(&mut self.rng, now, job);
             }
             Effect::Publish(batch) => self.on_publish(id, &batch)?,
             Effect::Send {
@@ -460,7 +434,7 @@ impl MemberSim {
             Effect::CloseAll => self.disconnect_all(id),
             Effect::Snapshot(tree) => {
                 let zxid = tree.last_zxid();
-                let result = zoocore_storage::write_snapshot(&self.slots[&id].dev, &tree);
+                let result = zoocore_storage::write_snapshot(&self.slots[&id].disk.dev, &tree);
                 self.report.snapshots += 1;
                 self.step(id, Input::SnapshotWritten { zxid, result });
             }
@@ -468,18 +442,14 @@ impl MemberSim {
                 let result = job.run();
                 self.step(id, Input::SegmentPrepared(result));
             }
-            Effect::SendPeer { to, frame } => {
-                if self.slots[&to].member.is_some() {
-                    self.net.send(&mut self.rng, self.now, id, to, frame);
-                }
-            }
+            Effect::SendPeer { to, frame } => self.send_peer(id, to, frame)?,
             Effect::ResetPeers => {
                 let ids = self.ids();
                 let until = self.now + STEP_MS;
                 self.net.isolate(&mut self.rng, self.now, id, &ids, until);
             }
             Effect::PersistEpochs { accepted, current } => {
-                self.slots.get_mut(&id).expect("slot").epochs = (accepted, current);
+                self.slots.get_mut(&id).expect("slot").disk.epochs = (accepted, current);
                 self.step(
                     id,
                     Input::EpochsPersisted {
@@ -518,19 +488,59 @@ impl MemberSim {
         Ok(())
     }
 
+    /// A frame for a peer: NEWLEADER, sent only once a quorum promised the epoch, names the
+    /// epoch's leader (one leader per epoch; a LEADERINFO is only a candidate's); FORWARDs keep to the ordered path whatever the network.
+    fn send_peer(&mut self, id: u64, to: u64, frame: Vec<u8>) -> Step {
+        let (msg, _) = Message::decode(&frame)
+            .map_err(|e| format!("member {id} sent a frame that does not decode: {e:?}"))?
+            .ok_or_else(|| format!("member {id} sent a partial frame"))?;
+        match msg {
+            Message::NewLeader { epoch, .. } => {
+                self.history.leads(epoch.0, id)?;
+            }
+            _ => {}
+        }
+        let zab = !matches!(msg, Message::Forward { .. });
+        if self.slots[&to].member.is_some() {
+            self.net.send(&mut self.rng, self.now, id, to, frame, zab);
+        }
+        Ok(())
+    }
+
+    /// Every member's log, up to what it has committed, against the committed history.
+    fn check_logs(&mut self) -> Step {
+        for id in self.ids() {
+            let slot = &self.slots[&id];
+            let (Some(member), Some(view)) = (slot.member.as_ref(), slot.view.as_ref()) else {
+                continue;
+            };
+            let upto = view.last_zxid();
+            if upto <= slot.checked {
+                continue;
+            }
+            let entries: Vec<_> = member
+                .log()
+                .entries_after(slot.checked)
+                .map_err(|e| format!("member {id} cannot read its log: {e}"))?
+                .into_iter()
+                .filter(|e| e.zxid <= upto)
+                .collect();
+            self.history.committed_entries(id, &entries)?;
+            self.report.entries_checked += entries.len();
+            self.slots.get_mut(&id).expect("slot").checked = upto;
+        }
+        Ok(())
+    }
+
     // ---- servers: start, crash, pause ----
 
     fn start(&mut self, id: u64) -> Step {
-        let dev = self.slots[&id].dev.clone();
-        let r = recover(
-            dev.clone(),
-            RecoverOptions {
-                log: log_options(),
-                extended_types: true,
-            },
-        )
-        .map_err(|e| format!("member {id} cannot recover: {e}"))?;
-        let now = self.time();
+        let standalone = self.standalone();
+        let r = self.slots[&id]
+            .disk
+            .recover(standalone)
+            .map_err(|e| format!("member {id}: {e}"))?;
+        let now = self.time_of(id);
         let cfg = MemberConfig {
             first_session: zoocore_member::sessions::first_session_id(id as u8, now.wall_ms as u64),
             tick_ms: TICK_MS,
@@ -542,30 +552,12 @@ impl MemberSim {
             purge_interval_ms: 30 * TICK_MS,
             snap_retain_count: 3,
         };
-        let (member, view) = if self.standalone() {
-            let view = r.tree.clone();
-            (Member::new(cfg, r.tree, r.log, now), Some(view))
+        // The shards start from the recovered tree, as the server's do.
+        let view = r.tree.clone();
+        let member = if standalone {
+            Member::new(cfg, r.tree, r.log, now)
         } else {
-            // The committed state only: the snapshot, never the log replayed over it.
-            let tree = match r.snapshot_zxid {
-                Some(z) => {
-                    let name = zoocore_storage::snapshot_name(z);
-                    let bytes = dev.read(&name).map_err(|e| format!("{name}: {e}"))?;
-                    zoocore_storage::decode_snapshot(&name, &bytes)
-                        .map_err(|e| format!("{name}: {e}"))?
-                        .tree
-                }
-                None => Tree::with_extended_types(true),
-            };
-            let base = tree.last_zxid();
-            let log = r
-                .log
-                .entries_after(base)
-                .map_err(|e| format!("member {id} cannot read its log: {e}"))?
-                .into_iter()
-                .map(|e| (e.zxid, encode_payload(None, e.time_ms, &e.txn)))
-                .collect();
-            let (accepted, current) = self.slots[&id].epochs;
+            let (accepted, current) = self.slots[&id].disk.epochs;
             let ens = EnsembleConfig {
                 zab: ZabConfig {
                     myid: id,
@@ -579,24 +571,23 @@ impl MemberSim {
                 durable: Durable {
                     accepted_epoch: accepted,
                     current_epoch: current.min(accepted),
-                    base,
-                    log,
+                    base: r.tree.last_zxid(),
+                    log: r.entries,
                 },
                 seed: self.rng.next_u64(),
                 time_spacing_ms: STEP_MS / 2,
             };
-            // The shards start from the recovered tree, as the server's do.
-            let view = Some(tree.clone());
-            (Member::new_ensemble(cfg, ens, tree, r.log, now), view)
+            Member::new_ensemble(cfg, ens, r.tree, r.log, now)
         };
-        let role = if self.standalone() {
+        let role = if standalone {
             Role::Standalone
         } else {
             Role::Looking
         };
         let slot = self.slots.get_mut(&id).expect("slot");
+        slot.checked = view.last_zxid();
         slot.member = Some(member);
-        slot.view = view;
+        slot.view = Some(view);
         slot.role = role;
         slot.restart_at = None;
         Ok(())
@@ -604,15 +595,15 @@ impl MemberSim {
 
     fn crash(&mut self, id: u64, down_ms: u64) {
         self.report.crashes += 1;
-        let seed = self.rng.next_u64();
         let slot = self.slots.get_mut(&id).expect("slot");
         slot.member = None;
-        slot.syncs.clear();
         slot.paused_until = None;
         slot.view = None;
         slot.role = Role::Looking;
         slot.restart_at = Some(self.now + down_ms);
-        slot.dev.crash(Crash::Random(seed));
+        if slot.disk.crash(&mut self.rng) {
+            self.report.torn_crashes += 1;
+        }
         let ids = self.ids();
         self.net
             .isolate(&mut self.rng, self.now, id, &ids, self.now + down_ms);
@@ -622,9 +613,14 @@ impl MemberSim {
     fn wake_up(&mut self) -> Step {
         for id in self.ids() {
             let now = self.now;
+            let stale = self.stale_leader;
             let s = self.slots.get_mut(&id).expect("slot");
             if s.paused_until.is_some_and(|t| t <= now) {
                 s.paused_until = None;
+                if stale {
+                    // A clock that counts ticks missed every tick of the pause.
+                    s.clock_lag += now - s.paused_since;
+                }
             }
             if s.restart_at.is_some_and(|t| t <= now) {
                 self.start(id)?;
@@ -633,9 +629,24 @@ impl MemberSim {
         Ok(())
     }
 
-    fn fault(&mut self) -> Step {
+    /// The member a fault strikes: the leader half of the time, as its loss is the
+    /// interesting case, else anyone.
+    fn target(&mut self) -> u64 {
+        let leaders: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.role == Role::Leader)
+            .map(|(id, _)| *id)
+            .collect();
+        if !leaders.is_empty() && self.rng.below(2) == 0 {
+            return self.rng.pick(&leaders);
+        }
         let ids = self.ids();
-        let id = ids[self.rng.below(ids.len() as u64) as usize];
+        self.rng.pick(&ids)
+    }
+
+    fn fault(&mut self) {
+        let id = self.target();
         match self.rng.below(100) {
             0..4 if self.slots[&id].member.is_some() => {
                 let down = 100 + self.rng.below(1_400);
@@ -644,10 +655,13 @@ impl MemberSim {
             4..8 if self.slots[&id].running() => {
                 self.report.pauses += 1;
                 let pause = 100 + self.rng.below(1_200);
-                self.slots.get_mut(&id).expect("slot").paused_until = Some(self.now + pause);
+                let slot = self.slots.get_mut(&id).expect("slot");
+                slot.paused_since = self.now;
+                slot.paused_until = Some(self.now + pause);
             }
             8..14 if !self.standalone() => {
-                let other = ids[self.rng.below(ids.len() as u64) as usize];
+                let ids = self.ids();
+                let other = self.rng.pick(&ids);
                 if other != id {
                     self.report.link_breaks += 1;
                     let until = self.now + 20 + self.rng.below(600);
@@ -655,9 +669,56 @@ impl MemberSim {
                         .break_link(&mut self.rng, self.now, id, other, until);
                 }
             }
+            14..17 if !self.standalone() => self.partition(),
             _ => {}
         }
-        Ok(())
+    }
+
+    /// Splits the ensemble for a while: the leader alone, a minority of voters (with some
+    /// observers) alone, or three groups of which none holds a quorum of voters.
+    fn partition(&mut self) {
+        let ids = self.ids();
+        let mut groups: BTreeMap<u64, u32> = ids.iter().map(|&id| (id, 0)).collect();
+        let leader = self
+            .slots
+            .iter()
+            .find(|(_, s)| s.role == Role::Leader)
+            .map(|(id, _)| *id);
+        match self.rng.below(3) {
+            0 => {
+                let alone = leader.unwrap_or_else(|| self.rng.pick(&ids));
+                groups.insert(alone, 1);
+            }
+            1 => {
+                let minority = 1 + self.rng.below(self.voters.len() as u64 / 2);
+                let mut voters = self.voters.clone();
+                for _ in 0..minority {
+                    let i = self.rng.below(voters.len() as u64) as usize;
+                    groups.insert(voters.swap_remove(i), 1);
+                }
+                for &o in &self.observers {
+                    groups.insert(o, self.rng.below(2) as u32);
+                }
+            }
+            _ => {
+                // Voters dealt round the three groups from a random start: at most
+                // ceil(n/3) each, never a majority of 3 or 5.
+                let mut voters = self.voters.clone();
+                let start = self.rng.below(3);
+                let mut k = 0;
+                while !voters.is_empty() {
+                    let i = self.rng.below(voters.len() as u64) as usize;
+                    groups.insert(voters.swap_remove(i), ((start + k) % 3) as u32);
+                    k += 1;
+                }
+                for &o in &self.observers {
+                    groups.insert(o, self.rng.below(3) as u32);
+                }
+            }
+        }
+        self.report.partitions += 1;
+        let until = self.now + 300 + self.rng.below(1_700);
+        self.net.partition(&mut self.rng, self.now, &groups, until);
     }
 
     // ---- clients ----
@@ -684,7 +745,7 @@ impl MemberSim {
         }
     }
 
-    fn request(&mut self, c: usize, ask: Ask, session: SessionId, op: zoocore_member::msg::CoreOp) {
+    fn request(&mut self, c: usize, ask: Ask, session: SessionId, op: CoreOp) {
         let Some(member) = self.clients[c].member else {
             return;
         };
@@ -721,48 +782,43 @@ impl MemberSim {
             if self.now.is_multiple_of(TICK_MS / 2) {
                 self.step(member, Input::Shard(ToCore::Touch(vec![session])));
             }
-            if self.faults && self.rng.below(4) != 0 {
+            let busy = self.faults && self.sc.ticks * TICK_MS > self.now;
+            if busy && self.rng.below(4) != 0 {
                 continue;
             }
-            if !self.faults && self.rng.below(20) != 0 {
+            if !busy && self.rng.below(20) != 0 {
                 continue;
             }
-            self.client_op(c, session);
+            self.client_op(c, session)?;
         }
         Ok(())
     }
 
-    fn client_op(&mut self, c: usize, session: SessionId) {
+    fn client_op(&mut self, c: usize, session: SessionId) -> Step {
         match self.rng.below(100) {
-            0..45 => {
+            0..40 => {
                 let path = self.clients[c].path("w");
                 let op = create(&path, CreateMode::Persistent, -1);
-                self.request(c, Ask::Write { path }, session, op);
+                let after = self.history.acked_max;
+                self.request(c, Ask::Write { path, after }, session, op);
             }
-            45..55 => {
+            40..50 => {
                 let path = self.clients[c].path("e");
                 let op = create(&path, CreateMode::Ephemeral, -1);
                 self.request(c, Ask::Ephemeral { path }, session, op);
             }
-            55..70 => {
-                let start = self.recent_acks.len().saturating_sub(32);
-                let acked_before = self.recent_acks[start..].to_vec();
-                let op = zoocore_member::msg::CoreOp::Sync {
-                    path: "/".to_owned(),
-                };
-                self.request(c, Ask::Sync { acked_before }, session, op);
-            }
-            70..76 => {
+            50..62 => self.sync(c, session)?,
+            62..68 => {
                 let path = self.clients[c].path("box");
                 let op = create(&path, CreateMode::Container, -1);
                 self.request(c, Ask::Box { path }, session, op);
             }
-            76..80 => {
+            68..72 => {
                 let path = self.clients[c].path("ttl");
                 let op = create(&path, CreateMode::PersistentWithTtl, 2 * TICK_MS as i64);
                 self.request(c, Ask::Ttl { path }, session, op);
             }
-            80..82 if self.faults => {
+            72..74 if self.faults => {
                 let abandoned = self.clients.iter().filter(|c| c.abandoned).count();
                 if abandoned < 2 {
                     let client = &mut self.clients[c];
@@ -773,28 +829,76 @@ impl MemberSim {
                     self.disconnect(c);
                 }
             }
+            74..90 => self.read(c)?,
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A read served by the client's member from its shards' view, as a getData is: only
+    /// once the session has nothing pending (per-session FIFO), from a serving member.
+    fn read(&mut self, c: usize) -> Step {
+        let client = &self.clients[c];
+        let Some(id) = client.member else {
+            return Ok(());
+        };
+        let slot = &self.slots[&id];
+        if !client.pending.is_empty() || slot.role == Role::Looking {
+            return Ok(());
+        }
+        let Some(view) = slot.view.as_ref() else {
+            return Ok(());
+        };
+        self.history
+            .read(client.id, id, client.last_zxid, view, &client.own_acked)?;
+        let at = view.last_zxid();
+        let client = &mut self.clients[c];
+        client.last_zxid = client.last_zxid.max(at);
+        self.report.reads += 1;
+        Ok(())
+    }
+
+    /// A `sync`, whose answer (then a read) must hold every write acknowledged before it
+    /// was sent. The stale leader answers it at once from its own state.
+    fn sync(&mut self, c: usize, session: SessionId) -> Step {
+        let start = self.recent_acks.len().saturating_sub(32);
+        let acked_before = self.recent_acks[start..].to_vec();
+        let member = self.clients[c].member.expect("connected");
+        if self.stale_leader && self.slots[&member].role == Role::Leader {
+            if let Some(view) = self.slots[&member].view.as_ref() {
+                self.history.synced_read(view, &acked_before)?;
+                self.report.synced_reads += 1;
+            }
+            return Ok(());
+        }
+        let op = CoreOp::Sync {
+            path: "/".to_owned(),
+        };
+        self.request(c, Ask::Sync { acked_before }, session, op);
+        Ok(())
     }
 
     /// A client without a connection picks a serving member that is not behind what it
     /// has seen, and resumes its session there (or starts one).
     fn reconnect(&mut self, c: usize) {
         let last = self.clients[c].last_zxid;
+        let careless = self.careless_clients;
         let candidates: Vec<u64> = self
             .slots
             .iter()
             .filter(|(_, s)| {
                 s.running()
                     && s.role != Role::Looking
-                    && s.view.as_ref().is_some_and(|v| v.last_zxid() >= last)
+                    && s.view
+                        .as_ref()
+                        .is_some_and(|v| careless || v.last_zxid() >= last)
             })
             .map(|(id, _)| *id)
             .collect();
         if candidates.is_empty() {
             return;
         }
-        let member = candidates[self.rng.below(candidates.len() as u64) as usize];
+        let member = self.rng.pick(&candidates);
         self.connections += 1;
         let generation = self.connections;
         self.clients[c].connect(member, generation);
@@ -815,7 +919,7 @@ impl MemberSim {
             _ => {
                 self.clients[c].session = None;
                 self.clients[c].ephemerals.clear();
-                let op = zoocore_member::msg::CoreOp::CreateSession {
+                let op = CoreOp::CreateSession {
                     timeout_ms: SESSION_TIMEOUT_MS,
                 };
                 self.request(c, Ask::Connect, SessionId(0), op);
@@ -840,67 +944,114 @@ impl MemberSim {
             else {
                 continue; // that connection is gone: its answers go nowhere
             };
-            let Some(ask) = self.clients[c].pending.remove(&origin.xid) else {
+            let client = &mut self.clients[c];
+            if !client.pending.contains_key(&origin.xid) || client.done.contains_key(&origin.xid) {
                 return Err(format!(
                     "member {id} answered xid {} of connection {} twice, or unasked",
                     origin.xid, origin.conn
                 ));
+            }
+            let done = Done {
+                zxid: entry.zxid,
+                ok: succeeded(entry),
+                created: match entry.outcome {
+                    Outcome::SessionCreated { session, .. } => Some(session),
+                    _ => None,
+                },
+                expired: matches!(&entry.outcome, Outcome::Applied(a)
+                    if a.result == OpResult::Error(ErrorCode::SESSION_EXPIRED)),
+                view: batch.view.clone(),
             };
+            client.done.insert(origin.xid, done);
+            self.release(c, id)?;
+        }
+        Ok(())
+    }
+
+    /// The answers at the head of client `c`'s FIFO go out, in request order.
+    fn release(&mut self, c: usize, id: u64) -> Step {
+        loop {
             let client = &mut self.clients[c];
-            client.last_zxid = client.last_zxid.max(entry.zxid);
-            if let zoocore_member::msg::Outcome::Applied(a) = &entry.outcome {
-                if a.result == OpResult::Error(ErrorCode::SESSION_EXPIRED) {
-                    client.session = None;
-                    self.disconnect(c);
-                    continue;
+            let Some((&xid, _)) = client.pending.first_key_value() else {
+                return Ok(());
+            };
+            let Some(done) = client.done.remove(&xid) else {
+                return Ok(());
+            };
+            let ask = client.pending.remove(&xid).expect("the head");
+            client.xid_answered = xid;
+            if done.zxid < client.last_zxid {
+                // The shard sends answers in request order, but a sync's answer carries the
+                // newest committed zxid when its read round ends, which can be past the
+                // zxid of a write the same session sent after it.
+                self.report.answers_zxid_back += 1;
+            }
+            client.last_zxid = client.last_zxid.max(done.zxid);
+            if done.expired {
+                client.session = None;
+                self.disconnect(c);
+                return Ok(());
+            }
+            self.answered(c, id, ask, &done)?;
+            if self.clients[c].member != Some(id) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Client `c` got the answer to `ask` from member `id`.
+    fn answered(&mut self, c: usize, id: u64, ask: Ask, done: &Done) -> Step {
+        let entry_session = self.clients[c].session.unwrap_or(SessionId(0));
+        let (ok, zxid) = (done.ok, done.zxid);
+        match ask {
+            Ask::Connect => {
+                if let Some(session) = done.created {
+                    self.clients[c].session = Some(session);
                 }
             }
-            let ok = succeeded(entry);
-            match ask {
-                Ask::Connect => {
-                    if let zoocore_member::msg::Outcome::SessionCreated { session, .. } =
-                        entry.outcome
-                    {
-                        self.clients[c].session = Some(session);
-                    }
+            Ask::Write { path, after } if ok => {
+                let client = &mut self.clients[c];
+                if zxid <= client.zxid_written {
+                    return Err(format!(
+                        "member {id} acknowledged client {}'s {path} at {zxid}, not after its previous write at {}",
+                        client.id, client.zxid_written
+                    ));
                 }
-                Ask::Write { path } if ok => {
-                    self.history.acked.insert(path.clone(), entry.zxid);
-                    self.recent_acks.push(path);
-                }
-                Ask::Ephemeral { path } if ok => self.clients[c].ephemerals.push(path),
-                Ask::Box { path } if ok => {
-                    let session = self.clients[c].session.unwrap_or(SessionId(0));
-                    let op = create(&format!("{path}/c"), CreateMode::Persistent, -1);
-                    self.request(c, Ask::Child { parent: path }, session, op);
-                }
-                Ask::Child { parent } if ok => {
-                    self.history.full_boxes.insert(parent.clone());
-                    if self.rng.below(2) == 0 {
-                        let session = self.clients[c].session.unwrap_or(SessionId(0));
-                        let op = delete(&format!("{parent}/c"));
-                        self.request(c, Ask::Empty { parent }, session, op);
-                    }
-                }
-                Ask::Empty { parent } if ok => {
-                    self.history.full_boxes.remove(&parent);
-                    self.history.emptied_boxes.insert(parent);
-                }
-                Ask::Ttl { path } if ok => {
-                    self.history.ttl_nodes.insert(path);
-                }
-                Ask::Sync { acked_before } => {
-                    self.history.synced_read(&batch.view, &acked_before)?;
-                    self.report.synced_reads += 1;
-                }
-                _ => {}
+                client.zxid_written = zxid;
+                client.acked(path.clone());
+                self.history.write_acked(&path, after, zxid)?;
+                self.recent_acks.push(path);
             }
+            Ask::Ephemeral { path } if ok => self.clients[c].ephemerals.push(path),
+            Ask::Box { path } if ok => {
+                let op = create(&format!("{path}/c"), CreateMode::Persistent, -1);
+                self.request(c, Ask::Child { parent: path }, entry_session, op);
+            }
+            Ask::Child { parent } if ok => {
+                self.history.full_boxes.insert(parent.clone());
+                if self.rng.below(2) == 0 {
+                    let op = delete(&format!("{parent}/c"));
+                    self.request(c, Ask::Empty { parent }, entry_session, op);
+                }
+            }
+            Ask::Empty { parent } if ok => {
+                self.history.full_boxes.remove(&parent);
+                self.history.emptied_boxes.insert(parent);
+            }
+            Ask::Ttl { path } if ok => {
+                self.history.ttl_nodes.insert(path);
+            }
+            Ask::Sync { acked_before } => {
+                self.history.synced_read(&done.view, &acked_before)?;
+                self.report.synced_reads += 1;
+            }
+            _ => {}
         }
         Ok(())
     }
 }
 
-/// Runs one seed of the member simulator.
-pub fn run_member_seed(seed: u64, ticks: u64) -> Result<MemberReport, MemberFailure> {
-    MemberSim::new(MemberScenario::from_seed(seed, ticks)).run()
+/// Runs one seed.
+pub fn run_seed(seed: u64, ticks: u64) -> Result<Report, Failure> {
+    Sim::new(Scenario::from_seed(seed, ticks)).run()
 }
