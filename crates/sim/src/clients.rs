@@ -66,6 +66,8 @@ pub struct Client {
     /// Answers given out of order, held until every earlier request of the connection is
     /// answered, as the shard's per-session FIFO holds them.
     pub done: BTreeMap<i32, Done>,
+    /// When each pending request was sent.
+    pub sent_ms: BTreeMap<i32, u64>,
     pub abandoned: bool,
     pub ephemerals: Vec<String>,
     pub written: u64,
@@ -88,6 +90,7 @@ impl Client {
             pending: BTreeMap::new(),
             next_xid: 1,
             done: BTreeMap::new(),
+            sent_ms: BTreeMap::new(),
             abandoned: false,
             ephemerals: Vec::new(),
             written: 0,
@@ -103,6 +106,7 @@ impl Client {
         self.conn = self.id * 1_000_000 + generation;
         self.pending.clear();
         self.done.clear();
+        self.sent_ms.clear();
         self.xid_answered = 0;
     }
 
@@ -110,6 +114,12 @@ impl Client {
         self.member = None;
         self.pending.clear();
         self.done.clear();
+        self.sent_ms.clear();
+    }
+
+    /// When the oldest unanswered request was sent.
+    pub fn oldest_ms(&self) -> Option<u64> {
+        self.pending.keys().next().map(|x| self.sent_ms[x])
     }
 
     /// A write of this client was acknowledged.
@@ -120,10 +130,11 @@ impl Client {
         }
     }
 
-    pub fn origin(&mut self, ask: Ask) -> Origin {
+    pub fn origin(&mut self, ask: Ask, now: u64) -> Origin {
         let xid = self.next_xid;
         self.next_xid += 1;
         self.pending.insert(xid, ask);
+        self.sent_ms.insert(xid, now);
         Origin {
             shard: 0,
             conn: self.conn,

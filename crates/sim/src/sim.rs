@@ -45,6 +45,8 @@ const STEP_MS: u64 = 10;
 const WALL_START_MS: i64 = 1_700_000_000_000;
 const SESSION_TIMEOUT_MS: i32 = 1_000;
 const CLIENTS: u64 = 6;
+/// How long a request may stay unanswered on an open connection.
+const HANG_MS: u64 = 50 * TICK_MS;
 /// How often members' logs are compared with the committed history.
 const LOG_CHECK_MS: u64 = 5 * TICK_MS;
 
@@ -234,6 +236,11 @@ impl Sim {
         // Stop writing (what answers start still goes on: a container's child); after a
         // few check intervals and TTLs every member must come to the same tree.
         self.load = false;
+        let marks: Vec<Option<i32>> = self
+            .clients
+            .iter()
+            .map(|c| c.member.map(|_| c.next_xid))
+            .collect();
         let settled = self.now + 20 * TICK_MS;
         while self.now < settled {
             self.advance()?;
@@ -249,6 +256,7 @@ impl Sim {
             }
         }
         self.check_logs()?;
+        self.unanswered(&marks)?;
         for (id, slot) in &self.slots {
             let view = slot.view.as_ref().expect("converged members have views");
             self.history.final_tree(*id, view)?;
@@ -259,6 +267,30 @@ impl Sim {
         self.report.frames_lost = self.net.mischief.lost;
         self.report.frames_duplicated = self.net.mischief.duplicated;
         self.report.frames_reordered = self.net.mischief.reordered;
+        Ok(())
+    }
+
+    /// The end of a healed run: a request sent before the load stopped, on a connection
+    /// still open, has been answered (a member may close a connection instead, never keep
+    /// it open and drop the answer). Requests still unanswered say nothing of what they did.
+    fn unanswered(&mut self, marks: &[Option<i32>]) -> Step {
+        for (c, mark) in marks.iter().enumerate() {
+            let client = &self.clients[c];
+            if let (Some(mark), Some(member)) = (mark, client.member) {
+                if let Some((xid, ask)) = client.pending.iter().find(|(x, _)| *x < mark) {
+                    return Err(format!(
+                        "client {} waits for ever on member {member}: xid {xid} ({ask:?}) of connection {} is not answered",
+                        client.id, client.conn
+                    ));
+                }
+            }
+            for ask in client.pending.values() {
+                if let Ask::Child { parent } | Ask::Empty { parent } = ask {
+                    self.history.full_boxes.remove(parent);
+                    self.history.emptied_boxes.remove(parent);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -749,7 +781,7 @@ impl Sim {
         let Some(member) = self.clients[c].member else {
             return;
         };
-        let origin = self.clients[c].origin(ask);
+        let origin = self.clients[c].origin(ask, self.now);
         self.step(
             member,
             Input::Shard(ToCore::Request(CoreRequest {
@@ -778,6 +810,19 @@ impl Sim {
             let member = self.clients[c].member.expect("connected");
             if !self.slots[&member].running() {
                 continue; // a paused member's process takes nothing: its client waits
+            }
+            if let Some(sent) = self.clients[c].oldest_ms() {
+                // A member that cannot answer (it lost its leader, or was cut off) closes
+                // its connections within about syncLimit; one that keeps a connection open
+                // must answer. Pauses and elections take far less than this.
+                if self.now - sent > HANG_MS {
+                    let client = &self.clients[c];
+                    let (xid, ask) = client.pending.iter().next().expect("pending");
+                    return Err(format!(
+                        "client {} waits on member {member} since t={sent}: xid {xid} ({ask:?}) of connection {} is not answered and the connection stays open",
+                        client.id, client.conn
+                    ));
+                }
             }
             if self.now.is_multiple_of(TICK_MS / 2) {
                 self.step(member, Input::Shard(ToCore::Touch(vec![session])));
@@ -830,6 +875,12 @@ impl Sim {
                 }
             }
             74..90 => self.read(c)?,
+            90..92 if self.clients[c].pending.is_empty() => {
+                // The client moves to another member with its session (as a client whose
+                // server list is shuffled again does), which takes its session over there.
+                self.disconnect(c);
+                self.reconnect(c);
+            }
             _ => {}
         }
         Ok(())
@@ -898,7 +949,13 @@ impl Sim {
         if candidates.is_empty() {
             return;
         }
-        let member = self.rng.pick(&candidates);
+        let member = if careless {
+            // The member furthest behind: the one a careless client gets wrong soonest.
+            let behind = |id: &u64| self.slots[id].view.as_ref().map(|v| v.last_zxid());
+            *candidates.iter().min_by_key(|id| behind(id)).expect("a candidate")
+        } else {
+            self.rng.pick(&candidates)
+        };
         self.connections += 1;
         let generation = self.connections;
         self.clients[c].connect(member, generation);
@@ -979,6 +1036,7 @@ impl Sim {
                 return Ok(());
             };
             let ask = client.pending.remove(&xid).expect("the head");
+            client.sent_ms.remove(&xid);
             client.xid_answered = xid;
             if done.zxid < client.last_zxid {
                 // The shard sends answers in request order, but a sync's answer carries the

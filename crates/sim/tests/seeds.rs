@@ -1,55 +1,125 @@
-//! The fixed seeds of the member simulator (`cargo test -p zoocore-sim`): the real member,
+//! The fixed seeds `cargo test -p zoocore-sim` runs (the CI entry point): the real member,
 //! storage and replica of every shape (standalone, 3 voters, 3 voters and an observer, 5
-//! voters and an observer) under crashes with torn disks, pauses and broken links, with
-//! every checker on (and, in this debug build, the member's own invariants). A failure
-//! names its seed; `cargo run -p zoocore-sim -- --members --seed N --ticks T` replays it.
+//! voters and an observer), on TCP-like and datagram networks, under crashes with torn
+//! disks, pauses, broken links and partitions, with every checker on (and, in this debug
+//! build, the member's own invariants); and the two modes that break a rule on purpose, to
+//! show the checkers that should catch them do. A failure names its seed;
+//! `cargo run -p zoocore-sim -- --seed N --ticks T` replays it.
 
-use zoocore_sim::{run_member_seed, MemberScenario};
+use std::collections::BTreeSet;
+
+use zoocore_sim::{run_seed, Network, Scenario, Sim};
+
+/// Seeds and ticks of the fixed run: every shape six times, datagram seeds among them.
+const SEEDS: u64 = 24;
+const TICKS: u64 = 100;
 
 #[test]
-fn fixed_member_seeds_hold_every_checker() {
+fn fixed_seeds_hold_every_checker() {
     let mut failures = Vec::new();
     let mut quiet = Vec::new();
-    for seed in 0..16 {
-        match run_member_seed(seed, 100) {
-            // Every seed exercises what the checkers look at.
-            Ok(r) if r.acked == 0 || r.synced_reads == 0 || r.crashes + r.pauses == 0 => {
-                quiet.push(format!("seed {seed}: {r:?}"))
+    let mut shapes = BTreeSet::new();
+    let (mut datagram, mut partitions, mut torn) = (0, 0, 0);
+    for seed in 0..SEEDS {
+        match run_seed(seed, TICKS) {
+            Ok(r) => {
+                // Every seed exercises what the checkers look at.
+                if r.acked == 0
+                    || r.reads == 0
+                    || r.synced_reads == 0
+                    || r.entries_checked == 0
+                    || r.crashes + r.pauses == 0
+                    || (r.voters > 1 && r.epochs == 0)
+                {
+                    quiet.push(format!("seed {seed}: {r:?}"));
+                }
+                shapes.insert((r.voters, r.observers));
+                datagram += usize::from(r.datagram && r.frames_lost > 0);
+                partitions += r.partitions;
+                torn += r.torn_crashes;
             }
-            Ok(_) => {}
             Err(f) => failures.push(f.to_string()),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(quiet.is_empty(), "{}", quiet.join("\n"));
+    assert_eq!(
+        shapes.into_iter().collect::<Vec<_>>(),
+        vec![(1, 0), (3, 0), (3, 1), (5, 1)]
+    );
+    assert!(datagram >= 2, "only {datagram} seeds lost ZAB frames");
+    assert!(partitions >= 6, "only {partitions} partitions");
+    assert!(torn >= 6, "only {torn} crashes could tear a tail");
 }
 
 #[test]
-fn every_member_shape_is_covered_and_ensembles_elect() {
-    let mut shapes = std::collections::BTreeSet::new();
-    for seed in 0..4 {
-        let s = MemberScenario::from_seed(seed, 60);
-        shapes.insert((s.voters, s.observers));
-        let r = run_member_seed(seed, 60).expect("passes");
-        if s.voters > 1 {
-            assert!(r.leaders >= 1, "seed {seed} elected no leader: {r:?}");
-        }
+fn every_shape_and_network_is_drawn() {
+    let mut drawn = BTreeSet::new();
+    for seed in 0..SEEDS {
+        let s = Scenario::from_seed(seed, TICKS);
+        drawn.insert((s.voters, s.observers, s.network == Network::Tcp));
     }
-    assert_eq!(shapes.len(), 4, "{shapes:?}");
+    // Standalone is TCP only (it has no peers); each ensemble shape gets both networks.
+    assert_eq!(drawn.len(), 7, "{drawn:?}");
 }
 
 #[test]
-fn a_member_seed_replays_exactly() {
-    let a = run_member_seed(5, 80).expect("seed 5 passes");
-    let b = run_member_seed(5, 80).expect("seed 5 passes");
+fn a_seed_replays_exactly() {
+    let a = run_seed(5, 60).expect("seed 5 passes");
+    let b = run_seed(5, 60).expect("seed 5 passes");
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }
 
 #[test]
-fn a_follower_whose_crash_emptied_its_newest_segment_recovers_after_more_appends() {
-    // Seed 379 crashed a follower before any record of its newest segment was synced; its
-    // next appends (after a SNAP) went into the empty segment, named for an older zxid,
-    // and the next recovery refused the log. The member now drops such a segment first.
-    let r = run_member_seed(379, 30).expect("seed 379 passes");
-    assert!(r.crashes > 0, "{r:?}");
+fn a_quiet_ensemble_elects_once_and_acknowledges_writes() {
+    let scenario = Scenario {
+        seed: 1,
+        voters: 3,
+        observers: 1,
+        ticks: 40,
+        network: Network::Tcp,
+    };
+    let r = Sim::new(scenario).without_faults().run().expect("a quiet run");
+    assert_eq!(r.crashes + r.pauses + r.link_breaks + r.partitions, 0);
+    assert_eq!(r.leaders, 1, "{r:?}");
+    assert_eq!(r.epochs, 1, "{r:?}");
+    assert!(r.acked > 50, "{r:?}");
+    assert!(r.reads > 20, "{r:?}");
+}
+
+#[test]
+fn the_read_checker_catches_a_client_going_back_in_time() {
+    // Clients that connect to members behind what they have seen must be caught reading
+    // (or being answered from) an older state on some seed.
+    let caught = (0..SEEDS)
+        .filter(|s| s % 4 != 0)
+        .find_map(|seed| {
+            Sim::new(Scenario::from_seed(seed, TICKS))
+                .with_careless_clients()
+                .run()
+                .err()
+        });
+    let failure = caught.expect("some seed catches a careless client");
+    assert!(
+        failure.what.contains("after seeing"),
+        "caught by another checker: {failure}"
+    );
+}
+
+#[test]
+fn the_sync_checker_catches_a_stale_leader_after_a_pause() {
+    // zoocore before issue 10: a paused leader's clock stopped with it, it ignored its lost
+    // links and answered sync from its own state, so after resuming it served reads missing
+    // writes the new leader had acknowledged. Some seed must show it.
+    let caught = (0..2 * SEEDS).filter(|s| s % 4 != 0).find_map(|seed| {
+        Sim::new(Scenario::from_seed(seed, TICKS))
+            .with_stale_leader()
+            .run()
+            .err()
+    });
+    let failure = caught.expect("some seed catches a stale sync");
+    assert!(
+        failure.what.contains("after sync"),
+        "caught by another checker: {failure}"
+    );
 }
