@@ -69,8 +69,15 @@ impl Net {
             return;
         }
         let mut copies = 1;
-        if let (Network::Datagram { loss_percent, dup_percent, reorder_percent }, true, false) =
-            (self.network, zab, self.calm)
+        if let (
+            Network::Datagram {
+                loss_percent,
+                dup_percent,
+                reorder_percent,
+            },
+            true,
+            false,
+        ) = (self.network, zab, self.calm)
         {
             if rng.percent(loss_percent) {
                 self.mischief.lost += 1;
@@ -112,7 +119,10 @@ impl Net {
             .drain(..)
             .partition(|s| s.0 <= now && can_take(s.2));
         self.strays = later;
-        out.extend(due.into_iter().map(|(_, from, to, frame)| (from, to, frame)));
+        out.extend(
+            due.into_iter()
+                .map(|(_, from, to, frame)| (from, to, frame)),
+        );
         out
     }
 

@@ -3,10 +3,10 @@
 //!
 //! Shapes cycle with the seed so that any four consecutive seeds cover them all: a
 //! standalone server, 3 voters, 3 voters and an observer, 5 voters and an observer. The
-//! network of an ensemble is TCP-like (the default: links deliver in order, without
-//! duplicates, until they break) or, for one run in three of each shape, datagram-like: ZAB frames are
-//! also lost, duplicated and reordered one by one, which no TCP link does but which the
-//! replica is written to survive (proposals carry `prev`, acknowledgements are cumulative).
+//! network of an ensemble is TCP-like (links deliver in order, without duplicates, until
+//! they break) or, for one run in three of each shape, datagram-like: ZAB frames are also
+//! lost, duplicated and reordered one by one, which no TCP link does but which the replica
+//! is written to survive (proposals carry `prev`, acknowledgements are cumulative).
 
 use crate::rng::Rng;
 

@@ -521,16 +521,14 @@ impl Sim {
     }
 
     /// A frame for a peer: NEWLEADER, sent only once a quorum promised the epoch, names the
-    /// epoch's leader (one leader per epoch; a LEADERINFO is only a candidate's); FORWARDs keep to the ordered path whatever the network.
+    /// epoch's leader (one leader per epoch; a LEADERINFO is only a candidate's). FORWARDs
+    /// keep to the ordered path whatever the network.
     fn send_peer(&mut self, id: u64, to: u64, frame: Vec<u8>) -> Step {
         let (msg, _) = Message::decode(&frame)
             .map_err(|e| format!("member {id} sent a frame that does not decode: {e:?}"))?
             .ok_or_else(|| format!("member {id} sent a partial frame"))?;
-        match msg {
-            Message::NewLeader { epoch, .. } => {
-                self.history.leads(epoch.0, id)?;
-            }
-            _ => {}
+        if let Message::NewLeader { epoch, .. } = msg {
+            self.history.leads(epoch.0, id)?;
         }
         let zab = !matches!(msg, Message::Forward { .. });
         if self.slots[&to].member.is_some() {
@@ -800,7 +798,7 @@ impl Sim {
             }
             if self.clients[c].member.is_none() {
                 if self.rng.below(5) == 0 {
-                    self.reconnect(c);
+                    self.reconnect(c)?;
                 }
                 continue;
             }
@@ -879,7 +877,7 @@ impl Sim {
                 // The client moves to another member with its session (as a client whose
                 // server list is shuffled again does), which takes its session over there.
                 self.disconnect(c);
-                self.reconnect(c);
+                self.reconnect(c)?;
             }
             _ => {}
         }
@@ -931,7 +929,7 @@ impl Sim {
 
     /// A client without a connection picks a serving member that is not behind what it
     /// has seen, and resumes its session there (or starts one).
-    fn reconnect(&mut self, c: usize) {
+    fn reconnect(&mut self, c: usize) -> Step {
         let last = self.clients[c].last_zxid;
         let careless = self.careless_clients;
         let candidates: Vec<u64> = self
@@ -947,12 +945,15 @@ impl Sim {
             .map(|(id, _)| *id)
             .collect();
         if candidates.is_empty() {
-            return;
+            return Ok(());
         }
         let member = if careless {
             // The member furthest behind: the one a careless client gets wrong soonest.
             let behind = |id: &u64| self.slots[id].view.as_ref().map(|v| v.last_zxid());
-            *candidates.iter().min_by_key(|id| behind(id)).expect("a candidate")
+            *candidates
+                .iter()
+                .min_by_key(|id| behind(id))
+                .expect("a candidate")
         } else {
             self.rng.pick(&candidates)
         };
@@ -972,6 +973,10 @@ impl Sim {
                         valid: true,
                     }),
                 );
+                if careless {
+                    // It reads at once, from whatever state the member has.
+                    return self.read(c);
+                }
             }
             _ => {
                 self.clients[c].session = None;
@@ -982,6 +987,7 @@ impl Sim {
                 self.request(c, Ask::Connect, SessionId(0), op);
             }
         }
+        Ok(())
     }
 
     fn on_publish(&mut self, id: u64, batch: &CommitBatch) -> Step {

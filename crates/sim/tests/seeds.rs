@@ -79,7 +79,10 @@ fn a_quiet_ensemble_elects_once_and_acknowledges_writes() {
         ticks: 40,
         network: Network::Tcp,
     };
-    let r = Sim::new(scenario).without_faults().run().expect("a quiet run");
+    let r = Sim::new(scenario)
+        .without_faults()
+        .run()
+        .expect("a quiet run");
     assert_eq!(r.crashes + r.pauses + r.link_breaks + r.partitions, 0);
     assert_eq!(r.leaders, 1, "{r:?}");
     assert_eq!(r.epochs, 1, "{r:?}");
@@ -91,14 +94,12 @@ fn a_quiet_ensemble_elects_once_and_acknowledges_writes() {
 fn the_read_checker_catches_a_client_going_back_in_time() {
     // Clients that connect to members behind what they have seen must be caught reading
     // (or being answered from) an older state on some seed.
-    let caught = (0..SEEDS)
-        .filter(|s| s % 4 != 0)
-        .find_map(|seed| {
-            Sim::new(Scenario::from_seed(seed, TICKS))
-                .with_careless_clients()
-                .run()
-                .err()
-        });
+    let caught = (0..SEEDS).filter(|s| s % 4 != 0).find_map(|seed| {
+        Sim::new(Scenario::from_seed(seed, TICKS))
+            .with_careless_clients()
+            .run()
+            .err()
+    });
     let failure = caught.expect("some seed catches a careless client");
     assert!(
         failure.what.contains("after seeing"),
