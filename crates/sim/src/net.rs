@@ -8,7 +8,8 @@
 //!
 //! A partition is a set of groups: every link between two groups breaks until the partition
 //! heals. The datagram mode (scenario.rs) also loses, duplicates and reorders single ZAB
-//! frames while faults are on; the quiet period after the heal is TCP-like whatever the mode.
+//! frames while faults are on. After the heal no new frame is lost, duplicated or reordered,
+//! but frames delayed before it may still arrive late, as stray datagrams do.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -186,7 +187,7 @@ impl Net {
         due.into_iter().map(|(_, m, p)| (m, p)).collect()
     }
 
-    /// Everything heals, and links keep their order from now on.
+    /// Everything heals, and frames sent from now on keep their link's order.
     pub fn heal(&mut self, now: u64) {
         self.calm = true;
         for link in self.links.values_mut() {
