@@ -13,7 +13,9 @@
 //!   lose unsynced writes.
 //! - A read after `sync` holds every write acknowledged to any client before the sync was
 //!   sent (the sync is linearizable, docs/ZAB.md).
-//! - A request is answered at most once on its connection.
+//! - A request is answered at most once on its connection, and never left unanswered on a
+//!   connection that stays open (sim.rs checks both, as it holds the connections and
+//!   releases answers in request order as a shard's per-session FIFO does).
 //! - The ephemerals of a session that expired are gone; an abandoned session expires.
 //! - A container is reaped only once its child is gone, and then it is; a TTL node that is
 //!   never touched goes.
