@@ -749,6 +749,14 @@ impl<D: Device> Member<D> {
         r.working = None;
         r.proposed.clear();
         r.view_changed = true;
+        if r.role != Role::Looking {
+            // A learner that re-synchronises by SNAP while it serves (a gap in what its
+            // leader sent) skips the entries the snapshot covers: their answers and watch
+            // triggers never reach the shards. Its clients reconnect instead, as ZooKeeper's
+            // do when a learner rejoins, rather than wait for ever (found by the simulator,
+            // seed 65).
+            r.close_all = true;
+        }
         r.inputs.push_back(ZabInput::SnapshotInstalled { zxid });
         Ok(())
     }
