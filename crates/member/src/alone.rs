@@ -229,7 +229,10 @@ impl<D: Device> Member<D> {
             return Ok(Some(Committed {
                 zxid: self.tree.last_zxid(),
                 origin,
-                outcome: Outcome::Synced { path },
+                outcome: Outcome::Synced {
+                    path,
+                    zxid: self.tree.last_zxid(),
+                },
                 closed_session: None,
             }));
         }

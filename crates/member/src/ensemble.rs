@@ -916,10 +916,17 @@ impl<D: Device> Member<D> {
             std::mem::take(&mut r.syncs).into_iter().partition(ready);
         r.syncs = wait;
         for s in done {
+            // The reply carries the zxid the sync waited for, not the newest one: a write
+            // the session sent after the sync may have committed meanwhile with a zxid
+            // between the two, and a client's answers must not go back in zxid (clients
+            // keep the last one as lastZxidSeen for choosing a server to reconnect to).
             r.batch.push(Committed {
                 zxid: at,
                 origin: Some(s.route.origin),
-                outcome: Outcome::Synced { path: s.path },
+                outcome: Outcome::Synced {
+                    path: s.path,
+                    zxid: s.target,
+                },
                 closed_session: None,
             });
         }

@@ -63,20 +63,39 @@ pub enum CoreOp {
 #[derive(Debug)]
 pub enum Outcome {
     Applied(Applied),
-    SessionCreated { session: SessionId, timeout_ms: i32 },
-    Synced { path: String },
+    SessionCreated {
+        session: SessionId,
+        timeout_ms: i32,
+    },
+    /// A sync's answer: its reply carries `zxid`, the zxid the sync waited for.
+    Synced {
+        path: String,
+        zxid: Zxid,
+    },
 }
 
 /// One committed (or answered) request of a batch, in zxid order.
 #[derive(Debug)]
 pub struct Committed {
-    /// The zxid the reply header carries: the transaction's own, or for sync the last
-    /// committed one.
+    /// Where the entry stands in the commit order: the transaction's own zxid, or for a
+    /// sync the newest committed one when it was answered.
     pub zxid: Zxid,
     pub origin: Option<Origin>,
     pub outcome: Outcome,
     /// The session this entry closed, if any (closeSession or expiry).
     pub closed_session: Option<SessionId>,
+}
+
+impl Committed {
+    /// The zxid its reply header carries: the transaction's own, and for a sync the zxid it
+    /// waited for, so that a client's answers never go back in zxid (a write the session
+    /// sent after the sync may commit before the sync is answered, below the newest zxid).
+    pub fn reply_zxid(&self) -> Zxid {
+        match &self.outcome {
+            Outcome::Synced { zxid, .. } => *zxid,
+            _ => self.zxid,
+        }
+    }
 }
 
 /// Published by the core after a group of transactions is durable: the tree as of the last

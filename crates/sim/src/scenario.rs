@@ -97,9 +97,6 @@ pub struct Report {
     pub frames_duplicated: usize,
     pub frames_reordered: usize,
     pub snapshots: usize,
-    /// Answers whose zxid was below one the connection had already received (a sync's
-    /// answer overtaken by a later write's: a finding, counted rather than failed).
-    pub answers_zxid_back: usize,
     /// Log entries compared with the committed history.
     pub entries_checked: usize,
 }

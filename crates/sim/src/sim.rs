@@ -1017,7 +1017,7 @@ impl Sim {
                 ));
             }
             let done = Done {
-                zxid: entry.zxid,
+                zxid: entry.reply_zxid(),
                 ok: succeeded(entry),
                 created: match entry.outcome {
                     Outcome::SessionCreated { session, .. } => Some(session),
@@ -1047,10 +1047,12 @@ impl Sim {
             client.sent_ms.remove(&xid);
             client.xid_answered = xid;
             if done.zxid < client.last_zxid {
-                // The shard sends answers in request order, but a sync's answer carries the
-                // newest committed zxid when its read round ends, which can be past the
-                // zxid of a write the same session sent after it.
-                self.report.answers_zxid_back += 1;
+                // Clients keep the last zxid they were answered with (lastZxidSeen) and
+                // reconnect only to members that have it: answers must not go back.
+                return Err(format!(
+                    "member {id} answered client {}'s xid {xid} at {}, after an answer at {}",
+                    client.id, done.zxid, client.last_zxid
+                ));
             }
             client.last_zxid = client.last_zxid.max(done.zxid);
             if done.expired {

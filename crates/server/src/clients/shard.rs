@@ -675,7 +675,12 @@ impl Shard {
             conn.close(Close::Now("session moved to another member".into()));
             return false;
         }
-        *done = Some(wire::reply(origin.xid, entry.zxid, err, body.as_ref()));
+        *done = Some(wire::reply(
+            origin.xid,
+            entry.reply_zxid(),
+            err,
+            body.as_ref(),
+        ));
         self.release_head(id)
     }
 
@@ -1194,7 +1199,7 @@ fn write_response(
     outcome: &Outcome,
 ) -> (ErrorCode, Option<Response>) {
     match outcome {
-        Outcome::Synced { path } => (
+        Outcome::Synced { path, .. } => (
             ErrorCode::OK,
             Some(Response::Path(PathResponse { path: path.clone() })),
         ),
