@@ -54,6 +54,9 @@ enum Pending {
         multi_ops: Vec<OpCode>,
         close_after: bool,
         done: Option<Vec<u8>>,
+        /// The request, while it waits for a read of the same session queued before it to
+        /// be answered: sent to the core then (`submit_held`).
+        held: Option<Box<CoreRequest>>,
         permit: Permit,
     },
     /// A read that arrived behind a write of the same session.
@@ -544,15 +547,6 @@ impl Shard {
             }
             other => CoreOp::Tree(write_op(other)),
         };
-        conn.queue.push_back(Pending::Write {
-            started,
-            xid,
-            op,
-            multi_ops,
-            close_after: op == OpCode::CloseSession,
-            done: None,
-            permit,
-        });
         let req = CoreRequest {
             origin: Some(Origin {
                 shard,
@@ -563,7 +557,48 @@ impl Shard {
             auth: conn.auth.clone(),
             op: core_op,
         };
-        self.send_to_core(ToCore::Request(req));
+        // FIFO client order: a read queued before this write is answered from the view of
+        // its turn, and that view must not hold this write, so the write waits for it
+        // before it goes to the core (ZooKeeper's CommitProcessor holds a session's later
+        // requests likewise). Writes behind writes go at once: the core keeps their order.
+        let behind_a_read = conn.queue.iter().any(|p| matches!(p, Pending::Read { .. }));
+        let (held, now) = if behind_a_read {
+            (Some(Box::new(req)), None)
+        } else {
+            (None, Some(req))
+        };
+        conn.queue.push_back(Pending::Write {
+            started,
+            xid,
+            op,
+            multi_ops,
+            close_after: op == OpCode::CloseSession,
+            done: None,
+            held,
+            permit,
+        });
+        if let Some(req) = now {
+            self.send_to_core(ToCore::Request(req));
+        }
+    }
+
+    /// Sends to the core the writes held behind reads that have all been answered: those
+    /// before the first read still queued.
+    fn submit_held(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut ready = Vec::new();
+        for pending in conn.queue.iter_mut() {
+            match pending {
+                Pending::Read { .. } => break,
+                Pending::Write { held, .. } => ready.extend(held.take()),
+                Pending::Connect { .. } => {}
+            }
+        }
+        for req in ready {
+            self.send_to_core(ToCore::Request(*req));
+        }
     }
 
     /// A committed batch: swap the view, then deliver every entry in order.
@@ -652,7 +687,9 @@ impl Shard {
         let slot = conn
             .queue
             .iter_mut()
-            .find(|p| matches!(p, Pending::Write { xid, done: None, .. } if *xid == origin.xid));
+            .find(|p| {
+                matches!(p, Pending::Write { xid, done: None, held: None, .. } if *xid == origin.xid)
+            });
         let Some(Pending::Write {
             op,
             multi_ops,
@@ -740,6 +777,7 @@ impl Shard {
             };
             self.read(id, xid, &req, Some(started), permit);
         }
+        self.submit_held(id);
     }
 
     /// Answers what waits at the head of a connection's FIFO (reads left by `drain` at the
