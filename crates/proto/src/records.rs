@@ -507,10 +507,7 @@ impl Record for MultiResponse {
                 OpCode::Check => MultiResult::Check,
                 OpCode::GetChildren => MultiResult::GetChildren(r.read_strings()?),
                 OpCode::GetData => {
-                    MultiResult::GetData(
-                    r.read_opt_buffer()?.map(<[u8]>::to_vec),
-                    Stat::decode(r)?,
-                )
+                    MultiResult::GetData(r.read_opt_buffer()?.map(<[u8]>::to_vec), Stat::decode(r)?)
                 }
                 OpCode::Error => MultiResult::Error(ErrorCode(r.read_i32()?)),
                 _ => return Err(unknown),

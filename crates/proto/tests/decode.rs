@@ -159,5 +159,8 @@ fn get_data_answers_write_minus_one_for_null() {
         ],
     };
     let back = MultiResponse::from_bytes(&multi.to_bytes()).unwrap();
-    assert_eq!(back, multi, "multiRead's null and empty data survive the wire");
+    assert_eq!(
+        back, multi,
+        "multiRead's null and empty data survive the wire"
+    );
 }
