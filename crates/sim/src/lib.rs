@@ -1147,7 +1147,7 @@ impl Sim {
         }
         let op = Op::Create {
             path: format!("/c{c}-{seq:08}"),
-            data: seq.to_be_bytes().to_vec(),
+            data: Some(seq.to_be_bytes().to_vec()),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
             ttl_ms: -1,
@@ -1220,12 +1220,12 @@ impl Sim {
         let path = format!("/c{k}-{seq:08}");
         let got = tree
             .get(&path)
-            .map(|node| (node.data().to_vec(), node.stat().czxid));
+            .map(|node| (node.data().map(<[u8]>::to_vec), node.stat().czxid));
         let want = self
             .created
             .get(&path)
             .filter(|z| **z <= at)
-            .map(|z| (seq.to_be_bytes().to_vec(), z.0));
+            .map(|z| (Some(seq.to_be_bytes().to_vec()), z.0));
         if got != want {
             return Err(self.fail(format!(
                 "client {c} read {path} at {at} from server {member}: {got:?}, history says {want:?}"
