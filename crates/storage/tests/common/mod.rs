@@ -34,14 +34,14 @@ pub fn op_of(n: u64) -> Op {
     match n % 7 {
         0 | 1 => Op::Create {
             path,
-            data: (n % 11 != 0).then(|| vec![n as u8; (n % 50) as usize]),
+            data: (!n.is_multiple_of(11)).then(|| vec![n as u8; (n % 50) as usize]),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
             ttl_ms: -1,
         },
         2 => Op::SetData {
             path,
-            data: (n % 4 != 0).then(|| vec![7; (n % 90) as usize]),
+            data: (!n.is_multiple_of(4)).then(|| vec![7; (n % 90) as usize]),
             version: -1,
         },
         3 => Op::Delete { path, version: -1 },
