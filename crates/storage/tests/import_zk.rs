@@ -19,10 +19,13 @@ fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zk")
 }
 
+/// A znode as ZooKeeper's client saw it: data (`None` for null), ACL, stat.
+type ExpectedNode = (Option<Vec<u8>>, Vec<Acl>, Stat);
+
 struct Expected {
     session: (SessionId, i32),
     last_zxid: Zxid,
-    nodes: BTreeMap<String, (Option<Vec<u8>>, Vec<Acl>, Stat)>,
+    nodes: BTreeMap<String, ExpectedNode>,
 }
 
 /// The nodes MakeData.java creates with null data (`create(path, null, ..)`): expected.txt
