@@ -354,24 +354,24 @@ fn zkcli_create_without_data_gets_null() {
         .unwrap();
     let output = child.wait_with_output().expect("zkCli.sh output");
     let text = String::from_utf8_lossy(&output.stdout);
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let created = lines
-        .iter()
-        .position(|l| l.ends_with("Created /zk-null"))
-        .unwrap_or_else(|| panic!("no create in zkCli's output:\n{text}"));
-    let after: Vec<&str> = lines[created + 1..]
-        .iter()
-        .copied()
-        .filter(|l| !l.is_empty() && !l.starts_with("[zk:") && !l.contains("WATCHER"))
+    let errors = String::from_utf8_lossy(&output.stderr);
+    // zkCli prints `Created` on stderr and what `get` reads on stdout, after the event of
+    // its connection.
+    assert!(
+        errors.contains("Created /zk-null"),
+        "create failed:\n{errors}\n{text}"
+    );
+    let printed: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.contains("state:SyncConnected"))
+        .skip(1)
+        .filter(|l| !l.is_empty() && !l.starts_with("WATCHER") && !l.starts_with("WatchedEvent"))
         .collect();
     assert_eq!(
-        after.first(),
-        Some(&"null"),
-        "`get` of a node created without data prints null:\n{text}"
-    );
-    assert!(
-        after.contains(&"v1"),
-        "`get` after `set` prints v1:\n{text}"
+        printed,
+        vec!["null", "v1"],
+        "`get` prints null for a node created without data, then v1 after `set`:\n{text}"
     );
     // The raw reply agrees.
     let (mut conn, _) = RawConn::open_session(server.addr(), 10_000);
