@@ -352,8 +352,41 @@ impl Server {
     /// [`PORT`] and the quorum port [`QUORUM_PORT`] there, and waits until every member
     /// serves. `options.extra_cfg` goes to every member.
     pub fn start_ensemble(voters: usize, observers: usize, options: Options) -> Vec<Server> {
+        let hosts = Server::ensemble_hosts(voters + observers);
+        Server::start_ensemble_at(&hosts, voters, options, &[])
+    }
+
+    /// Free addresses for `n` members, for a test that must know them before they start
+    /// (e.g. to name them in certificates).
+    pub fn ensemble_hosts(n: usize) -> Vec<Ipv4Addr> {
+        (0..n).map(|_| next_free_host()).collect()
+    }
+
+    /// [`Server::start_ensemble`] on `hosts` (the first `voters` vote, the rest observe),
+    /// with `own[i]` added to member i's zoo.cfg.
+    pub fn start_ensemble_at(
+        hosts: &[Ipv4Addr],
+        voters: usize,
+        options: Options,
+        own: &[Vec<String>],
+    ) -> Vec<Server> {
+        let mut servers = Server::spawn_ensemble_at(hosts, voters, options, own);
+        for s in &mut servers {
+            s.wait_ready();
+        }
+        servers
+    }
+
+    /// [`Server::start_ensemble_at`] without waiting for the members to serve: for a test
+    /// where some of them never do.
+    pub fn spawn_ensemble_at(
+        hosts: &[Ipv4Addr],
+        voters: usize,
+        options: Options,
+        own: &[Vec<String>],
+    ) -> Vec<Server> {
         zoocore_binary();
-        let hosts: Vec<Ipv4Addr> = (0..voters + observers).map(|_| next_free_host()).collect();
+        let hosts = hosts.to_vec();
         let mut lines = vec!["zoocore.pinning=false".to_string()];
         for (i, host) in hosts.iter().enumerate() {
             let role = if i < voters {
@@ -373,12 +406,12 @@ impl Server {
                 .expect("write myid");
             let mut options = options.clone();
             options.extra_cfg.extend(lines.iter().cloned());
+            options
+                .extra_cfg
+                .extend(own.get(i).into_iter().flatten().cloned());
             let mut server = Server::configured(Target::Zoocore, options, host, dir);
             server.spawn_process();
             servers.push(server);
-        }
-        for s in &mut servers {
-            s.wait_ready();
         }
         servers
     }

@@ -150,3 +150,43 @@ fn members_roll_segments_and_snapshot_under_writes() {
         assert_data_everywhere(&servers, "/r299", &[7u8; 512]).await;
     });
 }
+
+/// `/zookeeper/config` holds the ensemble's configuration as ZooKeeper 3.5+ writes it
+/// (what zkCli's `config` prints): one `server.N=host:quorumPort:electionPort:role` line per
+/// member, with `;clientAddress:clientPort` where the line gives one, then `version=0` with
+/// no newline; data version -1 and READ_ACL_UNSAFE, as Apache ZooKeeper 3.8's members show
+/// for a configuration never reconfigured. Read through the `getConfig` call of a client
+/// nobody here wrote, on every member.
+#[test]
+fn every_member_serves_the_configuration_in_zookeeper_config() {
+    let servers = Server::start_ensemble(2, 1, ensemble::options());
+    run(async {
+        await_settled(&servers).await;
+        let expected: String = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let role = if i < 2 { "participant" } else { "observer" };
+                format!(
+                    "server.{}={}:{}:{}:{role}\n",
+                    i + 1,
+                    s.addr().ip(),
+                    zoocore_e2e::QUORUM_PORT,
+                    zoocore_e2e::ELECTION_PORT
+                )
+            })
+            .collect::<String>()
+            + "version=0";
+        for s in &servers {
+            let zk = connect(s).await;
+            let (data, stat) = zk.get_config().await.unwrap();
+            assert_eq!(String::from_utf8(data).unwrap(), expected);
+            assert_eq!((stat.version, stat.mzxid), (-1, 0));
+            assert_eq!(stat.data_length as usize, expected.len());
+            let (acl, _) = zk.get_acl("/zookeeper/config").await.unwrap();
+            assert_eq!(acl.len(), 1);
+            assert_eq!(acl[0].permission(), zookeeper_client::Permission::READ);
+            assert_eq!(acl[0].auth_id().scheme(), "world");
+        }
+    });
+}

@@ -185,3 +185,36 @@ fn setquota_and_listquota_track_the_subtree() {
     assert_contains(&out, "Output stat for /q count=2,bytes=5");
     assert_contains(&out, "Output stat for /q count=4,bytes=7");
 }
+
+/// zkCli's hard quotas (`setquota -N`/`-B`) under `enforceQuota=true`: the create past the
+/// count (the quota'd node counts itself) and the setData past the bytes are refused with
+/// QUOTAEXCEEDED, which zkCli prints as "Quota has exceeded", and change nothing.
+#[test]
+fn hard_quotas_refuse_writes_under_enforce_quota() {
+    let options = Options {
+        extra_cfg: vec!["enforceQuota=true".to_owned()],
+        ..Options::default()
+    };
+    let server = Server::start_with(Target::from_env(), options);
+    let out = zkcli(
+        &server,
+        "create /hq\nsetquota -N 3 /hq\ncreate /hq/a 1\ncreate /hq/b 2\ncreate /hq/c 3\n\
+         create /hb\nsetquota -B 4 /hb\ncreate /hb/a 123\nset /hb/a 12345\nget /hb/a\n\
+         listquota /hq",
+    );
+    assert_contains(&out, "Created /hq/b");
+    assert_contains(&out, "Quota has exceeded : /hq");
+    assert!(
+        !out.contains("Created /hq/c"),
+        "a create past the hard count:\n{out}"
+    );
+    assert_contains(&out, "Quota has exceeded : /hb");
+    assert_contains(&out, "Output stat for /hq count=3,bytes=2");
+    run(async {
+        let zk = zookeeper_client::Client::connect(&server.connect_string())
+            .await
+            .unwrap();
+        assert!(zk.check_stat("/hq/c").await.unwrap().is_none());
+        assert_eq!(zk.get_data("/hb/a").await.unwrap().0, b"123");
+    });
+}

@@ -228,7 +228,14 @@ impl<D: Device> Member<D> {
             }));
         }
         let new_session = SessionId(self.next_session);
-        let txn = prep(&self.tree, &q, new_session, zxid, wall_ms);
+        let txn = prep(
+            &self.tree,
+            &q,
+            new_session,
+            zxid,
+            wall_ms,
+            self.cfg.enforce_quota,
+        );
         let closes = match (&q.op, &txn) {
             (CoreOp::Tree(Op::CloseSession { session }), _) => Some(*session),
             _ => None,

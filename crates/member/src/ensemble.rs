@@ -52,6 +52,11 @@ pub struct EnsembleConfig {
     /// How often the replica is given the time: at most once per this many milliseconds
     /// (the driver ticks twice as often).
     pub time_spacing_ms: u64,
+    /// `readonlymode.enabled`: after looking for this long, the member serves read-only
+    /// sessions from its last tree (`Role::ReadOnly`) until it has a leader again. ZooKeeper
+    /// waits `max(2000, tickTime)` (QuorumPeer), so that an ordinary election does not
+    /// flip it. None: read-only mode off.
+    pub read_only_after_ms: Option<u64>,
 }
 
 /// A `sync` waiting for this member's tree to reach `target` and, on the leader, for read
@@ -92,6 +97,9 @@ pub(crate) struct Replicated<D: Device> {
     round_confirmed: u64,
     /// When the replica last had the time.
     ticked_ms: Option<u64>,
+    read_only_after_ms: Option<u64>,
+    /// Since when this member has had no leader (set on entering `Looking`).
+    looking_since_ms: u64,
     time_spacing_ms: u64,
     /// Leader only: the member each session is attached to (ZooKeeper's session owner);
     /// a write of a session from another member is refused with SESSIONMOVED. Unknown after
@@ -125,6 +133,8 @@ impl<D: Device> Replicated<D> {
             remote_syncs: Vec::new(),
             round_confirmed: 0,
             ticked_ms: None,
+            read_only_after_ms: cfg.read_only_after_ms,
+            looking_since_ms: 0,
             time_spacing_ms: cfg.time_spacing_ms,
             session_owner: HashMap::new(),
             batch: Vec::new(),
@@ -210,6 +220,7 @@ impl<D: Device> Member<D> {
 
     /// The replica's first notifications.
     pub(crate) fn ensemble_start(&mut self) {
+        self.ens().looking_since_ms = self.now.mono_ms;
         self.effects.push(Effect::Role(Role::Looking));
         if let Err(reason) = self.execute_ready() {
             self.stop(reason);
@@ -229,7 +240,15 @@ impl<D: Device> Member<D> {
             return Ok(());
         }
         self.ens().ticked_ms = Some(now_ms);
-        self.replica_step(ZabInput::Tick { now_ms })
+        self.replica_step(ZabInput::Tick { now_ms })?;
+        let r = self.ens();
+        if r.role == Role::Looking
+            && r.read_only_after_ms
+                .is_some_and(|after| now_ms.saturating_sub(r.looking_since_ms) >= after)
+        {
+            self.set_role(Role::ReadOnly);
+        }
+        Ok(())
     }
 
     fn replica_step(&mut self, input: ZabInput) -> Result<(), StopReason> {
@@ -466,9 +485,18 @@ impl<D: Device> Member<D> {
     }
 
     fn set_role(&mut self, role: Role) {
+        let now_ms = self.now.mono_ms;
         let r = self.ens();
         if r.role != role {
             tracing::info!("mode: {} → {}", r.role.name(), role.name());
+            if role == Role::Looking {
+                r.looking_since_ms = now_ms;
+            }
+            // Read-only sessions end with read-only mode: clients reconnect read-write
+            // (ZooKeeper shuts its ReadOnlyZooKeeperServer down, closing them).
+            if r.role == Role::ReadOnly {
+                r.close_all = true;
+            }
             r.role = role;
             self.effects.push(Effect::Role(role));
         }
@@ -524,11 +552,14 @@ impl<D: Device> Member<D> {
                 r.syncs.clear();
                 r.remote_syncs.clear();
                 r.round_confirmed = 0;
-                if was != Role::Looking {
+                if !matches!(was, Role::Looking | Role::ReadOnly) {
                     r.close_all = true;
                 }
                 self.queue.clear();
-                self.set_role(Role::Looking);
+                // Still without a leader: a read-only member stays read-only.
+                if was != Role::ReadOnly {
+                    self.set_role(Role::Looking);
+                }
             }
             Action::BecameLeader { epoch } => {
                 tracing::info!("leading epoch {epoch}");
@@ -672,7 +703,7 @@ impl<D: Device> Member<D> {
         match self.ens().role {
             Role::Leader => self.propose_queued()?,
             Role::Follower | Role::Observer => self.forward_queued(),
-            Role::Looking | Role::Standalone => {}
+            Role::Looking | Role::ReadOnly | Role::Standalone => {}
         }
         self.settle()?;
         self.answer_syncs();
@@ -730,7 +761,15 @@ impl<D: Device> Member<D> {
                 Txn::Error(ErrorCode::SESSION_MOVED)
             } else {
                 let new_session = SessionId(self.next_session);
-                let txn = prep(self.newest_tree(), &q, new_session, zxid, wall);
+                let enforce_quota = self.cfg.enforce_quota;
+                let txn = prep(
+                    self.newest_tree(),
+                    &q,
+                    new_session,
+                    zxid,
+                    wall,
+                    enforce_quota,
+                );
                 if matches!(txn, Txn::CreateSession { .. }) {
                     self.next_session += 1;
                 }

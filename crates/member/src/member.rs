@@ -82,6 +82,8 @@ pub struct MemberConfig {
     pub purge_interval_ms: u64,
     /// autopurge.snapRetainCount.
     pub snap_retain_count: usize,
+    /// enforceQuota (ZooKeeper's `zookeeper.enforceQuota`): hard quotas refuse writes.
+    pub enforce_quota: bool,
 }
 
 /// What a member does in its ensemble, as srvr/stat/mntr report it.
@@ -90,6 +92,9 @@ pub enum Role {
     Standalone,
     /// An ensemble member without a leader: it serves no client.
     Looking,
+    /// An ensemble member without a leader that serves read-only sessions from its last
+    /// tree (`readonlymode.enabled`): writes are answered NOTREADONLY.
+    ReadOnly,
     Follower,
     Leader,
     Observer,
@@ -100,6 +105,7 @@ impl Role {
         match self {
             Role::Standalone => "standalone",
             Role::Looking => "looking",
+            Role::ReadOnly => "read-only",
             Role::Follower => "follower",
             Role::Leader => "leader",
             Role::Observer => "observer",
@@ -773,15 +779,36 @@ impl<D: Device> Member<D> {
     }
 }
 
+/// When a soft quota was last reported, in wall milliseconds: at most one line a second,
+/// as ZooKeeper's RateLogger does. Process-wide, since it only paces a log line.
+static SOFT_QUOTA_WARNED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Logs a prepared create or setData that goes over a soft quota (ZooKeeper logs them only
+/// under `enforceQuota`; its hard limits refuse the write in prep instead).
+fn warn_soft_quota(tree: &Tree, txn: &Txn, wall_ms: i64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some((path, count, bytes)) = tree.quota_change(txn) else {
+        return;
+    };
+    if let Some(excess) = tree.quota_excess(path, count, bytes) {
+        let last = SOFT_QUOTA_WARNED_MS.load(Relaxed);
+        if wall_ms - last >= 1000 && SOFT_QUOTA_WARNED_MS.swap(wall_ms, Relaxed) == last {
+            tracing::warn!("{excess}");
+        }
+    }
+}
+
 /// One request through ZooKeeper's prep on `tree` (the newest tree: every change prepped
 /// before it included), at `zxid`; `new_session` is the id a createSession gets. A client's
 /// request of a session that does not exist (expired, or closed) is SESSIONEXPIRED.
+/// `enforce_quota` is `enforceQuota`: hard quotas refuse, soft ones are logged.
 pub(crate) fn prep(
     tree: &Tree,
     q: &Queued,
     new_session: SessionId,
     zxid: Zxid,
     wall_ms: i64,
+    enforce_quota: bool,
 ) -> Txn {
     match &q.op {
         CoreOp::CreateSession { timeout_ms } => tree.prepare(
@@ -794,21 +821,27 @@ pub(crate) fn prep(
                 auth: &q.auth,
                 zxid,
                 time_ms: wall_ms,
+                enforce_quota,
             },
         ),
         CoreOp::Tree(op) => {
             if q.route.is_some() && !tree.session_exists(q.session) {
                 Txn::Error(ErrorCode::SESSION_EXPIRED)
             } else {
-                tree.prepare(
+                let txn = tree.prepare(
                     op,
                     &PrepContext {
                         session: q.session,
                         auth: &q.auth,
                         zxid,
                         time_ms: wall_ms,
+                        enforce_quota,
                     },
-                )
+                );
+                if enforce_quota {
+                    warn_soft_quota(tree, &txn, wall_ms);
+                }
+                txn
             }
         }
         // Callers answer syncs before prep; were one to get here it changes nothing.

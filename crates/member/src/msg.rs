@@ -100,7 +100,19 @@ pub enum FromCore {
     /// clients too; they reconnect, to this member once it serves again or to another, and
     /// keep their sessions). Requests in flight get no answer.
     CloseAll,
-    /// Whether this member serves clients now (its role changed): a shard refuses handshakes
-    /// while it does not. The shards learn it here, not from a process-wide global.
-    Serving(bool),
+    /// What this member serves clients now (its role changed): a shard refuses handshakes
+    /// while it serves none, and only read-only ones while it is read-only. The shards learn
+    /// it here, not from a process-wide global.
+    Serving(Serving),
+}
+
+/// What a member's clients may do, by its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// No leader: handshakes are refused.
+    No,
+    /// No leader, `readonlymode.enabled`: clients that allow read-only get sessions that
+    /// read the last tree; their writes are answered NOTREADONLY.
+    ReadOnly,
+    ReadWrite,
 }

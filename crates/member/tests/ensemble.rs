@@ -24,12 +24,16 @@ struct Node {
     role: Role,
     /// A paused member is neither stepped nor delivered to (a SIGSTOP).
     paused: bool,
+    /// CloseAll effects carried out: every client connection closed.
+    closed_all: usize,
 }
 
 struct Cluster {
     nodes: BTreeMap<u64, Node>,
     /// Frames in flight, delivered in order.
     wire: VecDeque<(u64, u64, Vec<u8>)>,
+    /// Members cut off from every other: frames from or to them are lost.
+    cut: Vec<u64>,
     now: Now,
     next_xid: i32,
 }
@@ -43,6 +47,7 @@ fn member_config(id: u64) -> MemberConfig {
         batch_txns_max: 1024,
         force_sync: true,
         container_check_interval_ms: 500,
+        enforce_quota: false,
         purge_interval_ms: 0,
         snap_retain_count: 3,
     }
@@ -50,6 +55,10 @@ fn member_config(id: u64) -> MemberConfig {
 
 impl Cluster {
     fn new(voters: &[u64], observers: &[u64]) -> Self {
+        Self::build(voters, observers, None)
+    }
+
+    fn build(voters: &[u64], observers: &[u64], read_only_after_ms: Option<u64>) -> Self {
         let now = Now {
             mono_ms: 0,
             wall_ms: 1_000_000,
@@ -69,6 +78,7 @@ impl Cluster {
                 durable: Durable::default(),
                 seed: id,
                 time_spacing_ms: STEP_MS / 2,
+                read_only_after_ms,
             };
             let log = new_log(
                 MemDevice::new(),
@@ -92,12 +102,14 @@ impl Cluster {
                     published: Vec::new(),
                     role: Role::Looking,
                     paused: false,
+                    closed_all: 0,
                 },
             );
         }
         let mut c = Cluster {
             nodes,
             wire: VecDeque::new(),
+            cut: Vec::new(),
             now,
             next_xid: 1,
         };
@@ -136,7 +148,7 @@ impl Cluster {
                 }
             }
             while let Some((from, to, frame)) = self.wire.pop_front() {
-                if self.nodes[&to].paused {
+                if self.nodes[&to].paused || self.cut.contains(&to) || self.cut.contains(&from) {
                     continue; // lost, as on a link of a stopped process that times out
                 }
                 moved = true;
@@ -165,7 +177,8 @@ impl Cluster {
                 self.step(id, Input::Synced { job, result });
             }
             Effect::Publish(batch) => self.nodes.get_mut(&id).expect("node").published.push(batch),
-            Effect::Send { .. } | Effect::CloseAll | Effect::ResetPeers => {}
+            Effect::CloseAll => self.nodes.get_mut(&id).expect("node").closed_all += 1,
+            Effect::Send { .. } | Effect::ResetPeers => {}
             Effect::Snapshot(tree) => {
                 let zxid = tree.last_zxid();
                 let dev = self.nodes[&id].member.log().device().clone();
@@ -511,5 +524,41 @@ fn a_frozen_leader_steps_down_when_it_resumes_before_answering_a_sync() {
             .iter()
             .all(|b| b.view.get("/after").is_none()),
         "the write happened after the freeze"
+    );
+}
+
+/// `readonlymode.enabled`: a follower cut off from the others goes looking, and only after
+/// the grace (ZooKeeper's max(2000, tickTime)) serves read-only; when the link is back it
+/// follows again and closes every connection, so that read-only clients reconnect
+/// read-write. An ordinary election never passes through read-only.
+#[test]
+fn a_cut_off_member_serves_read_only_after_the_grace_then_follows_again() {
+    let mut c = Cluster::build(&[1, 2, 3], &[], Some(2_000));
+    let leader = c.elect();
+    assert!(c.nodes.values().all(|n| n.role != Role::ReadOnly));
+    let f = c.follower();
+    c.cut.push(f);
+    c.advance(1_000);
+    assert_eq!(
+        c.nodes[&f].role,
+        Role::Looking,
+        "no leader, within the grace"
+    );
+    c.advance(2_000);
+    assert_eq!(c.nodes[&f].role, Role::ReadOnly);
+    assert_eq!(c.leader(), Some(leader), "the others keep their quorum");
+    let closed = c.nodes[&f].closed_all;
+
+    c.cut.clear();
+    for _ in 0..300 {
+        if c.nodes[&f].role == Role::Follower {
+            break;
+        }
+        c.advance(STEP_MS);
+    }
+    assert_eq!(c.nodes[&f].role, Role::Follower);
+    assert!(
+        c.nodes[&f].closed_all > closed,
+        "read-only connections closed on leaving read-only"
     );
 }

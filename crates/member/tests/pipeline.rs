@@ -35,6 +35,7 @@ fn config() -> MemberConfig {
         batch_txns_max: 1024,
         force_sync: true,
         container_check_interval_ms: REAP_MS,
+        enforce_quota: false,
         purge_interval_ms: 0,
         snap_retain_count: 3,
     }

@@ -56,6 +56,9 @@ impl Whitelist {
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer]` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The host as the line writes it (a name or an address): what a peer's TLS
+    /// certificate must name under `ssl.quorum.hostnameVerification`.
+    pub host: String,
     /// Where the member listens for its peers (zoocore runs election and the leader-learner
     /// sessions over this one port).
     pub quorum_addr: SocketAddr,
@@ -78,9 +81,43 @@ pub struct Ensemble {
     pub init_limit_ticks: u64,
     /// Ticks of silence after which a leader or learner gives up on the other (`syncLimit`).
     pub sync_limit_ticks: u64,
+    /// The configuration's version: the zxid of the reconfig that made it, in hex as the
+    /// dynamic file's `version=` line says; 0 for a configuration never reconfigured.
+    pub config_version: i64,
 }
 
 impl Ensemble {
+    /// The configuration as ZooKeeper writes it in `/zookeeper/config` and in a dynamic file
+    /// (QuorumVerifier.toString): `server.N=host:quorumPort:electionPort:role`, with
+    /// `;clientAddress:clientPort` when the line gave one, then `version=<hex>`, with no
+    /// newline after it.
+    pub fn dynamic_text(&self) -> String {
+        let mut text = String::new();
+        for (id, m) in &self.members {
+            let host = if m.host.contains(':') {
+                format!("[{}]", m.host)
+            } else {
+                m.host.clone()
+            };
+            let role = if m.observer {
+                "observer"
+            } else {
+                "participant"
+            };
+            text.push_str(&format!(
+                "server.{id}={host}:{}:{}:{role}",
+                m.quorum_addr.port(),
+                m.election_port
+            ));
+            if let Some(client) = m.client_addr {
+                text.push_str(&format!(";{client}"));
+            }
+            text.push('\n');
+        }
+        text.push_str(&format!("version={:x}", self.config_version));
+        text
+    }
+
     pub fn voters(&self) -> Vec<u64> {
         self.members
             .iter()
@@ -140,6 +177,13 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// TTL nodes are refused unless extended types are enabled, as in ZooKeeper.
     pub extended_types_enabled: bool,
+    /// `enforceQuota` (ZooKeeper's system property `zookeeper.enforceQuota`, which its
+    /// zoo.cfg parser also sets from an `enforceQuota` line): hard quotas refuse writes.
+    pub enforce_quota: bool,
+    /// `readonlymode.enabled`: a member without a quorum serves read-only sessions.
+    /// ZooKeeper reads it as a Java system property only (`-Dreadonlymode.enabled=true` in
+    /// SERVER_JVMFLAGS or JVMFLAGS, which zoocore reads too); zoo.cfg may say it as well.
+    pub read_only_mode: bool,
     pub container_check_interval_ms: u32,
     /// zoocore: number of session executors; default: CPUs in the affinity mask - 1, at least 1.
     pub shards: Option<usize>,
@@ -180,6 +224,28 @@ pub struct Config {
     pub client_plain: bool,
     /// The TLS client port (`secureClientPort`) and its keys; `None` without one.
     pub client_tls: Option<ClientTls>,
+    /// TLS between members (`sslQuorum`, `portUnification`); `None`: plain TCP.
+    pub quorum_tls: Option<QuorumTls>,
+}
+
+/// TLS on the links between members (docs/OPERATIONS.md "TLS between members"): ZooKeeper's
+/// `sslQuorum` with the `ssl.quorum.*` PEM stores. Both ends show a certificate that chains
+/// to the trust store (ZooKeeper's quorum TLS is mutual).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTls {
+    /// `sslQuorum`: dial peers over TLS.
+    pub dial_tls: bool,
+    /// `portUnification`: the quorum port takes plain and TLS links alike, told apart by
+    /// their first byte, for ZooKeeper's three-step rolling switch to (or from) TLS.
+    /// Without it the port takes only what `sslQuorum` says.
+    pub port_unification: bool,
+    /// `ssl.quorum.keyStore.location`: this member's key and certificate chain, PEM.
+    pub key_store: PathBuf,
+    /// `ssl.quorum.trustStore.location`: the CA certificates peers' certificates chain to.
+    pub trust_store: PathBuf,
+    /// `ssl.quorum.hostnameVerification` (default true): a dialled peer's certificate must
+    /// name the host of its `server.N` line.
+    pub hostname_verification: bool,
 }
 
 /// Who must show a certificate on the secure client port (`ssl.clientAuth`).
@@ -232,6 +298,8 @@ impl Config {
             jute_max_buffer: 0xfffff,
             super_digest: None,
             extended_types_enabled: false,
+            enforce_quota: false,
+            read_only_mode: false,
             container_check_interval_ms: 60_000,
             shards: None,
             pinning: true,
@@ -257,6 +325,7 @@ impl Config {
             reconfig_enabled: false,
             client_plain: true,
             client_tls: None,
+            quorum_tls: None,
         }
     }
 
@@ -265,7 +334,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut cfg = Self::parse(&text, path)?;
+        let flags = ["SERVER_JVMFLAGS", "JVMFLAGS"].map(|v| std::env::var(v).unwrap_or_default());
+        if flags.iter().any(|f| read_only_flag(f)) {
+            cfg.read_only_mode = true;
+        }
+        Ok(cfg)
     }
 
     /// Parses zoo.cfg text; `path` names the file in messages and resolves relative dirs as
@@ -340,6 +414,12 @@ impl Config {
                 }
                 "extendedTypesEnabled" => {
                     cfg.extended_types_enabled = parse_bool(value).map_err(bad)?
+                }
+                "readonlymode.enabled" | "zookeeper.readonlymode.enabled" => {
+                    cfg.read_only_mode = parse_bool(value).map_err(bad)?
+                }
+                "enforceQuota" | "zookeeper.enforceQuota" => {
+                    cfg.enforce_quota = parse_bool(value).map_err(bad)?
                 }
                 "znode.container.checkIntervalMs" => {
                     cfg.container_check_interval_ms = parse_num(value).map_err(bad)?
@@ -449,6 +529,7 @@ impl Config {
                 "tickTime must be positive".into(),
             ));
         }
+        let mut config_version = 0;
         if let Some((dynamic, line)) = dynamic_file {
             if let Some((id, _)) = members.iter().next() {
                 return Err(ConfigError::BadValue {
@@ -461,7 +542,12 @@ impl Config {
                     ),
                 });
             }
-            read_dynamic(&dynamic, &mut members, &mut member_lines)?;
+            read_dynamic(
+                &dynamic,
+                &mut members,
+                &mut member_lines,
+                &mut config_version,
+            )?;
         }
         let mut client_port_given = port.is_some();
         let voters = members.values().filter(|m| !m.observer).count();
@@ -498,6 +584,7 @@ impl Config {
         // port is open, as in ZooKeeper.
         cfg.client_plain = client_port_given || tls.port.is_none();
         // Without secureClientPortAddress ZooKeeper listens on every interface.
+        cfg.quorum_tls = tls.finish_quorum(path)?;
         cfg.client_tls = tls.finish(IpAddr::V4(Ipv4Addr::UNSPECIFIED), path)?;
         if let Some(t) = cfg.client_tls.as_ref().filter(|_| cfg.client_plain) {
             if t.addr == Some(cfg.client_addr) {
@@ -532,6 +619,7 @@ impl Config {
                 members,
                 init_limit_ticks: init_limit,
                 sync_limit_ticks: sync_limit,
+                config_version,
             });
         }
         cfg.min_session_timeout_ms = min_timeout.unwrap_or(2 * cfg.tick_time_ms);
@@ -568,6 +656,13 @@ struct TlsKeys {
     super_user: Option<String>,
     cert_reload: bool,
     port_unification: bool,
+    ssl_quorum: bool,
+    quorum_port_unification: bool,
+    quorum_key_store: Option<PathBuf>,
+    quorum_key_store_type: Option<String>,
+    quorum_trust_store: Option<PathBuf>,
+    quorum_trust_store_type: Option<String>,
+    quorum_hostname_verification: Option<bool>,
 }
 
 impl TlsKeys {
@@ -585,6 +680,12 @@ impl TlsKeys {
                 | "client.certReload"
                 | "client.portUnification"
                 | "sslQuorum"
+                | "portUnification"
+                | "ssl.quorum.keyStore.location"
+                | "ssl.quorum.keyStore.type"
+                | "ssl.quorum.trustStore.location"
+                | "ssl.quorum.trustStore.type"
+                | "ssl.quorum.hostnameVerification"
         )
     }
 
@@ -610,18 +711,49 @@ impl TlsKeys {
             "X509AuthenticationProvider.superUser" => self.super_user = Some(value.to_string()),
             "client.certReload" => self.cert_reload = parse_bool(value)?,
             "client.portUnification" => self.port_unification = parse_bool(value)?,
-            // Member links are plain TCP in zoocore: starting as if they were encrypted would
-            // be a silent downgrade.
-            "sslQuorum" => {
-                if parse_bool(value)? {
-                    return Err("TLS between members is not supported by zoocore; \
-                                only client connections (secureClientPort)"
-                        .into());
-                }
+            "sslQuorum" => self.ssl_quorum = parse_bool(value)?,
+            "portUnification" => self.quorum_port_unification = parse_bool(value)?,
+            "ssl.quorum.keyStore.location" => self.quorum_key_store = Some(PathBuf::from(value)),
+            "ssl.quorum.keyStore.type" => self.quorum_key_store_type = Some(value.to_string()),
+            "ssl.quorum.trustStore.location" => {
+                self.quorum_trust_store = Some(PathBuf::from(value))
+            }
+            "ssl.quorum.trustStore.type" => self.quorum_trust_store_type = Some(value.to_string()),
+            "ssl.quorum.hostnameVerification" => {
+                self.quorum_hostname_verification = Some(parse_bool(value)?)
             }
             _ => unreachable!("TlsKeys::takes({key:?}) without a setter"),
         }
         Ok(())
+    }
+
+    /// TLS between members, or `None` with neither `sslQuorum` nor `portUnification`: both
+    /// stores are needed (the links are mutual TLS), PEM only.
+    fn finish_quorum(&mut self, cfg_path: &Path) -> Result<Option<QuorumTls>, ConfigError> {
+        if !self.ssl_quorum && !self.quorum_port_unification {
+            return Ok(None);
+        }
+        let inconsistent = |why: String| {
+            ConfigError::Inconsistent(format!("{}: quorum TLS: {why}", cfg_path.display()))
+        };
+        let key_store = self
+            .quorum_key_store
+            .take()
+            .ok_or_else(|| inconsistent("ssl.quorum.keyStore.location is not set".into()))?;
+        let trust_store = self
+            .quorum_trust_store
+            .take()
+            .ok_or_else(|| inconsistent("ssl.quorum.trustStore.location is not set".into()))?;
+        check_pem_store(&key_store, self.quorum_key_store_type.as_deref()).map_err(inconsistent)?;
+        check_pem_store(&trust_store, self.quorum_trust_store_type.as_deref())
+            .map_err(inconsistent)?;
+        Ok(Some(QuorumTls {
+            dial_tls: self.ssl_quorum,
+            port_unification: self.quorum_port_unification,
+            key_store,
+            trust_store,
+            hostname_verification: self.quorum_hostname_verification.unwrap_or(true),
+        }))
     }
 
     /// The TLS settings, or `None` with neither `secureClientPort` nor
@@ -737,6 +869,7 @@ fn parse_member(value: &str) -> Result<Member, String> {
         .next()
         .ok_or_else(|| format!("{host:?} resolves to no address"))?;
     Ok(Member {
+        host: host.to_string(),
         quorum_addr,
         election_port,
         observer,
@@ -764,12 +897,14 @@ fn parse_client_addr(value: &str) -> Result<SocketAddr, String> {
     }
 }
 
-/// The dynamic configuration file (`dynamicConfigFile`): `server.N` lines as in zoo.cfg;
-/// its other keys (`version`, `group.N`, `weight.N`) are logged as ignored with their line.
+/// The dynamic configuration file (`dynamicConfigFile`): `server.N` lines as in zoo.cfg and
+/// the configuration's `version` (hex); its other keys (`group.N`, `weight.N`) are logged as
+/// ignored with their line.
 fn read_dynamic(
     path: &Path,
     members: &mut BTreeMap<u64, Member>,
     lines: &mut BTreeMap<u64, (PathBuf, usize)>,
+    version: &mut i64,
 ) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -795,6 +930,11 @@ fn read_dynamic(
             key: key.to_string(),
             why,
         };
+        if key == "version" {
+            *version = i64::from_str_radix(value.trim(), 16)
+                .map_err(|e| bad(format!("{value:?} is not a hex version: {e}")))?;
+            continue;
+        }
         let Some(id) = key.strip_prefix("server.") else {
             tracing::warn!(
                 "{}:{line}: key {key:?} is not used by zoocore; ignored",
@@ -834,6 +974,15 @@ fn parse_ip(value: &str) -> Result<IpAddr, String> {
         .map_err(|e| format!("{value:?} is not an IP address: {e}"))
 }
 
+/// Whether JVM flags (zkServer.sh's SERVER_JVMFLAGS) turn read-only mode on, as
+/// `Boolean.getBoolean("readonlymode.enabled")` reads `-Dreadonlymode.enabled=true`.
+fn read_only_flag(flags: &str) -> bool {
+    flags.split_whitespace().any(|f| {
+        f.strip_prefix("-Dreadonlymode.enabled=")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    })
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "yes" => Ok(true),
@@ -858,6 +1007,18 @@ fn parse_whitelist(value: &str) -> Whitelist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_only_mode_and_enforce_quota_from_zoo_cfg_or_jvm_flags() {
+        let cfg = Config::parse("dataDir=/tmp/zk\n", Path::new("zoo.cfg")).unwrap();
+        assert!(!cfg.read_only_mode && !cfg.enforce_quota);
+        let text = "dataDir=/tmp/zk\nreadonlymode.enabled=true\nzookeeper.enforceQuota=true\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert!(cfg.read_only_mode && cfg.enforce_quota);
+        assert!(read_only_flag("-Xmx1g -Dreadonlymode.enabled=true"));
+        assert!(!read_only_flag("-Dreadonlymode.enabled=false -Dother=true"));
+        assert!(!read_only_flag(""));
+    }
 
     #[test]
     fn reads_a_zookeeper_config() {
@@ -996,7 +1157,72 @@ mod tests {
         let err = parse("ssl.clientAuth=maybe\n");
         assert!(err.starts_with("z.cfg:1: ssl.clientAuth:"), "{err}");
         let err = parse("sslQuorum=true\n");
-        assert!(err.contains("not supported"), "{err}");
+        assert!(
+            err.contains("ssl.quorum.keyStore.location is not set"),
+            "{err}"
+        );
+        let err = parse("portUnification=true\nssl.quorum.keyStore.location=/k.pem\n");
+        assert!(
+            err.contains("ssl.quorum.trustStore.location is not set"),
+            "{err}"
+        );
+        let err = parse(
+            "sslQuorum=true\nssl.quorum.keyStore.location=/k.p12\n\
+             ssl.quorum.trustStore.location=/t.pem\n",
+        );
+        assert!(err.contains("PKCS12 stores are not supported"), "{err}");
+    }
+
+    #[test]
+    fn quorum_tls_keys_with_or_without_their_prefix() {
+        let text = "dataDir=/d\nsslQuorum=true\nzookeeper.ssl.quorum.keyStore.location=/k.pem\n\
+                    ssl.quorum.trustStore.location=/t.pem\nssl.quorum.trustStore.type=PEM\n\
+                    ssl.quorum.hostnameVerification=false\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        let q = cfg.quorum_tls.expect("quorum TLS");
+        assert!(q.dial_tls && !q.port_unification && !q.hostname_verification);
+        assert_eq!(q.key_store, Path::new("/k.pem"));
+        assert_eq!(q.trust_store, Path::new("/t.pem"));
+        // The first step of a rolling switch: still dialling plain, accepting both.
+        let text = "dataDir=/d\nportUnification=true\nssl.quorum.keyStore.location=/k.pem\n\
+                    ssl.quorum.trustStore.location=/t.pem\n";
+        let q = Config::parse(text, Path::new("zoo.cfg"))
+            .unwrap()
+            .quorum_tls
+            .unwrap();
+        assert!(!q.dial_tls && q.port_unification && q.hostname_verification);
+        let cfg = Config::parse("dataDir=/d\n", Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.quorum_tls, None);
+    }
+
+    #[test]
+    fn the_configuration_text_is_zookeepers_dynamic_format() {
+        let dir = std::env::temp_dir().join(format!("zoocore-dyn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "2\n").unwrap();
+        let dynamic = dir.join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;2181\n\
+             server.2=localhost:2889:3889:participant;127.0.0.7:2400\n\
+             server.3=127.0.0.3:2888:3888:observer\nversion=100000000\n",
+        )
+        .unwrap();
+        let text = format!(
+            "dataDir={}\ndynamicConfigFile={}\n",
+            dir.display(),
+            dynamic.display()
+        );
+        let cfg = Config::parse(&text, Path::new("zoo.cfg")).unwrap();
+        let ens = cfg.ensemble.unwrap();
+        assert_eq!(ens.config_version, 0x1_0000_0000);
+        assert_eq!(
+            ens.dynamic_text(),
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=localhost:2889:3889:participant;127.0.0.7:2400\n\
+             server.3=127.0.0.3:2888:3888:observer\nversion=100000000"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

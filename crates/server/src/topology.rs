@@ -323,6 +323,7 @@ async fn core_main(
         batch_txns_max: limits::BATCH_TXNS_MAX,
         force_sync: cfg.force_sync,
         container_check_interval_ms: u64::from(cfg.container_check_interval_ms),
+        enforce_quota: cfg.enforce_quota,
         purge_interval_ms: cfg.purge_interval_hours.saturating_mul(3_600_000),
         snap_retain_count: cfg.snap_retain_count,
     };
@@ -519,6 +520,7 @@ async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
             let mode = match role {
                 Role::Standalone => Mode::Standalone,
                 Role::Looking => Mode::Looking,
+                Role::ReadOnly => Mode::ReadOnly,
                 Role::Follower => Mode::Follower,
                 Role::Leader => Mode::Leader,
                 Role::Observer => Mode::Observer,
@@ -527,7 +529,7 @@ async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
             // learns it through its channel.
             set_mode(mode);
             for s in &driver.senders {
-                let _ = s.send(FromCore::Serving(mode.serving())).await;
+                let _ = s.send(FromCore::Serving(mode.clients())).await;
             }
         }
         // The member logged why. Nothing more may be acknowledged; on restart the server

@@ -1157,6 +1157,7 @@ impl Sim {
             auth: &[],
             zxid,
             time_ms,
+            enforce_quota: false,
         };
         let txn = spec.prepare(&op, &ctx);
         let data = encode_entry(time_ms, &txn);

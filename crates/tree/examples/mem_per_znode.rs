@@ -27,6 +27,7 @@ fn main() {
             auth: &[],
             zxid: Zxid(zxid),
             time_ms: zxid,
+            enforce_quota: false,
         };
         let txn = tree.prepare(&op, &ctx);
         let applied = tree.apply(Zxid(zxid), zxid, &txn);

@@ -50,6 +50,8 @@ pub struct PrepContext<'a> {
     /// The zxid the txn will carry.
     pub zxid: Zxid,
     pub time_ms: i64,
+    /// `enforceQuota`: a create or setData over a hard quota is refused (QUOTA_EXCEEDED).
+    pub enforce_quota: bool,
 }
 
 /// The Stat as clients see it (`DataNode.copyStat`): the stored cversion counts child
@@ -545,10 +547,13 @@ impl Tree {
                 version,
             } => {
                 validate_path(path, false)?;
-                let node = self.node(path).ok_or(ErrorCode::NO_NODE)?.meta();
+                let found = self.node(path).ok_or(ErrorCode::NO_NODE)?;
+                let node = found.meta();
                 if !check_acl(self.acl(node.acl), Perms::WRITE, ctx.auth) {
                     return Err(ErrorCode::NO_AUTH);
                 }
+                let grown = data_len(data.as_deref()) as i64 - found.data_len() as i64;
+                self.enforce_quota(ctx, path, 0, grown)?;
                 let version = check_and_inc_version(node.version, *version)?;
                 Ok(Txn::SetData {
                     path: path.clone(),
@@ -631,7 +636,8 @@ impl Tree {
     /// TTL range (BAD_ARGUMENTS), ephemeral session (SESSION_EXPIRED), path shape
     /// (BAD_ARGUMENTS), ACL (INVALID_ACL), parent (NO_NODE), parent ACL (NO_AUTH), full
     /// path after the sequence suffix (BAD_ARGUMENTS), existence (NODE_EXISTS), ephemeral
-    /// parent (NO_CHILDREN_FOR_EPHEMERALS).
+    /// parent (NO_CHILDREN_FOR_EPHEMERALS), a hard quota under `enforceQuota`
+    /// (QUOTA_EXCEEDED).
     fn prep_create(
         &self,
         path: &str,
@@ -683,6 +689,7 @@ impl Tree {
         if ephemeral_type(parent.ephemeral_owner, self.extended_types) == EphemeralType::Normal {
             return Err(ErrorCode::NO_CHILDREN_FOR_EPHEMERALS);
         }
+        self.enforce_quota(ctx, &full, 1, data_len(data) as i64)?;
         Ok(Txn::Create {
             path: full,
             data: data.map(Arc::from),
@@ -1016,6 +1023,52 @@ impl Tree {
         self.set_quota_stats(&target, count + count_diff, bytes + bytes_diff);
     }
 
+    /// What a change of `count_diff` nodes and `bytes_diff` bytes at `path` does to the
+    /// nearest quota at or above it (ZooKeeperServer.checkQuota, against this tree, which at
+    /// prep time holds every outstanding change too). Cheap when no path has a quota.
+    pub fn quota_excess(
+        &self,
+        path: &str,
+        count_diff: i64,
+        bytes_diff: i64,
+    ) -> Option<quota::QuotaExceeded> {
+        if self.quotas.is_empty() || quota::is_system_path(path) {
+            return None;
+        }
+        let prefix = quota::self_and_ancestors(path).find(|p| self.quotas.contains(*p))?;
+        let limits_path = format!("{}{prefix}/{LIMITS_NODE}", quota::QUOTA_ROOT);
+        let limits = quota::parse_limits(self.node(&limits_path)?.data().unwrap_or_default());
+        let stats = self.node(&quota::stats_path(prefix))?;
+        let usage = quota::parse_stats(stats.data().unwrap_or_default());
+        quota::check(prefix, limits, usage, count_diff, bytes_diff)
+    }
+
+    /// The usage change a prepared create or setData makes, for [`Tree::quota_excess`].
+    pub fn quota_change<'t>(&self, txn: &'t Txn) -> Option<(&'t str, i64, i64)> {
+        match txn {
+            Txn::Create { path, data, .. } => Some((path, 1, data_len(data.as_deref()) as i64)),
+            Txn::SetData { path, data, .. } => {
+                let old = self.node(path).map_or(0, |n| n.data_len() as i64);
+                Some((path, 0, data_len(data.as_deref()) as i64 - old))
+            }
+            _ => None,
+        }
+    }
+
+    /// QUOTA_EXCEEDED when `enforceQuota` is on and the change goes over a hard limit.
+    fn enforce_quota(
+        &self,
+        ctx: &PrepContext<'_>,
+        path: &str,
+        count_diff: i64,
+        bytes_diff: i64,
+    ) -> Result<(), ErrorCode> {
+        match self.quota_excess(path, count_diff, bytes_diff) {
+            Some(e) if e.hard && ctx.enforce_quota => Err(ErrorCode::QUOTA_EXCEEDED),
+            _ => Ok(()),
+        }
+    }
+
     /// Nodes and data bytes of the subtree at `path` (none when it does not exist).
     fn subtree_usage(&self, path: &str) -> (i64, i64) {
         let Some(node) = self.node(path) else {
@@ -1043,6 +1096,25 @@ impl Tree {
         let stats = quota::format_stats(count, bytes);
         let node = Node::new(old.key(), &old.meta(), Some(&stats));
         self.put_node(node);
+    }
+
+    /// Sets `/zookeeper/config` to an ensemble's configuration outside any txn, as each
+    /// ZooKeeper member does when it loads its database (ZKDatabase.initConfigInZKDatabase:
+    /// `setData(.., version -1, zxid = the configuration's version, now)`): every member
+    /// writes the same text, so the node reads alike everywhere but for its mtime.
+    pub fn set_config_node(&mut self, text: &[u8], version_zxid: i64, time_ms: i64) {
+        // Every tree has the node (Tree::new, and ZooKeeper 3.5+'s snapshots); one built
+        // from older data without it is left so.
+        let Some(old) = self.node("/zookeeper/config").map(Node::meta) else {
+            return;
+        };
+        let meta = Meta {
+            version: -1,
+            mzxid: version_zxid,
+            mtime: time_ms,
+            ..old
+        };
+        self.put_new("/zookeeper/config", &meta, Some(text));
     }
 
     // ---- storage helpers ----

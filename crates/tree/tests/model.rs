@@ -288,7 +288,7 @@ proptest! {
         let auth: Vec<Id> = Vec::new();
         for (i, (mop, session)) in ops.iter().enumerate() {
             let zxid = Zxid(i as i64 + 1);
-            let ctx = PrepContext { session: SessionId(*session), auth: &auth, zxid, time_ms: i as i64 };
+            let ctx = PrepContext { session: SessionId(*session), auth: &auth, zxid, time_ms: i as i64, enforce_quota: false };
             let txn = tree.prepare(&mop.to_op(), &ctx);
             let applied = tree.apply(zxid, i as i64, &txn);
             let expected = model.op(mop, *session);
@@ -331,7 +331,7 @@ proptest! {
         let auth: Vec<Id> = Vec::new();
         for (i, (mop, session)) in ops.iter().enumerate() {
             let zxid = Zxid(i as i64 + 1);
-            let ctx = PrepContext { session: SessionId(*session), auth: &auth, zxid, time_ms: i as i64 };
+            let ctx = PrepContext { session: SessionId(*session), auth: &auth, zxid, time_ms: i as i64, enforce_quota: false };
             let txn = tree.prepare(&mop.to_op(), &ctx);
             tree.apply(zxid, i as i64, &txn);
             log.push((zxid, i as i64, txn.to_bytes()));

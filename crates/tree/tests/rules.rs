@@ -9,6 +9,7 @@ struct Server {
     tree: Tree,
     zxid: i64,
     now: i64,
+    enforce_quota: bool,
 }
 
 impl Server {
@@ -17,6 +18,7 @@ impl Server {
             tree: Tree::new(),
             zxid: 0,
             now: 1000,
+            enforce_quota: false,
         }
     }
 
@@ -28,6 +30,7 @@ impl Server {
             auth,
             zxid: Zxid(self.zxid),
             time_ms: self.now,
+            enforce_quota: self.enforce_quota,
         };
         let txn = self.tree.prepare(&op, &ctx);
         let applied = self.tree.apply(Zxid(self.zxid), self.now, &txn);
@@ -690,6 +693,7 @@ fn containers_and_ttl_expire_like_container_manager() {
         tree: Tree::with_extended_types(true),
         zxid: 0,
         now: 0,
+        enforce_quota: false,
     };
     s.submit(create("/c", CreateMode::Container));
     // Clients see 0 for a container's owner (DataNode.getClientEphemeralOwner).
@@ -784,6 +788,80 @@ fn create_with(path: &str, data: &[u8]) -> Op {
         mode: CreateMode::Persistent,
         ttl_ms: -1,
     }
+}
+
+/// zkCli's `setquota -N 3 -B 8 /h`: with `enforceQuota` on, a create past the hard count
+/// or a setData past the hard bytes is refused with QUOTAEXCEEDED and changes nothing (the
+/// quota'd node counts itself); shrinking within the limit and writes outside /h go on; with
+/// it off, the same writes pass (the limits are then only logged, as ZooKeeper's default).
+#[test]
+fn hard_quotas_refuse_under_enforce_quota_only() {
+    let mut s = Server::new();
+    s.enforce_quota = true;
+    s.submit(create_with("/h", b""));
+    s.submit(create_with("/zookeeper/quota/h", b""));
+    s.submit(create_with(
+        "/zookeeper/quota/h/zookeeper_limits",
+        b"count=-1,bytes=-1=;byteHardLimit=8;countHardLimit=3",
+    ));
+    s.submit(create_with(
+        "/zookeeper/quota/h/zookeeper_stats",
+        b"count=0,bytes=0",
+    ));
+    assert_eq!(quota_stats(&s, "/h"), "count=1,bytes=0");
+    assert!(matches!(
+        s.submit(create_with("/h/a", b"1234")),
+        OpResult::Created { .. }
+    ));
+    assert!(matches!(
+        s.submit(create_with("/h/b", b"")),
+        OpResult::Created { .. }
+    ));
+    let over = s.submit(create_with("/h/c", b""));
+    assert_eq!(over.code(), ErrorCode::QUOTA_EXCEEDED);
+    assert!(s.tree.get("/h/c").is_none());
+    let set = |data: &[u8]| Op::SetData {
+        path: "/h/a".into(),
+        data: Some(data.to_vec()),
+        version: -1,
+    };
+    assert_eq!(
+        s.submit(set(b"123456789")).code(),
+        ErrorCode::QUOTA_EXCEEDED
+    );
+    assert_eq!(s.submit(set(b"12345678")).code(), ErrorCode::OK);
+    assert_eq!(quota_stats(&s, "/h"), "count=3,bytes=8");
+    assert_eq!(s.submit(set(b"1")).code(), ErrorCode::OK);
+    // A multi stops at the op that goes over, and applies nothing.
+    let multi = s.submit(Op::Multi(vec![
+        create_with("/h/b/x", b""),
+        create_with("/outside", b""),
+    ]));
+    let OpResult::Multi(results) = multi else {
+        panic!("a multi answers per op: {multi:?}");
+    };
+    assert_eq!(results[0].code(), ErrorCode::QUOTA_EXCEEDED);
+    assert!(s.tree.get("/outside").is_none());
+    assert!(matches!(
+        s.submit(create_with("/outside", b"")),
+        OpResult::Created { .. }
+    ));
+    assert_eq!(quota_stats(&s, "/h"), "count=3,bytes=1");
+
+    s.enforce_quota = false;
+    assert!(matches!(
+        s.submit(create_with("/h/c", b"123456789")),
+        OpResult::Created { .. }
+    ));
+    assert_eq!(quota_stats(&s, "/h"), "count=4,bytes=10");
+    let excess = s
+        .tree
+        .quota_excess("/h/d", 1, 0)
+        .expect("over the hard count");
+    assert_eq!(
+        excess.to_string(),
+        "Quota exceeded: /h [current count=5, hardCountLimit=3]"
+    );
 }
 
 fn quota_stats(s: &Server, path: &str) -> String {

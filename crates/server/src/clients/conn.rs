@@ -119,7 +119,7 @@ pub async fn serve(
 
 /// Whether the client's first byte opens a TLS handshake; a client silent for `timeout` is
 /// left to the plain path, whose read timeout closes it.
-async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
+pub(crate) async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
     let mut first = [0u8; 1];
     let peeked = futures_lite::future::or(async { stream.peek(&mut first).await.ok() }, async {
         glommio::timer::sleep(timeout).await;

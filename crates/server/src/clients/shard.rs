@@ -25,7 +25,7 @@ use zoocore_tree::{
 
 use crate::config::Config;
 use crate::msg::{
-    CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, ShardId, ToCore,
+    CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, Serving, ShardId, ToCore,
 };
 use glommio::channels::local_channel::LocalSender;
 
@@ -107,9 +107,12 @@ pub struct Shard {
     /// Commit batches installed here: the view's number across shards (views.rs).
     pub batches: u64,
     pub views: Arc<Views>,
-    /// Whether this member serves clients (FromCore::Serving): a standalone server always, an
-    /// ensemble member once it follows, observes or leads.
-    pub serving: bool,
+    /// What this member serves clients (FromCore::Serving): a standalone server always, an
+    /// ensemble member once it follows, observes or leads; read-only sessions while it has
+    /// no leader under `readonlymode.enabled`.
+    pub serving: Serving,
+    /// Read-only sessions this shard has handed out, for their ids.
+    read_only_sessions: i64,
 }
 
 /// Hashing of connection and session ids for the shard's maps, which are looked up several
@@ -156,7 +159,12 @@ impl Shard {
         views: Arc<Views>,
     ) -> Self {
         Shard {
-            serving: cfg.ensemble.is_none(),
+            serving: if cfg.ensemble.is_none() {
+                Serving::ReadWrite
+            } else {
+                Serving::No
+            },
+            read_only_sessions: 0,
             id,
             cfg,
             view,
@@ -247,9 +255,18 @@ impl Shard {
         read_only: Option<bool>,
         permit: Permit,
     ) -> Result<(), CloseReason> {
-        if !self.serving {
-            return Err("this ensemble member has no leader: not serving".into());
-        }
+        let server_read_only = match self.serving {
+            Serving::No => return Err("this ensemble member has no leader: not serving".into()),
+            Serving::ReadOnly if read_only != Some(true) => {
+                // ZooKeeperServer.processConnectRequest: "Not read-only client".
+                return Err("not a read-only client, and this member has no quorum".into());
+            }
+            Serving::ReadOnly => true,
+            Serving::ReadWrite => false,
+        };
+        // The answer's readOnly says what the server is (not an echo of the client's flag),
+        // and is there only when the client sent one.
+        let read_only = read_only.map(|_| server_read_only);
         if req.last_zxid_seen > self.view.last_zxid().0 {
             return Err(format!(
                 "client has seen zxid 0x{:x}, our last zxid is {}: refusing the session",
@@ -263,7 +280,7 @@ impl Shard {
             return Ok(());
         };
         conn.timeout_ms = timeout_ms;
-        if req.session_id == 0 {
+        if req.session_id == 0 && !server_read_only {
             conn.queue.push_back(Pending::Connect { read_only, permit });
             let auth = conn.auth.clone();
             self.send_to_core(ToCore::Request(CoreRequest {
@@ -278,17 +295,29 @@ impl Shard {
             }));
             return Ok(());
         }
-        let session = SessionId(req.session_id);
-        let valid =
-            req.passwd.as_slice() == session_password(session) && self.view.session_exists(session);
+        let (session, valid) = if req.session_id == 0 {
+            // A read-only member cannot commit a createSession: the session is this
+            // member's own (ZooKeeper's local session), never written, gone with its
+            // connection. A Java client that has never seen a read-write server asks for
+            // a new session again when it finds one.
+            (self.read_only_session_id(), true)
+        } else {
+            let session = SessionId(req.session_id);
+            let valid = req.passwd.as_slice() == session_password(session)
+                && self.view.session_exists(session);
+            (session, valid)
+        };
         // Any attempt to reconnect closes the session's current connection, before the
-        // password is checked, as ZooKeeperServer.processConnectRequest does.
-        self.outgoing.push(ToCore::Attach {
-            session,
-            shard,
-            conn: id,
-            valid,
-        });
+        // password is checked, as ZooKeeperServer.processConnectRequest does. Without a
+        // leader there is no owner to move.
+        if !server_read_only {
+            self.outgoing.push(ToCore::Attach {
+                session,
+                shard,
+                conn: id,
+                valid,
+            });
+        }
         let conn = self.conns.get_mut(&id).expect("connection checked above");
         if !valid {
             tracing::info!(
@@ -310,7 +339,9 @@ impl Shard {
         }
         conn.session = session;
         self.sessions.insert(session, id);
-        self.touched.insert(session);
+        if !server_read_only {
+            self.touched.insert(session);
+        }
         let answer = ConnectResponse {
             protocol_version: 0,
             time_out: timeout_ms,
@@ -339,8 +370,8 @@ impl Shard {
             return Ok(());
         };
         conn.stats.received += 1;
-        self.stats.packets_received.fetch_add(1, Relaxed);
-        if conn.session.0 != 0 {
+        self.stats.packets_received.add(1);
+        if conn.session.0 != 0 && self.serving != Serving::ReadOnly {
             self.touched.insert(conn.session);
         }
         let xid = header.xid;
@@ -372,6 +403,9 @@ impl Shard {
             }
             Request::Reconfig(_) => {
                 self.answer_now(id, xid, ErrorCode::RECONFIG_DISABLED, None, permit)
+            }
+            _ if (op.is_write() || op == OpCode::Sync) && self.serving == Serving::ReadOnly => {
+                self.refuse_read_only(id, xid, op, permit)
             }
             req if op.is_write() || op == OpCode::Sync => {
                 self.submit_write(id, xid, op, req, Instant::now(), permit);
@@ -408,6 +442,40 @@ impl Shard {
         let frame = wire::reply(xid, self.view.last_zxid(), err, body);
         self.emit(id, frame, None, RequestKind::Other, permit);
         Ok(())
+    }
+
+    /// A write, sync or closeSession on a read-only member (ReadOnlyRequestProcessor):
+    /// NOTREADONLY, but the close of a session of this member's own (a read-only one) is
+    /// done: answered, and its connection closed. Nothing waits in a read-only session's
+    /// FIFO (it never has a write in flight), so answering at once keeps the order.
+    fn refuse_read_only(
+        &mut self,
+        id: ConnId,
+        xid: i32,
+        op: OpCode,
+        permit: Permit,
+    ) -> Result<(), CloseReason> {
+        let session = self.conns.get(&id).map_or(SessionId(0), |c| c.session);
+        if op == OpCode::CloseSession && !self.view.session_exists(session) {
+            self.answer_now(id, xid, ErrorCode::OK, None, permit)?;
+            if let Some(conn) = self.conns.get(&id) {
+                conn.close(Close::AfterFlush("read-only session closed".into()));
+            }
+            return Ok(());
+        }
+        self.answer_now(id, xid, ErrorCode::NOT_READ_ONLY, None, permit)
+    }
+
+    /// A new read-only session's id: in ZooKeeper's shape (this server's id in the top byte,
+    /// then the time in milliseconds, `first_session_id`), then this shard and a count, so
+    /// that ids differ across shards and from this member's read-write sessions, which
+    /// count up from its start time.
+    fn read_only_session_id(&mut self) -> SessionId {
+        let myid = self.cfg.ensemble.as_ref().map_or(0, |e| e.myid);
+        let base = crate::sessions::first_session_id(myid as u8, crate::stats::unix_ms());
+        self.read_only_sessions += 1;
+        let shard = (self.id as i64 & 0xf) << 12;
+        SessionId(base + shard + (self.read_only_sessions & 0xfff))
     }
 
     fn on_auth(
@@ -705,7 +773,7 @@ impl Shard {
     ) -> Option<&mut Conn> {
         let us = started.map_or(0, |s| s.elapsed().as_micros() as u64);
         self.stats.record_latency(us, kind);
-        self.stats.packets_sent.fetch_add(1, Relaxed);
+        self.stats.packets_sent.add(1);
         let conn = self.conns.get_mut(&id)?;
         conn.stats.sent += 1;
         conn.stats.answered();

@@ -132,7 +132,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// The private key and the certificate chain (end-entity first, as PEMFileLoader expects).
-fn read_key_store(
+pub(crate) fn read_key_store(
     path: &Path,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let bytes = read_file(path)?;
@@ -158,7 +158,7 @@ fn read_key_store(
     Ok((chain, key))
 }
 
-fn read_trust_store(path: &Path) -> Result<RootCertStore, TlsError> {
+pub(crate) fn read_trust_store(path: &Path) -> Result<RootCertStore, TlsError> {
     let bad = |why: String| TlsError::Bad {
         path: path.to_owned(),
         why,

@@ -58,15 +58,31 @@ pub struct Start {
 
 pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, seed: u64) -> Start {
     let ens = cfg.ensemble.clone().expect("ensemble config");
-    let (tree, durable) = durable_state(cfg, recovered);
+    let (mut tree, durable) = durable_state(cfg, recovered);
+    // Each member writes the configuration into its own /zookeeper/config, as ZooKeeper's
+    // members do when they load their database (zkCli's `config` reads it).
+    tree.set_config_node(
+        ens.dynamic_text().as_bytes(),
+        ens.config_version,
+        crate::stats::unix_ms() as i64,
+    );
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
-    let members: BTreeMap<u64, std::net::SocketAddr> = ens
+    let members: BTreeMap<u64, (std::net::SocketAddr, String)> = ens
         .members
         .iter()
-        .map(|(id, m)| (*id, m.quorum_addr))
+        .map(|(id, m)| (*id, (m.quorum_addr, m.host.clone())))
         .collect();
-    let listen = members[&ens.myid];
-    let peers = match crate::peer::start(ens.myid, listen, &members, Rc::new(events_tx)) {
+    let listen = members[&ens.myid].0;
+    let tls = match cfg
+        .quorum_tls
+        .as_ref()
+        .map(crate::peer_tls::build)
+        .transpose()
+    {
+        Ok(tls) => tls.map(Rc::new),
+        Err(e) => fatal("quorum TLS", &e),
+    };
+    let peers = match crate::peer::start(ens.myid, listen, &members, tls, Rc::new(events_tx)) {
         Ok(p) => p,
         Err(e) => fatal(&format!("cannot listen on the quorum port {listen}"), &e),
     };
@@ -78,6 +94,10 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
             // Half a sub-tick: the timer's own tick, a little early after an event's, still
             // counts.
             time_spacing_ms: sub_tick_ms(cfg.tick_time_ms) / 2,
+            // QuorumPeer's grace before a looking member decides it is partitioned.
+            read_only_after_ms: cfg
+                .read_only_mode
+                .then(|| u64::from(cfg.tick_time_ms).max(2000)),
         },
         tree,
         peers,

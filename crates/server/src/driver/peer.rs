@@ -16,9 +16,12 @@
 //! connection that broke are discarded with it. A broken link is re-dialled with exponential
 //! backoff.
 //!
+//! With quorum TLS (peer_tls.rs) a dialled link is TLS before its hello, and the quorum port
+//! takes TLS links, plain ones, or both (`portUnification`), by the link's first byte.
+//!
 //! Anything malformed from a peer (bad hello, unknown member, a frame that does not decode,
-//! a forwarded request that does not decode) closes that link with a logged reason; it never
-//! panics the server.
+//! a forwarded request that does not decode, a failed TLS handshake, a plain link where TLS
+//! is required) closes that link with a logged reason; it never panics the server.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -27,7 +30,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future::poll_once;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use zoocore_zab::{Message, ServerId};
@@ -35,6 +38,7 @@ use zoocore_zab::{Message, ServerId};
 use crate::ensemble::Event;
 use crate::forward::Forward;
 use crate::limits;
+use crate::peer_tls::{self, PeerTls};
 
 const HELLO_MAGIC: [u8; 4] = *b"ZCZH";
 const HELLO_VERSION: u32 = 1;
@@ -80,27 +84,37 @@ impl Peers {
     }
 }
 
-/// Starts the listener on `listen` and a dialler for every other member. Received messages
-/// go to `events`.
+/// Starts the listener on `listen` and a dialler for every other member (its address, and
+/// its host as zoo.cfg names it, for TLS). Received messages go to `events`.
 pub fn start(
     myid: ServerId,
     listen: SocketAddr,
-    members: &BTreeMap<ServerId, SocketAddr>,
+    members: &BTreeMap<ServerId, (SocketAddr, String)>,
+    tls: Option<Rc<PeerTls>>,
     events: Rc<LocalSender<Event>>,
 ) -> std::io::Result<Peers> {
     let listener = crate::listen::listen(listen)?;
     let known: Vec<ServerId> = members.keys().copied().collect();
     {
         let events = events.clone();
+        let tls = tls.clone();
         glommio::spawn_local(async move {
             loop {
                 match listener.accept().await {
                     Ok(stream) => {
-                        let (events, known) = (events.clone(), known.clone());
+                        let (events, known, tls) = (events.clone(), known.clone(), tls.clone());
                         glommio::spawn_local(async move {
                             let addr = stream.peer_addr().ok();
                             let mut from = None;
-                            let result = read_link(myid, stream, &known, &events, &mut from).await;
+                            let result = accept_link(
+                                myid,
+                                stream,
+                                tls.as_deref(),
+                                &known,
+                                &events,
+                                &mut from,
+                            )
+                            .await;
                             if let Err(why) = result {
                                 tracing::info!("peer link from {addr:?} closed: {why}");
                             }
@@ -120,10 +134,11 @@ pub fn start(
         .detach();
     }
     let mut out = BTreeMap::new();
-    for (&id, &addr) in members {
+    for (&id, (addr, host)) in members {
         if id == myid {
             continue;
         }
+        let (addr, host, tls) = (*addr, host.clone(), tls.clone());
         let (tx, rx) = local_channel::new_bounded::<Vec<u8>>(limits::PEER_QUEUE_FRAMES);
         let reset = Rc::new(Cell::new(false));
         out.insert(
@@ -139,6 +154,8 @@ pub fn start(
                 myid,
                 peer: id,
                 addr,
+                host,
+                tls,
                 rx,
                 reset,
             };
@@ -154,6 +171,9 @@ struct Dialler {
     myid: ServerId,
     peer: ServerId,
     addr: SocketAddr,
+    /// The peer's host as its `server.N` line names it: the name its certificate carries.
+    host: String,
+    tls: Option<Rc<PeerTls>>,
     rx: LocalReceiver<Vec<u8>>,
     reset: Rc<Cell<bool>>,
 }
@@ -185,7 +205,15 @@ impl Dialler {
             };
             backoff = Duration::from_millis(limits::PEER_BACKOFF_MS_MIN);
             tracing::debug!("connected to peer {} at {}", self.peer, self.addr);
-            match self.write_link(stream).await {
+            let _ = stream.set_nodelay(true);
+            let written = match self.tls.as_ref().and_then(|t| t.connector.clone()) {
+                None => self.write_link(stream).await,
+                Some(connector) => match self.tls_handshake(connector, stream).await {
+                    Ok(stream) => self.write_link(stream).await,
+                    Err(why) => Err(why),
+                },
+            };
+            match written {
                 Ok(()) => return, // the driver is gone
                 Err(why) => tracing::info!("peer link to {} at {}: {why}", self.peer, self.addr),
             }
@@ -200,9 +228,31 @@ impl Dialler {
         }
     }
 
+    /// The TLS handshake of a dialled link, bounded like a client's.
+    async fn tls_handshake(
+        &self,
+        connector: futures_rustls::TlsConnector,
+        stream: TcpStream,
+    ) -> Result<futures_rustls::client::TlsStream<TcpStream>, String> {
+        let name = peer_tls::server_name(&self.host)?;
+        let limit = Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS);
+        futures_lite::future::or(
+            async {
+                connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| format!("TLS handshake failed: {e}"))
+            },
+            async {
+                glommio::timer::sleep(limit).await;
+                Err(format!("no TLS handshake within {limit:?}"))
+            },
+        )
+        .await
+    }
+
     /// Writes the hello and then the queued frames until the link breaks or is reset.
-    async fn write_link(&self, mut stream: TcpStream) -> Result<(), String> {
-        let _ = stream.set_nodelay(true);
+    async fn write_link<S: AsyncWrite + Unpin>(&self, mut stream: S) -> Result<(), String> {
         let mut hello = Vec::with_capacity(HELLO_BYTES);
         hello.extend_from_slice(&HELLO_MAGIC);
         hello.extend_from_slice(&HELLO_VERSION.to_be_bytes());
@@ -232,15 +282,54 @@ impl Dialler {
                 .write_all(&buf)
                 .await
                 .map_err(|e| format!("broke: {e}"))?;
+            // A TLS stream may hold records back until flushed; a plain one holds none.
+            stream.flush().await.map_err(|e| format!("broke: {e}"))?;
         }
+    }
+}
+
+/// An accepted link: TLS or plain as the quorum port takes them (its first byte tells which
+/// with `portUnification`), then read as [`read_link`] does.
+async fn accept_link(
+    myid: ServerId,
+    stream: TcpStream,
+    tls: Option<&PeerTls>,
+    known: &[ServerId],
+    events: &LocalSender<Event>,
+    peer: &mut Option<ServerId>,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return read_link(myid, stream, known, events, peer).await;
+    };
+    let limit = Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS);
+    let is_tls = crate::conn::starts_tls(&stream, limit).await;
+    match (is_tls, tls.accept_tls, tls.accept_plain) {
+        (true, true, _) => {
+            let accepted = futures_lite::future::or(
+                async { tls.acceptor.accept(stream).await.map_err(|e| e.to_string()) },
+                async {
+                    glommio::timer::sleep(limit).await;
+                    Err(format!("no TLS handshake within {limit:?}"))
+                },
+            )
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            read_link(myid, accepted, known, events, peer).await
+        }
+        (false, _, true) => read_link(myid, stream, known, events, peer).await,
+        (false, _, false) => {
+            Err("a plain link, and sslQuorum requires TLS (portUnification is off)".into())
+        }
+        (true, false, _) => Err("a TLS link, and sslQuorum is off".into()),
     }
 }
 
 /// Reads one accepted connection: the hello, then frames until it closes. An error is the
 /// reason the link was closed.
-async fn read_link(
+async fn read_link<S: AsyncRead + Unpin>(
     myid: ServerId,
-    mut stream: TcpStream,
+    mut stream: S,
     known: &[ServerId],
     events: &LocalSender<Event>,
     peer: &mut Option<ServerId>,
@@ -266,7 +355,6 @@ async fn read_link(
         ));
     }
     *peer = Some(from);
-    let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; limits::READ_CHUNK_BYTES];
     let (mut start, mut end) = (0usize, 0usize);
     loop {

@@ -698,7 +698,7 @@ fn icfg(shared: &Shared, _: &BTreeMap<String, String>, a: &mut Answer) {
 }
 
 fn isro(_: &Shared, _: &BTreeMap<String, String>, a: &mut Answer) {
-    a.put("read_only", false);
+    a.put("read_only", stats::mode() == Mode::ReadOnly);
 }
 
 /// The newest snapshot file of dataDir: its zxid in hex (no `0x`, as Long.toHexString) and
@@ -796,7 +796,7 @@ fn srvr(shared: &Shared, _: &BTreeMap<String, String>, a: &mut Answer) {
     let (min, avg, max) = s.latency_ms();
     let buffers = json!({"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1});
     a.put("version", crate::fourlw::VERSION);
-    a.put("read_only", false);
+    a.put("read_only", stats::mode() == Mode::ReadOnly);
     a.put(
         "server_stats",
         json!({

@@ -124,7 +124,7 @@ pub async fn answer(
             let log = dir_size(&shared.cfg.data_log_dir);
             format!("datadir_size: {data}\nlogdir_size: {log}\n")
         }
-        "isro" => "rw".to_string(),
+        "isro" => crate::stats::mode().isro().to_string(),
         _ => String::new(),
     }
 }

@@ -173,12 +173,8 @@ pub fn render(shared: &Shared, windows: &mut Windows) -> String {
     out.distribution("snapshottime", &stats::SNAPSHOT_TIME_MS);
     out.distribution("election_time", &stats::ELECTION_TIME_MS);
 
-    let mut buckets = vec![0u64; stats::BUCKETS];
-    for shard in &s.shards {
-        for (total, n) in buckets.iter_mut().zip(shard.latency_buckets.snapshot()) {
-            *total += n;
-        }
-    }
+    let buckets = s.latency_buckets();
+    let (count, total_us) = s.latency_count_total();
     let now = Instant::now();
     let quantiles_of = |counts: Vec<u64>| -> Vec<(f64, f64)> {
         [0.5, 0.9, 0.99]
@@ -189,8 +185,8 @@ pub fn render(shared: &Shared, windows: &mut Windows) -> String {
     out.summary(
         "zoocore_request_latency",
         &quantiles_of(windows.request.counts(now, buckets)),
-        s.sum(|c| &c.latency_count),
-        s.sum(|c| &c.latency_total_us) as f64 / 1000.0,
+        count,
+        total_us as f64 / 1000.0,
     );
     for (name, window, of) in [
         (
@@ -209,12 +205,8 @@ pub fn render(shared: &Shared, windows: &mut Windows) -> String {
         out.summary(
             name,
             &quantiles_of(window.counts(now, buckets)),
-            s.shards.iter().map(|c| of(c).count.load(Relaxed)).sum(),
-            s.shards
-                .iter()
-                .map(|c| of(c).total_us.load(Relaxed))
-                .sum::<u64>() as f64
-                / 1000.0,
+            s.shards.iter().map(|c| of(c).count.get()).sum(),
+            s.shards.iter().map(|c| of(c).total_us.get()).sum::<u64>() as f64 / 1000.0,
         );
     }
 
@@ -268,6 +260,7 @@ pub fn render(shared: &Shared, windows: &mut Windows) -> String {
         Mode::Follower,
         Mode::Leader,
         Mode::Observer,
+        Mode::ReadOnly,
     ] {
         let v = if m == mode { 1.0 } else { 0.0 };
         out.sample(

@@ -2,9 +2,12 @@
 //! (written only by its thread, read by any), and the core owns `CoreCounters`: relaxed
 //! atomics, never contended on the request path.
 //!
-//! Distributions (request latency, election and snapshot times) are `Buckets`: fixed
-//! log-linear buckets of relaxed atomic counters, so recording one value is one uncontended
-//! `fetch_add` and the exporters compute quantiles from a copy, off the request path.
+//! A shard's counters are [`Counter`]s: its one writer adds with a plain load and store, no
+//! locked instruction (a request used to pay ten `lock xadd`s for its figures), and a reset
+//! (srst, crst, from any thread) moves a baseline that readers subtract, so it is never lost
+//! to a racing add. Distributions (request latency, election and snapshot times) are
+//! `Buckets`: fixed log-linear buckets of counters, and the exporters compute quantiles
+//! from a copy, off the request path.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
@@ -12,16 +15,70 @@ use std::time::Instant;
 
 use zoocore_proto::OpCode;
 
+/// A monotonic count read from any thread, reset by a baseline.
+#[derive(Debug, Default)]
+pub struct Counter {
+    value: AtomicU64,
+    base: AtomicU64,
+}
+
+impl Counter {
+    /// Adds `v`. Only one thread may add to a counter this way (a shard's own): a load and a
+    /// store, which another writer could interleave with.
+    pub fn add(&self, v: u64) {
+        self.value
+            .store(self.value.load(Relaxed).wrapping_add(v), Relaxed);
+    }
+
+    /// Adds `v` from any thread.
+    pub fn add_shared(&self, v: u64) {
+        self.value.fetch_add(v, Relaxed);
+    }
+
+    /// The count since the last reset (0 while a reset races with the read).
+    pub fn get(&self) -> u64 {
+        let value = self.value.load(Relaxed);
+        value.saturating_sub(self.base.load(Relaxed))
+    }
+
+    pub fn reset(&self) {
+        self.base.store(self.value.load(Relaxed), Relaxed);
+    }
+}
+
+/// A shard's figure, whichever way it is kept.
+pub trait Figure {
+    fn figure(&self) -> u64;
+}
+
+impl Figure for Counter {
+    fn figure(&self) -> u64 {
+        self.get()
+    }
+}
+
+impl Figure for AtomicU64 {
+    fn figure(&self) -> u64 {
+        self.load(Relaxed)
+    }
+}
+
+impl Figure for Arc<AtomicU64> {
+    fn figure(&self) -> u64 {
+        self.load(Relaxed)
+    }
+}
+
 /// Buckets of a distribution: values below 4 have a bucket each; above, every power of two
 /// is split in four, so a bucket's width is at most a quarter of its lower bound and a
 /// quantile read at a bucket's midpoint is within 12.5 % of the true value.
-pub struct Buckets([AtomicU64; BUCKETS]);
+pub struct Buckets([Counter; BUCKETS]);
 
 pub const BUCKETS: usize = 4 + 62 * 4;
 
 impl Default for Buckets {
     fn default() -> Self {
-        Buckets(std::array::from_fn(|_| AtomicU64::new(0)))
+        Buckets(std::array::from_fn(|_| Counter::default()))
     }
 }
 
@@ -32,17 +89,23 @@ impl std::fmt::Debug for Buckets {
 }
 
 impl Buckets {
+    /// Counts `value`; one writer thread only ([`Counter::add`]).
     pub fn record(&self, value: u64) {
-        self.0[bucket_of(value)].fetch_add(1, Relaxed);
+        self.0[bucket_of(value)].add(1);
+    }
+
+    /// Counts `value` from any thread.
+    pub fn record_shared(&self, value: u64) {
+        self.0[bucket_of(value)].add_shared(1);
     }
 
     pub fn snapshot(&self) -> Vec<u64> {
-        self.0.iter().map(|b| b.load(Relaxed)).collect()
+        self.0.iter().map(Counter::get).collect()
     }
 
     pub fn reset(&self) {
         for b in &self.0 {
-            b.store(0, Relaxed);
+            b.reset();
         }
     }
 }
@@ -58,24 +121,24 @@ pub enum RequestKind {
     Other,
 }
 
-/// One kind of request's latencies: count, sum and buckets, in µs.
+/// One kind of request's latencies: count, sum and buckets, in µs; written by one shard.
 #[derive(Debug, Default)]
 pub struct Latencies {
-    pub count: AtomicU64,
-    pub total_us: AtomicU64,
+    pub count: Counter,
+    pub total_us: Counter,
     pub buckets: Buckets,
 }
 
 impl Latencies {
     pub fn record(&self, us: u64) {
-        self.count.fetch_add(1, Relaxed);
-        self.total_us.fetch_add(us, Relaxed);
+        self.count.add(1);
+        self.total_us.add(us);
         self.buckets.record(us);
     }
 
     pub fn reset(&self) {
-        self.count.store(0, Relaxed);
-        self.total_us.store(0, Relaxed);
+        self.count.reset();
+        self.total_us.reset();
         self.buckets.reset();
     }
 }
@@ -132,7 +195,7 @@ pub struct Distribution {
 
 impl Distribution {
     pub fn record(&self, value: u64) {
-        self.buckets.record(value);
+        self.buckets.record_shared(value);
         self.count.fetch_add(1, Relaxed);
         self.sum.fetch_add(value, Relaxed);
     }
@@ -152,20 +215,20 @@ static MODE_SINCE_MS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, Default)]
 pub struct ShardCounters {
-    pub packets_received: AtomicU64,
-    pub packets_sent: AtomicU64,
+    pub packets_received: Counter,
+    pub packets_sent: Counter,
     pub connections: AtomicU64,
     /// Requests holding a unit of the shard's budget (written by the budget, budget.rs).
     pub outstanding: Arc<AtomicU64>,
-    pub latency_count: AtomicU64,
-    pub latency_total_us: AtomicU64,
+    /// Written by the shard alone, with a plain load and compare (a store only when it
+    /// moves); a reset racing with it may keep a value of the moment before.
     pub latency_min_us: AtomicU64,
     pub latency_max_us: AtomicU64,
-    /// Every request's latency in µs, for the exporters' quantiles.
-    pub latency_buckets: Buckets,
-    /// Reads' and updates' latencies apart (ZooKeeper's readlatency and updatelatency).
+    /// Latencies by kind: reads and updates (ZooKeeper's readlatency and updatelatency) and
+    /// the rest; every request's latency is the three together ([`ShardCounters::kinds`]).
     pub read_latency: Latencies,
     pub update_latency: Latencies,
+    pub other_latency: Latencies,
 }
 
 impl ShardCounters {
@@ -175,29 +238,38 @@ impl ShardCounters {
         c
     }
 
+    /// Counts one answered request; the shard's thread only.
     pub fn record_latency(&self, us: u64, kind: RequestKind) {
         match kind {
             RequestKind::Read => self.read_latency.record(us),
             RequestKind::Update => self.update_latency.record(us),
-            RequestKind::Other => {}
+            RequestKind::Other => self.other_latency.record(us),
         }
-        self.latency_count.fetch_add(1, Relaxed);
-        self.latency_total_us.fetch_add(us, Relaxed);
-        self.latency_min_us.fetch_min(us, Relaxed);
-        self.latency_max_us.fetch_max(us, Relaxed);
-        self.latency_buckets.record(us);
+        if us < self.latency_min_us.load(Relaxed) {
+            self.latency_min_us.store(us, Relaxed);
+        }
+        if us > self.latency_max_us.load(Relaxed) {
+            self.latency_max_us.store(us, Relaxed);
+        }
+    }
+
+    /// Every kind of request's latencies.
+    pub fn kinds(&self) -> [&Latencies; 3] {
+        [
+            &self.read_latency,
+            &self.update_latency,
+            &self.other_latency,
+        ]
     }
 
     pub fn reset(&self) {
-        self.packets_received.store(0, Relaxed);
-        self.packets_sent.store(0, Relaxed);
-        self.latency_count.store(0, Relaxed);
-        self.latency_total_us.store(0, Relaxed);
+        self.packets_received.reset();
+        self.packets_sent.reset();
         self.latency_min_us.store(u64::MAX, Relaxed);
         self.latency_max_us.store(0, Relaxed);
-        self.latency_buckets.reset();
-        self.read_latency.reset();
-        self.update_latency.reset();
+        for l in self.kinds() {
+            l.reset();
+        }
     }
 }
 
@@ -210,6 +282,8 @@ pub enum Mode {
     Follower = 2,
     Leader = 3,
     Observer = 4,
+    /// Looking, and serving read-only sessions (`readonlymode.enabled`).
+    ReadOnly = 5,
 }
 
 /// The process's mode. One server per process, read by every shard at each handshake; a
@@ -223,10 +297,14 @@ pub fn set_mode(mode: Mode) {
         return;
     }
     let now = unix_ms();
+    // Read-only is a part of looking: the election's time runs from entering looking.
+    if before == Mode::Looking as u8 && mode == Mode::ReadOnly {
+        return;
+    }
     let since = MODE_SINCE_MS.swap(now, Relaxed);
     if mode == Mode::Looking {
         LOOKING_COUNT.fetch_add(1, Relaxed);
-    } else if before == Mode::Looking as u8 {
+    } else if before == Mode::Looking as u8 || before == Mode::ReadOnly as u8 {
         ELECTION_TIME_MS.record(now.saturating_sub(since));
     }
 }
@@ -245,6 +323,7 @@ pub fn mode() -> Mode {
         2 => Mode::Follower,
         3 => Mode::Leader,
         4 => Mode::Observer,
+        5 => Mode::ReadOnly,
         _ => Mode::Standalone,
     }
 }
@@ -258,11 +337,34 @@ impl Mode {
             Mode::Follower => "follower",
             Mode::Leader => "leader",
             Mode::Observer => "observer",
+            Mode::ReadOnly => "read-only",
         }
     }
 
+    /// Whether the operator surfaces report this server as running a ZooKeeperServer
+    /// (a read-only one included, as ZooKeeper's ReadOnlyZooKeeperServer is).
     pub fn serving(self) -> bool {
         self != Mode::Looking
+    }
+
+    /// What the shards let clients do in this mode.
+    pub fn clients(self) -> zoocore_member::msg::Serving {
+        use zoocore_member::msg::Serving;
+        match self {
+            Mode::Looking => Serving::No,
+            Mode::ReadOnly => Serving::ReadOnly,
+            _ => Serving::ReadWrite,
+        }
+    }
+
+    /// The 4lw `isro`'s answer (IsroCommand): `ro` for a read-only server, `rw` for one
+    /// that serves, `null` when none runs.
+    pub fn isro(self) -> &'static str {
+        match self {
+            Mode::Looking => "null",
+            Mode::ReadOnly => "ro",
+            _ => "rw",
+        }
     }
 }
 
@@ -314,17 +416,36 @@ impl ServerStats {
         }
     }
 
-    pub fn sum(&self, f: impl Fn(&ShardCounters) -> &AtomicU64) -> u64 {
-        self.shards.iter().map(|s| f(s).load(Relaxed)).sum()
+    pub fn sum<F: Figure + ?Sized>(&self, f: impl Fn(&ShardCounters) -> &F) -> u64 {
+        self.shards.iter().map(|s| f(s).figure()).sum()
+    }
+
+    /// Requests answered, and their latencies' sum in µs, every kind and shard together.
+    pub fn latency_count_total(&self) -> (u64, u64) {
+        let kinds = self.shards.iter().flat_map(|s| s.kinds());
+        kinds.fold((0, 0), |(n, t), l| {
+            (n + l.count.get(), t + l.total_us.get())
+        })
+    }
+
+    /// Every request's latency buckets, every kind and shard together.
+    pub fn latency_buckets(&self) -> Vec<u64> {
+        let mut buckets = vec![0u64; BUCKETS];
+        for l in self.shards.iter().flat_map(|s| s.kinds()) {
+            for (total, n) in buckets.iter_mut().zip(l.buckets.snapshot()) {
+                *total += n;
+            }
+        }
+        buckets
     }
 
     /// (min, avg, max) latency in milliseconds, as ZooKeeper prints them.
     pub fn latency_ms(&self) -> (f64, f64, f64) {
-        let count = self.sum(|s| &s.latency_count);
+        let (count, total) = self.latency_count_total();
         if count == 0 {
             return (0.0, 0.0, 0.0);
         }
-        let total = self.sum(|s| &s.latency_total_us) as f64;
+        let total = total as f64;
         let min = self
             .shards
             .iter()
@@ -442,6 +563,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_is_a_baseline_the_reads_subtract() {
+        let c = Counter::default();
+        c.add(3);
+        c.add_shared(2);
+        assert_eq!(c.get(), 5);
+        c.reset();
+        assert_eq!(c.get(), 0);
+        c.add(4);
+        assert_eq!(c.get(), 4);
+        let s = ShardCounters::new();
+        s.record_latency(7, RequestKind::Read);
+        s.record_latency(900, RequestKind::Update);
+        s.record_latency(2, RequestKind::Other);
+        let stats = ServerStats {
+            started: Instant::now(),
+            trace_mask: AtomicI64::new(0),
+            core: CoreCounters::default(),
+            shards: vec![Arc::new(s)],
+        };
+        assert_eq!(stats.latency_count_total(), (3, 909));
+        assert_eq!(stats.latency_buckets().iter().sum::<u64>(), 3);
+        assert_eq!(stats.latency_ms(), (0.002, 0.303, 0.9));
+        stats.shards[0].reset();
+        assert_eq!(stats.latency_count_total(), (0, 0));
+        assert_eq!(stats.latency_buckets().iter().sum::<u64>(), 0);
+        assert_eq!(stats.latency_ms(), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
     fn leaving_looking_records_an_election() {
         let before = ELECTION_TIME_MS.count.load(Relaxed);
         let looking = LOOKING_COUNT.load(Relaxed);
@@ -450,6 +600,13 @@ mod tests {
         assert_eq!(LOOKING_COUNT.load(Relaxed), looking + 1);
         assert_eq!(ELECTION_TIME_MS.count.load(Relaxed), before + 1);
         assert_eq!(mode(), Mode::Follower);
+        // Looking then read-only then following is one election.
+        set_mode(Mode::Looking);
+        set_mode(Mode::ReadOnly);
+        assert_eq!(mode().isro(), "ro");
+        set_mode(Mode::Leader);
+        assert_eq!(LOOKING_COUNT.load(Relaxed), looking + 2);
+        assert_eq!(ELECTION_TIME_MS.count.load(Relaxed), before + 2);
         set_mode(Mode::Standalone);
     }
 }

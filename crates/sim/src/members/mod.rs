@@ -539,6 +539,7 @@ impl MemberSim {
             batch_txns_max: 64,
             force_sync: true,
             container_check_interval_ms: 3 * TICK_MS,
+            enforce_quota: false,
             purge_interval_ms: 30 * TICK_MS,
             snap_retain_count: 3,
         };
@@ -584,6 +585,7 @@ impl MemberSim {
                 },
                 seed: self.rng.next_u64(),
                 time_spacing_ms: STEP_MS / 2,
+                read_only_after_ms: None,
             };
             // The shards start from the recovered tree, as the server's do.
             let view = Some(tree.clone());

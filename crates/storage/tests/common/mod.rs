@@ -94,6 +94,7 @@ impl<D: Device> Driver<D> {
             auth: &[],
             zxid,
             time_ms,
+            enforce_quota: false,
         };
         let txn = self.tree.prepare(op, &ctx);
         if reserved {
