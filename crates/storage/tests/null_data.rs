@@ -3,14 +3,17 @@
 //! beside it. Snapshots of the format before null data (version 1) still load: version 2 is
 //! version 1 plus the null marker, so a version-1 file is a version-2 file without nulls
 //! with its version field set to 1 (and its checksums recomputed), which is how the test
-//! makes one; such a file holding the null marker is refused.
+//! makes one; such a file holding the null marker is refused. And a real data directory
+//! written by zoocore before null data (tests/data/v1: a version-1 snapshot and the log
+//! segments after it) recovers, then takes null data and recovers again.
 
 mod common;
 
 use common::{small_opts, Driver};
 use zoocore_proto::{Acl, CreateMode};
 use zoocore_storage::{
-    decode_snapshot, new_log, recover, write_snapshot, Device, MemDevice, RecoverOptions,
+    decode_snapshot, new_log, recover, write_snapshot, Device, FileDevice, LogOptions, MemDevice,
+    RecoverOptions,
 };
 use zoocore_tree::{Op, Tree};
 
@@ -145,4 +148,75 @@ fn version_1_snapshots_load_and_never_hold_null() {
     let v3 = with_version(&dev.read(&info.name).expect("bytes"), 3);
     let err = decode_snapshot(&info.name, &v3).expect_err("version 3");
     assert!(err.to_string().contains("unknown version 3"), "{err}");
+}
+
+/// tests/data/v1 is the data directory of a zoocore built before null data (commit
+/// ab7edc7, `preAllocSize=64`, `snapCount=4`), driven by zkCli 3.8: `create /v1-null` (sent
+/// as null, stored then as empty), `create /v1-data hello`, `set /v1-data world`, `create
+/// /v1-eph e`, `create /f1 1` .. `/f9 9`, stopped with SIGTERM; kept are its snapshot at
+/// 0xb and the two segments from 0x9 on, so recovery loads a version-1 snapshot and
+/// replays version-1 records after it.
+#[test]
+fn a_data_dir_written_before_null_data_recovers_and_takes_nulls() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(&fixture).expect("fixture") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+    }
+    let opts = || RecoverOptions {
+        log: LogOptions {
+            prealloc_bytes: 64 << 10,
+            snap_count: 4,
+            database_id: 1,
+        },
+        extended_types: true,
+    };
+    let dev = FileDevice::open(dir.path()).expect("dir");
+    let snapshot = dev.read("snapshot.000000000000000b").expect("fixture snapshot");
+    assert_eq!(&snapshot[4..8], &1u32.to_be_bytes(), "the fixture is version 1");
+    let r = recover(dev.clone(), opts()).expect("a version-1 data dir recovers");
+    assert_eq!(r.snapshot_zxid, Some(zoocore_proto::Zxid(0xb)));
+    assert!(r.replayed > 0, "records after the snapshot replayed");
+    assert!(r.skipped_snapshots.is_empty(), "{:?}", r.skipped_snapshots);
+    let t = &r.tree;
+    assert_eq!(
+        t.get("/v1-null").unwrap().data(),
+        Some(&b""[..]),
+        "null was stored as empty"
+    );
+    assert_eq!(t.get("/v1-data").unwrap().data(), Some(&b"world"[..]));
+    assert_eq!(t.get("/v1-data").unwrap().stat().version, 1);
+    for i in 1..=9 {
+        let want = i.to_string();
+        assert_eq!(
+            t.get(&format!("/f{i}"))
+                .map(|n| n.data().map(<[u8]>::to_vec)),
+            Some(Some(want.into_bytes())),
+            "/f{i}"
+        );
+    }
+
+    // The upgraded server goes on: null data in the old log, then a version-2 snapshot.
+    let mut d = Driver {
+        digests: [(r.tree.last_zxid(), r.tree.digest())]
+            .into_iter()
+            .collect(),
+        counter: u32::try_from(r.tree.last_zxid().0 & 0xffff_ffff).expect("counter"),
+        synced: r.tree.last_zxid(),
+        tree: r.tree,
+        log: r.log,
+    };
+    d.write(&create("/v2-null", None)).expect("append");
+    d.write(&set("/v1-data", None)).expect("append");
+    d.sync().expect("sync");
+    drop(d.log);
+    let r = recover(dev.clone(), opts()).expect("recovers");
+    assert_eq!(r.tree.get("/v2-null").unwrap().data(), None);
+    assert_eq!(r.tree.get("/v1-data").unwrap().data(), None);
+    let info = write_snapshot(&dev, &r.tree).expect("snapshot");
+    let r = recover(dev, opts()).expect("recovers from the version-2 snapshot");
+    assert_eq!(r.snapshot_zxid, Some(info.zxid));
+    assert_eq!(r.tree.get("/v2-null").unwrap().data(), None);
+    assert_eq!(r.tree.get("/v1-null").unwrap().data(), Some(&b""[..]));
 }
