@@ -156,7 +156,7 @@ fn members_roll_segments_and_snapshot_under_writes() {
 /// member, with `;clientAddress:clientPort` where the line gives one, then `version=0` with
 /// no newline; data version -1 and READ_ACL_UNSAFE, as Apache ZooKeeper 3.8's members show
 /// for a configuration never reconfigured. Read through the `getConfig` call of a client
-/// nobody here wrote, on every member.
+/// nobody here wrote, on every member; `conf` ends with the same membership.
 #[test]
 fn every_member_serves_the_configuration_in_zookeeper_config() {
     let servers = Server::start_ensemble(2, 1, ensemble::options());
@@ -183,6 +183,16 @@ fn every_member_serves_the_configuration_in_zookeeper_config() {
             assert_eq!(String::from_utf8(data).unwrap(), expected);
             assert_eq!((stat.version, stat.mzxid), (-1, 0));
             assert_eq!(stat.data_length as usize, expected.len());
+            // conf ends with the same membership, as Apache's members print it.
+            let conf = s.four_letter("conf");
+            assert!(
+                conf.ends_with(&format!("membership: \n{expected}")),
+                "{conf}"
+            );
+            let conf = parse_key_values(&conf);
+            assert_eq!(conf["electionAlg"], "3");
+            let observer = conf["serverId"] == "3";
+            assert_eq!(conf["peerType"], if observer { "1" } else { "0" });
             let (acl, _) = zk.get_acl("/zookeeper/config").await.unwrap();
             assert_eq!(acl.len(), 1);
             assert_eq!(acl[0].permission(), zookeeper_client::Permission::READ);

@@ -263,6 +263,41 @@ fn an_ensemble_exports_its_quorum_and_elections() {
             })
         })
         .await;
+        // Replication latencies, where ZooKeeper measures them: each follower times the
+        // proposals it receives and the commits it applies; the leader exports both with a
+        // count of 0, as ZooKeeper's leader does.
+        let zk = zoocore_e2e::connect(&servers[leader]).await;
+        for i in 0..20 {
+            zk.create(&format!("/lat{i}"), b"v", &zoocore_e2e::persistent())
+                .await
+                .expect("create");
+        }
+        let count_of = |samples: &BTreeMap<String, Value>, name: &str| match samples.get(name) {
+            Some(Value::Untyped(n)) => *n,
+            other => panic!("{name}: {other:?}"),
+        };
+        for (i, s) in servers.iter().enumerate() {
+            for name in ["proposal_latency", "commit_propagation_latency"] {
+                let expected = if i == leader { "0" } else { "at least 20" };
+                let counted = ensemble::eventually(&format!("{name} on {i}"), || {
+                    let samples = plain(&scrape(s));
+                    let quantiles: Vec<f64> = match samples.get(name) {
+                        Some(Value::Summary(q)) => q.iter().map(|c| c.quantile).collect(),
+                        other => panic!("{name}: expected a summary, got {other:?}"),
+                    };
+                    assert_eq!(quantiles, vec![0.5, 0.9, 0.99], "{name}");
+                    let n = count_of(&samples, &format!("{name}_count"));
+                    let ok = if i == leader { n == 0.0 } else { n >= 20.0 };
+                    std::future::ready(if ok {
+                        Ok(n)
+                    } else {
+                        Err(format!("{n}, expected {expected}"))
+                    })
+                })
+                .await;
+                eprintln!("member {i} {name}_count {counted}");
+            }
+        }
     });
 }
 

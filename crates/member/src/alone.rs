@@ -78,9 +78,15 @@ impl<D: Device> Member<D> {
         }
     }
 
-    /// Cuts the next batch when none waits for its sync.
+    /// Cuts the next batch when none waits for its sync; a restore asked for goes first.
     pub(crate) fn alone_round(&mut self) -> Result<(), StopReason> {
-        if self.alone().unsynced.is_some() || self.queue.is_empty() {
+        if self.alone().unsynced.is_some() {
+            return Ok(());
+        }
+        if let Some(tree) = self.restore.take() {
+            self.restore_now(tree);
+        }
+        if self.queue.is_empty() {
             return Ok(());
         }
         let n = self.queue.len().min(self.cfg.batch_txns_max);
@@ -286,6 +292,51 @@ impl<D: Device> Member<D> {
             outcome,
             closed_session,
         }))
+    }
+
+    /// ZooKeeperServer.restoreFromSnapshot for a standalone server: the snapshot's tree
+    /// replaces this member's, sessions are tracked from it, and clients reconnect (their
+    /// connections close: watches and sessions of the old data mean nothing in the new).
+    ///
+    /// The log only goes forward, so the restored data is stamped with a zxid after
+    /// everything this member has logged (an empty txn applied to it) and written as a
+    /// snapshot at that zxid, durably, before anything is published or answered: recovery
+    /// loads the newest snapshot and replays only what follows it, so the restore survives a
+    /// restart and the older records are never replayed over it. ZooKeeper keeps the
+    /// snapshot's own zxid and writes nothing (its restore is lost on a restart until the
+    /// next snapshot); the zxid answered here is the one the data stands at.
+    fn restore_now(&mut self, mut tree: zoocore_tree::Tree) {
+        let after = self
+            .tree
+            .last_zxid()
+            .max(self.log.last_zxid())
+            .max(tree.last_zxid());
+        let zxid = after.next();
+        tree.apply(
+            zxid,
+            self.now.wall_ms,
+            &Txn::Error(zoocore_proto::ErrorCode::OK),
+        );
+        if let Err(e) = zoocore_storage::write_snapshot(self.log.device(), &tree) {
+            tracing::warn!("restore failed: {e}");
+            self.restored = Some(Err(e.into()));
+            return;
+        }
+        tracing::info!(
+            "restored a snapshot: {} nodes, {} sessions, now at {zxid}",
+            tree.node_count(),
+            tree.sessions().count()
+        );
+        self.tree = tree;
+        self.zxid_durable = self.zxid_durable.max(zxid);
+        self.owners.clear();
+        self.track_all_sessions();
+        self.publish(CommitBatch {
+            view: self.tree.clone(),
+            entries: Vec::new(),
+        });
+        self.effects.push(Effect::CloseAll);
+        self.restored = Some(Ok(zxid));
     }
 
     /// An expiry the log had no room for: the session is still in the tree, so it must come

@@ -38,7 +38,9 @@ use zoocore_zab::{
 };
 
 use crate::forward::{decode_payload, encode_payload, Forward, Route};
-use crate::member::{prep, Effect, Member, Queued, Quorum, Role, StopReason};
+use crate::member::{
+    prep, Effect, Latency, LeadershipAsk, Member, Queued, Quorum, Role, StopReason,
+};
 use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
 
 /// What an ensemble member is told at start, beside `MemberConfig`.
@@ -109,6 +111,12 @@ pub(crate) struct Replicated<D: Device> {
     batch: Vec<Committed>,
     view_changed: bool,
     close_all: bool,
+    /// A hand-over election: the clients' connections stay open until this member serves
+    /// again (or until this deadline, syncLimit after), then close. Closing them as the
+    /// election starts sent every client to members that were all electing: each refused
+    /// it, and clients wait hundreds of milliseconds before a second round of attempts.
+    close_deferred_until: Option<u64>,
+    sync_limit_ms: u64,
     /// Completions for the replica, fed before the round ends.
     inputs: VecDeque<ZabInput>,
     sync_wanted: Option<u64>,
@@ -122,6 +130,7 @@ pub(crate) struct Replicated<D: Device> {
 impl<D: Device> Replicated<D> {
     pub(crate) fn new(cfg: EnsembleConfig) -> Self {
         Replicated {
+            sync_limit_ms: cfg.zab.sync_limit_ms,
             replica: Replica::new(cfg.zab, cfg.durable, cfg.seed),
             role: Role::Looking,
             leader: None,
@@ -140,6 +149,7 @@ impl<D: Device> Replicated<D> {
             batch: Vec::new(),
             view_changed: false,
             close_all: false,
+            close_deferred_until: None,
             inputs: VecDeque::new(),
             sync_wanted: None,
             sync_in_flight: false,
@@ -290,6 +300,25 @@ impl<D: Device> Member<D> {
             _ => {}
         }
         self.replica_step(ZabInput::Receive { from, msg })
+    }
+
+    /// An operator's ask to move leadership. What cannot be done (standalone, not a
+    /// follower or not the leader, no synchronised target) is logged and changes nothing.
+    pub(crate) fn on_leadership(&mut self, ask: LeadershipAsk) -> Result<(), StopReason> {
+        if self.ens_ref().is_none() {
+            tracing::info!("leadership {ask:?} ignored: a standalone server");
+            return Ok(());
+        }
+        let replica = &mut self.ens().replica;
+        let result = match ask {
+            LeadershipAsk::Request => replica.request_leadership(),
+            LeadershipAsk::Yield { to } => replica.transfer_leadership(to),
+        };
+        match result {
+            Ok(id) => tracing::info!("leadership {ask:?}: asked {id}"),
+            Err(e) => tracing::info!("leadership {ask:?} refused: {e}"),
+        }
+        self.execute_ready()
     }
 
     pub(crate) fn on_peer_lost(&mut self, peer: u64) -> Result<(), StopReason> {
@@ -510,6 +539,9 @@ impl<D: Device> Member<D> {
                     decode_payload(&data).map_err(|source| StopReason::Payload { zxid, source })?;
                 self.drop_empty_stale_segment()?;
                 self.log.append(zxid, time_ms, txn)?;
+                if self.ens().role == Role::Follower {
+                    self.record_latency(Latency::Proposal, time_ms);
+                }
             }
             Action::Truncate { after } => {
                 tracing::info!("TRUNC: dropping the log after {after}");
@@ -538,10 +570,14 @@ impl<D: Device> Member<D> {
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data)?,
             Action::BecameLooking => {
                 let was = self.ens().role;
-                if was == Role::Leader {
+                let handing_over = self.ens().replica.handover_target().is_some();
+                let now_ms = self.now.mono_ms;
+                if was == Role::Leader && !handing_over {
                     // ZooKeeper's leader closes its learners' sockets when it steps down:
                     // they go Looking at once instead of after syncLimit of silence, and
-                    // what they forwarded ends with their clients' connections.
+                    // what they forwarded ends with their clients' connections. Not in a
+                    // hand-over: the learners go Looking on its message, which a reset could
+                    // drop from the links' queues.
                     self.effects.push(Effect::ResetPeers);
                 }
                 let r = self.ens();
@@ -553,7 +589,11 @@ impl<D: Device> Member<D> {
                 r.remote_syncs.clear();
                 r.round_confirmed = 0;
                 if !matches!(was, Role::Looking | Role::ReadOnly) {
-                    r.close_all = true;
+                    if handing_over {
+                        r.close_deferred_until = Some(now_ms + r.sync_limit_ms);
+                    } else {
+                        r.close_all = true;
+                    }
                 }
                 self.queue.clear();
                 // Still without a leader: a read-only member stays read-only.
@@ -571,16 +611,19 @@ impl<D: Device> Member<D> {
                 r.proposed.clear();
                 r.takeover = true;
                 r.round_confirmed = 0;
+                self.close_deferred();
                 self.set_role(Role::Leader);
             }
             Action::BecameFollower { leader, epoch } => {
                 tracing::info!("following {leader} in epoch {epoch}");
                 self.ens().leader = Some(leader);
+                self.close_deferred();
                 self.set_role(Role::Follower);
             }
             Action::BecameObserver { leader, epoch } => {
                 tracing::info!("observing {leader} in epoch {epoch}");
                 self.ens().leader = Some(leader);
+                self.close_deferred();
                 self.set_role(Role::Observer);
             }
             Action::LeadershipConfirmed { round } => {
@@ -589,6 +632,18 @@ impl<D: Device> Member<D> {
             }
         }
         Ok(())
+    }
+
+    /// The connections kept open through a hand-over election close now: this member serves
+    /// again, so their clients find it or another member serving when they reconnect. What
+    /// they asked meanwhile is dropped unanswered (ended with the connection, as on any
+    /// leader change): requests this member forwarded to the old leader died with its
+    /// leadership, and answering only the later ones would break a session's order.
+    fn close_deferred(&mut self) {
+        if self.ens().close_deferred_until.take().is_some() {
+            self.ens().close_all = true;
+            self.queue.clear();
+        }
     }
 
     /// A segment is named for the zxid of its first record. A crash that lost every record
@@ -627,6 +682,9 @@ impl<D: Device> Member<D> {
             }
         };
         self.since_snapshot += 1;
+        if matches!(self.ens().role, Role::Follower | Role::Observer) {
+            self.record_latency(Latency::CommitPropagation, time_ms);
+        }
         let origin = route.filter(|r| r.server == self.myid).map(|r| r.origin);
         let leads = self.leads();
         let (outcome, closed_session) = match &txn {
@@ -691,6 +749,14 @@ impl<D: Device> Member<D> {
         r.working = None;
         r.proposed.clear();
         r.view_changed = true;
+        if r.role != Role::Looking {
+            // A learner that re-synchronises by SNAP while it serves (a gap in what its
+            // leader sent) skips the entries the snapshot covers: their answers and watch
+            // triggers never reach the shards. Its clients reconnect instead, as ZooKeeper's
+            // do when a learner rejoins, rather than wait for ever (found by the simulator,
+            // seed 65).
+            r.close_all = true;
+        }
         r.inputs.push_back(ZabInput::SnapshotInstalled { zxid });
         Ok(())
     }
@@ -700,6 +766,15 @@ impl<D: Device> Member<D> {
     /// committed is published.
     pub(crate) fn ensemble_round(&mut self) -> Result<(), StopReason> {
         self.settle()?;
+        let now_ms = self.now.mono_ms;
+        if self
+            .ens()
+            .close_deferred_until
+            .is_some_and(|at| now_ms >= at)
+        {
+            // The hand-over election outlived syncLimit: no reason to keep clients waiting.
+            self.close_deferred();
+        }
         match self.ens().role {
             Role::Leader => self.propose_queued()?,
             Role::Follower | Role::Observer => self.forward_queued(),

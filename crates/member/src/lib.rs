@@ -28,6 +28,7 @@ pub mod sessions;
 pub use cadence::Jitter;
 pub use ensemble::{snap_frame, EnsembleConfig};
 pub use member::{
-    Counters, Effect, Input, Member, MemberConfig, Now, Role, StopReason, SyncJob, REFUSED_FOR_ROOM,
+    Counters, Effect, Input, Latency, LeadershipAsk, Member, MemberConfig, Now, RestoreError, Role,
+    StopReason, SyncJob, REFUSED_FOR_ROOM,
 };
 pub use zoocore_zab::{Config as ZabConfig, Durable, Epoch, Message, Payload};

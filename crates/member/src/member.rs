@@ -181,6 +181,31 @@ pub enum Input<D: Device> {
         id: u64,
         frame: Result<Vec<u8>, SnapshotError>,
     },
+    /// An operator asks to move leadership (4lw `rqld`/`ydld`, the admin commands).
+    Leadership(LeadershipAsk),
+    /// An operator's snapshot (the admin `restore` command) replaces this standalone
+    /// member's data; its outcome is then in [`Member::take_restored`]. (Not an `Effect`:
+    /// the simulator matches every effect, and a restore is an operator's act it never
+    /// makes.)
+    Restore(Tree),
+}
+
+/// Why a restore was not done.
+#[derive(Debug, Error)]
+pub enum RestoreError {
+    #[error("restore is refused on an ensemble member: a snapshot loaded on one member would diverge from the others' (restore a standalone server, then start the ensemble from its data)")]
+    Ensemble,
+    #[error("cannot write the restored snapshot: {0}")]
+    Write(#[from] SnapshotError),
+}
+
+/// How an operator wants leadership moved (docs/OPERATIONS.md, rolling maintenance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadershipAsk {
+    /// This follower asks its leader to hand over to it (ClickHouse Keeper's `rqld`).
+    Request,
+    /// This leader hands over to `to`, or to its most up-to-date follower.
+    Yield { to: Option<u64> },
 }
 
 /// Why a member stopped. The server exits and recovers from disk on restart.
@@ -239,6 +264,24 @@ pub enum Effect<D: Device> {
     /// Stop serving: nothing more may be acknowledged.
     Stop(StopReason),
 }
+
+/// A learner's replication latencies, as ZooKeeper measures them (Learner.processPacket,
+/// FollowerZooKeeperServer.commit, Observer's INFORM): the learner's wall clock when the
+/// txn arrives or commits, minus the leader's wall clock when it prepared it (the time in
+/// the txn). Across two machines' clocks, so a sample below zero (clock drift) is dropped,
+/// as ZooKeeper drops it. A leader records neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// A follower appended a PROPOSAL in broadcast (ZooKeeper's `proposal_latency`).
+    Proposal,
+    /// A follower or observer committed a txn in broadcast (`commit_propagation_latency`).
+    CommitPropagation,
+}
+
+/// Latency samples kept for the driver at most: it drains them after every round, so only a
+/// driver that never does (tests, the simulator) reaches this, and later samples are
+/// dropped rather than held.
+pub const LATENCY_SAMPLES_MAX: usize = 4096;
 
 /// Counters for mntr and metrics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -308,6 +351,12 @@ pub struct Member<D: Device> {
     pub(crate) counters: Counters,
     /// This member's id in routes (0 standalone).
     pub(crate) myid: u64,
+    /// Replication latencies in ms not yet taken by the driver.
+    latencies: Vec<(Latency, u64)>,
+    /// A restore waiting for the batch in flight to be published, and the outcome of the
+    /// last one, for the driver.
+    pub(crate) restore: Option<Tree>,
+    pub(crate) restored: Option<Result<Zxid, RestoreError>>,
 }
 
 impl<D: Device> Member<D> {
@@ -375,6 +424,9 @@ impl<D: Device> Member<D> {
             zxid_published: tree.last_zxid(),
             counters: Counters::default(),
             myid,
+            latencies: Vec::new(),
+            restore: None,
+            restored: None,
             tree,
             log,
             cfg,
@@ -399,6 +451,29 @@ impl<D: Device> Member<D> {
         match &self.quorum {
             Quorum::Alone(_) => Role::Standalone,
             Quorum::Ensemble(r) => r.role,
+        }
+    }
+
+    /// The outcome of the last `Input::Restore`, once: the zxid the restored data stands at
+    /// (its snapshot durable, the new view published), or why it was not done.
+    pub fn take_restored(&mut self) -> Option<Result<Zxid, RestoreError>> {
+        self.restored.take()
+    }
+
+    /// Hands every latency sample recorded since the last call to `f`, in ms.
+    pub fn drain_latencies(&mut self, mut f: impl FnMut(Latency, u64)) {
+        for (kind, ms) in self.latencies.drain(..) {
+            f(kind, ms);
+        }
+    }
+
+    /// Records a sample of `kind` for a txn the leader prepared at `txn_time_ms` (wall).
+    pub(crate) fn record_latency(&mut self, kind: Latency, txn_time_ms: i64) {
+        let Ok(ms) = u64::try_from(self.now.wall_ms - txn_time_ms) else {
+            return; // the clocks disagree
+        };
+        if self.latencies.len() < LATENCY_SAMPLES_MAX {
+            self.latencies.push((kind, ms));
         }
     }
 
@@ -449,6 +524,11 @@ impl<D: Device> Member<D> {
                 result,
             } => return self.on_epochs_persisted(accepted, current, result),
             Input::SnapBuilt { to, id, frame } => return self.on_snap_built(to, id, frame),
+            Input::Leadership(ask) => return self.on_leadership(ask),
+            Input::Restore(tree) => match self.quorum {
+                Quorum::Alone(_) => self.restore = Some(tree),
+                Quorum::Ensemble(_) => self.restored = Some(Err(RestoreError::Ensemble)),
+            },
         }
         Ok(())
     }

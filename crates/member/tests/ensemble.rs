@@ -9,7 +9,8 @@ use std::sync::Arc;
 use zoocore_member::forward::Forward;
 use zoocore_member::msg::{CommitBatch, Committed, CoreOp, CoreRequest, Origin, Outcome, ToCore};
 use zoocore_member::{
-    Durable, Effect, EnsembleConfig, Input, Member, MemberConfig, Message, Now, Role, ZabConfig,
+    Durable, Effect, EnsembleConfig, Input, Latency, LeadershipAsk, Member, MemberConfig, Message,
+    Now, Role, ZabConfig,
 };
 use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId};
 use zoocore_storage::{new_log, LogOptions, MemDevice, SyncHandle};
@@ -24,8 +25,8 @@ struct Node {
     role: Role,
     /// A paused member is neither stepped nor delivered to (a SIGSTOP).
     paused: bool,
-    /// CloseAll effects carried out: every client connection closed.
-    closed_all: usize,
+    /// The member's role each time it closed every client connection.
+    closes: Vec<Role>,
 }
 
 struct Cluster {
@@ -102,7 +103,7 @@ impl Cluster {
                     published: Vec::new(),
                     role: Role::Looking,
                     paused: false,
-                    closed_all: 0,
+                    closes: Vec::new(),
                 },
             );
         }
@@ -177,7 +178,10 @@ impl Cluster {
                 self.step(id, Input::Synced { job, result });
             }
             Effect::Publish(batch) => self.nodes.get_mut(&id).expect("node").published.push(batch),
-            Effect::CloseAll => self.nodes.get_mut(&id).expect("node").closed_all += 1,
+            Effect::CloseAll => {
+                let node = self.nodes.get_mut(&id).expect("node");
+                node.closes.push(node.role);
+            }
             Effect::Send { .. } | Effect::ResetPeers => {}
             Effect::Snapshot(tree) => {
                 let zxid = tree.last_zxid();
@@ -547,7 +551,7 @@ fn a_cut_off_member_serves_read_only_after_the_grace_then_follows_again() {
     c.advance(2_000);
     assert_eq!(c.nodes[&f].role, Role::ReadOnly);
     assert_eq!(c.leader(), Some(leader), "the others keep their quorum");
-    let closed = c.nodes[&f].closed_all;
+    let closed = c.nodes[&f].closes.len();
 
     c.cut.clear();
     for _ in 0..300 {
@@ -558,7 +562,206 @@ fn a_cut_off_member_serves_read_only_after_the_grace_then_follows_again() {
     }
     assert_eq!(c.nodes[&f].role, Role::Follower);
     assert!(
-        c.nodes[&f].closed_all > closed,
+        c.nodes[&f].closes.len() > closed,
         "read-only connections closed on leaving read-only"
     );
+}
+
+#[test]
+fn a_follower_that_asks_for_leadership_leads_with_every_acknowledged_write() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    // The lowest myid that is not the leader: an ordinary election would never pick it
+    // over another follower with the same zxid.
+    let target = (1..=3).find(|id| *id != old).expect("a follower");
+    let s = c.session(old, 30_000);
+    for i in 0..5 {
+        let r = c.write(
+            old,
+            s,
+            create(&format!("/before{i}"), CreateMode::Persistent),
+        );
+        assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    }
+    c.step(target, Input::Leadership(LeadershipAsk::Request));
+    c.settle();
+    // The hand-over is a few messages and one election: no tick is needed.
+    assert_eq!(c.leader(), Some(target), "roles: {:?}", roles(&c));
+    let leader = c.elect();
+    assert_eq!(leader, target);
+    for id in [1, 2, 3] {
+        for i in 0..5 {
+            assert!(c.view(id).get(&format!("/before{i}")).is_some(), "{id}");
+        }
+    }
+    // The session moves to the new leader (its client reconnects) and writes go on.
+    c.step(
+        target,
+        Input::Shard(ToCore::Attach {
+            session: s,
+            shard: 0,
+            conn: 7,
+            valid: true,
+        }),
+    );
+    c.settle();
+    let r = c.write(target, s, create("/after", CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    c.advance(STEP_MS);
+    c.assert_agree();
+}
+
+#[test]
+fn a_leader_yields_and_clients_are_disconnected_only_once_their_member_serves_again() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    let s = c.session(old, 30_000);
+    let r = c.write(old, s, create("/kept", CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    for n in c.nodes.values_mut() {
+        n.closes.clear();
+    }
+    // Everything is acknowledged already, so the yield hands over at once; a write that
+    // arrives in the same turn waits in the former leader while it elects.
+    c.step(old, Input::Leadership(LeadershipAsk::Yield { to: None }));
+    let origin = Origin {
+        shard: 0,
+        conn: 1,
+        xid: 999,
+    };
+    c.step(
+        old,
+        Input::Shard(ToCore::Request(CoreRequest {
+            origin: Some(origin),
+            session: s,
+            auth: Arc::from([]),
+            op: CoreOp::Tree(create("/during", CreateMode::Persistent)),
+        })),
+    );
+    c.settle();
+    let leader = c.elect();
+    assert_ne!(leader, old, "leadership moved");
+    // Every member closed its clients' connections once, and only when it served again
+    // (closing them while all were electing sent reconnecting clients nowhere).
+    for (id, n) in &c.nodes {
+        assert_eq!(n.closes.len(), 1, "{id}: {:?}", n.closes);
+        assert_ne!(n.closes[0], Role::Looking, "{id} closed while electing");
+    }
+    // The write that waited ended with its connection: never answered, never applied
+    // (its client retries, as after any leader change).
+    assert!(c.answer(old, origin).is_none());
+    c.advance(STEP_MS);
+    for id in [1, 2, 3] {
+        assert!(c.view(id).get("/kept").is_some(), "{id} lost /kept");
+        assert!(c.view(id).get("/during").is_none(), "{id} applied /during");
+    }
+    c.assert_agree();
+}
+
+#[test]
+fn leadership_asks_where_they_cannot_be_done_change_nothing() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    let f = c.follower();
+    c.step(old, Input::Leadership(LeadershipAsk::Request));
+    c.step(f, Input::Leadership(LeadershipAsk::Yield { to: None }));
+    c.step(
+        old,
+        Input::Leadership(LeadershipAsk::Yield { to: Some(old) }),
+    );
+    c.settle();
+    c.advance(10 * STEP_MS);
+    assert_eq!(c.leader(), Some(old));
+}
+
+fn roles(c: &Cluster) -> Vec<(u64, Role)> {
+    c.nodes.iter().map(|(id, n)| (*id, n.role)).collect()
+}
+
+#[test]
+fn learners_time_proposals_and_commits_from_the_leaders_prep_and_the_leader_does_not() {
+    let mut c = Cluster::new(&[1, 2, 3], &[4]);
+    let leader = c.elect();
+    let drain = |c: &mut Cluster, id: u64| {
+        let mut seen = Vec::new();
+        let member = &mut c.nodes.get_mut(&id).expect("node").member;
+        member.drain_latencies(|kind, ms| seen.push((kind, ms)));
+        seen
+    };
+    for id in [1, 2, 3, 4] {
+        drain(&mut c, id); // whatever establishing the session recorded
+    }
+    let s = c.session(leader, 30_000);
+    // The learners see the txn 7 ms after the leader prepared it (one clock here: the
+    // time passes between the prep and the delivery).
+    let origin = Origin {
+        shard: 0,
+        conn: 1,
+        xid: 77,
+    };
+    c.step(
+        leader,
+        Input::Shard(ToCore::Request(CoreRequest {
+            origin: Some(origin),
+            session: s,
+            auth: Arc::from([]),
+            op: CoreOp::Tree(create("/timed", CreateMode::Persistent)),
+        })),
+    );
+    let effects = c.nodes.get_mut(&leader).expect("node").member.ready(c.now);
+    c.now.wall_ms += 7;
+    c.now.mono_ms += 7;
+    for e in effects {
+        c.carry_out(leader, e);
+    }
+    c.settle();
+    assert!(c.answer(leader, origin).is_some(), "committed");
+    assert_eq!(drain(&mut c, leader), vec![], "a leader records neither");
+    for f in [1, 2, 3].into_iter().filter(|id| *id != leader) {
+        let seen = drain(&mut c, f);
+        assert!(seen.contains(&(Latency::Proposal, 7)), "{f}: {seen:?}");
+        assert!(
+            seen.contains(&(Latency::CommitPropagation, 7)),
+            "{f}: {seen:?}"
+        );
+    }
+    // An observer gets no PROPOSAL, only the commit (INFORM).
+    let seen = drain(&mut c, 4);
+    assert!(seen.iter().all(|(k, _)| *k == Latency::CommitPropagation));
+    assert!(seen.contains(&(Latency::CommitPropagation, 7)), "{seen:?}");
+    // Drained: nothing twice.
+    assert_eq!(drain(&mut c, 4), vec![]);
+}
+
+#[test]
+fn a_hand_over_to_a_member_that_stops_ends_in_an_ordinary_election() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let old = c.elect();
+    let target = (1..=3).find(|id| *id != old).expect("a follower");
+    let s = c.session(old, 30_000);
+    let r = c.write(old, s, create("/kept", CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    // The target stops just as the leader hands over: the others vote for it in vain until
+    // the hint lapses (syncLimit), then elect one of themselves.
+    c.step(
+        old,
+        Input::Leadership(LeadershipAsk::Yield { to: Some(target) }),
+    );
+    c.nodes.get_mut(&target).expect("node").paused = true;
+    c.settle();
+    assert_eq!(c.leader(), None, "nobody leads while the hint holds");
+    let leader = c.elect();
+    assert_ne!(leader, target);
+    for (id, n) in c.nodes.iter().filter(|(id, _)| **id != target) {
+        assert_eq!(
+            n.closes.len(),
+            1,
+            "{id} closed its clients once: {:?}",
+            n.closes
+        );
+    }
+    c.advance(STEP_MS);
+    for id in (1..=3).filter(|id| *id != target) {
+        assert!(c.view(id).get("/kept").is_some(), "{id} lost /kept");
+    }
 }

@@ -112,6 +112,8 @@ impl Driver {
             Effect::Sync(job) => self.complete(job),
             Effect::Publish(batch) => self.published.push(batch),
             Effect::Send { shard, msg } => self.sent.push((shard, msg)),
+            // Only after a restore: recorded as if sent to shard 0.
+            Effect::CloseAll => self.sent.push((0, FromCore::CloseAll)),
             Effect::Snapshot(tree) => {
                 self.snapshots.push(tree.clone());
                 self.held_snapshots.push(tree);
@@ -640,4 +642,59 @@ fn sessions_in_a_recovered_tree_are_given_their_timeout_from_the_start() {
     again.step(Input::Tick);
     again.run();
     assert!(!again.published_tree().session_exists(s));
+}
+
+#[test]
+fn a_restored_snapshot_replaces_the_data_and_survives_recovery() {
+    let mut d = Driver::new(config());
+    let s = d.session(10_000);
+    d.write(s, create("/old", 1, CreateMode::Persistent));
+    // The operator's snapshot: the tree as published now.
+    let taken = d.published_tree().clone();
+    d.write(s, create("/new", 1, CreateMode::Persistent));
+    d.write(s, delete("/old"));
+    let before = d.published_tree().last_zxid();
+    d.hold_syncs = true;
+    // A write in flight when the restore arrives: it is published first, then restored over.
+    d.send(
+        s,
+        CoreOp::Tree(create("/inflight", 1, CreateMode::Persistent)),
+    );
+    d.run();
+    d.step(Input::Restore(taken.clone()));
+    d.run();
+    assert!(
+        d.member.take_restored().is_none(),
+        "waits for the batch in flight"
+    );
+    d.hold_syncs = false;
+    d.release();
+    let zxid = d
+        .member
+        .take_restored()
+        .expect("restored")
+        .expect("no error");
+    assert!(zxid > before, "restored at {zxid}, after {before}");
+    let view = d.published_tree();
+    assert_eq!(view.last_zxid(), zxid);
+    assert!(view.get("/old").is_some() && view.get("/new").is_none());
+    assert!(view.get("/inflight").is_none());
+    // Clients reconnect: every connection is closed.
+    assert!(d.sent.iter().any(|(_, m)| matches!(m, FromCore::CloseAll)));
+    // The session in the snapshot is still valid, and writes go on after the restore.
+    let r = d.write(s, create("/after", 1, CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    let published = d.published_tree().clone();
+    let r = recover(
+        d.dev.clone(),
+        RecoverOptions {
+            log: log_options(),
+            extended_types: true,
+        },
+    )
+    .expect("recovers");
+    assert_eq!(r.tree.last_zxid(), published.last_zxid());
+    assert_eq!(r.tree.digest(), published.digest());
+    assert!(r.tree.get("/old").is_some() && r.tree.get("/new").is_none());
+    assert!(r.tree.get("/after").is_some());
 }

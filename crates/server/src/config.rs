@@ -146,8 +146,12 @@ pub struct Admin {
     pub command_url: String,
     /// `admin.snapshot.enabled` (default true): the `snapshot` command streams one.
     pub snapshot_enabled: bool,
-    /// `admin.rateLimiterIntervalInMS` (default 300000): at most one snapshot per interval.
+    /// `admin.rateLimiterIntervalInMS` (default 300000): at most one snapshot, and one
+    /// restore, per interval.
     pub rate_limit_interval_ms: u64,
+    /// `admin.restore.enabled` (default true; ZooKeeper's `zookeeper.admin.restore.enabled`):
+    /// the `restore` command loads one.
+    pub restore_enabled: bool,
 }
 
 /// ZooKeeper's Prometheus provider class: the only `metricsProvider.className` with an
@@ -318,6 +322,7 @@ impl Config {
                 command_url: "/commands".to_string(),
                 snapshot_enabled: true,
                 rate_limit_interval_ms: 300_000,
+                restore_enabled: true,
             },
             metrics_addr: None,
             text: String::new(),
@@ -461,6 +466,9 @@ impl Config {
                         return Err(bad(format!("{value:?} does not start with /")));
                     }
                     cfg.admin.command_url = value.trim_end_matches('/').to_string();
+                }
+                "admin.restore.enabled" => {
+                    cfg.admin.restore_enabled = parse_bool(value).map_err(bad)?
                 }
                 "admin.snapshot.enabled" => {
                     cfg.admin.snapshot_enabled = parse_bool(value).map_err(bad)?
@@ -1349,6 +1357,7 @@ mod tests {
                 command_url: "/commands".into(),
                 snapshot_enabled: true,
                 rate_limit_interval_ms: 300_000,
+                restore_enabled: true,
             }
         );
         assert_eq!(cfg.metrics_addr, None);

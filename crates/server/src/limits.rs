@@ -75,3 +75,9 @@ pub const CORE_EVENTS_MAX: usize = 16_384;
 pub const HISTORY_RETAIN: usize = 10_000;
 
 const _: () = assert!(PEER_BACKOFF_MS_MIN <= PEER_BACKOFF_MS_MAX);
+
+/// The largest snapshot the admin `restore` command reads from a request body (as large as
+/// a SNAP frame may carry); a larger body is refused unread.
+pub const RESTORE_BYTES_MAX: u64 = 1 << 30;
+/// How long the admin `restore` command waits for the core to load and persist a snapshot.
+pub const RESTORE_WAIT_MS: u64 = 120_000;

@@ -20,7 +20,7 @@ mod topology;
 // Short paths for the modules of each group, used across the crate.
 use clients::{budget, conn, limiter, outbox, shard, tls, views, wire};
 use driver::{durable, ensemble, peer, peer_tls};
-use ops::{admin, fourlw, metrics, reports, shutdown, stats, status, tools};
+use ops::{admin, fourlw, leadership, metrics, reports, restore, shutdown, stats, status, tools};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

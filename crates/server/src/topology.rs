@@ -22,7 +22,7 @@ use glommio::channels::shared_channel::{
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
-use zoocore_member::{Effect, Input, Member, MemberConfig, Now, Role};
+use zoocore_member::{Effect, Input, Latency, Member, MemberConfig, Now, Role};
 use zoocore_storage::FileDevice;
 use zoocore_tree::Tree;
 
@@ -291,6 +291,8 @@ struct CoreDriver {
     peers: Option<RefCell<crate::peer::Peers>>,
     /// Wakes the effect loop after an input that may have given the member work.
     wake: local_channel::LocalSender<()>,
+    /// Where the outcome of the restore being done goes (the admin thread waits on it).
+    restore_reply: RefCell<Option<std::sync::mpsc::SyncSender<crate::restore::Outcome>>>,
 }
 
 impl CoreDriver {
@@ -343,7 +345,8 @@ async fn core_main(
         let tick = u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2;
         (member, None, None, tick)
     };
-    publish_counters(&member, &stats);
+    let mut member = member;
+    publish_counters(&mut member, &stats);
 
     let (senders, rxs) = connect_core_channels(rxs, txs).await;
     let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
@@ -360,6 +363,7 @@ async fn core_main(
         ))),
         peers: peers.map(RefCell::new),
         wake: wake_tx,
+        restore_reply: RefCell::new(None),
     });
 
     for rx in rxs {
@@ -400,6 +404,7 @@ async fn core_main(
                 if next <= now {
                     next = now + tick;
                 }
+                take_operator_asks(&driver);
                 driver.step(Input::Tick);
             }
         })
@@ -410,6 +415,7 @@ async fn core_main(
     // keep stepping inputs in, and the member groups what they bring.
     let _ = driver.wake.try_send(());
     while wake_rx.recv().await.is_some() {
+        take_operator_asks(&driver);
         loop {
             let effects = driver.member.borrow_mut().ready(clock.now());
             if effects.is_empty() {
@@ -418,9 +424,26 @@ async fn core_main(
             for effect in effects {
                 carry_out(&driver, effect).await;
             }
-            publish_counters(&driver.member.borrow(), &driver.stats);
+            publish_counters(&mut driver.member.borrow_mut(), &driver.stats);
             glommio::yield_if_needed().await;
         }
+        let restored = driver.member.borrow_mut().take_restored();
+        if let (Some(outcome), Some(reply)) = (restored, driver.restore_reply.take()) {
+            // The HTTP thread may have given up waiting; nothing else to do then.
+            let _ = reply.send(outcome.map_err(|e| e.to_string()));
+        }
+    }
+}
+
+/// What operators asked of the core from other threads (leadership moves, a restore),
+/// stepped into the member. Cheap when nothing was asked: two flag loads.
+fn take_operator_asks(driver: &CoreDriver) {
+    if let Some(ask) = driver.stats.leadership.take() {
+        driver.step(Input::Leadership(ask));
+    }
+    if let Some(job) = driver.stats.restore.take() {
+        driver.restore_reply.replace(Some(job.reply));
+        driver.step(Input::Restore(job.tree));
     }
 }
 
@@ -560,7 +583,11 @@ async fn write_snapshot_off_core(
     result
 }
 
-fn publish_counters(member: &Member<FileDevice>, stats: &ServerStats) {
+fn publish_counters(member: &mut Member<FileDevice>, stats: &ServerStats) {
+    member.drain_latencies(|kind, ms| match kind {
+        Latency::Proposal => crate::stats::PROPOSAL_LATENCY_MS.record(ms),
+        Latency::CommitPropagation => crate::stats::COMMIT_PROPAGATION_LATENCY_MS.record(ms),
+    });
     let tree = member.tree();
     let counters = member.counters();
     stats.core.last_zxid.store(tree.last_zxid().0, Relaxed);

@@ -1,87 +1,101 @@
-//! The fixed seeds `cargo test -p zoocore-sim` runs: whole ensembles (3 and 5 voters, with
-//! and without observers, chosen by the seed) under loss, duplication, reordering,
-//! partitions, crashes, pauses (SIGSTOP) and torn disks, with every checker on. A failure names its seed;
-//! `cargo run -p zoocore-sim -- --seed N` replays it.
+//! The fixed seeds `cargo test -p zoocore-sim` runs (the CI entry point): the real member,
+//! storage and replica of every shape (standalone, 3 voters, 3 voters and an observer, 5
+//! voters and an observer), on TCP-like and datagram networks, under crashes with torn
+//! disks, pauses, broken links and partitions, with every checker on (and, in this debug
+//! build, the member's own invariants); and the two modes that break a rule on purpose, to
+//! show the checkers that should catch them do. A failure names its seed;
+//! `cargo run -p zoocore-sim -- --seed N --ticks T` replays it.
 
-use zoocore_sim::{run_seed, Rng, Scenario, Sim};
+use std::collections::BTreeSet;
+
+use zoocore_sim::{run_seed, Network, Scenario, Sim};
+
+/// Seeds and ticks of the fixed run: every shape six times, datagram seeds among them.
+const SEEDS: u64 = 24;
+const TICKS: u64 = 100;
 
 #[test]
 fn fixed_seeds_hold_every_checker() {
     let mut failures = Vec::new();
     let mut quiet = Vec::new();
-    let mut paused = 0;
-    for seed in 0..48 {
-        match run_seed(seed, 200) {
-            // Every seed exercises what the checkers look at.
-            Ok(r)
-                if r.reads == 0
+    let mut shapes = BTreeSet::new();
+    let (mut datagram, mut partitions, mut torn) = (0, 0, 0);
+    for seed in 0..SEEDS {
+        match run_seed(seed, TICKS) {
+            Ok(r) => {
+                // Every seed exercises what the checkers look at.
+                if r.acked == 0
+                    || r.reads == 0
                     || r.synced_reads == 0
-                    || r.answered == 0
-                    || r.peer_lost == 0
-                    || r.acked == 0 =>
-            {
-                quiet.push(format!("seed {seed}: {r:?}"))
+                    || r.entries_checked == 0
+                    || r.crashes + r.pauses == 0
+                    || (r.voters > 1 && r.epochs == 0)
+                {
+                    quiet.push(format!("seed {seed}: {r:?}"));
+                }
+                shapes.insert((r.voters, r.observers));
+                datagram += usize::from(r.datagram && r.frames_lost > 0);
+                partitions += r.partitions;
+                torn += r.torn_crashes;
             }
-            Ok(r) => paused += usize::from(r.pauses > 0),
             Err(f) => failures.push(f.to_string()),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(quiet.is_empty(), "{}", quiet.join("\n"));
-    assert!(paused >= 24, "only {paused} of 48 seeds paused a member");
+    assert_eq!(
+        shapes.into_iter().collect::<Vec<_>>(),
+        vec![(1, 0), (3, 0), (3, 1), (5, 1)]
+    );
+    assert!(datagram >= 2, "only {datagram} seeds lost ZAB frames");
+    assert!(partitions >= 6, "only {partitions} partitions");
+    assert!(torn >= 6, "only {torn} crashes could tear a tail");
 }
 
 #[test]
-fn every_shape_is_covered() {
-    let mut shapes = std::collections::BTreeSet::new();
-    for seed in 0..24 {
-        let s = Scenario::from_seed(seed, 200);
-        shapes.insert((s.voters, s.observers));
+fn every_shape_and_network_is_drawn() {
+    let mut drawn = BTreeSet::new();
+    for seed in 0..SEEDS {
+        let s = Scenario::from_seed(seed, TICKS);
+        drawn.insert((s.voters, s.observers, s.network == Network::Tcp));
     }
-    assert_eq!(shapes.len(), 4, "3/5 voters x 0/2 observers: {shapes:?}");
+    // Standalone is TCP only (it has no peers); each ensemble shape gets both networks.
+    assert_eq!(drawn.len(), 7, "{drawn:?}");
 }
 
 #[test]
 fn a_seed_replays_exactly() {
-    let a = run_seed(7, 150).expect("seed 7 passes");
-    let b = run_seed(7, 150).expect("seed 7 passes");
+    let a = run_seed(5, 60).expect("seed 5 passes");
+    let b = run_seed(5, 60).expect("seed 5 passes");
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }
 
 #[test]
-fn a_quiet_ensemble_elects_and_commits() {
-    // No faults: three voters elect one leader, and every write is acknowledged.
+fn a_quiet_ensemble_elects_once_and_acknowledges_writes() {
     let scenario = Scenario {
         seed: 1,
         voters: 3,
-        observers: 0,
-        ticks: 100,
-        loss_percent: 0,
-        dup_percent: 0,
-        reorder_percent: 0,
+        observers: 1,
+        ticks: 40,
+        network: Network::Tcp,
     };
-    let report = Sim::new(scenario)
+    let r = Sim::new(scenario)
         .without_faults()
         .run()
-        .expect("quiet run");
-    assert_eq!(report.crashes, 0);
-    assert!(report.committed > 50, "{report:?}");
-    assert!(report.acked > 50, "{report:?}");
-    assert!(report.answered > 50, "{report:?}");
-    assert!(report.reads > 50, "{report:?}");
-    assert_eq!(
-        report.peer_lost, 0,
-        "no crash, partition or disconnect: {report:?}"
-    );
-    let _ = Rng::new(0);
+        .expect("a quiet run");
+    assert_eq!(r.crashes + r.pauses + r.link_breaks + r.partitions, 0);
+    assert_eq!(r.leaders, 1, "{r:?}");
+    assert_eq!(r.epochs, 1, "{r:?}");
+    assert!(r.acked > 50, "{r:?}");
+    assert!(r.reads > 20, "{r:?}");
 }
 
 #[test]
-fn the_read_checker_sees_a_client_go_back_in_time() {
-    // Clients that connect to members behind their lastZxidSeen must be caught reading old
-    // state on some seed: the monotonic-read checker is live.
-    let caught = (0..48).find_map(|seed| {
-        Sim::new(Scenario::from_seed(seed, 200))
+fn the_read_checker_catches_a_client_going_back_in_time() {
+    // Clients that connect to members behind what they have seen must be caught reading
+    // (or being answered from) an older state on some seed.
+    let caught = (0..SEEDS).filter(|s| s % 4 != 0).find_map(|seed| {
+        Sim::new(Scenario::from_seed(seed, TICKS))
             .with_careless_clients()
             .run()
             .err()
@@ -94,12 +108,12 @@ fn the_read_checker_sees_a_client_go_back_in_time() {
 }
 
 #[test]
-fn the_sync_checker_catches_a_leader_that_answers_sync_stale_after_a_pause() {
-    // zoocore before issue 10: a paused leader's clock stopped with it and it answered sync
-    // from its own state, so after resuming it served reads missing writes the new leader
-    // had acknowledged. Some seed must show it.
-    let caught = (0..48).find_map(|seed| {
-        Sim::new(Scenario::from_seed(seed, 200))
+fn the_sync_checker_catches_a_stale_leader_after_a_pause() {
+    // zoocore before issue 10: a paused leader's clock stopped with it, it ignored its lost
+    // links and answered sync from its own state, so after resuming it served reads missing
+    // writes the new leader had acknowledged. Some seed must show it.
+    let caught = (0..2 * SEEDS).filter(|s| s % 4 != 0).find_map(|seed| {
+        Sim::new(Scenario::from_seed(seed, TICKS))
             .with_stale_leader()
             .run()
             .err()
@@ -113,13 +127,10 @@ fn the_sync_checker_catches_a_leader_that_answers_sync_stale_after_a_pause() {
 
 #[test]
 fn seeds_that_found_bugs_hold() {
-    // Seed 456 with 600 ticks: a voter that had accepted an abandoned leader's epoch refused
-    // the established leader for good and never served after the heal.
-    // Seed 901 with 400 ticks: an observer paused between NEWLEADER and UPTODATE fell behind
-    // the leader's window, and the INFORMs it then got hid the gap.
-    for (seed, ticks) in [(456, 600), (901, 400)] {
-        if let Err(f) = run_seed(seed, ticks) {
-            panic!("{f}");
-        }
-    }
+    // Seed 65, 200 ticks (3 voters, datagram network): an observer that saw a gap in its
+    // leader's INFORMs re-synchronised by SNAP while serving; the entries the snapshot
+    // covered were never published, so a forwarded request of its client was never
+    // answered on a connection that stayed open. The member now closes its connections.
+    let r = run_seed(65, 200).unwrap_or_else(|f| panic!("{f}"));
+    assert!(r.datagram && r.frames_lost > 0, "{r:?}");
 }

@@ -125,6 +125,17 @@ pub enum Message {
     /// Learner → leader, answering a ping; repeats the learner's cumulative ack and the ping's
     /// read round: a voter that echoes round `r` still followed this leader after `r` began.
     PingReply { conn: u64, acked: Zxid, round: u64 },
+    /// Leader → learners: leadership moves to `target`, which holds the whole history
+    /// through `last`; every voter goes Looking and votes for `target` in that election
+    /// (Raft's TimeoutNow, told to every voter so that the election order does not pick
+    /// another member with the same zxid and a higher myid).
+    Handover {
+        conn: u64,
+        target: ServerId,
+        last: Zxid,
+    },
+    /// Follower → leader: an operator asked this follower to lead (`rqld`).
+    RequestLeadership { conn: u64 },
     /// A driver-level message between members that the replica does not interpret: client
     /// requests a learner forwards to its leader, session liveness (touches), sync markers
     /// (ZooKeeper's `Leader.REQUEST`, `PING` session data and `SYNC`). `Replica::step`
@@ -167,6 +178,8 @@ mod kind {
     pub const PING: u8 = 15;
     pub const PING_REPLY: u8 = 16;
     pub const FORWARD: u8 = 17;
+    pub const HANDOVER: u8 = 18;
+    pub const REQUEST_LEADERSHIP: u8 = 19;
 }
 
 fn write_zxid(w: &mut Writer, z: Zxid) {
@@ -222,6 +235,8 @@ impl Message {
             Message::Ping { .. } => kind::PING,
             Message::PingReply { .. } => kind::PING_REPLY,
             Message::Forward { .. } => kind::FORWARD,
+            Message::Handover { .. } => kind::HANDOVER,
+            Message::RequestLeadership { .. } => kind::REQUEST_LEADERSHIP,
         }
     }
 
@@ -244,7 +259,9 @@ impl Message {
             | Message::Commit { conn, .. }
             | Message::Inform { conn, .. }
             | Message::Ping { conn, .. }
-            | Message::PingReply { conn, .. } => Some(*conn),
+            | Message::PingReply { conn, .. }
+            | Message::Handover { conn, .. }
+            | Message::RequestLeadership { conn } => Some(*conn),
         }
     }
 
@@ -320,6 +337,11 @@ impl Message {
                 write_u64(w, *round);
             }
             Message::Forward { data } => w.write_buffer(data),
+            Message::Handover { target, last, .. } => {
+                write_u64(w, *target);
+                write_zxid(w, *last);
+            }
+            Message::RequestLeadership { .. } => {}
         }
     }
 
@@ -353,7 +375,7 @@ impl Message {
                 data: Arc::from(r.read_buffer()?),
             });
         }
-        if !(kind::FOLLOWER_INFO..=kind::PING_REPLY).contains(&kind) {
+        if !(kind::FOLLOWER_INFO..=kind::REQUEST_LEADERSHIP).contains(&kind) {
             return Err(FrameError::UnknownKind(kind));
         }
         let conn = read_u64(r)?;
@@ -432,11 +454,17 @@ impl Message {
                 committed: read_zxid(r)?,
                 round: read_u64(r)?,
             },
-            _ => Message::PingReply {
+            kind::PING_REPLY => Message::PingReply {
                 conn,
                 acked: read_zxid(r)?,
                 round: read_u64(r)?,
             },
+            kind::HANDOVER => Message::Handover {
+                conn,
+                target: read_u64(r)?,
+                last: read_zxid(r)?,
+            },
+            _ => Message::RequestLeadership { conn },
         };
         Ok(msg)
     }
@@ -603,6 +631,12 @@ mod tests {
                 round
             }),
             data().prop_map(|data| Message::Forward { data }),
+            (c, any::<u64>(), zxid()).prop_map(|(conn, target, last)| Message::Handover {
+                conn,
+                target,
+                last
+            }),
+            c.prop_map(|conn| Message::RequestLeadership { conn }),
         ]
     }
 

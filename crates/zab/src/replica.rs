@@ -22,6 +22,14 @@
 //! echoed its number, which proves no later epoch was established before the sync arrived.
 //! One round serves every sync waiting for it; a lost ping is repeated by the next tick's.
 //!
+//! Leadership moves on request (docs/ZAB.md, "Leadership transfer"), as Raft's TimeoutNow:
+//! the leader stops handing out zxids (requests wait in the member), waits until the target
+//! has acknowledged everything proposed and everything is applied here, tells every learner
+//! `Handover { target }` and goes Looking. A voter told so votes for the target in the
+//! election that follows, whatever the usual order (epoch, zxid, myid) says; the hint
+//! lapses after syncLimit, so a target that died leaves an ordinary election behind. A
+//! transfer that does not complete within syncLimit is dropped and proposing resumes.
+//!
 //! The log kept here is a window: every entry after `base` (the zxid of the state the
 //! driver's tree holds as committed), trimmed to `history_retain` committed entries like
 //! ZooKeeper's `committedLog`; a learner behind the window is synchronised by SNAP.
@@ -166,6 +174,12 @@ pub enum StepError {
     NotLeader,
     #[error("proposal zxid {got} is not the next zxid {want}")]
     WrongZxid { got: Zxid, want: Zxid },
+    #[error("not a follower in broadcast")]
+    NotFollower,
+    #[error("no synchronised follower {0} to hand leadership to")]
+    NoTarget(String),
+    #[error("a leadership transfer to {0} is under way")]
+    Transferring(ServerId),
 }
 
 /// The role, without its state, for callers.
@@ -326,6 +340,24 @@ struct Leading {
     round_confirmed: u64,
     /// A read waits for the round after `round`, to start when `round` is confirmed.
     round_wanted: bool,
+    /// A leadership transfer under way: no new zxid is handed out meanwhile.
+    transfer: Option<Transfer>,
+}
+
+/// A leader handing over to `target`, given up at `until_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Transfer {
+    target: ServerId,
+    until_ms: u64,
+}
+
+/// A voter told that leadership moves to `target` (which holds the history through
+/// `last`): it votes for `target` until `until_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Handover {
+    target: ServerId,
+    last: Zxid,
+    until_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -391,6 +423,8 @@ pub struct Replica {
     /// proposes as leader is above it, so that learner can join (not durable; a hint).
     epoch_floor: Epoch,
     vote: Vote,
+    /// The election this replica is in (or about to start) is a hand-over to a known target.
+    handover: Option<Handover>,
     role: Role,
     appended: bool,
     actions: Vec<Action>,
@@ -440,6 +474,7 @@ impl Replica {
                 zxid: last,
                 peer_epoch: durable.current_epoch,
             },
+            handover: None,
             role: Role::Looking(Looking::default()),
             appended: false,
             actions: Vec::new(),
@@ -526,14 +561,104 @@ impl Replica {
         }
     }
 
-    /// The zxid the next proposal must carry, if this replica is an established leader.
+    /// The zxid the next proposal must carry, if this replica is an established leader that
+    /// is not handing its leadership over.
     pub fn next_zxid(&self) -> Option<Zxid> {
         match &self.role {
-            Role::Leading(l) if l.phase == LeaderPhase::Broadcast => {
+            Role::Leading(l) if l.phase == LeaderPhase::Broadcast && l.transfer.is_none() => {
                 Some(Zxid::new(l.epoch.0, l.next_counter))
             }
             _ => None,
         }
+    }
+
+    /// The member leadership is being handed to: the target of a transfer this leader runs,
+    /// or of the hand-over election this replica is in.
+    pub fn handover_target(&self) -> Option<ServerId> {
+        match &self.role {
+            Role::Leading(Leading {
+                transfer: Some(t), ..
+            }) => Some(t.target),
+            _ => self.handover.map(|h| h.target),
+        }
+    }
+
+    /// Leader: hand leadership to `target`, or with `None` to the follower that has
+    /// acknowledged the most (the lowest myid among equals). Proposing stops until the
+    /// transfer completes or is given up after syncLimit. Actions follow in `ready()`.
+    pub fn transfer_leadership(&mut self, target: Option<ServerId>) -> Result<ServerId, StepError> {
+        let Role::Leading(l) = &self.role else {
+            return Err(StepError::NotLeader);
+        };
+        if l.phase != LeaderPhase::Broadcast {
+            return Err(StepError::NotLeader);
+        }
+        if let Some(t) = l.transfer {
+            return Err(StepError::Transferring(t.target));
+        }
+        let synced = |h: &Handler| !h.observer && h.phase == HandlerPhase::Broadcast && !h.lost;
+        let target = match target {
+            Some(id) => {
+                if !l.handlers.get(&id).is_some_and(synced) {
+                    return Err(StepError::NoTarget(id.to_string()));
+                }
+                id
+            }
+            None => l
+                .handlers
+                .iter()
+                .filter(|(_, h)| synced(h))
+                .max_by_key(|(id, h)| (h.acked, std::cmp::Reverse(**id)))
+                .map(|(id, _)| *id)
+                .ok_or_else(|| StepError::NoTarget("at all".to_string()))?,
+        };
+        let until_ms = self.now + self.config.sync_limit_ms;
+        self.leading().transfer = Some(Transfer { target, until_ms });
+        self.resend_unacked(target);
+        self.check_transfer();
+        self.invariants();
+        Ok(target)
+    }
+
+    /// Sends `id` again every proposal after the last one it acknowledged. A learner sees a
+    /// lost PROPOSAL only at the next one, and a leader handing over proposes nothing more:
+    /// the repeat shows it the gap (it reconnects and is synchronised) instead of the
+    /// transfer waiting out syncLimit. What it already has, it ignores.
+    fn resend_unacked(&mut self, id: ServerId) {
+        let Some(h) = self.leading_ref().handlers.get(&id) else {
+            return;
+        };
+        let (conn, acked) = (h.conn, h.acked);
+        if acked < self.log.base {
+            return; // behind the window: only a SNAP brings it back
+        }
+        let mut prev = acked;
+        let entries: Vec<(Zxid, Payload)> = self.log.after(acked).cloned().collect();
+        for (zxid, data) in entries {
+            self.send(
+                id,
+                Message::Proposal {
+                    conn,
+                    prev,
+                    zxid,
+                    data,
+                },
+            );
+            prev = zxid;
+        }
+    }
+
+    /// Follower: ask the leader to hand leadership to this replica (`rqld`).
+    pub fn request_leadership(&mut self) -> Result<ServerId, StepError> {
+        let Role::Following(l) = &self.role else {
+            return Err(StepError::NotFollower);
+        };
+        if l.phase != LearnerPhase::Broadcast {
+            return Err(StepError::NotFollower);
+        }
+        let (leader, conn) = (l.leader, l.conn);
+        self.send(leader, Message::RequestLeadership { conn });
+        Ok(leader)
     }
 
     /// Takes the actions produced since the last call, to execute in order.
@@ -649,11 +774,19 @@ impl Replica {
 
     // ---- phase 0: fast leader election (FastLeaderElection.lookForLeader) ----
 
+    /// This replica's first vote of a round: itself, or the target of a hand-over.
     fn self_vote(&self) -> Vote {
-        Vote {
-            leader: self.config.myid,
-            zxid: self.log.last(),
-            peer_epoch: self.current,
+        match self.handover {
+            Some(h) if h.target != self.config.myid => Vote {
+                leader: h.target,
+                zxid: h.last.max(self.log.last()),
+                peer_epoch: self.current,
+            },
+            _ => Vote {
+                leader: self.config.myid,
+                zxid: self.log.last(),
+                peer_epoch: self.current,
+            },
         }
     }
 
@@ -662,6 +795,16 @@ impl Replica {
     fn better(&self, new: Vote, cur: Vote) -> bool {
         if !self.quorum.is_voter(new.leader) {
             return false;
+        }
+        if let Some(h) = self.handover {
+            // A hand-over election: the target first, whatever the usual order says. The
+            // target holds every proposal of the old leader, so no vote for another member
+            // is for a longer history.
+            match (new.leader == h.target, cur.leader == h.target) {
+                (true, false) => return true,
+                (false, true) => return false,
+                _ => {}
+            }
         }
         (new.peer_epoch, new.zxid, new.leader) > (cur.peer_epoch, cur.zxid, cur.leader)
     }
@@ -856,6 +999,7 @@ impl Replica {
 
     /// `round`: the round in which `leader` is known to have voted for itself.
     fn decide(&mut self, leader: ServerId, round: u64) {
+        self.handover = None;
         if leader == self.config.myid {
             self.become_leader();
         } else {
@@ -878,6 +1022,7 @@ impl Replica {
             round: 0,
             round_confirmed: 0,
             round_wanted: false,
+            transfer: None,
         });
     }
 
@@ -933,6 +1078,11 @@ impl Replica {
             Message::PingReply { acked, .. } => {
                 self.on_ack(from, acked);
                 self.check_rounds();
+            }
+            Message::RequestLeadership { .. } => {
+                // Refused quietly when it cannot be done (not synced, a transfer already
+                // under way): the operator sees the leader unchanged.
+                let _ = self.transfer_leadership(Some(from));
             }
             _ => {}
         }
@@ -1490,6 +1640,9 @@ impl Replica {
             Message::Commit { zxid, .. } if phase == LearnerPhase::Broadcast => {
                 self.learner_commit(zxid)
             }
+            Message::Handover { target, last, .. } if phase == LearnerPhase::Broadcast => {
+                self.on_handover(target, last)
+            }
             Message::Ping {
                 committed, round, ..
             } => {
@@ -1641,6 +1794,19 @@ impl Replica {
         self.learner_commit(committed);
     }
 
+    /// The leader hands over: elect again at once, voting for `target` (observers only look
+    /// again; they vote for no one).
+    fn on_handover(&mut self, target: ServerId, last: Zxid) {
+        if !self.observer && self.quorum.is_voter(target) {
+            self.handover = Some(Handover {
+                target,
+                last,
+                until_ms: self.now + self.config.sync_limit_ms,
+            });
+        }
+        self.go_looking();
+    }
+
     fn learner_commit(&mut self, zxid: Zxid) {
         let upto = zxid.min(self.log.last());
         self.committed = self.committed.max(upto);
@@ -1669,6 +1835,43 @@ impl Replica {
             Role::Following(_) | Role::Observing(_) => self.release_learner(),
         }
         self.advance_apply();
+        if matches!(self.role, Role::Leading(_)) {
+            self.check_transfer();
+        }
+    }
+
+    /// The hand-over itself, once the target has acknowledged everything proposed and this
+    /// leader has applied it all (so its own clients have their answers first): every
+    /// learner hears who is next, and this leader goes Looking, voting for the target.
+    fn check_transfer(&mut self) {
+        let last = self.log.last();
+        let l = self.leading_ref();
+        let Some(t) = l.transfer else { return };
+        let ready = self.applied >= last
+            && l.handlers.get(&t.target).is_some_and(|h| {
+                h.phase == HandlerPhase::Broadcast && !h.observer && h.acked >= last
+            });
+        if !ready {
+            return;
+        }
+        let learners: Vec<(ServerId, u64)> =
+            l.handlers.iter().map(|(id, h)| (*id, h.conn)).collect();
+        for (id, conn) in learners {
+            self.send(
+                id,
+                Message::Handover {
+                    conn,
+                    target: t.target,
+                    last,
+                },
+            );
+        }
+        self.handover = Some(Handover {
+            target: t.target,
+            last,
+            until_ms: self.now + self.config.sync_limit_ms,
+        });
+        self.go_looking();
     }
 
     fn release_leader(&mut self) {
@@ -1773,6 +1976,7 @@ impl Replica {
         // not monotonic) must not shorten a timeout.
         self.now = self.now.max(now_ms);
         let now = self.now;
+        self.lapse_handover(now);
         match &self.role {
             Role::Looking(_) => {
                 self.broadcast_vote();
@@ -1782,6 +1986,29 @@ impl Replica {
             }
             Role::Leading(_) => self.leader_tick(now),
             Role::Following(_) | Role::Observing(_) => self.learner_tick(now),
+        }
+    }
+
+    /// A hand-over that did not complete in time: a leader proposes again; a voter still
+    /// looking starts a new round with an ordinary vote, so that a dead target does not hold
+    /// the election up.
+    fn lapse_handover(&mut self, now: u64) {
+        if let Role::Leading(l) = &mut self.role {
+            if l.transfer.is_some_and(|t| now > t.until_ms) {
+                l.transfer = None;
+            }
+        }
+        if self.handover.is_some_and(|h| now > h.until_ms) {
+            self.handover = None;
+            if matches!(self.role, Role::Looking(_)) {
+                self.logical_clock += 1;
+                self.vote = self.self_vote();
+                let mut looking = Looking::default();
+                if !self.observer {
+                    looking.recv.insert(self.config.myid, self.vote);
+                }
+                self.role = Role::Looking(looking);
+            }
         }
     }
 
@@ -2023,6 +2250,9 @@ impl Replica {
                         "next zxid not after the log"
                     );
                     assert!(self.current == l.epoch, "leading epoch is not current");
+                }
+                if let Some(t) = l.transfer {
+                    assert!(t.target != self.config.myid, "transferring to itself");
                 }
                 assert!(
                     l.round_confirmed <= l.round,

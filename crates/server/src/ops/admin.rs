@@ -16,7 +16,9 @@
 //! answers 200 once the member serves (standalone, or synced with a leader), 503 otherwise.
 //!
 //! `snapshot` streams a snapshot of the newest tree version behind the root ACL and a rate
-//! limit, as 3.9 does. Not served: `restore` (loading a snapshot needs the core),
+//! limit, as 3.9 does; `restore` (POST) loads one on a standalone server, behind the same
+//! checks (restore.rs takes it to the core; an ensemble member refuses it). zoocore's own:
+//! `request_leadership` and `yield_leadership` (leadership.rs). Not served:
 //! `shed_connections`, and `system_properties` (there is no JVM).
 
 use std::collections::BTreeMap;
@@ -204,6 +206,16 @@ const COMMANDS: &[Command] = &[
         run: wchs,
     },
     Command {
+        names: &["request_leadership", "rqld"],
+        server_required: true,
+        run: request_leadership,
+    },
+    Command {
+        names: &["yield_leadership", "ydld"],
+        server_required: true,
+        run: yield_leadership,
+    },
+    Command {
         names: &["zabstate"],
         server_required: false,
         run: zabstate,
@@ -220,6 +232,7 @@ pub fn all_names() -> impl Iterator<Item = &'static str> {
 pub fn primary_names() -> Vec<&'static str> {
     let mut names: Vec<_> = COMMANDS.iter().map(|c| c.names[0]).collect();
     names.push(SNAPSHOT_NAMES[0]);
+    names.push(RESTORE_NAMES[0]);
     names.sort_unstable();
     names
 }
@@ -306,9 +319,12 @@ pub struct Asked<'a> {
     /// The `Authorization` header: `<scheme> <auth>` as ZooKeeper's admin auth reads it.
     pub auth: Option<&'a str>,
     pub remote: Option<SocketAddr>,
+    /// A POST's body (read for `restore` only); empty otherwise.
+    pub body: &'a [u8],
 }
 
-fn respond(request: tiny_http::Request, shared: &Shared, command_url: &str) {
+fn respond(mut request: tiny_http::Request, shared: &Shared, command_url: &str) {
+    let body = read_body(&mut request);
     let auth = request
         .headers()
         .iter()
@@ -319,6 +335,7 @@ fn respond(request: tiny_http::Request, shared: &Shared, command_url: &str) {
         url: request.url(),
         auth: auth.as_deref(),
         remote: request.remote_addr().copied(),
+        body: &body,
     };
     let reply = route(&asked, shared, command_url);
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
@@ -345,6 +362,9 @@ pub fn route(asked: &Asked<'_>, shared: &Shared, command_url: &str) -> Reply {
         return Reply::text(404, "text/plain", "Not Found\n".into());
     };
     let name = rest.strip_prefix('/').unwrap_or(rest);
+    if RESTORE_NAMES.contains(&name) && *asked.method == tiny_http::Method::Post {
+        return restore(asked, shared);
+    }
     if !matches!(
         asked.method,
         tiny_http::Method::Get | tiny_http::Method::Head
@@ -448,6 +468,107 @@ fn snapshot(asked: &Asked<'_>, shared: &Shared, kwargs: &BTreeMap<String, String
             headers,
             ..Reply::json(&answer)
         }
+    }
+}
+
+/// `restore` and its alias (PostCommand in 3.9).
+const RESTORE_NAMES: &[&str] = &["restore", "rest"];
+
+/// When the last restore was accepted, for its own rate limit (3.9 gives each command one).
+static RESTORE_LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// A POST's body, up to `RESTORE_BYTES_MAX` (a longer one reads as empty: refused).
+fn read_body(request: &mut tiny_http::Request) -> Vec<u8> {
+    use std::io::Read as _;
+    if *request.method() != tiny_http::Method::Post {
+        return Vec::new();
+    }
+    let mut body = Vec::new();
+    let limit = crate::limits::RESTORE_BYTES_MAX;
+    match request.as_reader().take(limit + 1).read_to_end(&mut body) {
+        Ok(n) if (n as u64) <= limit => body,
+        Ok(_) => {
+            tracing::warn!("admin: a POST body over {limit} bytes refused");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::debug!("admin: POST body not read: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// RestoreCommand: the checks of 3.9 in its order (serving, then authentication and ALL on
+/// `/`, the feature flag, a body, the rate limit), then the snapshot is decoded here, off
+/// the core, and handed to it; the answer waits until the restored data is durable and
+/// served. `last_zxid` is the zxid the data stands at (a number, as 3.9 writes it). An
+/// ensemble member refuses with 503: ZooKeeper would load the snapshot on this one member
+/// only, and its data would silently diverge from the others'.
+fn restore(asked: &Asked<'_>, shared: &Shared) -> Reply {
+    let primary = RESTORE_NAMES[0];
+    let not_serving = || {
+        Reply::json(&Answer::failed(
+            primary,
+            "This ZooKeeper instance is not currently serving requests".into(),
+        ))
+    };
+    if !stats::mode().serving() {
+        return not_serving();
+    }
+    let Some(view) = newest_view(&parts(shared)) else {
+        return not_serving();
+    };
+    if let Err((status, error)) = authorize(asked, shared, &view) {
+        let mut answer = Answer::failed(primary, error.into());
+        answer.status = status;
+        return Reply::json(&answer);
+    }
+    let mut answer = Answer::new(primary);
+    let mut refuse = |status: u16, error: Option<String>| {
+        answer.status = status;
+        answer.error = error;
+        Reply::json(&answer)
+    };
+    if !shared.cfg.admin.restore_enabled {
+        return refuse(503, None);
+    }
+    if shared.cfg.ensemble.is_some() {
+        let e = zoocore_member::RestoreError::Ensemble;
+        return refuse(503, Some(e.to_string()));
+    }
+    if asked.body.is_empty() {
+        return refuse(400, Some("no snapshot in the request body".into()));
+    }
+    {
+        let mut last = RESTORE_LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let interval = std::time::Duration::from_millis(shared.cfg.admin.rate_limit_interval_ms);
+        if last.is_some_and(|at| at.elapsed() < interval) {
+            return refuse(429, None);
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    let loaded = match zoocore_storage::decode_snapshot("restore request", asked.body) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::warn!("admin restore: {e}");
+            return refuse(500, Some(e.to_string()));
+        }
+    };
+    let Some(outcome) = shared.stats.restore.put(loaded.tree) else {
+        return refuse(429, Some("a restore is already under way".into()));
+    };
+    let wait = std::time::Duration::from_millis(crate::limits::RESTORE_WAIT_MS);
+    match outcome.recv_timeout(wait) {
+        Ok(Ok(zxid)) => {
+            tracing::info!("admin restore: the data stands at {zxid}");
+            answer.put("last_zxid", zxid.0);
+            Reply::json(&answer)
+        }
+        Ok(Err(e)) => refuse(500, Some(e)),
+        Err(_) => refuse(
+            500,
+            Some("the server did not finish the restore in time".into()),
+        ),
     }
 }
 
@@ -753,6 +874,30 @@ fn leader(shared: &Shared, _: &BTreeMap<String, String>, a: &mut Answer) {
     } else {
         a.put("leader_id", -1);
         a.put("leader_ip", "");
+    }
+}
+
+/// `rqld` over HTTP: `message` says the ask was passed on; `error` why not.
+fn request_leadership(shared: &Shared, _: &BTreeMap<String, String>, a: &mut Answer) {
+    match crate::leadership::request(&shared.stats.leadership) {
+        Ok(m) => a.put("message", m),
+        Err(e) => a.error = Some(e.into()),
+    }
+}
+
+/// `ydld` over HTTP; `?target=N` names the follower, else the most up-to-date one.
+fn yield_leadership(shared: &Shared, kwargs: &BTreeMap<String, String>, a: &mut Answer) {
+    let to = match kwargs.get("target").map(|t| t.parse::<u64>()) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            a.error = Some("target must be a server id".into());
+            return;
+        }
+    };
+    match crate::leadership::yield_to(&shared.stats.leadership, to) {
+        Ok(m) => a.put("message", m),
+        Err(e) => a.error = Some(e.into()),
     }
 }
 

@@ -25,7 +25,7 @@ pub const VERSION: &str = concat!(
 
 const WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
-    "dirs", "isro", "dump", "gtmk", "stmk",
+    "dirs", "isro", "dump", "gtmk", "stmk", "rqld", "ydld",
 ];
 
 /// Bytes after `stmk` on the wire: the new trace mask, a big-endian long.
@@ -124,7 +124,18 @@ pub async fn answer(
             let log = dir_size(&shared.cfg.data_log_dir);
             format!("datadir_size: {data}\nlogdir_size: {log}\n")
         }
+        // IsroCommand: "null" while the server does not serve (an election), which clients
+        // use to skip a member that would refuse their handshake; "ro" when read-only.
         "isro" => crate::stats::mode().isro().to_string(),
+        // ClickHouse Keeper's words: the answer says whether the ask was passed on.
+        "rqld" => {
+            let said = crate::leadership::request(&shared.stats.leadership);
+            format!("{}\n", said.unwrap_or_else(|e| e))
+        }
+        "ydld" => {
+            let said = crate::leadership::yield_to(&shared.stats.leadership, None);
+            format!("{}\n", said.unwrap_or_else(|e| e))
+        }
         _ => String::new(),
     }
 }
@@ -328,10 +339,13 @@ pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str
     rows
 }
 
+/// ZooKeeperServer.dumpConf, and on an ensemble member QuorumZooKeeperServer's additions:
+/// its id, the limits, the ports, its type (0 participant, 1 observer) and the membership
+/// as `/zookeeper/config` holds it, last and with no newline after `version=`.
 fn conf(shared: &Shared) -> String {
     let c = &shared.cfg;
-    format!(
-        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\nzoocore.shards={}\nzoocore.pinning={}\n",
+    let mut out = format!(
+        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\nzoocore.shards={}\nzoocore.pinning={}\n",
         c.client_addr.port(),
         // ZooKeeper says -1 without a secure port.
         c.client_tls
@@ -346,9 +360,24 @@ fn conf(shared: &Shared) -> String {
         c.max_client_cnxns,
         c.min_session_timeout_ms,
         c.max_session_timeout_ms,
+        c.ensemble.as_ref().map_or(0, |e| e.myid),
         shared.stats.shards.len(),
         c.pinning,
-    )
+    );
+    if let Some(e) = &c.ensemble {
+        let me = &e.members[&e.myid];
+        let _ = write!(
+            out,
+            "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\nmembership: \n{}",
+            e.init_limit_ticks,
+            e.sync_limit_ticks,
+            me.election_port,
+            me.quorum_addr.port(),
+            u8::from(me.observer),
+            e.dynamic_text(),
+        );
+    }
+    out
 }
 
 pub fn environment() -> String {
@@ -395,6 +424,12 @@ pub fn max_fds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leadership_words_are_words() {
+        assert_eq!(word(b"rqld").as_deref(), Some("rqld"));
+        assert_eq!(word(b"ydld").as_deref(), Some("ydld"));
+    }
 
     #[test]
     fn only_known_words_are_words() {

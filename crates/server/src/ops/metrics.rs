@@ -13,8 +13,9 @@
 //! gauges under `zoocore_`. The endpoint runs on a thread of its own (`tiny_http`), never on
 //! an executor: a scrape costs the request path nothing but the relaxed loads of counters.
 //!
-//! Not exported yet: proposal_latency and commit_propagation_latency (they need timestamps
-//! inside the ZAB driver).
+//! proposal_latency and commit_propagation_latency are measured where ZooKeeper measures
+//! them, on learners (the member's `Latency` samples): on a leader they are exported with a
+//! count of 0, as ZooKeeper's are. Their quantiles are over the process's life, not a window.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -172,6 +173,11 @@ pub fn render(shared: &Shared, windows: &mut Windows) -> String {
     );
     out.distribution("snapshottime", &stats::SNAPSHOT_TIME_MS);
     out.distribution("election_time", &stats::ELECTION_TIME_MS);
+    out.advanced_distribution("proposal_latency", &stats::PROPOSAL_LATENCY_MS);
+    out.advanced_distribution(
+        "commit_propagation_latency",
+        &stats::COMMIT_PROPAGATION_LATENCY_MS,
+    );
 
     let buckets = s.latency_buckets();
     let (count, total_us) = s.latency_count_total();
@@ -304,6 +310,18 @@ impl Exposition {
         }
         self.sample(&format!("{name}_count"), "", count as f64);
         self.sample(&format!("{name}_sum"), "", sum);
+    }
+
+    /// An advanced summary (0.5, 0.9 and 0.99, count, sum) of a distribution in ms.
+    fn advanced_distribution(&mut self, name: &str, d: &Distribution) {
+        let counts = d.buckets.snapshot();
+        let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.99]
+            .iter()
+            .map(|q| (*q, stats::quantile(&counts, *q)))
+            .collect();
+        let count = d.count.load(Relaxed);
+        let sum = d.sum.load(Relaxed) as f64;
+        self.summary(name, &quantiles, count, sum);
     }
 
     /// A basic summary (median, count, sum) of a distribution in ms.

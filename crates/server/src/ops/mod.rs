@@ -5,8 +5,10 @@
 
 pub mod admin;
 pub mod fourlw;
+pub mod leadership;
 pub mod metrics;
 pub mod reports;
+pub mod restore;
 pub mod shutdown;
 pub mod stats;
 pub mod status;

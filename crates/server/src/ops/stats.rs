@@ -208,6 +208,14 @@ pub static ELECTION_TIME_MS: std::sync::LazyLock<Distribution> =
 /// Snapshot write times in ms (ZooKeeper's `snapshottime`).
 pub static SNAPSHOT_TIME_MS: std::sync::LazyLock<Distribution> =
     std::sync::LazyLock::new(Distribution::default);
+/// On a follower, ms from the leader's prep of a txn to its PROPOSAL here (ZooKeeper's
+/// `proposal_latency`, across the two machines' wall clocks).
+pub static PROPOSAL_LATENCY_MS: std::sync::LazyLock<Distribution> =
+    std::sync::LazyLock::new(Distribution::default);
+/// On a follower or observer, ms from the leader's prep of a txn to its commit here
+/// (ZooKeeper's `commit_propagation_latency`).
+pub static COMMIT_PROPAGATION_LATENCY_MS: std::sync::LazyLock<Distribution> =
+    std::sync::LazyLock::new(Distribution::default);
 /// Times this server entered LOOKING (ZooKeeper's `looking_count`).
 pub static LOOKING_COUNT: AtomicU64 = AtomicU64::new(0);
 /// When the current mode began (Unix ms), for `leader_uptime`.
@@ -402,6 +410,10 @@ pub struct ServerStats {
     pub trace_mask: AtomicI64,
     pub core: CoreCounters,
     pub shards: Vec<Arc<ShardCounters>>,
+    /// An operator's leadership ask for the core (leadership.rs).
+    pub leadership: crate::leadership::Mailbox,
+    /// A snapshot the admin `restore` command hands the core (restore.rs).
+    pub restore: crate::restore::Mailbox,
 }
 
 impl ServerStats {
@@ -413,6 +425,8 @@ impl ServerStats {
             shards: (0..shards)
                 .map(|_| Arc::new(ShardCounters::new()))
                 .collect(),
+            leadership: Default::default(),
+            restore: Default::default(),
         }
     }
 
@@ -576,12 +590,8 @@ mod tests {
         s.record_latency(7, RequestKind::Read);
         s.record_latency(900, RequestKind::Update);
         s.record_latency(2, RequestKind::Other);
-        let stats = ServerStats {
-            started: Instant::now(),
-            trace_mask: AtomicI64::new(0),
-            core: CoreCounters::default(),
-            shards: vec![Arc::new(s)],
-        };
+        let mut stats = ServerStats::new(0);
+        stats.shards.push(Arc::new(s));
         assert_eq!(stats.latency_count_total(), (3, 909));
         assert_eq!(stats.latency_buckets().iter().sum::<u64>(), 3);
         assert_eq!(stats.latency_ms(), (0.002, 0.303, 0.9));

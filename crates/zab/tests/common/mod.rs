@@ -131,6 +131,46 @@ impl Net {
         Ok(round)
     }
 
+    /// Calls `f` on `id`'s replica outside `step` (an operator's request), then carries out
+    /// the actions it produced and the completions they cause.
+    pub fn call<T>(&mut self, id: ServerId, f: impl FnOnce(&mut Replica) -> T) -> T {
+        let i = self.position(id);
+        let out = f(&mut self.replicas[i]);
+        let actions = self.replicas[i].ready();
+        let mut inputs = VecDeque::new();
+        self.execute(id, actions, &mut inputs);
+        while let Some(input) = inputs.pop_front() {
+            self.step(id, input);
+        }
+        out
+    }
+
+    /// The established leader proposes one transaction; its zxid.
+    pub fn propose(&mut self, id: ServerId) -> zoocore_proto::Zxid {
+        let zxid = self.replica(id).next_zxid().expect("an established leader");
+        let data: zoocore_zab::Payload = std::sync::Arc::from(&b"txn"[..]);
+        self.step(id, Input::Propose { zxid, data });
+        zxid
+    }
+
+    /// Ticks and delivers (dropping what `drop` selects) until `done`, at most `ticks`
+    /// times; how many ticks it took.
+    pub fn run_until(
+        &mut self,
+        ticks: u64,
+        drop: &mut dyn FnMut(ServerId, ServerId, &Message) -> bool,
+        done: impl Fn(&Net) -> bool,
+    ) -> Option<u64> {
+        for t in 0..ticks {
+            self.deliver(drop);
+            if done(self) {
+                return Some(t);
+            }
+            self.tick();
+        }
+        None
+    }
+
     /// Delivers the first message in flight that `pick` selects; whether there was one.
     pub fn deliver_one(&mut self, pick: impl Fn(ServerId, ServerId, &Message) -> bool) -> bool {
         let Some(at) = self.net.iter().position(|(f, t, m)| pick(*f, *t, m)) else {

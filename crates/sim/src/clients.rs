@@ -3,20 +3,25 @@
 //! commit batches the member publishes. A client whose connection closes (its member lost
 //! its leader, crashed, or moved it) reconnects to another serving member that is not
 //! behind what it has seen, with the same session. Some clients abandon their session (stop
-//! touching it): it must expire.
+//! touching it): it must expire. A client reads from its member's current view (as a shard
+//! serves reads) only when it has nothing pending, as per-session FIFO makes a read wait
+//! behind the session's writes.
 
 use std::collections::BTreeMap;
 
 use zoocore_member::msg::{Committed, CoreOp, Origin, Outcome};
 use zoocore_proto::{Acl, CreateMode, SessionId, Zxid};
-use zoocore_tree::{Op, OpResult};
+use zoocore_tree::{Op, OpResult, Tree};
 
 /// What a request was, to judge its answer.
 #[derive(Debug, Clone)]
 pub enum Ask {
     Connect,
+    /// `after`: the newest zxid any write had been acknowledged at when this one was sent
+    /// (writes are linearizable: it must commit after that).
     Write {
         path: String,
+        after: Zxid,
     },
     Ephemeral {
         path: String,
@@ -39,6 +44,16 @@ pub enum Ask {
     },
 }
 
+/// An answer the member published: what the shard sends once it reaches the FIFO's head.
+pub struct Done {
+    pub zxid: Zxid,
+    pub ok: bool,
+    pub created: Option<SessionId>,
+    pub expired: bool,
+    /// The view published with it (a sync's answer is read from it).
+    pub view: Tree,
+}
+
 pub struct Client {
     pub id: u64,
     pub session: Option<SessionId>,
@@ -48,9 +63,20 @@ pub struct Client {
     pub last_zxid: Zxid,
     pub pending: BTreeMap<i32, Ask>,
     pub next_xid: i32,
+    /// Answers given out of order, held until every earlier request of the connection is
+    /// answered, as the shard's per-session FIFO holds them.
+    pub done: BTreeMap<i32, Done>,
+    /// When each pending request was sent.
+    pub sent_ms: BTreeMap<i32, u64>,
     pub abandoned: bool,
     pub ephemerals: Vec<String>,
     pub written: u64,
+    /// The last xid answered on this connection (answers come in request order).
+    pub xid_answered: i32,
+    /// The zxid of this session's last acknowledged write.
+    pub zxid_written: Zxid,
+    /// This client's newest acknowledged writes: its reads must show them.
+    pub own_acked: Vec<String>,
 }
 
 impl Client {
@@ -63,9 +89,14 @@ impl Client {
             last_zxid: Zxid::ZERO,
             pending: BTreeMap::new(),
             next_xid: 1,
+            done: BTreeMap::new(),
+            sent_ms: BTreeMap::new(),
             abandoned: false,
             ephemerals: Vec::new(),
             written: 0,
+            xid_answered: 0,
+            zxid_written: Zxid::ZERO,
+            own_acked: Vec::new(),
         }
     }
 
@@ -74,17 +105,36 @@ impl Client {
         self.member = Some(member);
         self.conn = self.id * 1_000_000 + generation;
         self.pending.clear();
+        self.done.clear();
+        self.sent_ms.clear();
+        self.xid_answered = 0;
     }
 
     pub fn disconnect(&mut self) {
         self.member = None;
         self.pending.clear();
+        self.done.clear();
+        self.sent_ms.clear();
     }
 
-    pub fn origin(&mut self, ask: Ask) -> Origin {
+    /// When the oldest unanswered request was sent.
+    pub fn oldest_ms(&self) -> Option<u64> {
+        self.pending.keys().next().map(|x| self.sent_ms[x])
+    }
+
+    /// A write of this client was acknowledged.
+    pub fn acked(&mut self, path: String) {
+        self.own_acked.push(path);
+        if self.own_acked.len() > 8 {
+            self.own_acked.remove(0);
+        }
+    }
+
+    pub fn origin(&mut self, ask: Ask, now: u64) -> Origin {
         let xid = self.next_xid;
         self.next_xid += 1;
         self.pending.insert(xid, ask);
+        self.sent_ms.insert(xid, now);
         Origin {
             shard: 0,
             conn: self.conn,

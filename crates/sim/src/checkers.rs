@@ -1,12 +1,21 @@
 //! What must hold of a run, checked as it goes and at its end.
 //!
-//! - Every member's tree has the same digest at the same zxid (committed prefixes agree,
-//!   and a restarted member's recovery rebuilt the same tree).
+//! - One leader per epoch: no two members send NEWLEADER for the same epoch.
+//! - Committed prefixes agree: every entry of a member's log at or below its committed zxid
+//!   is, byte for byte, the entry any other member committed at that zxid.
+//! - Every member's tree has the same digest at the same zxid (a restarted member's
+//!   recovery rebuilt the same tree, and every read is of a committed state).
+//! - Writes are answered in the order their session sent them, each after every write that
+//!   had been acknowledged (to anyone) before it was sent: real-time order.
+//! - Reads are monotonic: a client never reads a state older than one it has seen (its
+//!   answers' zxids, its earlier reads), and it reads its own writes.
 //! - Every acknowledged write is in every member's tree at the end, across crashes that
 //!   lose unsynced writes.
 //! - A read after `sync` holds every write acknowledged to any client before the sync was
 //!   sent (the sync is linearizable, docs/ZAB.md).
-//! - A request is answered at most once on its connection.
+//! - A request is answered at most once on its connection, and never left unanswered on a
+//!   connection that stays open (sim.rs checks both, as it holds the connections and
+//!   releases answers in request order as a shard's per-session FIFO does).
 //! - The ephemerals of a session that expired are gone; an abandoned session expires.
 //! - A container is reaped only once its child is gone, and then it is; a TTL node that is
 //!   never touched goes.
@@ -14,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use zoocore_proto::{SessionId, Zxid};
+use zoocore_storage::LogEntry;
 use zoocore_tree::Tree;
 
 #[derive(Default)]
@@ -31,6 +41,12 @@ pub struct History {
     pub full_boxes: BTreeSet<String>,
     /// TTL nodes created and never touched again.
     pub ttl_nodes: BTreeSet<String>,
+    /// The member that led each epoch.
+    pub leaders: BTreeMap<u32, u64>,
+    /// Every committed log entry seen in a member's log: its time and txn bytes.
+    committed: BTreeMap<Zxid, (i64, Vec<u8>)>,
+    /// The newest zxid a write was acknowledged at.
+    pub acked_max: Zxid,
 }
 
 impl History {
@@ -48,6 +64,78 @@ impl History {
                 Ok(())
             }
         }
+    }
+
+    /// Member `id` acts as leader of `epoch`.
+    pub fn leads(&mut self, epoch: u32, id: u64) -> Result<(), String> {
+        match self.leaders.insert(epoch, id) {
+            Some(other) if other != id => {
+                Err(format!("two leaders in epoch {epoch}: {other} and {id}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Entries of member `id`'s log that are committed on it (at or below its view): each
+    /// must be what every other member committed at its zxid.
+    pub fn committed_entries(&mut self, id: u64, entries: &[LogEntry]) -> Result<(), String> {
+        for e in entries {
+            match self.committed.get(&e.zxid) {
+                Some((t, txn)) if *t != e.time_ms || *txn != e.txn => {
+                    return Err(format!(
+                        "member {id} committed another entry at {}: time {} vs {t}, {} vs {} txn bytes",
+                        e.zxid,
+                        e.time_ms,
+                        e.txn.len(),
+                        txn.len()
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.committed.insert(e.zxid, (e.time_ms, e.txn.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A write sent when `after` was the newest acknowledged was acknowledged at `zxid`.
+    pub fn write_acked(&mut self, path: &str, after: Zxid, zxid: Zxid) -> Result<(), String> {
+        if zxid <= after {
+            return Err(format!(
+                "write {path} acknowledged at {zxid}, not after {after}, acknowledged before it was sent"
+            ));
+        }
+        self.acked_max = self.acked_max.max(zxid);
+        self.acked.insert(path.to_owned(), zxid);
+        Ok(())
+    }
+
+    /// Client `c`, having seen `seen`, read `view` on member `id`: not older than what it
+    /// saw, a state some member published (same digest), with its own writes.
+    pub fn read(
+        &mut self,
+        c: u64,
+        id: u64,
+        seen: Zxid,
+        view: &Tree,
+        own: &[String],
+    ) -> Result<(), String> {
+        let at = view.last_zxid();
+        if at < seen {
+            return Err(format!(
+                "client {c} read state at {at} from member {id} after seeing {seen}"
+            ));
+        }
+        self.published(id, view)?;
+        for path in own {
+            if !view.exists(path) {
+                return Err(format!(
+                    "client {c} read state at {at} from member {id} without its own write {path}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A sync answered with `view`: every write in `acked_before` must be in it.

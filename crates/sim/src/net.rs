@@ -1,13 +1,20 @@
 //! The simulated network between members: one FIFO link per ordered pair, as a TCP
 //! connection is, with a delay drawn per frame (never overtaking the frame before it). A
 //! link breaks (a partition, a reset, a crash): what was in flight on it is gone, it stays
-//! down for a while, and both ends hear `PeerLost` a little later, as peer.rs reports a
-//! closed connection. Frames sent on a down link are dropped (the connection they would
-//! have used is gone), which is what the real links do with frames of a broken connection.
+//! down for a while, and both ends hear `PeerLost` soon, or (a cut that sends no reset)
+//! only when the link comes back, as peer.rs reports a closed connection. Frames sent on a
+//! down link are dropped, which is what the real links do with frames of a broken
+//! connection.
+//!
+//! A partition is a set of groups: every link between two groups breaks until the partition
+//! heals. The datagram mode (scenario.rs) also loses, duplicates and reorders single ZAB
+//! frames while faults are on. After the heal no new frame is lost, duplicated or reordered,
+//! but frames delayed before it may still arrive late, as stray datagrams do.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::Rng;
+use crate::rng::Rng;
+use crate::scenario::Network;
 
 /// One direction of a connection.
 #[derive(Default)]
@@ -16,31 +23,87 @@ struct Link {
     down_until: u64,
 }
 
-#[derive(Default)]
+/// What the datagram mode did, for the report.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Mischief {
+    pub lost: usize,
+    pub duplicated: usize,
+    pub reordered: usize,
+}
+
 pub struct Net {
     links: BTreeMap<(u64, u64), Link>,
+    /// Frames delivered out of their link's order: `(due, from, to, frame)`.
+    strays: Vec<(u64, u64, u64, Vec<u8>)>,
     /// `(due, member, peer)`: the member hears that its link with `peer` closed.
     notices: Vec<(u64, u64, u64)>,
+    network: Network,
+    /// After the heal: links deliver in order whatever the mode.
+    calm: bool,
+    pub mischief: Mischief,
 }
 
 /// Milliseconds a frame takes at most, beside the step it is sent in.
 const DELAY_MS_MAX: u64 = 5;
 /// Milliseconds before a broken link is noticed.
 const NOTICE_MS_MAX: u64 = 30;
+/// Milliseconds a reordered frame may arrive late.
+const STRAY_MS_MAX: u64 = 300;
 
 impl Net {
-    pub fn send(&mut self, rng: &mut Rng, now: u64, from: u64, to: u64, frame: Vec<u8>) {
+    pub fn new(network: Network) -> Net {
+        Net {
+            links: BTreeMap::new(),
+            strays: Vec::new(),
+            notices: Vec::new(),
+            network,
+            calm: false,
+            mischief: Mischief::default(),
+        }
+    }
+
+    /// Queues `frame` on the link `from` → `to`. `zab`: a ZAB frame, which the datagram mode
+    /// may lose, duplicate or reorder.
+    pub fn send(&mut self, rng: &mut Rng, now: u64, from: u64, to: u64, frame: Vec<u8>, zab: bool) {
         let link = self.links.entry((from, to)).or_default();
         if now < link.down_until {
             return;
         }
-        let after = link.frames.back().map_or(0, |f| f.0);
-        let due = (now + 1 + rng.below(DELAY_MS_MAX)).max(after);
-        link.frames.push_back((due, frame));
+        let mut copies = 1;
+        if let (
+            Network::Datagram {
+                loss_percent,
+                dup_percent,
+                reorder_percent,
+            },
+            true,
+            false,
+        ) = (self.network, zab, self.calm)
+        {
+            if rng.percent(loss_percent) {
+                self.mischief.lost += 1;
+                return;
+            }
+            if rng.percent(reorder_percent) {
+                self.mischief.reordered += 1;
+                let due = now + 1 + rng.below(STRAY_MS_MAX);
+                self.strays.push((due, from, to, frame));
+                return;
+            }
+            if rng.percent(dup_percent) {
+                self.mischief.duplicated += 1;
+                copies = 2;
+            }
+        }
+        for _ in 0..copies {
+            let after = link.frames.back().map_or(0, |f| f.0);
+            let due = (now + 1 + rng.below(DELAY_MS_MAX)).max(after);
+            link.frames.push_back((due, frame.clone()));
+        }
     }
 
     /// Frames due by `now`, in link order, except those for members that cannot take them
-    /// now (paused): they wait in their link.
+    /// now (paused): they wait.
     pub fn due(&mut self, now: u64, can_take: impl Fn(u64) -> bool) -> Vec<(u64, u64, Vec<u8>)> {
         let mut out = Vec::new();
         for (&(from, to), link) in &mut self.links {
@@ -52,6 +115,15 @@ impl Net {
                 out.push((from, to, frame));
             }
         }
+        let (due, later): (Vec<_>, Vec<_>) = self
+            .strays
+            .drain(..)
+            .partition(|s| s.0 <= now && can_take(s.2));
+        self.strays = later;
+        out.extend(
+            due.into_iter()
+                .map(|(_, from, to, frame)| (from, to, frame)),
+        );
         out
     }
 
@@ -70,6 +142,8 @@ impl Net {
             link.frames.clear();
             link.down_until = link.down_until.max(until);
         }
+        self.strays
+            .retain(|s| (s.1, s.2) != (a, b) && (s.1, s.2) != (b, a));
         for (member, peer) in [(a, b), (b, a)] {
             let due = if silent {
                 until
@@ -77,6 +151,18 @@ impl Net {
                 now + 1 + rng.below(NOTICE_MS_MAX)
             };
             self.notices.push((due, member, peer));
+        }
+    }
+
+    /// Splits the members into `groups` until `until`: every link between two groups
+    /// breaks, each silently or not.
+    pub fn partition(&mut self, rng: &mut Rng, now: u64, groups: &BTreeMap<u64, u32>, until: u64) {
+        for (&a, ga) in groups {
+            for (&b, gb) in groups {
+                if a < b && ga != gb {
+                    self.break_link(rng, now, a, b, until);
+                }
+            }
         }
     }
 
@@ -101,8 +187,9 @@ impl Net {
         due.into_iter().map(|(_, m, p)| (m, p)).collect()
     }
 
-    /// Everything heals.
+    /// Everything heals, and frames sent from now on keep their link's order.
     pub fn heal(&mut self, now: u64) {
+        self.calm = true;
         for link in self.links.values_mut() {
             link.down_until = link.down_until.min(now);
         }
