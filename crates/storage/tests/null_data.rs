@@ -173,8 +173,14 @@ fn a_data_dir_written_before_null_data_recovers_and_takes_nulls() {
         extended_types: true,
     };
     let dev = FileDevice::open(dir.path()).expect("dir");
-    let snapshot = dev.read("snapshot.000000000000000b").expect("fixture snapshot");
-    assert_eq!(&snapshot[4..8], &1u32.to_be_bytes(), "the fixture is version 1");
+    let snapshot = dev
+        .read("snapshot.000000000000000b")
+        .expect("fixture snapshot");
+    assert_eq!(
+        &snapshot[4..8],
+        &1u32.to_be_bytes(),
+        "the fixture is version 1"
+    );
     let r = recover(dev.clone(), opts()).expect("a version-1 data dir recovers");
     assert_eq!(r.snapshot_zxid, Some(zoocore_proto::Zxid(0xb)));
     assert!(r.replayed > 0, "records after the snapshot replayed");
