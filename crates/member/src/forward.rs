@@ -10,7 +10,7 @@
 //! session data in PING replies), and forward `sync`: the leader answers `SyncDone` with the
 //! zxid its client must reach once everything before the sync has committed.
 //!
-//! All integers are big-endian jute encodings. Decoding never panics: bad input is a
+//! All integers are big-endian jute encodings; a znode's null data is jute's -1 buffer. Decoding never panics: bad input is a
 //! `DecodeError` and closes the peer link that sent it.
 
 use std::sync::Arc;
@@ -108,7 +108,7 @@ fn write_op(w: &mut Writer, op: &Op) {
         } => {
             w.write_u8(op_kind::CREATE);
             w.write_str(path);
-            w.write_buffer(data);
+            w.write_opt_buffer(data.as_deref());
             w.write_records(acl);
             w.write_i32(mode.flags());
             w.write_i64(*ttl_ms);
@@ -125,7 +125,7 @@ fn write_op(w: &mut Writer, op: &Op) {
         } => {
             w.write_u8(op_kind::SET_DATA);
             w.write_str(path);
-            w.write_buffer(data);
+            w.write_opt_buffer(data.as_deref());
             w.write_i32(*version);
         }
         Op::SetAcl { path, acl, version } => {
@@ -169,7 +169,7 @@ fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
     Ok(match kind {
         op_kind::CREATE => {
             let path = r.read_string()?;
-            let data = r.read_buffer()?.to_vec();
+            let data = r.read_opt_buffer()?.map(<[u8]>::to_vec);
             let acl = r.read_records::<Acl>()?;
             let flags = r.read_i32()?;
             let mode = CreateMode::from_flags(flags).ok_or(DecodeError::Unknown {
@@ -191,7 +191,7 @@ fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
         },
         op_kind::SET_DATA => Op::SetData {
             path: r.read_string()?,
-            data: r.read_buffer()?.to_vec(),
+            data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
             version: r.read_i32()?,
         },
         op_kind::SET_ACL => Op::SetAcl {
@@ -378,7 +378,7 @@ mod tests {
         let op = CoreOp::Tree(Op::Multi(vec![
             Op::Create {
                 path: "/a".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 acl: vec![Acl {
                     perms: Perms(31),
                     id: Id::new("world", "anyone"),
@@ -389,6 +389,24 @@ mod tests {
             Op::Check {
                 path: "/b".into(),
                 version: 3,
+            },
+            // Null data is forwarded as null, empty as empty.
+            Op::Create {
+                path: "/n".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::Persistent,
+                ttl_ms: -1,
+            },
+            Op::SetData {
+                path: "/n".into(),
+                data: None,
+                version: -1,
+            },
+            Op::SetData {
+                path: "/e".into(),
+                data: Some(Vec::new()),
+                version: -1,
             },
         ]));
         let msg = Forward::Request {

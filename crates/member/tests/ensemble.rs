@@ -348,7 +348,7 @@ impl Cluster {
 fn create(path: &str, mode: CreateMode) -> Op {
     Op::Create {
         path: path.to_owned(),
-        data: b"x".to_vec(),
+        data: Some(b"x".to_vec()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: -1,

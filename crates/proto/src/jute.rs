@@ -138,7 +138,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A buffer; null reads as empty, as ZooKeeper's server treats it.
+    /// A buffer where null means the same as empty (a password, an auth packet). A znode's
+    /// data is not one: ZooKeeper keeps its null, so it is read with `read_opt_buffer`.
     pub fn read_buffer(&mut self) -> Result<&'a [u8], DecodeError> {
         Ok(self.read_opt_buffer()?.unwrap_or(&[]))
     }

@@ -3,7 +3,9 @@
 //!
 //! Field order and types follow zookeeper.jute exactly; a record's Rust field names are the
 //! jute names in snake case. Buffers are owned (`Vec<u8>`) so a decoded request can move to
-//! another core.
+//! another core. A znode's data is `Option<Vec<u8>>` wherever it travels (create, setData,
+//! getData and their multi forms): ZooKeeper keeps a null buffer (length -1) as null, stores
+//! it so and answers getData with -1, so null and empty are different values here too.
 
 use crate::codes::{ErrorCode, OpCode};
 use crate::jute::{DecodeError, Reader, Record, Writer};
@@ -158,13 +160,13 @@ record!(SetWatches2 {
 });
 record!(CreateRequest {
     path: ustring,
-    data: buffer,
+    data: opt_buffer,
     acl: acls,
     flags: int
 });
 record!(CreateTtlRequest {
     path: ustring,
-    data: buffer,
+    data: opt_buffer,
     acl: acls,
     flags: int,
     ttl: long
@@ -193,7 +195,7 @@ record!(GetDataResponse {
 });
 record!(SetDataRequest {
     path: ustring,
-    data: buffer,
+    data: opt_buffer,
     version: int
 });
 record!(GetAclRequest { path: ustring });
@@ -429,7 +431,8 @@ pub enum MultiResult {
     SetData(Stat),
     Check,
     GetChildren(Vec<String>),
-    GetData(Vec<u8>, Stat),
+    /// Null data stays null (`GetDataResult` writes jute's -1).
+    GetData(Option<Vec<u8>>, Stat),
     Error(ErrorCode),
 }
 
@@ -468,7 +471,7 @@ impl Record for MultiResponse {
                 MultiResult::SetData(stat) => stat.encode(w),
                 MultiResult::GetChildren(children) => w.write_strings(children),
                 MultiResult::GetData(data, stat) => {
-                    w.write_buffer(data);
+                    w.write_opt_buffer(data.as_deref());
                     stat.encode(w);
                 }
                 MultiResult::Error(code) => w.write_i32(code.0),
@@ -504,7 +507,7 @@ impl Record for MultiResponse {
                 OpCode::Check => MultiResult::Check,
                 OpCode::GetChildren => MultiResult::GetChildren(r.read_strings()?),
                 OpCode::GetData => {
-                    MultiResult::GetData(r.read_buffer()?.to_vec(), Stat::decode(r)?)
+                    MultiResult::GetData(r.read_opt_buffer()?.map(<[u8]>::to_vec), Stat::decode(r)?)
                 }
                 OpCode::Error => MultiResult::Error(ErrorCode(r.read_i32()?)),
                 _ => return Err(unknown),

@@ -20,7 +20,7 @@ use zoocore_tree::Txn;
 fn txn_bytes() -> Vec<u8> {
     Txn::SetData {
         path: "/bench/node".into(),
-        data: Arc::from(&[0x5a_u8; 100][..]),
+        data: Some(Arc::from(&[0x5a_u8; 100][..])),
         version: 1,
     }
     .to_bytes()

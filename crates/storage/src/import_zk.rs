@@ -14,7 +14,9 @@
 //! changes (the parent's cversion/pzxid for a plain `create`, the pzxid for a delete).
 //! Everything read is untrusted: lengths are checked before use, nothing panics on bytes.
 //! A torn log tail ends the log as ZooKeeper's `FileTxnIterator` does (noted in the
-//! report); a bad checksum is an error naming the file and offset.
+//! report); a bad checksum is an error naming the file and offset. Null data (jute's -1,
+//! which `DataNode.serialize` and the create/setData txns write for a null `byte[]`) is
+//! imported as null.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -308,7 +310,7 @@ fn adler32(bytes: &[u8]) -> u32 {
 /// One znode as the snapshot stores it, its ACL resolved from the cache.
 struct ZkNode {
     path: String,
-    data: Vec<u8>,
+    data: Option<Vec<u8>>,
     acl: Arc<[Acl]>,
     stat: StoredStat,
 }
@@ -401,7 +403,7 @@ fn parse_snapshot(bytes: &[u8]) -> Result<ZkSnapshot, Bad> {
         if path == "/" {
             break;
         }
-        let data = r.read_buffer().map_err(d)?.to_vec();
+        let data = r.read_opt_buffer().map_err(d)?.map(<[u8]>::to_vec);
         let acl_key = r.read_i64().map_err(d)?;
         let acl = if acl_key == ZK_OPEN_UNSAFE_ACL_ID {
             open.clone()
@@ -484,7 +486,7 @@ fn build_tree(snap: &ZkSnapshot, zxid: Zxid, extended_types: bool) -> Result<Tre
     for n in order {
         b.add_node(&NodeState {
             path: &n.path,
-            data: &n.data,
+            data: n.data.as_deref(),
             acl: &n.acl,
             stat: n.stat,
         })?;
@@ -662,7 +664,7 @@ fn parse_record(op: i32, client: i64, r: &mut Reader<'_>) -> Result<Txn, Bad> {
     Ok(match op {
         OP_CREATE | OP_CREATE2 => {
             let path = r.read_string().map_err(d)?;
-            let data = Arc::from(r.read_buffer().map_err(d)?);
+            let data = r.read_opt_buffer().map_err(d)?.map(Arc::from);
             let acl = r.read_records().map_err(d)?;
             let ephemeral = r.read_bool().map_err(d)?;
             // CreateTxnV0 (no parentCVersion) reads as -1: "fix it up on apply".
@@ -681,7 +683,7 @@ fn parse_record(op: i32, client: i64, r: &mut Reader<'_>) -> Result<Txn, Bad> {
         }
         OP_CREATE_CONTAINER | OP_CREATE_TTL => {
             let path = r.read_string().map_err(d)?;
-            let data = Arc::from(r.read_buffer().map_err(d)?);
+            let data = r.read_opt_buffer().map_err(d)?.map(Arc::from);
             let acl = r.read_records().map_err(d)?;
             let parent_cversion = r.read_i32().map_err(d)?;
             let ephemeral_owner = if op == OP_CREATE_CONTAINER {
@@ -703,7 +705,7 @@ fn parse_record(op: i32, client: i64, r: &mut Reader<'_>) -> Result<Txn, Bad> {
         },
         OP_SET_DATA | OP_RECONFIG => Txn::SetData {
             path: r.read_string().map_err(d)?,
-            data: Arc::from(r.read_buffer().map_err(d)?),
+            data: r.read_opt_buffer().map_err(d)?.map(Arc::from),
             version: r.read_i32().map_err(d)?,
         },
         OP_SET_ACL => Txn::SetAcl {

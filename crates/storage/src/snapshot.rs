@@ -6,6 +6,11 @@
 //! A snapshot becomes visible only complete and durable: written to `<name>.tmp`, synced,
 //! renamed (the device makes the rename durable). The decoder takes bytes from disk and
 //! never panics on them: every length is checked against what remains before it is used.
+//!
+//! Version 2 added null data (a data length of `u32::MAX`, [`NULL_DATA`]); it is otherwise
+//! version 1, which the reader still takes (a version-1 file has no null: its writer had
+//! none to write). A binary from before version 2 refuses a version-2 file by its version,
+//! rather than misreading a null as a huge length.
 
 use zoocore_proto::{Acl, Id, Perms, SessionId, Zxid};
 use zoocore_tree::{NodeState, StoredStat, Tree, TreeBuilder};
@@ -16,7 +21,11 @@ use crate::format::parse_name;
 
 pub const SNAPSHOT_MAGIC: u32 = 0x5A43_534E;
 pub const SNAPSHOT_FOOTER_MAGIC: u32 = 0x5A43_5346;
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// The oldest version the reader still loads.
+pub const SNAPSHOT_VERSION_MIN: u32 = 1;
+/// A node's data length that means null data (version 2 on).
+pub const NULL_DATA: u32 = u32::MAX;
 pub const SNAPSHOT_HEADER_BYTES: usize = 40;
 pub const SNAPSHOT_FOOTER_BYTES: usize = 40;
 const CHUNK_NODES: u32 = 1;
@@ -28,6 +37,8 @@ pub const CHUNK_PAYLOAD_BYTES_TARGET: usize = 1 << 20;
 const FLAG_EXTENDED_TYPES: u32 = 1;
 
 const _: () = assert!(CHUNK_PAYLOAD_BYTES_TARGET < CHUNK_PAYLOAD_BYTES_MAX as usize);
+// No real data length can be the null marker: a node fits in one chunk.
+const _: () = assert!(CHUNK_PAYLOAD_BYTES_MAX < NULL_DATA);
 
 /// The name of the snapshot at `zxid`.
 pub fn snapshot_name(zxid: Zxid) -> String {
@@ -87,7 +98,10 @@ fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
 
 fn encode_node(buf: &mut Vec<u8>, n: &NodeState<'_>) {
     put_bytes(buf, n.path.as_bytes());
-    put_bytes(buf, n.data);
+    match n.data {
+        Some(data) => put_bytes(buf, data),
+        None => buf.extend_from_slice(&NULL_DATA.to_be_bytes()),
+    }
     let s = n.stat;
     for v in [
         s.czxid,
@@ -330,6 +344,19 @@ impl<'a> Cursor<'a> {
         self.take(n)
     }
 
+    /// A node's data: `None` for [`NULL_DATA`], which only version 2 on may hold.
+    fn data(&mut self, version: u32) -> Result<Option<&'a [u8]>, Bad> {
+        let at = self.offset();
+        let n = self.u32()?;
+        if n != NULL_DATA {
+            return self.take(n as usize).map(Some);
+        }
+        if version < 2 {
+            return Err((at, format!("null data in a version {version} snapshot")));
+        }
+        Ok(None)
+    }
+
     fn str(&mut self) -> Result<&'a str, Bad> {
         let at = self.offset();
         std::str::from_utf8(self.bytes()?).map_err(|_| (at, "string is not UTF-8".to_string()))
@@ -376,7 +403,7 @@ fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, Bad> {
     if h.u32()? != crc32c::crc32c(&head[..SNAPSHOT_HEADER_BYTES - 4]) {
         return Err((0, "header checksum mismatch".into()));
     }
-    if version != SNAPSHOT_VERSION {
+    if !(SNAPSHOT_VERSION_MIN..=SNAPSHOT_VERSION).contains(&version) {
         return Err((4, format!("unknown version {version}")));
     }
     if flags & !FLAG_EXTENDED_TYPES != 0 {
@@ -421,7 +448,7 @@ fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, Bad> {
             CHUNK_NODES if sessions == 0 => {
                 for _ in 0..count {
                     let entry_at = p.offset();
-                    decode_node(&mut p, &mut builder, &mut acls)
+                    decode_node(&mut p, version, &mut builder, &mut acls)
                         .map_err(|(o, r)| (o.max(entry_at), r))?;
                     nodes += 1;
                 }
@@ -500,12 +527,13 @@ struct AclCache {
 
 fn decode_node(
     p: &mut Cursor<'_>,
+    version: u32,
     builder: &mut TreeBuilder,
     cache: &mut AclCache,
 ) -> Result<(), Bad> {
     let at = p.offset();
     let path = p.str()?;
-    let data = p.bytes()?;
+    let data = p.data(version)?;
     let stat = StoredStat {
         czxid: p.i64()?,
         mzxid: p.i64()?,

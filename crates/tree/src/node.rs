@@ -16,7 +16,9 @@
 //! modified, without children and with the first interned ACL stores 18 bytes of stat
 //! instead of 72. Integers are native endian: this form never leaves memory (snapshots and
 //! digests read `Meta`). Key first, so ordering reads no flags; the flags give the stat's
-//! length in O(1), so the data needs no length of its own.
+//! length in O(1), so the data needs no length of its own. One more flag says the data is
+//! null (ZooKeeper's `DataNode.data == null`, from a create or setData with a -1 buffer):
+//! then no data bytes follow, and readers get `None`, not an empty slice, at no extra cost.
 //!
 //! A `Node` orders, compares and borrows (`Borrow<[u8]>`) as its key, so the tree is an
 //! `OrdSet<Node>` looked up by key bytes. Every field keeps ZooKeeper's full range.
@@ -82,6 +84,8 @@ const F_CVERSION: u16 = 1 << 5;
 const F_AVERSION: u16 = 1 << 6;
 const F_NUM_CHILDREN: u16 = 1 << 7;
 const F_ACL: u16 = 1 << 8;
+/// Not a stat field: the data is null. Outside `F_WIDE` and `F_NARROW`, so it adds no bytes.
+const F_NULL_DATA: u16 = 1 << 9;
 /// The flags of the 8-byte and of the 4-byte optional fields.
 const F_WIDE: u16 = F_MZXID | F_PZXID | F_MTIME | F_OWNER;
 const F_NARROW: u16 = F_VERSION | F_CVERSION | F_AVERSION | F_NUM_CHILDREN | F_ACL;
@@ -122,7 +126,8 @@ fn key_len(b: &[u8]) -> (usize, usize) {
 }
 
 impl Node {
-    pub(crate) fn new(key: &[u8], meta: &Meta, data: &[u8]) -> Self {
+    /// `data` is `None` for null data (stored as a flag, no bytes).
+    pub(crate) fn new(key: &[u8], meta: &Meta, data: Option<&[u8]>) -> Self {
         assert!(u32::try_from(key.len()).is_ok(), "key length fits in u32");
         let m = meta;
         let wide = [
@@ -139,13 +144,14 @@ impl Node {
             // The id's bits: an i32 only to share the loop; decoded back as u32.
             (F_ACL, i32::from_ne_bytes(m.acl.0.to_ne_bytes()), 0),
         ];
-        let mut flags = 0u16;
+        let mut flags = if data.is_none() { F_NULL_DATA } else { 0 };
         for (f, v, usual) in wide {
             flags |= if v == usual { 0 } else { f };
         }
         for (f, v, usual) in narrow {
             flags |= if v == usual { 0 } else { f };
         }
+        let data = data.unwrap_or_default();
         let mut b = Vec::with_capacity(5 + key.len() + stat_bytes(flags) + data.len());
         let mut len = key.len();
         while len >= 0x80 {
@@ -229,10 +235,23 @@ impl Node {
         &self.0[len_bytes..len_bytes + len]
     }
 
-    pub(crate) fn data(&self) -> &[u8] {
+    /// The data; `None` when it is null.
+    pub(crate) fn data(&self) -> Option<&[u8]> {
         let start = self.stat_start();
         let flags = u16::from_ne_bytes(self.0[start..start + 2].try_into().expect("2 bytes"));
-        &self.0[start + stat_bytes(flags)..]
+        let data = &self.0[start + stat_bytes(flags)..];
+        if flags & F_NULL_DATA == 0 {
+            Some(data)
+        } else {
+            assert!(data.is_empty(), "null data with {} bytes", data.len());
+            None
+        }
+    }
+
+    /// Bytes of data, null counting as 0 (ZooKeeper's `data == null ? 0 : data.length`, in
+    /// the stat's dataLength, quotas and the approximate data size).
+    pub(crate) fn data_len(&self) -> usize {
+        self.data().map_or(0, <[u8]>::len)
     }
 }
 
@@ -241,7 +260,7 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("key", &self.key())
             .field("meta", &self.meta())
-            .field("data_len", &self.data().len())
+            .field("data_len", &self.data().map(<[u8]>::len))
             .finish()
     }
 }
@@ -291,14 +310,14 @@ mod tests {
             num_children: 7,
             acl: AclId(u32::MAX),
         };
-        let n = Node::new(b"\0\0\0\x01/a", &meta, b"xyz");
+        let n = Node::new(b"\0\0\0\x01/a", &meta, Some(b"xyz"));
         let long_key = vec![b'k'; 70_000];
-        let long = Node::new(&long_key, &meta, b"d");
+        let long = Node::new(&long_key, &meta, Some(b"d"));
         assert_eq!(long.key(), &long_key[..]);
         assert_eq!(long.meta(), meta);
-        assert_eq!(long.data(), b"d");
+        assert_eq!(long.data(), Some(&b"d"[..]));
         let usual = Meta::new(5, 6, 0, AclId(0));
-        let plain = Node::new(b"k", &usual, b"");
+        let plain = Node::new(b"k", &usual, Some(b""));
         assert_eq!(plain.meta(), usual);
         assert_eq!(
             plain.0.len(),
@@ -307,20 +326,39 @@ mod tests {
         );
         assert_eq!(n.meta(), meta);
         assert_eq!(n.key(), b"\0\0\0\x01/a");
-        assert_eq!(n.data(), b"xyz");
-        let empty = Node::new(b"", &meta, b"");
+        assert_eq!(n.data(), Some(&b"xyz"[..]));
+        let empty = Node::new(b"", &meta, Some(b""));
         assert_eq!(empty.key(), b"");
-        assert_eq!(empty.data(), b"");
+        assert_eq!(empty.data(), Some(&b""[..]));
         let moved = n.with_meta(&Meta { version: 3, ..meta });
         assert_eq!(moved.meta().version, 3);
-        assert_eq!(moved.data(), b"xyz");
+        assert_eq!(moved.data(), Some(&b"xyz"[..]));
+    }
+
+    #[test]
+    fn null_data_is_not_empty_data() {
+        let meta = Meta {
+            version: 4,
+            num_children: 2,
+            ..Meta::new(5, 6, 7, AclId(3))
+        };
+        let null = Node::new(b"\0\0\0\x01/n", &meta, None);
+        let empty = Node::new(b"\0\0\0\x01/n", &meta, Some(b""));
+        assert_eq!(null.data(), None);
+        assert_eq!(null.data_len(), 0);
+        assert_eq!(empty.data(), Some(&b""[..]));
+        assert_eq!(null.meta(), meta, "the null flag is no stat field");
+        assert_eq!(null.0.len(), empty.0.len(), "null costs no byte");
+        let moved = null.with_meta(&Meta { version: 5, ..meta });
+        assert_eq!(moved.data(), None, "a new stat keeps the null");
+        assert_eq!(moved.meta().version, 5);
     }
 
     #[test]
     fn orders_by_key_only() {
-        let a = Node::new(b"a", &Meta::new(9, 9, 0, AclId(0)), b"zzz");
-        let b = Node::new(b"b", &Meta::new(1, 1, 0, AclId(1)), b"");
+        let a = Node::new(b"a", &Meta::new(9, 9, 0, AclId(0)), Some(b"zzz"));
+        let b = Node::new(b"b", &Meta::new(1, 1, 0, AclId(1)), Some(b""));
         assert!(a < b);
-        assert_eq!(a, Node::new(b"a", &Meta::new(0, 0, 0, AclId(0)), b""));
+        assert_eq!(a, Node::new(b"a", &Meta::new(0, 0, 0, AclId(0)), Some(b"")));
     }
 }

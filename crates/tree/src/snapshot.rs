@@ -41,7 +41,8 @@ pub struct StoredStat {
 #[derive(Clone, Copy, Debug)]
 pub struct NodeState<'a> {
     pub path: &'a str,
-    pub data: &'a [u8],
+    /// `None`: null data.
+    pub data: Option<&'a [u8]>,
     pub acl: &'a [Acl],
     pub stat: StoredStat,
 }
@@ -274,12 +275,17 @@ mod tests {
             perms: zoocore_proto::Perms::ALL,
             id: Id::anyone(),
         }];
-        for (path, owner) in [("/a", 0), ("/a/b", 7), ("/c", crate::CONTAINER_OWNER)] {
+        let nodes = [
+            ("/a", 0, Some(&b"xyz"[..])),
+            ("/a/b", 7, None),
+            ("/c", crate::CONTAINER_OWNER, Some(&b""[..])),
+        ];
+        for (path, owner, data) in nodes {
             apply(
                 &mut t,
                 Txn::Create {
                     path: path.into(),
-                    data: std::sync::Arc::from(&b"xyz"[..]),
+                    data: data.map(std::sync::Arc::from),
                     acl: acl.clone(),
                     ephemeral_owner: owner,
                     parent_cversion: 1,
@@ -298,7 +304,10 @@ mod tests {
                 "{}",
                 n.path
             );
+            assert_eq!(got.data(), n.data, "{}: null and empty kept apart", n.path);
         }
+        assert_eq!(r.get("/a/b").expect("node").data(), None);
+        assert_eq!(r.get("/c").expect("node").data(), Some(&b""[..]));
         assert_eq!(r.ephemerals(SessionId(7), "/"), vec!["/a/b".to_string()]);
         assert_eq!(r.ephemeral_count(), t.ephemeral_count());
         assert_eq!(r.approximate_data_size(), t.approximate_data_size());

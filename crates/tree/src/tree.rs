@@ -77,8 +77,13 @@ fn client_stat(m: &Meta, data_len: usize) -> Stat {
     }
 }
 
+/// Bytes of data, null counting as 0 as everywhere in ZooKeeper's sizes.
+fn data_len(data: Option<&[u8]>) -> usize {
+    data.map_or(0, <[u8]>::len)
+}
+
 fn stat_of(n: &Node) -> Stat {
-    client_stat(&n.meta(), n.data().len())
+    client_stat(&n.meta(), n.data_len())
 }
 
 /// A read view of one znode, borrowed from a tree.
@@ -93,7 +98,8 @@ impl<'a> NodeRef<'a> {
         stat_of(self.node)
     }
 
-    pub fn data(&self) -> &'a [u8] {
+    /// The data; `None` when it is null (getData then answers a -1 buffer).
+    pub fn data(&self) -> Option<&'a [u8]> {
         self.node.data()
     }
 
@@ -204,13 +210,16 @@ impl DigestHash {
     }
 }
 
-fn node_digest(path: &str, n: &Meta, data: &[u8], acl: &[Acl]) -> u64 {
+/// Null data hashes as length -1 with no bytes, so a replica that turned null into empty
+/// disagrees; non-null data hashes as it always did, so snapshots from before null was kept
+/// still match the digest their footer recorded.
+fn node_digest(path: &str, n: &Meta, data: Option<&[u8]>, acl: &[Acl]) -> u64 {
     // The fixed-width fields go through the hash in one call: a CRC call costs more in setup
     // than in bytes at this size (the digest is taken for every node at recovery).
     let mut fixed = [0u8; 12 * 8];
     let fields = [
         path.len() as i64,
-        data.len() as i64,
+        data.map_or(-1, |d| d.len() as i64),
         n.czxid,
         n.mzxid,
         n.pzxid,
@@ -228,7 +237,7 @@ fn node_digest(path: &str, n: &Meta, data: &[u8], acl: &[Acl]) -> u64 {
     let mut h = DigestHash::new();
     h.bytes(&fixed);
     h.bytes(path.as_bytes());
-    h.bytes(data);
+    h.bytes(data.unwrap_or_default());
     for a in acl {
         h.i64(i64::from(a.perms.0));
         h.len_bytes(a.id.scheme.as_bytes());
@@ -272,16 +281,17 @@ impl Tree {
             num_children: children,
             ..Meta::new(0, 0, 0, acl)
         };
-        tree.put_new("/", &blank(open, 1), &[]);
-        tree.put_new("/zookeeper", &blank(open, 2), &[]);
-        tree.put_new("/zookeeper/quota", &blank(open, 0), &[]);
+        // ZooKeeper's own nodes hold empty data (`new byte[0]`), not null.
+        tree.put_new("/", &blank(open, 1), Some(&[]));
+        tree.put_new("/zookeeper", &blank(open, 2), Some(&[]));
+        tree.put_new("/zookeeper/quota", &blank(open, 0), Some(&[]));
         tree.put_new(
             "/zookeeper/config",
             &Meta {
                 aversion: -1,
                 ..blank(read, 0)
             },
-            &[],
+            Some(&[]),
         );
         tree.check_invariants();
         tree
@@ -518,7 +528,7 @@ impl Tree {
                 acl,
                 mode,
                 ttl_ms,
-            } => self.prep_create(path, data, acl, *mode, *ttl_ms, ctx),
+            } => self.prep_create(path, data.as_deref(), acl, *mode, *ttl_ms, ctx),
             Op::Delete { path, version } => {
                 let parent = self.parent_for_delete(path)?;
                 if !check_acl(self.node_acl(parent), Perms::DELETE, ctx.auth) {
@@ -542,12 +552,12 @@ impl Tree {
                 if !check_acl(self.acl(node.acl), Perms::WRITE, ctx.auth) {
                     return Err(ErrorCode::NO_AUTH);
                 }
-                let grown = data.len() as i64 - found.data().len() as i64;
+                let grown = data_len(data.as_deref()) as i64 - found.data_len() as i64;
                 self.enforce_quota(ctx, path, 0, grown)?;
                 let version = check_and_inc_version(node.version, *version)?;
                 Ok(Txn::SetData {
                     path: path.clone(),
-                    data: Arc::from(&data[..]),
+                    data: data.as_deref().map(Arc::from),
                     version,
                 })
             }
@@ -631,7 +641,7 @@ impl Tree {
     fn prep_create(
         &self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,
@@ -679,10 +689,10 @@ impl Tree {
         if ephemeral_type(parent.ephemeral_owner, self.extended_types) == EphemeralType::Normal {
             return Err(ErrorCode::NO_CHILDREN_FOR_EPHEMERALS);
         }
-        self.enforce_quota(ctx, &full, 1, data.len() as i64)?;
+        self.enforce_quota(ctx, &full, 1, data_len(data) as i64)?;
         Ok(Txn::Create {
             path: full,
-            data: Arc::from(data),
+            data: data.map(Arc::from),
             acl,
             ephemeral_owner: owner,
             parent_cversion: parent.cversion.wrapping_add(1),
@@ -777,7 +787,7 @@ impl Tree {
                 zxid,
                 time_ms,
                 path,
-                data,
+                data.as_deref(),
                 acl,
                 *ephemeral_owner,
                 *parent_cversion,
@@ -798,8 +808,8 @@ impl Tree {
                     version: *version,
                     ..old.meta()
                 };
-                let bytes_diff = data.len() as i64 - old.data().len() as i64;
-                let node = Node::new(old.key(), &meta, data);
+                let bytes_diff = data_len(data.as_deref()) as i64 - old.data_len() as i64;
+                let node = Node::new(old.key(), &meta, data.as_deref());
                 let stat = stat_of(&node);
                 self.put_node(node);
                 self.quota_usage_moved(path, 0, bytes_diff);
@@ -869,7 +879,7 @@ impl Tree {
         zxid: i64,
         time_ms: i64,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
@@ -902,11 +912,11 @@ impl Tree {
         self.put_node(parent_node.with_meta(&parent));
         let acl = self.intern_acl(acl);
         let meta = Meta::new(zxid, time_ms, owner, acl);
-        let stat = client_stat(&meta, data.len());
+        let stat = client_stat(&meta, data_len(data));
         self.put_new(path, &meta, data);
         self.index_owner(path, owner, true);
         self.quota_node_created(path);
-        self.quota_usage_moved(path, 1, data.len() as i64);
+        self.quota_usage_moved(path, 1, data_len(data) as i64);
         triggers.push(Trigger {
             path: path.to_owned(),
             event: EventType::NodeCreated,
@@ -956,7 +966,7 @@ impl Tree {
         let Some(node) = existing else {
             return OpResult::Error(ErrorCode::NO_NODE);
         };
-        let data_len = self.node(path).map_or(0, |n| n.data().len()) as i64;
+        let data_len = self.node(path).map_or(0, Node::data_len) as i64;
         self.remove_node(path);
         self.index_owner(path, node.ephemeral_owner, false);
         if let Some((target, LIMITS_NODE)) = quota::quota_node(path) {
@@ -1009,7 +1019,7 @@ impl Tree {
         let Some(stats) = self.node(&quota::stats_path(&target)) else {
             return;
         };
-        let (count, bytes) = quota::parse_stats(stats.data());
+        let (count, bytes) = quota::parse_stats(stats.data().unwrap_or_default());
         self.set_quota_stats(&target, count + count_diff, bytes + bytes_diff);
     }
 
@@ -1027,18 +1037,19 @@ impl Tree {
         }
         let prefix = quota::self_and_ancestors(path).find(|p| self.quotas.contains(*p))?;
         let limits_path = format!("{}{prefix}/{LIMITS_NODE}", quota::QUOTA_ROOT);
-        let limits = quota::parse_limits(self.node(&limits_path)?.data());
-        let usage = quota::parse_stats(self.node(&quota::stats_path(prefix))?.data());
+        let limits = quota::parse_limits(self.node(&limits_path)?.data().unwrap_or_default());
+        let stats = self.node(&quota::stats_path(prefix))?;
+        let usage = quota::parse_stats(stats.data().unwrap_or_default());
         quota::check(prefix, limits, usage, count_diff, bytes_diff)
     }
 
     /// The usage change a prepared create or setData makes, for [`Tree::quota_excess`].
     pub fn quota_change<'t>(&self, txn: &'t Txn) -> Option<(&'t str, i64, i64)> {
         match txn {
-            Txn::Create { path, data, .. } => Some((path, 1, data.len() as i64)),
+            Txn::Create { path, data, .. } => Some((path, 1, data_len(data.as_deref()) as i64)),
             Txn::SetData { path, data, .. } => {
-                let old = self.node(path).map_or(0, |n| n.data().len() as i64);
-                Some((path, 0, data.len() as i64 - old))
+                let old = self.node(path).map_or(0, |n| n.data_len() as i64);
+                Some((path, 0, data_len(data.as_deref()) as i64 - old))
             }
             _ => None,
         }
@@ -1063,12 +1074,12 @@ impl Tree {
         let Some(node) = self.node(path) else {
             return (0, 0);
         };
-        let (mut count, mut bytes) = (1, node.data().len() as i64);
+        let (mut count, mut bytes) = (1, node.data_len() as i64);
         let mut stack = vec![path.to_owned()];
         while let Some(p) = stack.pop() {
             for child in self.child_entries(&children_prefix(&p)) {
                 count += 1;
-                bytes += child.data().len() as i64;
+                bytes += child.data_len() as i64;
                 if child.meta().num_children > 0 {
                     stack.push(path_of_key(child.key()).to_owned());
                 }
@@ -1082,7 +1093,8 @@ impl Tree {
         let Some(old) = self.node(&quota::stats_path(target)) else {
             return;
         };
-        let node = Node::new(old.key(), &old.meta(), &quota::format_stats(count, bytes));
+        let stats = quota::format_stats(count, bytes);
+        let node = Node::new(old.key(), &old.meta(), Some(&stats));
         self.put_node(node);
     }
 
@@ -1102,7 +1114,7 @@ impl Tree {
             mtime: time_ms,
             ..old
         };
-        self.put_new("/zookeeper/config", &meta, text);
+        self.put_new("/zookeeper/config", &meta, Some(text));
     }
 
     // ---- storage helpers ----
@@ -1126,11 +1138,11 @@ impl Tree {
 
     /// What a node adds to `approximate_data_size`: its path and data bytes.
     fn size_of(n: &Node) -> u64 {
-        (path_of_key(n.key()).len() + n.data().len()) as u64
+        (path_of_key(n.key()).len() + n.data_len()) as u64
     }
 
     /// Inserts a node at `path` (or replaces the one there), keeping the digest.
-    fn put_new(&mut self, path: &str, meta: &Meta, data: &[u8]) {
+    fn put_new(&mut self, path: &str, meta: &Meta, data: Option<&[u8]>) {
         self.put_node(Node::new(&key_of(path), meta, data));
     }
 

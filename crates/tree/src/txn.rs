@@ -9,6 +9,11 @@
 //! Encoding (jute, big-endian): an `i32` type (ZooKeeper's opcode of the matching txn,
 //! -1 for error) followed by the fields. Multi nests one level only, as ZooKeeper's
 //! `MultiTxn` does; decode rejects deeper nesting so hostile bytes cannot recurse.
+//!
+//! A znode's data is an `Option` from the request to the log: `None` is ZooKeeper's null
+//! (`DataNode.data == null`), written as jute's -1 length as ZooKeeper's `CreateTxn` and
+//! `SetDataTxn` write it. Logs written before null was kept never hold a -1 data length
+//! (their writer had no null to write), so they decode unchanged (docs/LOG.md).
 
 use std::sync::Arc;
 
@@ -22,7 +27,8 @@ pub enum Op {
     /// `ttl_ms` is -1 unless `mode` is a TTL mode (ZooKeeper rejects ttl >= 0 otherwise).
     Create {
         path: String,
-        data: Vec<u8>,
+        /// `None`: null data (a -1 buffer on the wire), kept as null.
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         mode: CreateMode,
         ttl_ms: i64,
@@ -33,7 +39,7 @@ pub enum Op {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     SetAcl {
@@ -64,7 +70,7 @@ pub enum Txn {
     /// `ephemeral_owner` is the session, `CONTAINER_OWNER`, a TTL owner, or 0.
     Create {
         path: String,
-        data: Arc<[u8]>,
+        data: Option<Arc<[u8]>>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -75,7 +81,7 @@ pub enum Txn {
     /// `version` is the node's new version.
     SetData {
         path: String,
-        data: Arc<[u8]>,
+        data: Option<Arc<[u8]>>,
         version: i32,
     },
     /// `version` is the node's new aversion.
@@ -183,7 +189,7 @@ impl Txn {
             } => {
                 w.write_i32(TYPE_CREATE);
                 w.write_str(path);
-                w.write_buffer(data);
+                w.write_opt_buffer(data.as_deref());
                 w.write_records(acl);
                 w.write_i64(*ephemeral_owner);
                 w.write_i32(*parent_cversion);
@@ -199,7 +205,7 @@ impl Txn {
             } => {
                 w.write_i32(TYPE_SET_DATA);
                 w.write_str(path);
-                w.write_buffer(data);
+                w.write_opt_buffer(data.as_deref());
                 w.write_i32(*version);
             }
             Txn::SetAcl { path, acl, version } => {
@@ -243,7 +249,7 @@ impl Txn {
         Ok(match kind {
             TYPE_CREATE => Txn::Create {
                 path: r.read_string()?,
-                data: Arc::from(r.read_buffer()?),
+                data: r.read_opt_buffer()?.map(Arc::from),
                 acl: r.read_records()?,
                 ephemeral_owner: r.read_i64()?,
                 parent_cversion: r.read_i32()?,
@@ -253,7 +259,7 @@ impl Txn {
             },
             TYPE_SET_DATA => Txn::SetData {
                 path: r.read_string()?,
-                data: Arc::from(r.read_buffer()?),
+                data: r.read_opt_buffer()?.map(Arc::from),
                 version: r.read_i32()?,
             },
             TYPE_SET_ACL => Txn::SetAcl {

@@ -11,7 +11,7 @@ use zoocore_tree::{Op, OpResult, PrepContext, Tree, Txn};
 
 #[derive(Clone, Debug, Default)]
 struct MNode {
-    data: Vec<u8>,
+    data: Option<Vec<u8>>,
     version: i32,
     owner: i64,
     cversion: i32,
@@ -35,7 +35,15 @@ impl Model {
     fn new() -> Self {
         let mut nodes = BTreeMap::new();
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            nodes.insert(p.to_owned(), MNode::default());
+            // ZooKeeper's own nodes hold empty data, not null.
+            let data = Some(Vec::new());
+            nodes.insert(
+                p.to_owned(),
+                MNode {
+                    data,
+                    ..MNode::default()
+                },
+            );
         }
         Model {
             nodes,
@@ -168,7 +176,7 @@ impl Model {
 enum MOp {
     Create {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         ephemeral: bool,
         sequential: bool,
     },
@@ -178,7 +186,7 @@ enum MOp {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     Check {
@@ -245,7 +253,8 @@ fn path_strategy() -> impl Strategy<Value = String> {
 }
 
 fn simple_op() -> impl Strategy<Value = MOp> {
-    let data = prop::collection::vec(any::<u8>(), 0..4);
+    // Null data (None) as well as empty: the two must stay apart.
+    let data = prop::option::weighted(0.8, prop::collection::vec(any::<u8>(), 0..4));
     let version = prop_oneof![Just(-1), 0..3i32];
     prop_oneof![
         4 => (path_strategy(), data.clone(), any::<bool>(), prop::bool::weighted(0.2))
@@ -294,8 +303,9 @@ proptest! {
                 let node = tree.get(path);
                 prop_assert!(node.is_some(), "{} missing", path);
                 let node = node.unwrap();
-                prop_assert_eq!(node.data(), &n.data[..]);
+                prop_assert_eq!(node.data(), n.data.as_deref());
                 let stat = node.stat();
+                prop_assert_eq!(stat.data_length as usize, n.data.as_ref().map_or(0, Vec::len));
                 prop_assert_eq!(stat.version, n.version);
                 prop_assert_eq!(stat.ephemeral_owner, n.owner);
                 // Clients see creates plus deletes (DataNode.copyStat).
@@ -371,7 +381,8 @@ fn acl_strategy() -> impl Strategy<Value = Vec<Acl>> {
 
 fn leaf_txn() -> impl Strategy<Value = Txn> {
     let path = "/[a-z/]{0,10}";
-    let data = prop::collection::vec(any::<u8>(), 0..16).prop_map(Arc::<[u8]>::from);
+    let data =
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..16).prop_map(Arc::<[u8]>::from));
     prop_oneof![
         (
             path,

@@ -51,7 +51,7 @@ impl Server {
 fn create(path: &str, mode: CreateMode) -> Op {
     Op::Create {
         path: path.into(),
-        data: b"d".to_vec(),
+        data: Some(b"d".to_vec()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: -1,
@@ -61,7 +61,7 @@ fn create(path: &str, mode: CreateMode) -> Op {
 fn cr(path: &str, mode: CreateMode, acl: Vec<Acl>, ttl_ms: i64) -> Op {
     Op::Create {
         path: path.into(),
-        data: b"d".to_vec(),
+        data: Some(b"d".to_vec()),
         acl,
         mode,
         ttl_ms,
@@ -131,7 +131,7 @@ fn create_sets_stats_like_create_node() {
     // setData: version, mzxid, mtime change; czxid/ctime do not.
     let r = s.submit(Op::SetData {
         path: "/a".into(),
-        data: b"xyz".to_vec(),
+        data: Some(b"xyz".to_vec()),
         version: 0,
     });
     let OpResult::SetData { stat } = r else {
@@ -362,7 +362,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/a/".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: -1
         }),
         err(ErrorCode::BAD_ARGUMENTS)
@@ -370,7 +370,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/zz".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: -1
         }),
         err(ErrorCode::NO_NODE)
@@ -378,7 +378,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/a/b".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: 3
         }),
         err(ErrorCode::BAD_VERSION)
@@ -386,7 +386,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/zookeeper/config".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: -1
         }),
         err(ErrorCode::NO_AUTH)
@@ -432,13 +432,13 @@ fn version_skips_minus_one() {
     s.zxid += 1;
     let txn = Txn::SetData {
         path: "/v".into(),
-        data: b"".as_slice().into(),
+        data: Some(b"".as_slice().into()),
         version: -2,
     };
     s.tree.apply(Zxid(s.zxid), 0, &txn);
     let r = s.submit(Op::SetData {
         path: "/v".into(),
-        data: vec![],
+        data: Some(vec![]),
         version: -2,
     });
     let OpResult::SetData { stat } = r else {
@@ -481,7 +481,7 @@ fn auth_acl_and_digest() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/p".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: -1
         }),
         err(ErrorCode::NO_AUTH)
@@ -492,7 +492,7 @@ fn auth_acl_and_digest() {
             &me,
             Op::SetData {
                 path: "/p".into(),
-                data: vec![],
+                data: Some(vec![]),
                 version: -1
             }
         )
@@ -521,7 +521,7 @@ fn triggers_in_order() {
         &[],
         Op::SetData {
             path: "/a".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: -1,
         },
     );
@@ -621,7 +621,7 @@ fn multi_success_sees_earlier_ops_and_failure_shape() {
         create("/m/c", CreateMode::Persistent),
         Op::SetData {
             path: "/m/c".into(),
-            data: vec![1],
+            data: Some(vec![1]),
             version: 0,
         },
         Op::Check {
@@ -674,7 +674,7 @@ fn apply_is_idempotent() {
     let snapshot = s.tree.clone();
     let txn = Txn::Create {
         path: "/a".into(),
-        data: b"d".as_slice().into(),
+        data: Some(b"d".as_slice().into()),
         acl: Acl::open_unsafe(),
         ephemeral_owner: 0,
         parent_cversion: 1,
@@ -770,11 +770,11 @@ fn clones_are_independent_and_digest_tracks_state() {
     let old = s.tree.clone();
     s.submit(Op::SetData {
         path: "/a".into(),
-        data: b"new".to_vec(),
+        data: Some(b"new".to_vec()),
         version: -1,
     });
-    assert_eq!(old.get("/a").unwrap().data(), b"d");
-    assert_eq!(s.tree.get("/a").unwrap().data(), b"new");
+    assert_eq!(old.get("/a").unwrap().data(), Some(&b"d"[..]));
+    assert_eq!(s.tree.get("/a").unwrap().data(), Some(&b"new"[..]));
     assert_ne!(old.digest(), s.tree.digest());
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Tree>();
@@ -783,7 +783,7 @@ fn clones_are_independent_and_digest_tracks_state() {
 fn create_with(path: &str, data: &[u8]) -> Op {
     Op::Create {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: -1,
@@ -822,7 +822,7 @@ fn hard_quotas_refuse_under_enforce_quota_only() {
     assert!(s.tree.get("/h/c").is_none());
     let set = |data: &[u8]| Op::SetData {
         path: "/h/a".into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         version: -1,
     };
     assert_eq!(
@@ -866,7 +866,15 @@ fn hard_quotas_refuse_under_enforce_quota_only() {
 
 fn quota_stats(s: &Server, path: &str) -> String {
     let stats = format!("/zookeeper/quota{path}/zookeeper_stats");
-    String::from_utf8(s.tree.get(&stats).expect("stats node").data().to_vec()).unwrap()
+    String::from_utf8(
+        s.tree
+            .get(&stats)
+            .expect("stats node")
+            .data()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 /// DataTree's quota bookkeeping, as zkCli's setquota drives it: the limits node gives /q a
@@ -897,7 +905,7 @@ fn quota_stats_follow_the_subtree_as_datatree_keeps_them() {
     assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=8");
     s.submit(Op::SetData {
         path: "/q/a".into(),
-        data: b"1".to_vec(),
+        data: Some(b"1".to_vec()),
         version: -1,
     });
     assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=4");
@@ -940,4 +948,146 @@ fn quota_stats_follow_the_subtree_as_datatree_keeps_them() {
     assert!(s.tree.quota_paths().is_empty());
     s.submit(create_with("/q/e", b"abc"));
     assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=5");
+}
+
+fn create_null(path: &str, mode: CreateMode, ttl_ms: i64) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        mode,
+        ttl_ms,
+    }
+}
+
+/// Null data stays null (DataTree.createNode and setData store the request's `byte[]` as
+/// is; getData returns it, so the client reads a -1 buffer), for every create mode and
+/// through multi; the Stat's dataLength is 0 (DataNode.copyStat: `data == null ? 0`);
+/// setData with null moves the version like any setData (checkAndIncVersion); quota bytes
+/// and the approximate data size count null as 0 (`updateCountBytes`, `getNodeSize`). The
+/// digest tells null from empty, so replicas that disagree on it are caught.
+#[test]
+fn null_data_stays_null_and_counts_as_zero_bytes() {
+    let mut s = Server::new();
+    s.tree = Tree::with_extended_types(true);
+    s.submit(Op::CreateSession {
+        session: SessionId(1),
+        timeout_ms: 30_000,
+    });
+    let size_before = s.tree.approximate_data_size();
+    let r = s.submit(create_null("/n", CreateMode::Persistent, -1));
+    let OpResult::Created { stat, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(stat.data_length, 0);
+    assert_eq!(s.tree.get("/n").unwrap().data(), None);
+    assert_eq!(
+        s.tree.approximate_data_size(),
+        size_before + "/n".len() as u64,
+        "null data adds no bytes"
+    );
+    for (path, mode, ttl) in [
+        ("/e", CreateMode::Ephemeral, -1),
+        ("/s-", CreateMode::PersistentSequential, -1),
+        ("/c", CreateMode::Container, -1),
+        ("/t", CreateMode::PersistentWithTtl, 5000),
+    ] {
+        let r = s.submit(create_null(path, mode, ttl));
+        let OpResult::Created { path, stat } = r else {
+            panic!("{mode:?}: {r:?}")
+        };
+        assert_eq!(stat.data_length, 0, "{path}");
+        assert_eq!(s.tree.get(&path).unwrap().data(), None, "{path}");
+    }
+    s.submit(create_with("/empty", b""));
+    assert_eq!(s.tree.get("/empty").unwrap().data(), Some(&b""[..]));
+
+    // setData null over data, then data over null: the version moves each time.
+    s.submit(create_with("/v", b"abc"));
+    let digest_with_data = s.tree.digest();
+    let r = s.submit(Op::SetData {
+        path: "/v".into(),
+        data: None,
+        version: 0,
+    });
+    let OpResult::SetData { stat } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!((stat.version, stat.data_length), (1, 0));
+    assert_eq!(s.tree.get("/v").unwrap().data(), None);
+    let digest_null = s.tree.digest();
+    s.submit(Op::SetData {
+        path: "/v".into(),
+        data: Some(Vec::new()),
+        version: 1,
+    });
+    assert_eq!(s.tree.get("/v").unwrap().data(), Some(&b""[..]));
+    assert_ne!(s.tree.digest(), digest_null, "null and empty digest apart");
+    assert_ne!(digest_null, digest_with_data);
+    assert_eq!(s.stat("/v").version, 2);
+
+    // Through multi.
+    let r = s.submit(Op::Multi(vec![
+        create_null("/m", CreateMode::Persistent, -1),
+        Op::SetData {
+            path: "/empty".into(),
+            data: None,
+            version: -1,
+        },
+    ]));
+    assert_eq!(r.code(), ErrorCode::OK, "{r:?}");
+    assert_eq!(s.tree.get("/m").unwrap().data(), None);
+    assert_eq!(s.tree.get("/empty").unwrap().data(), None);
+
+    // Quota bytes: null counts 0.
+    s.submit(create_null("/q", CreateMode::Persistent, -1));
+    s.submit(create_with("/q/a", b"12"));
+    s.submit(create_with("/zookeeper/quota/q", b""));
+    s.submit(create_with(
+        "/zookeeper/quota/q/zookeeper_limits",
+        b"count=9,bytes=-1",
+    ));
+    s.submit(create_with(
+        "/zookeeper/quota/q/zookeeper_stats",
+        b"count=0,bytes=0",
+    ));
+    assert_eq!(quota_stats(&s, "/q"), "count=2,bytes=2");
+    s.submit(Op::SetData {
+        path: "/q/a".into(),
+        data: None,
+        version: -1,
+    });
+    assert_eq!(quota_stats(&s, "/q"), "count=2,bytes=0");
+}
+
+/// The txn codec writes null as jute's -1 (ZooKeeper's CreateTxn/SetDataTxn do the same),
+/// and reads txns from logs written before null was kept, whose data lengths are never
+/// negative, exactly as before.
+#[test]
+fn txn_codec_keeps_null_and_reads_old_records() {
+    use zoocore_proto::{Record, Writer};
+    for data in [None, Some(std::sync::Arc::from(&b""[..]))] {
+        let txn = Txn::SetData {
+            path: "/a".into(),
+            data: data.clone(),
+            version: 3,
+        };
+        let bytes = txn.to_bytes();
+        assert_eq!(Txn::from_bytes(&bytes).unwrap(), txn);
+        let length = &bytes[4 + 4 + 2..4 + 4 + 2 + 4];
+        let expected: i32 = if data.is_none() { -1 } else { 0 };
+        assert_eq!(length, expected.to_be_bytes());
+    }
+    // A create as the writer before this change encoded it (`write_buffer`, empty data).
+    let mut old = Writer::new();
+    old.write_i32(1);
+    old.write_str("/old");
+    old.write_buffer(b"");
+    old.write_records(&Acl::open_unsafe());
+    old.write_i64(0);
+    old.write_i32(1);
+    let Txn::Create { path, data, .. } = Txn::from_bytes(&old.into_inner()).unwrap() else {
+        panic!("not a create")
+    };
+    assert_eq!((path.as_str(), data.as_deref()), ("/old", Some(&b""[..])));
 }

@@ -1125,7 +1125,10 @@ fn multi_read(view: &Tree, auth: &[Id], op: &MultiOp) -> MultiResult {
         MultiOp::GetData(r) => {
             let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
             require(node.acl(), Perms::READ, auth)?;
-            Ok(MultiResult::GetData(node.data().to_vec(), node.stat()))
+            Ok(MultiResult::GetData(
+                node.data().map(<[u8]>::to_vec),
+                node.stat(),
+            ))
         }
         _ => Err(ErrorCode::BAD_ARGUMENTS),
     })();
@@ -1175,7 +1178,7 @@ fn create_op(op: OpCode, r: CreateRequest, ttl: i64) -> Op {
 /// A create with flags that name no mode is a bad argument, found at prep.
 fn create_op_mode(
     path: String,
-    data: Vec<u8>,
+    data: Option<Vec<u8>>,
     acl: Vec<Acl>,
     mode: Option<zoocore_proto::CreateMode>,
     ttl_ms: i64,

@@ -32,8 +32,9 @@ pub fn reply_into(
     });
 }
 
-/// Appends a getData answer to `buf`, the data copied once, straight from the tree.
-pub fn get_data_into(buf: &mut Vec<u8>, xid: i32, zxid: Zxid, data: &[u8], stat: &Stat) {
+/// Appends a getData answer to `buf`, the data copied once, straight from the tree. Null
+/// data goes out as jute's -1 buffer, as ZooKeeper answers it (clients read `null`).
+pub fn get_data_into(buf: &mut Vec<u8>, xid: i32, zxid: Zxid, data: Option<&[u8]>, stat: &Stat) {
     framed_into(buf, |w| {
         ReplyHeader {
             xid,
@@ -41,7 +42,7 @@ pub fn get_data_into(buf: &mut Vec<u8>, xid: i32, zxid: Zxid, data: &[u8], stat:
             err: 0,
         }
         .encode(w);
-        w.write_buffer(data);
+        w.write_opt_buffer(data);
         stat.encode(w);
     });
 }
@@ -97,10 +98,21 @@ mod tests {
         assert_eq!(buf.len(), 2 + 4 + 16);
         let stat = Stat::default();
         let before = buf.len();
-        get_data_into(&mut buf, 8, Zxid(5), b"abc", &stat);
+        get_data_into(&mut buf, 8, Zxid(5), Some(b"abc"), &stat);
         assert_eq!(
             &buf[before..before + 4],
             &(16 + 4 + 3 + 68i32).to_be_bytes()
         );
+    }
+
+    #[test]
+    fn get_data_writes_null_as_minus_one_and_empty_as_zero() {
+        let stat = Stat::default();
+        for (data, length) in [(None, -1i32), (Some(&b""[..]), 0)] {
+            let mut buf = Vec::new();
+            get_data_into(&mut buf, 8, Zxid(5), data, &stat);
+            assert_eq!(&buf[..4], &(16 + 4 + 68i32).to_be_bytes());
+            assert_eq!(&buf[20..24], &length.to_be_bytes(), "{data:?}");
+        }
     }
 }

@@ -26,21 +26,22 @@ pub fn small_opts() -> LogOptions {
     }
 }
 
-/// A deterministic op from a number: creates, sets, deletes, sessions and ephemerals.
+/// A deterministic op from a number: creates, sets, deletes, sessions and ephemerals; some
+/// creates and sets carry null data, which must come back null from the log and snapshots.
 pub fn op_of(n: u64) -> Op {
     let path = format!("/n{}", n % 13);
     let session = SessionId(1 + (n % 3) as i64);
     match n % 7 {
         0 | 1 => Op::Create {
             path,
-            data: vec![n as u8; (n % 50) as usize],
+            data: (!n.is_multiple_of(11)).then(|| vec![n as u8; (n % 50) as usize]),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
             ttl_ms: -1,
         },
         2 => Op::SetData {
             path,
-            data: vec![7; (n % 90) as usize],
+            data: (!n.is_multiple_of(4)).then(|| vec![7; (n % 90) as usize]),
             version: -1,
         },
         3 => Op::Delete { path, version: -1 },
@@ -50,7 +51,7 @@ pub fn op_of(n: u64) -> Op {
         },
         5 => Op::Create {
             path: format!("/e{}", n % 5),
-            data: vec![1],
+            data: Some(vec![1]),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Ephemeral,
             ttl_ms: -1,
