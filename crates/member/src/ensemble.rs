@@ -1,9 +1,12 @@
 //! An ensemble member: the zab `Replica` decides what is committed; this file maps its
-//! actions to the member's work and effects, and holds the role-specific state.
+//! actions to the member's work and effects, and holds the role-specific state. A
+//! standalone server is the one-voter case: its replica elects itself at once, sends no
+//! frame (it has no learner), and commits each txn as soon as its own fdatasync covers it.
 //!
 //! The pipeline of each role, as same-core calls:
 //! - leader: shard request → prep against the working tree (the committed tree plus every
-//!   outstanding proposal, ZooKeeper's outstandingChanges) → `Propose` → Append + PROPOSALs
+//!   outstanding proposal, ZooKeeper's outstandingChanges) → append to the log (a full
+//!   disk refuses it here, `room.rs`) → `Propose` → PROPOSALs
 //!   → one fdatasync for everything appended meanwhile → `Persisted` → quorum of ACKs →
 //!   `Commit` → apply to the committed tree → publish a `CommitBatch` to the shards, which
 //!   answer the clients whose route names this server;
@@ -38,7 +41,7 @@ use zoocore_zab::{
 };
 
 use crate::forward::{decode_payload, encode_payload, Forward, Route};
-use crate::member::{prep, Effect, Member, Queued, Quorum, Role, StopReason};
+use crate::member::{prep, Effect, Member, Queued, Role, StopReason};
 use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
 
 /// What an ensemble member is told at start, beside `MemberConfig`.
@@ -72,6 +75,8 @@ enum Outgoing {
 /// The role-specific state of an ensemble member.
 pub(crate) struct Replicated<D: Device> {
     pub(crate) replica: Replica,
+    /// A one-voter ensemble of a standalone server: it reports `Role::Standalone`.
+    pub(crate) standalone: bool,
     pub(crate) role: Role,
     leader: Option<u64>,
     /// Leader only: the committed tree plus every outstanding proposal.
@@ -108,13 +113,17 @@ pub(crate) struct Replicated<D: Device> {
     /// Frames for peers with a SNAP being serialised: they leave in order once it is built.
     held: HashMap<u64, VecDeque<Outgoing>>,
     snaps_built: u64,
+    /// Leader: the proposal the member appended to the log itself (`append_proposal`), so
+    /// the replica's `Append` of it is already done.
+    appended_ahead: Option<Zxid>,
     _device: std::marker::PhantomData<D>,
 }
 
 impl<D: Device> Replicated<D> {
-    pub(crate) fn new(cfg: EnsembleConfig) -> Self {
+    pub(crate) fn new(cfg: EnsembleConfig, standalone: bool) -> Self {
         Replicated {
             replica: Replica::new(cfg.zab, cfg.durable, cfg.seed),
+            standalone,
             role: Role::Looking,
             leader: None,
             working: None,
@@ -135,6 +144,7 @@ impl<D: Device> Replicated<D> {
             sync_in_flight: false,
             held: HashMap::new(),
             snaps_built: 0,
+            appended_ahead: None,
             _device: std::marker::PhantomData,
         }
     }
@@ -195,22 +205,18 @@ pub fn snap_frame(
 
 impl<D: Device> Member<D> {
     fn ens(&mut self) -> &mut Replicated<D> {
-        match &mut self.quorum {
-            Quorum::Ensemble(r) => r,
-            Quorum::Alone(_) => unreachable!("an ensemble member"),
-        }
+        &mut self.replicated
     }
 
-    fn ens_ref(&self) -> Option<&Replicated<D>> {
-        match &self.quorum {
-            Quorum::Ensemble(r) => Some(r),
-            Quorum::Alone(_) => None,
-        }
+    fn ens_ref(&self) -> &Replicated<D> {
+        &self.replicated
     }
 
-    /// The replica's first notifications.
+    /// The replica's first notifications (a standalone member's: its epoch to persist).
     pub(crate) fn ensemble_start(&mut self) {
-        self.effects.push(Effect::Role(Role::Looking));
+        if !self.ens_ref().standalone {
+            self.effects.push(Effect::Role(Role::Looking));
+        }
         if let Err(reason) = self.execute_ready() {
             self.stop(reason);
         }
@@ -220,9 +226,7 @@ impl<D: Device> Member<D> {
     /// every step, so that after a stall the replica sees it before any input that waited.
     pub(crate) fn feed_time(&mut self) -> Result<(), StopReason> {
         let now_ms = self.now.mono_ms;
-        let Some(r) = self.ens_ref() else {
-            return Ok(());
-        };
+        let r = self.ens_ref();
         if r.ticked_ms
             .is_some_and(|t| now_ms.saturating_sub(t) < r.time_spacing_ms)
         {
@@ -257,9 +261,6 @@ impl<D: Device> Member<D> {
     }
 
     pub(crate) fn on_peer(&mut self, from: u64, msg: Message) -> Result<(), StopReason> {
-        if self.ens_ref().is_none() {
-            return Ok(());
-        }
         match &msg {
             Message::Diff { .. } => tracing::info!("synchronising with {from} by DIFF"),
             Message::Trunc { after, .. } => {
@@ -274,9 +275,6 @@ impl<D: Device> Member<D> {
     }
 
     pub(crate) fn on_peer_lost(&mut self, peer: u64) -> Result<(), StopReason> {
-        if self.ens_ref().is_none() {
-            return Ok(());
-        }
         self.replica_step(ZabInput::PeerLost { peer })
     }
 
@@ -325,9 +323,7 @@ impl<D: Device> Member<D> {
     /// owns it now (on a learner, before any request of the session it forwards later).
     pub(crate) fn attach(&mut self, session: SessionId) {
         let myid = self.myid;
-        let Some(r) = self.ens_ref() else {
-            return;
-        };
+        let r = self.ens_ref();
         match (r.role, r.leader) {
             (Role::Leader, _) => {
                 self.ens().session_owner.insert(session, myid);
@@ -341,9 +337,7 @@ impl<D: Device> Member<D> {
 
     /// Learner: the sessions that showed life, to the leader.
     pub(crate) fn report_touched(&mut self) {
-        let Some(r) = self.ens_ref() else {
-            return;
-        };
+        let r = self.ens_ref();
         let (Role::Follower | Role::Observer, Some(leader)) = (r.role, r.leader) else {
             return;
         };
@@ -356,9 +350,7 @@ impl<D: Device> Member<D> {
 
     pub(crate) fn on_forward(&mut self, from: u64, msg: Forward) {
         let myid = self.myid;
-        let Some(r) = self.ens_ref() else {
-            return;
-        };
+        let r = self.ens_ref();
         let (role, leader) = (r.role, r.leader);
         match msg {
             Forward::Request {
@@ -406,6 +398,15 @@ impl<D: Device> Member<D> {
                     });
                 }
             }
+            Forward::Refused {
+                route,
+                zxid,
+                connect,
+            } => {
+                if route.server == myid && Some(from) == leader {
+                    self.refused_here(route, zxid, connect);
+                }
+            }
         }
     }
 
@@ -419,7 +420,7 @@ impl<D: Device> Member<D> {
     }
 
     /// A server message to another member, in a FORWARD frame.
-    fn send_forward(&mut self, to: u64, msg: &Forward) {
+    pub(crate) fn send_forward(&mut self, to: u64, msg: &Forward) {
         let data = Arc::from(msg.encode());
         self.send_peer(to, &Message::Forward { data });
     }
@@ -470,13 +471,18 @@ impl<D: Device> Member<D> {
         if r.role != role {
             tracing::info!("mode: {} → {}", r.role.name(), role.name());
             r.role = role;
-            self.effects.push(Effect::Role(role));
+            if !r.standalone {
+                self.effects.push(Effect::Role(role));
+            }
         }
     }
 
     fn execute(&mut self, action: Action) -> Result<(), StopReason> {
         match action {
             Action::Send { to, msg } => self.send_peer(to, &msg),
+            Action::Append { zxid, .. } if self.ens_ref().appended_ahead == Some(zxid) => {
+                self.ens().appended_ahead = None;
+            }
             Action::Append { zxid, data } => {
                 let (_, time_ms, txn) =
                     decode_payload(&data).map_err(|source| StopReason::Payload { zxid, source })?;
@@ -524,6 +530,9 @@ impl<D: Device> Member<D> {
                 r.syncs.clear();
                 r.remote_syncs.clear();
                 r.round_confirmed = 0;
+                r.appended_ahead = None;
+                self.room.clear_waiting();
+                let r = self.ens();
                 if was != Role::Looking {
                     r.close_all = true;
                 }
@@ -566,7 +575,7 @@ impl<D: Device> Member<D> {
     /// and appending it there would make the name lie about the first record, which
     /// recovery refuses (found by the member simulator). Such a segment is dropped, so the
     /// append creates one named for its own zxid.
-    fn drop_empty_stale_segment(&mut self) -> Result<(), StopReason> {
+    pub(crate) fn drop_empty_stale_segment(&mut self) -> Result<(), StopReason> {
         let last = self.log.last_zxid();
         if self
             .log
@@ -581,6 +590,9 @@ impl<D: Device> Member<D> {
 
     /// Applies one committed transaction to the tree and queues its entry for the shards.
     fn commit(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), StopReason> {
+        // Refusals made after the previous commit go out before this one.
+        let refused = self.refusals_due();
+        self.ens().batch.extend(refused);
         let (route, time_ms, txn_bytes) =
             decode_payload(data).map_err(|source| StopReason::Payload { zxid, source })?;
         let (txn, applied) = match self.take_proposed(zxid) {
@@ -729,15 +741,23 @@ impl<D: Device> Member<D> {
             let txn = if self.moved_session(&q) {
                 Txn::Error(ErrorCode::SESSION_MOVED)
             } else {
-                let new_session = SessionId(self.next_session);
-                let txn = prep(self.newest_tree(), &q, new_session, zxid, wall);
-                if matches!(txn, Txn::CreateSession { .. }) {
-                    self.next_session += 1;
-                }
-                txn
+                prep(
+                    self.newest_tree(),
+                    &q,
+                    SessionId(self.next_session),
+                    zxid,
+                    wall,
+                )
             };
             let bytes = txn.to_bytes();
+            if !self.append_proposal(zxid, &q, &txn, &bytes)? {
+                continue;
+            }
+            if matches!(txn, Txn::CreateSession { .. }) {
+                self.next_session += 1;
+            }
             let r = self.ens();
+            r.appended_ahead = Some(zxid);
             let working = r.working.as_mut().expect("built above");
             let applied = working.apply(zxid, wall, &txn);
             let after = working.clone();
@@ -791,9 +811,12 @@ impl<D: Device> Member<D> {
         }
     }
 
-    /// Answers the syncs whose target the tree reached and whose read round a quorum
-    /// confirmed.
+    /// Answers the refusals and syncs whose target the tree reached (and, for a sync, whose
+    /// read round a quorum confirmed).
     fn answer_syncs(&mut self) {
+        // Refusals first: a sync answers after everything its session asked before it.
+        let refused = self.refusals_due();
+        self.ens().batch.extend(refused);
         let at = self.tree.last_zxid();
         let r = self.ens();
         let confirmed = r.round_confirmed;

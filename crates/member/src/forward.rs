@@ -49,6 +49,15 @@ pub enum Forward {
     /// valid): the learner owns it now, and writes of the session from any other member are
     /// refused with SESSIONMOVED (ZooKeeper's REVALIDATE and `SessionTracker.setOwner`).
     Attach { session: SessionId },
+    /// Leader → learner: the log had no room for the client's write (or createSession), so
+    /// nothing was proposed. The learner answers THROTTLEDOP (closes a handshake's
+    /// connection, `connect`) once it has applied `zxid`, the leader's last proposal before
+    /// it, so the client's earlier writes are answered first.
+    Refused {
+        route: Route,
+        zxid: Zxid,
+        connect: bool,
+    },
 }
 
 mod kind {
@@ -56,6 +65,7 @@ mod kind {
     pub const TOUCH: u8 = 2;
     pub const SYNC_DONE: u8 = 3;
     pub const ATTACH: u8 = 4;
+    pub const REFUSED: u8 = 5;
 }
 
 mod op_kind {
@@ -283,6 +293,16 @@ impl Forward {
                 w.write_u8(kind::ATTACH);
                 w.write_i64(session.0);
             }
+            Forward::Refused {
+                route,
+                zxid,
+                connect,
+            } => {
+                w.write_u8(kind::REFUSED);
+                write_route(&mut w, route);
+                w.write_i64(zxid.0);
+                w.write_bool(*connect);
+            }
         }
         w.into_inner()
     }
@@ -307,6 +327,11 @@ impl Forward {
             },
             kind::ATTACH => Forward::Attach {
                 session: SessionId(r.read_i64()?),
+            },
+            kind::REFUSED => Forward::Refused {
+                route: read_route(&mut r)?,
+                zxid: Zxid(r.read_i64()?),
+                connect: r.read_bool()?,
             },
             other => {
                 return Err(DecodeError::Unknown {
@@ -404,6 +429,13 @@ mod tests {
         };
         let back = Forward::decode(&attach.encode()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{attach:?}"));
+        let refused = Forward::Refused {
+            route: route(),
+            zxid: Zxid(0x1_0000_0007),
+            connect: true,
+        };
+        let back = Forward::decode(&refused.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{refused:?}"));
         for op in [
             CoreOp::CreateSession { timeout_ms: 4000 },
             CoreOp::Sync { path: "/".into() },

@@ -338,7 +338,16 @@ async fn core_main(
         let tick = crate::ensemble::sub_tick_ms(cfg.tick_time_ms);
         (member, Some(start.peers), Some(start.events), tick)
     } else {
-        let member = Member::new(member_cfg, recovered.tree, recovered.log, clock.now());
+        // A one-voter ensemble: its epochs as an ensemble member's (a data directory of an
+        // older standalone server has no epoch files: the log's last epoch then).
+        let epochs = crate::ensemble::standalone_epochs(&cfg, &recovered);
+        let member = Member::new_standalone(
+            member_cfg,
+            epochs,
+            recovered.tree,
+            recovered.log,
+            clock.now(),
+        );
         let tick = u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2;
         (member, None, None, tick)
     };
