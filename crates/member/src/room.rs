@@ -165,10 +165,10 @@ impl<D: Device> Member<D> {
         self.room.waiting.push_back((after, origin));
     }
 
-    /// The answers of refusals whose predecessors the committed tree now holds, in order:
-    /// they carry its zxid and trigger no watch (nothing changed).
+    /// The answers of refusals whose predecessors are now committed, in order: they carry
+    /// the last committed zxid and trigger no watch (nothing changed).
     pub(crate) fn refusals_due(&mut self) -> Vec<Committed> {
-        let at = self.tree.last_zxid();
+        let at = self.zxid_committed();
         let mut due = Vec::new();
         while let Some(&(after, origin)) = self.room.waiting.front() {
             if after > at {
