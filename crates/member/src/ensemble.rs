@@ -37,10 +37,10 @@ use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
 use zoocore_storage::{Device, SnapshotError};
 use zoocore_tree::{Applied, Tree, Txn};
 use zoocore_zab::{
-    Action, Config as ZabConfig, Durable, Epoch, Input as ZabInput, Message, Replica,
+    Action, Config as ZabConfig, Durable, Epoch, Input as ZabInput, Message, Payload, Replica,
 };
 
-use crate::forward::{decode_payload, encode_payload, Forward, Route};
+use crate::forward::{decode_payload, write_payload, Forward, Route};
 use crate::member::{prep, Effect, Member, Queued, Role, StopReason};
 use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
 
@@ -124,6 +124,8 @@ pub(crate) struct Replicated<D: Device> {
     /// Leader: the proposal the member appended to the log itself (`append_proposal`), so
     /// the replica's `Append` of it is already done.
     appended_ahead: Option<Zxid>,
+    /// Leader: where each proposal's payload is encoded (kept for its capacity).
+    payload_buf: Vec<u8>,
     _device: std::marker::PhantomData<D>,
 }
 
@@ -154,6 +156,7 @@ impl<D: Device> Replicated<D> {
             held: HashMap::new(),
             snaps_built: 0,
             appended_ahead: None,
+            payload_buf: Vec::new(),
             _device: std::marker::PhantomData,
         }
     }
@@ -801,8 +804,12 @@ impl<D: Device> Member<D> {
                     wall,
                 )
             };
-            let bytes = txn.to_bytes();
-            if !self.append_proposal(zxid, &q, &txn, &bytes)? {
+            let mut buf = std::mem::take(&mut self.ens().payload_buf);
+            let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
+            let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
+            let data: Payload = Arc::from(&buf[..]);
+            self.ens().payload_buf = buf;
+            if !appended? {
                 continue;
             }
             if matches!(txn, Txn::CreateSession { .. }) {
@@ -813,7 +820,6 @@ impl<D: Device> Member<D> {
             let working = r.working.as_mut().expect("built above");
             let applied = working.apply(zxid, wall, &txn);
             r.proposed.push_back((zxid, None, txn, applied));
-            let data = encode_payload(q.route.as_ref(), wall, &bytes);
             self.replica_step(ZabInput::Propose { zxid, data })?;
             if self.ens().working.is_none() {
                 self.ens().proposed.clear();

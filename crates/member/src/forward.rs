@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use zoocore_proto::{Acl, CreateMode, DecodeError, Id, Reader, SessionId, Writer, Zxid};
+use zoocore_proto::{Acl, CreateMode, DecodeError, Id, Reader, Record, SessionId, Writer, Zxid};
 use zoocore_tree::Op;
 
 use crate::msg::{CoreOp, Origin};
@@ -362,6 +362,31 @@ pub fn encode_payload(route: Option<&Route>, time_ms: i64, txn: &[u8]) -> Arc<[u
     Arc::from(w.into_inner())
 }
 
+/// Writes the payload of `txn` into `buf` (cleared first; its capacity serves the next
+/// one) and returns where the txn's bytes start in it: the leader encodes each proposal
+/// once, for its log and for the replica, with no allocation once `buf` has grown.
+pub fn write_payload<T: Record>(
+    buf: &mut Vec<u8>,
+    route: Option<&Route>,
+    time_ms: i64,
+    txn: &T,
+) -> usize {
+    buf.clear();
+    let mut w = Writer::with_buffer(std::mem::take(buf));
+    match route {
+        Some(r) => {
+            w.write_u8(1);
+            write_route(&mut w, r);
+        }
+        None => w.write_u8(0),
+    }
+    w.write_i64(time_ms);
+    let start = w.len();
+    txn.encode(&mut w);
+    *buf = w.into_inner();
+    start
+}
+
 /// A payload taken apart: route, time and the txn bytes.
 pub fn decode_payload(bytes: &[u8]) -> Result<(Option<Route>, i64, &[u8]), DecodeError> {
     let mut r = Reader::new(bytes);
@@ -465,6 +490,17 @@ mod tests {
         for b in 0..=255u8 {
             let _ = Forward::decode(&[b, 0, 0, 0, 1, 2, 3]);
         }
+    }
+
+    #[test]
+    fn a_payload_written_in_place_is_the_encoded_one() {
+        let txn = zoocore_tree::Txn::Delete {
+            path: "/x".into(),
+        };
+        let mut buf = vec![9; 3];
+        let start = write_payload(&mut buf, Some(&route()), 1234, &txn);
+        assert_eq!(buf, *encode_payload(Some(&route()), 1234, &txn.to_bytes()));
+        assert_eq!(&buf[start..], &txn.to_bytes()[..]);
     }
 
     #[test]
