@@ -494,9 +494,7 @@ mod tests {
 
     #[test]
     fn a_payload_written_in_place_is_the_encoded_one() {
-        let txn = zoocore_tree::Txn::Delete {
-            path: "/x".into(),
-        };
+        let txn = zoocore_tree::Txn::Delete { path: "/x".into() };
         let mut buf = vec![9; 3];
         let start = write_payload(&mut buf, Some(&route()), 1234, &txn);
         assert_eq!(buf, *encode_payload(Some(&route()), 1234, &txn.to_bytes()));
