@@ -20,6 +20,7 @@ const STEP_MS: u64 = 10;
 
 struct Node {
     member: Member<MemDevice>,
+    dev: MemDevice,
     published: Vec<Arc<CommitBatch>>,
     role: Role,
     /// A paused member is neither stepped nor delivered to (a SIGSTOP).
@@ -70,8 +71,9 @@ impl Cluster {
                 seed: id,
                 time_spacing_ms: STEP_MS / 2,
             };
+            let dev = MemDevice::new();
             let log = new_log(
-                MemDevice::new(),
+                dev.clone(),
                 LogOptions {
                     prealloc_bytes: 256 << 10,
                     snap_count: 1_000_000,
@@ -89,6 +91,7 @@ impl Cluster {
                 id,
                 Node {
                     member,
+                    dev,
                     published: Vec::new(),
                     role: Role::Looking,
                     paused: false,
@@ -512,4 +515,63 @@ fn a_frozen_leader_steps_down_when_it_resumes_before_answering_a_sync() {
             .all(|b| b.view.get("/after").is_none()),
         "the write happened after the freeze"
     );
+}
+
+fn big(path: &str) -> Op {
+    Op::Create {
+        path: path.to_owned(),
+        data: vec![7; 4000],
+        acl: Acl::open_unsafe(),
+        mode: CreateMode::Persistent,
+        ttl_ms: -1,
+    }
+}
+
+#[test]
+fn a_leader_without_room_refuses_its_own_and_forwarded_writes_unproposed_and_resumes() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let leader = c.elect();
+    let f = c.follower();
+    let on_leader = c.session(leader, 60_000);
+    let on_follower = c.session(f, 60_000);
+    c.nodes[&leader].dev.set_capacity(Some(300 << 10));
+    let mut refused = None;
+    for i in 0..200 {
+        let path = format!("/n{i}");
+        match c.write(leader, on_leader, big(&path)) {
+            OpResult::Created { .. } => {}
+            other => {
+                refused = Some((path, other));
+                break;
+            }
+        }
+    }
+    let (path, result) = refused.expect("the leader's disk filled");
+    assert_eq!(result, OpResult::Error(ErrorCode::THROTTLED_OP));
+    // Never proposed: no member has it, and all agree.
+    for id in [1, 2, 3] {
+        assert!(c.view(id).get(&path).is_none(), "on {id}");
+    }
+    c.assert_agree();
+    // A follower's client is refused too, through its follower, and the follower stays.
+    let r = c.write(f, on_follower, big("/from-follower"));
+    assert_eq!(r, OpResult::Error(ErrorCode::THROTTLED_OP));
+    assert_eq!(c.nodes[&f].role, Role::Follower);
+    assert!(!c.nodes[&leader].member.is_stopped());
+    assert_eq!(c.nodes[&leader].member.counters().refused_for_room, 2);
+
+    // Room returns: both go through, everywhere.
+    c.nodes[&leader].dev.set_capacity(None);
+    assert!(matches!(
+        c.write(leader, on_leader, big(&path)),
+        OpResult::Created { .. }
+    ));
+    assert!(matches!(
+        c.write(f, on_follower, big("/from-follower")),
+        OpResult::Created { .. }
+    ));
+    for id in [1, 2, 3] {
+        assert!(c.view(id).get("/from-follower").is_some(), "on {id}");
+    }
+    c.assert_agree();
 }
