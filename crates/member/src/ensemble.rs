@@ -126,6 +126,8 @@ pub(crate) struct Replicated<D: Device> {
     appended_ahead: Option<Zxid>,
     /// Leader: where each proposal's payload is encoded (kept for its capacity).
     payload_buf: Vec<u8>,
+    /// The replica's actions being executed (kept for its capacity).
+    actions: Vec<Action>,
     _device: std::marker::PhantomData<D>,
 }
 
@@ -157,6 +159,7 @@ impl<D: Device> Replicated<D> {
             snaps_built: 0,
             appended_ahead: None,
             payload_buf: Vec::new(),
+            actions: Vec::new(),
             _device: std::marker::PhantomData,
         }
     }
@@ -263,10 +266,14 @@ impl<D: Device> Member<D> {
     }
 
     fn execute_ready(&mut self) -> Result<(), StopReason> {
-        let actions = self.ens().replica.ready();
-        for action in actions {
+        // A buffer kept across steps: every proposal is a step, and each would otherwise
+        // allocate its list of actions.
+        let mut actions = std::mem::take(&mut self.ens().actions);
+        self.ens().replica.ready_into(&mut actions);
+        for action in actions.drain(..) {
             self.execute(action)?;
         }
+        self.ens().actions = actions;
         self.catch_up();
         Ok(())
     }
@@ -642,6 +649,10 @@ impl<D: Device> Member<D> {
                 (txn, applied)
             }
             None => {
+                assert!(
+                    !self.ens_ref().standalone,
+                    "a standalone member commits only its own proposals"
+                );
                 self.catch_up();
                 let txn = Txn::from_bytes(txn_bytes)
                     .map_err(|source| StopReason::Txn { zxid, source })?;
@@ -807,7 +818,15 @@ impl<D: Device> Member<D> {
             let mut buf = std::mem::take(&mut self.ens().payload_buf);
             let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
             let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
-            let data: Payload = Arc::from(&buf[..]);
+            // A standalone server's replica has no learner to send the txn to, and its
+            // commits all take the txn kept with the proposal: the payload carries the route
+            // and time only (the txn is in the log), sparing a copy of every txn.
+            let end = if self.ens_ref().standalone {
+                start
+            } else {
+                buf.len()
+            };
+            let data: Payload = Arc::from(&buf[..end]);
             self.ens().payload_buf = buf;
             if !appended? {
                 continue;

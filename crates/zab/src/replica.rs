@@ -541,6 +541,12 @@ impl Replica {
         std::mem::take(&mut self.actions)
     }
 
+    /// Like [`Replica::ready`], appending the actions to `out`: a driver that keeps `out`
+    /// across steps, and the replica its own list, allocate nothing per step.
+    pub fn ready_into(&mut self, out: &mut Vec<Action>) {
+        out.append(&mut self.actions);
+    }
+
     // ---- step ----
 
     /// Feeds one input. Only `Propose` can be refused.
