@@ -1,9 +1,12 @@
 //! An ensemble member: the zab `Replica` decides what is committed; this file maps its
-//! actions to the member's work and effects, and holds the role-specific state.
+//! actions to the member's work and effects, and holds the role-specific state. A
+//! standalone server is the one-voter case: its replica elects itself at once, sends no
+//! frame (it has no learner), and commits each txn as soon as its own fdatasync covers it.
 //!
 //! The pipeline of each role, as same-core calls:
 //! - leader: shard request → prep against the working tree (the committed tree plus every
-//!   outstanding proposal, ZooKeeper's outstandingChanges) → `Propose` → Append + PROPOSALs
+//!   outstanding proposal, ZooKeeper's outstandingChanges) → append to the log (a full
+//!   disk refuses it here, `room.rs`) → `Propose` → PROPOSALs
 //!   → one fdatasync for everything appended meanwhile → `Persisted` → quorum of ACKs →
 //!   `Commit` → apply to the committed tree → publish a `CommitBatch` to the shards, which
 //!   answer the clients whose route names this server;
@@ -34,12 +37,12 @@ use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
 use zoocore_storage::{Device, SnapshotError};
 use zoocore_tree::{Applied, Tree, Txn};
 use zoocore_zab::{
-    Action, Config as ZabConfig, Durable, Epoch, Input as ZabInput, Message, Replica,
+    Action, Config as ZabConfig, Durable, Epoch, Input as ZabInput, Message, Payload, Replica,
 };
 
-use crate::forward::{decode_payload, encode_payload, Forward, Route};
+use crate::forward::{decode_payload, write_payload, Forward, Route};
 use crate::member::{
-    prep, Effect, Latency, LeadershipAsk, Member, Queued, Quorum, Role, StopReason,
+    prep, Effect, Latency, LeadershipAsk, Member, Queued, RestoreError, Role, StopReason,
 };
 use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
 
@@ -79,14 +82,24 @@ enum Outgoing {
 /// The role-specific state of an ensemble member.
 pub(crate) struct Replicated<D: Device> {
     pub(crate) replica: Replica,
+    /// A one-voter ensemble of a standalone server: it reports `Role::Standalone`.
+    pub(crate) standalone: bool,
     pub(crate) role: Role,
     leader: Option<u64>,
     /// Leader only: the committed tree plus every outstanding proposal.
     pub(crate) working: Option<Tree>,
-    /// Leader only: each outstanding proposal's result and the working tree just after it,
-    /// in zxid order. Its commit takes them instead of applying the txn again: the leader
-    /// applies each txn once (a version of a persistent tree costs an O(1) clone).
-    proposed: VecDeque<(Zxid, Tree, Txn, Applied)>,
+    /// Leader only: each outstanding proposal's txn and result, in zxid order, with the
+    /// working tree just after it for the last proposal of each round. Its commit takes them
+    /// instead of applying the txn again: the leader applies each txn once. Keeping a
+    /// version per txn would cost a path copy per txn in the working tree (the next apply
+    /// could no longer change shared nodes in place), which measured a quarter more CPU per
+    /// standalone write; a quorum's commit point is nearly always a round's last proposal
+    /// (always on a standalone server, whose commit points are its syncs).
+    proposed: VecDeque<(Zxid, Option<Tree>, Txn, Applied)>,
+    /// Committed txns the committed tree does not hold yet, because the version that holds
+    /// them is kept with a later proposal of their round; applied (a second time, on the
+    /// committed tree) at the end of the step if that one did not commit in it.
+    unapplied: Vec<(Zxid, i64, Txn)>,
     /// Leader only: re-arm every session's expiry when the working tree is first built.
     takeover: bool,
     /// Learner: sessions that showed life since the last report to the leader.
@@ -116,6 +129,8 @@ pub(crate) struct Replicated<D: Device> {
     /// election starts sent every client to members that were all electing: each refused
     /// it, and clients wait hundreds of milliseconds before a second round of attempts.
     close_deferred_until: Option<u64>,
+    /// Standalone: the zxid of the marker txn a restore waits on (`propose_restore`).
+    restore_at: Option<Zxid>,
     sync_limit_ms: u64,
     /// Completions for the replica, fed before the round ends.
     inputs: VecDeque<ZabInput>,
@@ -124,18 +139,27 @@ pub(crate) struct Replicated<D: Device> {
     /// Frames for peers with a SNAP being serialised: they leave in order once it is built.
     held: HashMap<u64, VecDeque<Outgoing>>,
     snaps_built: u64,
+    /// Leader: the proposal the member appended to the log itself (`append_proposal`), so
+    /// the replica's `Append` of it is already done.
+    appended_ahead: Option<Zxid>,
+    /// Leader: where each proposal's payload is encoded (kept for its capacity).
+    payload_buf: Vec<u8>,
+    /// The replica's actions being executed (kept for its capacity).
+    actions: Vec<Action>,
     _device: std::marker::PhantomData<D>,
 }
 
 impl<D: Device> Replicated<D> {
-    pub(crate) fn new(cfg: EnsembleConfig) -> Self {
+    pub(crate) fn new(cfg: EnsembleConfig, standalone: bool) -> Self {
         Replicated {
             sync_limit_ms: cfg.zab.sync_limit_ms,
             replica: Replica::new(cfg.zab, cfg.durable, cfg.seed),
+            standalone,
             role: Role::Looking,
             leader: None,
             working: None,
             proposed: VecDeque::new(),
+            unapplied: Vec::new(),
             takeover: false,
             touched: HashSet::new(),
             syncs: Vec::new(),
@@ -150,11 +174,15 @@ impl<D: Device> Replicated<D> {
             view_changed: false,
             close_all: false,
             close_deferred_until: None,
+            restore_at: None,
             inputs: VecDeque::new(),
             sync_wanted: None,
             sync_in_flight: false,
             held: HashMap::new(),
             snaps_built: 0,
+            appended_ahead: None,
+            payload_buf: Vec::new(),
+            actions: Vec::new(),
             _device: std::marker::PhantomData,
         }
     }
@@ -176,14 +204,20 @@ impl<D: Device> Replicated<D> {
                 "proposals kept without a working tree"
             );
         }
+        assert!(
+            self.unapplied.is_empty() || member.is_stopped(),
+            "committed txns left out of the committed tree after a step"
+        );
         let mut last = member.tree.last_zxid();
         for (zxid, tree, _, _) in &self.proposed {
             assert!(*zxid > last, "proposal {zxid} not after {last}");
-            assert_eq!(
-                tree.last_zxid(),
-                *zxid,
-                "the tree kept with proposal {zxid}"
-            );
+            if let Some(tree) = tree {
+                assert_eq!(
+                    tree.last_zxid(),
+                    *zxid,
+                    "the tree kept with proposal {zxid}"
+                );
+            }
             last = *zxid;
         }
     }
@@ -215,23 +249,19 @@ pub fn snap_frame(
 
 impl<D: Device> Member<D> {
     fn ens(&mut self) -> &mut Replicated<D> {
-        match &mut self.quorum {
-            Quorum::Ensemble(r) => r,
-            Quorum::Alone(_) => unreachable!("an ensemble member"),
-        }
+        &mut self.replicated
     }
 
-    fn ens_ref(&self) -> Option<&Replicated<D>> {
-        match &self.quorum {
-            Quorum::Ensemble(r) => Some(r),
-            Quorum::Alone(_) => None,
-        }
+    fn ens_ref(&self) -> &Replicated<D> {
+        &self.replicated
     }
 
-    /// The replica's first notifications.
+    /// The replica's first notifications (a standalone member's: its epoch to persist).
     pub(crate) fn ensemble_start(&mut self) {
         self.ens().looking_since_ms = self.now.mono_ms;
-        self.effects.push(Effect::Role(Role::Looking));
+        if !self.ens_ref().standalone {
+            self.effects.push(Effect::Role(Role::Looking));
+        }
         if let Err(reason) = self.execute_ready() {
             self.stop(reason);
         }
@@ -241,9 +271,7 @@ impl<D: Device> Member<D> {
     /// every step, so that after a stall the replica sees it before any input that waited.
     pub(crate) fn feed_time(&mut self) -> Result<(), StopReason> {
         let now_ms = self.now.mono_ms;
-        let Some(r) = self.ens_ref() else {
-            return Ok(());
-        };
+        let r = self.ens_ref();
         if r.ticked_ms
             .is_some_and(|t| now_ms.saturating_sub(t) < r.time_spacing_ms)
         {
@@ -270,11 +298,31 @@ impl<D: Device> Member<D> {
     }
 
     fn execute_ready(&mut self) -> Result<(), StopReason> {
-        let actions = self.ens().replica.ready();
-        for action in actions {
+        // A buffer kept across steps: every proposal is a step, and each would otherwise
+        // allocate its list of actions.
+        let mut actions = std::mem::take(&mut self.ens().actions);
+        self.ens().replica.ready_into(&mut actions);
+        for action in actions.drain(..) {
             self.execute(action)?;
         }
+        self.ens().actions = actions;
+        self.catch_up();
         Ok(())
+    }
+
+    /// Applies the committed txns whose version was not kept (`unapplied`).
+    fn catch_up(&mut self) {
+        for (zxid, time_ms, txn) in std::mem::take(&mut self.ens().unapplied) {
+            self.tree.apply(zxid, time_ms, &txn);
+        }
+    }
+
+    /// The last committed zxid, also while the committed tree lags behind it in a step.
+    pub(crate) fn zxid_committed(&self) -> Zxid {
+        self.ens_ref()
+            .unapplied
+            .last()
+            .map_or(self.tree.last_zxid(), |u| u.0)
     }
 
     /// Feeds completions queued by actions until none is left.
@@ -286,9 +334,6 @@ impl<D: Device> Member<D> {
     }
 
     pub(crate) fn on_peer(&mut self, from: u64, msg: Message) -> Result<(), StopReason> {
-        if self.ens_ref().is_none() {
-            return Ok(());
-        }
         match &msg {
             Message::Diff { .. } => tracing::info!("synchronising with {from} by DIFF"),
             Message::Trunc { after, .. } => {
@@ -305,7 +350,7 @@ impl<D: Device> Member<D> {
     /// An operator's ask to move leadership. What cannot be done (standalone, not a
     /// follower or not the leader, no synchronised target) is logged and changes nothing.
     pub(crate) fn on_leadership(&mut self, ask: LeadershipAsk) -> Result<(), StopReason> {
-        if self.ens_ref().is_none() {
+        if self.ens_ref().standalone {
             tracing::info!("leadership {ask:?} ignored: a standalone server");
             return Ok(());
         }
@@ -322,9 +367,6 @@ impl<D: Device> Member<D> {
     }
 
     pub(crate) fn on_peer_lost(&mut self, peer: u64) -> Result<(), StopReason> {
-        if self.ens_ref().is_none() {
-            return Ok(());
-        }
         self.replica_step(ZabInput::PeerLost { peer })
     }
 
@@ -373,9 +415,7 @@ impl<D: Device> Member<D> {
     /// owns it now (on a learner, before any request of the session it forwards later).
     pub(crate) fn attach(&mut self, session: SessionId) {
         let myid = self.myid;
-        let Some(r) = self.ens_ref() else {
-            return;
-        };
+        let r = self.ens_ref();
         match (r.role, r.leader) {
             (Role::Leader, _) => {
                 self.ens().session_owner.insert(session, myid);
@@ -389,9 +429,7 @@ impl<D: Device> Member<D> {
 
     /// Learner: the sessions that showed life, to the leader.
     pub(crate) fn report_touched(&mut self) {
-        let Some(r) = self.ens_ref() else {
-            return;
-        };
+        let r = self.ens_ref();
         let (Role::Follower | Role::Observer, Some(leader)) = (r.role, r.leader) else {
             return;
         };
@@ -404,9 +442,7 @@ impl<D: Device> Member<D> {
 
     pub(crate) fn on_forward(&mut self, from: u64, msg: Forward) {
         let myid = self.myid;
-        let Some(r) = self.ens_ref() else {
-            return;
-        };
+        let r = self.ens_ref();
         let (role, leader) = (r.role, r.leader);
         match msg {
             Forward::Request {
@@ -454,6 +490,15 @@ impl<D: Device> Member<D> {
                     });
                 }
             }
+            Forward::Refused {
+                route,
+                zxid,
+                connect,
+            } => {
+                if route.server == myid && Some(from) == leader {
+                    self.refused_here(route, zxid, connect);
+                }
+            }
         }
     }
 
@@ -467,7 +512,7 @@ impl<D: Device> Member<D> {
     }
 
     /// A server message to another member, in a FORWARD frame.
-    fn send_forward(&mut self, to: u64, msg: &Forward) {
+    pub(crate) fn send_forward(&mut self, to: u64, msg: &Forward) {
         let data = Arc::from(msg.encode());
         self.send_peer(to, &Message::Forward { data });
     }
@@ -527,13 +572,18 @@ impl<D: Device> Member<D> {
                 r.close_all = true;
             }
             r.role = role;
-            self.effects.push(Effect::Role(role));
+            if !r.standalone {
+                self.effects.push(Effect::Role(role));
+            }
         }
     }
 
     fn execute(&mut self, action: Action) -> Result<(), StopReason> {
         match action {
             Action::Send { to, msg } => self.send_peer(to, &msg),
+            Action::Append { zxid, .. } if self.ens_ref().appended_ahead == Some(zxid) => {
+                self.ens().appended_ahead = None;
+            }
             Action::Append { zxid, data } => {
                 let (_, time_ms, txn) =
                     decode_payload(&data).map_err(|source| StopReason::Payload { zxid, source })?;
@@ -558,6 +608,7 @@ impl<D: Device> Member<D> {
                 zxid,
                 keep,
             } => {
+                self.catch_up();
                 assert_eq!(
                     self.tree.last_zxid(),
                     zxid,
@@ -588,6 +639,9 @@ impl<D: Device> Member<D> {
                 r.syncs.clear();
                 r.remote_syncs.clear();
                 r.round_confirmed = 0;
+                r.appended_ahead = None;
+                self.room.clear_waiting();
+                let r = self.ens();
                 if !matches!(was, Role::Looking | Role::ReadOnly) {
                     if handing_over {
                         r.close_deferred_until = Some(now_ms + r.sync_limit_ms);
@@ -652,7 +706,7 @@ impl<D: Device> Member<D> {
     /// and appending it there would make the name lie about the first record, which
     /// recovery refuses (found by the member simulator). Such a segment is dropped, so the
     /// append creates one named for its own zxid.
-    fn drop_empty_stale_segment(&mut self) -> Result<(), StopReason> {
+    pub(crate) fn drop_empty_stale_segment(&mut self) -> Result<(), StopReason> {
         let last = self.log.last_zxid();
         if self
             .log
@@ -667,14 +721,28 @@ impl<D: Device> Member<D> {
 
     /// Applies one committed transaction to the tree and queues its entry for the shards.
     fn commit(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), StopReason> {
+        // Refusals made after the previous commit go out before this one.
+        let refused = self.refusals_due();
+        self.ens().batch.extend(refused);
         let (route, time_ms, txn_bytes) =
             decode_payload(data).map_err(|source| StopReason::Payload { zxid, source })?;
+        let mut lags = false;
         let (txn, applied) = match self.take_proposed(zxid) {
-            Some((tree, txn, applied)) => {
+            Some((Some(tree), txn, applied)) => {
                 self.tree = tree;
+                self.ens().unapplied.clear();
+                (txn, applied)
+            }
+            Some((None, txn, applied)) => {
+                lags = true;
                 (txn, applied)
             }
             None => {
+                assert!(
+                    !self.ens_ref().standalone,
+                    "a standalone member commits only its own proposals"
+                );
+                self.catch_up();
                 let txn = Txn::from_bytes(txn_bytes)
                     .map_err(|source| StopReason::Txn { zxid, source })?;
                 let applied = self.tree.apply(zxid, time_ms, &txn);
@@ -704,7 +772,8 @@ impl<D: Device> Member<D> {
                     None,
                 )
             }
-            Txn::CloseSession { session, .. } if !self.tree.session_exists(*session) => {
+            // Applying a closeSession removes the session.
+            Txn::CloseSession { session, .. } => {
                 self.session_closed(*session);
                 self.ens().session_owner.remove(session);
                 (Outcome::Applied(applied), Some(*session))
@@ -717,12 +786,98 @@ impl<D: Device> Member<D> {
             outcome,
             closed_session,
         });
+        if lags {
+            self.ens().unapplied.push((zxid, time_ms, txn));
+        }
+        if self.ens_ref().restore_at == Some(zxid) {
+            self.install_restore(zxid);
+        }
         Ok(())
+    }
+
+    /// A standalone member's restore (the admin `restore`, ZooKeeperServer.restoreFromSnapshot)
+    /// becomes an event of its log: once nothing is in flight (the queue waits meanwhile), a
+    /// no-op txn is proposed, and when it commits (durable) the snapshot's tree replaces the
+    /// member's, stamped at that txn's zxid and written durably as a snapshot before it is
+    /// published (`install_restore`). Recovery loads the newest snapshot and replays only
+    /// what follows it, so the restore survives a restart and the older records are never
+    /// replayed over it; the zxids go on from there. ZooKeeper keeps the snapshot's own zxid
+    /// and writes nothing (its restore is lost on a restart until the next snapshot).
+    fn propose_restore(&mut self) -> Result<(), StopReason> {
+        let r = self.ens_ref();
+        let idle = r.restore_at.is_none()
+            && r.proposed.is_empty()
+            && !r.sync_in_flight
+            && self.tree.last_zxid() == r.replica.last_zxid();
+        let Some(zxid) = r.replica.next_zxid().filter(|_| idle) else {
+            return Ok(());
+        };
+        let wall = self.now.wall_ms;
+        let txn = Txn::Error(ErrorCode::OK);
+        let marker = Queued {
+            route: None,
+            session: SessionId(0),
+            auth: Arc::from(Vec::new()),
+            op: CoreOp::Sync {
+                path: "/".to_owned(),
+            },
+        };
+        let mut buf = std::mem::take(&mut self.ens().payload_buf);
+        let start = write_payload(&mut buf, None, wall, &txn);
+        let appended = self.append_proposal(zxid, &marker, &txn, &buf[start..]);
+        let data: Payload = Arc::from(&buf[..start]);
+        self.ens().payload_buf = buf;
+        if !appended? {
+            return Ok(()); // no room on the disk: tried again next round
+        }
+        let mut working = self.tree.clone();
+        let applied = working.apply(zxid, wall, &txn);
+        let r = self.ens();
+        r.appended_ahead = Some(zxid);
+        r.restore_at = Some(zxid);
+        r.proposed
+            .push_back((zxid, Some(working.clone()), txn, applied));
+        r.working = Some(working);
+        self.replica_step(ZabInput::Propose { zxid, data })
+    }
+
+    /// The restore's marker at `zxid` has committed: the snapshot's tree takes its place.
+    fn install_restore(&mut self, zxid: Zxid) {
+        self.ens().restore_at = None;
+        let Some(tree) = self.restore.take() else {
+            return;
+        };
+        let tree = match restamp(tree, zxid, self.now.wall_ms) {
+            Ok(tree) => tree,
+            Err(why) => {
+                tracing::warn!("restore failed: {why}");
+                self.restored = Some(Err(RestoreError::Stamp { zxid, why }));
+                return;
+            }
+        };
+        if let Err(e) = zoocore_storage::write_snapshot(self.log.device(), &tree) {
+            tracing::warn!("restore failed: {e}");
+            self.restored = Some(Err(e.into()));
+            return;
+        }
+        tracing::info!(
+            "restored a snapshot: {} nodes, {} sessions, now at {zxid}",
+            tree.node_count(),
+            tree.sessions().count()
+        );
+        self.tree = tree;
+        self.ens().working = None;
+        self.owners.clear();
+        self.track_all_sessions();
+        // Clients reconnect: their watches and sessions meant the old data.
+        self.ens().close_all = true;
+        self.ens().view_changed = true;
+        self.restored = Some(Ok(zxid));
     }
 
     /// The leader's own result of proposal `zxid`, if it is the next one it proposed.
     /// Anything older left over was never committed by this leadership, so it is dropped.
-    fn take_proposed(&mut self, zxid: Zxid) -> Option<(Tree, Txn, Applied)> {
+    fn take_proposed(&mut self, zxid: Zxid) -> Option<(Option<Tree>, Txn, Applied)> {
         let r = self.ens();
         while r.proposed.front().is_some_and(|p| p.0 < zxid) {
             r.proposed.pop_front();
@@ -775,7 +930,9 @@ impl<D: Device> Member<D> {
             // The hand-over election outlived syncLimit: no reason to keep clients waiting.
             self.close_deferred();
         }
+        let restoring = self.restore.is_some();
         match self.ens().role {
+            Role::Leader if restoring => self.propose_restore()?,
             Role::Leader => self.propose_queued()?,
             Role::Follower | Role::Observer => self.forward_queued(),
             Role::Looking | Role::ReadOnly | Role::Standalone => {}
@@ -789,6 +946,15 @@ impl<D: Device> Member<D> {
 
     fn propose_queued(&mut self) -> Result<(), StopReason> {
         if self.ens().replica.next_zxid().is_none() {
+            return Ok(());
+        }
+        let r = self.ens_ref();
+        if r.sync_in_flight && r.replica.learner_counts().0 == 0 {
+            // No learner to send proposals to (a standalone server): what is proposed now
+            // waits for the next fdatasync anyway, so it waits in the queue instead and the
+            // round after the sync preps it as one batch, which costs less per txn than a
+            // round per wake-up (the group commit of the standalone pipeline before it ran
+            // a replica). With learners, proposing at once lets their disks work meanwhile.
             return Ok(());
         }
         if self.ens().working.is_none() {
@@ -835,34 +1001,54 @@ impl<D: Device> Member<D> {
             let txn = if self.moved_session(&q) {
                 Txn::Error(ErrorCode::SESSION_MOVED)
             } else {
-                let new_session = SessionId(self.next_session);
                 let enforce_quota = self.cfg.enforce_quota;
-                let txn = prep(
+                prep(
                     self.newest_tree(),
                     &q,
-                    new_session,
+                    SessionId(self.next_session),
                     zxid,
                     wall,
                     enforce_quota,
-                );
-                if matches!(txn, Txn::CreateSession { .. }) {
-                    self.next_session += 1;
-                }
-                txn
+                )
             };
-            let bytes = txn.to_bytes();
+            let mut buf = std::mem::take(&mut self.ens().payload_buf);
+            let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
+            let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
+            // A standalone server's replica has no learner to send the txn to, and its
+            // commits all take the txn kept with the proposal: the payload carries the route
+            // and time only (the txn is in the log), sparing a copy of every txn.
+            let end = if self.ens_ref().standalone {
+                start
+            } else {
+                buf.len()
+            };
+            let data: Payload = Arc::from(&buf[..end]);
+            self.ens().payload_buf = buf;
+            if !appended? {
+                continue;
+            }
+            if matches!(txn, Txn::CreateSession { .. }) {
+                self.next_session += 1;
+            }
             let r = self.ens();
+            r.appended_ahead = Some(zxid);
             let working = r.working.as_mut().expect("built above");
             let applied = working.apply(zxid, wall, &txn);
-            let after = working.clone();
-            r.proposed.push_back((zxid, after, txn, applied));
-            let data = encode_payload(q.route.as_ref(), wall, &bytes);
+            r.proposed.push_back((zxid, None, txn, applied));
             self.replica_step(ZabInput::Propose { zxid, data })?;
             if self.ens().working.is_none() {
                 self.ens().proposed.clear();
                 // The proposal made this leader step down (its log failed a check, or
                 // it heard of a newer epoch): what is left waits for the next leader.
                 break;
+            }
+        }
+        // The round's last proposal keeps the working tree (an O(1) clone): its commit
+        // brings the committed tree there at once.
+        let r = self.ens();
+        if let (Some(working), Some(last)) = (&r.working, r.proposed.back_mut()) {
+            if last.1.is_none() && last.0 == working.last_zxid() {
+                last.1 = Some(working.clone());
             }
         }
         Ok(())
@@ -905,9 +1091,12 @@ impl<D: Device> Member<D> {
         }
     }
 
-    /// Answers the syncs whose target the tree reached and whose read round a quorum
-    /// confirmed.
+    /// Answers the refusals and syncs whose target the tree reached (and, for a sync, whose
+    /// read round a quorum confirmed).
     fn answer_syncs(&mut self) {
+        // Refusals first: a sync answers after everything its session asked before it.
+        let refused = self.refusals_due();
+        self.ens().batch.extend(refused);
         let at = self.tree.last_zxid();
         let r = self.ens();
         let confirmed = r.round_confirmed;
@@ -975,7 +1164,10 @@ impl<D: Device> Member<D> {
     fn ensemble_publish(&mut self) {
         let r = self.ens();
         let changed = !r.batch.is_empty() || std::mem::take(&mut r.view_changed);
-        let entries = std::mem::take(&mut r.batch);
+        // The next batch is likely about as large: one allocation instead of a regrowth
+        // per doubling.
+        let capacity = r.batch.len();
+        let entries = std::mem::replace(&mut r.batch, Vec::with_capacity(capacity));
         let close_all = std::mem::take(&mut r.close_all);
         if changed {
             let view = self.tree.clone();
@@ -985,4 +1177,24 @@ impl<D: Device> Member<D> {
             self.effects.push(Effect::CloseAll);
         }
     }
+}
+
+/// `tree` standing at `zxid`: an older tree has an empty txn applied at `zxid`; a tree at or
+/// past it (a snapshot from another history) is rebuilt at `zxid` from its nodes and
+/// sessions, so that this member's next zxids apply to it.
+fn restamp(tree: Tree, zxid: Zxid, wall_ms: i64) -> Result<Tree, String> {
+    if tree.last_zxid() < zxid {
+        let mut tree = tree;
+        tree.apply(zxid, wall_ms, &Txn::Error(ErrorCode::OK));
+        return Ok(tree);
+    }
+    let mut b = zoocore_tree::TreeBuilder::new(zxid, tree.extended_types());
+    for node in tree.snapshot_nodes() {
+        b.add_node(&node).map_err(|e| e.to_string())?;
+    }
+    for (session, timeout_ms) in tree.sessions() {
+        b.add_session(session, timeout_ms)
+            .map_err(|e| e.to_string())?;
+    }
+    b.finish().map_err(|e| e.to_string())
 }

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use zoocore_proto::{Acl, CreateMode, DecodeError, Id, Reader, SessionId, Writer, Zxid};
+use zoocore_proto::{Acl, CreateMode, DecodeError, Id, Reader, Record, SessionId, Writer, Zxid};
 use zoocore_tree::Op;
 
 use crate::msg::{CoreOp, Origin};
@@ -49,6 +49,15 @@ pub enum Forward {
     /// valid): the learner owns it now, and writes of the session from any other member are
     /// refused with SESSIONMOVED (ZooKeeper's REVALIDATE and `SessionTracker.setOwner`).
     Attach { session: SessionId },
+    /// Leader → learner: the log had no room for the client's write (or createSession), so
+    /// nothing was proposed. The learner answers THROTTLEDOP (closes a handshake's
+    /// connection, `connect`) once it has applied `zxid`, the leader's last proposal before
+    /// it, so the client's earlier writes are answered first.
+    Refused {
+        route: Route,
+        zxid: Zxid,
+        connect: bool,
+    },
 }
 
 mod kind {
@@ -56,6 +65,7 @@ mod kind {
     pub const TOUCH: u8 = 2;
     pub const SYNC_DONE: u8 = 3;
     pub const ATTACH: u8 = 4;
+    pub const REFUSED: u8 = 5;
 }
 
 mod op_kind {
@@ -283,6 +293,16 @@ impl Forward {
                 w.write_u8(kind::ATTACH);
                 w.write_i64(session.0);
             }
+            Forward::Refused {
+                route,
+                zxid,
+                connect,
+            } => {
+                w.write_u8(kind::REFUSED);
+                write_route(&mut w, route);
+                w.write_i64(zxid.0);
+                w.write_bool(*connect);
+            }
         }
         w.into_inner()
     }
@@ -307,6 +327,11 @@ impl Forward {
             },
             kind::ATTACH => Forward::Attach {
                 session: SessionId(r.read_i64()?),
+            },
+            kind::REFUSED => Forward::Refused {
+                route: read_route(&mut r)?,
+                zxid: Zxid(r.read_i64()?),
+                connect: r.read_bool()?,
             },
             other => {
                 return Err(DecodeError::Unknown {
@@ -335,6 +360,31 @@ pub fn encode_payload(route: Option<&Route>, time_ms: i64, txn: &[u8]) -> Arc<[u
     w.write_i64(time_ms);
     w.write_raw(txn);
     Arc::from(w.into_inner())
+}
+
+/// Writes the payload of `txn` into `buf` (cleared first; its capacity serves the next
+/// one) and returns where the txn's bytes start in it: the leader encodes each proposal
+/// once, for its log and for the replica, with no allocation once `buf` has grown.
+pub fn write_payload<T: Record>(
+    buf: &mut Vec<u8>,
+    route: Option<&Route>,
+    time_ms: i64,
+    txn: &T,
+) -> usize {
+    buf.clear();
+    let mut w = Writer::with_buffer(std::mem::take(buf));
+    match route {
+        Some(r) => {
+            w.write_u8(1);
+            write_route(&mut w, r);
+        }
+        None => w.write_u8(0),
+    }
+    w.write_i64(time_ms);
+    let start = w.len();
+    txn.encode(&mut w);
+    *buf = w.into_inner();
+    start
 }
 
 /// A payload taken apart: route, time and the txn bytes.
@@ -422,6 +472,13 @@ mod tests {
         };
         let back = Forward::decode(&attach.encode()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{attach:?}"));
+        let refused = Forward::Refused {
+            route: route(),
+            zxid: Zxid(0x1_0000_0007),
+            connect: true,
+        };
+        let back = Forward::decode(&refused.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{refused:?}"));
         for op in [
             CoreOp::CreateSession { timeout_ms: 4000 },
             CoreOp::Sync { path: "/".into() },
@@ -451,6 +508,15 @@ mod tests {
         for b in 0..=255u8 {
             let _ = Forward::decode(&[b, 0, 0, 0, 1, 2, 3]);
         }
+    }
+
+    #[test]
+    fn a_payload_written_in_place_is_the_encoded_one() {
+        let txn = zoocore_tree::Txn::Delete { path: "/x".into() };
+        let mut buf = vec![9; 3];
+        let start = write_payload(&mut buf, Some(&route()), 1234, &txn);
+        assert_eq!(buf, *encode_payload(Some(&route()), 1234, &txn.to_bytes()));
+        assert_eq!(&buf[start..], &txn.to_bytes()[..]);
     }
 
     #[test]

@@ -12,17 +12,18 @@
 //! the driver's, so that on the server it goes through io_uring and in tests through the
 //! fault-injecting `MemDevice`.
 //!
-//! A standalone server is a member whose quorum is itself (`alone.rs`); an ensemble member
-//! runs the zab `Replica` (`ensemble.rs`). Everything else (intake, prep, sessions and
-//! their owners, expiry, the reaper, publication, snapshot cadence) is written once, in
-//! `member.rs`.
+//! A standalone server is a member whose quorum is itself: a one-voter ensemble, through
+//! the same zab `Replica` and the same leader pipeline (`ensemble.rs`) as any ensemble
+//! member, with a full disk's refusals in `room.rs`. Everything else (intake, prep,
+//! sessions and their owners, expiry, the reaper, publication, snapshot cadence) is written
+//! once, in `member.rs`.
 
-mod alone;
 mod cadence;
 mod ensemble;
 pub mod forward;
 mod member;
 pub mod msg;
+mod room;
 pub mod sessions;
 
 pub use cadence::Jitter;

@@ -6,9 +6,11 @@
 //! newest tree by one `prep` function, sessions are touched, owned, created, closed and
 //! expired by one set of methods, containers and TTL nodes are reaped by one reaper, and
 //! every commit goes out through one publication with the same snapshot and segment
-//! cadence. How a txn becomes durable and committed is what differs, and lives in two
-//! files: `alone.rs` (a standalone server, whose quorum is itself: append, one fdatasync,
-//! publish) and `ensemble.rs` (a member of an ensemble, through the zab `Replica`).
+//! cadence. Whether a txn is committed is the zab `Replica`'s decision (`ensemble.rs`),
+//! for an ensemble and for a standalone server alike: a standalone server is a one-voter
+//! ensemble, which elects itself at once and commits each txn when its own fdatasync
+//! covers it. Only what it reports differs (`Role::Standalone`). A full disk's refusals
+//! are the leader's, whichever ensemble it leads (`room.rs`).
 //!
 //! Durability ordering is in the types: a batch, or a commit, reaches the shards only
 //! through `publish`, which asserts that everything it carries is at or below the zxid this
@@ -17,8 +19,8 @@
 //!
 //! Invariants, asserted as the pipeline goes (and in `check_invariants` at the end of each
 //! step in debug builds): zxids appended strictly increase; every published entry is at or
-//! below the durable zxid and published zxids never go back; every request taken into a
-//! standalone batch is answered exactly once; at most one fdatasync is in flight.
+//! below the durable zxid and published zxids never go back; at most one fdatasync is in
+//! flight.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -33,12 +35,13 @@ use zoocore_storage::{
 use zoocore_tree::{Op, PrepContext, Tree, Txn};
 use zoocore_zab::{Epoch, Message};
 
-use crate::alone::Alone;
 use crate::cadence::Jitter;
 use crate::ensemble::{EnsembleConfig, Replicated};
 use crate::forward::{Forward, Route};
 use crate::msg::{CommitBatch, ConnId, CoreOp, FromCore, Origin, ShardId, ToCore};
+use crate::room::Room;
 use crate::sessions::ExpiryQueue;
+use zoocore_zab::{Config as ZabConfig, Durable};
 
 /// The answer to a write the log had no room for. ZooKeeper's THROTTLEDOP (-127) means
 /// "not executed at all, retry with back-off" (KeeperException.Code.THROTTLEDOP), which is
@@ -197,6 +200,8 @@ pub enum RestoreError {
     Ensemble,
     #[error("cannot write the restored snapshot: {0}")]
     Write(#[from] SnapshotError),
+    #[error("cannot stamp the restored data at {zxid}: {why}")]
+    Stamp { zxid: Zxid, why: String },
 }
 
 /// How an operator wants leadership moved (docs/OPERATIONS.md, rolling maintenance).
@@ -314,16 +319,9 @@ pub(crate) struct Queued {
     pub op: CoreOp,
 }
 
-/// How this member's txns become durable and committed.
-pub(crate) enum Quorum<D: Device> {
-    Alone(Alone),
-    Ensemble(Box<Replicated<D>>),
-}
-
 pub struct Member<D: Device> {
     pub(crate) cfg: MemberConfig,
-    /// Standalone: the working tree (every change appended). Ensemble: the committed tree;
-    /// a leader's working tree is in `Replicated`.
+    /// The committed tree; a leader's working tree is in `Replicated`.
     pub(crate) tree: Tree,
     pub(crate) next_session: i64,
     pub(crate) expiry: ExpiryQueue,
@@ -337,7 +335,10 @@ pub struct Member<D: Device> {
     pub(crate) queue: VecDeque<Queued>,
     /// Which connection holds each session, so a moved session's old connection is closed.
     pub(crate) owners: HashMap<SessionId, (ShardId, ConnId)>,
-    pub(crate) quorum: Quorum<D>,
+    /// The replica and what each role keeps beside it.
+    pub(crate) replicated: Box<Replicated<D>>,
+    /// A full disk: refusing, and the refusals waiting to be answered.
+    pub(crate) room: Room,
     pub(crate) effects: Vec<Effect<D>>,
     stopped: bool,
     pub(crate) now: Now,
@@ -361,12 +362,52 @@ pub struct Member<D: Device> {
 
 impl<D: Device> Member<D> {
     /// A standalone member over a recovered tree and log (the snapshot with the log replayed
-    /// over it); every session in the tree is given its full timeout from `now` (ZooKeeper
-    /// does the same after a restart).
+    /// over it), its epochs taken from the log's last zxid (a data directory written before
+    /// standalone servers kept epoch files). See [`Member::new_standalone`].
     pub fn new(cfg: MemberConfig, tree: Tree, log: Log<D>, now: Now) -> Self {
-        let mut member = Self::with_quorum(cfg, tree, log, now, 0, Quorum::Alone(Alone::new()));
-        member.track_all_sessions();
-        member
+        let epoch = Epoch(tree.last_zxid().max(log.last_zxid()).epoch());
+        Self::new_standalone(cfg, (epoch, epoch), tree, log, now)
+    }
+
+    /// A standalone member: a one-voter ensemble of id 0, so the same replica decides its
+    /// commits. `epochs` are the accepted and current epochs recovered (the epoch files).
+    /// Everything in its log is committed (it was proposed by this member alone, and only
+    /// what is durable was acknowledged), so `tree` has the whole log replayed and the
+    /// replica starts with an empty window at its zxid; it elects itself at once and serves
+    /// once its new epoch is durable (`Effect::PersistEpochs`). Every session in the tree is
+    /// given its full timeout then (ZooKeeper does the same after a restart).
+    pub fn new_standalone(
+        cfg: MemberConfig,
+        epochs: (Epoch, Epoch),
+        tree: Tree,
+        log: Log<D>,
+        now: Now,
+    ) -> Self {
+        let (accepted, current) = epochs;
+        let ens = EnsembleConfig {
+            zab: ZabConfig {
+                myid: 0,
+                voters: vec![0],
+                observers: Vec::new(),
+                // Bounds its own establishment (two epoch writes); no peer to wait for.
+                init_limit_ms: 10 * cfg.tick_ms.max(1_000),
+                sync_limit_ms: 5 * cfg.tick_ms.max(1_000),
+                finalize_wait_ms: 0,
+                // No learner will ever ask for a DIFF.
+                history_retain: 0,
+            },
+            durable: Durable {
+                accepted_epoch: accepted.max(current),
+                current_epoch: current,
+                base: tree.last_zxid(),
+                log: Vec::new(),
+            },
+            seed: cfg.seed,
+            time_spacing_ms: (cfg.tick_ms / 2).max(1),
+            read_only_after_ms: None,
+        };
+        let replicated = Replicated::new(ens, true);
+        Self::with_replica(cfg, tree, log, now, 0, replicated)
     }
 
     /// An ensemble member: `tree` is the newest snapshot only (never the log replayed over
@@ -380,32 +421,23 @@ impl<D: Device> Member<D> {
         now: Now,
     ) -> Self {
         let myid = ens.zab.myid;
-        let replicated = Replicated::new(ens);
-        let mut member = Self::with_quorum(
-            cfg,
-            tree,
-            log,
-            now,
-            myid,
-            Quorum::Ensemble(Box::new(replicated)),
-        );
-        member.ensemble_start();
-        member
+        let replicated = Replicated::new(ens, false);
+        Self::with_replica(cfg, tree, log, now, myid, replicated)
     }
 
-    fn with_quorum(
+    fn with_replica(
         cfg: MemberConfig,
         tree: Tree,
         log: Log<D>,
         now: Now,
         myid: u64,
-        quorum: Quorum<D>,
+        replicated: Replicated<D>,
     ) -> Self {
         assert!(cfg.batch_txns_max > 0, "a batch takes at least one request");
         let mut jitter = Jitter::new(cfg.seed);
         let snapshot_after = jitter.snapshot_after(cfg.snap_count);
         let zxid_durable = tree.last_zxid().max(log.synced_zxid());
-        Member {
+        let mut member = Member {
             next_session: cfg.first_session,
             expiry: ExpiryQueue::new(cfg.tick_ms),
             jitter,
@@ -414,7 +446,8 @@ impl<D: Device> Member<D> {
             snapshotting: false,
             queue: VecDeque::new(),
             owners: HashMap::new(),
-            quorum,
+            replicated: Box::new(replicated),
+            room: Room::default(),
             effects: Vec::new(),
             stopped: false,
             now,
@@ -430,11 +463,12 @@ impl<D: Device> Member<D> {
             tree,
             log,
             cfg,
-        }
+        };
+        member.ensemble_start();
+        member
     }
 
-    /// The tree as this member has it: standalone, every change appended; on an ensemble,
-    /// every change committed.
+    /// The tree as this member has it: every change committed (and published).
     pub fn tree(&self) -> &Tree {
         &self.tree
     }
@@ -447,10 +481,13 @@ impl<D: Device> Member<D> {
         self.stopped
     }
 
+    /// What srvr/stat/mntr report: a standalone member is `Standalone` whatever its
+    /// replica calls itself.
     pub fn role(&self) -> Role {
-        match &self.quorum {
-            Quorum::Alone(_) => Role::Standalone,
-            Quorum::Ensemble(r) => r.role,
+        if self.replicated.standalone {
+            Role::Standalone
+        } else {
+            self.replicated.role
         }
     }
 
@@ -478,10 +515,7 @@ impl<D: Device> Member<D> {
     }
 
     pub fn counters(&self) -> Counters {
-        let (learners, synced_followers) = match &self.quorum {
-            Quorum::Alone(_) => (0, 0),
-            Quorum::Ensemble(r) => r.replica.learner_counts(),
-        };
+        let (learners, synced_followers) = self.replicated.replica.learner_counts();
         Counters {
             queued: self.queue.len(),
             sessions: self.tree.sessions().count(),
@@ -525,27 +559,26 @@ impl<D: Device> Member<D> {
             } => return self.on_epochs_persisted(accepted, current, result),
             Input::SnapBuilt { to, id, frame } => return self.on_snap_built(to, id, frame),
             Input::Leadership(ask) => return self.on_leadership(ask),
-            Input::Restore(tree) => match self.quorum {
-                Quorum::Alone(_) => self.restore = Some(tree),
-                Quorum::Ensemble(_) => self.restored = Some(Err(RestoreError::Ensemble)),
-            },
+            Input::Restore(tree) => {
+                if self.replicated.standalone {
+                    self.restore = Some(tree);
+                } else {
+                    self.restored = Some(Err(RestoreError::Ensemble));
+                }
+            }
         }
         Ok(())
     }
 
-    /// The effects to carry out, in order. Standalone, it cuts the next batch first when no
-    /// sync is in flight, so everything that arrived during a sync goes into one batch
-    /// (group commit); on an ensemble it ends the round: proposals or forwards of what is
-    /// queued, the syncs answered, the fdatasync started, the commits published. A driver
-    /// calls this until it returns nothing, and again after the inputs of each turn.
+    /// The effects to carry out, in order: the end of a round, with proposals or forwards
+    /// of what is queued, the syncs answered, the fdatasync started (one at a time, so
+    /// everything appended while one is in flight goes into the next: group commit), the
+    /// commits published. A driver calls this until it returns nothing, and again after
+    /// the inputs of each turn.
     pub fn ready(&mut self, now: Now) -> Vec<Effect<D>> {
         self.advance_time(now);
         if !self.stopped {
-            let round = match self.quorum {
-                Quorum::Alone(_) => self.alone_round(),
-                Quorum::Ensemble(_) => self.ensemble_round(),
-            };
-            if let Err(reason) = round {
+            if let Err(reason) = self.ensemble_round() {
                 self.stop(reason);
             }
         }
@@ -566,10 +599,7 @@ impl<D: Device> Member<D> {
 
     /// Whether this member decides for the ensemble: prep, expiry, the reaper.
     pub(crate) fn leads(&self) -> bool {
-        match &self.quorum {
-            Quorum::Alone(_) => true,
-            Quorum::Ensemble(r) => r.role == Role::Leader,
-        }
+        self.replicated.role == Role::Leader
     }
 
     fn on_shard(&mut self, msg: ToCore) {
@@ -621,8 +651,9 @@ impl<D: Device> Member<D> {
     pub(crate) fn touch(&mut self, session: SessionId) {
         if self.leads() {
             self.expiry.touch(session, self.now.mono_ms);
-        } else if let Quorum::Ensemble(r) = &mut self.quorum {
-            r.touched.insert(session);
+        } else if !self.replicated.standalone {
+            // A standalone member not yet leading re-arms every session when it does.
+            self.replicated.touched.insert(session);
         }
     }
 
@@ -678,10 +709,7 @@ impl<D: Device> Member<D> {
     /// The tree with every change this member prepped: what the next request is checked
     /// against.
     pub(crate) fn newest_tree(&self) -> &Tree {
-        match &self.quorum {
-            Quorum::Ensemble(r) => r.working.as_ref().unwrap_or(&self.tree),
-            Quorum::Alone(_) => &self.tree,
-        }
+        self.replicated.working.as_ref().unwrap_or(&self.tree)
     }
 
     fn on_synced(&mut self, job: SyncJob<D>, result: io::Result<()>) -> Result<(), StopReason> {
@@ -689,10 +717,7 @@ impl<D: Device> Member<D> {
         // A failed fdatasync stops the member: what waited for it is dropped unanswered.
         let durable = self.log.sync_end(job.request, result)?;
         self.zxid_durable = self.zxid_durable.max(durable);
-        match self.quorum {
-            Quorum::Alone(_) => self.alone_synced(),
-            Quorum::Ensemble(_) => self.ensemble_synced(durable, token),
-        }
+        self.ensemble_synced(durable, token);
         Ok(())
     }
 
@@ -718,9 +743,6 @@ impl<D: Device> Member<D> {
     pub(crate) fn stop(&mut self, reason: StopReason) {
         tracing::error!("stopping: {reason}");
         self.stopped = true;
-        if let Quorum::Alone(a) = &mut self.quorum {
-            a.unsynced = None;
-        }
         self.effects.push(Effect::Stop(reason));
     }
 
@@ -852,10 +874,7 @@ impl<D: Device> Member<D> {
             self.zxid_published,
             self.newest_tree().last_zxid()
         );
-        match &self.quorum {
-            Quorum::Alone(a) => a.check_invariants(self),
-            Quorum::Ensemble(r) => r.check_invariants(self),
-        }
+        self.replicated.check_invariants(self);
     }
 }
 

@@ -21,6 +21,7 @@ const STEP_MS: u64 = 10;
 
 struct Node {
     member: Member<MemDevice>,
+    dev: MemDevice,
     published: Vec<Arc<CommitBatch>>,
     role: Role,
     /// A paused member is neither stepped nor delivered to (a SIGSTOP).
@@ -81,8 +82,9 @@ impl Cluster {
                 time_spacing_ms: STEP_MS / 2,
                 read_only_after_ms,
             };
+            let dev = MemDevice::new();
             let log = new_log(
-                MemDevice::new(),
+                dev.clone(),
                 LogOptions {
                     prealloc_bytes: 256 << 10,
                     snap_count: 1_000_000,
@@ -100,6 +102,7 @@ impl Cluster {
                 id,
                 Node {
                     member,
+                    dev,
                     published: Vec::new(),
                     role: Role::Looking,
                     paused: false,
@@ -764,4 +767,63 @@ fn a_hand_over_to_a_member_that_stops_ends_in_an_ordinary_election() {
     for id in (1..=3).filter(|id| *id != target) {
         assert!(c.view(id).get("/kept").is_some(), "{id} lost /kept");
     }
+}
+
+fn big(path: &str) -> Op {
+    Op::Create {
+        path: path.to_owned(),
+        data: Some(vec![7; 4000]),
+        acl: Acl::open_unsafe(),
+        mode: CreateMode::Persistent,
+        ttl_ms: -1,
+    }
+}
+
+#[test]
+fn a_leader_without_room_refuses_its_own_and_forwarded_writes_unproposed_and_resumes() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    let leader = c.elect();
+    let f = c.follower();
+    let on_leader = c.session(leader, 60_000);
+    let on_follower = c.session(f, 60_000);
+    c.nodes[&leader].dev.set_capacity(Some(300 << 10));
+    let mut refused = None;
+    for i in 0..200 {
+        let path = format!("/n{i}");
+        match c.write(leader, on_leader, big(&path)) {
+            OpResult::Created { .. } => {}
+            other => {
+                refused = Some((path, other));
+                break;
+            }
+        }
+    }
+    let (path, result) = refused.expect("the leader's disk filled");
+    assert_eq!(result, OpResult::Error(ErrorCode::THROTTLED_OP));
+    // Never proposed: no member has it, and all agree.
+    for id in [1, 2, 3] {
+        assert!(c.view(id).get(&path).is_none(), "on {id}");
+    }
+    c.assert_agree();
+    // A follower's client is refused too, through its follower, and the follower stays.
+    let r = c.write(f, on_follower, big("/from-follower"));
+    assert_eq!(r, OpResult::Error(ErrorCode::THROTTLED_OP));
+    assert_eq!(c.nodes[&f].role, Role::Follower);
+    assert!(!c.nodes[&leader].member.is_stopped());
+    assert_eq!(c.nodes[&leader].member.counters().refused_for_room, 2);
+
+    // Room returns: both go through, everywhere.
+    c.nodes[&leader].dev.set_capacity(None);
+    assert!(matches!(
+        c.write(leader, on_leader, big(&path)),
+        OpResult::Created { .. }
+    ));
+    assert!(matches!(
+        c.write(f, on_follower, big("/from-follower")),
+        OpResult::Created { .. }
+    ));
+    for id in [1, 2, 3] {
+        assert!(c.view(id).get("/from-follower").is_some(), "on {id}");
+    }
+    c.assert_agree();
 }

@@ -1,19 +1,21 @@
-//! The member's pipeline driven as the server drives it, on the fault-injecting `MemDevice`:
-//! a small synchronous driver carries out each effect (fdatasync through the request's
-//! handle, snapshots and spare segments inline) or holds a sync back, so a test can look
-//! at the member while a batch waits for its disk. Scenarios read like scripts.
+//! A standalone member's pipeline driven as the server drives it, on the fault-injecting
+//! `MemDevice`: a small synchronous driver carries out each effect (fdatasync through the
+//! request's handle, epoch files, snapshots and spare segments inline) or holds a sync back,
+//! so a test can look at the member while a batch waits for its disk. A standalone member is
+//! a one-voter ensemble: the driver fails a test on any peer frame or role change it asks
+//! for. Scenarios read like scripts.
 
 use std::sync::Arc;
 
 use zoocore_member::msg::{
     CommitBatch, Committed, CoreOp, CoreRequest, FromCore, Origin, Outcome, ShardId, ToCore,
 };
-use zoocore_member::{Effect, Input, Member, MemberConfig, Now, StopReason, SyncJob};
-use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId};
+use zoocore_member::{Effect, Epoch, Input, Member, MemberConfig, Now, Role, StopReason, SyncJob};
+use zoocore_proto::{Acl, CreateMode, ErrorCode, Record, SessionId, Zxid};
 use zoocore_storage::{
     new_log, recover, Crash, LogError, LogOptions, MemDevice, RecoverOptions, SyncHandle,
 };
-use zoocore_tree::{Op, OpResult, Tree};
+use zoocore_tree::{Op, OpResult, PrepContext, Tree};
 
 const TICK_MS: u64 = 100;
 const REAP_MS: u64 = 1_000;
@@ -55,6 +57,8 @@ struct Driver {
     held_snapshots: Vec<Tree>,
     stopped: Option<StopReason>,
     next_xid: i32,
+    /// The epoch files, as written durably (accepted, current).
+    epochs: Vec<(Epoch, Epoch)>,
 }
 
 impl Driver {
@@ -68,7 +72,12 @@ impl Driver {
             wall_ms: 1_000_000,
         };
         let member = Member::new(cfg, tree, new_log(dev.clone(), log_options()), now);
-        Driver {
+        Self::around(dev, member, now)
+    }
+
+    /// Drives `member`, carrying out its first effects as the server does at start.
+    fn around(dev: MemDevice, member: Member<MemDevice>, now: Now) -> Self {
+        let mut d = Driver {
             dev,
             member,
             now,
@@ -81,7 +90,10 @@ impl Driver {
             held_snapshots: Vec::new(),
             stopped: None,
             next_xid: 1,
-        }
+            epochs: Vec::new(),
+        };
+        d.run();
+        d
     }
 
     fn advance(&mut self, ms: u64) {
@@ -124,6 +136,14 @@ impl Driver {
             Effect::PrepareSegment(job) => {
                 let result = job.run();
                 self.step(Input::SegmentPrepared(result));
+            }
+            Effect::PersistEpochs { accepted, current } => {
+                self.epochs.push((accepted, current));
+                self.step(Input::EpochsPersisted {
+                    accepted,
+                    current,
+                    result: Ok(()),
+                });
             }
             Effect::Stop(reason) => {
                 assert!(self.stopped.is_none(), "stopped once");
@@ -242,12 +262,12 @@ fn a_batch_is_published_only_after_its_sync_and_the_next_batch_groups_what_came_
         "nothing published before the sync"
     );
     assert!(
-        d.member.tree().get("/a").is_some(),
-        "applied to the working tree"
+        d.member.tree().get("/a").is_none(),
+        "not committed before its sync"
     );
     assert!(
         d.published_tree().get("/a").is_none(),
-        "not to what shards see"
+        "not in what shards see"
     );
 
     // Requests arriving while the sync is in flight wait for it, then go in one batch.
@@ -697,4 +717,96 @@ fn a_restored_snapshot_replaces_the_data_and_survives_recovery() {
     assert_eq!(r.tree.digest(), published.digest());
     assert!(r.tree.get("/old").is_some() && r.tree.get("/new").is_none());
     assert!(r.tree.get("/after").is_some());
+}
+
+#[test]
+fn a_standalone_member_leads_its_own_epoch_at_once_and_reports_standalone() {
+    let mut d = Driver::new(config());
+    // Elected with no tick and no peer: its new epoch durable (accepted, then current)
+    // before it serves.
+    let one = Epoch(1);
+    assert_eq!(d.epochs, vec![(one, Epoch(0)), (one, one)]);
+    assert_eq!(d.member.role(), Role::Standalone);
+    let s = d.session(10_000);
+    let o = d.send(s, CoreOp::Tree(create("/a", 1, CreateMode::Persistent)));
+    d.run();
+    assert_eq!(d.entry(o).zxid, Zxid::new(1, 2), "the session, then /a");
+    assert_eq!(d.member.counters().learners, 0);
+    // Its leadership never lapses for want of followers: an hour on, it still decides
+    // (the session expires) and takes writes in the same epoch.
+    d.advance(3_600_000);
+    d.step(Input::Tick);
+    d.run();
+    assert!(
+        !d.published_tree().session_exists(s),
+        "expired by its leader"
+    );
+    let s = d.session(10_000);
+    let o = d.send(s, CoreOp::Tree(create("/b", 1, CreateMode::Persistent)));
+    d.run();
+    assert!(matches!(result_of(d.entry(o)), OpResult::Created { .. }));
+    assert_eq!(d.entry(o).zxid.epoch(), 1);
+    assert_eq!(d.epochs.len(), 2, "no election since");
+}
+
+#[test]
+fn a_data_dir_of_the_standalone_code_before_epochs_keeps_its_data_and_starts_epoch_1() {
+    // What the standalone pipeline wrote before it ran a replica: zxids of epoch 0, no
+    // epoch files (the log is all there is).
+    let dev = MemDevice::new();
+    let mut log = new_log(dev.clone(), log_options());
+    let mut tree = Tree::with_extended_types(true);
+    for (i, path) in ["/old", "/old/a", "/old/b"].iter().enumerate() {
+        let zxid = Zxid::new(0, i as u32 + 1);
+        let ctx = PrepContext {
+            session: SessionId(0),
+            auth: &[],
+            zxid,
+            time_ms: 1_000,
+            enforce_quota: false,
+        };
+        let txn = tree.prepare(&create(path, 3, CreateMode::Persistent), &ctx);
+        log.append(zxid, 1_000, &txn.to_bytes()).expect("room");
+        tree.apply(zxid, 1_000, &txn);
+    }
+    let request = log.sync_begin().expect("syncs").expect("unsynced");
+    let result = request.handle.sync();
+    log.sync_end(request, result).expect("synced");
+    drop(log);
+
+    let recovered = || {
+        recover(
+            dev.clone(),
+            RecoverOptions {
+                log: log_options(),
+                extended_types: true,
+            },
+        )
+        .expect("recovers")
+    };
+    let r = recovered();
+    assert_eq!(r.last_zxid, Zxid::new(0, 3));
+    let now = Now {
+        mono_ms: 0,
+        wall_ms: 2_000,
+    };
+    let mut d = Driver::around(dev.clone(), Member::new(config(), r.tree, r.log, now), now);
+    assert_eq!(d.epochs.last(), Some(&(Epoch(1), Epoch(1))));
+    assert!(d.member.tree().get("/old/b").is_some(), "its data kept");
+    let s = d.session(10_000);
+    let o = d.send(s, CoreOp::Tree(create("/old/c", 1, CreateMode::Persistent)));
+    d.run();
+    assert!(matches!(result_of(d.entry(o)), OpResult::Created { .. }));
+    assert_eq!(d.entry(o).zxid, Zxid::new(1, 2));
+
+    // After a crash, the old records and the new ones replay together, and the next run
+    // takes the epoch after the log's last.
+    dev.crash(Crash::LoseUnsynced);
+    let r = recovered();
+    assert_eq!(r.last_zxid, Zxid::new(1, 2));
+    for path in ["/old", "/old/a", "/old/b", "/old/c"] {
+        assert!(r.tree.get(path).is_some(), "{path} survived");
+    }
+    let d = Driver::around(dev.clone(), Member::new(config(), r.tree, r.log, now), now);
+    assert_eq!(d.epochs.last(), Some(&(Epoch(2), Epoch(2))));
 }

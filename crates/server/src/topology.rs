@@ -341,7 +341,16 @@ async fn core_main(
         let tick = crate::ensemble::sub_tick_ms(cfg.tick_time_ms);
         (member, Some(start.peers), Some(start.events), tick)
     } else {
-        let member = Member::new(member_cfg, recovered.tree, recovered.log, clock.now());
+        // A one-voter ensemble: its epochs as an ensemble member's (a data directory of an
+        // older standalone server has no epoch files: the log's last epoch then).
+        let epochs = crate::ensemble::standalone_epochs(&cfg, &recovered);
+        let member = Member::new_standalone(
+            member_cfg,
+            epochs,
+            recovered.tree,
+            recovered.log,
+            clock.now(),
+        );
         let tick = u64::from(cfg.tick_time_ms).clamp(10, 1000) / 2;
         (member, None, None, tick)
     };
@@ -427,10 +436,13 @@ async fn core_main(
             publish_counters(&mut driver.member.borrow_mut(), &driver.stats);
             glommio::yield_if_needed().await;
         }
-        let restored = driver.member.borrow_mut().take_restored();
-        if let (Some(outcome), Some(reply)) = (restored, driver.restore_reply.take()) {
-            // The HTTP thread may have given up waiting; nothing else to do then.
-            let _ = reply.send(outcome.map_err(|e| e.to_string()));
+        // The restore's outcome, once the member has it (it waits for a durable marker
+        // txn, a wake-up or more after the ask); the reply waits until then.
+        if let Some(outcome) = driver.member.borrow_mut().take_restored() {
+            if let Some(reply) = driver.restore_reply.take() {
+                // The HTTP thread may have given up waiting; nothing else to do then.
+                let _ = reply.send(outcome.map_err(|e| e.to_string()));
+            }
         }
     }
 }

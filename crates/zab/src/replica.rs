@@ -666,6 +666,12 @@ impl Replica {
         std::mem::take(&mut self.actions)
     }
 
+    /// Like [`Replica::ready`], appending the actions to `out`: a driver that keeps `out`
+    /// across steps, and the replica its own list, allocate nothing per step.
+    pub fn ready_into(&mut self, out: &mut Vec<Action>) {
+        out.append(&mut self.actions);
+    }
+
     // ---- step ----
 
     /// Feeds one input. Only `Propose` can be refused.
@@ -861,6 +867,12 @@ impl Replica {
         self.role = Role::Looking(looking);
         self.actions.push(Action::BecameLooking);
         self.broadcast_vote();
+        if !self.observer && self.quorum.is_quorum([&self.config.myid]) {
+            // The only voter (a standalone server): no other vote can come, so there is
+            // nothing to wait for and no one to notify.
+            let round = self.logical_clock;
+            self.decide(self.config.myid, round);
+        }
     }
 
     fn on_notification(&mut self, from: ServerId, vote: Vote, round: u64, state: PeerState) {
@@ -1024,6 +1036,10 @@ impl Replica {
             round_wanted: false,
             transfer: None,
         });
+        if self.quorum.is_quorum(self.leading_ref().accepted.keys()) {
+            // Its own FOLLOWERINFO is a quorum: the epoch is decided without learners.
+            self.decide_epoch();
+        }
     }
 
     fn leading(&mut self) -> &mut Leading {
@@ -1493,6 +1509,18 @@ impl Replica {
     /// has acknowledged (Leader.tryToCommit).
     fn advance_commit(&mut self) {
         if self.leading_ref().phase != LeaderPhase::Broadcast {
+            return;
+        }
+        // What a quorum acknowledged is one of the acknowledgements: if none is past the
+        // commit point, nothing moves (every proposal steps here; this spares it the maps).
+        let committed = self.committed;
+        if self.durable_through() <= committed
+            && self
+                .leading_ref()
+                .handlers
+                .values()
+                .all(|h| h.observer || h.acked <= committed)
+        {
             return;
         }
         let mut acked: BTreeMap<ServerId, Zxid> = self
@@ -2291,6 +2319,7 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn config(myid: ServerId) -> Config {
         Config {
@@ -2371,5 +2400,98 @@ mod tests {
         assert_eq!(r.role(), RoleKind::Leading);
         let actions = follower_info(&mut r, 2, 12, 1);
         assert_eq!(proposed_epoch(&actions), Some(Epoch(8)));
+    }
+
+    /// Steps `input` and returns what followed, with the epochs the replica asked for
+    /// reported persisted at once (as a driver does once its files are durable).
+    fn step_all(r: &mut Replica, input: Input) -> Vec<Action> {
+        r.step(input).expect("not refused");
+        let mut all = Vec::new();
+        let mut pending = r.ready();
+        while !pending.is_empty() {
+            let mut next = Vec::new();
+            for a in pending {
+                if let Action::PersistEpoch { accepted, current } = a {
+                    r.step(Input::EpochPersisted { accepted, current })
+                        .expect("never refused");
+                    next.extend(r.ready());
+                }
+                all.push(a);
+            }
+            pending = next;
+        }
+        all
+    }
+
+    #[test]
+    fn a_lone_voter_leads_at_once_commits_on_its_own_sync_and_never_steps_down() {
+        let cfg = Config {
+            voters: vec![4],
+            init_limit_ms: 1_000,
+            sync_limit_ms: 500,
+            finalize_wait_ms: 60_000,
+            history_retain: 0,
+            ..config(4)
+        };
+        let old = Zxid::new(0, 7);
+        let durable = Durable {
+            base: old,
+            ..Durable::default()
+        };
+        let mut r = Replica::new(cfg, durable, 7);
+        // Elected without a tick, a peer or the finalize wait; the epoch is made durable
+        // before it leads (accepted, then current).
+        assert_eq!(r.role(), RoleKind::Leading);
+        let first = r.ready();
+        assert_eq!(
+            first,
+            vec![Action::PersistEpoch {
+                accepted: Epoch(1),
+                current: Epoch(0)
+            }]
+        );
+        assert_eq!(r.next_zxid(), None, "not before its epoch is durable");
+        let actions = step_all(
+            &mut r,
+            Input::EpochPersisted {
+                accepted: Epoch(1),
+                current: Epoch(0),
+            },
+        );
+        assert!(actions.contains(&Action::PersistEpoch {
+            accepted: Epoch(1),
+            current: Epoch(1)
+        }));
+        assert!(actions.contains(&Action::BecameLeader { epoch: Epoch(1) }));
+        let zxid = r.next_zxid().expect("established");
+        assert_eq!(zxid, Zxid::new(1, 1));
+
+        // A proposal: appended and synced, sent to no one, committed once durable here.
+        let data: Payload = Arc::from(&b"txn"[..]);
+        let actions = step_all(&mut r, Input::Propose { zxid, data });
+        assert!(
+            actions
+                .iter()
+                .all(|a| matches!(a, Action::Append { .. } | Action::Sync { .. })),
+            "{actions:?}"
+        );
+        let token = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Sync { token, .. } => Some(*token),
+                _ => None,
+            })
+            .expect("a sync");
+        assert_eq!(r.committed(), old, "not committed before it is durable");
+        let actions = step_all(&mut r, Input::Persisted { upto: zxid, token });
+        assert!(matches!(actions.as_slice(), [Action::Commit { zxid: z, .. }] if *z == zxid));
+
+        // A read round is confirmed by its own echo, and no silence deposes it.
+        let round = r.read_index().expect("leader");
+        assert!(r.ready().contains(&Action::LeadershipConfirmed { round }));
+        let actions = step_all(&mut r, Input::Tick { now_ms: 3_600_000 });
+        assert!(actions.is_empty(), "{actions:?}");
+        assert_eq!(r.role(), RoleKind::Leading);
+        assert_eq!(r.next_zxid(), Some(Zxid::new(1, 2)));
     }
 }

@@ -133,6 +133,20 @@ fn read_epoch(dir: &Path, name: &str, default: Epoch) -> Result<Epoch, String> {
     }
 }
 
+/// A standalone server's accepted and current epochs: the epoch files, or the epoch of the
+/// log's last zxid where there are none (written before standalone servers kept them).
+pub fn standalone_epochs(
+    cfg: &Config,
+    recovered: &zoocore_storage::Recovered<FileDevice>,
+) -> (Epoch, Epoch) {
+    let last_epoch = Epoch(recovered.last_zxid.epoch());
+    let accepted = read_epoch(&cfg.data_dir, ACCEPTED_EPOCH, last_epoch)
+        .unwrap_or_else(|e| fatal("bad epoch file", &e));
+    let current = read_epoch(&cfg.data_dir, CURRENT_EPOCH, last_epoch)
+        .unwrap_or_else(|e| fatal("bad epoch file", &e));
+    (accepted.max(last_epoch), current.min(accepted))
+}
+
 /// The replica's start state from the data directory: the snapshot's tree (committed state
 /// only), the log after it, the epochs.
 fn durable_state(
