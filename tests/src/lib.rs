@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod ensemble;
+pub mod kazoo;
 pub mod probe;
 pub mod raw;
 

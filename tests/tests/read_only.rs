@@ -1,5 +1,6 @@
 //! Read-only mode (`readonlymode.enabled`) on a real 3-voter zoocore ensemble, with clients
-//! nobody here wrote: the `zookeeper-client` crate and zkCli.sh's Java client (`-r`).
+//! nobody here wrote: the `zookeeper-client` crate, kazoo (Python) and zkCli.sh's Java
+//! client (`-r`).
 //!
 //! Two members are killed; the survivor has no quorum, and after ZooKeeper's grace
 //! (max(2000 ms, tickTime)) it serves read-only: `isro` answers `ro`, srvr says
@@ -161,6 +162,13 @@ fn a_member_without_quorum_serves_read_only_clients_and_they_upgrade_when_it_ret
             "a read-write session from a member without quorum"
         );
     });
+
+    // kazoo (Python) with read_only=True: reads, and NotReadOnlyCallError for a write.
+    let out = zoocore_e2e::kazoo::run(&["readonly", &addr, "/ro"]);
+    assert!(
+        out.contains("read b'before'") && out.ends_with("ok\n"),
+        "{out}"
+    );
 
     // zkCli's Java client in read-only mode, kept open across the return of the quorum.
     let mut cli = Cli::start(&["-r", "-server", &addr], servers[survivor].dir());
