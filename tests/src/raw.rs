@@ -324,3 +324,58 @@ pub fn path_watch_body(path: &str, watch: bool) -> Jute {
 pub fn set_data_body(path: &str, data: &[u8], version: i32) -> Jute {
     Jute::new().string(path).buffer(data).int(version)
 }
+
+/// FIFO client order with pipelining, as tests/tests/crud.rs and ensemble.rs check it: on a
+/// session at `addr`, `rounds` times, setData `/fifo` to `a<round>`, getData `/fifo`, setData
+/// `/fifo` to `second`, all three sent before any answer, while a session at `other` writes
+/// `/noise` meanwhile. The read must see the first write and not the second, and the
+/// session's answers must never go back in zxid.
+pub fn pipelined_read_between_writes(addr: SocketAddr, other: SocketAddr, rounds: i32) {
+    let (mut conn, _) = RawConn::open_session(addr, 10_000);
+    let created = conn.call(op::CREATE, create_body("/fifo", b"", 0)).err;
+    assert!(created == 0 || created == -110, "create /fifo: {created}");
+    let (mut noise, _) = RawConn::open_session(other, 10_000);
+    let created = noise.call(op::CREATE, create_body("/noise", b"", 0)).err;
+    assert!(created == 0 || created == -110, "create /noise: {created}");
+    let mut last_zxid = 0;
+    for round in 0..rounds {
+        let base = 1000 + round * 3;
+        let first = format!("a{round}");
+        conn.send(
+            base,
+            op::SET_DATA,
+            &set_data_body("/fifo", first.as_bytes(), -1),
+        )
+        .unwrap();
+        noise
+            .send(base, op::SET_DATA, &set_data_body("/noise", b"n", -1))
+            .unwrap();
+        conn.send(base + 1, op::GET_DATA, &path_watch_body("/fifo", false))
+            .unwrap();
+        conn.send(
+            base + 2,
+            op::SET_DATA,
+            &set_data_body("/fifo", b"second", -1),
+        )
+        .unwrap();
+        for xid in base..base + 3 {
+            let reply = conn.read_reply().unwrap();
+            assert_eq!((reply.xid, reply.err), (xid, 0), "round {round}");
+            assert!(
+                reply.zxid >= last_zxid,
+                "round {round}: xid {xid} answered at zxid {:#x} after {last_zxid:#x}",
+                reply.zxid
+            );
+            last_zxid = reply.zxid;
+            if xid == base + 1 {
+                let data = JuteReader::new(&reply.body).buffer();
+                assert_eq!(
+                    String::from_utf8_lossy(&data),
+                    first,
+                    "round {round}: the read saw a write sent after it"
+                );
+            }
+        }
+        assert_eq!(noise.read_reply().unwrap().err, 0);
+    }
+}

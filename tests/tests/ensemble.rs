@@ -200,3 +200,18 @@ fn every_member_serves_the_configuration_in_zookeeper_config() {
         }
     });
 }
+
+/// FIFO client order through a follower: a getData pipelined between two setData calls of a
+/// session on a follower reads the first write only (the follower cuts its commit batch
+/// before the second: `CoreRequest::barrier`), while a session on the leader writes.
+#[test]
+fn a_pipelined_read_between_two_writes_on_a_follower_sees_the_first_only() {
+    let servers = Server::start_ensemble(3, 0, ensemble::options());
+    let leader = run(await_settled(&servers));
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    zoocore_e2e::raw::pipelined_read_between_writes(
+        servers[follower].addr(),
+        servers[leader].addr(),
+        100,
+    );
+}

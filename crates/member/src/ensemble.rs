@@ -726,6 +726,9 @@ impl<D: Device> Member<D> {
         self.ens().batch.extend(refused);
         let (route, time_ms, txn_bytes) =
             decode_payload(data).map_err(|source| StopReason::Payload { zxid, source })?;
+        if route.is_some_and(|r| r.barrier && r.server == self.myid) {
+            self.cut_before(zxid);
+        }
         let mut lags = false;
         let (txn, applied) = match self.take_proposed(zxid) {
             Some((Some(tree), txn, applied)) => {
@@ -793,6 +796,22 @@ impl<D: Device> Member<D> {
             self.install_restore(zxid);
         }
         Ok(())
+    }
+
+    /// A write whose client has a read waiting before it (`CoreRequest::barrier`) commits
+    /// at `zxid`: what committed before it goes out now, in a batch whose view is the tree
+    /// just before it, so that the shard answers the read from a view without the write (a
+    /// read must not see a write its session sent after it). The write itself was proposed
+    /// at once; only the publication is cut. The committed tree is brought to `zxid - 1`
+    /// first (commits of this step without a kept tree version are applied lazily).
+    fn cut_before(&mut self, zxid: Zxid) {
+        self.catch_up();
+        debug_assert!(self.tree.last_zxid() < zxid, "the tree is past {zxid}");
+        let entries = std::mem::take(&mut self.ens().batch);
+        if !entries.is_empty() {
+            let view = self.tree.clone();
+            self.publish(CommitBatch { view, entries });
+        }
     }
 
     /// A standalone member's restore (the admin `restore`, ZooKeeperServer.restoreFromSnapshot)

@@ -25,6 +25,8 @@ use crate::msg::{CoreOp, Origin};
 pub struct Route {
     pub server: u64,
     pub origin: Origin,
+    /// The request's `CoreRequest::barrier`: its commit is published after a cut.
+    pub barrier: bool,
 }
 
 /// A driver-level message between members.
@@ -86,6 +88,7 @@ fn write_route(w: &mut Writer, r: &Route) {
     w.write_i64(r.origin.shard as i64);
     w.write_i64(r.origin.conn as i64);
     w.write_i32(r.origin.xid);
+    w.write_bool(r.barrier);
 }
 
 fn read_route(r: &mut Reader<'_>) -> Result<Route, DecodeError> {
@@ -104,6 +107,7 @@ fn read_route(r: &mut Reader<'_>) -> Result<Route, DecodeError> {
             conn: r.read_i64()? as u64,
             xid: r.read_i32()?,
         },
+        barrier: r.read_bool()?,
     })
 }
 
@@ -420,6 +424,7 @@ mod tests {
                 conn: 42,
                 xid: 7,
             },
+            barrier: true,
         }
     }
 

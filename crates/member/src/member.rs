@@ -609,8 +609,13 @@ impl<D: Device> Member<D> {
                     self.touch(req.session);
                 }
                 let server = self.myid;
+                let barrier = req.barrier;
                 self.queue.push_back(Queued {
-                    route: req.origin.map(|origin| Route { server, origin }),
+                    route: req.origin.map(|origin| Route {
+                        server,
+                        origin,
+                        barrier,
+                    }),
                     session: req.session,
                     auth: req.auth,
                     op: req.op,

@@ -46,6 +46,11 @@ pub struct CoreRequest {
     pub session: SessionId,
     pub auth: Arc<[Id]>,
     pub op: CoreOp,
+    /// A read of the same session waits before this write in its shard's FIFO: the member
+    /// that answers the client publishes what commits before this write in a batch of its
+    /// own, whose view the read is answered from (FIFO client order: the read must not see
+    /// a write sent after it), while the write itself goes on at once.
+    pub barrier: bool,
 }
 
 #[derive(Debug)]

@@ -295,6 +295,7 @@ impl Cluster {
                 session,
                 auth: Arc::from([]),
                 op,
+                barrier: false,
             })),
         );
         self.settle();
@@ -639,6 +640,7 @@ fn a_leader_yields_and_clients_are_disconnected_only_once_their_member_serves_ag
             session: s,
             auth: Arc::from([]),
             op: CoreOp::Tree(create("/during", CreateMode::Persistent)),
+            barrier: false,
         })),
     );
     c.settle();
@@ -709,6 +711,7 @@ fn learners_time_proposals_and_commits_from_the_leaders_prep_and_the_leader_does
             session: s,
             auth: Arc::from([]),
             op: CoreOp::Tree(create("/timed", CreateMode::Persistent)),
+            barrier: false,
         })),
     );
     let effects = c.nodes.get_mut(&leader).expect("node").member.ready(c.now);

@@ -187,6 +187,7 @@ impl Driver {
             session,
             auth: Arc::from([]),
             op,
+            barrier: false,
         })));
         origin
     }

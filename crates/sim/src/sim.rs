@@ -789,6 +789,10 @@ impl Sim {
                 session,
                 auth: Arc::from([]),
                 op,
+                // A quarter of the requests cut their member's publication before their
+                // commit, as a write behind a waiting read does (drawn from the xid, not
+                // the seed's random source, so that every seed replays as before).
+                barrier: origin.xid % 4 == 0,
             })),
         );
     }

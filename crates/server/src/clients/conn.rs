@@ -287,14 +287,6 @@ impl<S: ClientStream> Connection<'_, S> {
             if let Some(reason) = self.flush(&mut out_bytes, &mut out_permits).await {
                 return Some(reason);
             }
-            // Writes the shard released meanwhile go to the core: those held behind a read of
-            // this session, which a commit just let it answer (`Shard::submit_held`).
-            let msgs = self.shard.borrow_mut().take_outgoing();
-            for msg in msgs {
-                if to_core.send(msg).await.is_err() {
-                    return Some("the core stopped".into());
-                }
-            }
             // Reads the shard left at the unsent cap can be answered now.
             if self.shard.borrow_mut().resume(self.id) {
                 continue;

@@ -54,9 +54,6 @@ enum Pending {
         multi_ops: Vec<OpCode>,
         close_after: bool,
         done: Option<Vec<u8>>,
-        /// The request, while it waits for a read of the same session queued before it to
-        /// be answered: sent to the core then (`submit_held`).
-        held: Option<Box<CoreRequest>>,
         permit: Permit,
     },
     /// A read that arrived behind a write of the same session.
@@ -295,6 +292,7 @@ impl Shard {
                 session: SessionId(0),
                 auth,
                 op: CoreOp::CreateSession { timeout_ms },
+                barrier: false,
             }));
             return Ok(());
         }
@@ -547,6 +545,12 @@ impl Shard {
             }
             other => CoreOp::Tree(write_op(other)),
         };
+        // FIFO client order: a read queued before this write is answered from the view of
+        // its turn, which must not hold this write. The write goes to the core at once, as
+        // a barrier: the member publishes what commits before it in a batch of its own,
+        // and the read is answered from that batch's view (ZooKeeper's CommitProcessor
+        // likewise lets the write be proposed and holds only its application).
+        let barrier = conn.queue.iter().any(|p| matches!(p, Pending::Read { .. }));
         let req = CoreRequest {
             origin: Some(Origin {
                 shard,
@@ -556,16 +560,7 @@ impl Shard {
             session: conn.session,
             auth: conn.auth.clone(),
             op: core_op,
-        };
-        // FIFO client order: a read queued before this write is answered from the view of
-        // its turn, and that view must not hold this write, so the write waits for it
-        // before it goes to the core (ZooKeeper's CommitProcessor holds a session's later
-        // requests likewise). Writes behind writes go at once: the core keeps their order.
-        let behind_a_read = conn.queue.iter().any(|p| matches!(p, Pending::Read { .. }));
-        let (held, now) = if behind_a_read {
-            (Some(Box::new(req)), None)
-        } else {
-            (None, Some(req))
+            barrier,
         };
         conn.queue.push_back(Pending::Write {
             started,
@@ -574,31 +569,9 @@ impl Shard {
             multi_ops,
             close_after: op == OpCode::CloseSession,
             done: None,
-            held,
             permit,
         });
-        if let Some(req) = now {
-            self.send_to_core(ToCore::Request(req));
-        }
-    }
-
-    /// Sends to the core the writes held behind reads that have all been answered: those
-    /// before the first read still queued.
-    fn submit_held(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let mut ready = Vec::new();
-        for pending in conn.queue.iter_mut() {
-            match pending {
-                Pending::Read { .. } => break,
-                Pending::Write { held, .. } => ready.extend(held.take()),
-                Pending::Connect { .. } => {}
-            }
-        }
-        for req in ready {
-            self.send_to_core(ToCore::Request(*req));
-        }
+        self.send_to_core(ToCore::Request(req));
     }
 
     /// A committed batch: swap the view, then deliver every entry in order.
@@ -687,9 +660,7 @@ impl Shard {
         let slot = conn
             .queue
             .iter_mut()
-            .find(|p| {
-                matches!(p, Pending::Write { xid, done: None, held: None, .. } if *xid == origin.xid)
-            });
+            .find(|p| matches!(p, Pending::Write { xid, done: None, .. } if *xid == origin.xid));
         let Some(Pending::Write {
             op,
             multi_ops,
@@ -777,7 +748,6 @@ impl Shard {
             };
             self.read(id, xid, &req, Some(started), permit);
         }
-        self.submit_held(id);
     }
 
     /// Answers what waits at the head of a connection's FIFO (reads left by `drain` at the
