@@ -21,7 +21,7 @@ use crate::{Epoch, ServerId};
 pub type Payload = Arc<[u8]>;
 
 pub const FRAME_MAGIC: [u8; 4] = *b"ZCZB";
-pub const FRAME_VERSION: u8 = 3;
+pub const FRAME_VERSION: u8 = 4;
 pub const FRAME_HEADER_BYTES: usize = 16;
 /// The largest payload a frame may carry (a SNAP's snapshot included).
 pub const FRAME_PAYLOAD_BYTES_MAX: u32 = 1 << 30;
