@@ -2057,17 +2057,10 @@ impl Replica {
         }
         let committed = self.committed;
         let round = self.leading_ref().round;
-        // Only learners in broadcast: one still in the handshake is kept alive by it, under
-        // initLimit. A handler that restarted its handshake on a duplicate FOLLOWERINFO from
-        // a learner already in broadcast (possible only on a network that duplicates and
-        // delays frames, as the simulator's datagram mode does) would otherwise be pinged
-        // for ever while the learner waits for INFORMs that never come (sim seed 2706); now
-        // the learner's syncLimit fires and it connects again.
         let pings: Vec<(ServerId, u64)> = self
             .leading_ref()
             .handlers
             .iter()
-            .filter(|(_, h)| h.phase == HandlerPhase::Broadcast)
             .map(|(id, h)| (*id, h.conn))
             .collect();
         for (id, conn) in pings {
@@ -2154,7 +2147,7 @@ impl Replica {
         let voters: Vec<(ServerId, u64)> = l
             .handlers
             .iter()
-            .filter(|(_, h)| !h.observer && h.phase == HandlerPhase::Broadcast)
+            .filter(|(_, h)| !h.observer)
             .map(|(id, h)| (*id, h.conn))
             .collect();
         for (id, conn) in voters {
