@@ -354,16 +354,21 @@ impl Forward {
 /// route), the leader's wall-clock time, and the txn as the log stores it.
 pub fn encode_payload(route: Option<&Route>, time_ms: i64, txn: &[u8]) -> Arc<[u8]> {
     let mut w = Writer::new();
+    write_payload_head(&mut w, route, time_ms);
+    w.write_raw(txn);
+    Arc::from(w.into_inner())
+}
+
+/// What a payload holds before its txn: the route flag, the route, the time.
+fn write_payload_head(w: &mut Writer, route: Option<&Route>, time_ms: i64) {
     match route {
         Some(r) => {
             w.write_u8(1);
-            write_route(&mut w, r);
+            write_route(w, r);
         }
         None => w.write_u8(0),
     }
     w.write_i64(time_ms);
-    w.write_raw(txn);
-    Arc::from(w.into_inner())
 }
 
 /// Writes the payload of `txn` into `buf` (cleared first; its capacity serves the next
@@ -377,14 +382,7 @@ pub fn write_payload<T: Record>(
 ) -> usize {
     buf.clear();
     let mut w = Writer::with_buffer(std::mem::take(buf));
-    match route {
-        Some(r) => {
-            w.write_u8(1);
-            write_route(&mut w, r);
-        }
-        None => w.write_u8(0),
-    }
-    w.write_i64(time_ms);
+    write_payload_head(&mut w, route, time_ms);
     let start = w.len();
     txn.encode(&mut w);
     *buf = w.into_inner();
