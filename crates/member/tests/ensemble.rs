@@ -12,7 +12,7 @@ use zoocore_member::{
     Durable, Effect, EnsembleConfig, Input, Latency, LeadershipAsk, Member, MemberConfig, Message,
     Now, Role, ZabConfig,
 };
-use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId};
+use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId, Zxid};
 use zoocore_storage::{new_log, LogOptions, MemDevice, SyncHandle};
 use zoocore_tree::{Op, OpResult, Tree};
 
@@ -76,6 +76,8 @@ impl Cluster {
                     sync_limit_ms: 5 * TICK_MS,
                     finalize_wait_ms: 0,
                     history_retain: 64,
+                    config_version: Zxid::ZERO,
+                    reconfig_of: zoocore_member::reconfig::reconfig_of,
                 },
                 durable: Durable::default(),
                 seed: id,
@@ -185,7 +187,7 @@ impl Cluster {
                 let node = self.nodes.get_mut(&id).expect("node");
                 node.closes.push(node.role);
             }
-            Effect::Send { .. } | Effect::ResetPeers => {}
+            Effect::Send { .. } | Effect::ResetPeers | Effect::Reconfigured { .. } => {}
             Effect::Snapshot(tree) => {
                 let zxid = tree.last_zxid();
                 let dev = self.nodes[&id].member.log().device().clone();

@@ -515,6 +515,8 @@ impl Sim {
                 }
                 self.slots.get_mut(&id).expect("slot").role = role;
             }
+            // The simulated network reaches every server whatever the configuration.
+            Effect::Reconfigured { .. } => {}
             Effect::Stop(reason) => return Err(format!("member {id} stopped: {reason}")),
         }
         Ok(())
@@ -598,6 +600,8 @@ impl Sim {
                     sync_limit_ms: 5 * TICK_MS,
                     finalize_wait_ms: 0,
                     history_retain: 8 + self.rng.below(24) as usize,
+                    config_version: zoocore_proto::Zxid::ZERO,
+                    reconfig_of: zoocore_member::reconfig::reconfig_of,
                 },
                 durable: Durable {
                     accepted_epoch: accepted,

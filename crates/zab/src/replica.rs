@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thiserror::Error;
 use zoocore_proto::Zxid;
 
+use crate::membership::{Members, Membership, ReconfigOf};
 use crate::msg::{Message, Payload, PeerState, Vote};
 use crate::quorum::Quorum;
 use crate::{Epoch, ServerId};
@@ -60,6 +61,12 @@ pub struct Config {
     pub finalize_wait_ms: u64,
     /// Committed entries kept in memory for DIFF; a learner further behind gets SNAP.
     pub history_retain: usize,
+    /// The zxid of the reconfig that made `voters` and `observers` (`ZERO`: never
+    /// reconfigured); reconfigs in the log at or below it are already in them.
+    pub config_version: Zxid,
+    /// Recognises a reconfig proposal and reads its membership (docs/ZAB.md, "Dynamic
+    /// reconfiguration"); `membership::no_reconfig` where there are none.
+    pub reconfig_of: ReconfigOf,
 }
 
 /// What the driver recovered from disk at start-up.
@@ -404,7 +411,9 @@ enum Role {
 #[derive(Debug)]
 pub struct Replica {
     config: Config,
+    /// The voters of the membership in effect (`membership.current`).
     quorum: Quorum,
+    membership: Membership,
     observer: bool,
     rng: u64,
     now: u64,
@@ -435,12 +444,21 @@ impl Replica {
     /// ids. The first actions (the election's notifications) are in `ready()`.
     pub fn new(config: Config, durable: Durable, seed: u64) -> Replica {
         let quorum = Quorum::new(config.voters.iter().copied());
-        let observer = config.observers.contains(&config.myid);
-        assert!(
-            observer != quorum.is_voter(config.myid),
-            "server {} must be exactly one of voter or observer",
-            config.myid
+        // A server outside the membership (removed by a reconfig) votes for no one and
+        // learns as an observer would.
+        let observer = !quorum.is_voter(config.myid);
+        let mut membership = Membership::new(
+            config.config_version,
+            Members::new(
+                config.voters.iter().copied(),
+                config.observers.iter().copied(),
+            ),
         );
+        for (z, d) in &durable.log {
+            if let Some(m) = (config.reconfig_of)(d) {
+                membership.logged(*z, m);
+            }
+        }
         assert!(
             durable.current_epoch <= durable.accepted_epoch,
             "recovered current epoch above accepted"
@@ -455,6 +473,7 @@ impl Replica {
         let last = log.last();
         let mut r = Replica {
             quorum,
+            membership,
             observer,
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             now: 0,
@@ -597,9 +616,10 @@ impl Replica {
             return Err(StepError::Transferring(t.target));
         }
         let synced = |h: &Handler| !h.observer && h.phase == HandlerPhase::Broadcast && !h.lost;
+        let quorum = &self.quorum;
         let target = match target {
             Some(id) => {
-                if !l.handlers.get(&id).is_some_and(synced) {
+                if !quorum.is_voter(id) || !l.handlers.get(&id).is_some_and(synced) {
                     return Err(StepError::NoTarget(id.to_string()));
                 }
                 id
@@ -607,7 +627,7 @@ impl Replica {
             None => l
                 .handlers
                 .iter()
-                .filter(|(_, h)| synced(h))
+                .filter(|(id, h)| quorum.is_voter(**id) && synced(h))
                 .max_by_key(|(id, h)| (h.acked, std::cmp::Reverse(**id)))
                 .map(|(id, _)| *id)
                 .ok_or_else(|| StepError::NoTarget("at all".to_string()))?,
@@ -659,6 +679,49 @@ impl Replica {
         let (leader, conn) = (l.leader, l.conn);
         self.send(leader, Message::RequestLeadership { conn });
         Ok(leader)
+    }
+
+    /// The membership in effect and the zxid of the reconfig that made it.
+    pub fn membership(&self) -> (Zxid, &Members) {
+        (self.membership.since, &self.membership.current)
+    }
+
+    /// The newest membership in the log, in effect or not.
+    pub fn last_seen_membership(&self) -> &Members {
+        self.membership.last_seen()
+    }
+
+    /// A reconfig is logged and has not taken effect here (RECONFIGINPROGRESS).
+    pub fn reconfig_in_progress(&self) -> bool {
+        self.membership.in_progress()
+    }
+
+    /// Leader: the servers a new configuration may count on (Leader.isQuorumSynced): itself
+    /// and every follower (not observer) in broadcast whose link is up. Empty elsewhere.
+    pub fn synced_followers(&self) -> BTreeSet<ServerId> {
+        let Role::Leading(l) = &self.role else {
+            return BTreeSet::new();
+        };
+        let mut ids: BTreeSet<ServerId> = l
+            .handlers
+            .iter()
+            .filter(|(_, h)| !h.observer && h.phase == HandlerPhase::Broadcast && !h.lost)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.insert(self.config.myid);
+        ids
+    }
+
+    /// The driver installed a snapshot whose configuration was made at `since` (read from
+    /// its `/zookeeper/config`): if that is newer than the membership in effect, it takes
+    /// effect now (the reconfig that made it was committed, and this log never had it).
+    pub fn adopt_membership(&mut self, since: Zxid, members: Members) {
+        if since <= self.membership.since || members.voters.is_empty() {
+            return;
+        }
+        self.membership.reset(since, members);
+        self.membership_changed();
+        self.invariants();
     }
 
     /// Takes the actions produced since the last call, to execute in order.
@@ -720,7 +783,10 @@ impl Replica {
     }
 
     fn on_receive(&mut self, from: ServerId, msg: Message) {
-        if from == self.config.myid || !self.is_member(from) {
+        // Any server may talk to this one: a server joining by reconfig connects as a
+        // learner before it is a member (ZooKeeper's leader syncs it as a non-voter), and
+        // only voters' votes and acknowledgements ever count.
+        if from == self.config.myid {
             return;
         }
         if let Message::Notification { vote, round, state } = msg {
@@ -747,10 +813,6 @@ impl Replica {
         }
     }
 
-    fn is_member(&self, id: ServerId) -> bool {
-        self.quorum.is_voter(id) || self.config.observers.contains(&id)
-    }
-
     fn durable_through(&self) -> Zxid {
         if self.snap_pending.is_some() {
             Zxid::ZERO
@@ -773,6 +835,9 @@ impl Replica {
     }
 
     fn append(&mut self, zxid: Zxid, data: Payload) {
+        if let Some(m) = (self.config.reconfig_of)(&data) {
+            self.membership.logged(zxid, m);
+        }
         self.log.push(zxid, data.clone());
         self.actions.push(Action::Append { zxid, data });
         self.appended = true;
@@ -992,7 +1057,7 @@ impl Replica {
             .iter()
             .filter(|(_, v)| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
             .map(|(id, _)| id);
-        self.quorum.is_quorum(agree)
+        self.membership.is_quorum_all(&self.quorum, agree)
     }
 
     fn check_finalize(&mut self) {
@@ -1036,7 +1101,10 @@ impl Replica {
             round_wanted: false,
             transfer: None,
         });
-        if self.quorum.is_quorum(self.leading_ref().accepted.keys()) {
+        if self
+            .membership
+            .is_quorum_all(&self.quorum, self.leading_ref().accepted.keys())
+        {
             // Its own FOLLOWERINFO is a quorum: the epoch is decided without learners.
             self.decide_epoch();
         }
@@ -1113,11 +1181,11 @@ impl Replica {
         epochs: Vec<Zxid>,
         observer: bool,
     ) {
-        if observer != self.config.observers.contains(&from) {
-            return;
-        }
+        // A learner's declared role is taken as it comes: one whose membership is behind or
+        // ahead of this leader's (a reconfig committed on one side first, a server joining)
+        // is synchronised as it asks, and only voters' acknowledgements count.
         let now = self.now;
-        let voter = self.quorum.is_voter(from);
+        let voter = !observer && self.membership.votes_anywhere(&self.quorum, from);
         self.epoch_floor = self.epoch_floor.max(accepted_epoch);
         let leading = self.leading();
         if leading.phase != LeaderPhase::Discovery && accepted_epoch > leading.epoch {
@@ -1162,7 +1230,10 @@ impl Replica {
         );
         if voter && leading.phase == LeaderPhase::Discovery {
             leading.accepted.insert(from, accepted_epoch);
-            if self.quorum.is_quorum(self.leading_ref().accepted.keys()) {
+            if self
+                .membership
+                .is_quorum_all(&self.quorum, self.leading_ref().accepted.keys())
+            {
                 self.decide_epoch();
             }
         }
@@ -1226,7 +1297,7 @@ impl Replica {
             .map(|(id, _)| *id)
             .chain([myid])
             .collect();
-        if !self.quorum.is_quorum(&acked) {
+        if !self.membership.is_quorum_all(&self.quorum, &acked) {
             return;
         }
         // Phase 2 begins: the leader's own NEWLEADER is its current epoch made durable.
@@ -1382,7 +1453,7 @@ impl Replica {
             .map(|(id, _)| *id)
             .chain([myid])
             .collect();
-        if !self.quorum.is_quorum(&acked) {
+        if !self.membership.is_quorum_all(&self.quorum, &acked) {
             return;
         }
         self.leading().phase = LeaderPhase::Broadcast;
@@ -1531,7 +1602,7 @@ impl Replica {
             .map(|(id, h)| (*id, h.acked))
             .collect();
         acked.insert(self.config.myid, self.durable_through());
-        let quorum_zxid = self.quorum.committed(&acked);
+        let quorum_zxid = self.membership.committed(&self.quorum, &acked);
         if quorum_zxid <= self.committed {
             return;
         }
@@ -1732,6 +1803,7 @@ impl Replica {
             return;
         }
         self.log.truncate_after(after);
+        self.membership.truncated(after);
         self.actions.push(Action::Truncate { after });
         self.persisted = self.persisted.min(after);
         self.committed = self.committed.min(after);
@@ -1746,7 +1818,13 @@ impl Replica {
         }
         if keep < self.log.last() {
             self.log.truncate_after(keep);
+            self.membership.truncated(keep);
             self.actions.push(Action::Truncate { after: keep });
+        }
+        // Reconfigs the snapshot covers are in effect in it (the driver tells of those this
+        // log never had: `adopt_membership`).
+        if self.membership.activate_through(zxid).is_some() {
+            self.membership_changed();
         }
         while self.log.entries.front().is_some_and(|e| e.0 <= zxid) {
             self.log.entries.pop_front();
@@ -1984,6 +2062,38 @@ impl Replica {
             self.applied = zxid;
         }
         self.trim();
+        if self.membership.activate_through(self.applied).is_some() {
+            self.membership_changed();
+        }
+    }
+
+    // ---- dynamic reconfiguration (membership.rs) ----
+
+    /// A reconfig took effect here (QuorumPeer.processReconfig): the new voters count from
+    /// now on. A leader that no longer votes hands over to a voter of the new membership
+    /// (ZooKeeper's designated leader) instead of leaving an election without a quorum of
+    /// its own; a learner whose role changed (voter ↔ observer, or removed) joins again in
+    /// its new role, as ZooKeeper's learner restarts its session.
+    fn membership_changed(&mut self) {
+        let members = self.membership.current.clone();
+        self.quorum = Quorum::new(members.voters.iter().copied());
+        let was_observer = self.observer;
+        self.observer = !self.quorum.is_voter(self.config.myid);
+        match &self.role {
+            Role::Looking(_) => {}
+            Role::Leading(l) => {
+                if self.observer && l.transfer.is_none() && self.transfer_leadership(None).is_err()
+                {
+                    // No synchronised voter of the new membership to hand over to: elect.
+                    self.go_looking();
+                }
+            }
+            Role::Following(_) | Role::Observing(_) => {
+                if was_observer != self.observer {
+                    self.go_looking();
+                }
+            }
+        }
     }
 
     fn trim(&mut self) {
@@ -2330,6 +2440,8 @@ mod tests {
             sync_limit_ms: 5,
             finalize_wait_ms: 0,
             history_retain: 8,
+            config_version: Zxid::ZERO,
+            reconfig_of: crate::membership::no_reconfig,
         }
     }
 
@@ -2431,6 +2543,8 @@ mod tests {
             sync_limit_ms: 500,
             finalize_wait_ms: 60_000,
             history_retain: 0,
+            config_version: Zxid::ZERO,
+            reconfig_of: crate::membership::no_reconfig,
             ..config(4)
         };
         let old = Zxid::new(0, 7);
