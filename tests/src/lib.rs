@@ -417,6 +417,38 @@ impl Server {
         servers
     }
 
+    /// Starts only member `index` (myid `index + 1`) of an ensemble on `hosts`, its zoo.cfg
+    /// listing every host (the first `voters` vote), and waits until it serves: a server
+    /// joining a running ensemble by reconfig starts with the ensemble and itself.
+    pub fn start_ensemble_member(
+        hosts: &[Ipv4Addr],
+        voters: usize,
+        index: usize,
+        options: Options,
+    ) -> Server {
+        zoocore_binary();
+        let mut options = options;
+        options.extra_cfg.push("zoocore.pinning=false".to_string());
+        for (i, host) in hosts.iter().enumerate() {
+            let role = if i < voters {
+                "participant"
+            } else {
+                "observer"
+            };
+            options.extra_cfg.push(format!(
+                "server.{}={host}:{QUORUM_PORT}:{ELECTION_PORT}:{role}",
+                i + 1
+            ));
+        }
+        let host = hosts[index];
+        let dir = make_temp_dir(host);
+        std::fs::write(dir.join("data").join("myid"), format!("{}\n", index + 1))
+            .expect("write myid");
+        let mut server = Server::configured(Target::Zoocore, options, host, dir);
+        server.spawn();
+        server
+    }
+
     /// Whether the process is running (not killed or stopped by the test).
     pub fn is_running(&self) -> bool {
         self.child.is_some()
