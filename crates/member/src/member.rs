@@ -490,6 +490,19 @@ impl<D: Device> Member<D> {
 
     /// What srvr/stat/mntr report: a standalone member is `Standalone` whatever its
     /// replica calls itself.
+    /// The replica's membership in effect: the zxid of the reconfig that made it (`ZERO`:
+    /// the start's) and its voters.
+    pub fn membership(&self) -> (Zxid, Vec<u64>, Vec<u64>) {
+        let r = &self.replicated.replica;
+        let (since, m) = r.membership();
+        let seen = r.last_seen_membership();
+        (
+            since,
+            m.voters.iter().copied().collect(),
+            seen.voters.iter().copied().collect(),
+        )
+    }
+
     pub fn role(&self) -> Role {
         if self.replicated.standalone {
             Role::Standalone

@@ -864,7 +864,7 @@ impl Replica {
     /// FastLeaderElection.totalOrderPredicate: higher epoch, then zxid, then id; a
     /// non-voter is never a candidate.
     fn better(&self, new: Vote, cur: Vote) -> bool {
-        if !self.quorum.is_voter(new.leader) {
+        if !self.membership.votes_anywhere(&self.quorum, new.leader) {
             return false;
         }
         if let Some(h) = self.handover {
@@ -912,9 +912,22 @@ impl Replica {
         }
     }
 
+    /// Whether this replica votes in elections: it is a voter of the membership in effect or
+    /// of a logged reconfig (ZooKeeper's participants of the last seen configuration).
+    fn elects(&self) -> bool {
+        self.membership
+            .votes_anywhere(&self.quorum, self.config.myid)
+    }
+
+    /// Every server this replica knows of hears its votes, observers included: one that
+    /// follows the leader answers with whom it follows, which is how a member whose
+    /// membership is stale (it missed reconfigs) finds the leader.
     fn broadcast_vote(&mut self) {
         let msg = self.notification();
-        let voters: Vec<ServerId> = self.quorum.voters().collect();
+        let mut voters: BTreeSet<ServerId> = self.quorum.voters().collect();
+        for m in [&self.membership.current, self.membership.last_seen()] {
+            voters.extend(m.voters.iter().chain(&m.observers).copied());
+        }
         for v in voters {
             if v != self.config.myid {
                 self.send(v, msg.clone());
@@ -926,13 +939,17 @@ impl Replica {
         self.logical_clock += 1;
         self.vote = self.self_vote();
         let mut looking = Looking::default();
-        if !self.observer {
+        if self.elects() {
             looking.recv.insert(self.config.myid, self.vote);
         }
         self.role = Role::Looking(looking);
         self.actions.push(Action::BecameLooking);
         self.broadcast_vote();
-        if !self.observer && self.quorum.is_quorum([&self.config.myid]) {
+        if self.elects()
+            && self
+                .membership
+                .is_quorum_all(&self.quorum, [&self.config.myid])
+        {
             // The only voter (a standalone server): no other vote can come, so there is
             // nothing to wait for and no one to notify.
             let round = self.logical_clock;
@@ -972,9 +989,9 @@ impl Replica {
             }
             return;
         }
-        let sender_votes = self.quorum.is_voter(from);
+        let sender_votes = self.membership.votes_anywhere(&self.quorum, from);
         if state == PeerState::Looking {
-            if !sender_votes || self.observer {
+            if !sender_votes || !self.elects() {
                 if sender_votes {
                     return;
                 }
@@ -1007,25 +1024,34 @@ impl Replica {
             }
             self.check_finalize();
         } else {
-            if !sender_votes {
-                return;
-            }
-            if round == self.logical_clock {
+            // Anyone's report of whom it follows or that it leads is kept: only voters count
+            // toward the quorum, but the leader itself may be no voter in a stale membership
+            // (this replica missed the reconfig that made it one).
+            if sender_votes && round == self.logical_clock {
                 self.election().recv.insert(from, vote);
             }
             self.election()
                 .out_of_election
                 .insert(from, (vote, state, round));
             let ooe = &self.election_ref().out_of_election;
-            let agree = ooe
+            let agree: Vec<&ServerId> = ooe
                 .iter()
                 .filter(|(_, (v, _, _))| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
-                .map(|(id, _)| id);
+                .map(|(id, _)| id)
+                .collect();
             let leader_round = ooe.get(&vote.leader).and_then(|(v, s, r)| {
                 (*s == PeerState::Leading && v.peer_epoch == vote.peer_epoch).then_some(*r)
             });
+            // A leader of an epoch this replica never accepted, followed by another server,
+            // was established by a quorum this replica was not in: its membership may be
+            // stale (it missed reconfigs, and ZooKeeper's notifications would carry the newer
+            // configuration). Joining is safe (a learner only follows) and brings it the
+            // reconfigs; a quorum of its stale voters may never report again.
+            let newer = vote.peer_epoch > self.accepted && agree.len() >= 2;
             if let Some(leader_round) = leader_round {
-                if vote.leader != self.config.myid && self.quorum.is_quorum(agree) {
+                if vote.leader != self.config.myid
+                    && (self.quorum.is_quorum(agree.iter().copied()) || newer)
+                {
                     self.logical_clock = self.logical_clock.max(round);
                     self.vote = vote;
                     self.decide(vote.leader, leader_round);
@@ -1061,7 +1087,7 @@ impl Replica {
     }
 
     fn check_finalize(&mut self) {
-        if self.observer || !self.vote_has_quorum() {
+        if !self.elects() || !self.vote_has_quorum() {
             self.election().finalize_at = None;
             return;
         }
@@ -1821,11 +1847,7 @@ impl Replica {
             self.membership.truncated(keep);
             self.actions.push(Action::Truncate { after: keep });
         }
-        // Reconfigs the snapshot covers are in effect in it (the driver tells of those this
-        // log never had: `adopt_membership`).
-        if self.membership.activate_through(zxid).is_some() {
-            self.membership_changed();
-        }
+
         while self.log.entries.front().is_some_and(|e| e.0 <= zxid) {
             self.log.entries.pop_front();
         }
@@ -1837,6 +1859,11 @@ impl Replica {
         self.applied = zxid;
         self.new_token();
         self.learning().phase = LearnerPhase::Syncing;
+        // Reconfigs the snapshot covers are in effect in it (the driver tells of those this
+        // log never had: `adopt_membership`). Last: a changed role ends the session.
+        if self.membership.activate_through(zxid).is_some() {
+            self.membership_changed();
+        }
     }
 
     /// Truncation and snapshots start a new generation of `Sync`s: a completion issued before
@@ -1903,7 +1930,7 @@ impl Replica {
     /// The leader hands over: elect again at once, voting for `target` (observers only look
     /// again; they vote for no one).
     fn on_handover(&mut self, target: ServerId, last: Zxid) {
-        if !self.observer && self.quorum.is_voter(target) {
+        if self.elects() && self.quorum.is_voter(target) {
             self.handover = Some(Handover {
                 target,
                 last,
@@ -2080,7 +2107,12 @@ impl Replica {
         let was_observer = self.observer;
         self.observer = !self.quorum.is_voter(self.config.myid);
         match &self.role {
-            Role::Looking(_) => {}
+            Role::Looking(l) => {
+                if l.recv.contains_key(&self.config.myid) != self.elects() {
+                    // It votes now, or no longer: a new round with the right ballot.
+                    self.go_looking();
+                }
+            }
             Role::Leading(l) => {
                 if self.observer && l.transfer.is_none() && self.transfer_leadership(None).is_err()
                 {
@@ -2118,7 +2150,7 @@ impl Replica {
         match &self.role {
             Role::Looking(_) => {
                 self.broadcast_vote();
-                if !self.observer {
+                if self.elects() {
                     self.check_finalize();
                 }
             }
@@ -2142,7 +2174,7 @@ impl Replica {
                 self.logical_clock += 1;
                 self.vote = self.self_vote();
                 let mut looking = Looking::default();
-                if !self.observer {
+                if self.elects() {
                     looking.recv.insert(self.config.myid, self.vote);
                 }
                 self.role = Role::Looking(looking);
@@ -2377,7 +2409,7 @@ impl Replica {
         match &self.role {
             Role::Looking(l) => {
                 assert!(
-                    self.observer || l.recv.get(&self.config.myid) == Some(&self.vote),
+                    !self.elects() || l.recv.get(&self.config.myid) == Some(&self.vote),
                     "own vote missing from the round"
                 );
             }
