@@ -1,8 +1,10 @@
 //! Dynamic reconfiguration end to end, on real voters, with Apache's zkCli 3.8 (`reconfig`,
 //! `config`): a follower removed and added back, a follower turned observer and back, the
 //! refusals (a `-v` that is not the current version, a client that is not the superuser,
-//! reconfigEnabled off), and a client watching `/zookeeper/config` seeing the new
-//! membership. Every write acknowledged before and during the changes is read back.
+//! reconfigEnabled off), a leader removing itself, a fourth server joining, and clients
+//! watching `/zookeeper/config` (the `zookeeper-client` crate, kazoo) seeing the new
+//! membership. Every write acknowledged before and during the changes is read back. Each
+//! test runs against Apache ZooKeeper 3.8 as well (`ZOOCORE_E2E_TARGET=apache`).
 
 use std::io::Write;
 use std::path::Path;
@@ -479,4 +481,20 @@ fn a_new_server_started_with_the_ensemble_and_itself_joins_as_a_voter() {
             .await;
         }
     });
+}
+
+#[test]
+fn kazoo_reconfigures_as_the_superuser_and_a_watcher_sees_it() {
+    let servers = start(options(true));
+    let leader = run(await_leader(&servers));
+    let f = (0..3).find(|i| *i != leader).unwrap();
+    let out = kazoo::run(&[
+        "reconfig",
+        &servers[leader].connect_string(),
+        &(f + 1).to_string(),
+        &spec(&servers, f, "observer"),
+        &spec(&servers, f, "participant"),
+    ]);
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    run(await_mode(&servers[f], "follower"));
 }
