@@ -498,3 +498,34 @@ fn kazoo_reconfigures_as_the_superuser_and_a_watcher_sees_it() {
     assert!(out.trim_end().ends_with("ok"), "{out}");
     run(await_mode(&servers[f], "follower"));
 }
+
+#[test]
+fn a_whole_new_membership_with_members() {
+    let servers = start(options(true));
+    run(async {
+        let leader = await_leader(&servers).await;
+        let f = (0..3).find(|i| *i != leader).unwrap();
+        // The same three servers, `f` as an observer, given as one non-incremental list.
+        let members: Vec<String> = (0..3)
+            .map(|i| spec(&servers, i, if i == f { "observer" } else { "participant" }))
+            .collect();
+        let out = zkcli_super(
+            &servers[leader],
+            &format!("reconfig -members {}", members.join(",")),
+        );
+        assert!(out.contains("Committed new configuration"), "{out}");
+        await_config_everywhere(&servers, "the new membership everywhere", |t| {
+            server_lines(t).len() == 3
+                && line_of(t, f as u64 + 1).is_some_and(|l| l.contains(":observer;"))
+        })
+        .await;
+        await_mode(&servers[f], "observer").await;
+        let zk = connect(&servers[f]).await;
+        zk.create("/through-observer", b"x", &persistent())
+            .await
+            .unwrap();
+        for s in &servers {
+            assert_holds(s, &["/through-observer".to_string()]).await;
+        }
+    });
+}
