@@ -5,6 +5,11 @@ wrote. Each scenario raises on the first difference from what ZooKeeper does and
 
     check.py surface <host:port>          the everyday surface against any server
     check.py readonly <host:port> <path>  a read-only session on a member without quorum
+    check.py reconfig <host:port> <id> <observer spec> <participant spec>
+                                          server <id> made an observer and a voter again
+                                          by the superuser, a watcher of /zookeeper/config
+                                          seeing each change; a stale from_config and a
+                                          client that is not the superuser refused
 """
 
 import sys
@@ -111,6 +116,54 @@ def surface(hosts):
     print("ok")
 
 
+def config_line(text, server_id):
+    prefix = f"server.{server_id}="
+    for line in text.decode().splitlines():
+        if line.startswith(prefix):
+            return line
+    return None
+
+
+def reconfig(hosts, server_id, observer_spec, participant_spec):
+    admin = KazooClient(hosts=hosts, timeout=10, auth_data=[("digest", "super:superpass")])
+    admin.start(timeout=15)
+    plain = KazooClient(hosts=hosts, timeout=10)
+    plain.start(timeout=15)
+    raises("reconfig by a plain client", NoAuthError, plain.reconfig,
+           joining=observer_spec, leaving=None, new_members=None)
+
+    changed = threading.Event()
+    seen = []
+
+    def watcher(event):
+        seen.append(event.type)
+        changed.set()
+
+    before, before_stat = plain.get("/zookeeper/config", watch=watcher)
+    data, stat = admin.reconfig(joining=observer_spec, leaving=None, new_members=None)
+    line = config_line(data, server_id)
+    if line is None or ":observer;" not in line:
+        raise AssertionError(f"not an observer: {data!r}")
+    expect("version line", data.decode().splitlines()[-1], f"version={stat.mzxid:x}")
+    if not changed.wait(15):
+        raise AssertionError("no watch event on /zookeeper/config")
+    expect("watch event", seen, ["CHANGED"])
+    now, _ = plain.get("/zookeeper/config")
+    expect("config after", now, data)
+
+    raises("a stale from_config", BadVersionError, admin.reconfig,
+           joining=participant_spec, leaving=None, new_members=None,
+           from_config=before_stat.mzxid)
+    data, _ = admin.reconfig(joining=participant_spec, leaving=None, new_members=None,
+                             from_config=stat.mzxid)
+    line = config_line(data, server_id)
+    if line is None or ":participant;" not in line:
+        raise AssertionError(f"not a participant: {data!r}")
+    admin.stop()
+    plain.stop()
+    print("ok")
+
+
 def readonly(hosts, path):
     zk = KazooClient(hosts=hosts, timeout=10, read_only=True)
     zk.start(timeout=15)
@@ -126,5 +179,7 @@ if __name__ == "__main__":
         surface(sys.argv[2])
     elif sys.argv[1] == "readonly":
         readonly(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "reconfig":
+        reconfig(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     else:
         raise SystemExit(f"unknown scenario {sys.argv[1]!r}")

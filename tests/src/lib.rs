@@ -339,10 +339,13 @@ impl Server {
                         ":/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar",
                     );
                 }
-                cmd.arg("-cp")
-                    .arg(classpath)
-                    .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-                    .arg(self.cfg_path());
+                // An ensemble member (server lines in its cfg) runs QuorumPeerMain.
+                let main = if o.extra_cfg.iter().any(|l| l.starts_with("server.")) {
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+                } else {
+                    "org.apache.zookeeper.server.ZooKeeperServerMain"
+                };
+                cmd.arg("-cp").arg(classpath).arg(main).arg(self.cfg_path());
                 cmd
             }
         }
@@ -386,7 +389,34 @@ impl Server {
         options: Options,
         own: &[Vec<String>],
     ) -> Vec<Server> {
-        zoocore_binary();
+        Server::spawn_ensemble_of(Target::Zoocore, hosts, voters, options, own)
+    }
+
+    /// [`Server::start_ensemble_at`] of `target` (every member votes but those from
+    /// `voters` on): Apache members run QuorumPeerMain.
+    pub fn start_ensemble_of(
+        target: Target,
+        hosts: &[Ipv4Addr],
+        voters: usize,
+        options: Options,
+    ) -> Vec<Server> {
+        let mut servers = Server::spawn_ensemble_of(target, hosts, voters, options, &[]);
+        for s in &mut servers {
+            s.wait_ready();
+        }
+        servers
+    }
+
+    fn spawn_ensemble_of(
+        target: Target,
+        hosts: &[Ipv4Addr],
+        voters: usize,
+        options: Options,
+        own: &[Vec<String>],
+    ) -> Vec<Server> {
+        if target == Target::Zoocore {
+            zoocore_binary();
+        }
         let hosts = hosts.to_vec();
         let mut lines = vec!["zoocore.pinning=false".to_string()];
         for (i, host) in hosts.iter().enumerate() {
@@ -410,11 +440,46 @@ impl Server {
             options
                 .extra_cfg
                 .extend(own.get(i).into_iter().flatten().cloned());
-            let mut server = Server::configured(Target::Zoocore, options, host, dir);
+            let mut server = Server::configured(target, options, host, dir);
             server.spawn_process();
             servers.push(server);
         }
         servers
+    }
+
+    /// Starts only member `index` (myid `index + 1`) of an ensemble on `hosts`, its zoo.cfg
+    /// listing every host (the first `voters` vote), and waits until it serves: a server
+    /// joining a running ensemble by reconfig starts with the ensemble and itself.
+    pub fn start_ensemble_member(
+        target: Target,
+        hosts: &[Ipv4Addr],
+        voters: usize,
+        index: usize,
+        options: Options,
+    ) -> Server {
+        if target == Target::Zoocore {
+            zoocore_binary();
+        }
+        let mut options = options;
+        options.extra_cfg.push("zoocore.pinning=false".to_string());
+        for (i, host) in hosts.iter().enumerate() {
+            let role = if i < voters {
+                "participant"
+            } else {
+                "observer"
+            };
+            options.extra_cfg.push(format!(
+                "server.{}={host}:{QUORUM_PORT}:{ELECTION_PORT}:{role}",
+                i + 1
+            ));
+        }
+        let host = hosts[index];
+        let dir = make_temp_dir(host);
+        std::fs::write(dir.join("data").join("myid"), format!("{}\n", index + 1))
+            .expect("write myid");
+        let mut server = Server::configured(target, options, host, dir);
+        server.spawn();
+        server
     }
 
     /// Whether the process is running (not killed or stopped by the test).

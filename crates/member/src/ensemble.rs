@@ -45,6 +45,7 @@ use crate::member::{
     prep, Effect, Latency, LeadershipAsk, Member, Queued, RestoreError, Role, StopReason,
 };
 use crate::msg::{CommitBatch, Committed, CoreOp, Outcome};
+use crate::reconfig::{prep_reconfig, ClusterConfig, ReconfigContext};
 
 /// What an ensemble member is told at start, beside `MemberConfig`.
 #[derive(Debug, Clone)]
@@ -781,6 +782,10 @@ impl<D: Device> Member<D> {
                 self.ens().session_owner.remove(session);
                 (Outcome::Applied(applied), Some(*session))
             }
+            Txn::Reconfig { data, .. } => {
+                self.reconfigured(zxid, data);
+                (Outcome::Applied(applied), None)
+            }
             _ => (Outcome::Applied(applied), None),
         };
         self.ens().batch.push(Committed {
@@ -860,6 +865,42 @@ impl<D: Device> Member<D> {
         self.replica_step(ZabInput::Propose { zxid, data })
     }
 
+    /// A reconfig at `zxid` was applied: the driver learns the new configuration. The
+    /// replica activated it itself when it emitted the commit.
+    fn reconfigured(&mut self, zxid: Zxid, text: &[u8]) {
+        let text = String::from_utf8_lossy(text).into_owned();
+        tracing::info!("reconfig at {zxid} in effect: {}", text.replace('\n', " "));
+        self.effects.push(Effect::Reconfigured {
+            version: zxid,
+            text,
+        });
+    }
+
+    /// The tree was replaced by a snapshot: a configuration in it newer than the replica's
+    /// takes effect (the reconfig that made it committed before the snapshot was taken).
+    fn adopt_tree_config(&mut self) {
+        let Some(text) = self
+            .tree
+            .get(zoocore_tree::CONFIG_PATH)
+            .and_then(|n| n.data())
+        else {
+            return;
+        };
+        let Ok(cfg) = ClusterConfig::parse(&String::from_utf8_lossy(text)) else {
+            return;
+        };
+        if cfg.version > self.ens_ref().replica.membership().0 && !cfg.members().voters.is_empty() {
+            self.ens()
+                .replica
+                .adopt_membership(cfg.version, cfg.members());
+            let version = cfg.version;
+            self.effects.push(Effect::Reconfigured {
+                version,
+                text: cfg.text(),
+            });
+        }
+    }
+
     /// The restore's marker at `zxid` has committed: the snapshot's tree takes its place.
     fn install_restore(&mut self, zxid: Zxid) {
         self.ens().restore_at = None;
@@ -918,6 +959,7 @@ impl<D: Device> Member<D> {
         zoocore_storage::write_snapshot(self.log.device(), &loaded.tree).map_err(snap)?;
         tracing::info!("installed the leader's snapshot at {zxid}");
         self.tree = loaded.tree;
+        self.adopt_tree_config();
         self.zxid_durable = self.zxid_durable.max(zxid);
         let r = self.ens();
         r.working = None;
@@ -1019,6 +1061,16 @@ impl<D: Device> Member<D> {
                 .expect("an established leader");
             let txn = if self.moved_session(&q) {
                 Txn::Error(ErrorCode::SESSION_MOVED)
+            } else if let CoreOp::Reconfig(args) = &q.op {
+                let r = &self.ens_ref().replica;
+                let synced = r.synced_followers();
+                let ctx = ReconfigContext {
+                    auth: &q.auth,
+                    in_progress: r.reconfig_in_progress(),
+                    synced: &synced,
+                    zxid,
+                };
+                prep_reconfig(self.newest_tree(), args, &ctx)
             } else {
                 let enforce_quota = self.cfg.enforce_quota;
                 prep(

@@ -81,6 +81,7 @@ mod op_kind {
     pub const DELETE_CONTAINER: u8 = 8;
     pub const NEW_SESSION: u8 = 9;
     pub const SYNC: u8 = 10;
+    pub const RECONFIG: u8 = 11;
 }
 
 fn write_route(w: &mut Writer, r: &Route) {
@@ -245,6 +246,15 @@ fn write_core_op(w: &mut Writer, op: &CoreOp) {
             w.write_u8(op_kind::SYNC);
             w.write_str(path);
         }
+        CoreOp::Reconfig(a) => {
+            w.write_u8(op_kind::RECONFIG);
+            w.write_str(&a.joining);
+            w.write_str(&a.leaving);
+            w.write_str(&a.new_members);
+            w.write_i64(a.from_version);
+            w.write_bool(a.skip_acl);
+            w.write_bool(a.standalone_enabled);
+        }
     }
 }
 
@@ -262,6 +272,17 @@ fn read_core_op(r: &mut Reader<'_>) -> Result<CoreOp, DecodeError> {
             Ok(CoreOp::Sync {
                 path: r.read_string()?,
             })
+        }
+        op_kind::RECONFIG => {
+            let _ = r.read_u8()?;
+            Ok(CoreOp::Reconfig(crate::reconfig::ReconfigArgs {
+                joining: r.read_string()?,
+                leaving: r.read_string()?,
+                new_members: r.read_string()?,
+                from_version: r.read_i64()?,
+                skip_acl: r.read_bool()?,
+                standalone_enabled: r.read_bool()?,
+            }))
         }
         _ => Ok(CoreOp::Tree(read_op(r, 0)?)),
     }

@@ -23,6 +23,7 @@ mod ensemble;
 pub mod forward;
 mod member;
 pub mod msg;
+pub mod reconfig;
 mod room;
 pub mod sessions;
 

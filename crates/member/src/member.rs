@@ -266,6 +266,10 @@ pub enum Effect<D: Device> {
     },
     /// The member's role changed (for srvr/mntr and the shards' handshakes).
     Role(Role),
+    /// A configuration took effect here (a reconfig applied, or a snapshot holding a newer
+    /// one installed): `text` as in `/zookeeper/config`. The driver connects to the new
+    /// members, drops the removed ones and writes the dynamic configuration file.
+    Reconfigured { version: Zxid, text: String },
     /// Stop serving: nothing more may be acknowledged.
     Stop(StopReason),
 }
@@ -395,6 +399,9 @@ impl<D: Device> Member<D> {
                 finalize_wait_ms: 0,
                 // No learner will ever ask for a DIFF.
                 history_retain: 0,
+                config_version: Zxid::ZERO,
+                // A standalone server has no reconfig (its payloads carry no txn).
+                reconfig_of: zoocore_zab::no_reconfig,
             },
             durable: Durable {
                 accepted_epoch: accepted.max(current),
@@ -483,6 +490,19 @@ impl<D: Device> Member<D> {
 
     /// What srvr/stat/mntr report: a standalone member is `Standalone` whatever its
     /// replica calls itself.
+    /// The replica's membership in effect: the zxid of the reconfig that made it (`ZERO`:
+    /// the start's) and its voters.
+    pub fn membership(&self) -> (Zxid, Vec<u64>, Vec<u64>) {
+        let r = &self.replicated.replica;
+        let (since, m) = r.membership();
+        let seen = r.last_seen_membership();
+        (
+            since,
+            m.voters.iter().copied().collect(),
+            seen.voters.iter().copied().collect(),
+        )
+    }
+
     pub fn role(&self) -> Role {
         if self.replicated.standalone {
             Role::Standalone
@@ -950,5 +970,7 @@ pub(crate) fn prep(
         }
         // Callers answer syncs before prep; were one to get here it changes nothing.
         CoreOp::Sync { .. } => Txn::Error(ErrorCode::BAD_ARGUMENTS),
+        // The ensemble leader preps reconfigs itself (it knows the membership).
+        CoreOp::Reconfig(_) => Txn::Error(ErrorCode::RECONFIG_DISABLED),
     }
 }

@@ -62,6 +62,8 @@ pub enum CoreOp {
     CreateSession { timeout_ms: i32 },
     /// sync: answered in order once everything before it has committed.
     Sync { path: String },
+    /// reconfig: prepped by the leader against its membership (reconfig.rs).
+    Reconfig(crate::reconfig::ReconfigArgs),
 }
 
 /// What one pipelined request became.

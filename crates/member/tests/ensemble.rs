@@ -12,7 +12,7 @@ use zoocore_member::{
     Durable, Effect, EnsembleConfig, Input, Latency, LeadershipAsk, Member, MemberConfig, Message,
     Now, Role, ZabConfig,
 };
-use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId};
+use zoocore_proto::{Acl, CreateMode, ErrorCode, SessionId, Zxid};
 use zoocore_storage::{new_log, LogOptions, MemDevice, SyncHandle};
 use zoocore_tree::{Op, OpResult, Tree};
 
@@ -76,6 +76,8 @@ impl Cluster {
                     sync_limit_ms: 5 * TICK_MS,
                     finalize_wait_ms: 0,
                     history_retain: 64,
+                    config_version: Zxid::ZERO,
+                    reconfig_of: zoocore_member::reconfig::reconfig_of,
                 },
                 durable: Durable::default(),
                 seed: id,
@@ -91,13 +93,20 @@ impl Cluster {
                     database_id: 1,
                 },
             );
-            let member = Member::new_ensemble(
-                member_config(id),
-                ens,
-                Tree::with_extended_types(true),
-                log,
-                now,
-            );
+            // Every member writes the ensemble's configuration, as the server does.
+            let mut tree = Tree::with_extended_types(true);
+            let text: String = voters
+                .iter()
+                .map(|v| format!("server.{v}=10.0.0.{v}:2888:3888:participant;2181\n"))
+                .chain(
+                    observers
+                        .iter()
+                        .map(|o| format!("server.{o}=10.0.0.{o}:2888:3888:observer;2181\n")),
+                )
+                .chain(["version=0".to_string()])
+                .collect();
+            tree.set_config_node(text.as_bytes(), 0, now.wall_ms);
+            let member = Member::new_ensemble(member_config(id), ens, tree, log, now);
             nodes.insert(
                 id,
                 Node {
@@ -185,7 +194,7 @@ impl Cluster {
                 let node = self.nodes.get_mut(&id).expect("node");
                 node.closes.push(node.role);
             }
-            Effect::Send { .. } | Effect::ResetPeers => {}
+            Effect::Send { .. } | Effect::ResetPeers | Effect::Reconfigured { .. } => {}
             Effect::Snapshot(tree) => {
                 let zxid = tree.last_zxid();
                 let dev = self.nodes[&id].member.log().device().clone();
@@ -828,5 +837,76 @@ fn a_leader_without_room_refuses_its_own_and_forwarded_writes_unproposed_and_res
     for id in [1, 2, 3] {
         assert!(c.view(id).get("/from-follower").is_some(), "on {id}");
     }
+    c.assert_agree();
+}
+
+/// A reconfig request as zkCli's `-add`/`-remove` send it (skipACL: no superuser here).
+fn reconfig(joining: &str, leaving: &str) -> CoreOp {
+    CoreOp::Reconfig(zoocore_member::reconfig::ReconfigArgs {
+        joining: joining.into(),
+        leaving: leaving.into(),
+        new_members: String::new(),
+        from_version: -1,
+        skip_acl: true,
+        standalone_enabled: true,
+    })
+}
+
+#[test]
+fn a_second_reconfig_before_the_first_commits_is_refused_with_reconfiginprogress() {
+    let mut c = Cluster::new(&[1, 2, 3], &[4]);
+    let leader = c.elect();
+    let s = c.session(leader, 4000);
+    // Both in one round of the leader: the second is prepped while the first is only logged.
+    let mut origins = Vec::new();
+    for op in [
+        reconfig("server.4=10.0.0.4:2888:3888:participant;2181", ""),
+        reconfig("", "4"),
+    ] {
+        let origin = Origin {
+            shard: 0,
+            conn: 1,
+            xid: c.next_xid,
+        };
+        c.next_xid += 1;
+        c.step(
+            leader,
+            Input::Shard(ToCore::Request(CoreRequest {
+                origin: Some(origin),
+                session: s,
+                auth: Arc::from([]),
+                op,
+                barrier: false,
+            })),
+        );
+        origins.push(origin);
+    }
+    c.settle();
+    let result = |c: &Cluster, o: Origin| match &c.answer(leader, o).expect("answered").outcome {
+        Outcome::Applied(a) => a.result.clone(),
+        other => panic!("not applied: {other:?}"),
+    };
+    let OpResult::Reconfigured { data, stat } = result(&c, origins[0]) else {
+        panic!("the first reconfig: {:?}", result(&c, origins[0]));
+    };
+    let text = String::from_utf8(data.to_vec()).unwrap();
+    assert!(
+        text.contains("server.4=10.0.0.4:2888:3888:participant;0.0.0.0:2181\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!("version={:x}", stat.mzxid)),
+        "{text}"
+    );
+    assert_eq!(
+        result(&c, origins[1]),
+        OpResult::Error(ErrorCode::RECONFIG_IN_PROGRESS)
+    );
+    // Once it committed, the next one is taken: 4 is a voter, then removed again.
+    let after = c.send(leader, s, reconfig("", "4"));
+    assert!(matches!(
+        &c.answer(leader, after).expect("answered").outcome,
+        Outcome::Applied(a) if matches!(a.result, OpResult::Reconfigured { .. })
+    ));
     c.assert_agree();
 }

@@ -39,6 +39,7 @@ macro_rules! field_type {
     (buffer) => { Vec<u8> };
     (opt_buffer) => { Option<Vec<u8>> };
     (ustring) => { String };
+    (nstring) => { String };
     (strings) => { Vec<String> };
     (acls) => { Vec<Acl> };
     (stat) => { Stat };
@@ -62,6 +63,9 @@ macro_rules! field_encode {
         $w.write_opt_buffer($v.as_deref())
     };
     (ustring, $w:ident, $v:expr) => {
+        $w.write_str($v)
+    };
+    (nstring, $w:ident, $v:expr) => {
         $w.write_str($v)
     };
     (strings, $w:ident, $v:expr) => {
@@ -96,6 +100,9 @@ macro_rules! field_decode {
     };
     (ustring, $r:ident) => {
         $r.read_string()?
+    };
+    (nstring, $r:ident) => {
+        $r.read_string_or_empty()?
     };
     (strings, $r:ident) => {
         $r.read_strings()?
@@ -249,10 +256,11 @@ record!(AddWatchRequest {
     path: ustring,
     mode: int
 });
+// zkCli sends null for the lists it was not given: null reads as empty.
 record!(ReconfigRequest {
-    joining_servers: ustring,
-    leaving_servers: ustring,
-    new_members: ustring,
+    joining_servers: nstring,
+    leaving_servers: nstring,
+    new_members: nstring,
     cur_config_id: long
 });
 record!(SetSaslRequest { token: buffer });

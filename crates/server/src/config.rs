@@ -221,8 +221,15 @@ pub struct Config {
     /// `standaloneEnabled` (default true): false asks a lone server to run as a quorum of
     /// one; zoocore runs it standalone either way (logged).
     pub standalone_enabled: bool,
-    /// `reconfigEnabled` (default false): dynamic reconfiguration, not supported (logged).
+    /// `reconfigEnabled` (default false): dynamic reconfiguration; without it a reconfig
+    /// answers RECONFIGDISABLED.
     pub reconfig_enabled: bool,
+    /// `skipACL` (ZooKeeper's `zookeeper.skipACL=yes`): here only a reconfig's permission
+    /// check is skipped (ZooKeeper skips every ACL check; zoocore keeps the others).
+    pub skip_acl: bool,
+    /// `dynamicConfigFile`, where the server lines came from; a reconfig writes a new one
+    /// beside zoo.cfg and points zoo.cfg's line at it.
+    pub dynamic_file: Option<PathBuf>,
     /// Whether `client_addr` is served: false when zoo.cfg gives `secureClientPort` and no
     /// `clientPort`, as ZooKeeper then opens only the secure port.
     pub client_plain: bool,
@@ -328,6 +335,8 @@ impl Config {
             text: String::new(),
             standalone_enabled: true,
             reconfig_enabled: false,
+            skip_acl: false,
+            dynamic_file: None,
             client_plain: true,
             client_tls: None,
             quorum_tls: None,
@@ -494,16 +503,9 @@ impl Config {
                     parse_bool(value).map_err(bad)?;
                 }
                 "standaloneEnabled" => cfg.standalone_enabled = parse_bool(value).map_err(bad)?,
-                "reconfigEnabled" => {
-                    cfg.reconfig_enabled = parse_bool(value).map_err(bad)?;
-                    if cfg.reconfig_enabled {
-                        tracing::warn!(
-                            "{}:{line}: reconfigEnabled=true: dynamic reconfiguration is not \
-                             supported; the server lines stay as configured",
-                            path.display()
-                        );
-                    }
-                }
+                "reconfigEnabled" => cfg.reconfig_enabled = parse_bool(value).map_err(bad)?,
+                // ZooKeeper reads `zookeeper.skipACL` as "yes" or anything else.
+                "skipACL" => cfg.skip_acl = value.trim() == "yes",
                 // ZooKeeper 3.5's dynamic configuration: the server.N lines live in that file.
                 "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), line)),
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
@@ -538,6 +540,7 @@ impl Config {
             ));
         }
         let mut config_version = 0;
+        cfg.dynamic_file = dynamic_file.as_ref().map(|(p, _)| p.clone());
         if let Some((dynamic, line)) = dynamic_file {
             if let Some((id, _)) = members.iter().next() {
                 return Err(ConfigError::BadValue {
@@ -903,6 +906,30 @@ fn parse_client_addr(value: &str) -> Result<SocketAddr, String> {
                 .ok_or_else(|| format!("client address {host:?} resolves to no address"))
         }
     }
+}
+
+/// The members and version of a configuration's text (`/zookeeper/config`, a dynamic
+/// file), hosts resolved: what a member dials after a reconfig.
+pub fn members_from_text(text: &str) -> Result<(BTreeMap<u64, Member>, i64), String> {
+    let mut members = BTreeMap::new();
+    let mut version = 0;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("not a key=value line: {line:?}"))?;
+        if key.trim() == "version" {
+            version = i64::from_str_radix(value.trim(), 16)
+                .map_err(|e| format!("{value:?} is not a hex version: {e}"))?;
+            continue;
+        }
+        let id = key
+            .trim()
+            .strip_prefix("server.")
+            .ok_or_else(|| format!("{key:?} is not server.N"))?;
+        let id: u64 = parse_num(id)?;
+        members.insert(id, parse_member(value.trim())?);
+    }
+    Ok((members, version))
 }
 
 /// The dynamic configuration file (`dynamicConfigFile`): `server.N` lines as in zoo.cfg and

@@ -293,6 +293,7 @@ struct CoreDriver {
     wake: local_channel::LocalSender<()>,
     /// Where the outcome of the restore being done goes (the admin thread waits on it).
     restore_reply: RefCell<Option<std::sync::mpsc::SyncSender<crate::restore::Outcome>>>,
+    cfg: Arc<Config>,
 }
 
 impl CoreDriver {
@@ -373,6 +374,7 @@ async fn core_main(
         peers: peers.map(RefCell::new),
         wake: wake_tx,
         restore_reply: RefCell::new(None),
+        cfg: cfg.clone(),
     });
 
     for rx in rxs {
@@ -389,9 +391,21 @@ async fn core_main(
         glommio::spawn_local(async move {
             while let Some(event) = events.recv().await {
                 driver.step(match event {
-                    Event::Peer { from, msg } => Input::Peer { from, msg },
+                    Event::Peer { from, msg } => {
+                        // A server this member stopped dialling (a reconfig removed it) still
+                        // talks to it: it learns as a non-voter, so it is answered.
+                        redial(&driver, from);
+                        Input::Peer { from, msg }
+                    }
                     Event::Forward { from, msg } => Input::Forward { from, msg },
                     Event::LinkDown { peer } => Input::PeerLost { peer },
+                    Event::Hello { from, addr } => {
+                        if let Some(p) = &driver.peers {
+                            p.borrow_mut().heard(from, addr);
+                        }
+                        redial(&driver, from);
+                        continue;
+                    }
                 });
             }
         })
@@ -567,9 +581,49 @@ async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
                 let _ = s.send(FromCore::Serving(mode.clients())).await;
             }
         }
+        Effect::Reconfigured { version, text } => {
+            if let Some(p) = &driver.peers {
+                crate::ensemble::reconfigured(&driver.cfg, &mut p.borrow_mut(), version, &text);
+            }
+        }
         // The member logged why. Nothing more may be acknowledged; on restart the server
         // recovers what was durable.
         Effect::Stop(_) => std::process::exit(3),
+    }
+}
+
+/// A server this member does not dial talks to it (one joining by reconfig, or one a
+/// reconfig removed that still learns): dial it back where its hello said it listens.
+fn redial(driver: &CoreDriver, from: u64) {
+    let Some(peers) = &driver.peers else { return };
+    let addr = {
+        let p = peers.borrow();
+        if p.knows(from) {
+            return;
+        }
+        match p.heard_at(from) {
+            Some(a) => a.to_owned(),
+            None => return,
+        }
+    };
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        tracing::info!("peer {from}: bad address {addr:?} in its hello");
+        return;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let resolved = port
+        .parse::<u16>()
+        .ok()
+        .and_then(|port| std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).ok())
+        .and_then(|mut addrs| addrs.next());
+    match resolved {
+        Some(sock) => {
+            tracing::info!(
+                "peer {from} (not in the configuration) dialled in: dialling it at {sock}"
+            );
+            peers.borrow_mut().add(from, (sock, host.to_owned()));
+        }
+        None => tracing::info!("peer {from}: cannot resolve {addr:?} from its hello"),
     }
 }
 

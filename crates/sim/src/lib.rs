@@ -13,6 +13,7 @@ mod checkers;
 mod clients;
 mod disk;
 mod net;
+mod reconfig;
 mod rng;
 mod scenario;
 mod sim;

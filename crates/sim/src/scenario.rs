@@ -36,6 +36,8 @@ pub struct Scenario {
     /// Ticks (of 100 simulated ms) of faults and load before everything heals.
     pub ticks: u64,
     pub network: Network,
+    /// An operator reconfigures the ensemble while the faults run (crates/sim/src/reconfig.rs).
+    pub reconfig: bool,
 }
 
 impl Scenario {
@@ -64,6 +66,8 @@ impl Scenario {
             observers,
             ticks,
             network,
+            // Half the runs of each ensemble shape, on both networks.
+            reconfig: voters > 1 && (seed / 4).is_multiple_of(2),
         }
     }
 
@@ -99,6 +103,9 @@ pub struct Report {
     pub snapshots: usize,
     /// Log entries compared with the committed history.
     pub entries_checked: usize,
+    /// Reconfigs asked for and committed.
+    pub reconfigs_asked: usize,
+    pub reconfigs: usize,
 }
 
 /// A checker's verdict, with what replays it.

@@ -34,6 +34,7 @@ use crate::checkers::History;
 use crate::clients::{create, delete, succeeded, Ask, Client, Done};
 use crate::disk::Disk;
 use crate::net::Net;
+use crate::reconfig::{members_of, next_change, Memberships};
 use crate::rng::Rng;
 use crate::scenario::{Failure, Network, Report, Scenario};
 
@@ -90,6 +91,7 @@ pub struct Sim {
     load: bool,
     careless_clients: bool,
     stale_leader: bool,
+    memberships: Memberships,
 }
 
 type Step = Result<(), String>;
@@ -100,6 +102,7 @@ impl Sim {
         let observers: Vec<u64> = (0..sc.observers as u64)
             .map(|i| sc.voters as u64 + 1 + i)
             .collect();
+        let (voters_start, observers_start) = (voters.clone(), observers.clone());
         let mut slots = BTreeMap::new();
         for &id in voters.iter().chain(&observers) {
             slots.insert(
@@ -140,6 +143,7 @@ impl Sim {
             load: true,
             careless_clients: false,
             stale_leader: false,
+            memberships: Memberships::new(&voters_start, &observers_start),
         }
     }
 
@@ -267,6 +271,7 @@ impl Sim {
         self.report.frames_lost = self.net.mischief.lost;
         self.report.frames_duplicated = self.net.mischief.duplicated;
         self.report.frames_reordered = self.net.mischief.reordered;
+        self.report.reconfigs = self.memberships.reconfigs;
         Ok(())
     }
 
@@ -299,7 +304,13 @@ impl Sim {
             .iter()
             .map(|(id, s)| {
                 let v = s.view.as_ref().map(|v| v.last_zxid().to_string());
-                format!("{id}: {:?} {}", s.role, v.unwrap_or_default())
+                let m = s.member.as_ref().map(|m| format!(" {:?}", m.membership()));
+                format!(
+                    "{id}: {:?} {}{}",
+                    s.role,
+                    v.unwrap_or_default(),
+                    m.unwrap_or_default()
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -362,11 +373,55 @@ impl Sim {
         if self.faults && self.now.is_multiple_of(TICK_MS) {
             self.fault();
         }
+        if self.sc.reconfig && self.faults && self.now.is_multiple_of(8 * TICK_MS) {
+            self.reconfigure();
+        }
         self.settle()?;
         if self.now.is_multiple_of(LOG_CHECK_MS) {
             self.check_logs()?;
         }
         Ok(())
+    }
+
+    /// An operator's reconfig, sent to the leader as a shard would (no client waits for it:
+    /// its outcome is what commits).
+    fn reconfigure(&mut self) {
+        let Some(leader) = self
+            .slots
+            .iter()
+            .find(|(_, s)| s.running() && s.role == Role::Leader)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        let Some(text) = self.slots[&leader]
+            .view
+            .as_ref()
+            .and_then(|v| v.get(zoocore_tree::CONFIG_PATH))
+            .and_then(|n| n.data().map(<[u8]>::to_vec))
+        else {
+            return;
+        };
+        let Ok(current) =
+            zoocore_member::reconfig::ClusterConfig::parse(&String::from_utf8_lossy(&text))
+        else {
+            return;
+        };
+        let ids = self.ids();
+        let Some(args) = next_change(&mut self.rng, &current, &ids) else {
+            return;
+        };
+        self.report.reconfigs_asked += 1;
+        self.step(
+            leader,
+            Input::Shard(ToCore::Request(CoreRequest {
+                origin: None,
+                session: SessionId(0),
+                auth: Arc::from([]),
+                op: CoreOp::Reconfig(args),
+                barrier: false,
+            })),
+        );
     }
 
     fn step(&mut self, id: u64, input: Input<MemDevice>) {
@@ -515,6 +570,8 @@ impl Sim {
                 }
                 self.slots.get_mut(&id).expect("slot").role = role;
             }
+            // The simulated network reaches every server whatever the configuration.
+            Effect::Reconfigured { .. } => {}
             Effect::Stop(reason) => return Err(format!("member {id} stopped: {reason}")),
         }
         Ok(())
@@ -566,7 +623,7 @@ impl Sim {
 
     fn start(&mut self, id: u64) -> Step {
         let standalone = self.standalone();
-        let r = self.slots[&id]
+        let mut r = self.slots[&id]
             .disk
             .recover(standalone)
             .map_err(|e| format!("member {id}: {e}"))?;
@@ -583,6 +640,13 @@ impl Sim {
             purge_interval_ms: 30 * TICK_MS,
             snap_retain_count: 3,
         };
+        // As the server: the tree's configuration if a reconfig made it, else the start's
+        // (written into /zookeeper/config).
+        let (voters, observers, config_version) = if standalone {
+            (Vec::new(), Vec::new(), Zxid::ZERO)
+        } else {
+            self.membership_at_start(&mut r.tree)
+        };
         // The shards start from the recovered tree, as the server's do.
         let view = r.tree.clone();
         let member = if standalone {
@@ -592,12 +656,14 @@ impl Sim {
             let ens = EnsembleConfig {
                 zab: ZabConfig {
                     myid: id,
-                    voters: self.voters.clone(),
-                    observers: self.observers.clone(),
+                    voters,
+                    observers,
                     init_limit_ms: 10 * TICK_MS,
                     sync_limit_ms: 5 * TICK_MS,
                     finalize_wait_ms: 0,
                     history_retain: 8 + self.rng.below(24) as usize,
+                    config_version,
+                    reconfig_of: zoocore_member::reconfig::reconfig_of,
                 },
                 durable: Durable {
                     accepted_epoch: accepted,
@@ -625,8 +691,38 @@ impl Sim {
         Ok(())
     }
 
+    /// The membership a member starts with (ensemble): the one its tree's
+    /// `/zookeeper/config` holds when a reconfig made it, else the run's first, which is
+    /// written into a tree that has none (as every server does with zoo.cfg's).
+    fn membership_at_start(&self, tree: &mut Tree) -> (Vec<u64>, Vec<u64>, Zxid) {
+        let text = tree
+            .get(zoocore_tree::CONFIG_PATH)
+            .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()));
+        if let Some(cfg) = text
+            .and_then(|t| zoocore_member::reconfig::ClusterConfig::parse(&t).ok())
+            .filter(|c| c.version > Zxid::ZERO)
+        {
+            let m = cfg.members();
+            return (
+                m.voters.into_iter().collect(),
+                m.observers.into_iter().collect(),
+                cfg.version,
+            );
+        }
+        // One time for every member, so that their trees' digests agree (a server writes its
+        // own start time; the simulator compares digests).
+        let text = crate::reconfig::initial_text(&self.voters, &self.observers);
+        tree.set_config_node(text.as_bytes(), 0, WALL_START_MS);
+        (self.voters.clone(), self.observers.clone(), Zxid::ZERO)
+    }
+
     fn crash(&mut self, id: u64, down_ms: u64) {
         self.report.crashes += 1;
+        if let Some(m) = &self.slots[&id].member {
+            // What it synced survives the crash (the quorum checker counts it).
+            let synced = m.log().synced_zxid();
+            self.memberships.synced_at_crash.insert(id, synced);
+        }
         let slot = self.slots.get_mut(&id).expect("slot");
         slot.member = None;
         slot.paused_until = None;
@@ -998,6 +1094,23 @@ impl Sim {
 
     fn on_publish(&mut self, id: u64, batch: &CommitBatch) -> Step {
         self.history.published(id, &batch.view)?;
+        if !self.standalone() {
+            for entry in &batch.entries {
+                let made = match &entry.outcome {
+                    Outcome::Applied(a) => match &a.result {
+                        OpResult::Reconfigured { data, .. } => members_of(data),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let members: BTreeMap<u64, Option<&Member<MemDevice>>> = self
+                    .slots
+                    .iter()
+                    .map(|(id, s)| (*id, s.member.as_ref()))
+                    .collect();
+                self.memberships.check_commit(entry.zxid, made, &members)?;
+            }
+        }
         self.slots.get_mut(&id).expect("slot").view = Some(batch.view.clone());
         for entry in &batch.entries {
             if let Some(s) = entry.closed_session {

@@ -1,7 +1,8 @@
 //! The fixed seeds `cargo test -p zoocore-sim` runs (the CI entry point): the real member,
 //! storage and replica of every shape (standalone, 3 voters, 3 voters and an observer, 5
 //! voters and an observer), on TCP-like and datagram networks, under crashes with torn
-//! disks, pauses, broken links and partitions, with every checker on (and, in this debug
+//! disks, pauses, broken links and partitions, half the ensembles reconfigured meanwhile
+//! (remove a voter, add it back, swap voter and observer), with every checker on (and, in this debug
 //! build, the member's own invariants); and the two modes that break a rule on purpose, to
 //! show the checkers that should catch them do. A failure names its seed;
 //! `cargo run -p zoocore-sim -- --seed N --ticks T` replays it.
@@ -20,6 +21,7 @@ fn fixed_seeds_hold_every_checker() {
     let mut quiet = Vec::new();
     let mut shapes = BTreeSet::new();
     let (mut datagram, mut partitions, mut torn) = (0, 0, 0);
+    let mut reconfigured = 0;
     for seed in 0..SEEDS {
         match run_seed(seed, TICKS) {
             Ok(r) => {
@@ -37,6 +39,7 @@ fn fixed_seeds_hold_every_checker() {
                 datagram += usize::from(r.datagram && r.frames_lost > 0);
                 partitions += r.partitions;
                 torn += r.torn_crashes;
+                reconfigured += usize::from(r.reconfigs > 0);
             }
             Err(f) => failures.push(f.to_string()),
         }
@@ -50,6 +53,11 @@ fn fixed_seeds_hold_every_checker() {
     assert!(datagram >= 2, "only {datagram} seeds lost ZAB frames");
     assert!(partitions >= 6, "only {partitions} partitions");
     assert!(torn >= 6, "only {torn} crashes could tear a tail");
+    // Reconfigurations under the faults, with the quorum checker on every commit.
+    assert!(
+        reconfigured >= 6,
+        "only {reconfigured} seeds committed a reconfig"
+    );
 }
 
 #[test]
@@ -78,6 +86,7 @@ fn a_quiet_ensemble_elects_once_and_acknowledges_writes() {
         observers: 1,
         ticks: 40,
         network: Network::Tcp,
+        reconfig: false,
     };
     let r = Sim::new(scenario)
         .without_faults()

@@ -744,6 +744,10 @@ impl Tree {
             Txn::CreateSession { .. } => OpResult::SessionCreated,
             Txn::CloseSession { .. } => OpResult::SessionClosed,
             Txn::Error(code) => OpResult::Error(*code),
+            Txn::Reconfig { data, .. } => OpResult::Reconfigured {
+                data: data.clone(),
+                stat: stat_of(crate::txn::CONFIG_PATH),
+            },
         }
     }
 
@@ -818,6 +822,21 @@ impl Tree {
                     event: EventType::NodeDataChanged,
                 });
                 OpResult::SetData { stat }
+            }
+            Txn::Reconfig { data, version } => {
+                // ZooKeeper applies a reconfig as the setData of /zookeeper/config it logs.
+                let set = Txn::SetData {
+                    path: crate::txn::CONFIG_PATH.to_owned(),
+                    data: Some(data.clone()),
+                    version: *version,
+                };
+                match self.apply_txn(zxid, time_ms, &set, triggers) {
+                    OpResult::SetData { stat } => OpResult::Reconfigured {
+                        data: data.clone(),
+                        stat,
+                    },
+                    other => other,
+                }
             }
             Txn::SetAcl { path, acl, version } => {
                 let Some(old) = self.node(path).cloned() else {

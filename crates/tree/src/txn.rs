@@ -106,7 +106,18 @@ pub enum Txn {
         paths: Vec<String>,
     },
     Error(ErrorCode),
+    /// A dynamic reconfiguration: `/zookeeper/config` gets `data` (the new configuration's
+    /// text, whose `version=` is this txn's zxid) and the node's new `version`. ZooKeeper
+    /// logs it as a `SetDataTxn` of `/zookeeper/config` under the reconfig opcode (16), and
+    /// so does this encoding; the replica reads the membership it makes from it.
+    Reconfig {
+        data: Arc<[u8]>,
+        version: i32,
+    },
 }
+
+/// The node a reconfig writes.
+pub const CONFIG_PATH: &str = "/zookeeper/config";
 
 impl Txn {
     /// The error of a failed request or failed multi, if any.
@@ -125,14 +136,27 @@ impl Txn {
 /// The outcome of one transaction, which the server turns into a response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpResult {
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
-    SetData { stat: Stat },
-    SetAcl { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
+    SetAcl {
+        stat: Stat,
+    },
     Checked,
     Multi(Vec<OpResult>),
     SessionCreated,
     SessionClosed,
+    /// A reconfig: the new configuration and the stat of `/zookeeper/config` (the client's
+    /// answer is a GetDataResponse of them).
+    Reconfigured {
+        data: Arc<[u8]>,
+        stat: Stat,
+    },
     Error(ErrorCode),
 }
 
@@ -176,6 +200,14 @@ const TYPE_MULTI: i32 = zoocore_proto::OpCode::Multi as i32;
 const TYPE_CREATE_SESSION: i32 = zoocore_proto::OpCode::CreateSession as i32;
 const TYPE_CLOSE_SESSION: i32 = zoocore_proto::OpCode::CloseSession as i32;
 const TYPE_ERROR: i32 = zoocore_proto::OpCode::Error as i32;
+const TYPE_RECONFIG: i32 = zoocore_proto::OpCode::Reconfig as i32;
+
+/// Whether encoded txn bytes are a reconfig (their type), without decoding the rest: the
+/// replica asks this of every proposal.
+pub fn is_reconfig_bytes(bytes: &[u8]) -> bool {
+    bytes.len() >= 4
+        && i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == TYPE_RECONFIG
+}
 
 impl Txn {
     fn encode_into(&self, w: &mut Writer) {
@@ -240,6 +272,12 @@ impl Txn {
                 w.write_i32(TYPE_ERROR);
                 w.write_i32(code.0);
             }
+            Txn::Reconfig { data, version } => {
+                w.write_i32(TYPE_RECONFIG);
+                w.write_str(CONFIG_PATH);
+                w.write_opt_buffer(Some(data));
+                w.write_i32(*version);
+            }
         }
     }
 
@@ -281,6 +319,21 @@ impl Txn {
                 paths: r.read_strings()?,
             },
             TYPE_ERROR => Txn::Error(ErrorCode(r.read_i32()?)),
+            TYPE_RECONFIG if !nested => {
+                let path_at = r.offset();
+                let path = r.read_string()?;
+                if path != CONFIG_PATH {
+                    return Err(DecodeError::Unknown {
+                        what: "reconfig txn path (not /zookeeper/config)",
+                        value: path.len() as i32,
+                        offset: path_at,
+                    });
+                }
+                Txn::Reconfig {
+                    data: Arc::from(r.read_opt_buffer()?.unwrap_or_default()),
+                    version: r.read_i32()?,
+                }
+            }
             value => {
                 return Err(DecodeError::Unknown {
                     what: "txn type",

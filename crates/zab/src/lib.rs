@@ -10,12 +10,14 @@
 //! input. A reply that depends on a write (an ACK, ACKEPOCH, the NEWLEADER ack) is only
 //! produced after that write's completion. docs/ZAB.md describes the protocol as built.
 
+pub mod membership;
 pub mod msg;
 pub mod quorum;
 mod replica;
 
 use std::fmt;
 
+pub use membership::{no_reconfig, Members, ReconfigOf};
 pub use msg::{FrameError, Message, Payload, PeerState, Vote};
 pub use quorum::Quorum;
 pub use replica::{Action, Config, Durable, Input, Replica, RoleKind, StepError};

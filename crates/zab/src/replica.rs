@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thiserror::Error;
 use zoocore_proto::Zxid;
 
+use crate::membership::{Members, Membership, ReconfigOf};
 use crate::msg::{Message, Payload, PeerState, Vote};
 use crate::quorum::Quorum;
 use crate::{Epoch, ServerId};
@@ -60,6 +61,12 @@ pub struct Config {
     pub finalize_wait_ms: u64,
     /// Committed entries kept in memory for DIFF; a learner further behind gets SNAP.
     pub history_retain: usize,
+    /// The zxid of the reconfig that made `voters` and `observers` (`ZERO`: never
+    /// reconfigured); reconfigs in the log at or below it are already in them.
+    pub config_version: Zxid,
+    /// Recognises a reconfig proposal and reads its membership (docs/ZAB.md, "Dynamic
+    /// reconfiguration"); `membership::no_reconfig` where there are none.
+    pub reconfig_of: ReconfigOf,
 }
 
 /// What the driver recovered from disk at start-up.
@@ -404,7 +411,9 @@ enum Role {
 #[derive(Debug)]
 pub struct Replica {
     config: Config,
+    /// The voters of the membership in effect (`membership.current`).
     quorum: Quorum,
+    membership: Membership,
     observer: bool,
     rng: u64,
     now: u64,
@@ -435,12 +444,21 @@ impl Replica {
     /// ids. The first actions (the election's notifications) are in `ready()`.
     pub fn new(config: Config, durable: Durable, seed: u64) -> Replica {
         let quorum = Quorum::new(config.voters.iter().copied());
-        let observer = config.observers.contains(&config.myid);
-        assert!(
-            observer != quorum.is_voter(config.myid),
-            "server {} must be exactly one of voter or observer",
-            config.myid
+        // A server outside the membership (removed by a reconfig) votes for no one and
+        // learns as an observer would.
+        let observer = !quorum.is_voter(config.myid);
+        let mut membership = Membership::new(
+            config.config_version,
+            Members::new(
+                config.voters.iter().copied(),
+                config.observers.iter().copied(),
+            ),
         );
+        for (z, d) in &durable.log {
+            if let Some(m) = (config.reconfig_of)(d) {
+                membership.logged(*z, m);
+            }
+        }
         assert!(
             durable.current_epoch <= durable.accepted_epoch,
             "recovered current epoch above accepted"
@@ -455,6 +473,7 @@ impl Replica {
         let last = log.last();
         let mut r = Replica {
             quorum,
+            membership,
             observer,
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             now: 0,
@@ -597,9 +616,10 @@ impl Replica {
             return Err(StepError::Transferring(t.target));
         }
         let synced = |h: &Handler| !h.observer && h.phase == HandlerPhase::Broadcast && !h.lost;
+        let quorum = &self.quorum;
         let target = match target {
             Some(id) => {
-                if !l.handlers.get(&id).is_some_and(synced) {
+                if !quorum.is_voter(id) || !l.handlers.get(&id).is_some_and(synced) {
                     return Err(StepError::NoTarget(id.to_string()));
                 }
                 id
@@ -607,7 +627,7 @@ impl Replica {
             None => l
                 .handlers
                 .iter()
-                .filter(|(_, h)| synced(h))
+                .filter(|(id, h)| quorum.is_voter(**id) && synced(h))
                 .max_by_key(|(id, h)| (h.acked, std::cmp::Reverse(**id)))
                 .map(|(id, _)| *id)
                 .ok_or_else(|| StepError::NoTarget("at all".to_string()))?,
@@ -659,6 +679,49 @@ impl Replica {
         let (leader, conn) = (l.leader, l.conn);
         self.send(leader, Message::RequestLeadership { conn });
         Ok(leader)
+    }
+
+    /// The membership in effect and the zxid of the reconfig that made it.
+    pub fn membership(&self) -> (Zxid, &Members) {
+        (self.membership.since, &self.membership.current)
+    }
+
+    /// The newest membership in the log, in effect or not.
+    pub fn last_seen_membership(&self) -> &Members {
+        self.membership.last_seen()
+    }
+
+    /// A reconfig is logged and has not taken effect here (RECONFIGINPROGRESS).
+    pub fn reconfig_in_progress(&self) -> bool {
+        self.membership.in_progress()
+    }
+
+    /// Leader: the servers a new configuration may count on (Leader.isQuorumSynced): itself
+    /// and every follower (not observer) in broadcast whose link is up. Empty elsewhere.
+    pub fn synced_followers(&self) -> BTreeSet<ServerId> {
+        let Role::Leading(l) = &self.role else {
+            return BTreeSet::new();
+        };
+        let mut ids: BTreeSet<ServerId> = l
+            .handlers
+            .iter()
+            .filter(|(_, h)| !h.observer && h.phase == HandlerPhase::Broadcast && !h.lost)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.insert(self.config.myid);
+        ids
+    }
+
+    /// The driver installed a snapshot whose configuration was made at `since` (read from
+    /// its `/zookeeper/config`): if that is newer than the membership in effect, it takes
+    /// effect now (the reconfig that made it was committed, and this log never had it).
+    pub fn adopt_membership(&mut self, since: Zxid, members: Members) {
+        if since <= self.membership.since || members.voters.is_empty() {
+            return;
+        }
+        self.membership.reset(since, members);
+        self.membership_changed();
+        self.invariants();
     }
 
     /// Takes the actions produced since the last call, to execute in order.
@@ -720,7 +783,10 @@ impl Replica {
     }
 
     fn on_receive(&mut self, from: ServerId, msg: Message) {
-        if from == self.config.myid || !self.is_member(from) {
+        // Any server may talk to this one: a server joining by reconfig connects as a
+        // learner before it is a member (ZooKeeper's leader syncs it as a non-voter), and
+        // only voters' votes and acknowledgements ever count.
+        if from == self.config.myid {
             return;
         }
         if let Message::Notification { vote, round, state } = msg {
@@ -747,10 +813,6 @@ impl Replica {
         }
     }
 
-    fn is_member(&self, id: ServerId) -> bool {
-        self.quorum.is_voter(id) || self.config.observers.contains(&id)
-    }
-
     fn durable_through(&self) -> Zxid {
         if self.snap_pending.is_some() {
             Zxid::ZERO
@@ -773,6 +835,9 @@ impl Replica {
     }
 
     fn append(&mut self, zxid: Zxid, data: Payload) {
+        if let Some(m) = (self.config.reconfig_of)(&data) {
+            self.membership.logged(zxid, m);
+        }
         self.log.push(zxid, data.clone());
         self.actions.push(Action::Append { zxid, data });
         self.appended = true;
@@ -799,7 +864,7 @@ impl Replica {
     /// FastLeaderElection.totalOrderPredicate: higher epoch, then zxid, then id; a
     /// non-voter is never a candidate.
     fn better(&self, new: Vote, cur: Vote) -> bool {
-        if !self.quorum.is_voter(new.leader) {
+        if !self.membership.votes_anywhere(&self.quorum, new.leader) {
             return false;
         }
         if let Some(h) = self.handover {
@@ -847,9 +912,22 @@ impl Replica {
         }
     }
 
+    /// Whether this replica votes in elections: it is a voter of the membership in effect or
+    /// of a logged reconfig (ZooKeeper's participants of the last seen configuration).
+    fn elects(&self) -> bool {
+        self.membership
+            .votes_anywhere(&self.quorum, self.config.myid)
+    }
+
+    /// Every server this replica knows of hears its votes, observers included: one that
+    /// follows the leader answers with whom it follows, which is how a member whose
+    /// membership is stale (it missed reconfigs) finds the leader.
     fn broadcast_vote(&mut self) {
         let msg = self.notification();
-        let voters: Vec<ServerId> = self.quorum.voters().collect();
+        let mut voters: BTreeSet<ServerId> = self.quorum.voters().collect();
+        for m in [&self.membership.current, self.membership.last_seen()] {
+            voters.extend(m.voters.iter().chain(&m.observers).copied());
+        }
         for v in voters {
             if v != self.config.myid {
                 self.send(v, msg.clone());
@@ -861,13 +939,17 @@ impl Replica {
         self.logical_clock += 1;
         self.vote = self.self_vote();
         let mut looking = Looking::default();
-        if !self.observer {
+        if self.elects() {
             looking.recv.insert(self.config.myid, self.vote);
         }
         self.role = Role::Looking(looking);
         self.actions.push(Action::BecameLooking);
         self.broadcast_vote();
-        if !self.observer && self.quorum.is_quorum([&self.config.myid]) {
+        if self.elects()
+            && self
+                .membership
+                .is_quorum_all(&self.quorum, [&self.config.myid])
+        {
             // The only voter (a standalone server): no other vote can come, so there is
             // nothing to wait for and no one to notify.
             let round = self.logical_clock;
@@ -907,9 +989,9 @@ impl Replica {
             }
             return;
         }
-        let sender_votes = self.quorum.is_voter(from);
+        let sender_votes = self.membership.votes_anywhere(&self.quorum, from);
         if state == PeerState::Looking {
-            if !sender_votes || self.observer {
+            if !sender_votes || !self.elects() {
                 if sender_votes {
                     return;
                 }
@@ -942,25 +1024,34 @@ impl Replica {
             }
             self.check_finalize();
         } else {
-            if !sender_votes {
-                return;
-            }
-            if round == self.logical_clock {
+            // Anyone's report of whom it follows or that it leads is kept: only voters count
+            // toward the quorum, but the leader itself may be no voter in a stale membership
+            // (this replica missed the reconfig that made it one).
+            if sender_votes && round == self.logical_clock {
                 self.election().recv.insert(from, vote);
             }
             self.election()
                 .out_of_election
                 .insert(from, (vote, state, round));
             let ooe = &self.election_ref().out_of_election;
-            let agree = ooe
+            let agree: Vec<&ServerId> = ooe
                 .iter()
                 .filter(|(_, (v, _, _))| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
-                .map(|(id, _)| id);
+                .map(|(id, _)| id)
+                .collect();
             let leader_round = ooe.get(&vote.leader).and_then(|(v, s, r)| {
                 (*s == PeerState::Leading && v.peer_epoch == vote.peer_epoch).then_some(*r)
             });
+            // A leader of an epoch this replica never accepted, followed by another server,
+            // was established by a quorum this replica was not in: its membership may be
+            // stale (it missed reconfigs, and ZooKeeper's notifications would carry the newer
+            // configuration). Joining is safe (a learner only follows) and brings it the
+            // reconfigs; a quorum of its stale voters may never report again.
+            let newer = vote.peer_epoch > self.accepted && agree.len() >= 2;
             if let Some(leader_round) = leader_round {
-                if vote.leader != self.config.myid && self.quorum.is_quorum(agree) {
+                if vote.leader != self.config.myid
+                    && (self.quorum.is_quorum(agree.iter().copied()) || newer)
+                {
                     self.logical_clock = self.logical_clock.max(round);
                     self.vote = vote;
                     self.decide(vote.leader, leader_round);
@@ -992,11 +1083,11 @@ impl Replica {
             .iter()
             .filter(|(_, v)| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
             .map(|(id, _)| id);
-        self.quorum.is_quorum(agree)
+        self.membership.is_quorum_all(&self.quorum, agree)
     }
 
     fn check_finalize(&mut self) {
-        if self.observer || !self.vote_has_quorum() {
+        if !self.elects() || !self.vote_has_quorum() {
             self.election().finalize_at = None;
             return;
         }
@@ -1036,7 +1127,10 @@ impl Replica {
             round_wanted: false,
             transfer: None,
         });
-        if self.quorum.is_quorum(self.leading_ref().accepted.keys()) {
+        if self
+            .membership
+            .is_quorum_all(&self.quorum, self.leading_ref().accepted.keys())
+        {
             // Its own FOLLOWERINFO is a quorum: the epoch is decided without learners.
             self.decide_epoch();
         }
@@ -1113,11 +1207,11 @@ impl Replica {
         epochs: Vec<Zxid>,
         observer: bool,
     ) {
-        if observer != self.config.observers.contains(&from) {
-            return;
-        }
+        // A learner's declared role is taken as it comes: one whose membership is behind or
+        // ahead of this leader's (a reconfig committed on one side first, a server joining)
+        // is synchronised as it asks, and only voters' acknowledgements count.
         let now = self.now;
-        let voter = self.quorum.is_voter(from);
+        let voter = !observer && self.membership.votes_anywhere(&self.quorum, from);
         self.epoch_floor = self.epoch_floor.max(accepted_epoch);
         let leading = self.leading();
         if leading.phase != LeaderPhase::Discovery && accepted_epoch > leading.epoch {
@@ -1162,7 +1256,10 @@ impl Replica {
         );
         if voter && leading.phase == LeaderPhase::Discovery {
             leading.accepted.insert(from, accepted_epoch);
-            if self.quorum.is_quorum(self.leading_ref().accepted.keys()) {
+            if self
+                .membership
+                .is_quorum_all(&self.quorum, self.leading_ref().accepted.keys())
+            {
                 self.decide_epoch();
             }
         }
@@ -1226,7 +1323,7 @@ impl Replica {
             .map(|(id, _)| *id)
             .chain([myid])
             .collect();
-        if !self.quorum.is_quorum(&acked) {
+        if !self.membership.is_quorum_all(&self.quorum, &acked) {
             return;
         }
         // Phase 2 begins: the leader's own NEWLEADER is its current epoch made durable.
@@ -1382,7 +1479,7 @@ impl Replica {
             .map(|(id, _)| *id)
             .chain([myid])
             .collect();
-        if !self.quorum.is_quorum(&acked) {
+        if !self.membership.is_quorum_all(&self.quorum, &acked) {
             return;
         }
         self.leading().phase = LeaderPhase::Broadcast;
@@ -1531,7 +1628,7 @@ impl Replica {
             .map(|(id, h)| (*id, h.acked))
             .collect();
         acked.insert(self.config.myid, self.durable_through());
-        let quorum_zxid = self.quorum.committed(&acked);
+        let quorum_zxid = self.membership.committed(&self.quorum, &acked);
         if quorum_zxid <= self.committed {
             return;
         }
@@ -1732,6 +1829,7 @@ impl Replica {
             return;
         }
         self.log.truncate_after(after);
+        self.membership.truncated(after);
         self.actions.push(Action::Truncate { after });
         self.persisted = self.persisted.min(after);
         self.committed = self.committed.min(after);
@@ -1746,8 +1844,10 @@ impl Replica {
         }
         if keep < self.log.last() {
             self.log.truncate_after(keep);
+            self.membership.truncated(keep);
             self.actions.push(Action::Truncate { after: keep });
         }
+
         while self.log.entries.front().is_some_and(|e| e.0 <= zxid) {
             self.log.entries.pop_front();
         }
@@ -1759,6 +1859,11 @@ impl Replica {
         self.applied = zxid;
         self.new_token();
         self.learning().phase = LearnerPhase::Syncing;
+        // Reconfigs the snapshot covers are in effect in it (the driver tells of those this
+        // log never had: `adopt_membership`). Last: a changed role ends the session.
+        if self.membership.activate_through(zxid).is_some() {
+            self.membership_changed();
+        }
     }
 
     /// Truncation and snapshots start a new generation of `Sync`s: a completion issued before
@@ -1825,7 +1930,7 @@ impl Replica {
     /// The leader hands over: elect again at once, voting for `target` (observers only look
     /// again; they vote for no one).
     fn on_handover(&mut self, target: ServerId, last: Zxid) {
-        if !self.observer && self.quorum.is_voter(target) {
+        if self.elects() && self.quorum.is_voter(target) {
             self.handover = Some(Handover {
                 target,
                 last,
@@ -1984,6 +2089,43 @@ impl Replica {
             self.applied = zxid;
         }
         self.trim();
+        if self.membership.activate_through(self.applied).is_some() {
+            self.membership_changed();
+        }
+    }
+
+    // ---- dynamic reconfiguration (membership.rs) ----
+
+    /// A reconfig took effect here (QuorumPeer.processReconfig): the new voters count from
+    /// now on. A leader that no longer votes hands over to a voter of the new membership
+    /// (ZooKeeper's designated leader) instead of leaving an election without a quorum of
+    /// its own; a learner whose role changed (voter ↔ observer, or removed) joins again in
+    /// its new role, as ZooKeeper's learner restarts its session.
+    fn membership_changed(&mut self) {
+        let members = self.membership.current.clone();
+        self.quorum = Quorum::new(members.voters.iter().copied());
+        let was_observer = self.observer;
+        self.observer = !self.quorum.is_voter(self.config.myid);
+        match &self.role {
+            Role::Looking(l) => {
+                if l.recv.contains_key(&self.config.myid) != self.elects() {
+                    // It votes now, or no longer: a new round with the right ballot.
+                    self.go_looking();
+                }
+            }
+            Role::Leading(l) => {
+                if self.observer && l.transfer.is_none() && self.transfer_leadership(None).is_err()
+                {
+                    // No synchronised voter of the new membership to hand over to: elect.
+                    self.go_looking();
+                }
+            }
+            Role::Following(_) | Role::Observing(_) => {
+                if was_observer != self.observer {
+                    self.go_looking();
+                }
+            }
+        }
     }
 
     fn trim(&mut self) {
@@ -2008,7 +2150,7 @@ impl Replica {
         match &self.role {
             Role::Looking(_) => {
                 self.broadcast_vote();
-                if !self.observer {
+                if self.elects() {
                     self.check_finalize();
                 }
             }
@@ -2032,7 +2174,7 @@ impl Replica {
                 self.logical_clock += 1;
                 self.vote = self.self_vote();
                 let mut looking = Looking::default();
-                if !self.observer {
+                if self.elects() {
                     looking.recv.insert(self.config.myid, self.vote);
                 }
                 self.role = Role::Looking(looking);
@@ -2267,7 +2409,7 @@ impl Replica {
         match &self.role {
             Role::Looking(l) => {
                 assert!(
-                    self.observer || l.recv.get(&self.config.myid) == Some(&self.vote),
+                    !self.elects() || l.recv.get(&self.config.myid) == Some(&self.vote),
                     "own vote missing from the round"
                 );
             }
@@ -2330,6 +2472,8 @@ mod tests {
             sync_limit_ms: 5,
             finalize_wait_ms: 0,
             history_retain: 8,
+            config_version: Zxid::ZERO,
+            reconfig_of: crate::membership::no_reconfig,
         }
     }
 
@@ -2431,6 +2575,8 @@ mod tests {
             sync_limit_ms: 500,
             finalize_wait_ms: 60_000,
             history_retain: 0,
+            config_version: Zxid::ZERO,
+            reconfig_of: crate::membership::no_reconfig,
             ..config(4)
         };
         let old = Zxid::new(0, 7);

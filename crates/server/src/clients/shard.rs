@@ -28,6 +28,7 @@ use crate::msg::{
     CommitBatch, Committed, ConnId, CoreOp, CoreRequest, Origin, Outcome, Serving, ShardId, ToCore,
 };
 use glommio::channels::local_channel::LocalSender;
+use zoocore_member::reconfig::ReconfigArgs;
 
 use crate::budget::{Budget, Held, Permit};
 use crate::outbox::{Close, Outbox};
@@ -402,7 +403,9 @@ impl Shard {
                 let body = Response::Sasl(SetSaslResponse { token: None });
                 self.answer_now(id, xid, ErrorCode::OK, Some(&body), permit)
             }
-            Request::Reconfig(_) => {
+            // PrepRequestProcessor's first check: reconfigEnabled (and a standalone server has
+            // no quorum to reconfigure).
+            Request::Reconfig(_) if !self.cfg.reconfig_enabled || self.cfg.ensemble.is_none() => {
                 self.answer_now(id, xid, ErrorCode::RECONFIG_DISABLED, None, permit)
             }
             _ if (op.is_write() || op == OpCode::Sync) && self.serving == Serving::ReadOnly => {
@@ -543,6 +546,14 @@ impl Shard {
                 multi_ops = m.ops.iter().map(|o| o.opcode()).collect();
                 CoreOp::Tree(Op::Multi(m.ops.into_iter().map(multi_op).collect()))
             }
+            Request::Reconfig(r) => CoreOp::Reconfig(ReconfigArgs {
+                joining: r.joining_servers,
+                leaving: r.leaving_servers,
+                new_members: r.new_members,
+                from_version: r.cur_config_id,
+                skip_acl: self.cfg.skip_acl,
+                standalone_enabled: self.cfg.standalone_enabled,
+            }),
             other => CoreOp::Tree(write_op(other)),
         };
         // FIFO client order: a read queued before this write is answered from the view of
@@ -1248,6 +1259,14 @@ fn write_response(
             (_, OpResult::SetData { stat } | OpResult::SetAcl { stat }) => (
                 ErrorCode::OK,
                 Some(Response::Stat(StatResponse { stat: *stat })),
+            ),
+            // ZooKeeper answers a reconfig with the new configuration and its node's stat.
+            (_, OpResult::Reconfigured { data, stat }) => (
+                ErrorCode::OK,
+                Some(Response::GetData(GetDataResponse {
+                    data: Some(data.to_vec()),
+                    stat: *stat,
+                })),
             ),
             _ => (ErrorCode::OK, None),
         },

@@ -23,7 +23,7 @@ use zoocore_tree::Tree;
 use crate::config::{Config, Ensemble};
 use crate::forward::Forward;
 use crate::limits;
-use crate::peer::Peers;
+use crate::peer::{PeerAddr, Peers};
 
 /// What the peer links report, in arrival order.
 pub enum Event {
@@ -38,6 +38,12 @@ pub enum Event {
     /// A link with `peer` closed or was reset, in either direction.
     LinkDown {
         peer: u64,
+    },
+    /// `peer` dialled this member and says it listens at `addr` (`host:port`): dialled back
+    /// if this member does not know it (a server joining by reconfig).
+    Hello {
+        from: u64,
+        addr: String,
     },
 }
 
@@ -57,22 +63,33 @@ pub struct Start {
 }
 
 pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, seed: u64) -> Start {
-    let ens = cfg.ensemble.clone().expect("ensemble config");
+    let mut ens = cfg.ensemble.clone().expect("ensemble config");
     let (mut tree, durable) = durable_state(cfg, recovered);
-    // Each member writes the configuration into its own /zookeeper/config, as ZooKeeper's
-    // members do when they load their database (zkCli's `config` reads it).
-    tree.set_config_node(
-        ens.dynamic_text().as_bytes(),
-        ens.config_version,
-        crate::stats::unix_ms() as i64,
-    );
+    let own = ens.members[&ens.myid].clone();
+    match tree_config(&tree).filter(|(_, v)| *v > ens.config_version) {
+        // A reconfig newer than the files committed before the snapshot: its membership is
+        // the one in effect (the files are rewritten when a reconfig takes effect, so this
+        // is a data directory restored without them).
+        Some((members, version)) => {
+            tracing::info!(
+                "configuration version {version:x} from the snapshot's /zookeeper/config"
+            );
+            ens.members = members;
+            ens.config_version = version;
+        }
+        // Each member writes the configuration into its own /zookeeper/config, as
+        // ZooKeeper's members do when they load their database (zkCli's `config` reads it).
+        None => tree.set_config_node(
+            ens.dynamic_text().as_bytes(),
+            ens.config_version,
+            crate::stats::unix_ms() as i64,
+        ),
+    }
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
-    let members: BTreeMap<u64, (std::net::SocketAddr, String)> = ens
-        .members
-        .iter()
-        .map(|(id, m)| (*id, (m.quorum_addr, m.host.clone())))
-        .collect();
-    let listen = members[&ens.myid].0;
+    let members = peer_addrs(&ens.members);
+    // This server listens where its own line said, also when a reconfig removed it.
+    let listen = own.quorum_addr;
+    let advertised = format!("{}:{}", own.host, own.quorum_addr.port());
     let tls = match cfg
         .quorum_tls
         .as_ref()
@@ -82,7 +99,14 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
         Ok(tls) => tls.map(Rc::new),
         Err(e) => fatal("quorum TLS", &e),
     };
-    let peers = match crate::peer::start(ens.myid, listen, &members, tls, Rc::new(events_tx)) {
+    let peers = match crate::peer::start(
+        ens.myid,
+        listen,
+        advertised,
+        &members,
+        tls,
+        Rc::new(events_tx),
+    ) {
         Ok(p) => p,
         Err(e) => fatal(&format!("cannot listen on the quorum port {listen}"), &e),
     };
@@ -103,6 +127,79 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
         peers,
         events: events_rx,
     }
+}
+
+/// The members and version of the tree's `/zookeeper/config`, if it parses.
+fn tree_config(tree: &Tree) -> Option<(BTreeMap<u64, crate::config::Member>, i64)> {
+    let text = tree.get(zoocore_tree::CONFIG_PATH)?.data()?;
+    crate::config::members_from_text(&String::from_utf8_lossy(text)).ok()
+}
+
+/// Where each member is dialled.
+pub fn peer_addrs(members: &BTreeMap<u64, crate::config::Member>) -> BTreeMap<u64, PeerAddr> {
+    members
+        .iter()
+        .map(|(id, m)| (*id, (m.quorum_addr, m.host.clone())))
+        .collect()
+}
+
+/// A configuration took effect (`Effect::Reconfigured`): the links follow it, and the
+/// dynamic file is written as ZooKeeper writes it (QuorumPeer.setLastSeenQuorumVerifier and
+/// QuorumPeerConfig.editStaticConfig): `<zoo.cfg>.dynamic.<version>` beside zoo.cfg, and
+/// zoo.cfg's `dynamicConfigFile=` pointed at it, its own server lines dropped. A failure to
+/// write is logged: the configuration is in the replicated tree either way.
+pub fn reconfigured(cfg: &Config, peers: &mut Peers, version: Zxid, text: &str) {
+    match crate::config::members_from_text(text) {
+        Ok((members, _)) => peers.update(&peer_addrs(&members)),
+        Err(e) => tracing::warn!("reconfig {version}: cannot dial its members: {e}"),
+    }
+    let Some(static_file) = &cfg.source else {
+        return;
+    };
+    if let Err(e) = write_dynamic(static_file, version, text) {
+        tracing::warn!("reconfig {version}: cannot write the dynamic configuration file: {e}");
+    }
+}
+
+fn write_dynamic(static_file: &Path, version: Zxid, text: &str) -> std::io::Result<()> {
+    let name = format!(
+        "{}.dynamic.{:x}",
+        static_file
+            .file_name()
+            .map_or("zoo.cfg".into(), |n| n.to_string_lossy()),
+        version.0
+    );
+    let dynamic = static_file.with_file_name(name);
+    // The file holds the server lines and the version, as the node does.
+    write_atomically(&dynamic, &format!("{text}\n"))?;
+    let old = std::fs::read_to_string(static_file)?;
+    let mut new = String::new();
+    for line in old.lines() {
+        let key = line.split_once('=').map_or("", |(k, _)| k.trim());
+        let key = key.strip_prefix("zookeeper.").unwrap_or(key);
+        if key.starts_with("server.") || key == "dynamicConfigFile" {
+            continue;
+        }
+        new.push_str(line);
+        new.push('\n');
+    }
+    let dynamic_abs = std::path::absolute(&dynamic)?;
+    new.push_str(&format!("dynamicConfigFile={}\n", dynamic_abs.display()));
+    write_atomically(static_file, &new)?;
+    tracing::info!("wrote {} (version {:x})", dynamic.display(), version.0);
+    Ok(())
+}
+
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 const ACCEPTED_EPOCH: &str = "acceptedEpoch";
@@ -217,5 +314,7 @@ fn zab_config(ens: &Ensemble, history_retain: usize, tick_time_ms: u32) -> ZabCo
         // (a follower ahead of its leader makes it step down), and failover stays short.
         finalize_wait_ms: 0,
         history_retain,
+        config_version: Zxid(ens.config_version),
+        reconfig_of: zoocore_member::reconfig::reconfig_of,
     }
 }

@@ -5,7 +5,15 @@
 //! QuorumCnxManager) at the cost of two sockets per pair.
 //!
 //! A dialled connection opens with a hello (`ZCZH`, version, the dialler's myid, all
-//! big-endian), then carries `zoocore_zab::Message` frames. Frames queued for a peer wait in
+//! big-endian; version 2 adds the dialler's own quorum address, a u16 length and
+//! `host:port`), then carries `zoocore_zab::Message` frames.
+//!
+//! The set of peers changes at run time (dynamic reconfiguration): `Peers::update` starts
+//! dialling the members a reconfig added and stops dialling those it removed. A server that
+//! is not a member yet (one joining, started with the ensemble and itself) is accepted, and
+//! its hello's address is reported (`Event::Hello`) so that this member dials it back: it
+//! must be synchronised as a learner before a reconfig can add it, as ZooKeeper's leader
+//! syncs a learner it does not know as a non-voter. Frames queued for a peer wait in
 //! a bounded queue. A frame is never dropped from a live connection: a full queue resets the
 //! link (the connection is closed and what was queued is discarded), as does the driver when
 //! its leader steps down. Either end of a closed or reset link reports it (`LinkDown`), and a
@@ -41,22 +49,119 @@ use crate::limits;
 use crate::peer_tls::{self, PeerTls};
 
 const HELLO_MAGIC: [u8; 4] = *b"ZCZH";
-const HELLO_VERSION: u32 = 1;
+const HELLO_VERSION: u32 = 2;
+/// The hello without an address, which members before dynamic reconfiguration send.
+const HELLO_VERSION_PLAIN: u32 = 1;
 const HELLO_BYTES: usize = 16;
+/// The longest `host:port` a hello may carry.
+const HELLO_ADDR_MAX: usize = 512;
 
 /// The sending end of one peer link.
 struct Link {
     tx: LocalSender<Vec<u8>>,
     /// Set to make the dialler close the connection and discard what is queued.
     reset: Rc<Cell<bool>>,
+    /// Set when the peer left the configuration: its dialler stops.
+    gone: Rc<Cell<bool>>,
+    addr: SocketAddr,
 }
+
+/// A member's address as its `server.N` line gives it: the resolved quorum address and the
+/// host as written (for TLS).
+pub type PeerAddr = (SocketAddr, String);
 
 /// The sending ends of every peer link.
 pub struct Peers {
+    myid: ServerId,
+    /// What this member's hello says its quorum address is.
+    advertised: String,
     out: BTreeMap<ServerId, Link>,
+    /// The members of the configuration in effect (others are dialled because they dialled
+    /// this member: servers joining).
+    configured: std::collections::BTreeSet<ServerId>,
+    /// Where each server that dialled this member said it listens.
+    heard: BTreeMap<ServerId, String>,
+    tls: Option<Rc<PeerTls>>,
+    events: Rc<LocalSender<Event>>,
 }
 
 impl Peers {
+    /// Dials `id` at `addr` from now on (replacing a link to another address).
+    pub fn add(&mut self, id: ServerId, peer: PeerAddr) {
+        if id == self.myid || self.out.get(&id).is_some_and(|l| l.addr == peer.0) {
+            return;
+        }
+        self.remove(id);
+        let (addr, host) = peer;
+        let (tx, rx) = local_channel::new_bounded::<Vec<u8>>(limits::PEER_QUEUE_FRAMES);
+        let reset = Rc::new(Cell::new(false));
+        let gone = Rc::new(Cell::new(false));
+        self.out.insert(
+            id,
+            Link {
+                tx,
+                reset: reset.clone(),
+                gone: gone.clone(),
+                addr,
+            },
+        );
+        let events = self.events.clone();
+        let link = Dialler {
+            myid: self.myid,
+            advertised: self.advertised.clone(),
+            peer: id,
+            addr,
+            host,
+            tls: self.tls.clone(),
+            rx,
+            reset,
+            gone,
+        };
+        glommio::spawn_local(async move { link.run(&events).await }).detach();
+    }
+
+    /// Stops dialling `id`. What is queued for it is still written (the COMMIT of the
+    /// reconfig that removed it, typically), then its link closes.
+    pub fn remove(&mut self, id: ServerId) {
+        if let Some(link) = self.out.remove(&id) {
+            link.gone.set(true);
+            // Wakes a dialler waiting for frames: the channel is closed once `link` drops.
+            let _ = link.tx.try_send(Vec::new());
+            tracing::info!("peer {id}: no longer dialled");
+        }
+    }
+
+    /// Where `id` said it listens when it last dialled this member.
+    pub fn heard_at(&self, id: ServerId) -> Option<&str> {
+        self.heard.get(&id).map(String::as_str)
+    }
+
+    /// Notes where `id` says it listens (its hello).
+    pub fn heard(&mut self, id: ServerId, addr: String) {
+        self.heard.insert(id, addr);
+    }
+
+    /// Whether this member dials `id`.
+    pub fn knows(&self, id: ServerId) -> bool {
+        self.out.contains_key(&id)
+    }
+
+    /// A new configuration: dial every member of it (at its address there), stop dialling
+    /// the members of the previous one it left out. A server dialled because it dialled
+    /// this member (joining) is kept: a later reconfig may add it.
+    pub fn update(&mut self, members: &BTreeMap<ServerId, PeerAddr>) {
+        let old: Vec<ServerId> = self.configured.iter().copied().collect();
+        for id in old {
+            if !members.contains_key(&id) {
+                self.remove(id);
+            }
+        }
+        self.configured = members.keys().copied().collect();
+        for (id, peer) in members {
+            self.add(*id, peer.clone());
+        }
+    }
+
     /// Queues `frame` for `to`. When the link's queue is full the link is reset and `false`
     /// returned: the frame and everything queued before it will not arrive.
     pub fn send(&mut self, to: ServerId, frame: Vec<u8>) -> bool {
@@ -85,16 +190,17 @@ impl Peers {
 }
 
 /// Starts the listener on `listen` and a dialler for every other member (its address, and
-/// its host as zoo.cfg names it, for TLS). Received messages go to `events`.
+/// its host as zoo.cfg names it, for TLS). Received messages go to `events`. `advertised`
+/// is this member's own quorum address as its server line writes it (`host:port`).
 pub fn start(
     myid: ServerId,
     listen: SocketAddr,
-    members: &BTreeMap<ServerId, (SocketAddr, String)>,
+    advertised: String,
+    members: &BTreeMap<ServerId, PeerAddr>,
     tls: Option<Rc<PeerTls>>,
     events: Rc<LocalSender<Event>>,
 ) -> std::io::Result<Peers> {
     let listener = crate::listen::listen(listen)?;
-    let known: Vec<ServerId> = members.keys().copied().collect();
     {
         let events = events.clone();
         let tls = tls.clone();
@@ -102,19 +208,12 @@ pub fn start(
             loop {
                 match listener.accept().await {
                     Ok(stream) => {
-                        let (events, known, tls) = (events.clone(), known.clone(), tls.clone());
+                        let (events, tls) = (events.clone(), tls.clone());
                         glommio::spawn_local(async move {
                             let addr = stream.peer_addr().ok();
                             let mut from = None;
-                            let result = accept_link(
-                                myid,
-                                stream,
-                                tls.as_deref(),
-                                &known,
-                                &events,
-                                &mut from,
-                            )
-                            .await;
+                            let result =
+                                accept_link(myid, stream, tls.as_deref(), &events, &mut from).await;
                             if let Err(why) = result {
                                 tracing::info!("peer link from {addr:?} closed: {why}");
                             }
@@ -133,42 +232,23 @@ pub fn start(
         })
         .detach();
     }
-    let mut out = BTreeMap::new();
-    for (&id, (addr, host)) in members {
-        if id == myid {
-            continue;
-        }
-        let (addr, host, tls) = (*addr, host.clone(), tls.clone());
-        let (tx, rx) = local_channel::new_bounded::<Vec<u8>>(limits::PEER_QUEUE_FRAMES);
-        let reset = Rc::new(Cell::new(false));
-        out.insert(
-            id,
-            Link {
-                tx,
-                reset: reset.clone(),
-            },
-        );
-        let events = events.clone();
-        glommio::spawn_local(async move {
-            let link = Dialler {
-                myid,
-                peer: id,
-                addr,
-                host,
-                tls,
-                rx,
-                reset,
-            };
-            link.run(&events).await
-        })
-        .detach();
-    }
-    Ok(Peers { out })
+    let mut peers = Peers {
+        myid,
+        advertised,
+        out: BTreeMap::new(),
+        configured: Default::default(),
+        heard: BTreeMap::new(),
+        tls,
+        events,
+    };
+    peers.update(members);
+    Ok(peers)
 }
 
 /// The task that keeps one outgoing connection up and writes its queued frames.
 struct Dialler {
     myid: ServerId,
+    advertised: String,
     peer: ServerId,
     addr: SocketAddr,
     /// The peer's host as its `server.N` line names it: the name its certificate carries.
@@ -176,6 +256,7 @@ struct Dialler {
     tls: Option<Rc<PeerTls>>,
     rx: LocalReceiver<Vec<u8>>,
     reset: Rc<Cell<bool>>,
+    gone: Rc<Cell<bool>>,
 }
 
 impl Dialler {
@@ -188,6 +269,9 @@ impl Dialler {
     async fn run(self, events: &LocalSender<Event>) {
         let mut backoff = Duration::from_millis(limits::PEER_BACKOFF_MS_MIN);
         loop {
+            if self.gone.get() {
+                return; // the peer left the configuration
+            }
             let connected = TcpStream::connect_timeout(
                 self.addr,
                 Duration::from_millis(limits::PEER_CONNECT_MS),
@@ -257,6 +341,9 @@ impl Dialler {
         hello.extend_from_slice(&HELLO_MAGIC);
         hello.extend_from_slice(&HELLO_VERSION.to_be_bytes());
         hello.extend_from_slice(&self.myid.to_be_bytes());
+        let addr = self.advertised.as_bytes();
+        hello.extend_from_slice(&(addr.len() as u16).to_be_bytes());
+        hello.extend_from_slice(addr);
         stream
             .write_all(&hello)
             .await
@@ -267,6 +354,9 @@ impl Dialler {
             let Some(first) = self.rx.recv().await else {
                 return Ok(());
             };
+            if first.is_empty() && self.gone.get() {
+                return Ok(()); // removed: what was queued before is written
+            }
             buf.clear();
             buf.extend_from_slice(&first);
             while buf.len() < limits::PEER_WRITE_BYTES {
@@ -294,13 +384,12 @@ async fn accept_link(
     myid: ServerId,
     stream: TcpStream,
     tls: Option<&PeerTls>,
-    known: &[ServerId],
     events: &LocalSender<Event>,
     peer: &mut Option<ServerId>,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        return read_link(myid, stream, known, events, peer).await;
+        return read_link(myid, stream, events, peer).await;
     };
     let limit = Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS);
     let is_tls = crate::conn::starts_tls(&stream, limit).await;
@@ -315,9 +404,9 @@ async fn accept_link(
             )
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            read_link(myid, accepted, known, events, peer).await
+            read_link(myid, accepted, events, peer).await
         }
-        (false, _, true) => read_link(myid, stream, known, events, peer).await,
+        (false, _, true) => read_link(myid, stream, events, peer).await,
         (false, _, false) => {
             Err("a plain link, and sslQuorum requires TLS (portUnification is off)".into())
         }
@@ -330,7 +419,6 @@ async fn accept_link(
 async fn read_link<S: AsyncRead + Unpin>(
     myid: ServerId,
     mut stream: S,
-    known: &[ServerId],
     events: &LocalSender<Event>,
     peer: &mut Option<ServerId>,
 ) -> Result<(), String> {
@@ -343,18 +431,39 @@ async fn read_link<S: AsyncRead + Unpin>(
         return Err(format!("bad hello magic {:02x?}", &hello[0..4]));
     }
     let version = u32::from_be_bytes([hello[4], hello[5], hello[6], hello[7]]);
-    if version != HELLO_VERSION {
+    if version != HELLO_VERSION && version != HELLO_VERSION_PLAIN {
         return Err(format!("unsupported peer protocol version {version}"));
     }
     let mut id = [0u8; 8];
     id.copy_from_slice(&hello[8..16]);
     let from = u64::from_be_bytes(id);
-    if from == myid || !known.contains(&from) {
-        return Err(format!(
-            "hello from {from}, not another member of this ensemble"
-        ));
+    if from == myid {
+        return Err(format!("hello from {from}, this server's own id"));
+    }
+    let mut addr = String::new();
+    if version == HELLO_VERSION {
+        let mut len = [0u8; 2];
+        stream
+            .read_exact(&mut len)
+            .await
+            .map_err(|e| format!("no hello address: {e}"))?;
+        let len = usize::from(u16::from_be_bytes(len));
+        if len > HELLO_ADDR_MAX {
+            return Err(format!("hello address of {len} bytes"));
+        }
+        let mut bytes = vec![0u8; len];
+        stream
+            .read_exact(&mut bytes)
+            .await
+            .map_err(|e| format!("no hello address: {e}"))?;
+        addr = String::from_utf8(bytes).map_err(|_| "hello address is not UTF-8".to_string())?;
     }
     *peer = Some(from);
+    // Every link's dialler tells where it listens: a server this member does not know yet
+    // (one joining by reconfig) is dialled back there.
+    if !addr.is_empty() && events.send(Event::Hello { from, addr }).await.is_err() {
+        return Ok(());
+    }
     let mut buf = vec![0u8; limits::READ_CHUNK_BYTES];
     let (mut start, mut end) = (0usize, 0usize);
     loop {

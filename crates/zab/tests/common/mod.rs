@@ -19,6 +19,8 @@ pub fn config(myid: ServerId) -> Config {
         sync_limit_ms: INIT_LIMIT,
         finalize_wait_ms: 0,
         history_retain: 100,
+        config_version: zoocore_proto::Zxid::ZERO,
+        reconfig_of: zoocore_zab::no_reconfig,
     }
 }
 

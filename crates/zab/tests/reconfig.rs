@@ -1,0 +1,116 @@
+//! Dynamic reconfiguration in the replica (docs/ZAB.md 5a): a reconfig commits only once a
+//! quorum of the old voters AND of the new ones has it, takes effect at its commit, and the
+//! new voters decide from then on; a server outside the membership learns as a non-voter.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{config, Net};
+use zoocore_proto::Zxid;
+use zoocore_zab::{Config, Input, Members, Message, Payload, RoleKind, ServerId};
+
+/// Test payloads: `R:<voters, comma-separated>` is a reconfig to those voters.
+fn reconfig_of(payload: &[u8]) -> Option<Members> {
+    let text = std::str::from_utf8(payload).ok()?.strip_prefix("R:")?;
+    let voters: Vec<ServerId> = text.split(',').filter_map(|v| v.parse().ok()).collect();
+    Some(Members::new(voters, []))
+}
+
+fn cfg(id: ServerId) -> Config {
+    Config {
+        // Server 4 starts with the ensemble and itself, as a joining server does.
+        voters: if id == 4 {
+            vec![1, 2, 3, 4]
+        } else {
+            vec![1, 2, 3]
+        },
+        reconfig_of,
+        ..config(id)
+    }
+}
+
+fn propose(net: &mut Net, leader: ServerId, data: &str) -> Zxid {
+    let zxid = net
+        .replica(leader)
+        .next_zxid()
+        .expect("an established leader");
+    let data: Payload = Arc::from(data.as_bytes());
+    net.step(leader, Input::Propose { zxid, data });
+    zxid
+}
+
+fn is_ack_from(from: ServerId, id: ServerId, msg: &Message) -> bool {
+    from == id
+        && matches!(
+            msg,
+            Message::Ack { .. } | Message::PingReply { .. } | Message::AckNewLeader { .. }
+        )
+}
+
+#[test]
+fn a_reconfig_commits_with_both_quorums_and_the_new_voters_decide_after_it() {
+    let mut net = Net::with_config(&[1, 2, 3, 4], true, cfg);
+    net.run_until(100, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("no leader: {:?}", net.roles()));
+    let leader = net.replica(1).leader().expect("a leader");
+    assert_eq!(leader, 3, "the highest myid of the voters leads");
+    // 4 is no member of the leader's membership, yet it follows (as a non-voter).
+    assert_eq!(net.replica(4).role(), RoleKind::Following);
+
+    // The new voters are 3 and 4: with 4's acknowledgements lost, the old voters alone
+    // (1, 2, 3 all acknowledge) must not commit it.
+    let r = propose(&mut net, leader, "R:3,4");
+    for _ in 0..5 {
+        net.deliver(&mut |from, _, msg| is_ack_from(from, 4, msg));
+        net.tick();
+    }
+    for id in [1, 2, 3] {
+        assert!(net.replica(id).has(r), "{id} lacks the reconfig");
+    }
+    assert!(
+        net.replica(leader).committed() < r,
+        "committed {} without the new voters",
+        net.replica(leader).committed()
+    );
+    assert!(net.replica(leader).reconfig_in_progress());
+
+    // 4's acknowledgements arrive: it commits, and takes effect everywhere.
+    net.run_until(20, &mut |_, _, _| false, |n| {
+        [1, 2, 3, 4]
+            .iter()
+            .all(|id| n.replica(*id).membership().0 == r)
+    })
+    .unwrap_or_else(|| panic!("the reconfig never took effect: {:?}", net.roles()));
+    assert!(!net.replica(leader).reconfig_in_progress());
+    for id in [1, 2, 3, 4] {
+        let (since, members) = net.replica(id).membership();
+        assert_eq!(
+            (since, members.voters.iter().copied().collect::<Vec<_>>()),
+            (r, vec![3, 4])
+        );
+    }
+
+    // From now on 3 and 4 decide: with 1 and 2 silent, a proposal commits on 3 and 4.
+    net.run_until(20, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("not serving after the reconfig: {:?}", net.roles()));
+    let leader = net.replica(3).leader().expect("a leader");
+    let z = propose(&mut net, leader, "txn");
+    for _ in 0..5 {
+        net.deliver(&mut |from, _, msg| {
+            (from == 1 || from == 2)
+                && matches!(msg, Message::Ack { .. } | Message::PingReply { .. })
+        });
+        net.tick();
+    }
+    assert!(
+        net.replica(leader).committed() >= z,
+        "the new voters did not commit {z}"
+    );
+    // The removed servers go on learning, as observers do.
+    net.run_until(20, &mut |_, _, _| false, |n| n.replica(1).committed() >= z)
+        .expect("1 learns the commit");
+    for id in [1, 2] {
+        assert_eq!(net.replica(id).role(), RoleKind::Observing, "{id}");
+    }
+}
