@@ -161,6 +161,34 @@ const PROMETHEUS_PROVIDER: &str =
 /// ZooKeeper's default provider: metrics only in mntr and the admin `monitor` command.
 const DEFAULT_PROVIDER: &str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
 
+/// How the snapshot writer shares the machine with the commits (docs/OPERATIONS.md,
+/// "Snapshots"; the measurements behind the defaults are in docs/BENCHMARKS.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPacing {
+    /// `zoocore.snapshotIdlePriority`: the writer's thread runs under SCHED_IDLE, so it
+    /// takes only CPU time that nothing else wants.
+    pub idle_priority: bool,
+    /// `zoocore.snapshotWriteMBps`: the writer's rate cap in MB/s; 0: no cap.
+    pub write_mb_per_s: u64,
+    /// `zoocore.snapshotWriteBehindKB`: write back every this many KiB as the file is
+    /// written (sync_file_range); 0: leave it to the kernel and the final fdatasync.
+    pub write_behind_kb: u64,
+    /// `zoocore.snapshotDirectIo`: write the file with O_DIRECT (where the file system
+    /// takes it), past the page cache.
+    pub direct_io: bool,
+}
+
+impl Default for SnapshotPacing {
+    fn default() -> Self {
+        SnapshotPacing {
+            idle_priority: true,
+            write_mb_per_s: 0,
+            write_behind_kb: zoocore_storage::WRITE_BEHIND_BYTES >> 10,
+            direct_io: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from, for `conf` and messages; `None` for the built-in default.
@@ -194,6 +222,8 @@ pub struct Config {
     /// zoocore: pin executors to CPUs of the process's affinity mask.
     pub pinning: bool,
     pub snap_count: u64,
+    /// zoocore: how a snapshot is written beside the commits (`zoocore.snapshot*` keys).
+    pub snapshot_pacing: SnapshotPacing,
     pub pre_alloc_size_kb: u64,
     /// `forceSync=no` skips the fdatasync of the log: fast, and UNSAFE (a crash or power loss
     /// loses acknowledged writes).
@@ -315,6 +345,7 @@ impl Config {
             shards: None,
             pinning: true,
             snap_count: 100_000,
+            snapshot_pacing: SnapshotPacing::default(),
             pre_alloc_size_kb: 65536,
             force_sync: true,
             fsync_warning_threshold_ms: 1000,
@@ -467,6 +498,18 @@ impl Config {
                     cfg.shards = Some(n);
                 }
                 "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
+                "zoocore.snapshotIdlePriority" => {
+                    cfg.snapshot_pacing.idle_priority = parse_bool(value).map_err(bad)?
+                }
+                "zoocore.snapshotWriteMBps" => {
+                    cfg.snapshot_pacing.write_mb_per_s = parse_num(value).map_err(bad)?
+                }
+                "zoocore.snapshotDirectIo" => {
+                    cfg.snapshot_pacing.direct_io = parse_bool(value).map_err(bad)?
+                }
+                "zoocore.snapshotWriteBehindKB" => {
+                    cfg.snapshot_pacing.write_behind_kb = parse_num(value).map_err(bad)?
+                }
                 "admin.enableServer" => cfg.admin.enabled = parse_bool(value).map_err(bad)?,
                 "admin.serverAddress" => cfg.admin.addr.set_ip(parse_ip(value).map_err(bad)?),
                 "admin.serverPort" => cfg.admin.addr.set_port(parse_num(value).map_err(bad)?),
@@ -1072,6 +1115,28 @@ mod tests {
         assert!(!cfg.four_letter_words.allows("mntr"));
         assert_eq!(cfg.shards, Some(3));
         assert!(!cfg.pinning);
+    }
+
+    #[test]
+    fn snapshot_pacing_keys() {
+        let cfg = Config::parse("dataDir=/tmp/zk\n", Path::new("zoo.cfg")).unwrap();
+        assert_eq!(cfg.snapshot_pacing, SnapshotPacing::default());
+        assert!(cfg.snapshot_pacing.idle_priority && cfg.snapshot_pacing.direct_io);
+        let text = "dataDir=/tmp/zk\nzoocore.snapshotIdlePriority=false\n\
+                    zoocore.snapshotWriteMBps=40\nzoocore.snapshotWriteBehindKB=0\n\
+                    zoocore.snapshotDirectIo=no\n";
+        let cfg = Config::parse(text, Path::new("zoo.cfg")).unwrap();
+        assert_eq!(
+            cfg.snapshot_pacing,
+            SnapshotPacing {
+                idle_priority: false,
+                write_mb_per_s: 40,
+                write_behind_kb: 0,
+                direct_io: false,
+            }
+        );
+        let err = Config::parse("zoocore.snapshotWriteMBps=fast\n", Path::new("z.cfg"));
+        assert!(err.unwrap_err().to_string().contains("snapshotWriteMBps"));
     }
 
     #[test]

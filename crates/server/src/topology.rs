@@ -283,6 +283,7 @@ struct CoreDriver {
     clock: Clock,
     senders: Vec<ConnectedSender<FromCore>>,
     dev: FileDevice,
+    snapshot_pacing: crate::config::SnapshotPacing,
     stats: Arc<ServerStats>,
     data_dir: std::path::PathBuf,
     /// Taken while its fdatasync is in flight (the member asks for one at a time).
@@ -365,6 +366,7 @@ async fn core_main(
         clock,
         senders,
         dev,
+        snapshot_pacing: cfg.snapshot_pacing,
         stats,
         data_dir: cfg.data_dir.clone(),
         syncer: RefCell::new(Some(Syncer::new(
@@ -508,7 +510,9 @@ async fn carry_out(driver: &Rc<CoreDriver>, effect: Effect<FileDevice>) {
             let driver = driver.clone();
             glommio::spawn_local(async move {
                 let zxid = tree.last_zxid();
-                let result = write_snapshot_off_core(driver.dev.clone(), tree).await;
+                let pacing = driver.snapshot_pacing;
+                let result =
+                    crate::driver::snapshot::write_off_core(driver.dev.clone(), tree, pacing).await;
                 driver.step(Input::SnapshotWritten { zxid, result });
             })
             .detach();
@@ -625,28 +629,6 @@ fn redial(driver: &CoreDriver, from: u64) {
         }
         None => tracing::info!("peer {from}: cannot resolve {addr:?} from its hello"),
     }
-}
-
-/// Writes a snapshot of a pinned tree version on glommio's blocking pool: its writes and
-/// fsync run beside the core, and commits continue meanwhile (the version is immutable).
-async fn write_snapshot_off_core(
-    dev: FileDevice,
-    tree: Tree,
-) -> Result<zoocore_storage::SnapshotInfo, zoocore_storage::SnapshotError> {
-    let zxid = tree.last_zxid();
-    let started = Instant::now();
-    let result = glommio::executor()
-        .spawn_blocking(move || zoocore_storage::write_snapshot(&dev, &tree))
-        .await;
-    crate::stats::SNAPSHOT_TIME_MS.record(started.elapsed().as_millis() as u64);
-    match &result {
-        Ok(info) => tracing::info!(
-            "snapshot at {zxid} written in {:?}: {info:?}",
-            started.elapsed()
-        ),
-        Err(e) => tracing::error!("snapshot at {zxid} failed: {e}"),
-    }
-    result
 }
 
 fn publish_counters(member: &mut Member<FileDevice>, stats: &ServerStats) {

@@ -76,6 +76,12 @@ pub trait Device: Clone + std::fmt::Debug {
     fn open_segment(&self, name: &str) -> io::Result<Self::File>;
     /// A new empty file that grows as it is written.
     fn create(&self, name: &str) -> io::Result<Self::File>;
+    /// A new, empty file that will be written once, front to back, then synced (a
+    /// snapshot). The real device writes it with direct IO where the file system allows:
+    /// no page-cache copy and no dirty pages left for the kernel to write back in a burst.
+    fn create_streaming(&self, name: &str) -> io::Result<Self::File> {
+        self.create(name)
+    }
     /// Atomic and durable rename.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Durable removal.
@@ -100,6 +106,13 @@ pub trait DeviceFile: std::fmt::Debug {
     /// Makes `offset..offset + len` durable (msync / fdatasync).
     fn sync(&mut self, offset: u64, len: u64) -> io::Result<()>;
     fn sync_handle(&self) -> Self::SyncHandle;
+    /// A hint for a file written front to back (a snapshot): start writing
+    /// `offset..offset + len` back to the disk now, and wait until what was started before
+    /// `offset` has reached it. Durability still needs `sync`; a device without a page
+    /// cache does nothing.
+    fn write_behind(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The real device: a directory on a local file system.
@@ -140,6 +153,74 @@ pub struct RealFile {
     file: Arc<File>,
     segment: bool,
     len: u64,
+    /// Set for a streaming file opened with O_DIRECT (`create_streaming`).
+    direct: Option<DirectStream>,
+}
+
+/// Alignment of O_DIRECT buffers, offsets and lengths (the largest logical block size in
+/// common use; a multiple of every smaller one).
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes a streaming file gathers before one direct write.
+const DIRECT_WRITE_BYTES: usize = 1 << 20;
+const _: () = assert!(DIRECT_WRITE_BYTES.is_multiple_of(DIRECT_ALIGN));
+
+/// The front-to-back writer of an O_DIRECT file: whole aligned blocks go straight to the
+/// disk from an aligned staging buffer; the unaligned tail is written through a second,
+/// buffered descriptor of the same file at `sync`.
+#[derive(Debug)]
+struct DirectStream {
+    /// `DIRECT_WRITE_BYTES` + `DIRECT_ALIGN`; the aligned window starts at `start`.
+    staging: Vec<u8>,
+    start: usize,
+    /// Bytes gathered in the window, not yet written directly.
+    filled: usize,
+    /// File offset of the window (everything before it is written).
+    window_at: u64,
+    buffered: File,
+}
+
+impl DirectStream {
+    fn new(buffered: File) -> Self {
+        let staging = vec![0u8; DIRECT_WRITE_BYTES + DIRECT_ALIGN];
+        let start = staging.as_ptr().align_offset(DIRECT_ALIGN);
+        assert!(start < DIRECT_ALIGN, "alignment offset {start}");
+        DirectStream {
+            staging,
+            start,
+            filled: 0,
+            window_at: 0,
+            buffered,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.window_at + self.filled as u64
+    }
+
+    fn append(&mut self, direct: &File, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let room = DIRECT_WRITE_BYTES - self.filled;
+            let n = room.min(bytes.len());
+            let at = self.start + self.filled;
+            self.staging[at..at + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == DIRECT_WRITE_BYTES {
+                let window = &self.staging[self.start..self.start + DIRECT_WRITE_BYTES];
+                direct.write_all_at(window, self.window_at)?;
+                self.window_at += DIRECT_WRITE_BYTES as u64;
+                self.filled = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the window's partial tail through the page cache (the window keeps it: a
+    /// later append rewrites the whole block directly).
+    fn write_tail(&mut self) -> io::Result<()> {
+        let tail = &self.staging[self.start..self.start + self.filled];
+        self.buffered.write_all_at(tail, self.window_at)
+    }
 }
 
 /// An open file to fdatasync, possibly from another thread or through io_uring.
@@ -212,6 +293,7 @@ impl Device for FileDevice {
             file: Arc::new(file),
             segment: true,
             len,
+            direct: None,
         })
     }
 
@@ -230,6 +312,7 @@ impl Device for FileDevice {
             file: Arc::new(file),
             segment: true,
             len,
+            direct: None,
         })
     }
 
@@ -243,6 +326,34 @@ impl Device for FileDevice {
             file: Arc::new(file),
             segment: false,
             len: 0,
+            direct: None,
+        })
+    }
+
+    /// O_DIRECT where the file system takes it (tmpfs does not: then a plain file).
+    fn create_streaming(&self, name: &str) -> io::Result<RealFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.path(name);
+        let direct = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path);
+        let file = match direct {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // Some file systems refuse O_DIRECT at open and create the file anyway.
+                let _ = fs::remove_file(&path);
+                return self.create(name);
+            }
+            Err(e) => return Err(e),
+        };
+        let buffered = OpenOptions::new().write(true).open(&path)?;
+        Ok(RealFile {
+            file: Arc::new(file),
+            segment: false,
+            len: 0,
+            direct: Some(DirectStream::new(buffered)),
         })
     }
 
@@ -265,6 +376,13 @@ impl DeviceFile for RealFile {
     }
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        if let Some(d) = &mut self.direct {
+            // A streaming file is written front to back; anything else is a caller's bug.
+            assert_eq!(offset, d.len(), "a streaming file is written in order");
+            d.append(&self.file, bytes)?;
+            self.len = d.len();
+            return Ok(());
+        }
         let end = offset + bytes.len() as u64;
         if self.segment {
             assert!(
@@ -282,10 +400,47 @@ impl DeviceFile for RealFile {
         if self.segment {
             assert!(offset + len <= self.len, "sync range past segment end");
         }
+        if let Some(d) = &mut self.direct {
+            d.write_tail()?;
+        }
+        // Direct writes are on the disk but maybe not in its cache's stable part, and the
+        // file's size and block map are metadata: fdatasync covers both.
         self.file.sync_data()
     }
 
     fn sync_handle(&self) -> FileSync {
         FileSync(self.file.clone())
+    }
+
+    /// `sync_file_range`: the kernel keeps at most two windows of this file dirty or in
+    /// flight instead of leaving hundreds of MB to its background flusher (which then
+    /// competes in one burst with the log's fdatasync) or to one huge final fdatasync.
+    fn write_behind(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if self.direct.is_some() {
+            // Direct writes leave nothing in the page cache to write back.
+            return Ok(());
+        }
+        let fd = self.file.as_raw_fd();
+        let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE;
+        let start = libc::SYNC_FILE_RANGE_WRITE;
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        // SAFETY: sync_file_range only reads its integer arguments; `fd` is this file's
+        // open descriptor, alive for the call (borrowed from `self.file`).
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            // A length of 0 would mean "to the end of the file": nothing before 0 to wait for.
+            if off > 0 && libc::sync_file_range(fd, 0, off, wait) != 0 {
+                -1
+            } else {
+                libc::sync_file_range(fd, off, n, start)
+            }
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }

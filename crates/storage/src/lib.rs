@@ -38,7 +38,7 @@ pub use mem::{Crash, MemDevice, MemFileHandle, MemSync};
 pub use recover::{recover, RecoverOptions, Recovered, SkippedSnapshot, TruncatedTail};
 pub use snapshot::{
     decode_snapshot, parse_snapshot_name, snapshot_name, write_snapshot, LoadedSnapshot,
-    SnapshotInfo, SnapshotWriter,
+    SnapshotInfo, SnapshotWriter, WRITE_BEHIND_BYTES,
 };
 
 /// Keeps the newest `retain` snapshots (at least one), removes older ones, then the log

@@ -382,8 +382,8 @@ impl<D: Device> Log<D> {
 
     /// The creation of the next segment's file, to run off the hot path (a blocking
     /// thread); `None` unless `wants_next_segment`. Until its result is given to
-    /// `adopt_next_segment`, no other job is handed out and a roll that comes first creates
-    /// its segment synchronously, as without a spare.
+    /// `adopt_next_segment`, no other job is handed out; a roll by count waits for it, and a
+    /// roll by size that comes first creates its segment synchronously, as without a spare.
     pub fn next_segment_job(&mut self) -> Option<SpareJob<D>> {
         if !self.wants_next_segment() {
             return None;
@@ -583,8 +583,16 @@ impl<D: Device> Log<D> {
         match &self.current {
             None => true,
             Some(c) if c.written + record_bytes > c.len => true,
-            // Roll by count only at a batch boundary, never mid-batch.
-            Some(c) => c.records >= self.opts.snap_count && c.written == c.synced,
+            // Roll by count only at a batch boundary, never mid-batch, and not while the
+            // spare is still being made: the segment has room, and a roll now would zero-fill
+            // and sync a whole new segment (preAllocSize) on the caller's thread, the ZAB
+            // core, stalling every commit behind it (docs/BENCHMARKS.md, "Snapshots under
+            // load": at snapCount=8000 and 8,000 writes/s that was most of the stall).
+            Some(c) => {
+                c.records >= self.opts.snap_count
+                    && c.written == c.synced
+                    && !matches!(self.spare, Spare::Pending)
+            }
         }
     }
 

@@ -34,6 +34,9 @@ const CHUNK_SESSIONS: u32 = 2;
 pub const CHUNK_PAYLOAD_BYTES_MAX: u32 = 64 << 20;
 /// Target payload of one chunk the writer produces (a chunk holds at least one entry).
 pub const CHUNK_PAYLOAD_BYTES_TARGET: usize = 1 << 20;
+/// The writer asks the device to write back every this many bytes (`write_behind`), so a
+/// snapshot leaves at most two such windows dirty in the page cache.
+pub const WRITE_BEHIND_BYTES: u64 = 8 << 20;
 const FLAG_EXTENDED_TYPES: u32 = 1;
 
 const _: () = assert!(CHUNK_PAYLOAD_BYTES_TARGET < CHUNK_PAYLOAD_BYTES_MAX as usize);
@@ -79,6 +82,10 @@ pub struct SnapshotWriter<D: Device> {
     tmp: String,
     phase: Phase,
     offset: u64,
+    /// Where the last `write_behind` window ended.
+    behind: u64,
+    /// The write-behind window; 0: none.
+    behind_window: u64,
     crc: u32,
     buf: Vec<u8>,
 }
@@ -142,12 +149,27 @@ fn frame_chunk(out: &mut Vec<u8>, kind: u32, count: u32, payload: &[u8]) {
 }
 
 impl<D: Device> SnapshotWriter<D> {
-    /// Starts a snapshot of `tree` (a clone pins the version: O(1), shares every node).
+    /// Starts a snapshot of `tree` (a clone pins the version: O(1), shares every node),
+    /// written as a streaming file (`Device::create_streaming`: direct IO on a real disk).
     pub fn new(dev: D, tree: Tree) -> Result<Self, SnapshotError> {
+        Self::open(dev, tree, true)
+    }
+
+    /// `new`, but written through the page cache (`Device::create`).
+    pub fn new_buffered(dev: D, tree: Tree) -> Result<Self, SnapshotError> {
+        Self::open(dev, tree, false)
+    }
+
+    fn open(dev: D, tree: Tree, streaming: bool) -> Result<Self, SnapshotError> {
         let zxid = tree.last_zxid();
         let name = snapshot_name(zxid);
         let tmp = format!("{name}.tmp");
-        let file = dev.create(&tmp).map_err(snap_io(&tmp))?;
+        let file = if streaming {
+            dev.create_streaming(&tmp)
+        } else {
+            dev.create(&tmp)
+        };
+        let file = file.map_err(snap_io(&tmp))?;
         let mut w = SnapshotWriter {
             dev,
             file,
@@ -155,6 +177,8 @@ impl<D: Device> SnapshotWriter<D> {
             tmp,
             phase: Phase::Nodes { after: None },
             offset: 0,
+            behind: 0,
+            behind_window: WRITE_BEHIND_BYTES,
             crc: 0,
             buf: Vec::new(),
             tree,
@@ -183,6 +207,17 @@ impl<D: Device> SnapshotWriter<D> {
 
     pub fn zxid(&self) -> Zxid {
         self.tree.last_zxid()
+    }
+
+    /// Asks the device to write back every `bytes` as the file is written (default
+    /// [`WRITE_BEHIND_BYTES`]); 0: never before the final sync.
+    pub fn set_write_behind(&mut self, bytes: u64) {
+        self.behind_window = bytes;
+    }
+
+    /// Bytes written to the file so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.offset
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
@@ -262,17 +297,32 @@ impl<D: Device> SnapshotWriter<D> {
         if !chunk.is_empty() {
             self.write(&chunk)?;
         }
+        if self.behind_window > 0 && self.offset - self.behind >= self.behind_window {
+            self.file
+                .write_behind(self.behind, self.offset - self.behind)
+                .map_err(snap_io(&self.tmp))?;
+            self.behind = self.offset;
+        }
         self.buf = payload;
         Ok(false)
     }
 
     /// Runs the remaining steps. On an error the partial file is removed: on a full disk
     /// it holds room the log needs.
-    pub fn finish(mut self) -> Result<SnapshotInfo, SnapshotError> {
+    pub fn finish(self) -> Result<SnapshotInfo, SnapshotError> {
+        self.finish_with(|_| {})
+    }
+
+    /// `finish`, calling `between(bytes_written)` after every step but the last: the
+    /// caller paces the writer there (sleeps, yields) without this crate reading a clock.
+    pub fn finish_with(
+        mut self,
+        mut between: impl FnMut(u64),
+    ) -> Result<SnapshotInfo, SnapshotError> {
         loop {
             match self.step() {
                 Ok(true) => break,
-                Ok(false) => {}
+                Ok(false) => between(self.offset),
                 Err(e) => {
                     let _ = self.dev.remove(&self.tmp);
                     return Err(e);

@@ -2,12 +2,15 @@
 //! run on another thread, `Log::adopt_next_segment`. A roll then uses the spare file (only
 //! the header is written), falls back to creating its own segment when the spare is not
 //! ready or its job failed, and recovery is unchanged; a spare left by a crash is removed.
+//! A roll by count (snapCount) waits while the spare's job is out, instead of making a
+//! whole segment on the caller's thread.
 
 mod common;
 
 use common::{small_opts, Driver};
 use zoocore_storage::{
-    new_log, recover, Crash, Device, FileDevice, MemDevice, RecoverOptions, SPARE_SEGMENT_NAME,
+    new_log, recover, Crash, Device, FileDevice, LogOptions, MemDevice, RecoverOptions,
+    SPARE_SEGMENT_NAME,
 };
 
 fn opts() -> RecoverOptions {
@@ -142,4 +145,46 @@ fn file_device_spare_is_renamed_into_place() {
     let r = recover(dev.clone(), opts()).expect("recovers");
     assert_eq!(r.tree.digest(), digest);
     assert_eq!(r.log.segments(), &segments[..]);
+}
+
+#[test]
+fn a_roll_by_count_waits_for_the_spare_being_made() {
+    let log_opts = LogOptions {
+        prealloc_bytes: 1 << 20,
+        ..small_opts()
+    };
+    let dev = MemDevice::new();
+    let mut d = Driver::new(new_log(dev.clone(), log_opts));
+    d.batch(0, 1);
+    assert_eq!(d.log.segments().len(), 1);
+    // With no job out, the count rolls as before.
+    while d.log.segments().len() == 1 {
+        d.batch(1, 1);
+    }
+    let job = loop {
+        if let Some(job) = d.log.next_segment_job() {
+            break job;
+        }
+        d.batch(2, 1);
+    };
+    // The job is out: far more than snapCount records, room left, no roll.
+    let segments = d.log.segments().len();
+    for b in 0..10 {
+        d.batch(3 + b, log_opts.snap_count);
+    }
+    assert_eq!(
+        d.log.segments().len(),
+        segments,
+        "no roll while the spare is made"
+    );
+    d.log.adopt_next_segment(job.run()).expect("adopted");
+    d.batch(20, 1);
+    assert_eq!(
+        d.log.segments().len(),
+        segments + 1,
+        "the spare serves the roll"
+    );
+    assert!(!d.log.has_next_segment(), "and is used up");
+    let r = recover(dev.clone(), opts()).expect("recovers");
+    assert_eq!(r.tree.digest(), d.tree.digest());
 }
