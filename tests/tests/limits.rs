@@ -231,7 +231,39 @@ fn a_watcher_that_never_reads_is_closed_past_the_hard_cap() {
 /// A liveness check: every request of 16 such clients against a budget of 8 is answered.
 #[test]
 fn a_spent_budget_never_stalls_connections_holding_unwritten_answers() {
-    let server = Server::start_with(Target::from_env(), with_cfg(&["globalOutstandingLimit=8"]));
+    every_pipelined_request_answered(8, 16, raw::op::GET_DATA, |_| {
+        raw::path_watch_body("/r", false)
+    });
+}
+
+/// The same with writes, whose answers arrive while a connection waits for a unit (after
+/// their commit, not while it decodes): the wait must end to write them. It did not: 32
+/// connections pipelining setData against `globalOutstandingLimit=1000` all stopped, every
+/// unit in an answer that its connection, waiting for a unit, never wrote (session 5).
+#[test]
+fn a_spent_budget_never_stalls_connections_whose_write_answers_arrive_while_they_wait() {
+    // A connection stops decoding at a quarter of the budget (limits::conn_permits_max):
+    // with 1000 units and 32 connections, some hold units below their share when the
+    // budget runs out, and wait; with 8 units and 16 connections they never did.
+    every_pipelined_request_answered(1000, 32, raw::op::SET_DATA, |i| {
+        raw::Jute::new()
+            .string("/r")
+            .buffer(&i.to_be_bytes())
+            .int(-1)
+    });
+}
+
+/// `clients` clients each pipeline 300 requests built by `body` (the i-th gets `body(i)`)
+/// against a server whose `globalOutstandingLimit` is `budget`, then read every answer, in
+/// order and without error, within 60 s of the start.
+fn every_pipelined_request_answered(
+    budget: u32,
+    clients: usize,
+    op: i32,
+    body: fn(i32) -> raw::Jute,
+) {
+    let limit = format!("globalOutstandingLimit={budget}");
+    let server = Server::start_with(Target::from_env(), with_cfg(&[&limit]));
     let (mut setup, _) = RawConn::open_session(server.addr(), 30_000);
     assert_eq!(
         setup
@@ -239,25 +271,24 @@ fn a_spent_budget_never_stalls_connections_holding_unwritten_answers() {
             .err,
         0
     );
-    const CLIENTS: usize = 16;
-    const READS: i32 = 300;
+    const REQUESTS: i32 = 300;
     let addr = server.addr();
-    let clients: Vec<_> = (0..CLIENTS)
+    let clients: Vec<_> = (0..clients)
         .map(|_| {
             std::thread::spawn(move || {
                 let (mut conn, _) = RawConn::open_session(addr, 30_000);
                 let mut batch = raw::Jute::new();
-                for i in 0..READS {
-                    let body = raw::path_watch_body("/r", false);
+                for i in 0..REQUESTS {
+                    let body = body(i);
                     batch = batch
                         .int(8 + body.0.len() as i32)
                         .int(i + 1)
-                        .int(raw::op::GET_DATA)
+                        .int(op)
                         .raw(&body.0);
                 }
-                std::io::Write::write_all(&mut conn.stream, &batch.0).expect("reads sent");
-                for i in 0..READS {
-                    let reply = conn.read_reply().expect("every read answered");
+                std::io::Write::write_all(&mut conn.stream, &batch.0).expect("requests sent");
+                for i in 0..REQUESTS {
+                    let reply = conn.read_reply().expect("every request answered");
                     assert_eq!((reply.xid, reply.err), (i + 1, 0));
                 }
             })

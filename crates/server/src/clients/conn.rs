@@ -40,6 +40,14 @@ use crate::outbox::{Close, Outbox};
 use crate::shard::Shard;
 use crate::shared::Shared;
 
+/// What ended a connection's wait for a budget unit.
+enum Wait {
+    /// A unit (`None`: the budget closed, the shard is stopping).
+    Unit(Option<Permit>),
+    /// Answers were queued or a close asked (`false`: the shard dropped the connection).
+    Woken(bool),
+}
+
 enum Event {
     Read(std::io::Result<usize>),
     Woken(bool),
@@ -292,17 +300,25 @@ impl<S: ClientStream> Connection<'_, S> {
                 continue;
             }
             if starved {
-                // Everything of ours is written: now wait for a unit (or a close).
-                let permit =
-                    futures_lite::future::or(async { budget.take(&self.held).await }, async {
-                        wait_close(self.outbox, self.woken).await;
-                        None
-                    })
-                    .await;
-                let Some(permit) = permit else {
-                    return Some(self.close_why().unwrap_or_else(|| "shutting down".into()));
-                };
-                spare = Some(permit);
+                // Everything of ours is written: now wait for a unit, and stop waiting as
+                // soon as answers of ours are queued (or a close is asked). The answers of
+                // writes arrive while we wait (at their commit, not as we decode), each
+                // holding its unit: left unwritten while every connection waits for a unit,
+                // no unit would ever come back (32 connections pipelining setData against a
+                // budget of 1000 all stopped so: tests/tests/limits.rs).
+                let woke = futures_lite::future::or(
+                    async { Wait::Unit(budget.take(&self.held).await) },
+                    async { Wait::Woken(self.woken.recv().await.is_some()) },
+                )
+                .await;
+                match woke {
+                    Wait::Unit(Some(permit)) => spare = Some(permit),
+                    // The top of the loop writes the answers, or sees the close.
+                    Wait::Woken(true) => {}
+                    Wait::Unit(None) | Wait::Woken(false) => {
+                        return Some(self.close_why().unwrap_or_else(|| "shutting down".into()));
+                    }
+                }
                 continue;
             }
             if taken == limits::SLICE_REQUESTS {
