@@ -395,6 +395,7 @@ impl<D: Device> Member<D> {
                 finalize_wait_ms: 0,
                 // No learner will ever ask for a DIFF.
                 history_retain: 0,
+                observer_masters: Vec::new(),
             },
             durable: Durable {
                 accepted_epoch: accepted.max(current),
@@ -489,6 +490,23 @@ impl<D: Device> Member<D> {
         } else {
             self.replicated.role
         }
+    }
+
+    /// An observer learning from an observer master (a follower, not its leader): that
+    /// follower; None on any other member.
+    pub fn observer_master(&self) -> Option<u64> {
+        let replica = &self.replicated.replica;
+        match (replica.role(), replica.upstream()) {
+            (zoocore_zab::RoleKind::Observing, Some(up)) if Some(up) != replica.leader() => {
+                Some(up)
+            }
+            _ => None,
+        }
+    }
+
+    /// On a follower that is an observer master: the observers in broadcast with it.
+    pub fn observers_served(&self) -> usize {
+        self.replicated.replica.observers_served()
     }
 
     /// The outcome of the last `Input::Restore`, once: the zxid the restored data stands at

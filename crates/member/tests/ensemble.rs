@@ -76,6 +76,7 @@ impl Cluster {
                     sync_limit_ms: 5 * TICK_MS,
                     finalize_wait_ms: 0,
                     history_retain: 64,
+                    observer_masters: Vec::new(),
                 },
                 durable: Durable::default(),
                 seed: id,

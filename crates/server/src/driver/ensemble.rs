@@ -217,5 +217,6 @@ fn zab_config(ens: &Ensemble, history_retain: usize, tick_time_ms: u32) -> ZabCo
         // (a follower ahead of its leader makes it step down), and failover stays short.
         finalize_wait_ms: 0,
         history_retain,
+        observer_masters: Vec::new(),
     }
 }

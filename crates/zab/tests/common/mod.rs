@@ -19,6 +19,7 @@ pub fn config(myid: ServerId) -> Config {
         sync_limit_ms: INIT_LIMIT,
         finalize_wait_ms: 0,
         history_retain: 100,
+        observer_masters: vec![],
     }
 }
 
