@@ -675,7 +675,12 @@ impl<D: Device> Member<D> {
                 self.set_role(Role::Follower);
             }
             Action::BecameObserver { leader, epoch } => {
-                tracing::info!("observing {leader} in epoch {epoch}");
+                match self.observer_master() {
+                    Some(master) => tracing::info!(
+                        "observing {leader} in epoch {epoch} through observer master {master}"
+                    ),
+                    None => tracing::info!("observing {leader} in epoch {epoch}"),
+                }
                 self.ens().leader = Some(leader);
                 self.close_deferred();
                 self.set_role(Role::Observer);

@@ -305,6 +305,10 @@ pub struct Counters {
     /// On a leader: learners connected, and followers in broadcast.
     pub learners: usize,
     pub synced_followers: usize,
+    /// On an observer master (a follower): observers in broadcast with it.
+    pub observers_served: usize,
+    /// On an observer: the follower it learns from, 0 when it learns from the leader.
+    pub observer_master: u64,
     pub log: LogStats,
 }
 
@@ -539,6 +543,8 @@ impl<D: Device> Member<D> {
             sessions: self.tree.sessions().count(),
             learners,
             synced_followers,
+            observers_served: self.observers_served(),
+            observer_master: self.observer_master().unwrap_or(0),
             log: self.log.stats(),
             ..self.counters
         }

@@ -67,12 +67,24 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
         crate::stats::unix_ms() as i64,
     );
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
+    // An observer dials the voters at their observerMasterPort when it is set, as
+    // ZooKeeper's observers connect to their master there; everything else at the quorum port.
+    let observer = ens.members[&ens.myid].observer;
     let members: BTreeMap<u64, (std::net::SocketAddr, String)> = ens
         .members
         .iter()
-        .map(|(id, m)| (*id, (m.quorum_addr, m.host.clone())))
+        .map(|(id, m)| {
+            let addr = match ens.observer_master_addr(*id) {
+                Some(master) if observer => master,
+                _ => m.quorum_addr,
+            };
+            (*id, (addr, m.host.clone()))
+        })
         .collect();
-    let listen = members[&ens.myid].0;
+    let listen = ens.members[&ens.myid].quorum_addr;
+    let listen_all: Vec<std::net::SocketAddr> = std::iter::once(listen)
+        .chain(ens.observer_master_addr(ens.myid))
+        .collect();
     let tls = match cfg
         .quorum_tls
         .as_ref()
@@ -82,9 +94,12 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
         Ok(tls) => tls.map(Rc::new),
         Err(e) => fatal("quorum TLS", &e),
     };
-    let peers = match crate::peer::start(ens.myid, listen, &members, tls, Rc::new(events_tx)) {
+    let peers = match crate::peer::start(ens.myid, &listen_all, &members, tls, Rc::new(events_tx)) {
         Ok(p) => p,
-        Err(e) => fatal(&format!("cannot listen on the quorum port {listen}"), &e),
+        Err(e) => fatal(
+            &format!("cannot listen on the peer ports {listen_all:?}"),
+            &e,
+        ),
     };
     Start {
         ens: EnsembleConfig {
@@ -217,6 +232,6 @@ fn zab_config(ens: &Ensemble, history_retain: usize, tick_time_ms: u32) -> ZabCo
         // (a follower ahead of its leader makes it step down), and failover stays short.
         finalize_wait_ms: 0,
         history_retain,
-        observer_masters: Vec::new(),
+        observer_masters: ens.observer_masters(),
     }
 }

@@ -84,18 +84,21 @@ impl Peers {
     }
 }
 
-/// Starts the listener on `listen` and a dialler for every other member (its address, and
-/// its host as zoo.cfg names it, for TLS). Received messages go to `events`.
+/// Starts a listener on each address of `listen` (the quorum port, and a voter's
+/// `observerMasterPort`, where observers dial it: both take the same links) and a dialler
+/// for every other member (the address to dial, and its host as zoo.cfg names it, for
+/// TLS). Received messages go to `events`.
 pub fn start(
     myid: ServerId,
-    listen: SocketAddr,
+    listen: &[SocketAddr],
     members: &BTreeMap<ServerId, (SocketAddr, String)>,
     tls: Option<Rc<PeerTls>>,
     events: Rc<LocalSender<Event>>,
 ) -> std::io::Result<Peers> {
-    let listener = crate::listen::listen(listen)?;
     let known: Vec<ServerId> = members.keys().copied().collect();
-    {
+    for &addr in listen {
+        let listener = crate::listen::listen(addr)?;
+        let known = known.clone();
         let events = events.clone();
         let tls = tls.clone();
         glommio::spawn_local(async move {
@@ -125,7 +128,7 @@ pub fn start(
                         .detach();
                     }
                     Err(e) => {
-                        tracing::warn!("accept on the quorum port failed: {e}");
+                        tracing::warn!("accept on the peer port {addr} failed: {e}");
                         glommio::timer::sleep(Duration::from_millis(50)).await;
                     }
                 }
