@@ -91,6 +91,11 @@ impl Replica {
         self.is_observer_master() && matches!(self.role, Role::Following(_) | Role::Looking(_))
     }
 
+    /// On a master: whether it serves observer `id` (its session is with this member).
+    pub fn serves_observer(&self, id: ServerId) -> bool {
+        self.master.serves(id)
+    }
+
     /// On a master: the observers in broadcast with it (0 on any other member).
     pub fn observers_served(&self) -> usize {
         self.master.in_broadcast()
