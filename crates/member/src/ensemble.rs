@@ -11,7 +11,10 @@
 //!   `Commit` → apply to the committed tree → publish a `CommitBatch` to the shards, which
 //!   answer the clients whose route names this server;
 //! - follower / observer: shard request → `Forward::Request` to the leader (with the route
-//!   back to the client) → the leader's PROPOSAL/INFORM → `Commit` → apply → publish.
+//!   back to the client) → the leader's PROPOSAL/INFORM → `Commit` → apply → publish. An
+//!   observer with an observer master sends its forwards to that follower, which relays
+//!   them to the leader (`Forward::Relay`) and the leader's answers back; its INFORMs come
+//!   from the follower too.
 //!
 //! Reads never come here: shards serve them from the last published view. A `sync` does: the
 //! leader notes its last zxid and answers once a read round started after the sync arrived is

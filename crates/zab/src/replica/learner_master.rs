@@ -18,8 +18,9 @@
 //! Observer side. An observer that decides on a leader picks its upstream at random among
 //! the observer masters that told it they follow that leader, passing over the one it just
 //! left for a fault, and falls back to the leader when none is there. Its session (the
-//! handshake, INFORMs, pings) runs with the upstream; it still forwards its clients'
-//! requests to the leader (`Replica::leader`). It goes Looking, and chooses again, when its
+//! handshake, INFORMs, pings) runs with the upstream; `Replica::leader` stays the leader,
+//! and the member sends its clients' requests through the upstream, which relays them
+//! (crates/member/src/forward.rs, `Relay`). It goes Looking, and chooses again, when its
 //! link with the upstream or the leader is lost, when the upstream is silent (syncLimit, or
 //! initLimit while synchronising), or when the upstream reports that it no longer follows
 //! the leader.
