@@ -846,6 +846,7 @@ members = [
             include_str!("../../../configs/bench/snapshots-quick.toml"),
             include_str!("../../../configs/bench/observers.toml"),
             include_str!("../../../configs/bench/observers-quick.toml"),
+            include_str!("../../../configs/bench/observers-ab.toml"),
             include_str!("../../../configs/bench/ensembles-netns.toml"),
             include_str!("../../../configs/bench/ensembles-netns-quick.toml"),
         ] {

@@ -11,7 +11,10 @@
 //!   `Commit` → apply to the committed tree → publish a `CommitBatch` to the shards, which
 //!   answer the clients whose route names this server;
 //! - follower / observer: shard request → `Forward::Request` to the leader (with the route
-//!   back to the client) → the leader's PROPOSAL/INFORM → `Commit` → apply → publish.
+//!   back to the client) → the leader's PROPOSAL/INFORM → `Commit` → apply → publish. An
+//!   observer with an observer master sends its forwards to that follower, which relays
+//!   them to the leader (`Forward::Relay`) and the leader's answers back; its INFORMs come
+//!   from the follower too.
 //!
 //! Reads never come here: shards serve them from the last published view. A `sync` does: the
 //! leader notes its last zxid and answers once a read round started after the sync arrived is
@@ -87,6 +90,12 @@ pub(crate) struct Replicated<D: Device> {
     pub(crate) standalone: bool,
     pub(crate) role: Role,
     leader: Option<u64>,
+    /// A learner: where its forwards go: its leader, or an observer's observer master,
+    /// which relays them (docs/ZAB.md, "Observer masters").
+    upstream: Option<u64>,
+    /// Leader only: the observer master each observer's forwards last came through; the
+    /// leader's answers to that observer go back the same way.
+    relays: HashMap<u64, u64>,
     /// Leader only: the committed tree plus every outstanding proposal.
     pub(crate) working: Option<Tree>,
     /// Leader only: each outstanding proposal's txn and result, in zxid order, with the
@@ -158,6 +167,8 @@ impl<D: Device> Replicated<D> {
             standalone,
             role: Role::Looking,
             leader: None,
+            upstream: None,
+            relays: HashMap::new(),
             working: None,
             proposed: VecDeque::new(),
             unapplied: Vec::new(),
@@ -417,12 +428,12 @@ impl<D: Device> Member<D> {
     pub(crate) fn attach(&mut self, session: SessionId) {
         let myid = self.myid;
         let r = self.ens_ref();
-        match (r.role, r.leader) {
+        match (r.role, r.upstream) {
             (Role::Leader, _) => {
                 self.ens().session_owner.insert(session, myid);
             }
-            (Role::Follower | Role::Observer, Some(leader)) => {
-                self.send_forward(leader, &Forward::Attach { session });
+            (Role::Follower | Role::Observer, Some(upstream)) => {
+                self.send_forward(upstream, &Forward::Attach { session });
             }
             _ => {}
         }
@@ -431,21 +442,63 @@ impl<D: Device> Member<D> {
     /// Learner: the sessions that showed life, to the leader.
     pub(crate) fn report_touched(&mut self) {
         let r = self.ens_ref();
-        let (Role::Follower | Role::Observer, Some(leader)) = (r.role, r.leader) else {
+        let (Role::Follower | Role::Observer, Some(upstream)) = (r.role, r.upstream) else {
             return;
         };
         if r.touched.is_empty() {
             return;
         }
         let sessions: Vec<SessionId> = self.ens().touched.drain().collect();
-        self.send_forward(leader, &Forward::Touch { sessions });
+        self.send_forward(upstream, &Forward::Touch { sessions });
     }
 
     pub(crate) fn on_forward(&mut self, from: u64, msg: Forward) {
-        let myid = self.myid;
         let r = self.ens_ref();
         let (role, leader) = (r.role, r.leader);
         match msg {
+            Forward::Relay { member, msg } => match role {
+                // From a master: its observer's forward, taken as the observer's.
+                Role::Leader => {
+                    self.ens().relays.insert(member, from);
+                    self.on_forward_from(member, *msg);
+                }
+                // From this follower's leader: an answer for an observer it serves.
+                Role::Follower if Some(from) == leader => self.send_forward(member, &msg),
+                _ => {}
+            },
+            Forward::Request { .. } | Forward::Touch { .. } | Forward::Attach { .. }
+                if role == Role::Follower && self.ens_ref().replica.serves_observer(from) =>
+            {
+                // An observer this follower serves as its master: on to the leader.
+                if let Some(leader) = leader {
+                    let frame = Forward::encode_relay(from, &msg);
+                    self.send_peer(
+                        leader,
+                        &Message::Forward {
+                            data: Arc::from(frame),
+                        },
+                    );
+                }
+            }
+            msg => {
+                if role == Role::Leader {
+                    // Straight from the member: answers go straight back to it.
+                    self.ens().relays.remove(&from);
+                }
+                self.on_forward_from(from, msg)
+            }
+        }
+    }
+
+    /// A forward from `from` itself (or relayed for it by its observer master).
+    fn on_forward_from(&mut self, from: u64, msg: Forward) {
+        let myid = self.myid;
+        let r = self.ens_ref();
+        let (role, leader, upstream) = (r.role, r.leader, r.upstream);
+        let from_upstream = Some(from) == leader || Some(from) == upstream;
+        match msg {
+            // Relays are unwrapped once, in `on_forward`.
+            Forward::Relay { .. } => {}
             Forward::Request {
                 route,
                 session,
@@ -482,7 +535,7 @@ impl<D: Device> Member<D> {
                 }
             }
             Forward::SyncDone { route, path, zxid } => {
-                if route.server == myid && Some(from) == leader {
+                if route.server == myid && from_upstream {
                     self.ens().syncs.push(PendingSync {
                         target: zxid,
                         round: 0,
@@ -496,7 +549,7 @@ impl<D: Device> Member<D> {
                 zxid,
                 connect,
             } => {
-                if route.server == myid && Some(from) == leader {
+                if route.server == myid && from_upstream {
                     self.refused_here(route, zxid, connect);
                 }
             }
@@ -512,9 +565,17 @@ impl<D: Device> Member<D> {
         }
     }
 
-    /// A server message to another member, in a FORWARD frame.
+    /// A server message to another member, in a FORWARD frame; on a leader, one for an
+    /// observer whose forwards came through an observer master goes back through it.
     pub(crate) fn send_forward(&mut self, to: u64, msg: &Forward) {
-        let data = Arc::from(msg.encode());
+        let r = self.ens_ref();
+        let via = (r.role == Role::Leader)
+            .then(|| r.relays.get(&to).copied())
+            .flatten();
+        let (to, data) = match via {
+            Some(master) => (master, Arc::from(Forward::encode_relay(to, msg))),
+            None => (to, Arc::from(msg.encode())),
+        };
         self.send_peer(to, &Message::Forward { data });
     }
 
@@ -634,6 +695,8 @@ impl<D: Device> Member<D> {
                 }
                 let r = self.ens();
                 r.leader = None;
+                r.upstream = None;
+                r.relays.clear();
                 r.session_owner.clear();
                 r.working = None;
                 r.proposed.clear();
@@ -661,6 +724,8 @@ impl<D: Device> Member<D> {
                 let myid = self.myid;
                 let r = self.ens();
                 r.leader = Some(myid);
+                r.upstream = None;
+                r.relays.clear();
                 r.session_owner.clear();
                 r.working = None;
                 r.proposed.clear();
@@ -672,12 +737,20 @@ impl<D: Device> Member<D> {
             Action::BecameFollower { leader, epoch } => {
                 tracing::info!("following {leader} in epoch {epoch}");
                 self.ens().leader = Some(leader);
+                self.ens().upstream = Some(leader);
                 self.close_deferred();
                 self.set_role(Role::Follower);
             }
             Action::BecameObserver { leader, epoch } => {
-                tracing::info!("observing {leader} in epoch {epoch}");
+                match self.observer_master() {
+                    Some(master) => tracing::info!(
+                        "observing {leader} in epoch {epoch} through observer master {master}"
+                    ),
+                    None => tracing::info!("observing {leader} in epoch {epoch}"),
+                }
+                let upstream = self.observer_master().unwrap_or(leader);
                 self.ens().leader = Some(leader);
+                self.ens().upstream = Some(upstream);
                 self.close_deferred();
                 self.set_role(Role::Observer);
             }
@@ -1146,7 +1219,7 @@ impl<D: Device> Member<D> {
     }
 
     fn forward_queued(&mut self) {
-        let Some(leader) = self.ens().leader else {
+        let Some(upstream) = self.ens().upstream else {
             return;
         };
         let n = self.queue.len().min(self.cfg.batch_txns_max);
@@ -1158,7 +1231,7 @@ impl<D: Device> Member<D> {
                 auth: q.auth.to_vec(),
                 op: q.op,
             };
-            self.send_forward(leader, &msg);
+            self.send_forward(upstream, &msg);
         }
     }
 

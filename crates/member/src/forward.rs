@@ -10,6 +10,13 @@
 //! session data in PING replies), and forward `sync`: the leader answers `SyncDone` with the
 //! zxid its client must reach once everything before the sync has committed.
 //!
+//! An observer that learns from an observer master (a follower, docs/ZAB.md "Observer
+//! masters") sends these to that follower, which relays them to its leader wrapped in
+//! `Relay { member }` (the observer they come from); the leader takes them as the observer's
+//! and sends its answers to the observer back the same way, so the observer's traffic
+//! costs the leader one link, whatever the number of observers (ZooKeeper's
+//! `ObserverMaster` forwards REQUEST and REVALIDATE likewise).
+//!
 //! All integers are big-endian jute encodings; a znode's null data is jute's -1 buffer. Decoding never panics: bad input is a
 //! `DecodeError` and closes the peer link that sent it.
 
@@ -60,6 +67,9 @@ pub enum Forward {
         zxid: Zxid,
         connect: bool,
     },
+    /// Observer master ↔ leader: `msg` is from (to the leader) or for (from the leader)
+    /// `member`, an observer the sender serves; never nested.
+    Relay { member: u64, msg: Box<Forward> },
 }
 
 mod kind {
@@ -68,6 +78,7 @@ mod kind {
     pub const SYNC_DONE: u8 = 3;
     pub const ATTACH: u8 = 4;
     pub const REFUSED: u8 = 5;
+    pub const RELAY: u8 = 6;
 }
 
 mod op_kind {
@@ -291,6 +302,11 @@ fn read_core_op(r: &mut Reader<'_>) -> Result<CoreOp, DecodeError> {
 impl Forward {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_inner()
+    }
+
+    fn write(&self, w: &mut Writer) {
         match self {
             Forward::Request {
                 route,
@@ -299,10 +315,10 @@ impl Forward {
                 op,
             } => {
                 w.write_u8(kind::REQUEST);
-                write_route(&mut w, route);
+                write_route(w, route);
                 w.write_i64(session.0);
                 w.write_records(auth);
-                write_core_op(&mut w, op);
+                write_core_op(w, op);
             }
             Forward::Touch { sessions } => {
                 w.write_u8(kind::TOUCH);
@@ -310,7 +326,7 @@ impl Forward {
             }
             Forward::SyncDone { route, path, zxid } => {
                 w.write_u8(kind::SYNC_DONE);
-                write_route(&mut w, route);
+                write_route(w, route);
                 w.write_str(path);
                 w.write_i64(zxid.0);
             }
@@ -324,29 +340,49 @@ impl Forward {
                 connect,
             } => {
                 w.write_u8(kind::REFUSED);
-                write_route(&mut w, route);
+                write_route(w, route);
                 w.write_i64(zxid.0);
                 w.write_bool(*connect);
             }
+            Forward::Relay { member, msg } => {
+                w.write_u8(kind::RELAY);
+                w.write_i64(*member as i64);
+                msg.write(w);
+            }
         }
-        w.into_inner()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Forward, DecodeError> {
         let mut r = Reader::new(bytes);
+        let msg = Forward::read(&mut r, true)?;
+        r.finish()?;
+        Ok(msg)
+    }
+
+    /// The encoding of `Relay { member, msg }`, without taking `msg`.
+    pub fn encode_relay(member: u64, msg: &Forward) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.write_u8(kind::RELAY);
+        w.write_i64(member as i64);
+        msg.write(&mut w);
+        w.into_inner()
+    }
+
+    /// One message; a `Relay` only where `relay` (at the top: a relay holds no relay).
+    fn read(r: &mut Reader<'_>, relay: bool) -> Result<Forward, DecodeError> {
         let offset = r.offset();
         let msg = match r.read_u8()? {
             kind::REQUEST => Forward::Request {
-                route: read_route(&mut r)?,
+                route: read_route(r)?,
                 session: SessionId(r.read_i64()?),
                 auth: r.read_records::<Id>()?,
-                op: read_core_op(&mut r)?,
+                op: read_core_op(r)?,
             },
             kind::TOUCH => Forward::Touch {
                 sessions: r.read_vec(|r| r.read_i64().map(SessionId))?,
             },
             kind::SYNC_DONE => Forward::SyncDone {
-                route: read_route(&mut r)?,
+                route: read_route(r)?,
                 path: r.read_string()?,
                 zxid: Zxid(r.read_i64()?),
             },
@@ -354,9 +390,13 @@ impl Forward {
                 session: SessionId(r.read_i64()?),
             },
             kind::REFUSED => Forward::Refused {
-                route: read_route(&mut r)?,
+                route: read_route(r)?,
                 zxid: Zxid(r.read_i64()?),
                 connect: r.read_bool()?,
+            },
+            kind::RELAY if relay => Forward::Relay {
+                member: r.read_i64()? as u64,
+                msg: Box::new(Forward::read(r, false)?),
             },
             other => {
                 return Err(DecodeError::Unknown {
@@ -366,7 +406,6 @@ impl Forward {
                 })
             }
         };
-        r.finish()?;
         Ok(msg)
     }
 }
@@ -515,6 +554,32 @@ mod tests {
             };
             let back = Forward::decode(&msg.encode()).unwrap();
             assert_eq!(format!("{back:?}"), format!("{msg:?}"));
+        }
+    }
+
+    #[test]
+    fn relays_round_trip_once_and_never_nest() {
+        let inner = Forward::Refused {
+            route: route(),
+            zxid: Zxid(7),
+            connect: false,
+        };
+        let bytes = Forward::encode_relay(5, &inner);
+        let back = Forward::decode(&bytes).unwrap();
+        let want = Forward::Relay {
+            member: 5,
+            msg: Box::new(inner),
+        };
+        assert_eq!(format!("{back:?}"), format!("{want:?}"));
+        assert_eq!(want.encode(), bytes);
+        // A relay of a relay is refused, as is a relay with trailing bytes.
+        let nested = Forward::encode_relay(6, &want);
+        assert!(Forward::decode(&nested).is_err());
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(Forward::decode(&long).is_err());
+        for cut in 0..bytes.len() {
+            assert!(Forward::decode(&bytes[..cut]).is_err());
         }
     }
 

@@ -309,6 +309,10 @@ pub struct Counters {
     /// On a leader: learners connected, and followers in broadcast.
     pub learners: usize,
     pub synced_followers: usize,
+    /// On an observer master (a follower): observers in broadcast with it.
+    pub observers_served: usize,
+    /// On an observer: the follower it learns from, 0 when it learns from the leader.
+    pub observer_master: u64,
     pub log: LogStats,
 }
 
@@ -402,6 +406,7 @@ impl<D: Device> Member<D> {
                 config_version: Zxid::ZERO,
                 // A standalone server has no reconfig (its payloads carry no txn).
                 reconfig_of: zoocore_zab::no_reconfig,
+                observer_masters: Vec::new(),
             },
             durable: Durable {
                 accepted_epoch: accepted.max(current),
@@ -511,6 +516,23 @@ impl<D: Device> Member<D> {
         }
     }
 
+    /// An observer learning from an observer master (a follower, not its leader): that
+    /// follower; None on any other member.
+    pub fn observer_master(&self) -> Option<u64> {
+        let replica = &self.replicated.replica;
+        match (replica.role(), replica.upstream()) {
+            (zoocore_zab::RoleKind::Observing, Some(up)) if Some(up) != replica.leader() => {
+                Some(up)
+            }
+            _ => None,
+        }
+    }
+
+    /// On a follower that is an observer master: the observers in broadcast with it.
+    pub fn observers_served(&self) -> usize {
+        self.replicated.replica.observers_served()
+    }
+
     /// The outcome of the last `Input::Restore`, once: the zxid the restored data stands at
     /// (its snapshot durable, the new view published), or why it was not done.
     pub fn take_restored(&mut self) -> Option<Result<Zxid, RestoreError>> {
@@ -541,6 +563,8 @@ impl<D: Device> Member<D> {
             sessions: self.tree.sessions().count(),
             learners,
             synced_followers,
+            observers_served: self.observers_served(),
+            observer_master: self.observer_master().unwrap_or(0),
             log: self.log.stats(),
             ..self.counters
         }

@@ -38,6 +38,8 @@ struct Cluster {
     cut: Vec<u64>,
     now: Now,
     next_xid: i32,
+    /// Every frame delivered: sender, receiver, whether it was a FORWARD.
+    delivered: Vec<(u64, u64, bool)>,
 }
 
 fn member_config(id: u64) -> MemberConfig {
@@ -61,6 +63,16 @@ impl Cluster {
     }
 
     fn build(voters: &[u64], observers: &[u64], read_only_after_ms: Option<u64>) -> Self {
+        Self::build_with(voters, observers, read_only_after_ms, false)
+    }
+
+    /// `masters`: every voter is an observer master (`observerMasterPort`).
+    fn build_with(
+        voters: &[u64],
+        observers: &[u64],
+        read_only_after_ms: Option<u64>,
+        masters: bool,
+    ) -> Self {
         let now = Now {
             mono_ms: 0,
             wall_ms: 1_000_000,
@@ -78,6 +90,7 @@ impl Cluster {
                     history_retain: 64,
                     config_version: Zxid::ZERO,
                     reconfig_of: zoocore_member::reconfig::reconfig_of,
+                    observer_masters: if masters { voters.to_vec() } else { Vec::new() },
                 },
                 durable: Durable::default(),
                 seed: id,
@@ -125,6 +138,7 @@ impl Cluster {
             cut: Vec::new(),
             now,
             next_xid: 1,
+            delivered: Vec::new(),
         };
         c.settle();
         c
@@ -168,6 +182,8 @@ impl Cluster {
                 let (msg, _) = Message::decode(&frame)
                     .expect("a well-formed frame")
                     .expect("a whole frame");
+                self.delivered
+                    .push((from, to, matches!(msg, Message::Forward { .. })));
                 let input = match msg {
                     Message::Forward { data } => Input::Forward {
                         from,
@@ -391,6 +407,85 @@ fn an_observer_learns_commits_and_forwards_writes() {
     let s = c.session(4, 10_000);
     let r = c.write(4, s, create("/via-observer", CreateMode::Persistent));
     assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    c.assert_agree();
+}
+
+/// Observer masters (docs/ZAB.md): each observer learns from a follower and forwards its
+/// clients' writes, syncs, session touches and reattachments through it; the follower
+/// relays them to the leader and the leader's answers back. No frame passes between the
+/// leader and an observer, yet every request is answered and SESSIONMOVED still holds.
+#[test]
+fn observers_forward_through_their_master_and_get_answers_back() {
+    let (observers, voters) = ([4, 5], [1, 2, 3]);
+    let mut c = Cluster::build_with(&voters, &observers, None, true);
+    let leader = c.elect();
+    for o in observers {
+        let m = c.nodes[&o].member.observer_master();
+        assert!(
+            m.is_some_and(|m| m != leader),
+            "observer {o} learns from {m:?}"
+        );
+    }
+    let served: usize = voters
+        .iter()
+        .map(|v| c.nodes[v].member.observers_served())
+        .sum();
+    assert_eq!(served, 2);
+    c.delivered.clear();
+    let mut sessions = Vec::new();
+    for o in observers {
+        let s = c.session(o, 10_000);
+        let r = c.write(o, s, create(&format!("/via{o}"), CreateMode::Persistent));
+        assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+        let sync = c.send(o, s, CoreOp::Sync { path: "/".into() });
+        assert!(c.answer(o, sync).is_some(), "the sync through {o} answered");
+        sessions.push(s);
+    }
+    // Observer 5 takes over observer 4's session (its REVALIDATE goes through 5's master):
+    // a write of it from 4 is then refused.
+    c.step(
+        5,
+        Input::Shard(ToCore::Attach {
+            session: sessions[0],
+            shard: 0,
+            conn: 7,
+            valid: true,
+        }),
+    );
+    c.settle();
+    let r = c.write(4, sessions[0], create("/late", CreateMode::Persistent));
+    assert_eq!(r, OpResult::Error(ErrorCode::SESSION_MOVED));
+    let r = c.write(5, sessions[0], create("/moved", CreateMode::Persistent));
+    assert!(matches!(r, OpResult::Created { .. }), "{r:?}");
+    // Session touches reach the leader too: the sessions outlive their timeout while their
+    // clients show life on the observers.
+    for _ in 0..3 {
+        for (o, s) in observers.iter().zip(&sessions) {
+            c.step(*o, Input::Shard(ToCore::Touch(vec![*s])));
+        }
+        c.advance(5_000);
+    }
+    for s in &sessions {
+        assert!(c.view(leader).session_exists(*s), "session {s:?} expired");
+    }
+
+    let direct = c
+        .delivered
+        .iter()
+        .filter(|(f, t, _)| {
+            (*f == leader && observers.contains(t)) || (*t == leader && observers.contains(f))
+        })
+        .count();
+    assert_eq!(direct, 0, "frames between the leader and an observer");
+    let relayed = c
+        .delivered
+        .iter()
+        .filter(|(f, t, fwd)| *fwd && *t == leader && voters.contains(f))
+        .count();
+    assert!(
+        relayed >= 6,
+        "only {relayed} forwards relayed to the leader"
+    );
     c.assert_agree();
 }
 

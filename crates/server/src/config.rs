@@ -84,6 +84,11 @@ pub struct Ensemble {
     /// The configuration's version: the zxid of the reconfig that made it, in hex as the
     /// dynamic file's `version=` line says; 0 for a configuration never reconfigured.
     pub config_version: i64,
+    /// `observerMasterPort` (ZooKeeper 3.6): every voter listens for observers' links on
+    /// this port of its quorum address, and while following serves observers' sync and
+    /// commit stream instead of the leader; observers dial the voters there. None (or 0):
+    /// observers learn from the leader.
+    pub observer_master_port: Option<u16>,
 }
 
 impl Ensemble {
@@ -132,6 +137,24 @@ impl Ensemble {
             .filter(|(_, m)| m.observer)
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The voters that serve observers: all of them when `observerMasterPort` is set (in
+    /// ZooKeeper every member's zoo.cfg carries the key), none otherwise.
+    pub fn observer_masters(&self) -> Vec<u64> {
+        if self.observer_master_port.is_some() {
+            self.voters()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Where member `id` takes observers' links: its quorum address's host at
+    /// `observerMasterPort`, for a voter when the port is set.
+    pub fn observer_master_addr(&self, id: u64) -> Option<SocketAddr> {
+        let port = self.observer_master_port?;
+        let m = self.members.get(&id).filter(|m| !m.observer)?;
+        Some(SocketAddr::new(m.quorum_addr.ip(), port))
     }
 }
 
@@ -404,6 +427,7 @@ impl Config {
         let mut address = None;
         let mut members = BTreeMap::new();
         let mut init_limit = 10u64;
+        let mut observer_master_port: Option<(u16, usize)> = None;
         let mut sync_limit = 5u64;
         // File and line of each server.N, to name it when its client address contradicts
         // clientPort.
@@ -552,6 +576,11 @@ impl Config {
                 // ZooKeeper 3.5's dynamic configuration: the server.N lines live in that file.
                 "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), line)),
                 "initLimit" => init_limit = parse_positive(value).map_err(bad)?,
+                // QuorumPeer: a port of 0 (or none) leaves observers with the leader.
+                "observerMasterPort" => {
+                    let p: u16 = parse_num(value).map_err(bad)?;
+                    observer_master_port = (p != 0).then_some((p, line));
+                }
                 "syncLimit" => sync_limit = parse_positive(value).map_err(bad)?,
                 _ if TlsKeys::takes(key_plain) => tls.set(key_plain, value).map_err(bad)?,
                 _ if key_plain.starts_with("server.") => {
@@ -668,13 +697,34 @@ impl Config {
                     "an ensemble needs at least one voter".into(),
                 ));
             }
+            if let Some((p, line)) = observer_master_port {
+                let clash = members.iter().find(|(_, m)| {
+                    m.quorum_addr.port() == p
+                        || m.election_port == p
+                        || m.client_addr.is_some_and(|c| c.port() == p)
+                });
+                if let Some((id, _)) = clash {
+                    return Err(ConfigError::BadValue {
+                        path: path.to_owned(),
+                        line,
+                        key: "observerMasterPort".into(),
+                        why: format!("{p} is a port of server.{id} already"),
+                    });
+                }
+            }
             cfg.ensemble = Some(Ensemble {
                 myid,
                 members,
                 init_limit_ticks: init_limit,
                 sync_limit_ticks: sync_limit,
                 config_version,
+                observer_master_port: observer_master_port.map(|(p, _)| p),
             });
+        } else if let Some((_, line)) = observer_master_port {
+            tracing::warn!(
+                "{}:{line}: observerMasterPort is for an ensemble; ignored by a standalone server",
+                path.display()
+            );
         }
         cfg.min_session_timeout_ms = min_timeout.unwrap_or(2 * cfg.tick_time_ms);
         cfg.max_session_timeout_ms = max_timeout.unwrap_or(20 * cfg.tick_time_ms);
@@ -1167,6 +1217,51 @@ mod tests {
         assert_eq!(
             ens.members[&3].quorum_addr,
             "127.0.0.1:2890".parse().unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn observer_master_port_makes_every_voter_a_master_and_must_not_clash() {
+        let dir = std::env::temp_dir().join(format!("zoocore-cfg-om-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "4\n").unwrap();
+        let text = |port: u16| {
+            format!(
+                "dataDir={}\nobserverMasterPort={port}\nserver.1=127.0.0.1:2888:3888\n\
+                 server.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n\
+                 server.4=127.0.0.4:2888:3888:observer\n",
+                dir.display()
+            )
+        };
+        let ens = Config::parse(&text(2191), Path::new("zoo.cfg"))
+            .unwrap()
+            .ensemble
+            .unwrap();
+        assert_eq!(ens.observer_master_port, Some(2191));
+        assert_eq!(ens.observer_masters(), vec![1, 2, 3]);
+        assert_eq!(
+            ens.observer_master_addr(2),
+            Some("127.0.0.2:2191".parse().unwrap())
+        );
+        assert_eq!(
+            ens.observer_master_addr(4),
+            None,
+            "an observer serves no observer"
+        );
+        // 0 is ZooKeeper's "off".
+        let ens = Config::parse(&text(0), Path::new("zoo.cfg"))
+            .unwrap()
+            .ensemble
+            .unwrap();
+        assert!(ens.observer_masters().is_empty());
+        assert_eq!(ens.observer_master_addr(1), None);
+        let msg = Config::parse(&text(3888), Path::new("z.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("z.cfg:2: observerMasterPort: 3888 is a port of"),
+            "{msg}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

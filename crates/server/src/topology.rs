@@ -662,6 +662,14 @@ fn publish_counters(member: &mut Member<FileDevice>, stats: &ServerStats) {
     stats.core.learners.store(counters.learners as u64, Relaxed);
     stats
         .core
+        .observers_served
+        .store(counters.observers_served as u64, Relaxed);
+    stats
+        .core
+        .observer_master
+        .store(counters.observer_master, Relaxed);
+    stats
+        .core
         .synced_followers
         .store(counters.synced_followers as u64, Relaxed);
 }

@@ -33,6 +33,9 @@ pub struct Scenario {
     /// 1 with no observers: a standalone server.
     pub voters: usize,
     pub observers: usize,
+    /// Every voter is an observer master (`observerMasterPort`): observers learn from
+    /// followers. Drawn for half the runs with observers, both networks included.
+    pub observer_masters: bool,
     /// Ticks (of 100 simulated ms) of faults and load before everything heals.
     pub ticks: u64,
     pub network: Network,
@@ -60,10 +63,13 @@ impl Scenario {
         } else {
             Network::Tcp
         };
+        // Independent of the network mode over any 24 consecutive seeds: (seed / 4) odd.
+        let observer_masters = observers > 0 && (seed / 4) % 2 == 1;
         Scenario {
             seed,
             voters,
             observers,
+            observer_masters,
             ticks,
             network,
             // Half the runs of each ensemble shape, on both networks.
@@ -81,6 +87,9 @@ impl Scenario {
 pub struct Report {
     pub voters: usize,
     pub observers: usize,
+    pub observer_masters: bool,
+    /// Times an observer started serving with a session that is not with the leader.
+    pub observed_through_masters: usize,
     pub datagram: bool,
     /// Persistent writes acknowledged to their client.
     pub acked: usize,

@@ -80,6 +80,8 @@ pub struct Sim {
     slots: BTreeMap<u64, Slot>,
     voters: Vec<u64>,
     observers: Vec<u64>,
+    /// The voters that serve observers (all of them when the scenario has masters).
+    observer_masters: Vec<u64>,
     net: Net,
     clients: Vec<Client>,
     connections: u64,
@@ -103,6 +105,11 @@ impl Sim {
             .map(|i| sc.voters as u64 + 1 + i)
             .collect();
         let (voters_start, observers_start) = (voters.clone(), observers.clone());
+        let observer_masters = if sc.observer_masters {
+            voters.clone()
+        } else {
+            Vec::new()
+        };
         let mut slots = BTreeMap::new();
         for &id in voters.iter().chain(&observers) {
             slots.insert(
@@ -123,6 +130,7 @@ impl Sim {
         let report = Report {
             voters: sc.voters,
             observers: sc.observers,
+            observer_masters: sc.observer_masters,
             datagram: sc.network != Network::Tcp,
             ..Report::default()
         };
@@ -132,6 +140,7 @@ impl Sim {
             sc,
             now: 0,
             slots,
+            observer_masters,
             voters,
             observers,
             clients: (1..=CLIENTS).map(Client::new).collect(),
@@ -568,6 +577,12 @@ impl Sim {
                 if role == Role::Leader {
                     self.report.leaders += 1;
                 }
+                if role == Role::Observer {
+                    let member = self.slots[&id].member.as_ref().expect("running");
+                    if member.observer_master().is_some() {
+                        self.report.observed_through_masters += 1;
+                    }
+                }
                 self.slots.get_mut(&id).expect("slot").role = role;
             }
             // The simulated network reaches every server whatever the configuration.
@@ -577,14 +592,15 @@ impl Sim {
         Ok(())
     }
 
-    /// A frame for a peer: NEWLEADER, sent only once a quorum promised the epoch, names the
-    /// epoch's leader (one leader per epoch; a LEADERINFO is only a candidate's). FORWARDs
+    /// A frame for a peer: NEWLEADER to a voter, sent only once a quorum promised the epoch,
+    /// names the epoch's leader (one leader per epoch; a LEADERINFO is only a candidate's;
+    /// an observer master sends NEWLEADER of its leader's epoch to observers only). FORWARDs
     /// keep to the ordered path whatever the network.
     fn send_peer(&mut self, id: u64, to: u64, frame: Vec<u8>) -> Step {
         let (msg, _) = Message::decode(&frame)
             .map_err(|e| format!("member {id} sent a frame that does not decode: {e:?}"))?
             .ok_or_else(|| format!("member {id} sent a partial frame"))?;
-        if let Message::NewLeader { epoch, .. } = msg {
+        if let (Message::NewLeader { epoch, .. }, true) = (&msg, self.voters.contains(&to)) {
             self.history.leads(epoch.0, id)?;
         }
         let zab = !matches!(msg, Message::Forward { .. });
@@ -664,6 +680,7 @@ impl Sim {
                     history_retain: 8 + self.rng.below(24) as usize,
                     config_version,
                     reconfig_of: zoocore_member::reconfig::reconfig_of,
+                    observer_masters: self.observer_masters.clone(),
                 },
                 durable: Durable {
                     accepted_epoch: accepted,

@@ -22,6 +22,7 @@ fn fixed_seeds_hold_every_checker() {
     let mut shapes = BTreeSet::new();
     let (mut datagram, mut partitions, mut torn) = (0, 0, 0);
     let mut reconfigured = 0;
+    let mut mastered = BTreeSet::new();
     for seed in 0..SEEDS {
         match run_seed(seed, TICKS) {
             Ok(r) => {
@@ -40,6 +41,15 @@ fn fixed_seeds_hold_every_checker() {
                 partitions += r.partitions;
                 torn += r.torn_crashes;
                 reconfigured += usize::from(r.reconfigs > 0);
+                if r.observer_masters {
+                    // With masters, observers learn from followers (on some seeds only from
+                    // the leader for a while: the fallback when no follower answered).
+                    assert!(
+                        r.observed_through_masters > 0 || r.voters == 1,
+                        "seed {seed}: {r:?}"
+                    );
+                    mastered.insert((r.voters, r.datagram));
+                }
             }
             Err(f) => failures.push(f.to_string()),
         }
@@ -51,6 +61,11 @@ fn fixed_seeds_hold_every_checker() {
         vec![(1, 0), (3, 0), (3, 1), (5, 1)]
     );
     assert!(datagram >= 2, "only {datagram} seeds lost ZAB frames");
+    assert_eq!(
+        mastered.into_iter().collect::<Vec<_>>(),
+        vec![(3, false), (3, true), (5, false), (5, true)],
+        "observer masters on every shape with observers and both networks"
+    );
     assert!(partitions >= 6, "only {partitions} partitions");
     assert!(torn >= 6, "only {torn} crashes could tear a tail");
     // Reconfigurations under the faults, with the quorum checker on every commit.
@@ -84,6 +99,7 @@ fn a_quiet_ensemble_elects_once_and_acknowledges_writes() {
         seed: 1,
         voters: 3,
         observers: 1,
+        observer_masters: false,
         ticks: 40,
         network: Network::Tcp,
         reconfig: false,

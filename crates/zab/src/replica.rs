@@ -44,6 +44,9 @@ use crate::msg::{Message, Payload, PeerState, Vote};
 use crate::quorum::Quorum;
 use crate::{Epoch, ServerId};
 
+mod learner_master;
+use learner_master::ObserverMaster;
+
 /// Static configuration of one replica.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -67,6 +70,12 @@ pub struct Config {
     /// Recognises a reconfig proposal and reads its membership (docs/ZAB.md, "Dynamic
     /// reconfiguration"); `membership::no_reconfig` where there are none.
     pub reconfig_of: ReconfigOf,
+    /// Voters that serve observers (ZooKeeper's `observerMasterPort`): while following, such
+    /// a voter synchronises observers from its own committed history and relays its commits
+    /// to them, so the leader's cost does not grow with observers. An observer picks one of
+    /// them (not the leader) at random, and falls back to the leader when none is there.
+    /// Empty: observers learn from the leader (docs/ZAB.md, "Observer masters").
+    pub observer_masters: Vec<ServerId>,
 }
 
 /// What the driver recovered from disk at start-up.
@@ -380,6 +389,9 @@ enum LearnerPhase {
 #[derive(Debug)]
 struct Learning {
     leader: ServerId,
+    /// The member this session is with: the leader, or for an observer the follower that
+    /// serves it (an observer master).
+    upstream: ServerId,
     /// The election round in which `leader` last voted for itself before leading, as far as
     /// this learner knows: a LOOKING notification from `leader` of a later round means it
     /// has left that leadership.
@@ -434,6 +446,11 @@ pub struct Replica {
     vote: Vote,
     /// The election this replica is in (or about to start) is a hand-over to a known target.
     handover: Option<Handover>,
+    /// A follower's observers (it is an observer master); empty in every other role.
+    master: ObserverMaster,
+    /// An observer: the observer master it last left for a fault, passed over in its next
+    /// choice so that it fails over to another follower (or the leader).
+    master_failed: Option<ServerId>,
     role: Role,
     appended: bool,
     actions: Vec<Action>,
@@ -494,6 +511,8 @@ impl Replica {
                 peer_epoch: durable.current_epoch,
             },
             handover: None,
+            master: ObserverMaster::default(),
+            master_failed: None,
             role: Role::Looking(Looking::default()),
             appended: false,
             actions: Vec::new(),
@@ -771,6 +790,7 @@ impl Replica {
             }
         };
         self.release();
+        self.master_inform();
         if self.appended {
             self.appended = false;
             self.actions.push(Action::Sync {
@@ -793,6 +813,14 @@ impl Replica {
             self.on_notification(from, vote, round, state);
             return;
         }
+        if matches!(msg, Message::FollowerInfo { observer: true, .. })
+            && self.config.observers.contains(&from)
+            && self.answers_observers()
+        {
+            // An observer takes this voter for its observer master (learner_master.rs).
+            self.master_on_follower_info(from, msg);
+            return;
+        }
         if matches!(msg, Message::FollowerInfo { .. })
             && matches!(self.role, Role::Following(_) | Role::Observing(_))
         {
@@ -806,8 +834,10 @@ impl Replica {
             Role::Looking(_) => {}
             Role::Leading(_) => self.leader_receive(from, conn, msg),
             Role::Following(l) | Role::Observing(l) => {
-                if from == l.leader && conn == l.conn {
+                if from == l.upstream && conn == l.conn {
                     self.learner_receive(msg);
+                } else if self.master.serves(from) {
+                    self.master_receive(from, conn, msg);
                 }
             }
         }
@@ -936,6 +966,8 @@ impl Replica {
     }
 
     fn go_looking(&mut self) {
+        self.note_failed_master();
+        let served = self.master.take();
         self.logical_clock += 1;
         self.vote = self.self_vote();
         let mut looking = Looking::default();
@@ -945,6 +977,7 @@ impl Replica {
         self.role = Role::Looking(looking);
         self.actions.push(Action::BecameLooking);
         self.broadcast_vote();
+        self.release_observers(served);
         if self.elects()
             && self
                 .membership
@@ -958,6 +991,11 @@ impl Replica {
     }
 
     fn on_notification(&mut self, from: ServerId, vote: Vote, round: u64, state: PeerState) {
+        if self.master_left(from, vote, state) {
+            self.go_looking();
+            self.on_notification(from, vote, round, state);
+            return;
+        }
         if let Role::Following(l) | Role::Observing(l) = &self.role {
             if from == l.leader && state == PeerState::Looking && round > l.leader_round {
                 // Our leader is electing again, so the session with it is over. ZooKeeper's
@@ -992,10 +1030,12 @@ impl Replica {
         let sender_votes = self.membership.votes_anywhere(&self.quorum, from);
         if state == PeerState::Looking {
             if !sender_votes || !self.elects() {
-                if sender_votes {
-                    return;
+                // A voter answers a looking non-voter with its vote; a looking non-voter
+                // ignores a voter's, and two looking non-voters have nothing to tell each
+                // other (answering, two observers bounced notifications for ever).
+                if self.elects() {
+                    self.send(from, self.notification());
                 }
-                self.send(from, self.notification());
                 return;
             }
             if round < self.logical_clock {
@@ -1106,7 +1146,8 @@ impl Replica {
         if leader == self.config.myid {
             self.become_leader();
         } else {
-            self.become_learner(leader, round);
+            let upstream = self.choose_upstream(leader);
+            self.become_learner(leader, round, upstream);
         }
     }
 
@@ -1656,10 +1697,11 @@ impl Replica {
 
     // ---- learner side (Learner, Follower, Observer) ----
 
-    fn become_learner(&mut self, leader: ServerId, leader_round: u64) {
+    fn become_learner(&mut self, leader: ServerId, leader_round: u64, upstream: ServerId) {
         let conn = self.next_conn();
         let learning = Learning {
             leader,
+            upstream,
             leader_round,
             conn,
             phase: LearnerPhase::AwaitLeaderInfo,
@@ -1702,15 +1744,16 @@ impl Replica {
             epochs: self.log.epochs_after(self.applied),
             observer: self.observer,
         };
-        let leader = self.learning().leader;
-        self.send(leader, msg);
+        let upstream = self.learning().upstream;
+        self.send(upstream, msg);
     }
 
     /// A message is missing from the session (a gap in the `prev` chain or a step out of
     /// order): start a new connection, as a learner whose TCP connection broke would.
     fn reconnect(&mut self) {
-        let (leader, round) = (self.learning().leader, self.learning().leader_round);
-        self.become_learner(leader, round);
+        let l = self.learning_ref();
+        let (leader, round, upstream) = (l.leader, l.leader_round, l.upstream);
+        self.become_learner(leader, round, upstream);
     }
 
     fn learner_receive(&mut self, msg: Message) {
@@ -1780,8 +1823,8 @@ impl Replica {
                 } else {
                     Zxid::ZERO
                 };
-                let (leader, conn) = (l.leader, l.conn);
-                self.send(leader, Message::PingReply { conn, acked, round });
+                let (upstream, conn) = (l.upstream, l.conn);
+                self.send(upstream, Message::PingReply { conn, acked, round });
             }
             Message::Diff { .. }
             | Message::Trunc { .. }
@@ -2041,7 +2084,7 @@ impl Replica {
         let last = self.log.last();
         let observer = self.observer;
         let l = self.learning();
-        let (leader, conn, epoch) = (l.leader, l.conn, l.epoch);
+        let (upstream, conn, epoch) = (l.upstream, l.conn, l.epoch);
         let mut out = Vec::new();
         if l.ackepoch_pending && accepted_durable >= epoch {
             l.ackepoch_pending = false;
@@ -2068,7 +2111,7 @@ impl Replica {
             });
         }
         for msg in out {
-            self.send(leader, msg);
+            self.send(upstream, msg);
         }
     }
 
@@ -2155,7 +2198,10 @@ impl Replica {
                 }
             }
             Role::Leading(_) => self.leader_tick(now),
-            Role::Following(_) | Role::Observing(_) => self.learner_tick(now),
+            Role::Following(_) | Role::Observing(_) => {
+                self.learner_tick(now);
+                self.master_tick(now);
+            }
         }
     }
 
@@ -2237,7 +2283,10 @@ impl Replica {
 
     fn on_peer_lost(&mut self, peer: ServerId) {
         match &mut self.role {
-            Role::Following(l) | Role::Observing(l) if l.leader == peer => self.go_looking(),
+            Role::Following(l) | Role::Observing(l) if l.leader == peer || l.upstream == peer => {
+                self.go_looking()
+            }
+            Role::Following(_) => self.master.lost(peer),
             Role::Leading(l) => {
                 let Some(h) = l.handlers.get_mut(&peer) else {
                     return;
@@ -2406,6 +2455,7 @@ impl Replica {
                 prev = *z;
             }
         }
+        self.master_invariants();
         match &self.role {
             Role::Looking(l) => {
                 assert!(
@@ -2474,6 +2524,7 @@ mod tests {
             history_retain: 8,
             config_version: Zxid::ZERO,
             reconfig_of: crate::membership::no_reconfig,
+            observer_masters: Vec::new(),
         }
     }
 
@@ -2577,6 +2628,7 @@ mod tests {
             history_retain: 0,
             config_version: Zxid::ZERO,
             reconfig_of: crate::membership::no_reconfig,
+            observer_masters: Vec::new(),
             ..config(4)
         };
         let old = Zxid::new(0, 7);

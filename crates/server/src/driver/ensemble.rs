@@ -86,9 +86,13 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
         ),
     }
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
-    let members = peer_addrs(&ens.members);
-    // This server listens where its own line said, also when a reconfig removed it.
+    // This server listens where its own line said, also when a reconfig removed it; a
+    // voter also where observers dial it (observerMasterPort).
     let listen = own.quorum_addr;
+    let listen_all: Vec<std::net::SocketAddr> = std::iter::once(listen)
+        .chain(ens.observer_master_addr(ens.myid))
+        .collect();
+    let members = peer_addrs(&ens.members, dial_masters(&ens, &ens.members));
     let advertised = format!("{}:{}", own.host, own.quorum_addr.port());
     let tls = match cfg
         .quorum_tls
@@ -101,14 +105,17 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
     };
     let peers = match crate::peer::start(
         ens.myid,
-        listen,
+        &listen_all,
         advertised,
         &members,
         tls,
         Rc::new(events_tx),
     ) {
         Ok(p) => p,
-        Err(e) => fatal(&format!("cannot listen on the quorum port {listen}"), &e),
+        Err(e) => fatal(
+            &format!("cannot listen on the peer ports {listen_all:?}"),
+            &e,
+        ),
     };
     Start {
         ens: EnsembleConfig {
@@ -136,11 +143,31 @@ fn tree_config(tree: &Tree) -> Option<(BTreeMap<u64, crate::config::Member>, i64
 }
 
 /// Where each member is dialled.
-pub fn peer_addrs(members: &BTreeMap<u64, crate::config::Member>) -> BTreeMap<u64, PeerAddr> {
+pub fn peer_addrs(
+    members: &BTreeMap<u64, crate::config::Member>,
+    master_port: Option<u16>,
+) -> BTreeMap<u64, PeerAddr> {
     members
         .iter()
-        .map(|(id, m)| (*id, (m.quorum_addr, m.host.clone())))
+        .map(|(id, m)| {
+            let addr = match master_port {
+                Some(port) if !m.observer => std::net::SocketAddr::new(m.quorum_addr.ip(), port),
+                _ => m.quorum_addr,
+            };
+            (*id, (addr, m.host.clone()))
+        })
         .collect()
+}
+
+/// The observerMasterPort this member dials voters at: set when it is an observer of
+/// `members` (or not in it: a removed server learns as an observer does), as ZooKeeper's
+/// observers connect to their master there; `None` dials every member's quorum port.
+fn dial_masters(
+    ens: &crate::config::Ensemble,
+    members: &BTreeMap<u64, crate::config::Member>,
+) -> Option<u16> {
+    let observer = members.get(&ens.myid).is_none_or(|m| m.observer);
+    ens.observer_master_port.filter(|_| observer)
 }
 
 /// A configuration took effect (`Effect::Reconfigured`): the links follow it, and the
@@ -150,7 +177,13 @@ pub fn peer_addrs(members: &BTreeMap<u64, crate::config::Member>) -> BTreeMap<u6
 /// write is logged: the configuration is in the replicated tree either way.
 pub fn reconfigured(cfg: &Config, peers: &mut Peers, version: Zxid, text: &str) {
     match crate::config::members_from_text(text) {
-        Ok((members, _)) => peers.update(&peer_addrs(&members)),
+        Ok((members, _)) => {
+            let masters = cfg
+                .ensemble
+                .as_ref()
+                .and_then(|e| dial_masters(e, &members));
+            peers.update(&peer_addrs(&members, masters));
+        }
         Err(e) => tracing::warn!("reconfig {version}: cannot dial its members: {e}"),
     }
     let Some(static_file) = &cfg.source else {
@@ -316,5 +349,6 @@ fn zab_config(ens: &Ensemble, history_retain: usize, tick_time_ms: u32) -> ZabCo
         history_retain,
         config_version: Zxid(ens.config_version),
         reconfig_of: zoocore_member::reconfig::reconfig_of,
+        observer_masters: ens.observer_masters(),
     }
 }

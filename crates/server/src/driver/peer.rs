@@ -189,19 +189,21 @@ impl Peers {
     }
 }
 
-/// Starts the listener on `listen` and a dialler for every other member (its address, and
-/// its host as zoo.cfg names it, for TLS). Received messages go to `events`. `advertised`
-/// is this member's own quorum address as its server line writes it (`host:port`).
+/// Starts a listener on each address of `listen` (the quorum port, and a voter's
+/// `observerMasterPort`, where observers dial it: both take the same links) and a dialler
+/// for every other member (the address to dial, and its host as zoo.cfg names it, for
+/// TLS). Received messages go to `events`. `advertised` is this member's own quorum
+/// address as its server line writes it (`host:port`).
 pub fn start(
     myid: ServerId,
-    listen: SocketAddr,
+    listen: &[SocketAddr],
     advertised: String,
     members: &BTreeMap<ServerId, PeerAddr>,
     tls: Option<Rc<PeerTls>>,
     events: Rc<LocalSender<Event>>,
 ) -> std::io::Result<Peers> {
-    let listener = crate::listen::listen(listen)?;
-    {
+    for &addr in listen {
+        let listener = crate::listen::listen(addr)?;
         let events = events.clone();
         let tls = tls.clone();
         glommio::spawn_local(async move {
@@ -224,7 +226,7 @@ pub fn start(
                         .detach();
                     }
                     Err(e) => {
-                        tracing::warn!("accept on the quorum port failed: {e}");
+                        tracing::warn!("accept on the peer port {addr} failed: {e}");
                         glommio::timer::sleep(Duration::from_millis(50)).await;
                     }
                 }

@@ -336,6 +336,19 @@ pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str
             stats.core.synced_followers.load(Relaxed).to_string(),
         ));
     }
+    // Observer masters (zoocore's names; ZooKeeper shows them over JMX only).
+    if mode == crate::stats::Mode::Follower {
+        rows.push((
+            "zoocore_observers_served",
+            stats.core.observers_served.load(Relaxed).to_string(),
+        ));
+    }
+    if mode == crate::stats::Mode::Observer {
+        rows.push((
+            "zoocore_observer_master",
+            stats.core.observer_master.load(Relaxed).to_string(),
+        ));
+    }
     rows
 }
 

@@ -382,6 +382,10 @@ pub struct CoreCounters {
     /// broadcast (ZooKeeper's zk_followers, zk_synced_followers).
     pub learners: AtomicU64,
     pub synced_followers: AtomicU64,
+    /// Observer masters: on a follower, the observers it serves; on an observer, the
+    /// follower it learns from (0: the leader).
+    pub observers_served: AtomicU64,
+    pub observer_master: AtomicU64,
     pub last_zxid: AtomicI64,
     pub node_count: AtomicU64,
     pub data_size: AtomicU64,
