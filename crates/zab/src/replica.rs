@@ -691,6 +691,56 @@ impl Replica {
         self.membership.last_seen()
     }
 
+    /// One line on where this replica stands in an election, for traces (the simulator's
+    /// `--trace`): its role, epochs, round and vote, and while looking the votes of this
+    /// round and the reports of servers out of the election; as leader, its phase and
+    /// who has promised the epoch.
+    pub fn describe(&self) -> String {
+        let head = format!(
+            "{:?} acc={} cur={} last={} round={} vote=({} {} e{})",
+            self.role(),
+            self.accepted.0,
+            self.current.0,
+            self.log.last(),
+            self.logical_clock,
+            self.vote.leader,
+            self.vote.zxid,
+            self.vote.peer_epoch.0,
+        );
+        let votes = |m: &BTreeMap<ServerId, Vote>| {
+            m.iter()
+                .map(|(id, v)| format!("{id}:{}@{}e{}", v.leader, v.zxid, v.peer_epoch.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match &self.role {
+            Role::Looking(l) => {
+                let ooe = l
+                    .out_of_election
+                    .iter()
+                    .map(|(id, (v, s, r))| {
+                        format!("{id}:{s:?}/{}e{}r{r}", v.leader, v.peer_epoch.0)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
+                    "{head} recv=[{}] ooe=[{ooe}] quorum={}",
+                    votes(&l.recv),
+                    self.vote_has_quorum()
+                )
+            }
+            Role::Leading(l) => format!(
+                "{head} phase={:?} epoch={} promised={:?}",
+                l.phase,
+                l.epoch.0,
+                l.accepted.keys().collect::<Vec<_>>()
+            ),
+            Role::Following(l) | Role::Observing(l) => {
+                format!("{head} leader={} phase={:?}", l.leader, l.phase)
+            }
+        }
+    }
+
     /// A reconfig is logged and has not taken effect here (RECONFIGINPROGRESS).
     pub fn reconfig_in_progress(&self) -> bool {
         self.membership.in_progress()
@@ -937,6 +987,11 @@ impl Replica {
 
     fn go_looking(&mut self) {
         self.logical_clock += 1;
+        self.enter_looking();
+    }
+
+    /// Looking in the round `logical_clock` names, with this replica's first vote.
+    fn enter_looking(&mut self) {
         self.vote = self.self_vote();
         let mut looking = Looking::default();
         if self.elects() {
@@ -967,6 +1022,24 @@ impl Replica {
                 // vote while a better-placed voter kept unseating it at ACKEPOCH: a livelock
                 // (sim seed 82 with 300 ticks).
                 self.go_looking();
+                self.on_notification(from, vote, round, state);
+                return;
+            }
+            if from == l.leader
+                && state == PeerState::Looking
+                && round == l.leader_round
+                && vote.leader != l.leader
+            {
+                // Our leader is still electing in the round we took it from, and votes for
+                // another member: votes only get better within a round, so it will never
+                // lead from this round. A replica decides on the quorum of its own
+                // membership; the leader, with a reconfig logged that we do not have, needs
+                // quorums of both and may never reach them (in 3 voters plus a logged
+                // reconfig to 4, {1, 2} decides for 1 while 2 waits for three of four).
+                // Rejoin that round, where its vote is one more for its choice: starting a
+                // new round instead made every member vote for itself again, and this one
+                // decide for the first of them it heard, for ever (sim seed 314, 100 ticks).
+                self.enter_looking();
                 self.on_notification(from, vote, round, state);
                 return;
             }

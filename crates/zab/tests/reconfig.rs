@@ -114,3 +114,64 @@ fn a_reconfig_commits_with_both_quorums_and_the_new_voters_decide_after_it() {
         assert_eq!(net.replica(id).role(), RoleKind::Observing, "{id}");
     }
 }
+
+#[test]
+fn a_voter_that_lacks_a_logged_reconfig_rejoins_the_round_its_leader_gave_up() {
+    // Voters 1, 2, 3; a reconfig adding 4 (which stays down) is logged on 2 and 3 only. In
+    // the next election 1 decides on a quorum of its own membership, {1, 2}, and follows 2;
+    // 2 and 3 need three of {1, 2, 3, 4} and 2 switches to 3 in the same round. Member 1
+    // must rejoin that round (its vote completes 3's quorum), not wait initLimit for a
+    // LEADERINFO from 2, nor start a new round where the same race repeats (sim seed 314).
+    let cfg3 = |id| Config {
+        voters: vec![1, 2, 3],
+        ..cfg(id)
+    };
+    let mut net = Net::with_config(&[1, 2, 3], true, cfg3);
+    net.run_until(100, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("no leader: {:?}", net.roles()));
+    assert_eq!(net.replica(1).leader(), Some(3));
+    let r = propose(&mut net, 3, "R:1,2,3,4");
+    net.deliver(&mut |_, to, _| to == 1);
+    assert!(net.replica(2).has(r) && !net.replica(1).has(r));
+    assert!(net.replica(2).reconfig_in_progress());
+
+    // Silence until every member gives up its session and looks.
+    net.run_until(3 * common::INIT_LIMIT, &mut |_, _, _| true, |n| {
+        n.roles()
+            .iter()
+            .all(|(_, role, _)| *role == RoleKind::Looking)
+    })
+    .unwrap_or_else(|| panic!("still not all looking: {:?}", net.roles()));
+    net.net.clear();
+    for id in [1, 2, 3] {
+        net.step(id, Input::Tick { now_ms: net.now_ms });
+    }
+
+    // The race: 1 hears 2's vote first and follows 2 at once.
+    assert!(net.deliver_one(|from, to, m| from == 2
+        && to == 1
+        && matches!(m, Message::Notification { .. })));
+    assert_eq!(
+        (net.replica(1).role(), net.replica(1).leader()),
+        (RoleKind::Following, Some(2)),
+        "the race: 1 follows 2"
+    );
+    // 2 hears 3 (the same log, a higher id) and votes for 3; it still looks, with two of
+    // the four voters of the logged reconfig behind 3.
+    assert!(net.deliver_one(|from, to, m| from == 3
+        && to == 2
+        && matches!(m, Message::Notification { .. })));
+    assert_eq!(net.replica(2).role(), RoleKind::Looking);
+
+    let ticks = net
+        .run_until(
+            common::INIT_LIMIT / 2,
+            &mut |_, _, _| false,
+            Net::all_serving,
+        )
+        .unwrap_or_else(|| panic!("not serving: {:?}", net.roles()));
+    assert!(ticks < 10, "all serving only after {ticks} ticks");
+    for id in [1, 2, 3] {
+        assert_eq!(net.replica(id).leader(), Some(3), "{:?}", net.roles());
+    }
+}
