@@ -40,7 +40,7 @@ use thiserror::Error;
 use zoocore_proto::Zxid;
 
 use crate::membership::{Members, Membership, ReconfigOf};
-use crate::msg::{Message, Payload, PeerState, Vote};
+use crate::msg::{Message, NotifiedConfig, Payload, PeerState, Vote};
 use crate::quorum::Quorum;
 use crate::{Epoch, ServerId};
 
@@ -697,8 +697,10 @@ impl Replica {
     /// who has promised the epoch.
     pub fn describe(&self) -> String {
         let head = format!(
-            "{:?} acc={} cur={} last={} round={} vote=({} {} e{})",
+            "{:?} config={}{:?} acc={} cur={} last={} round={} vote=({} {} e{})",
             self.role(),
+            self.membership.since,
+            self.membership.current.voters,
             self.accepted.0,
             self.current.0,
             self.log.last(),
@@ -839,7 +841,14 @@ impl Replica {
         if from == self.config.myid {
             return;
         }
-        if let Message::Notification { vote, round, state } = msg {
+        if let Message::Notification {
+            vote,
+            round,
+            state,
+            config,
+        } = msg
+        {
+            self.on_notified_config(config);
             self.on_notification(from, vote, round, state);
             return;
         }
@@ -959,6 +968,34 @@ impl Replica {
             vote,
             round: self.logical_clock,
             state,
+            config: NotifiedConfig {
+                since: self.membership.since,
+                members: self.membership.current.clone(),
+            },
+        }
+    }
+
+    /// A looking replica adopts a newer configuration a notification carries and elects
+    /// again under it (FastLeaderElection's receiver: QuorumPeer.processReconfig with the
+    /// sender's `qv`, then a new election). A member that missed committed reconfigs (down,
+    /// or cut off, while they committed) otherwise counts the wrong voters: it may wait for
+    /// a quorum of servers that no longer vote and never join a leader the others elected
+    /// (sim seed 83). The configuration is committed (it is in effect on the sender), so the
+    /// history through `since` has it; this replica's log catches up when it synchronises,
+    /// and reconfigs logged at or below `since` are in it (as for a snapshot's). Only while
+    /// looking, as in ZooKeeper: a learner learns configurations from its leader.
+    fn on_notified_config(&mut self, config: NotifiedConfig) {
+        if !matches!(self.role, Role::Looking(_))
+            || config.since <= self.membership.since
+            || config.members.voters.is_empty()
+        {
+            return;
+        }
+        let round = self.logical_clock;
+        self.membership.reset(config.since, config.members);
+        self.membership_changed();
+        if self.logical_clock == round && matches!(self.role, Role::Looking(_)) {
+            self.go_looking();
         }
     }
 
@@ -2556,7 +2593,12 @@ mod tests {
             zxid: Zxid::ZERO,
             peer_epoch: Epoch(0),
         };
-        let msg = Message::Notification { vote, round, state };
+        let msg = Message::Notification {
+            vote,
+            round,
+            state,
+            config: Default::default(),
+        };
         r.step(Input::Receive { from, msg }).expect("never refused");
         r.ready();
     }

@@ -77,6 +77,7 @@ fn a_learner_that_joined_a_stale_leader_looks_again_at_once() {
                     vote: stale,
                     round: 1,
                     state,
+                    config: Default::default(),
                 },
             },
         );

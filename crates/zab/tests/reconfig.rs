@@ -175,3 +175,51 @@ fn a_voter_that_lacks_a_logged_reconfig_rejoins_the_round_its_leader_gave_up() {
         assert_eq!(net.replica(id).leader(), Some(3), "{:?}", net.roles());
     }
 }
+
+#[test]
+fn a_voter_that_missed_a_committed_reconfig_adopts_it_from_notifications() {
+    // Voters 1..4; 4 (the leader) is removed by a reconfig that commits while 1 is cut off,
+    // and hands over to 2 or 3. Then that new leader goes and 1 comes back: 1 and the other
+    // are a quorum of the new voters {1, 2, 3}, but 1 still counts {1, 2, 3, 4}, where it
+    // needs three, and 4 votes no more. Only by adopting the configuration the other's
+    // notifications carry does 1 elect with it (sim seed 83).
+    let cfg4 = |id| Config {
+        voters: vec![1, 2, 3, 4],
+        ..cfg(id)
+    };
+    let mut net = Net::with_config(&[1, 2, 3, 4], true, cfg4);
+    net.run_until(100, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("no leader: {:?}", net.roles()));
+    assert_eq!(net.replica(1).leader(), Some(4));
+    let r = propose(&mut net, 4, "R:1,2,3");
+    let cut_1 = &mut |from, to, _: &Message| from == 1 || to == 1;
+    net.run_until(3 * common::INIT_LIMIT, cut_1, |n| {
+        [2, 3, 4]
+            .iter()
+            .all(|id| n.replica(*id).membership().0 == r)
+            && n.all_serving_but(1)
+            && n.replica(1).role() == RoleKind::Looking
+    })
+    .unwrap_or_else(|| panic!("the reconfig never took effect: {:?}", net.roles()));
+    assert_eq!(net.replica(1).membership().0, Zxid::ZERO, "1 missed it");
+    assert_eq!(
+        net.replica(4).role(),
+        RoleKind::Observing,
+        "4 votes no more"
+    );
+
+    // The new leader (2 or 3, to which 4 handed over) goes, 1 comes back.
+    let gone = net.replica(2).leader().expect("a leader");
+    let other = if gone == 2 { 3 } else { 2 };
+    let cut = &mut |from, to, _: &Message| from == gone || to == gone;
+    net.run_until(3 * common::INIT_LIMIT, cut, |n| {
+        [1, other, 4].iter().all(|id| n.replica(*id).is_serving())
+    })
+    .unwrap_or_else(|| panic!("1, {other} and 4 never serve: {:?}", net.roles()));
+    assert_eq!(net.replica(1).leader(), Some(other), "{:?}", net.roles());
+    let (since, members) = net.replica(1).membership();
+    assert_eq!(
+        (since, members.voters.iter().copied().collect::<Vec<_>>()),
+        (r, vec![1, 2, 3])
+    );
+}

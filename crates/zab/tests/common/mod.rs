@@ -212,4 +212,9 @@ impl Net {
     pub fn all_serving(&self) -> bool {
         self.replicas.iter().all(Replica::is_serving)
     }
+
+    /// Every member but `id` serves.
+    pub fn all_serving_but(&self, id: ServerId) -> bool {
+        self.replicas.iter().all(|r| r.id() == id || r.is_serving())
+    }
 }
