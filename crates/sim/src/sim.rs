@@ -1168,7 +1168,31 @@ impl Sim {
                     .iter()
                     .map(|(id, s)| (*id, s.member.as_ref()))
                     .collect();
+                if self.trace {
+                    if let Some(m) = &made {
+                        eprintln!(
+                            "t={} {id}: published reconfig {} making {m:?}",
+                            self.now, entry.zxid
+                        );
+                    }
+                }
                 self.memberships.check_commit(entry.zxid, made, &members)?;
+            }
+        }
+        if self.trace {
+            let cfg = |v: Option<&Tree>| {
+                v.and_then(|v| v.get(zoocore_tree::CONFIG_PATH))
+                    .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
+                    .and_then(|t| t.lines().last().map(str::to_owned))
+            };
+            let (old, new) = (cfg(self.slots[&id].view.as_ref()), cfg(Some(&batch.view)));
+            if old != new {
+                eprintln!(
+                    "t={} {id}: view's config {old:?} -> {new:?} at {} (entries {:?})",
+                    self.now,
+                    batch.view.last_zxid(),
+                    batch.entries.iter().map(|e| e.zxid).collect::<Vec<_>>()
+                );
             }
         }
         self.slots.get_mut(&id).expect("slot").view = Some(batch.view.clone());

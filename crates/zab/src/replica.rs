@@ -1969,11 +1969,12 @@ impl Replica {
         self.applied = zxid;
         self.new_token();
         self.learning().phase = LearnerPhase::Syncing;
-        // Reconfigs the snapshot covers are in effect in it (the driver tells of those this
-        // log never had: `adopt_membership`). Last: a changed role ends the session.
-        if self.membership.activate_through(zxid).is_some() {
-            self.membership_changed();
-        }
+        // The snapshot's configuration is in effect, and the driver tells it from the
+        // snapshot's tree (`adopt_membership`). The reconfigs this log holds at or below
+        // `zxid` are dropped, not activated: they may be a deposed leader's uncommitted tail
+        // (sim seed 1650, 100 ticks: a member activated its own removal of 4 that never
+        // committed, and its notifications then spread it).
+        self.membership.replaced_through(zxid);
     }
 
     /// Truncation and snapshots start a new generation of `Sync`s: a completion issued before

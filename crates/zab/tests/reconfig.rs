@@ -223,3 +223,59 @@ fn a_voter_that_missed_a_committed_reconfig_adopts_it_from_notifications() {
         (r, vec![1, 2, 3])
     );
 }
+
+#[test]
+fn a_snapshot_does_not_activate_a_deposed_leaders_uncommitted_reconfig() {
+    // Leader 3 logs a reconfig removing itself that no one else receives, and is cut off. 1
+    // and 2 elect 2 and commit past the history window, so 3 comes back to a SNAP that
+    // covers its uncommitted reconfig. That entry is not in the snapshot (whose configuration
+    // is still {1, 2, 3}): 3 must stay a voter, not activate its own removal (sim seed 1650,
+    // where notifications then spread the wrong configuration to the others).
+    let cfg3 = |id| Config {
+        voters: vec![1, 2, 3],
+        history_retain: 5,
+        ..cfg(id)
+    };
+    let mut net = Net::with_config(&[1, 2, 3], true, cfg3);
+    net.run_until(100, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("no leader: {:?}", net.roles()));
+    assert_eq!(net.replica(1).leader(), Some(3));
+    let r = propose(&mut net, 3, "R:1,2");
+    let cut_3 = &mut |from, to, _: &Message| from == 3 || to == 3;
+    net.deliver(cut_3);
+    assert!(net.replica(3).has(r) && !net.replica(2).has(r));
+
+    net.run_until(3 * common::INIT_LIMIT, cut_3, |n| {
+        n.replica(1).is_serving() && n.replica(1).leader() == Some(2)
+    })
+    .unwrap_or_else(|| panic!("1 and 2 never elect 2: {:?}", net.roles()));
+    let mut last = Zxid::ZERO;
+    for _ in 0..12 {
+        last = propose(&mut net, 2, "txn");
+        net.deliver(cut_3);
+        net.tick();
+    }
+    net.run_until(20, cut_3, |n| n.replica(2).committed() >= last)
+        .expect("1 and 2 commit");
+
+    let snaps = std::cell::Cell::new(0);
+    net.run_until(
+        3 * common::INIT_LIMIT,
+        &mut |_, to, msg| {
+            if to == 3 && matches!(msg, Message::Snap { .. }) {
+                snaps.set(snaps.get() + 1);
+            }
+            false
+        },
+        |n| n.all_serving() && n.replica(3).committed() >= last,
+    )
+    .unwrap_or_else(|| panic!("3 never catches up: {:?}", net.roles()));
+    assert!(snaps.get() > 0, "3 was synchronised without a SNAP");
+    assert_eq!(net.replica(3).role(), RoleKind::Following);
+    assert!(!net.replica(3).reconfig_in_progress());
+    let (since, members) = net.replica(3).membership();
+    assert_eq!(
+        (since, members.voters.iter().copied().collect::<Vec<_>>()),
+        (Zxid::ZERO, vec![1, 2, 3])
+    );
+}

@@ -97,6 +97,28 @@ impl Net {
                     }
                 }
                 Action::Sync { upto, token } => inputs.push_back(Input::Persisted { upto, token }),
+                // Snapshots carry no tree here: the replica only needs the frame and the
+                // install's completion.
+                Action::SendSnapshot {
+                    to,
+                    conn,
+                    zxid,
+                    keep,
+                } => {
+                    if self.replicas.iter().any(|r| r.id() == to) {
+                        let data: zoocore_zab::Payload = std::sync::Arc::from(&b""[..]);
+                        let msg = Message::Snap {
+                            conn,
+                            zxid,
+                            keep,
+                            data,
+                        };
+                        self.net.push_back((id, to, msg))
+                    }
+                }
+                Action::InstallSnapshot { zxid, .. } => {
+                    inputs.push_back(Input::SnapshotInstalled { zxid })
+                }
                 Action::PersistEpoch { accepted, current } => {
                     inputs.push_back(Input::EpochPersisted { accepted, current })
                 }
