@@ -104,17 +104,15 @@ impl Net {
                     conn,
                     zxid,
                     keep,
-                } => {
-                    if self.replicas.iter().any(|r| r.id() == to) {
-                        let data: zoocore_zab::Payload = std::sync::Arc::from(&b""[..]);
-                        let msg = Message::Snap {
-                            conn,
-                            zxid,
-                            keep,
-                            data,
-                        };
-                        self.net.push_back((id, to, msg))
-                    }
+                } if self.replicas.iter().any(|r| r.id() == to) => {
+                    let data: zoocore_zab::Payload = std::sync::Arc::from(&b""[..]);
+                    let msg = Message::Snap {
+                        conn,
+                        zxid,
+                        keep,
+                        data,
+                    };
+                    self.net.push_back((id, to, msg))
                 }
                 Action::InstallSnapshot { zxid, .. } => {
                     inputs.push_back(Input::SnapshotInstalled { zxid })
