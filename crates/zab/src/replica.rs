@@ -1093,6 +1093,39 @@ impl Replica {
                 return;
             }
         }
+        if let Role::Leading(l) = &self.role {
+            if l.phase == LeaderPhase::Discovery
+                && self.membership.votes_anywhere(&self.quorum, from)
+                && self.better(vote, self.decided_vote())
+            {
+                if state == PeerState::Looking && round == self.logical_clock {
+                    // A voter of the round we lead from votes for a better candidate: it
+                    // will never follow us from this round. With members counting different
+                    // voters (a reconfig logged on some only), the voters whose votes made
+                    // our quorum may never decide; waiting out initLimit and electing again
+                    // repeated the same race (sim seed 465, 200 ticks). Rejoin the round
+                    // and take that vote.
+                    self.enter_looking();
+                    self.on_notification(from, vote, round, state);
+                    return;
+                }
+                if state == PeerState::Leading && vote.leader == from {
+                    // Another voter leads, still in discovery too, with a better vote: of
+                    // two leaders waiting for the same voters one must yield, and the worse
+                    // placed one yields to it (sim seed 266, 200 ticks). A new round in
+                    // which our vote is for it.
+                    self.go_looking();
+                    self.vote = vote;
+                    let myid = self.config.myid;
+                    if self.elects() {
+                        self.election().recv.insert(myid, vote);
+                    }
+                    self.broadcast_vote();
+                    self.on_notification(from, vote, round, state);
+                    return;
+                }
+            }
+        }
         if !matches!(self.role, Role::Looking(_)) {
             if state == PeerState::Looking {
                 self.send(from, self.notification());
