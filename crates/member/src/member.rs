@@ -508,6 +508,11 @@ impl<D: Device> Member<D> {
         )
     }
 
+    /// The replica's own account of its election state (`Replica::describe`), for traces.
+    pub fn describe_replica(&self) -> String {
+        self.replicated.replica.describe()
+    }
+
     pub fn role(&self) -> Role {
         if self.replicated.standalone {
             Role::Standalone

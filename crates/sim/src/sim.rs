@@ -94,6 +94,9 @@ pub struct Sim {
     careless_clients: bool,
     stale_leader: bool,
     memberships: Memberships,
+    /// `--trace`: print role changes, election and handshake frames with the receiver's
+    /// state after each, lost links, reconfigs asked, and every member's state on failure.
+    trace: bool,
 }
 
 type Step = Result<(), String>;
@@ -153,6 +156,19 @@ impl Sim {
             careless_clients: false,
             stale_leader: false,
             memberships: Memberships::new(&voters_start, &observers_start),
+            trace: false,
+        }
+    }
+
+    /// Prints what elections do on stderr (see `trace`); costs one branch per event when off.
+    pub fn with_trace(mut self) -> Self {
+        self.trace = true;
+        self
+    }
+
+    fn trace_state(&self, id: u64) {
+        if let Some(m) = self.slots.get(&id).and_then(|s| s.member.as_ref()) {
+            eprintln!("t={} {id}| {}", self.now, m.describe_replica());
         }
     }
 
@@ -195,6 +211,12 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> Failure {
+        if self.trace {
+            eprintln!("t={} FAILED: {what}", self.now);
+            for id in self.ids() {
+                self.trace_state(id);
+            }
+        }
         Failure {
             seed: self.sc.seed,
             ticks: self.sc.ticks,
@@ -358,6 +380,9 @@ impl Sim {
             if self.stale_leader && self.slots[&member].role == Role::Leader {
                 continue; // the old leader did not listen to its links
             }
+            if self.trace {
+                eprintln!("t={} {member}: lost its link to {peer}", self.now);
+            }
             self.step(member, Input::PeerLost { peer });
         }
         let slots = &self.slots;
@@ -421,6 +446,9 @@ impl Sim {
             return;
         };
         self.report.reconfigs_asked += 1;
+        if self.trace {
+            eprintln!("t={} reconfig asked of {leader}: {args:?}", self.now);
+        }
         self.step(
             leader,
             Input::Shard(ToCore::Request(CoreRequest {
@@ -457,10 +485,39 @@ impl Sim {
                     let slot = self.slots.get_mut(&to).expect("slot");
                     slot.checked = slot.checked.max(*zxid);
                 }
+                if self.trace {
+                    return self.deliver_traced(from, to, msg);
+                }
                 Input::Peer { from, msg }
             }
         };
         self.step(to, input);
+        Ok(())
+    }
+
+    /// `deliver` under `--trace`: election and handshake frames are printed with the
+    /// receiver's state after them; the broadcast's steady traffic is not.
+    fn deliver_traced(&mut self, from: u64, to: u64, msg: Message) -> Step {
+        let shown = match &msg {
+            Message::Proposal { .. }
+            | Message::Ack { .. }
+            | Message::Commit { .. }
+            | Message::Inform { .. }
+            | Message::Ping { .. }
+            | Message::PingReply { .. }
+            | Message::Forward { .. } => None,
+            Message::Snap {
+                conn, zxid, keep, ..
+            } => Some(format!(
+                "Snap {{ conn: {conn}, zxid: {zxid}, keep: {keep} }}"
+            )),
+            m => Some(format!("{m:?}")),
+        };
+        self.step(to, Input::Peer { from, msg });
+        if let Some(shown) = shown {
+            eprintln!("t={} {from}->{to} {shown}", self.now);
+            self.trace_state(to);
+        }
         Ok(())
     }
 
@@ -582,6 +639,9 @@ impl Sim {
                     if member.observer_master().is_some() {
                         self.report.observed_through_masters += 1;
                     }
+                }
+                if self.trace {
+                    eprintln!("t={} {id}: role {role:?}", self.now);
                 }
                 self.slots.get_mut(&id).expect("slot").role = role;
             }
@@ -1125,7 +1185,31 @@ impl Sim {
                     .iter()
                     .map(|(id, s)| (*id, s.member.as_ref()))
                     .collect();
+                if self.trace {
+                    if let Some(m) = &made {
+                        eprintln!(
+                            "t={} {id}: published reconfig {} making {m:?}",
+                            self.now, entry.zxid
+                        );
+                    }
+                }
                 self.memberships.check_commit(entry.zxid, made, &members)?;
+            }
+        }
+        if self.trace {
+            let cfg = |v: Option<&Tree>| {
+                v.and_then(|v| v.get(zoocore_tree::CONFIG_PATH))
+                    .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
+                    .and_then(|t| t.lines().last().map(str::to_owned))
+            };
+            let (old, new) = (cfg(self.slots[&id].view.as_ref()), cfg(Some(&batch.view)));
+            if old != new {
+                eprintln!(
+                    "t={} {id}: view's config {old:?} -> {new:?} at {} (entries {:?})",
+                    self.now,
+                    batch.view.last_zxid(),
+                    batch.entries.iter().map(|e| e.zxid).collect::<Vec<_>>()
+                );
             }
         }
         self.slots.get_mut(&id).expect("slot").view = Some(batch.view.clone());

@@ -92,6 +92,15 @@ impl Membership {
         self.pending.retain(|p| p.0 <= after);
     }
 
+    /// A snapshot through `zxid` replaced the log up to it: the reconfigs logged at or below
+    /// it are dropped, not activated. This log's entries there may be a tail the leader never
+    /// had (a deposed leader's uncommitted proposals, which `keep` does not cover); the
+    /// snapshot's own configuration is the one in effect, and the driver reads it from the
+    /// snapshot's tree (`Replica::adopt_membership`).
+    pub(crate) fn replaced_through(&mut self, zxid: Zxid) {
+        self.pending.retain(|p| p.0 > zxid);
+    }
+
     /// Whether a logged reconfig has not taken effect yet (ZooKeeper's last seen
     /// configuration differs from the one in effect: RECONFIGINPROGRESS).
     pub(crate) fn in_progress(&self) -> bool {

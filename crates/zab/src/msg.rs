@@ -15,13 +15,13 @@ use std::sync::Arc;
 use thiserror::Error;
 use zoocore_proto::{DecodeError, Reader, Writer, Zxid};
 
-use crate::{Epoch, ServerId};
+use crate::{Epoch, Members, ServerId};
 
 /// The bytes of one transaction as the driver logs and applies them; opaque to ZAB.
 pub type Payload = Arc<[u8]>;
 
 pub const FRAME_MAGIC: [u8; 4] = *b"ZCZB";
-pub const FRAME_VERSION: u8 = 4;
+pub const FRAME_VERSION: u8 = 5;
 pub const FRAME_HEADER_BYTES: usize = 16;
 /// The largest payload a frame may carry (a SNAP's snapshot included).
 pub const FRAME_PAYLOAD_BYTES_MAX: u32 = 1 << 30;
@@ -44,15 +44,25 @@ pub struct Vote {
     pub peer_epoch: Epoch,
 }
 
+/// The configuration a notification's sender has in effect (ZooKeeper's `qv` in a
+/// notification): the zxid of the reconfig that made it (`ZERO`: the starting one) and its
+/// servers. Only committed configurations: a reconfig logged and not yet applied is not in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifiedConfig {
+    pub since: Zxid,
+    pub members: Members,
+}
+
 /// Every message of the peer protocol. Names follow ZooKeeper's `Leader` packet types.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// FastLeaderElection notification; `round` is the sender's logical clock
-    /// (`electionEpoch`).
+    /// (`electionEpoch`); `config` the configuration in effect on the sender.
     Notification {
         vote: Vote,
         round: u64,
         state: PeerState,
+        config: NotifiedConfig,
     },
     /// Learner → leader, phase 1 (FOLLOWERINFO / OBSERVERINFO). `epochs` is the last zxid of
     /// each epoch in the learner's log after `base` (the zxid its tree has applied, all
@@ -270,12 +280,22 @@ impl Message {
             write_u64(w, conn);
         }
         match self {
-            Message::Notification { vote, round, state } => {
+            Message::Notification {
+                vote,
+                round,
+                state,
+                config,
+            } => {
                 write_u64(w, vote.leader);
                 write_zxid(w, vote.zxid);
                 write_epoch(w, vote.peer_epoch);
                 write_u64(w, *round);
                 w.write_u8(state_code(*state));
+                write_zxid(w, config.since);
+                let voters: Vec<ServerId> = config.members.voters.iter().copied().collect();
+                let observers: Vec<ServerId> = config.members.observers.iter().copied().collect();
+                w.write_vec(&voters, |w, id| write_u64(w, *id));
+                w.write_vec(&observers, |w, id| write_u64(w, *id));
             }
             Message::FollowerInfo {
                 accepted_epoch,
@@ -368,7 +388,18 @@ impl Message {
                     .into())
                 }
             };
-            return Ok(Message::Notification { vote, round, state });
+            let since = read_zxid(r)?;
+            let voters = r.read_vec(|r| read_u64(r))?;
+            let observers = r.read_vec(|r| read_u64(r))?;
+            return Ok(Message::Notification {
+                vote,
+                round,
+                state,
+                config: NotifiedConfig {
+                    since,
+                    members: Members::new(voters, observers),
+                },
+            });
         }
         if kind == kind::FORWARD {
             return Ok(Message::Forward {
@@ -542,22 +573,38 @@ mod tests {
     fn message() -> impl Strategy<Value = Message> {
         let c = any::<u64>();
         prop_oneof![
-            (any::<u64>(), zxid(), any::<u32>(), any::<u64>(), 0u8..4).prop_map(
-                |(leader, zxid, e, round, s)| Message::Notification {
-                    vote: Vote {
-                        leader,
-                        zxid,
-                        peer_epoch: Epoch(e)
-                    },
-                    round,
-                    state: [
-                        PeerState::Looking,
-                        PeerState::Following,
-                        PeerState::Leading,
-                        PeerState::Observing
-                    ][s as usize],
-                }
-            ),
+            (
+                any::<u64>(),
+                zxid(),
+                any::<u32>(),
+                any::<u64>(),
+                0u8..4,
+                (
+                    zxid(),
+                    proptest::collection::vec(any::<u64>(), 0..7),
+                    proptest::collection::vec(any::<u64>(), 0..3)
+                )
+            )
+                .prop_map(|(leader, zxid, e, round, s, (since, voters, observers))| {
+                    Message::Notification {
+                        vote: Vote {
+                            leader,
+                            zxid,
+                            peer_epoch: Epoch(e),
+                        },
+                        round,
+                        state: [
+                            PeerState::Looking,
+                            PeerState::Following,
+                            PeerState::Leading,
+                            PeerState::Observing,
+                        ][s as usize],
+                        config: NotifiedConfig {
+                            since,
+                            members: Members::new(voters, observers),
+                        },
+                    }
+                }),
             (
                 c,
                 any::<u32>(),

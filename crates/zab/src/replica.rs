@@ -40,7 +40,7 @@ use thiserror::Error;
 use zoocore_proto::Zxid;
 
 use crate::membership::{Members, Membership, ReconfigOf};
-use crate::msg::{Message, Payload, PeerState, Vote};
+use crate::msg::{Message, NotifiedConfig, Payload, PeerState, Vote};
 use crate::quorum::Quorum;
 use crate::{Epoch, ServerId};
 
@@ -710,6 +710,58 @@ impl Replica {
         self.membership.last_seen()
     }
 
+    /// One line on where this replica stands in an election, for traces (the simulator's
+    /// `--trace`): its role, epochs, round and vote, and while looking the votes of this
+    /// round and the reports of servers out of the election; as leader, its phase and
+    /// who has promised the epoch.
+    pub fn describe(&self) -> String {
+        let head = format!(
+            "{:?} config={}{:?} acc={} cur={} last={} round={} vote=({} {} e{})",
+            self.role(),
+            self.membership.since,
+            self.membership.current.voters,
+            self.accepted.0,
+            self.current.0,
+            self.log.last(),
+            self.logical_clock,
+            self.vote.leader,
+            self.vote.zxid,
+            self.vote.peer_epoch.0,
+        );
+        let votes = |m: &BTreeMap<ServerId, Vote>| {
+            m.iter()
+                .map(|(id, v)| format!("{id}:{}@{}e{}", v.leader, v.zxid, v.peer_epoch.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match &self.role {
+            Role::Looking(l) => {
+                let ooe = l
+                    .out_of_election
+                    .iter()
+                    .map(|(id, (v, s, r))| {
+                        format!("{id}:{s:?}/{}e{}r{r}", v.leader, v.peer_epoch.0)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
+                    "{head} recv=[{}] ooe=[{ooe}] quorum={}",
+                    votes(&l.recv),
+                    self.vote_has_quorum()
+                )
+            }
+            Role::Leading(l) => format!(
+                "{head} phase={:?} epoch={} promised={:?}",
+                l.phase,
+                l.epoch.0,
+                l.accepted.keys().collect::<Vec<_>>()
+            ),
+            Role::Following(l) | Role::Observing(l) => {
+                format!("{head} leader={} phase={:?}", l.leader, l.phase)
+            }
+        }
+    }
+
     /// A reconfig is logged and has not taken effect here (RECONFIGINPROGRESS).
     pub fn reconfig_in_progress(&self) -> bool {
         self.membership.in_progress()
@@ -809,7 +861,14 @@ impl Replica {
         if from == self.config.myid {
             return;
         }
-        if let Message::Notification { vote, round, state } = msg {
+        if let Message::Notification {
+            vote,
+            round,
+            state,
+            config,
+        } = msg
+        {
+            self.on_notified_config(config);
             self.on_notification(from, vote, round, state);
             return;
         }
@@ -939,6 +998,34 @@ impl Replica {
             vote,
             round: self.logical_clock,
             state,
+            config: NotifiedConfig {
+                since: self.membership.since,
+                members: self.membership.current.clone(),
+            },
+        }
+    }
+
+    /// A looking replica adopts a newer configuration a notification carries and elects
+    /// again under it (FastLeaderElection's receiver: QuorumPeer.processReconfig with the
+    /// sender's `qv`, then a new election). A member that missed committed reconfigs (down,
+    /// or cut off, while they committed) otherwise counts the wrong voters: it may wait for
+    /// a quorum of servers that no longer vote and never join a leader the others elected
+    /// (sim seed 83). The configuration is committed (it is in effect on the sender), so the
+    /// history through `since` has it; this replica's log catches up when it synchronises,
+    /// and reconfigs logged at or below `since` are in it (as for a snapshot's). Only while
+    /// looking, as in ZooKeeper: a learner learns configurations from its leader.
+    fn on_notified_config(&mut self, config: NotifiedConfig) {
+        if !matches!(self.role, Role::Looking(_))
+            || config.since <= self.membership.since
+            || config.members.voters.is_empty()
+        {
+            return;
+        }
+        let round = self.logical_clock;
+        self.membership.reset(config.since, config.members);
+        self.membership_changed();
+        if self.logical_clock == round && matches!(self.role, Role::Looking(_)) {
+            self.go_looking();
         }
     }
 
@@ -966,9 +1053,15 @@ impl Replica {
     }
 
     fn go_looking(&mut self) {
+        self.logical_clock += 1;
+        self.enter_looking();
+    }
+
+    /// Looking in the round `logical_clock` names, with this replica's first vote. Observers
+    /// this replica served as an observer master are let go (they choose again).
+    fn enter_looking(&mut self) {
         self.note_failed_master();
         let served = self.master.take();
-        self.logical_clock += 1;
         self.vote = self.self_vote();
         let mut looking = Looking::default();
         if self.elects() {
@@ -1009,6 +1102,24 @@ impl Replica {
                 return;
             }
             if from == l.leader
+                && state == PeerState::Looking
+                && round == l.leader_round
+                && vote.leader != l.leader
+            {
+                // Our leader is still electing in the round we took it from, and votes for
+                // another member: votes only get better within a round, so it will never
+                // lead from this round. A replica decides on the quorum of its own
+                // membership; the leader, with a reconfig logged that we do not have, needs
+                // quorums of both and may never reach them (in 3 voters plus a logged
+                // reconfig to 4, {1, 2} decides for 1 while 2 waits for three of four).
+                // Rejoin that round, where its vote is one more for its choice: starting a
+                // new round instead made every member vote for itself again, and this one
+                // decide for the first of them it heard, for ever (sim seed 314, 100 ticks).
+                self.enter_looking();
+                self.on_notification(from, vote, round, state);
+                return;
+            }
+            if from == l.leader
                 && matches!(state, PeerState::Following | PeerState::Observing)
                 && round >= l.leader_round
             {
@@ -1019,6 +1130,39 @@ impl Replica {
                 self.go_looking();
                 self.on_notification(from, vote, round, state);
                 return;
+            }
+        }
+        if let Role::Leading(l) = &self.role {
+            if l.phase == LeaderPhase::Discovery
+                && self.membership.votes_anywhere(&self.quorum, from)
+                && self.better(vote, self.decided_vote())
+            {
+                if state == PeerState::Looking && round == self.logical_clock {
+                    // A voter of the round we lead from votes for a better candidate: it
+                    // will never follow us from this round. With members counting different
+                    // voters (a reconfig logged on some only), the voters whose votes made
+                    // our quorum may never decide; waiting out initLimit and electing again
+                    // repeated the same race (sim seed 465, 200 ticks). Rejoin the round
+                    // and take that vote.
+                    self.enter_looking();
+                    self.on_notification(from, vote, round, state);
+                    return;
+                }
+                if state == PeerState::Leading && vote.leader == from {
+                    // Another voter leads, still in discovery too, with a better vote: of
+                    // two leaders waiting for the same voters one must yield, and the worse
+                    // placed one yields to it (sim seed 266, 200 ticks). A new round in
+                    // which our vote is for it.
+                    self.go_looking();
+                    self.vote = vote;
+                    let myid = self.config.myid;
+                    if self.elects() {
+                        self.election().recv.insert(myid, vote);
+                    }
+                    self.broadcast_vote();
+                    self.on_notification(from, vote, round, state);
+                    return;
+                }
             }
         }
         if !matches!(self.role, Role::Looking(_)) {
@@ -1902,11 +2046,12 @@ impl Replica {
         self.applied = zxid;
         self.new_token();
         self.learning().phase = LearnerPhase::Syncing;
-        // Reconfigs the snapshot covers are in effect in it (the driver tells of those this
-        // log never had: `adopt_membership`). Last: a changed role ends the session.
-        if self.membership.activate_through(zxid).is_some() {
-            self.membership_changed();
-        }
+        // The snapshot's configuration is in effect, and the driver tells it from the
+        // snapshot's tree (`adopt_membership`). The reconfigs this log holds at or below
+        // `zxid` are dropped, not activated: they may be a deposed leader's uncommitted tail
+        // (sim seed 1650, 100 ticks: a member activated its own removal of 4 that never
+        // committed, and its notifications then spread it).
+        self.membership.replaced_through(zxid);
     }
 
     /// Truncation and snapshots start a new generation of `Sync`s: a completion issued before
@@ -2534,7 +2679,12 @@ mod tests {
             zxid: Zxid::ZERO,
             peer_epoch: Epoch(0),
         };
-        let msg = Message::Notification { vote, round, state };
+        let msg = Message::Notification {
+            vote,
+            round,
+            state,
+            config: Default::default(),
+        };
         r.step(Input::Receive { from, msg }).expect("never refused");
         r.ready();
     }

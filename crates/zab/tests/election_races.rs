@@ -77,6 +77,7 @@ fn a_learner_that_joined_a_stale_leader_looks_again_at_once() {
                     vote: stale,
                     round: 1,
                     state,
+                    config: Default::default(),
                 },
             },
         );
@@ -95,4 +96,70 @@ fn a_learner_that_joined_a_stale_leader_looks_again_at_once() {
         }
     }
     panic!("1 never joined {leader}: {:?}", net.roles());
+}
+
+fn looking_vote(net: &mut Net, to: u64, from: u64, leader: u64, state: PeerState) {
+    let vote = Vote {
+        leader,
+        zxid: Zxid(0),
+        peer_epoch: Epoch(0),
+    };
+    let msg = Message::Notification {
+        vote,
+        round: 1,
+        state,
+        config: Default::default(),
+    };
+    net.step(to, Input::Receive { from, msg });
+}
+
+/// 1 leads in discovery on a quorum that includes a vote of 2's for 1 (one 2 no longer
+/// holds: in the sim, a vote from before 2 heard a better candidate).
+fn one_leads_on_a_stale_vote() -> Net {
+    let mut net = Net::of(&[1, 2, 3], false);
+    looking_vote(&mut net, 1, 2, 1, PeerState::Looking);
+    assert_eq!(
+        net.replica(1).role(),
+        RoleKind::Leading,
+        "the race: 1 leads"
+    );
+    net
+}
+
+#[test]
+fn a_leader_in_discovery_rejoins_its_round_when_a_voter_of_it_votes_better() {
+    // 2's vote of the same round for 3 (better placed than 1: a higher id) says it will never
+    // follow 1 from this round: 1 rejoins the round with that vote rather than wait out
+    // initLimit for FOLLOWERINFOs (sim seed 465, where 2 could not decide at all).
+    let mut net = one_leads_on_a_stale_vote();
+    looking_vote(&mut net, 1, 2, 3, PeerState::Looking);
+    // Back in the round, {1, 2} vote for 3: 1 follows 3 at once.
+    assert_eq!(
+        (net.replica(1).role(), net.replica(1).leader()),
+        (RoleKind::Following, Some(3))
+    );
+    let ticks = net
+        .run_until(INIT_LIMIT / 2, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("not serving: {:?}", net.roles()));
+    assert!(ticks < 10, "all serving only after {ticks} ticks");
+    assert_eq!(net.replica(1).leader(), Some(3));
+}
+
+#[test]
+fn a_leader_in_discovery_yields_to_a_better_placed_leader() {
+    // 3 reports that it leads, with a better vote than 1's: of two leaders waiting for the
+    // same voters, the worse placed one yields and votes for the other (sim seed 266).
+    let mut net = one_leads_on_a_stale_vote();
+    looking_vote(&mut net, 1, 3, 3, PeerState::Leading);
+    assert_eq!(
+        net.replica(1).role(),
+        RoleKind::Looking,
+        "{:?}",
+        net.roles()
+    );
+    let ticks = net
+        .run_until(INIT_LIMIT / 2, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("not serving: {:?}", net.roles()));
+    assert!(ticks < 10, "all serving only after {ticks} ticks");
+    assert_eq!(net.replica(1).leader(), Some(3));
 }

@@ -98,6 +98,26 @@ impl Net {
                     }
                 }
                 Action::Sync { upto, token } => inputs.push_back(Input::Persisted { upto, token }),
+                // Snapshots carry no tree here: the replica only needs the frame and the
+                // install's completion.
+                Action::SendSnapshot {
+                    to,
+                    conn,
+                    zxid,
+                    keep,
+                } if self.replicas.iter().any(|r| r.id() == to) => {
+                    let data: zoocore_zab::Payload = std::sync::Arc::from(&b""[..]);
+                    let msg = Message::Snap {
+                        conn,
+                        zxid,
+                        keep,
+                        data,
+                    };
+                    self.net.push_back((id, to, msg))
+                }
+                Action::InstallSnapshot { zxid, .. } => {
+                    inputs.push_back(Input::SnapshotInstalled { zxid })
+                }
                 Action::PersistEpoch { accepted, current } => {
                     inputs.push_back(Input::EpochPersisted { accepted, current })
                 }
@@ -212,5 +232,10 @@ impl Net {
 
     pub fn all_serving(&self) -> bool {
         self.replicas.iter().all(Replica::is_serving)
+    }
+
+    /// Every member but `id` serves.
+    pub fn all_serving_but(&self, id: ServerId) -> bool {
+        self.replicas.iter().all(|r| r.id() == id || r.is_serving())
     }
 }
