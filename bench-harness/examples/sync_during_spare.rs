@@ -7,7 +7,7 @@
 //! this measurement), `direct` (the same zeros with O_DIRECT: the spare job since),
 //! `chunked` (write 1 MiB of zeros, wait for it to reach the disk, repeat: the dirty data
 //! never exceeds one chunk) and `fallocate` (extents reserved, nothing written).
-//! `cargo run --release -p zoocore-storage --example sync_during_spare -- [dir] [rate] [rounds] [whole|fallocate]`.
+//! `cargo run --release -p zoocore-bench --example sync_during_spare -- [dir] [rate] [rounds] [whole|fallocate]`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

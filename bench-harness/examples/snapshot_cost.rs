@@ -4,7 +4,7 @@
 //! order, `ROUNDS` times. Also the CPU time of making one log segment (zero-filling
 //! preAllocSize and syncing it), which a roll costs when its spare is not ready.
 //!
-//!   cargo run --release -p zoocore-storage --example snapshot_cost -- DIR [N] [ROUNDS]
+//!   cargo run --release -p zoocore-bench --example snapshot_cost -- DIR [N] [ROUNDS]
 //!
 //! DIR should be on the disk the server uses (not tmpfs). Files are removed as it goes.
 
