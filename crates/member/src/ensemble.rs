@@ -624,7 +624,16 @@ impl<D: Device> Member<D> {
         let now_ms = self.now.mono_ms;
         let r = self.ens();
         if r.role != role {
-            tracing::info!("mode: {} → {}", r.role.name(), role.name());
+            if role == Role::Looking && !r.replica.why_looking().is_empty() {
+                tracing::info!(
+                    "mode: {} → {}: {}",
+                    r.role.name(),
+                    role.name(),
+                    r.replica.why_looking()
+                );
+            } else {
+                tracing::info!("mode: {} → {}", r.role.name(), role.name());
+            }
             if role == Role::Looking {
                 r.looking_since_ms = now_ms;
             }

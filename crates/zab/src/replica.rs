@@ -452,6 +452,8 @@ pub struct Replica {
     /// choice so that it fails over to another follower (or the leader).
     master_failed: Option<ServerId>,
     role: Role,
+    /// Why this replica last went Looking, for the driver's log.
+    why_looking: String,
     appended: bool,
     actions: Vec<Action>,
 }
@@ -514,12 +516,13 @@ impl Replica {
             master: ObserverMaster::default(),
             master_failed: None,
             role: Role::Looking(Looking::default()),
+            why_looking: String::new(),
             appended: false,
             actions: Vec::new(),
             log,
             config,
         };
-        r.go_looking();
+        r.go_looking("starting");
         r.actions.retain(|a| *a != Action::BecameLooking);
         r.invariants();
         r
@@ -529,6 +532,12 @@ impl Replica {
 
     pub fn id(&self) -> ServerId {
         self.config.myid
+    }
+
+    /// Why this replica last went Looking (an election round it started; empty before its
+    /// first): what the driver logs beside the role change.
+    pub fn why_looking(&self) -> &str {
+        &self.why_looking
     }
 
     pub fn role(&self) -> RoleKind {
@@ -1025,7 +1034,7 @@ impl Replica {
         self.membership.reset(config.since, config.members);
         self.membership_changed();
         if self.logical_clock == round && matches!(self.role, Role::Looking(_)) {
-            self.go_looking();
+            self.go_looking("a newer committed configuration arrived with a notification");
         }
     }
 
@@ -1052,9 +1061,33 @@ impl Replica {
         }
     }
 
-    fn go_looking(&mut self) {
+    /// A new election round; `why` is kept for the driver's log ([`Replica::why_looking`]).
+    fn go_looking(&mut self, why: impl Into<String>) {
+        self.why_looking = why.into();
         self.logical_clock += 1;
         self.enter_looking();
+    }
+
+    /// The leader's view of its learners for a step-down message: each one's phase and
+    /// how long ago it was last heard from.
+    fn learners_heard(&self, now: u64) -> String {
+        let mut parts: Vec<String> = self
+            .leading_ref()
+            .handlers
+            .iter()
+            .map(|(id, h)| {
+                format!(
+                    "{id} {:?} {} ms ago{}",
+                    h.phase,
+                    now.saturating_sub(h.last_heard),
+                    if h.lost { " (link lost)" } else { "" }
+                )
+            })
+            .collect();
+        if parts.is_empty() {
+            parts.push("no learner connected".into());
+        }
+        parts.join(", ")
     }
 
     /// Looking in the round `logical_clock` names, with this replica's first vote. Observers
@@ -1085,7 +1118,7 @@ impl Replica {
 
     fn on_notification(&mut self, from: ServerId, vote: Vote, round: u64, state: PeerState) {
         if self.master_left(from, vote, state) {
-            self.go_looking();
+            self.go_looking("its observer master left");
             self.on_notification(from, vote, round, state);
             return;
         }
@@ -1097,7 +1130,7 @@ impl Replica {
                 // initLimit instead let the leader re-elect itself on our stale FOLLOWING
                 // vote while a better-placed voter kept unseating it at ACKEPOCH: a livelock
                 // (sim seed 82 with 300 ticks).
-                self.go_looking();
+                self.go_looking("its leader is electing again");
                 self.on_notification(from, vote, round, state);
                 return;
             }
@@ -1127,7 +1160,7 @@ impl Replica {
                 // FOLLOWERINFO so): with no finalize wait, a quorum can name a member that
                 // switched to a better vote a moment later. Waiting for a LEADERINFO that
                 // never comes cost initLimit (20 s) at start-up, one run in six.
-                self.go_looking();
+                self.go_looking("the member it took for leader follows another");
                 self.on_notification(from, vote, round, state);
                 return;
             }
@@ -1153,7 +1186,7 @@ impl Replica {
                     // two leaders waiting for the same voters one must yield, and the worse
                     // placed one yields to it (sim seed 266, 200 ticks). A new round in
                     // which our vote is for it.
-                    self.go_looking();
+                    self.go_looking("another leader of this round has a better vote");
                     self.vote = vote;
                     let myid = self.config.myid;
                     if self.elects() {
@@ -1405,7 +1438,7 @@ impl Replica {
             // this leader: it would never serve again. ZooKeeper leaves it out until the
             // next leader change; here the leader gives up so that the next epoch, above
             // `epoch_floor`, takes everyone (sim seed 456 --ticks 600).
-            self.go_looking();
+            self.go_looking("a learner accepted a later epoch");
             return;
         }
         if let Some(h) = leading.handlers.get_mut(&from) {
@@ -1483,7 +1516,7 @@ impl Replica {
             // Leader.waitForEpochAck: a follower of the epoch quorum is ahead of the leader;
             // elect again. Once that quorum is in, a late learner's extra tail cannot be
             // committed, and synchronisation truncates it.
-            self.go_looking();
+            self.go_looking("a follower of the epoch quorum is ahead of the leader");
             return;
         }
         h.phase = HandlerPhase::EpochAcked;
@@ -1988,7 +2021,7 @@ impl Replica {
     /// Zab phase 1, learner side: accept the new epoch durably before ACKEPOCH.
     fn on_leader_info(&mut self, epoch: Epoch) {
         if epoch < self.accepted {
-            self.go_looking();
+            self.go_looking("the leader's epoch is below the one accepted");
             return;
         }
         // Zab phase 1: an epoch is promised once. A learner that accepted this epoch before
@@ -2012,7 +2045,7 @@ impl Replica {
     fn on_trunc(&mut self, after: Zxid) {
         if after < self.log.base || after < self.applied {
             // The leader would cut committed state: not a leader to follow.
-            self.go_looking();
+            self.go_looking("the leader would truncate committed state");
             return;
         }
         self.log.truncate_after(after);
@@ -2125,7 +2158,7 @@ impl Replica {
                 until_ms: self.now + self.config.sync_limit_ms,
             });
         }
-        self.go_looking();
+        self.go_looking("leadership handed over");
     }
 
     fn learner_commit(&mut self, zxid: Zxid) {
@@ -2192,7 +2225,7 @@ impl Replica {
             last,
             until_ms: self.now + self.config.sync_limit_ms,
         });
-        self.go_looking();
+        self.go_looking("leadership handed over");
     }
 
     fn release_leader(&mut self) {
@@ -2298,19 +2331,19 @@ impl Replica {
             Role::Looking(l) => {
                 if l.recv.contains_key(&self.config.myid) != self.elects() {
                     // It votes now, or no longer: a new round with the right ballot.
-                    self.go_looking();
+                    self.go_looking("a reconfig changed whether it votes");
                 }
             }
             Role::Leading(l) => {
                 if self.observer && l.transfer.is_none() && self.transfer_leadership(None).is_err()
                 {
                     // No synchronised voter of the new membership to hand over to: elect.
-                    self.go_looking();
+                    self.go_looking("a reconfig made it a non-voter with no voter to hand over to");
                 }
             }
             Role::Following(_) | Role::Observing(_) => {
                 if was_observer != self.observer {
-                    self.go_looking();
+                    self.go_looking("a reconfig changed its role");
                 }
             }
         }
@@ -2381,11 +2414,21 @@ impl Replica {
         let leading = self.leading_ref();
         if leading.phase != LeaderPhase::Broadcast {
             if now.saturating_sub(leading.since) > self.config.init_limit_ms {
-                self.go_looking();
+                let why = format!(
+                    "not established within initLimit ({} ms): {}",
+                    self.config.init_limit_ms,
+                    self.learners_heard(now)
+                );
+                self.go_looking(why);
                 return;
             }
         } else if !self.hears_quorum(now) {
-            self.go_looking();
+            let why = format!(
+                "no quorum of synchronised voters heard within syncLimit ({} ms): {}",
+                self.config.sync_limit_ms,
+                self.learners_heard(now)
+            );
+            self.go_looking(why);
             return;
         }
         let committed = self.committed;
@@ -2429,7 +2472,9 @@ impl Replica {
     fn on_peer_lost(&mut self, peer: ServerId) {
         match &mut self.role {
             Role::Following(l) | Role::Observing(l) if l.leader == peer || l.upstream == peer => {
-                self.go_looking()
+                self.go_looking(format!(
+                    "the link to {peer}, its leader or master, was lost"
+                ))
             }
             Role::Following(_) => self.master.lost(peer),
             Role::Leading(l) => {
@@ -2441,7 +2486,11 @@ impl Replica {
                 // broadcasting, a leader that knows it cannot reach a quorum stops at once
                 // instead of serving until syncLimit runs out.
                 if l.phase == LeaderPhase::Broadcast && !self.hears_quorum(self.now) {
-                    self.go_looking();
+                    let why = format!(
+                        "the link to {peer} was lost, leaving no quorum: {}",
+                        self.learners_heard(self.now)
+                    );
+                    self.go_looking(why);
                 }
             }
             _ => {}
@@ -2537,7 +2586,17 @@ impl Replica {
             init
         };
         if now.saturating_sub(l.last_heard) > limit {
-            self.go_looking();
+            let why = format!(
+                "nothing from its leader {} for {} ms (limit {limit} ms{})",
+                l.leader,
+                now.saturating_sub(l.last_heard),
+                if l.phase == LearnerPhase::Broadcast {
+                    ", syncLimit"
+                } else {
+                    ", initLimit"
+                }
+            );
+            self.go_looking(why);
             return;
         }
         if l.phase != LearnerPhase::Broadcast && now.saturating_sub(l.progress_at) > init {
