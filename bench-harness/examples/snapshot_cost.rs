@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zoocore_proto::{Acl, Zxid};
-use zoocore_storage::{Device, FileDevice, SnapshotWriter};
+use zoocore_storage::{Device, FileDevice, Fill, SnapshotWriter};
 use zoocore_tree::{Tree, Txn};
 
 /// This thread's user + system CPU time.
@@ -92,8 +92,13 @@ fn main() {
             v.len()
         );
     }
-    measure("segment", || {
-        dev.create_segment("segment-cost.tmp", 64 << 20)
+    measure("segment, zero-filled", || {
+        dev.create_segment("segment-cost.tmp", 64 << 20, Fill::Zeroes)
+            .expect("segment");
+    });
+    dev.remove("segment-cost.tmp").expect("removed");
+    measure("segment, allocated", || {
+        dev.create_segment("segment-cost.tmp", 64 << 20, Fill::Allocate)
             .expect("segment");
     });
     dev.remove("segment-cost.tmp").expect("removed");

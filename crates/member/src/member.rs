@@ -477,6 +477,12 @@ impl<D: Device> Member<D> {
             cfg,
         };
         member.ensemble_start();
+        // The next segment at once: a fresh log's first append (an ensemble leader's first
+        // write, or the first txn after its election) otherwise finds no spare and makes its
+        // segment on this thread.
+        if let Some(job) = member.log.next_segment_job() {
+            member.effects.push(Effect::PrepareSegment(job));
+        }
         member
     }
 

@@ -26,7 +26,7 @@ mod mem;
 mod recover;
 mod snapshot;
 
-pub use device::{Device, DeviceFile, FileBytes, FileDevice, FileSync, RealFile, SyncHandle};
+pub use device::{Device, DeviceFile, FileBytes, FileDevice, FileSync, Fill, RealFile, SyncHandle};
 pub use error::{LogError, RecoveryError, SnapshotError};
 pub use import_zk::{import_zk, read_zk, ImportError, ImportOptions, ImportReport, Skipped};
 pub use log::{

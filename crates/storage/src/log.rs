@@ -25,7 +25,7 @@ use std::io;
 
 use zoocore_proto::Zxid;
 
-use crate::device::{Device, DeviceFile};
+use crate::device::{Device, DeviceFile, Fill};
 use crate::error::{is_out_of_room, LogError};
 use crate::format::{
     encode_record, scan_segment, segment_name, SegmentHeader, RECORD_OVERHEAD_BYTES,
@@ -162,6 +162,9 @@ pub(crate) struct Current<F> {
     pub(crate) flushed: u64,
     pub(crate) synced: u64,
     pub(crate) records: u64,
+    /// Made by a roll that could not wait for the spare (`Fill::Allocate`): its fdatasyncs
+    /// also convert extents, so it gives way to the spare as soon as that is ready.
+    pub(crate) allocated: bool,
     /// Records appended since the last flush, written in one call when the batch is synced
     /// (or when they pass `FLUSH_BYTES`): one pwrite per batch instead of one per record.
     pub(crate) pending: Vec<u8>,
@@ -270,7 +273,9 @@ impl<D: Device> SpareJob<D> {
                 ),
             ));
         };
-        let file = self.dev.create_segment(SPARE_SEGMENT_NAME, len)?;
+        let file = self
+            .dev
+            .create_segment(SPARE_SEGMENT_NAME, len, Fill::Zeroes)?;
         Ok(SpareSegment {
             file,
             name: SPARE_SEGMENT_NAME.to_owned(),
@@ -307,6 +312,7 @@ impl<D: Device> Log<D> {
             flushed: end,
             synced: end,
             records,
+            allocated: false,
             pending: Vec::new(),
         });
         Log {
@@ -375,9 +381,9 @@ impl<D: Device> Log<D> {
         if !matches!(self.spare, Spare::None) || self.poisoned || self.spare_blocked {
             return false;
         }
-        self.current
-            .as_ref()
-            .is_none_or(|c| c.written >= c.len / 2 || c.records >= self.opts.snap_count.div_ceil(2))
+        self.current.as_ref().is_none_or(|c| {
+            c.allocated || c.written >= c.len / 2 || c.records >= self.opts.snap_count.div_ceil(2)
+        })
     }
 
     /// The creation of the next segment's file, to run off the hot path (a blocking
@@ -588,10 +594,15 @@ impl<D: Device> Log<D> {
             // and sync a whole new segment (preAllocSize) on the caller's thread, the ZAB
             // core, stalling every commit behind it (docs/BENCHMARKS.md, "Snapshots under
             // load": at snapCount=8000 and 8,000 writes/s that was most of the stall).
+            // A segment made without zero-filling (`Current::allocated`) gives way to the
+            // zero-filled spare at the first batch boundary after the spare is ready.
             Some(c) => {
-                c.records >= self.opts.snap_count
-                    && c.written == c.synced
-                    && !matches!(self.spare, Spare::Pending)
+                c.written == c.synced
+                    && match self.spare {
+                        Spare::Ready(_) => c.allocated || c.records >= self.opts.snap_count,
+                        Spare::Pending => false,
+                        Spare::None => c.records >= self.opts.snap_count,
+                    }
             }
         }
     }
@@ -628,6 +639,7 @@ impl<D: Device> Log<D> {
             }
             Spare::None => None,
         };
+        let allocated = spare.is_none();
         let (mut file, from) = match spare {
             Some(s) => (s.file, s.name),
             None => (
@@ -670,6 +682,7 @@ impl<D: Device> Log<D> {
             flushed: SEGMENT_HEADER_BYTES,
             synced: SEGMENT_HEADER_BYTES,
             records: 0,
+            allocated,
             pending: Vec::new(),
         });
         self.next_seq += 1;
@@ -715,7 +728,7 @@ impl<D: Device> Log<D> {
                 free_reserve_bytes(prealloc)
             )));
         };
-        match self.dev.create_segment(tmp, len) {
+        match self.dev.create_segment(tmp, len, Fill::Allocate) {
             Ok(file) => {
                 if len < prealloc {
                     self.stats.segments_short += 1;
@@ -916,6 +929,7 @@ impl<D: Device> Log<D> {
             flushed: end,
             synced: end,
             records: keep.len() as u64,
+            allocated: false,
             pending: Vec::new(),
         });
         self.next_seq += 1;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::device::{Device, DeviceFile, SyncHandle};
+use crate::device::{Device, DeviceFile, Fill, SyncHandle};
 
 const ENOSPC: i32 = 28;
 const EIO: i32 = 5;
@@ -270,7 +270,8 @@ impl Device for MemDevice {
         Ok(s.files[id].current.clone())
     }
 
-    fn create_segment(&self, name: &str, len: u64) -> io::Result<MemFileHandle> {
+    /// Both fills are the same here: the memory device has no blocks to convert.
+    fn create_segment(&self, name: &str, len: u64, _fill: Fill) -> io::Result<MemFileHandle> {
         let mut s = self.lock();
         s.check_broken()?;
         let id = s.new_file(name, len)?;
