@@ -14,51 +14,31 @@ pub(crate) const DEPTH_BYTES: usize = 4;
 
 /// `PathUtils.validatePath(path, isSequential)`: a sequential create is checked as if a
 /// digit followed the given prefix, so "/a/" is a valid sequential prefix.
+///
+/// The rules of `PathUtils.validatePath(String)`, component by component, without
+/// allocating (it runs for every request that names a path): no empty component, no "."
+/// or ".." component, no NUL and no forbidden character. Java works on UTF-16 code units,
+/// so any character outside the BMP (encoded as surrogates, 0xD800..) is rejected, as are
+/// the private-use area up to 0xF8FF and 0xFFF0..=0xFFFF. A sequential create's last
+/// component gets a counter appended, so it may be empty, "." or "..".
 pub fn validate_path(path: &str, is_sequential: bool) -> Result<(), ErrorCode> {
-    if is_sequential {
-        let mut with_digit = String::with_capacity(path.len() + 1);
-        with_digit.push_str(path);
-        with_digit.push('1');
-        return check_path(&with_digit);
-    }
-    check_path(path)
-}
-
-/// The rules of `PathUtils.validatePath(String)`. Java works on UTF-16 code units, so any
-/// character outside the BMP (encoded as surrogates, 0xD800..) is rejected, as are the
-/// private-use area up to 0xF8FF and 0xFFF0..=0xFFFF.
-fn check_path(path: &str) -> Result<(), ErrorCode> {
     let bad = Err(ErrorCode::BAD_ARGUMENTS);
-    if path.is_empty() || !path.starts_with('/') {
+    let Some(rest) = path.strip_prefix('/') else {
         return bad;
-    }
-    if path.len() == 1 {
+    };
+    if rest.is_empty() {
+        // "/" itself, or "/1" for a sequential create.
         return Ok(());
     }
-    if path.ends_with('/') {
-        return bad;
-    }
-    let chars: Vec<char> = path.chars().collect();
-    let mut last = '/';
-    for i in 1..chars.len() {
-        let c = chars[i];
-        let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
-        if c == '\0' || (c == '/' && last == '/') {
-            return bad;
-        } else if c == '.' && last == '.' {
-            // "/.." as a whole component.
-            if i >= 2 && chars[i - 2] == '/' && next_is_end {
-                return bad;
-            }
-        } else if c == '.' {
-            // "/." as a whole component.
-            if chars[i - 1] == '/' && next_is_end {
-                return bad;
-            }
-        } else if is_forbidden_char(c) {
+    let mut components = rest.split('/').peekable();
+    while let Some(c) = components.next() {
+        let counted = is_sequential && components.peek().is_none();
+        if !counted && (c.is_empty() || c == "." || c == "..") {
             return bad;
         }
-        last = c;
+        if c.chars().any(|ch| ch == '\0' || is_forbidden_char(ch)) {
+            return bad;
+        }
     }
     Ok(())
 }
@@ -115,6 +95,16 @@ pub(crate) fn write_key(out: &mut Vec<u8>, depth: u32, path: &str) {
 pub(crate) fn key_of(path: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(DEPTH_BYTES + path.len());
     write_key(&mut out, depth(path), path);
+    out
+}
+
+/// The key of a path for a lookup, on the stack for paths up to 124 bytes: every request
+/// looks a node up by path at least once (prep, then apply), so a heap key there is an
+/// allocation per request.
+pub(crate) fn lookup_key(path: &str) -> smallvec::SmallVec<[u8; 128]> {
+    let mut out = smallvec::SmallVec::new();
+    out.extend_from_slice(&depth(path).to_be_bytes());
+    out.extend_from_slice(path.as_bytes());
     out
 }
 
@@ -200,6 +190,73 @@ mod tests {
                 "{p:?}"
             );
         }
+    }
+
+    /// PathUtils.validatePath(String) character by character, as Java writes it: the
+    /// reference `validate_path` is checked against.
+    fn java_validate(path: &str) -> bool {
+        if path.is_empty() || !path.starts_with('/') {
+            return false;
+        }
+        if path.len() == 1 {
+            return true;
+        }
+        if path.ends_with('/') {
+            return false;
+        }
+        let chars: Vec<char> = path.chars().collect();
+        let mut last = '/';
+        for i in 1..chars.len() {
+            let c = chars[i];
+            let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
+            if c == '\0' || (c == '/' && last == '/') {
+                return false;
+            } else if c == '.' && last == '.' {
+                if i >= 2 && chars[i - 2] == '/' && next_is_end {
+                    return false;
+                }
+            } else if c == '.' {
+                if chars[i - 1] == '/' && next_is_end {
+                    return false;
+                }
+            } else if is_forbidden_char(c) {
+                return false;
+            }
+            last = c;
+        }
+        true
+    }
+
+    /// Every string of up to 6 characters over an alphabet of the characters the rules
+    /// treat apart: the same verdict as Java's loop, sequential (path + "1") or not.
+    #[test]
+    fn agrees_with_javas_loop_on_every_short_path() {
+        let alphabet = ['/', '.', 'a', '\0', '\u{1}', '\u{e000}'];
+        let mut paths = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for p in &paths {
+                for c in alphabet {
+                    let mut q = p.clone();
+                    q.push(c);
+                    next.push(q);
+                }
+            }
+            for p in &next {
+                assert_eq!(validate_path(p, false).is_ok(), java_validate(p), "{p:?}");
+                let seq = format!("{p}1");
+                assert_eq!(
+                    validate_path(p, true).is_ok(),
+                    java_validate(&seq),
+                    "{p:?} sequential"
+                );
+                checked += 1;
+            }
+            paths = next;
+        }
+        assert!(validate_path("", true).is_err());
+        assert_eq!(checked, (1..=6).map(|n| 6usize.pow(n)).sum::<usize>());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::acl::{check_acl, fixup_acl};
 use crate::ephemeral::{ephemeral_type, ttl_owner, EphemeralType, CONTAINER_OWNER};
 use crate::node::{AclId, Meta, Node};
 use crate::path::{
-    child_name, children_prefix, depth, join, key_of, normalize_parent, parent_of, path_of_key,
+    child_name, children_prefix, depth, join, lookup_key, normalize_parent, parent_of, path_of_key,
     validate_path, DEPTH_BYTES,
 };
 use crate::quota::{self, LIMITS_NODE};
@@ -313,7 +313,7 @@ impl Tree {
     // ---- reads ----
 
     fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(&key_of(path)[..])
+        self.nodes.get(&lookup_key(path)[..])
     }
 
     /// The interned ACL list `id` names.
@@ -1162,7 +1162,7 @@ impl Tree {
 
     /// Inserts a node at `path` (or replaces the one there), keeping the digest.
     fn put_new(&mut self, path: &str, meta: &Meta, data: Option<&[u8]>) {
-        self.put_node(Node::new(&key_of(path), meta, data));
+        self.put_node(Node::new(&lookup_key(path), meta, data));
     }
 
     /// Inserts or replaces a node (by its key), keeping the digest.
@@ -1178,7 +1178,7 @@ impl Tree {
     fn remove_node(&mut self, path: &str) {
         let old = self
             .nodes
-            .remove(&key_of(path)[..])
+            .remove(&lookup_key(path)[..])
             .expect("removed node exists");
         self.digest = self.digest.wrapping_sub(self.digest_of(&old));
         self.data_bytes -= Self::size_of(&old);
