@@ -680,20 +680,8 @@ impl Replica {
         if acked < self.log.base {
             return; // behind the window: only a SNAP brings it back
         }
-        let mut prev = acked;
-        let entries: Vec<(Zxid, Payload)> = self.log.after(acked).cloned().collect();
-        for (zxid, data) in entries {
-            self.send(
-                id,
-                Message::Proposal {
-                    conn,
-                    prev,
-                    zxid,
-                    data,
-                },
-            );
-            prev = zxid;
-        }
+        let last = self.log.last();
+        self.send_proposals(id, conn, acked, last);
     }
 
     /// Follower: ask the leader to hand leadership to this replica (`rqld`).
@@ -1635,21 +1623,8 @@ impl Replica {
                 keep
             }
         };
-        let mut prev = from;
-        let entries: Vec<(Zxid, Payload)> = self.log.after(from).cloned().collect();
-        for (zxid, data) in entries {
-            self.send(
-                id,
-                Message::Proposal {
-                    conn,
-                    prev,
-                    zxid,
-                    data,
-                },
-            );
-            prev = zxid;
-        }
         let last = self.log.last();
+        self.send_proposals(id, conn, from, last);
         self.send(id, Message::NewLeader { conn, epoch, last });
         let h = self.leading().handlers.get_mut(&id).expect("present");
         h.phase = HandlerPhase::Synced;
@@ -1737,15 +1712,51 @@ impl Replica {
         if from >= committed {
             return;
         }
-        // An observer that stalled between NEWLEADER and UPTODATE (frozen, slow disk) may be
-        // behind the window: what follows `base` then names `base` as its predecessor, so the
-        // observer sees the gap and synchronises again. Naming `from` hid the gap, and the
-        // observer committed past entries it never had (sim seed 901 with a paused observer).
+        self.send_informs(id, conn, from, committed);
+        self.leading()
+            .handlers
+            .get_mut(&id)
+            .expect("present")
+            .sent_through = committed;
+    }
+
+    /// PROPOSAL to `id` for every logged entry after `from` up to `through`, each naming
+    /// its predecessor (`from` for the first): synchronisation's DIFF, a hand-over's
+    /// catch-up and an observer master's sync.
+    fn send_proposals(&mut self, id: ServerId, conn: u64, from: Zxid, through: Zxid) {
+        let mut prev = from;
+        let entries: Vec<(Zxid, Payload)> = self
+            .log
+            .after(from)
+            .take_while(|e| e.0 <= through)
+            .cloned()
+            .collect();
+        for (zxid, data) in entries {
+            self.send(
+                id,
+                Message::Proposal {
+                    conn,
+                    prev,
+                    zxid,
+                    data,
+                },
+            );
+            prev = zxid;
+        }
+    }
+
+    /// INFORM to `id` for every logged entry after `from` up to `through`: a leader's
+    /// observers and an observer master's. An observer that stalled between NEWLEADER and
+    /// UPTODATE (frozen, slow disk) may be behind the window: what follows `base` then names
+    /// `base` as its predecessor, so the observer sees the gap and synchronises again.
+    /// Naming `from` hid the gap, and the observer committed past entries it never had (sim
+    /// seed 901 with a paused observer).
+    fn send_informs(&mut self, id: ServerId, conn: u64, from: Zxid, through: Zxid) {
         let mut prev = from.max(self.log.base);
         let entries: Vec<(Zxid, Payload)> = self
             .log
             .after(from)
-            .take_while(|e| e.0 <= committed)
+            .take_while(|e| e.0 <= through)
             .cloned()
             .collect();
         for (zxid, data) in entries {
@@ -1760,11 +1771,6 @@ impl Replica {
             );
             prev = zxid;
         }
-        self.leading()
-            .handlers
-            .get_mut(&id)
-            .expect("present")
-            .sent_through = committed;
     }
 
     // ---- phase 3, leader side ----

@@ -228,25 +228,7 @@ impl Replica {
             }
             common
         };
-        let mut prev = from;
-        let entries: Vec<(Zxid, super::Payload)> = self
-            .log
-            .after(from)
-            .take_while(|e| e.0 <= limit)
-            .cloned()
-            .collect();
-        for (zxid, data) in entries {
-            self.send(
-                id,
-                Message::Proposal {
-                    conn,
-                    prev,
-                    zxid,
-                    data,
-                },
-            );
-            prev = zxid;
-        }
+        self.send_proposals(id, conn, from, limit);
         self.send(
             id,
             Message::NewLeader {
@@ -306,9 +288,8 @@ impl Replica {
         }
     }
 
-    /// INFORMs to `id` for the entries after what it was sent, up to `applied`. An observer
-    /// whose last entry fell out of the window gets the window's base as predecessor, so it
-    /// sees the gap and synchronises again (as `inform_observer` on a leader).
+    /// INFORMs to `id` for the entries after what it was sent, up to `applied`
+    /// (`send_informs`, as a leader's `inform_observer`).
     fn master_inform_one(&mut self, id: ServerId) {
         let applied = self.applied;
         let s = &self.master.observers[&id];
@@ -316,25 +297,7 @@ impl Replica {
         if from >= applied {
             return;
         }
-        let mut prev = from.max(self.log.base);
-        let entries: Vec<(Zxid, super::Payload)> = self
-            .log
-            .after(from)
-            .take_while(|e| e.0 <= applied)
-            .cloned()
-            .collect();
-        for (zxid, data) in entries {
-            self.send(
-                id,
-                Message::Inform {
-                    conn,
-                    prev,
-                    zxid,
-                    data,
-                },
-            );
-            prev = zxid;
-        }
+        self.send_informs(id, conn, from, applied);
         self.master
             .observers
             .get_mut(&id)
