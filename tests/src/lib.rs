@@ -21,6 +21,8 @@
 //!
 //! [`probe`] looks at a server process from outside (RSS, the connections it still holds,
 //! zoocore's logged close reasons) for the abuse suite.
+//!
+//! [`zkcli`] runs scripts through Apache's zkCli.sh.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,6 +37,7 @@ pub mod ensemble;
 pub mod kazoo;
 pub mod probe;
 pub mod raw;
+pub mod zkcli;
 
 /// The client port every test server listens on, each on its own loopback address.
 pub const PORT: u16 = 21810;

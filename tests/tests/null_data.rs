@@ -10,9 +10,7 @@
 //! Requests are raw frames: the `zookeeper-client` crate never sends a null buffer, and its
 //! getData cannot tell null from empty.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use zoocore_e2e::ensemble::{self, await_settled};
@@ -325,36 +323,18 @@ fn null_data_survives_a_restart_from_snapshot_and_log() {
     assert_data(&mut conn, "/fill59", Some(b"f"));
 }
 
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
-
 /// zkCli 3.8's `create /x` sends null data and `get /x` prints `null` for it; `set` to a
 /// value prints the value.
 #[test]
 fn zkcli_create_without_data_gets_null() {
-    assert!(
-        Path::new(ZKCLI).exists(),
-        "{ZKCLI} not found: run `apt-get install zookeeper` (scripts/install-test-deps)"
-    );
     let server = Server::start_default();
-    let mut child = Command::new(ZKCLI)
-        .arg("-server")
-        .arg(server.connect_string())
-        .env("ZOO_LOG_DIR", server.dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zkCli.sh");
-    let script = "create /zk-null\nget /zk-null\nset /zk-null v1\nget /zk-null\nquit\n";
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().expect("zkCli.sh output");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let errors = String::from_utf8_lossy(&output.stderr);
+    let output = zkcli::run_with(
+        &server.connect_string(),
+        server.dir(),
+        &[],
+        "create /zk-null\nget /zk-null\nset /zk-null v1\nget /zk-null",
+    );
+    let (text, errors) = (&output.stdout, &output.stderr);
     // zkCli prints `Created` on stderr and what `get` reads on stdout, after the event of
     // its connection.
     assert!(

@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zoocore_e2e::ensemble::{self, await_settled, eventually, mode_of, run, synced_client, WAIT};
-use zoocore_e2e::{persistent, Server};
-
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+use zoocore_e2e::{persistent, zkcli, Server};
 
 /// zkCli.sh fed line by line, its output gathered as it comes.
 struct Cli {
@@ -28,11 +26,8 @@ struct Cli {
 
 impl Cli {
     fn start(args: &[&str], log_dir: &Path) -> Cli {
-        assert!(
-            Path::new(ZKCLI).exists(),
-            "{ZKCLI} not found: run `apt-get install zookeeper` (scripts/install-test-deps)"
-        );
-        let mut child = Command::new(ZKCLI)
+        zkcli::assert_installed();
+        let mut child = Command::new(zkcli::ZKCLI)
             .args(args)
             .env("ZOO_LOG_DIR", log_dir)
             .stdin(Stdio::piped())

@@ -6,49 +6,14 @@
 //! membership. Every write acknowledged before and during the changes is read back. Each
 //! test runs against Apache ZooKeeper 3.8 as well (`ZOOCORE_E2E_TARGET=apache`).
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use zoocore_e2e::ensemble::{self, assert_holds, await_leader, eventually, mode_of, run};
 use zoocore_e2e::*;
 
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
-
-/// Runs `commands` (one per line) through zkCli.sh against `server`; stdout and stderr.
-fn zkcli(server: &Server, commands: &str) -> String {
-    assert!(
-        Path::new(ZKCLI).exists(),
-        "{ZKCLI} not found: run `apt-get install zookeeper` (the project's test script installs it)"
-    );
-    let mut child = Command::new(ZKCLI)
-        .arg("-server")
-        .arg(server.connect_string())
-        .env("ZOO_LOG_DIR", server.dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zkCli.sh");
-    let script = format!("{commands}\nquit\n");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().expect("zkCli.sh output");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// zkCli as the superuser.
 fn zkcli_super(server: &Server, commands: &str) -> String {
-    zkcli(
+    zkcli::run(
         server,
         &format!("addauth digest super:superpass\n{commands}"),
     )
@@ -160,7 +125,7 @@ fn zkcli_removes_a_follower_and_adds_it_back() {
         zk.create("/after-remove", b"2", &persistent())
             .await
             .unwrap();
-        let out = zkcli(&servers[leader], "config");
+        let out = zkcli::run(&servers[leader], "config");
         assert!(
             line_of(&out, id).is_none(),
             "config still lists {id}:\n{out}"
@@ -246,7 +211,7 @@ fn a_follower_becomes_an_observer_and_back_and_a_config_watcher_sees_each_change
             "{text}"
         );
         await_mode(&servers[f], "observer").await;
-        let out = zkcli(&servers[f], "config");
+        let out = zkcli::run(&servers[f], "config");
         assert!(out.contains(&format!("version={:x}", after.mzxid)), "{out}");
 
         // Back to a voter through the crate: a stale -v is refused, the current one taken.
@@ -286,7 +251,7 @@ fn refusals_bad_version_not_superuser_no_quorum_bad_arguments() {
         let (config_before, stat_before) =
             connect(&servers[leader]).await.get_config().await.unwrap();
         // zkCli's texts (CliWrapperException) for each refusal.
-        let out = zkcli(&servers[f], &format!("reconfig -remove {}", f + 1));
+        let out = zkcli::run(&servers[f], &format!("reconfig -remove {}", f + 1));
         assert!(
             out.contains("Insufficient permission"),
             "not superuser:\n{out}"

@@ -16,7 +16,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,6 @@ use rcgen::{
 use zoocore_e2e::*;
 use zookeeper_client::{Acl, AuthId, Client, CreateMode, Error, Permission, TlsOptions};
 
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 /// Debian's zookeeper.jar names only some of the Netty jars its TLS client needs; a later
 /// `-cp` in CLIENT_JVMFLAGS replaces zkCli.sh's own.
 const NETTY_MISSING_JARS: &str =
@@ -203,10 +202,6 @@ async fn connect_tls(server: &Server, pki: &Pki, identity: Option<&Identity>) ->
 
 /// Runs `commands` through zkCli.sh over TLS (Netty) with `identity` as its key store.
 fn zkcli_tls(server: &Server, pki: &Pki, identity: &Identity, commands: &str) -> String {
-    assert!(
-        Path::new(ZKCLI).exists(),
-        "{ZKCLI} not found: run `apt-get install zookeeper` (the project's test script installs it)"
-    );
     let flags = [
         format!("-cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar:{NETTY_MISSING_JARS}"),
         "-Dzookeeper.client.secure=true".to_string(),
@@ -222,30 +217,13 @@ fn zkcli_tls(server: &Server, pki: &Pki, identity: &Identity, commands: &str) ->
         ),
         "-Dzookeeper.ssl.trustStore.type=PEM".into(),
     ];
-    let mut child = Command::new("timeout")
-        .arg("60")
-        .arg(ZKCLI)
-        .arg("-server")
-        .arg(server.secure_connect_string())
-        .env("ZOO_LOG_DIR", server.dir())
-        .env("CLIENT_JVMFLAGS", flags.join(" "))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zkCli.sh");
-    let script = format!("{commands}\nquit\n");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(script.as_bytes()).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().expect("zkCli.sh output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_ne!(output.status.code(), Some(124), "zkCli.sh hung:\n{text}");
-    text
+    zkcli::run_with(
+        &server.secure_connect_string(),
+        server.dir(),
+        &[("CLIENT_JVMFLAGS", flags.join(" "))],
+        commands,
+    )
+    .text()
 }
 
 /// Sends a four-letter word over TLS with `openssl s_client`, presenting `identity`.

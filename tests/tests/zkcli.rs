@@ -5,52 +5,8 @@
 //! a missing node. zkCli is not installed by this test; without it the test fails telling
 //! to run `apt-get install zookeeper`.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use zoocore_e2e::raw::{self, op, RawConn};
 use zoocore_e2e::*;
-
-const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
-
-/// Runs `commands` (one per line) through zkCli.sh and returns stdout and stderr together.
-fn zkcli(server: &Server, commands: &str) -> String {
-    assert!(
-        Path::new(ZKCLI).exists(),
-        "{ZKCLI} not found: run `apt-get install zookeeper` (the project's test script installs it)"
-    );
-    let mut child = Command::new(ZKCLI)
-        .arg("-server")
-        .arg(server.connect_string())
-        .env("ZOO_LOG_DIR", server.dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn zkCli.sh");
-    let script = format!("{commands}\nquit\n");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    // zkCli exits after `quit`; wait_with_output returns when it does (bounded by the script).
-    let output = child.wait_with_output().expect("zkCli.sh output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // zkCli's exit status is that of its last command, so failures are judged from the text.
-    assert!(
-        output.status.code().is_some(),
-        "zkCli.sh killed: {}:\n{text}",
-        output.status
-    );
-    text
-}
 
 fn assert_contains(text: &str, needle: &str) {
     assert!(
@@ -62,7 +18,7 @@ fn assert_contains(text: &str, needle: &str) {
 #[test]
 fn zkcli_user_session() {
     let server = Server::start_default();
-    let out = zkcli(
+    let out = zkcli::run(
         &server,
         "create /app\n\
          create -s /app/job- d1\n\
@@ -141,7 +97,7 @@ fn zkcli_user_session() {
         "NoAuth without alice"
     );
 
-    let out = zkcli(
+    let out = zkcli::run(
         &server,
         "addauth digest alice:alicepass\ndeleteall /app\nls /",
     );
@@ -159,7 +115,7 @@ fn zkcli_user_session() {
 #[test]
 fn add_watch_persistent_recursive_from_zkcli() {
     let server = Server::start(Target::from_env());
-    let out = zkcli(
+    let out = zkcli::run(
         &server,
         "addWatch -m PERSISTENT_RECURSIVE /x\ncreate /x 0\ncreate /x/y 1\nset /x/y 2\nget /x/y",
     );
@@ -177,7 +133,7 @@ fn add_watch_persistent_recursive_from_zkcli() {
 #[test]
 fn setquota_and_listquota_track_the_subtree() {
     let server = Server::start(Target::from_env());
-    let out = zkcli(
+    let out = zkcli::run(
         &server,
         "create /q\ncreate /q/a 12345\nsetquota -n 2 /q\nlistquota /q\n\
          create /q/b x\ncreate /q/c y\nlistquota /q",
@@ -196,7 +152,7 @@ fn hard_quotas_refuse_writes_under_enforce_quota() {
         ..Options::default()
     };
     let server = Server::start_with(Target::from_env(), options);
-    let out = zkcli(
+    let out = zkcli::run(
         &server,
         "create /hq\nsetquota -N 3 /hq\ncreate /hq/a 1\ncreate /hq/b 2\ncreate /hq/c 3\n\
          create /hb\nsetquota -B 4 /hb\ncreate /hb/a 123\nset /hb/a 12345\nget /hb/a\n\
