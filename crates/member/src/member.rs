@@ -406,7 +406,7 @@ impl<D: Device> Member<D> {
                 config_version: Zxid::ZERO,
                 // A standalone server has no reconfig (its payloads carry no txn).
                 reconfig_of: zoocore_zab::no_reconfig,
-                observer_masters: Vec::new(),
+                observer_masters: false,
             },
             durable: Durable {
                 accepted_epoch: accepted.max(current),

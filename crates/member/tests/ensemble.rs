@@ -90,7 +90,7 @@ impl Cluster {
                     history_retain: 64,
                     config_version: Zxid::ZERO,
                     reconfig_of: zoocore_member::reconfig::reconfig_of,
-                    observer_masters: if masters { voters.to_vec() } else { Vec::new() },
+                    observer_masters: masters,
                 },
                 durable: Durable::default(),
                 seed: id,

@@ -139,22 +139,11 @@ impl Ensemble {
             .collect()
     }
 
-    /// The voters that serve observers: all of them when `observerMasterPort` is set (in
-    /// ZooKeeper every member's zoo.cfg carries the key), none otherwise.
-    pub fn observer_masters(&self) -> Vec<u64> {
-        if self.observer_master_port.is_some() {
-            self.voters()
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// Where member `id` takes observers' links: its quorum address's host at
-    /// `observerMasterPort`, for a voter when the port is set.
-    pub fn observer_master_addr(&self, id: u64) -> Option<SocketAddr> {
-        let port = self.observer_master_port?;
-        let m = self.members.get(&id).filter(|m| !m.observer)?;
-        Some(SocketAddr::new(m.quorum_addr.ip(), port))
+    /// Whether voters serve observers: when `observerMasterPort` is set (in ZooKeeper every
+    /// member's zoo.cfg carries the key). Which voters do is the replica's business: those
+    /// of the membership in effect, after every reconfig.
+    pub fn observer_masters(&self) -> bool {
+        self.observer_master_port.is_some()
     }
 }
 
@@ -1239,23 +1228,13 @@ mod tests {
             .ensemble
             .unwrap();
         assert_eq!(ens.observer_master_port, Some(2191));
-        assert_eq!(ens.observer_masters(), vec![1, 2, 3]);
-        assert_eq!(
-            ens.observer_master_addr(2),
-            Some("127.0.0.2:2191".parse().unwrap())
-        );
-        assert_eq!(
-            ens.observer_master_addr(4),
-            None,
-            "an observer serves no observer"
-        );
+        assert!(ens.observer_masters());
         // 0 is ZooKeeper's "off".
         let ens = Config::parse(&text(0), Path::new("zoo.cfg"))
             .unwrap()
             .ensemble
             .unwrap();
-        assert!(ens.observer_masters().is_empty());
-        assert_eq!(ens.observer_master_addr(1), None);
+        assert!(!ens.observer_masters());
         let msg = Config::parse(&text(3888), Path::new("z.cfg"))
             .unwrap_err()
             .to_string();

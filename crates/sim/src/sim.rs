@@ -80,8 +80,8 @@ pub struct Sim {
     slots: BTreeMap<u64, Slot>,
     voters: Vec<u64>,
     observers: Vec<u64>,
-    /// The voters that serve observers (all of them when the scenario has masters).
-    observer_masters: Vec<u64>,
+    /// Voters serve observers (the scenario has observer masters).
+    observer_masters: bool,
     net: Net,
     clients: Vec<Client>,
     connections: u64,
@@ -108,11 +108,7 @@ impl Sim {
             .map(|i| sc.voters as u64 + 1 + i)
             .collect();
         let (voters_start, observers_start) = (voters.clone(), observers.clone());
-        let observer_masters = if sc.observer_masters {
-            voters.clone()
-        } else {
-            Vec::new()
-        };
+        let observer_masters = sc.observer_masters;
         let mut slots = BTreeMap::new();
         for &id in voters.iter().chain(&observers) {
             slots.insert(
@@ -740,7 +736,7 @@ impl Sim {
                     history_retain: 8 + self.rng.below(24) as usize,
                     config_version,
                     reconfig_of: zoocore_member::reconfig::reconfig_of,
-                    observer_masters: self.observer_masters.clone(),
+                    observer_masters: self.observer_masters,
                 },
                 durable: Durable {
                     accepted_epoch: accepted,

@@ -70,12 +70,14 @@ pub struct Config {
     /// Recognises a reconfig proposal and reads its membership (docs/ZAB.md, "Dynamic
     /// reconfiguration"); `membership::no_reconfig` where there are none.
     pub reconfig_of: ReconfigOf,
-    /// Voters that serve observers (ZooKeeper's `observerMasterPort`): while following, such
-    /// a voter synchronises observers from its own committed history and relays its commits
-    /// to them, so the leader's cost does not grow with observers. An observer picks one of
-    /// them (not the leader) at random, and falls back to the leader when none is there.
-    /// Empty: observers learn from the leader (docs/ZAB.md, "Observer masters").
-    pub observer_masters: Vec<ServerId>,
+    /// Voters serve observers (ZooKeeper's `observerMasterPort`): while following, each
+    /// voter of the membership in effect synchronises observers from its own committed
+    /// history and relays its commits to them, so the leader's cost does not grow with
+    /// observers. An observer picks one of them (not the leader) at random, and falls back
+    /// to the leader when none is there. The voters are those of the membership in effect,
+    /// so a voter a reconfig added serves and a removed one stops. `false`: observers learn
+    /// from the leader (docs/ZAB.md, "Observer masters").
+    pub observer_masters: bool,
 }
 
 /// What the driver recovered from disk at start-up.
@@ -870,10 +872,12 @@ impl Replica {
             return;
         }
         if matches!(msg, Message::FollowerInfo { observer: true, .. })
-            && self.config.observers.contains(&from)
+            && !self.quorum.is_voter(from)
             && self.answers_observers()
         {
-            // An observer takes this voter for its observer master (learner_master.rs).
+            // An observer takes this voter for its observer master (learner_master.rs): any
+            // non-voter of the membership in effect, also one a reconfig made an observer or
+            // removed (it learns as an observer does), not only the observers at start.
             self.master_on_follower_info(from, msg);
             return;
         }
@@ -2333,6 +2337,7 @@ impl Replica {
         self.quorum = Quorum::new(members.voters.iter().copied());
         let was_observer = self.observer;
         self.observer = !self.quorum.is_voter(self.config.myid);
+        self.master_forget_voters();
         match &self.role {
             Role::Looking(l) => {
                 if l.recv.contains_key(&self.config.myid) != self.elects() {
@@ -2734,7 +2739,7 @@ mod tests {
             history_retain: 8,
             config_version: Zxid::ZERO,
             reconfig_of: crate::membership::no_reconfig,
-            observer_masters: Vec::new(),
+            observer_masters: false,
         }
     }
 
@@ -2843,7 +2848,7 @@ mod tests {
             history_retain: 0,
             config_version: Zxid::ZERO,
             reconfig_of: crate::membership::no_reconfig,
-            observer_masters: Vec::new(),
+            observer_masters: false,
             ..config(4)
         };
         let old = Zxid::new(0, 7);

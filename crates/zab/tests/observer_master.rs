@@ -16,7 +16,7 @@ fn with_observers(masters: bool) -> impl Fn(ServerId) -> Config {
     move |id| Config {
         voters: VOTERS.to_vec(),
         observers: OBSERVERS.to_vec(),
-        observer_masters: if masters { VOTERS.to_vec() } else { vec![] },
+        observer_masters: masters,
         ..config(id)
     }
 }
@@ -225,4 +225,71 @@ fn an_observer_cut_off_from_its_master_catches_up_by_diff_on_return() {
     )
     .unwrap_or_else(|| panic!("observer {o} never caught up: {:?}", net.roles()));
     assert_eq!(diffs, 1, "synchronised again by one DIFF from its master");
+}
+
+/// Test payloads: `R:<voters, comma-separated>` is a reconfig to those voters, observer 5
+/// kept.
+fn reconfig_of(payload: &[u8]) -> Option<zoocore_zab::Members> {
+    let text = std::str::from_utf8(payload).ok()?.strip_prefix("R:")?;
+    let voters: Vec<ServerId> = text.split(',').filter_map(|v| v.parse().ok()).collect();
+    Some(zoocore_zab::Members::new(voters, [5]))
+}
+
+/// The masters are the voters of the membership in effect, not those at start: a voter a
+/// reconfig added serves observers, one it removed no longer does. Voters 1, 2, 3 and server
+/// 4 joining (its own line lists it as a voter, as a joining server's does), observer 5; the
+/// reconfig makes the voters 1, 3, 4; then 5 loses its links to 1, and fails over to 4, where
+/// with the masters fixed at start (1, 2, 3) it could only fall back to the leader.
+#[test]
+fn a_voter_a_reconfig_added_serves_observers() {
+    let cfg = |id: ServerId| Config {
+        voters: if id == 4 {
+            vec![1, 2, 3, 4]
+        } else {
+            vec![1, 2, 3]
+        },
+        observers: vec![5],
+        observer_masters: true,
+        reconfig_of,
+        ..config(id)
+    };
+    let mut net = Net::with_config(&[1, 2, 3, 4, 5], true, cfg);
+    net.run_until(100, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| panic!("never all serving: {:?}", net.roles()));
+    let leader = net.replica(1).leader().expect("a leader");
+    assert_eq!(leader, 3);
+    let zxid = net.replica(leader).next_zxid().expect("established");
+    let data: zoocore_zab::Payload = std::sync::Arc::from(&b"R:1,3,4"[..]);
+    net.step(leader, Input::Propose { zxid, data });
+    net.run_until(40, &mut |_, _, _| false, |n| {
+        [1, 2, 3, 4, 5]
+            .iter()
+            .all(|id| n.replica(*id).membership().0 == zxid)
+    })
+    .unwrap_or_else(|| panic!("the reconfig never took effect: {:?}", net.roles()));
+    net.run_until(40, &mut |_, _, _| false, Net::all_serving)
+        .unwrap_or_else(|| {
+            let d: Vec<String> = (1..=5).map(|i| net.replica(i).describe()).collect();
+            panic!("not serving after the reconfig: {d:#?}")
+        });
+
+    // 1 is cut off from 5 (both ways, and 5 hears the link drop).
+    let o = 5;
+    let cut = |from: ServerId, to: ServerId, _: &Message| {
+        (from == o && to == 1) || (to == o && from == 1)
+    };
+    net.net.retain(|(f, t, m)| !cut(*f, *t, m));
+    net.step(o, Input::PeerLost { peer: 1 });
+    net.run_until(INIT_LIMIT, &mut |f, t, m| cut(f, t, m), |n| {
+        n.replica(o).is_serving()
+    })
+    .unwrap_or_else(|| panic!("observer {o} never served again: {:?}", net.roles()));
+    assert_eq!(net.replica(o).leader(), Some(leader));
+    assert_eq!(
+        net.replica(o).upstream(),
+        Some(4),
+        "observer {o} did not fail over to the voter the reconfig added"
+    );
+    let last = write(&mut net, leader, 3, &mut |f, t, m| cut(f, t, m));
+    assert_eq!(net.replica(o).committed(), last);
 }

@@ -86,11 +86,15 @@ pub fn start(cfg: &Config, recovered: &zoocore_storage::Recovered<FileDevice>, s
         ),
     }
     let (events_tx, events_rx) = local_channel::new_bounded::<Event>(limits::CORE_EVENTS_MAX);
-    // This server listens where its own line said, also when a reconfig removed it; a
-    // voter also where observers dial it (observerMasterPort).
+    // This server listens where its own line said, also when a reconfig removed it, and
+    // where observers dial voters (observerMasterPort) whatever its role at start: a
+    // reconfig may make an observer a voter, and observers then dial it there.
     let listen = own.quorum_addr;
     let listen_all: Vec<std::net::SocketAddr> = std::iter::once(listen)
-        .chain(ens.observer_master_addr(ens.myid))
+        .chain(
+            ens.observer_master_port
+                .map(|port| std::net::SocketAddr::new(listen.ip(), port)),
+        )
         .collect();
     let members = peer_addrs(&ens.members, dial_masters(&ens, &ens.members));
     let advertised = format!("{}:{}", own.host, own.quorum_addr.port());

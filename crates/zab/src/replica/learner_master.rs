@@ -81,9 +81,9 @@ impl ObserverMaster {
 }
 
 impl Replica {
-    /// This voter may serve observers (it is an observer master by configuration).
+    /// This voter may serve observers (masters are configured, and it votes now).
     fn is_observer_master(&self) -> bool {
-        !self.observer && self.config.observer_masters.contains(&self.config.myid)
+        self.config.observer_masters && !self.observer
     }
 
     /// Whether an observer's FOLLOWERINFO is this voter's to answer as a master: it is one,
@@ -108,6 +108,13 @@ impl Replica {
             Role::Following(l) | Role::Observing(l) => Some(l.upstream),
             _ => None,
         }
+    }
+
+    /// A reconfig took effect: a served observer it made a voter joins the leader as one
+    /// (its own role changed), so it is no longer this master's.
+    pub(super) fn master_forget_voters(&mut self) {
+        let quorum = &self.quorum;
+        self.master.observers.retain(|id, _| !quorum.is_voter(*id));
     }
 
     /// An observer's FOLLOWERINFO to this master (ObserverMaster's LearnerHandler start).
@@ -354,21 +361,21 @@ impl Replica {
     /// observer master that told this observer it follows `leader` (not the one it just
     /// left), else the leader itself.
     pub(super) fn choose_upstream(&mut self, leader: ServerId) -> ServerId {
-        if !self.observer || self.config.observer_masters.is_empty() {
+        if !self.observer || !self.config.observer_masters {
             return leader;
         }
         let Role::Looking(looking) = &self.role else {
             return leader;
         };
         let candidates: Vec<ServerId> =
-            self.config
-                .observer_masters
+            self.membership
+                .current
+                .voters
                 .iter()
                 .copied()
                 .filter(|id| {
                     *id != leader
                         && Some(*id) != self.master_failed
-                        && self.quorum.is_voter(*id)
                         && looking.out_of_election.get(id).is_some_and(|(v, s, _)| {
                             *s == PeerState::Following && v.leader == leader
                         })
@@ -413,10 +420,7 @@ impl Replica {
                 s.sent_through,
                 self.applied
             );
-            assert!(
-                self.config.observers.contains(id),
-                "serving {id}, not an observer"
-            );
+            assert!(!self.quorum.is_voter(*id), "serving {id}, a voter");
         }
         if let Role::Observing(l) | Role::Following(l) = &self.role {
             assert!(

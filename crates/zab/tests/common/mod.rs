@@ -21,7 +21,7 @@ pub fn config(myid: ServerId) -> Config {
         history_retain: 100,
         config_version: zoocore_proto::Zxid::ZERO,
         reconfig_of: zoocore_zab::no_reconfig,
-        observer_masters: vec![],
+        observer_masters: false,
     }
 }
 
