@@ -656,7 +656,14 @@ impl Sim {
         let (msg, _) = Message::decode(&frame)
             .map_err(|e| format!("member {id} sent a frame that does not decode: {e:?}"))?
             .ok_or_else(|| format!("member {id} sent a partial frame"))?;
-        if let (Message::NewLeader { epoch, .. }, true) = (&msg, self.voters.contains(&to)) {
+        // To a voter of the sender's membership in effect (not the voters at start: with
+        // reconfigs, an observer master sends NEWLEADER to a demoted voter, as to any
+        // observer, and that names no leader).
+        let to_voter = self.slots[&id]
+            .member
+            .as_ref()
+            .is_some_and(|m| m.membership().1.contains(&to));
+        if let (Message::NewLeader { epoch, .. }, true) = (&msg, to_voter) {
             self.history.leads(epoch.0, id)?;
         }
         let zab = !matches!(msg, Message::Forward { .. });

@@ -22,6 +22,7 @@ fn fixed_seeds_hold_every_checker() {
     let mut shapes = BTreeSet::new();
     let (mut datagram, mut partitions, mut torn) = (0, 0, 0);
     let mut reconfigured = 0;
+    let mut mastered_reconfigured = 0;
     let mut mastered = BTreeSet::new();
     for seed in 0..SEEDS {
         match run_seed(seed, TICKS) {
@@ -41,6 +42,7 @@ fn fixed_seeds_hold_every_checker() {
                 partitions += r.partitions;
                 torn += r.torn_crashes;
                 reconfigured += usize::from(r.reconfigs > 0);
+                mastered_reconfigured += usize::from(r.reconfigs > 0 && r.observer_masters);
                 if r.observer_masters {
                     // With masters, observers learn from followers (on some seeds only from
                     // the leader for a while: the fallback when no follower answered).
@@ -72,6 +74,11 @@ fn fixed_seeds_hold_every_checker() {
     assert!(
         reconfigured >= 6,
         "only {reconfigured} seeds committed a reconfig"
+    );
+    // ... also where observers learn from observer masters, which follow the membership.
+    assert!(
+        mastered_reconfigured >= 2,
+        "only {mastered_reconfigured} seeds with observer masters committed a reconfig"
     );
 }
 
