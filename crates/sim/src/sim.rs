@@ -648,22 +648,23 @@ impl Sim {
         Ok(())
     }
 
-    /// A frame for a peer: NEWLEADER to a voter, sent only once a quorum promised the epoch,
-    /// names the epoch's leader (one leader per epoch; a LEADERINFO is only a candidate's;
-    /// an observer master sends NEWLEADER of its leader's epoch to observers only). FORWARDs
+    /// A frame for a peer: NEWLEADER from a member that does not follow, sent only once a
+    /// quorum promised the epoch, names the epoch's leader (one leader per epoch; a
+    /// LEADERINFO is only a candidate's; an observer master, a follower, sends NEWLEADER of
+    /// its leader's epoch to its observers). FORWARDs
     /// keep to the ordered path whatever the network.
     fn send_peer(&mut self, id: u64, to: u64, frame: Vec<u8>) -> Step {
         let (msg, _) = Message::decode(&frame)
             .map_err(|e| format!("member {id} sent a frame that does not decode: {e:?}"))?
             .ok_or_else(|| format!("member {id} sent a partial frame"))?;
-        // To a voter of the sender's membership in effect (not the voters at start: with
-        // reconfigs, an observer master sends NEWLEADER to a demoted voter, as to any
-        // observer, and that names no leader).
-        let to_voter = self.slots[&id]
+        // Not from a follower: an observer master (a follower) sends NEWLEADER of its
+        // leader's epoch to the observers it serves, and with reconfigs those may be voters
+        // at start or become voters in the same step; that names no leader.
+        let from_leader = self.slots[&id]
             .member
             .as_ref()
-            .is_some_and(|m| m.membership().1.contains(&to));
-        if let (Message::NewLeader { epoch, .. }, true) = (&msg, to_voter) {
+            .is_some_and(|m| !matches!(m.role(), Role::Follower | Role::Observer));
+        if let (Message::NewLeader { epoch, .. }, true) = (&msg, from_leader) {
             self.history.leads(epoch.0, id)?;
         }
         let zab = !matches!(msg, Message::Forward { .. });
