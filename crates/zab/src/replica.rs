@@ -1728,25 +1728,14 @@ impl Replica {
     /// its predecessor (`from` for the first): synchronisation's DIFF, a hand-over's
     /// catch-up and an observer master's sync.
     fn send_proposals(&mut self, id: ServerId, conn: u64, from: Zxid, through: Zxid) {
-        let mut prev = from;
-        let entries: Vec<(Zxid, Payload)> = self
-            .log
-            .after(from)
-            .take_while(|e| e.0 <= through)
-            .cloned()
-            .collect();
-        for (zxid, data) in entries {
-            self.send(
-                id,
-                Message::Proposal {
-                    conn,
-                    prev,
-                    zxid,
-                    data,
-                },
-            );
-            prev = zxid;
-        }
+        self.send_entries(id, from, from, through, |prev, zxid, data| {
+            Message::Proposal {
+                conn,
+                prev,
+                zxid,
+                data,
+            }
+        });
     }
 
     /// INFORM to `id` for every logged entry after `from` up to `through`: a leader's
@@ -1756,7 +1745,27 @@ impl Replica {
     /// Naming `from` hid the gap, and the observer committed past entries it never had (sim
     /// seed 901 with a paused observer).
     fn send_informs(&mut self, id: ServerId, conn: u64, from: Zxid, through: Zxid) {
-        let mut prev = from.max(self.log.base);
+        let prev = from.max(self.log.base);
+        self.send_entries(id, prev, from, through, |prev, zxid, data| {
+            Message::Inform {
+                conn,
+                prev,
+                zxid,
+                data,
+            }
+        });
+    }
+
+    /// One message per logged entry after `from` up to `through`, made by `frame` from the
+    /// entry and its predecessor (`prev` for the first).
+    fn send_entries(
+        &mut self,
+        id: ServerId,
+        mut prev: Zxid,
+        from: Zxid,
+        through: Zxid,
+        frame: impl Fn(Zxid, Zxid, Payload) -> Message,
+    ) {
         let entries: Vec<(Zxid, Payload)> = self
             .log
             .after(from)
@@ -1764,15 +1773,7 @@ impl Replica {
             .cloned()
             .collect();
         for (zxid, data) in entries {
-            self.send(
-                id,
-                Message::Inform {
-                    conn,
-                    prev,
-                    zxid,
-                    data,
-                },
-            );
+            self.send(id, frame(prev, zxid, data));
             prev = zxid;
         }
     }
