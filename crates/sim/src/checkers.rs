@@ -1,6 +1,13 @@
 //! What must hold of a run, checked as it goes and at its end.
 //!
-//! - One leader per epoch: no two members send NEWLEADER for the same epoch.
+//! - One leader per epoch: no two members send NEWLEADER for the same epoch on a voter's
+//!   connection. Only a leader answers a voter's FOLLOWERINFO (an observer master serves
+//!   observers only: ZooKeeper's LearnerHandler refuses all but OBSERVERINFO on an
+//!   ObserverMaster), and it sends NEWLEADER only once a quorum promised it the epoch; a
+//!   master's NEWLEADER to its observers carries its leader's epoch and names no leader.
+//!   The frame, not the sender's role, says it: a member's role is Looking while it leads
+//!   an epoch not yet established, and a frame may go out after the role it was made in
+//!   ended (in the same step, or held behind a SNAP that was being built).
 //! - Committed prefixes agree: every entry of a member's log at or below its committed zxid
 //!   is, byte for byte, the entry any other member committed at that zxid.
 //! - Every member's tree has the same digest at the same zxid (a restarted member's
@@ -43,6 +50,8 @@ pub struct History {
     pub ttl_nodes: BTreeSet<String>,
     /// The member that led each epoch.
     pub leaders: BTreeMap<u32, u64>,
+    /// The connections of the FOLLOWERINFOs learners sent as voters.
+    voter_conns: BTreeSet<u64>,
     /// Every committed log entry seen in a member's log: its time and txn bytes.
     committed: BTreeMap<Zxid, (i64, Vec<u8>)>,
     /// The newest zxid a write was acknowledged at.
@@ -66,8 +75,24 @@ impl History {
         }
     }
 
+    /// A learner opened connection `conn` with a FOLLOWERINFO, as an observer or a voter.
+    pub fn follower_info(&mut self, conn: u64, observer: bool) {
+        if !observer {
+            self.voter_conns.insert(conn);
+        }
+    }
+
+    /// Member `id` sent NEWLEADER of `epoch` on learner connection `conn`: on a voter's, it
+    /// leads the epoch.
+    pub fn new_leader(&mut self, id: u64, epoch: u32, conn: u64) -> Result<(), String> {
+        if self.voter_conns.contains(&conn) {
+            self.leads(epoch, id)?;
+        }
+        Ok(())
+    }
+
     /// Member `id` acts as leader of `epoch`.
-    pub fn leads(&mut self, epoch: u32, id: u64) -> Result<(), String> {
+    fn leads(&mut self, epoch: u32, id: u64) -> Result<(), String> {
         match self.leaders.insert(epoch, id) {
             Some(other) if other != id => {
                 Err(format!("two leaders in epoch {epoch}: {other} and {id}"))

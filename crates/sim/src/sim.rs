@@ -12,10 +12,12 @@
 //! and TTL nodes reaped. A paused member takes nothing; when it resumes its clock has
 //! jumped by the pause, as a real process's does.
 //!
-//! Two modes break a rule on purpose, to show that a checker notices: careless clients
-//! connect to members behind what they have seen (the monotonic-read checker), and the
-//! stale leader is zoocore before issue 10 (a paused member's clock stopped with it, a
-//! leader ignored `PeerLost` and answered `sync` from its own state: the sync checker).
+//! Three modes break a rule on purpose, to show that a checker notices: careless clients
+//! connect to members behind what they have seen (the monotonic-read checker), the stale
+//! leader is zoocore before issue 10 (a paused member's clock stopped with it, a leader
+//! ignored `PeerLost` and answered `sync` from its own state: the sync checker), and
+//! forgetful disks keep no epoch file, so that a restarted quorum proposes an epoch again
+//! (the checker of one leader per epoch).
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -93,6 +95,7 @@ pub struct Sim {
     load: bool,
     careless_clients: bool,
     stale_leader: bool,
+    forgetful_epochs: bool,
     memberships: Memberships,
     /// `--trace`: print role changes, election and handshake frames with the receiver's
     /// state after each, lost links, reconfigs asked, and every member's state on failure.
@@ -151,6 +154,7 @@ impl Sim {
             load: true,
             careless_clients: false,
             stale_leader: false,
+            forgetful_epochs: false,
             memberships: Memberships::new(&voters_start, &observers_start),
             trace: false,
         }
@@ -186,6 +190,15 @@ impl Sim {
     /// state. The sync checker must catch a resumed old leader's stale answers.
     pub fn with_stale_leader(mut self) -> Self {
         self.stale_leader = true;
+        self
+    }
+
+    /// A disk that acknowledges the epoch files and keeps none of them (as one that lies
+    /// about fsync): a restarted member forgets the epochs it promised, so a later candidate
+    /// can propose one again and lead it while the first leader still does. The checker of
+    /// one leader per epoch must catch it.
+    pub fn with_forgetful_epochs(mut self) -> Self {
+        self.forgetful_epochs = true;
         self
     }
 
@@ -598,7 +611,9 @@ impl Sim {
                 self.net.isolate(&mut self.rng, self.now, id, &ids, until);
             }
             Effect::PersistEpochs { accepted, current } => {
-                self.slots.get_mut(&id).expect("slot").disk.epochs = (accepted, current);
+                if !self.forgetful_epochs {
+                    self.slots.get_mut(&id).expect("slot").disk.epochs = (accepted, current);
+                }
                 self.step(
                     id,
                     Input::EpochsPersisted {
@@ -648,24 +663,21 @@ impl Sim {
         Ok(())
     }
 
-    /// A frame for a peer: NEWLEADER from a member that does not follow, sent only once a
-    /// quorum promised the epoch, names the epoch's leader (one leader per epoch; a
-    /// LEADERINFO is only a candidate's; an observer master, a follower, sends NEWLEADER of
-    /// its leader's epoch to its observers). FORWARDs
-    /// keep to the ordered path whatever the network.
+    /// A frame for a peer: the one-leader-per-epoch checker sees the handshakes (a learner's
+    /// FOLLOWERINFO, the NEWLEADER that answers it); FORWARDs keep to the ordered path
+    /// whatever the network.
     fn send_peer(&mut self, id: u64, to: u64, frame: Vec<u8>) -> Step {
         let (msg, _) = Message::decode(&frame)
             .map_err(|e| format!("member {id} sent a frame that does not decode: {e:?}"))?
             .ok_or_else(|| format!("member {id} sent a partial frame"))?;
-        // Not from a follower: an observer master (a follower) sends NEWLEADER of its
-        // leader's epoch to the observers it serves, and with reconfigs those may be voters
-        // at start or become voters in the same step; that names no leader.
-        let from_leader = self.slots[&id]
-            .member
-            .as_ref()
-            .is_some_and(|m| !matches!(m.role(), Role::Follower | Role::Observer));
-        if let (Message::NewLeader { epoch, .. }, true) = (&msg, from_leader) {
-            self.history.leads(epoch.0, id)?;
+        match &msg {
+            Message::FollowerInfo { conn, observer, .. } => {
+                self.history.follower_info(*conn, *observer);
+            }
+            Message::NewLeader { conn, epoch, .. } => {
+                self.history.new_leader(id, epoch.0, *conn)?
+            }
+            _ => {}
         }
         let zab = !matches!(msg, Message::Forward { .. });
         if self.slots[&to].member.is_some() {

@@ -3,7 +3,7 @@
 //! voters and an observer), on TCP-like and datagram networks, under crashes with torn
 //! disks, pauses, broken links and partitions, half the ensembles reconfigured meanwhile
 //! (remove a voter, add it back, swap voter and observer), with every checker on (and, in this debug
-//! build, the member's own invariants); and the two modes that break a rule on purpose, to
+//! build, the member's own invariants); and the three modes that break a rule on purpose, to
 //! show the checkers that should catch them do. A failure names its seed;
 //! `cargo run -p zoocore-sim -- --seed N --ticks T` replays it.
 
@@ -155,6 +155,39 @@ fn the_sync_checker_catches_a_stale_leader_after_a_pause() {
         failure.what.contains("after sync"),
         "caught by another checker: {failure}"
     );
+}
+
+#[test]
+fn the_leader_checker_catches_two_leaders_in_one_epoch() {
+    // Disks that keep no epoch file: two voters that both crashed forget the epoch they
+    // promised, make a quorum and propose it again, and the new candidate leads an epoch
+    // another member led (on seed 9: member 3 led epoch 1, then 1 and 3 restarted and 1
+    // led epoch 1 again). The one-leader-per-epoch checker must catch it on some seed.
+    let caught = (0..SEEDS).find_map(|seed| {
+        Sim::new(Scenario::from_seed(seed, TICKS))
+            .with_forgetful_epochs()
+            .run()
+            .err()
+    });
+    let failure = caught.expect("some seed catches two leaders");
+    assert!(
+        failure.what.contains("two leaders in epoch"),
+        "caught by another checker: {failure}"
+    );
+}
+
+#[test]
+fn observer_masters_name_no_leader() {
+    // Seeds 439 and 679, 200 ticks (5 voters and an observer, observer masters, reconfigs,
+    // datagram network): a master answered its observer's ACKEPOCH with a SNAP, the
+    // NEWLEADER of its leader's epoch waited behind the SNAP being built, and the master
+    // went Looking (its link to the leader lost) before both went out. The checker counted
+    // it as a second leader of that epoch; a master's NEWLEADER answers an observer's
+    // FOLLOWERINFO, which names no leader.
+    for seed in [439, 679] {
+        let r = run_seed(seed, 200).unwrap_or_else(|f| panic!("{f}"));
+        assert!(r.observer_masters && r.reconfigs > 0, "{r:?}");
+    }
 }
 
 #[test]
