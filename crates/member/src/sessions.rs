@@ -71,10 +71,14 @@ impl ExpiryQueue {
     }
 
     /// The session showed life: push its deadline out by its timeout. Unknown sessions are
-    /// ignored (they may have expired meanwhile).
+    /// ignored (they may have expired meanwhile). A deadline that falls in the bucket the
+    /// session is already in changes nothing (ZooKeeper's `ExpiryQueue.update`): with
+    /// tick-sized buckets, that is nearly every request of a busy session.
     pub fn touch(&mut self, session: SessionId, now_ms: u64) {
-        if let Some(&(_, timeout_ms)) = self.deadline.get(&session) {
-            self.add(session, timeout_ms, now_ms);
+        if let Some(&(bucket, timeout_ms)) = self.deadline.get(&session) {
+            if self.bucket_of(now_ms + u64::from(timeout_ms)) != bucket {
+                self.add(session, timeout_ms, now_ms);
+            }
         }
     }
 
@@ -141,6 +145,20 @@ mod tests {
         assert!(q.expire(1400).is_empty());
         assert_eq!(q.expire(1500), vec![SessionId(2)]);
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn a_touch_within_the_same_bucket_keeps_the_deadline_and_a_later_one_moves_it() {
+        let mut q = ExpiryQueue::new(100);
+        q.add(SessionId(1), 1000, 0);
+        q.touch(SessionId(1), 30); // 1030 rounds up to the 1100 bucket
+        q.touch(SessionId(1), 60); // 1060: the same bucket, nothing moves
+        assert_eq!(q.buckets.len(), 1);
+        assert!(q.expire(1099).is_empty());
+        q.touch(SessionId(1), 150); // 1150: the 1200 bucket
+        assert!(q.expire(1100).is_empty());
+        assert_eq!(q.expire(1200), vec![SessionId(1)]);
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -1,0 +1,215 @@
+//! The core's share of a standalone setData: a batch of setData requests of 1 KiB values on
+//! distinct keys stepped into a standalone member on the in-memory device, through prep,
+//! the log append, the fdatasync completion, apply and publication, as the server's core
+//! drives it (the shards' decoding and answering are not here; the fdatasync completes at once). Time per write is noisy on a
+//! shared machine; the figure to compare before and after a change is the instruction count
+//! per write, noise-free under callgrind:
+//!
+//! ```text
+//! cargo bench -p zoocore-member --bench write_path --no-run
+//! WRITE_PATH_BATCHES=200 valgrind --tool=callgrind --callgrind-out-file=cg.out \
+//!     --toggle-collect='write_path::Bench::batch' target/release/deps/write_path-<hash> --bench
+//! callgrind_annotate cg.out | grep TOTALS     # instructions of 200 x 64 writes
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
+};
+use zoocore_member::msg::{CoreOp, CoreRequest, Origin, Outcome, ToCore};
+use zoocore_member::{Effect, Input, Member, MemberConfig, Now};
+use zoocore_proto::{Acl, CreateMode, SessionId};
+use zoocore_storage::{new_log, LogOptions, MemDevice};
+use zoocore_tree::{Op, Tree};
+
+const KEYS: usize = 1_000;
+const VALUE: usize = 1_024;
+
+struct Bench {
+    member: Member<MemDevice>,
+    now: Now,
+    xid: i32,
+    session: SessionId,
+    /// Entries published so far.
+    published: usize,
+    /// The last session a published entry created.
+    created: Option<SessionId>,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let cfg = MemberConfig {
+            first_session: 0x100,
+            tick_ms: 100,
+            snap_count: 1_000_000_000,
+            seed: 1,
+            batch_txns_max: 1024,
+            force_sync: true,
+            container_check_interval_ms: 60_000,
+            enforce_quota: false,
+            purge_interval_ms: 0,
+            snap_retain_count: 3,
+        };
+        let log = new_log(
+            MemDevice::new(),
+            LogOptions {
+                prealloc_bytes: 64 << 20,
+                snap_count: 1_000_000_000,
+                database_id: 1,
+            },
+        );
+        let now = Now {
+            mono_ms: 0,
+            wall_ms: 1_000_000,
+        };
+        let member = Member::new(cfg, Tree::with_extended_types(true), log, now);
+        let mut b = Bench {
+            member,
+            now,
+            xid: 1,
+            session: SessionId(0),
+            published: 0,
+            created: None,
+        };
+        b.run();
+        b.send(CoreOp::CreateSession { timeout_ms: 30_000 });
+        b.run();
+        b.session = b.created.expect("a session created");
+        for k in 0..KEYS {
+            b.send(CoreOp::Tree(Op::Create {
+                path: format!("/k{k}"),
+                data: Some(vec![1; VALUE]),
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::Persistent,
+                ttl_ms: -1,
+            }));
+        }
+        b.run();
+        b
+    }
+
+    fn send(&mut self, op: CoreOp) {
+        let origin = Origin {
+            shard: 0,
+            conn: 1,
+            xid: self.xid,
+        };
+        self.xid = self.xid.wrapping_add(1);
+        self.member.step(
+            self.now,
+            Input::Shard(ToCore::Request(CoreRequest {
+                origin: Some(origin),
+                session: self.session,
+                auth: Arc::from([]),
+                op,
+                barrier: false,
+            })),
+        );
+    }
+
+    /// Carries out effects (syncs at once, on the in-memory device) until there are none.
+    fn run(&mut self) {
+        loop {
+            let effects = self.member.ready(self.now);
+            if effects.is_empty() {
+                return;
+            }
+            for effect in effects {
+                match effect {
+                    // Completed without the in-memory device's sync: that copies the whole
+                    // segment into its crash image, a cost of the test device alone.
+                    Effect::Sync(job) => {
+                        let result = Ok(());
+                        self.member.step(self.now, Input::Synced { job, result });
+                    }
+                    Effect::Publish(batch) => {
+                        self.published += batch.entries.len();
+                        for e in &batch.entries {
+                            if let Outcome::SessionCreated { session, .. } = e.outcome {
+                                self.created = Some(session);
+                            }
+                        }
+                    }
+                    Effect::PrepareSegment(job) => {
+                        let result = job.run();
+                        self.member.step(self.now, Input::SegmentPrepared(result));
+                    }
+                    Effect::PersistEpochs { accepted, current } => {
+                        let persisted = Input::EpochsPersisted {
+                            accepted,
+                            current,
+                            result: Ok(()),
+                        };
+                        self.member.step(self.now, persisted);
+                    }
+                    Effect::Stop(reason) => panic!("the member stopped: {reason}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// `n` setData of a 1 KiB value, each on its own key.
+    fn ops(n: usize, round: usize) -> Vec<CoreOp> {
+        (0..n)
+            .map(|i| {
+                CoreOp::Tree(Op::SetData {
+                    path: format!("/k{}", (round * n + i) % KEYS),
+                    data: Some(vec![(round & 0xff) as u8; VALUE]),
+                    version: -1,
+                })
+            })
+            .collect()
+    }
+
+    /// One batch through the member: what the instruction counts measure.
+    #[inline(never)]
+    fn batch(&mut self, ops: Vec<CoreOp>) {
+        let (before, n) = (self.published, ops.len());
+        for op in ops {
+            self.send(op);
+        }
+        self.run();
+        assert_eq!(self.published - before, n, "every write answered");
+    }
+}
+
+/// `WRITE_PATH_BATCHES=N`: instead of criterion, N batches of 64 writes (for callgrind).
+fn counted(batches: usize) {
+    let mut b = Bench::new();
+    for round in 1..=batches {
+        b.batch(Bench::ops(64, round));
+    }
+    println!("{} writes", batches * 64);
+}
+
+fn write_path(c: &mut Criterion) {
+    if let Some(n) = std::env::var("WRITE_PATH_BATCHES").ok().and_then(|v| v.parse().ok()) {
+        return counted(n);
+    }
+    let mut g = c.benchmark_group("member_write_path");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for n in [1usize, 64] {
+        let mut b = Bench::new();
+        let mut round = 0;
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("setData_1KiB", n), &n, |bench, &n| {
+                bench.iter_batched(
+                || {
+                    round += 1;
+                    Bench::ops(n, round)
+                },
+                |ops| b.batch(ops),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, write_path);
+criterion_main!(benches);
