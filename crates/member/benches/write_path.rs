@@ -15,9 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{
-    criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use zoocore_member::msg::{CoreOp, CoreRequest, Origin, Outcome, ToCore};
 use zoocore_member::{Effect, Input, Member, MemberConfig, Now};
 use zoocore_proto::{Acl, CreateMode, SessionId};
@@ -186,7 +184,10 @@ fn counted(batches: usize) {
 }
 
 fn write_path(c: &mut Criterion) {
-    if let Some(n) = std::env::var("WRITE_PATH_BATCHES").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("WRITE_PATH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         return counted(n);
     }
     let mut g = c.benchmark_group("member_write_path");
@@ -198,7 +199,7 @@ fn write_path(c: &mut Criterion) {
         let mut round = 0;
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("setData_1KiB", n), &n, |bench, &n| {
-                bench.iter_batched(
+            bench.iter_batched(
                 || {
                     round += 1;
                     Bench::ops(n, round)

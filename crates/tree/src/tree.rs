@@ -177,19 +177,51 @@ fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> 
 /// tens of nanoseconds, not the microsecond a byte-at-a-time hash takes) over the bytes, with
 /// their count, spread to 64 bits by splitmix64's finaliser. Stable across builds and
 /// platforms, unlike std's hasher. ZooKeeper's own digest is a CRC-32 of the same fields.
+///
+/// Short inputs are gathered in a buffer and hashed in one call when it fills or at the
+/// end: a CRC call costs more in setup than in bytes at the sizes of a node's fields (an
+/// ACL entry was five calls of 5-8 bytes). The CRC of the concatenation is the CRC of the
+/// pieces appended in turn, so the value is the same as hashing each piece at once.
 struct DigestHash {
     crc: u32,
     len: u64,
+    buf: [u8; DIGEST_BUF],
+    at: usize,
 }
+
+const DIGEST_BUF: usize = 64;
 
 impl DigestHash {
     fn new() -> Self {
-        DigestHash { crc: 0, len: 0 }
+        DigestHash {
+            crc: 0,
+            len: 0,
+            buf: [0; DIGEST_BUF],
+            at: 0,
+        }
     }
 
     fn bytes(&mut self, b: &[u8]) {
-        self.crc = crc32c::crc32c_append(self.crc, b);
         self.len += b.len() as u64;
+        if self.at + b.len() <= DIGEST_BUF {
+            self.buf[self.at..self.at + b.len()].copy_from_slice(b);
+            self.at += b.len();
+            return;
+        }
+        self.flush();
+        if b.len() < DIGEST_BUF {
+            self.buf[..b.len()].copy_from_slice(b);
+            self.at = b.len();
+        } else {
+            self.crc = crc32c::crc32c_append(self.crc, b);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.at > 0 {
+            self.crc = crc32c::crc32c_append(self.crc, &self.buf[..self.at]);
+            self.at = 0;
+        }
     }
 
     fn len_bytes(&mut self, b: &[u8]) {
@@ -201,7 +233,8 @@ impl DigestHash {
         self.bytes(&v.to_be_bytes());
     }
 
-    fn finish(&self) -> u64 {
+    fn finish(mut self) -> u64 {
+        self.flush();
         let mut z = (u64::from(self.crc) << 32 | (self.len & 0xffff_ffff))
             .wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -1289,6 +1322,41 @@ impl Tree {
         for target in self.quotas.iter() {
             let limits = format!("{}{target}/{LIMITS_NODE}", quota::QUOTA_ROOT);
             assert!(self.node(&limits).is_some(), "quota of {target} has limits");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DigestHash;
+
+    /// The buffered hash equals one CRC over the concatenation, whatever the pieces' sizes
+    /// (below, at and above the buffer's), so digests recorded before it still match.
+    #[test]
+    fn the_buffered_digest_hash_is_the_hash_of_the_concatenation() {
+        let sizes = [0usize, 1, 7, 8, 63, 64, 65, 100, 200, 1024, 3];
+        for start in 0..sizes.len() {
+            let mut pieces = Vec::new();
+            let mut whole = Vec::new();
+            for (i, &n) in sizes
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(sizes.len())
+                .enumerate()
+            {
+                let piece: Vec<u8> = (0..n).map(|b| (b * 31 + i * 7) as u8).collect();
+                whole.extend_from_slice(&piece);
+                pieces.push(piece);
+            }
+            let mut h = DigestHash::new();
+            for p in &pieces {
+                h.bytes(p);
+            }
+            let mut one = DigestHash::new();
+            one.crc = crc32c::crc32c(&whole);
+            one.len = whole.len() as u64;
+            assert_eq!(h.finish(), one.finish(), "pieces from {start}");
         }
     }
 }
