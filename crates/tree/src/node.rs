@@ -152,31 +152,44 @@ impl Node {
             flags |= if v == usual { 0 } else { f };
         }
         let data = data.unwrap_or_default();
-        let mut b = Vec::with_capacity(5 + key.len() + stat_bytes(flags) + data.len());
+        let mut key_len = [0u8; 5];
+        let mut key_len_bytes = 0;
         let mut len = key.len();
         while len >= 0x80 {
-            b.push((len & 0x7f) as u8 | 0x80);
+            key_len[key_len_bytes] = (len & 0x7f) as u8 | 0x80;
+            key_len_bytes += 1;
             len >>= 7;
         }
-        b.push(len as u8);
-        b.extend_from_slice(key);
-        let stat_start = b.len();
-        b.extend_from_slice(&flags.to_ne_bytes());
-        b.extend_from_slice(&m.czxid.to_ne_bytes());
-        b.extend_from_slice(&m.ctime.to_ne_bytes());
+        key_len[key_len_bytes] = len as u8;
+        key_len_bytes += 1;
+        let total = key_len_bytes + key.len() + stat_bytes(flags) + data.len();
+        // Allocated once at its final size and filled in place: zeroing is cheaper than the
+        // copy a `Vec` turned into an `Arc` would make of the whole node (value included).
+        let mut node: Arc<[u8]> = std::iter::repeat_n(0u8, total).collect();
+        let b = Arc::get_mut(&mut node).expect("a new Arc is not shared");
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&key_len[..key_len_bytes]);
+        put(key);
+        put(&flags.to_ne_bytes());
+        put(&m.czxid.to_ne_bytes());
+        put(&m.ctime.to_ne_bytes());
         for (f, v, _) in wide {
             if flags & f != 0 {
-                b.extend_from_slice(&v.to_ne_bytes());
+                put(&v.to_ne_bytes());
             }
         }
         for (f, v, _) in narrow {
             if flags & f != 0 {
-                b.extend_from_slice(&v.to_ne_bytes());
+                put(&v.to_ne_bytes());
             }
         }
-        assert_eq!(b.len() - stat_start, stat_bytes(flags), "node stat size");
-        b.extend_from_slice(data);
-        Node(Arc::from(b))
+        put(data);
+        assert_eq!(at, total, "node size");
+        Node(node)
     }
 
     /// The same node with other fixed fields (same key and data).
