@@ -10,7 +10,9 @@
 //! cheaper than the allocations it replaces.
 //!
 //! Layout: the key length (LEB128, so one byte for keys under 128 bytes), the key (depth +
-//! path, see `path.rs`), a `u16` of presence flags, czxid and ctime, then only the fields
+//! path, see `path.rs`), the node's digest (8 bytes: its share of the tree's digest, kept so
+//! that a setData does not hash the old value again, as ZooKeeper's `DataNode` caches it), a
+//! `u16` of presence flags, czxid and ctime, then only the fields
 //! that differ from their usual value (mzxid and pzxid from czxid, mtime from ctime, the
 //! owner, versions, child count and ACL id from 0), then the data to the end. A node never
 //! modified, without children and with the first interned ACL stores 18 bytes of stat
@@ -91,6 +93,8 @@ const F_WIDE: u16 = F_MZXID | F_PZXID | F_MTIME | F_OWNER;
 const F_NARROW: u16 = F_VERSION | F_CVERSION | F_AVERSION | F_NUM_CHILDREN | F_ACL;
 /// Flags, czxid and ctime.
 const STAT_FIXED_BYTES: usize = 2 + 8 + 8;
+/// The node's digest, between the key and the stat.
+const DIGEST_BYTES: usize = 8;
 
 /// Bytes of the stat encoding with these flags.
 fn stat_bytes(flags: u16) -> usize {
@@ -126,8 +130,10 @@ fn key_len(b: &[u8]) -> (usize, usize) {
 }
 
 impl Node {
-    /// `data` is `None` for null data (stored as a flag, no bytes).
-    pub(crate) fn new(key: &[u8], meta: &Meta, data: Option<&[u8]>) -> Self {
+    /// `data` is `None` for null data (stored as a flag, no bytes). `digest` is the node's
+    /// share of the tree's digest, kept so that replacing or removing the node does not hash
+    /// its data again (ZooKeeper's `DataNode` caches its digest too).
+    pub(crate) fn new(key: &[u8], meta: &Meta, data: Option<&[u8]>, digest: u64) -> Self {
         assert!(u32::try_from(key.len()).is_ok(), "key length fits in u32");
         let m = meta;
         let wide = [
@@ -162,7 +168,7 @@ impl Node {
         }
         key_len[key_len_bytes] = len as u8;
         key_len_bytes += 1;
-        let total = key_len_bytes + key.len() + stat_bytes(flags) + data.len();
+        let total = key_len_bytes + key.len() + DIGEST_BYTES + stat_bytes(flags) + data.len();
         // Allocated once at its final size and filled in place: zeroing is cheaper than the
         // copy a `Vec` turned into an `Arc` would make of the whole node (value included).
         let mut node: Arc<[u8]> = std::iter::repeat_n(0u8, total).collect();
@@ -174,6 +180,7 @@ impl Node {
         };
         put(&key_len[..key_len_bytes]);
         put(key);
+        put(&digest.to_ne_bytes());
         put(&flags.to_ne_bytes());
         put(&m.czxid.to_ne_bytes());
         put(&m.ctime.to_ne_bytes());
@@ -192,15 +199,21 @@ impl Node {
         Node(node)
     }
 
-    /// The same node with other fixed fields (same key and data).
-    pub(crate) fn with_meta(&self, meta: &Meta) -> Self {
-        Node::new(self.key(), meta, self.data())
-    }
-
-    /// Offset of the stat encoding (just after the key).
-    fn stat_start(&self) -> usize {
+    /// Offset of the digest (just after the key).
+    fn digest_start(&self) -> usize {
         let (len, len_bytes) = key_len(&self.0);
         len_bytes + len
+    }
+
+    /// Offset of the stat encoding (just after the digest).
+    fn stat_start(&self) -> usize {
+        self.digest_start() + DIGEST_BYTES
+    }
+
+    /// The node's share of the tree's digest, as given when it was made.
+    pub(crate) fn digest(&self) -> u64 {
+        let mut at = self.digest_start();
+        u64::from_ne_bytes(take(&self.0, &mut at))
     }
 
     pub(crate) fn meta(&self) -> Meta {
@@ -323,29 +336,30 @@ mod tests {
             num_children: 7,
             acl: AclId(u32::MAX),
         };
-        let n = Node::new(b"\0\0\0\x01/a", &meta, Some(b"xyz"));
+        let n = Node::new(b"\0\0\0\x01/a", &meta, Some(b"xyz"), 0);
         let long_key = vec![b'k'; 70_000];
-        let long = Node::new(&long_key, &meta, Some(b"d"));
+        let long = Node::new(&long_key, &meta, Some(b"d"), 0);
         assert_eq!(long.key(), &long_key[..]);
         assert_eq!(long.meta(), meta);
         assert_eq!(long.data(), Some(&b"d"[..]));
         let usual = Meta::new(5, 6, 0, AclId(0));
-        let plain = Node::new(b"k", &usual, Some(b""));
+        let plain = Node::new(b"k", &usual, Some(b""), 0);
         assert_eq!(plain.meta(), usual);
         assert_eq!(
             plain.0.len(),
-            2 + STAT_FIXED_BYTES,
-            "only czxid and ctime stored"
+            2 + DIGEST_BYTES + STAT_FIXED_BYTES,
+            "only the digest, czxid and ctime stored"
         );
         assert_eq!(n.meta(), meta);
         assert_eq!(n.key(), b"\0\0\0\x01/a");
         assert_eq!(n.data(), Some(&b"xyz"[..]));
-        let empty = Node::new(b"", &meta, Some(b""));
+        let empty = Node::new(b"", &meta, Some(b""), 0);
         assert_eq!(empty.key(), b"");
         assert_eq!(empty.data(), Some(&b""[..]));
-        let moved = n.with_meta(&Meta { version: 3, ..meta });
-        assert_eq!(moved.meta().version, 3);
-        assert_eq!(moved.data(), Some(&b"xyz"[..]));
+        let kept = Node::new(b"k", &meta, Some(b"v"), 0x0123_4567_89ab_cdef);
+        assert_eq!(kept.digest(), 0x0123_4567_89ab_cdef);
+        assert_eq!(kept.meta(), meta, "the digest is no stat field");
+        assert_eq!(kept.data(), Some(&b"v"[..]));
     }
 
     #[test]
@@ -355,23 +369,23 @@ mod tests {
             num_children: 2,
             ..Meta::new(5, 6, 7, AclId(3))
         };
-        let null = Node::new(b"\0\0\0\x01/n", &meta, None);
-        let empty = Node::new(b"\0\0\0\x01/n", &meta, Some(b""));
+        let null = Node::new(b"\0\0\0\x01/n", &meta, None, 0);
+        let empty = Node::new(b"\0\0\0\x01/n", &meta, Some(b""), 0);
         assert_eq!(null.data(), None);
         assert_eq!(null.data_len(), 0);
         assert_eq!(empty.data(), Some(&b""[..]));
         assert_eq!(null.meta(), meta, "the null flag is no stat field");
         assert_eq!(null.0.len(), empty.0.len(), "null costs no byte");
-        let moved = null.with_meta(&Meta { version: 5, ..meta });
-        assert_eq!(moved.data(), None, "a new stat keeps the null");
-        assert_eq!(moved.meta().version, 5);
     }
 
     #[test]
     fn orders_by_key_only() {
-        let a = Node::new(b"a", &Meta::new(9, 9, 0, AclId(0)), Some(b"zzz"));
-        let b = Node::new(b"b", &Meta::new(1, 1, 0, AclId(1)), Some(b""));
+        let a = Node::new(b"a", &Meta::new(9, 9, 0, AclId(0)), Some(b"zzz"), 0);
+        let b = Node::new(b"b", &Meta::new(1, 1, 0, AclId(1)), Some(b""), 0);
         assert!(a < b);
-        assert_eq!(a, Node::new(b"a", &Meta::new(0, 0, 0, AclId(0)), Some(b"")));
+        assert_eq!(
+            a,
+            Node::new(b"a", &Meta::new(0, 0, 0, AclId(0)), Some(b""), 0)
+        );
     }
 }

@@ -158,7 +158,7 @@ impl TreeBuilder {
                 .expect("a run's parent was checked at its first child");
             let mut meta = old.meta();
             meta.num_children = count;
-            let updated = old.with_meta(&meta);
+            let updated = self.tree.with_meta(old, &meta);
             self.tree.put_node(updated);
         }
     }
@@ -207,7 +207,7 @@ impl TreeBuilder {
             num_children: 0,
             acl,
         };
-        self.tree.put_node(Node::new(&key, &meta, n.data));
+        self.tree.put_node(self.tree.make_node(&key, &meta, n.data));
         self.tree.index_owner(path, s.ephemeral_owner, true);
         if let Some((target, crate::quota::LIMITS_NODE)) = crate::quota::quota_node(path) {
             self.tree.quotas.insert(std::sync::Arc::from(target));

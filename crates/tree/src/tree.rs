@@ -846,7 +846,7 @@ impl Tree {
                     ..old.meta()
                 };
                 let bytes_diff = data_len(data.as_deref()) as i64 - old.data_len() as i64;
-                let node = Node::new(old.key(), &meta, data.as_deref());
+                let node = self.make_node(old.key(), &meta, data.as_deref());
                 let stat = stat_of(&node);
                 self.put_node(node);
                 self.quota_usage_moved(path, 0, bytes_diff);
@@ -876,11 +876,14 @@ impl Tree {
                     return OpResult::Error(ErrorCode::NO_NODE);
                 };
                 let acl = self.intern_acl(acl);
-                let node = old.with_meta(&Meta {
-                    acl,
-                    aversion: *version,
-                    ..old.meta()
-                });
+                let node = self.with_meta(
+                    &old,
+                    &Meta {
+                        acl,
+                        aversion: *version,
+                        ..old.meta()
+                    },
+                );
                 let stat = stat_of(&node);
                 self.put_node(node);
                 OpResult::SetAcl { stat }
@@ -957,11 +960,11 @@ impl Tree {
             parent.pzxid = zxid;
         }
         if self.node(path).is_some() {
-            self.put_node(parent_node.with_meta(&parent));
+            self.put_node(self.with_meta(&parent_node, &parent));
             return OpResult::Error(ErrorCode::NODE_EXISTS);
         }
         parent.num_children += 1;
-        self.put_node(parent_node.with_meta(&parent));
+        self.put_node(self.with_meta(&parent_node, &parent));
         let acl = self.intern_acl(acl);
         let meta = Meta::new(zxid, time_ms, owner, acl);
         let stat = client_stat(&meta, data_len(data));
@@ -1014,7 +1017,7 @@ impl Tree {
                 "negative num_children under {parent_path}"
             );
         }
-        self.put_node(parent_node.with_meta(&parent));
+        self.put_node(self.with_meta(&parent_node, &parent));
         let Some(node) = existing else {
             return OpResult::Error(ErrorCode::NO_NODE);
         };
@@ -1146,7 +1149,7 @@ impl Tree {
             return;
         };
         let stats = quota::format_stats(count, bytes);
-        let node = Node::new(old.key(), &old.meta(), Some(&stats));
+        let node = self.make_node(old.key(), &old.meta(), Some(&stats));
         self.put_node(node);
     }
 
@@ -1182,7 +1185,18 @@ impl Tree {
         id
     }
 
-    /// The digest of a stored node.
+    /// A node with its digest.
+    pub(crate) fn make_node(&self, key: &[u8], meta: &Meta, data: Option<&[u8]>) -> Node {
+        let digest = node_digest(path_of_key(key), meta, data, self.acl(meta.acl));
+        Node::new(key, meta, data, digest)
+    }
+
+    /// The same node with other fixed fields (same key and data).
+    pub(crate) fn with_meta(&self, n: &Node, meta: &Meta) -> Node {
+        self.make_node(n.key(), meta, n.data())
+    }
+
+    /// The digest of a stored node, from its fields (what `Node::digest` keeps).
     fn digest_of(&self, n: &Node) -> u64 {
         let meta = n.meta();
         node_digest(path_of_key(n.key()), &meta, n.data(), self.acl(meta.acl))
@@ -1195,15 +1209,15 @@ impl Tree {
 
     /// Inserts a node at `path` (or replaces the one there), keeping the digest.
     fn put_new(&mut self, path: &str, meta: &Meta, data: Option<&[u8]>) {
-        self.put_node(Node::new(&lookup_key(path), meta, data));
+        self.put_node(self.make_node(&lookup_key(path), meta, data));
     }
 
     /// Inserts or replaces a node (by its key), keeping the digest.
     fn put_node(&mut self, node: Node) {
-        self.digest = self.digest.wrapping_add(self.digest_of(&node));
+        self.digest = self.digest.wrapping_add(node.digest());
         self.data_bytes += Self::size_of(&node);
         if let Some(old) = self.nodes.insert(node) {
-            self.digest = self.digest.wrapping_sub(self.digest_of(&old));
+            self.digest = self.digest.wrapping_sub(old.digest());
             self.data_bytes -= Self::size_of(&old);
         }
     }
@@ -1213,7 +1227,7 @@ impl Tree {
             .nodes
             .remove(&lookup_key(path)[..])
             .expect("removed node exists");
-        self.digest = self.digest.wrapping_sub(self.digest_of(&old));
+        self.digest = self.digest.wrapping_sub(old.digest());
         self.data_bytes -= Self::size_of(&old);
     }
 
@@ -1258,7 +1272,8 @@ impl Tree {
                 &depth(path).to_be_bytes(),
                 "key depth of {path}"
             );
-            digest = digest.wrapping_add(self.digest_of(n));
+            assert_eq!(n.digest(), self.digest_of(n), "kept digest of {path}");
+            digest = digest.wrapping_add(n.digest());
             let node = n.meta();
             let prefix = children_prefix(path);
             let children = self.child_entries(&prefix).count();
