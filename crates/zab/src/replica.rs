@@ -4,9 +4,9 @@
 //! Dispatch is raft-rs style: [`Replica::step`] routes an input to `on_<message>` of the
 //! current role, and every handler only pushes [`Action`]s. Durability is ordered here, not in
 //! the driver: an ACK is sent only for a zxid the driver reported `Persisted`, ACKEPOCH only
-//! after the accepted epoch is durable (`EpochPersisted`), and the NEWLEADER ack only after the
-//! current epoch and the synchronised history are both durable (Zab paper §IV, phases 1 and
-//! 2; ZooKeeper's `Learner.syncWithLeader`). `invariants()` runs at the end of every step.
+//! after the accepted epoch is durable (`EpochPersisted`), the current epoch only after the
+//! history NEWLEADER closes is durable (ZOOKEEPER-4643), and the NEWLEADER ack only after
+//! both are (Zab paper §IV, phases 1 and 2; ZooKeeper's `Learner.syncWithLeader`). `invariants()` runs at the end of every step.
 //!
 //! Time is an input that says how much time passed: every `Tick` carries the driver's
 //! monotonic clock in milliseconds, and every timeout (initLimit, syncLimit, finalizeWait) is
@@ -1536,19 +1536,15 @@ impl Replica {
         if !self.membership.is_quorum_all(&self.quorum, &acked) {
             return;
         }
-        // Phase 2 begins: the leader's own NEWLEADER is its current epoch made durable.
-        let epoch = self.leading_ref().epoch;
+        // Phase 2 begins. The leader's own NEWLEADER, its current epoch made durable, waits
+        // for its history to be durable (`leader_sync`).
         self.leading().phase = LeaderPhase::Sync;
-        self.current = epoch;
-        self.actions.push(Action::PersistEpoch {
-            accepted: epoch,
-            current: epoch,
-        });
         for id in acked {
             if id != myid {
                 self.sync_learner(id);
             }
         }
+        self.leader_sync();
     }
 
     /// LearnerHandler.syncFollower: the largest zxid both histories hold, from the
@@ -2132,13 +2128,7 @@ impl Replica {
             self.reconnect();
             return;
         }
-        if self.current < epoch {
-            self.current = epoch;
-            self.actions.push(Action::PersistEpoch {
-                accepted: self.accepted,
-                current: epoch,
-            });
-        }
+        // The epoch becomes current once the history is durable (`release_learner`).
         let l = self.learning();
         l.newleader_pending = Some(last);
         l.phase = LearnerPhase::AwaitUpToDate;
@@ -2262,8 +2252,37 @@ impl Replica {
         match phase {
             LeaderPhase::Discovery => {}
             LeaderPhase::EpochAck => self.check_epoch_quorum(),
-            LeaderPhase::Sync => self.check_established(),
+            LeaderPhase::Sync => self.leader_sync(),
             LeaderPhase::Broadcast => self.advance_commit(),
+        }
+    }
+
+    /// Zab phase 2 on the leader: its epoch becomes current once its history is durable (it
+    /// appends nothing before it is established: its history is its log), and it is
+    /// established once a quorum acknowledged NEWLEADER.
+    fn leader_sync(&mut self) {
+        let epoch = self.leading_ref().epoch;
+        if self.durable_through() >= self.log.last() {
+            self.make_current(epoch);
+        }
+        self.check_established();
+    }
+
+    /// Zab phase 2: `epoch` becomes this member's current epoch, written durably, once the
+    /// history NEWLEADER closes is durable here, never before (ZOOKEEPER-4643). Elections
+    /// rank the current epoch above the last zxid: a member that crashed with the epoch
+    /// file written and the log synced only in part would come back as the most up to
+    /// date with a log that lacks committed entries, and a leader it became would truncate
+    /// them from everyone (sim seed 3373, 200 ticks: a follower synchronised by DIFF
+    /// crashed before its log sync, won the next election on its epoch, and an
+    /// acknowledged write was lost).
+    fn make_current(&mut self, epoch: Epoch) {
+        if self.current < epoch {
+            self.current = epoch;
+            self.actions.push(Action::PersistEpoch {
+                accepted: self.accepted,
+                current: epoch,
+            });
         }
     }
 
@@ -2284,6 +2303,9 @@ impl Replica {
                 fresh: l.ackepoch_fresh,
             });
         }
+        let history_durable = l
+            .newleader_pending
+            .is_some_and(|nl_last| durable >= nl_last);
         if let Some(nl_last) = l.newleader_pending {
             if current_durable >= epoch && durable >= nl_last {
                 l.newleader_pending = None;
@@ -2301,6 +2323,9 @@ impl Replica {
         }
         for msg in out {
             self.send(upstream, msg);
+        }
+        if history_durable {
+            self.make_current(epoch);
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use zoocore_zab::{Action, Config, Durable, Input, Message, Replica, RoleKind, ServerId};
+use zoocore_zab::{Action, Config, Durable, Epoch, Input, Message, Replica, RoleKind, ServerId};
 
 pub const INIT_LIMIT: u64 = 1000;
 
@@ -34,6 +34,11 @@ pub struct Net {
     pub now_ms: u64,
     /// The last read round each leader reported confirmed (`LeadershipConfirmed`).
     pub confirmed: BTreeMap<ServerId, u64>,
+    /// Members whose log syncs never complete (a disk stalled until they crash): their
+    /// `Sync` actions are dropped.
+    pub unsynced: BTreeSet<ServerId>,
+    /// Each member's epoch files as last written: (accepted, current).
+    pub epochs: BTreeMap<ServerId, (Epoch, Epoch)>,
 }
 
 /// Members 2 and 3 (a quorum); their first notifications are not sent (ticks repeat them).
@@ -64,6 +69,8 @@ impl Net {
             conns: BTreeSet::new(),
             now_ms: 0,
             confirmed: BTreeMap::new(),
+            unsynced: BTreeSet::new(),
+            epochs: BTreeMap::new(),
         };
         for i in 0..net.replicas.len() {
             let id = net.replicas[i].id();
@@ -97,6 +104,7 @@ impl Net {
                         self.net.push_back((id, to, msg))
                     }
                 }
+                Action::Sync { .. } if self.unsynced.contains(&id) => {}
                 Action::Sync { upto, token } => inputs.push_back(Input::Persisted { upto, token }),
                 // Snapshots carry no tree here: the replica only needs the frame and the
                 // install's completion.
@@ -119,6 +127,7 @@ impl Net {
                     inputs.push_back(Input::SnapshotInstalled { zxid })
                 }
                 Action::PersistEpoch { accepted, current } => {
+                    self.epochs.insert(id, (accepted, current));
                     inputs.push_back(Input::EpochPersisted { accepted, current })
                 }
                 Action::BecameLooking => {
@@ -130,6 +139,34 @@ impl Net {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// `id` crashed and starts again, configured by `config`, from what its disk kept: its
+    /// epoch files and the log it had synced (`log`, after an empty base). Frames to and
+    /// from it in flight are lost with its connections; its first notifications are sent.
+    pub fn restart(
+        &mut self,
+        config: Config,
+        log: Vec<(zoocore_proto::Zxid, zoocore_zab::Payload)>,
+    ) {
+        let id = config.myid;
+        let (accepted_epoch, current_epoch) = self.epochs.get(&id).copied().unwrap_or_default();
+        let durable = Durable {
+            accepted_epoch,
+            current_epoch,
+            base: zoocore_proto::Zxid::ZERO,
+            log,
+        };
+        let i = self.position(id);
+        self.replicas[i] = Replica::new(config, durable, id + 100);
+        self.net.retain(|(from, to, _)| *from != id && *to != id);
+        self.unsynced.remove(&id);
+        let actions = self.replicas[i].ready();
+        let mut inputs = VecDeque::new();
+        self.execute(id, actions, &mut inputs);
+        while let Some(input) = inputs.pop_front() {
+            self.step(id, input);
         }
     }
 
