@@ -83,12 +83,14 @@ impl History {
     }
 
     /// Member `id` sent NEWLEADER of `epoch` on learner connection `conn`: on a voter's, it
-    /// leads the epoch.
-    pub fn new_leader(&mut self, id: u64, epoch: u32, conn: u64) -> Result<(), String> {
+    /// leads the epoch. Whether it is an observer master's (to an observer, from a member
+    /// that does not lead the epoch: a master serves once its leader is established).
+    pub fn new_leader(&mut self, id: u64, epoch: u32, conn: u64) -> Result<bool, String> {
         if self.voter_conns.contains(&conn) {
             self.leads(epoch, id)?;
+            return Ok(false);
         }
-        Ok(())
+        Ok(self.leaders.get(&epoch).is_some_and(|leader| *leader != id))
     }
 
     /// Member `id` acts as leader of `epoch`.

@@ -116,6 +116,9 @@ pub struct Report {
     /// Reconfigs asked for and committed.
     pub reconfigs_asked: usize,
     pub reconfigs: usize,
+    /// NEWLEADERs an observer master sent its observers once it no longer followed (they
+    /// waited behind a SNAP being built): no leader's, though the sender did not follow.
+    pub newleaders_after_mastering: usize,
 }
 
 /// A checker's verdict, with what replays it.

@@ -675,7 +675,13 @@ impl Sim {
                 self.history.follower_info(*conn, *observer);
             }
             Message::NewLeader { conn, epoch, .. } => {
-                self.history.new_leader(id, epoch.0, *conn)?
+                let following = self.slots[&id]
+                    .member
+                    .as_ref()
+                    .is_some_and(|m| matches!(m.role(), Role::Follower | Role::Observer));
+                if self.history.new_leader(id, epoch.0, *conn)? && !following {
+                    self.report.newleaders_after_mastering += 1;
+                }
             }
             _ => {}
         }

@@ -178,15 +178,16 @@ fn the_leader_checker_catches_two_leaders_in_one_epoch() {
 
 #[test]
 fn observer_masters_name_no_leader() {
-    // Seeds 439 and 679, 200 ticks (5 voters and an observer, observer masters, reconfigs,
-    // datagram network): a master answered its observer's ACKEPOCH with a SNAP, the
-    // NEWLEADER of its leader's epoch waited behind the SNAP being built, and the master
+    // Seeds 439 and 679 at 200 ticks on c4b2daf (5 voters and an observer, observer masters,
+    // reconfigs, datagram network): a master answered its observer's ACKEPOCH with a SNAP,
+    // the NEWLEADER of its leader's epoch waited behind the SNAP being built, and the master
     // went Looking (its link to the leader lost) before both went out. The checker counted
-    // it as a second leader of that epoch; a master's NEWLEADER answers an observer's
-    // FOLLOWERINFO, which names no leader.
-    for seed in [439, 679] {
+    // it as a second leader of that epoch. Since the fix of the current epoch's durability
+    // (which changed every course), 679 and 950 at 200 ticks do it; a master's NEWLEADER
+    // answers an observer's FOLLOWERINFO, which names no leader.
+    for seed in [679, 950] {
         let r = run_seed(seed, 200).unwrap_or_else(|f| panic!("{f}"));
-        assert!(r.observer_masters && r.reconfigs > 0, "{r:?}");
+        assert!(r.newleaders_after_mastering > 0, "seed {seed}: {r:?}");
     }
 }
 

@@ -126,34 +126,52 @@ impl Syncer {
 pub struct FsyncStats {
     pub histogram_us: Histogram<u64>,
     pub slow: u64,
+    /// The sum of every recorded fdatasync, for the exporter's `fsynctime` summary.
+    sum_us: u64,
+    /// When the quantiles were last published: they walk the histogram's buckets (thousands
+    /// of them), which cost more than the fdatasync's own bookkeeping at a thousand syncs
+    /// a second, so they are refreshed at most every `QUANTILES_EVERY` (they leave out the
+    /// syncs after the last refresh until the next sync comes after that interval).
+    quantiles_at: Option<Instant>,
 }
+
+const QUANTILES_EVERY: Duration = Duration::from_millis(100);
 
 impl FsyncStats {
     fn new() -> Self {
         FsyncStats {
             histogram_us: Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds"),
             slow: 0,
+            sum_us: 0,
+            quantiles_at: None,
         }
     }
 
-    /// Publishes the figures for mntr.
-    pub fn publish(&self, core: &crate::stats::CoreCounters) {
+    /// Publishes the figures for mntr: the count, sum, max and slow count at once, the
+    /// median and p99 when they are older than `QUANTILES_EVERY`.
+    pub fn publish(&mut self, core: &crate::stats::CoreCounters) {
         use std::sync::atomic::Ordering::Relaxed;
         core.fsyncs.store(self.histogram_us.len(), Relaxed);
         core.fsync_max_us.store(self.histogram_us.max(), Relaxed);
+        core.fsync_slow.store(self.slow, Relaxed);
+        core.fsync_sum_us.store(self.sum_us, Relaxed);
+        if self
+            .quantiles_at
+            .is_some_and(|at| at.elapsed() < QUANTILES_EVERY)
+        {
+            return;
+        }
+        self.quantiles_at = Some(Instant::now());
         core.fsync_p99_us
             .store(self.histogram_us.value_at_quantile(0.99), Relaxed);
-        core.fsync_slow.store(self.slow, Relaxed);
-        // For the exporter's `fsynctime` summary (its median, count and sum).
         core.fsync_p50_us
             .store(self.histogram_us.value_at_quantile(0.5), Relaxed);
-        let sum = self.histogram_us.mean() * self.histogram_us.len() as f64;
-        core.fsync_sum_us.store(sum as u64, Relaxed);
     }
 
     fn record(&mut self, took: Duration) {
         let us = (took.as_micros() as u64).clamp(1, 60_000_000);
         let _ = self.histogram_us.record(us);
+        self.sum_us += us;
     }
 }
 
