@@ -360,6 +360,36 @@ struct Leading {
     round_wanted: bool,
     /// A leadership transfer under way: no new zxid is handed out meanwhile.
     transfer: Option<Transfer>,
+    /// Learner sessions that got past FOLLOWERINFO with this leader.
+    sessions: Sessions,
+}
+
+/// How many of a learner's sessions a leader or master remembers: only the simulator's
+/// datagram mode delays a frame by more than a session or two.
+const SESSIONS_REMEMBERED: usize = 8;
+
+/// The learner sessions (`conn`s) that got past FOLLOWERINFO here (ACKEPOCH came on them),
+/// the last few per learner. A learner never goes back to a session it left, so a
+/// FOLLOWERINFO naming one that is not the session in course is a delayed duplicate: it
+/// must not start a handshake. A duplicate of an older session replaced the live session's
+/// handler, then a duplicate of the live session opened a new handshake on it, which the
+/// learner, in broadcast, ignored while it answered its pings: alive and never sent another
+/// entry (sim seed 2634, 200 ticks, datagram mode; crates/zab/tests/stale_followerinfo.rs).
+#[derive(Debug, Default)]
+struct Sessions(BTreeMap<ServerId, VecDeque<u64>>);
+
+impl Sessions {
+    fn past_followerinfo(&mut self, id: ServerId, conn: u64) {
+        let conns = self.0.entry(id).or_default();
+        if conns.len() == SESSIONS_REMEMBERED {
+            conns.pop_front();
+        }
+        conns.push_back(conn);
+    }
+
+    fn seen(&self, id: ServerId, conn: u64) -> bool {
+        self.0.get(&id).is_some_and(|conns| conns.contains(&conn))
+    }
 }
 
 /// A leader handing over to `target`, given up at `until_ms`.
@@ -1336,6 +1366,7 @@ impl Replica {
             round_confirmed: 0,
             round_wanted: false,
             transfer: None,
+            sessions: Sessions::default(),
         });
         if self
             .membership
@@ -1446,6 +1477,9 @@ impl Replica {
                 return;
             }
         }
+        if leading.sessions.seen(from, conn) {
+            return; // a delayed duplicate of a session the learner left (`Sessions`)
+        }
         leading.handlers.insert(
             from,
             Handler {
@@ -1513,6 +1547,8 @@ impl Replica {
         }
         h.phase = HandlerPhase::EpochAcked;
         h.epoch_vote = fresh;
+        let conn = h.conn;
+        leading.sessions.past_followerinfo(from, conn);
         match leading.phase {
             LeaderPhase::Discovery => unreachable!("ACKEPOCH before the epoch was sent"),
             LeaderPhase::EpochAck => self.check_epoch_quorum(),

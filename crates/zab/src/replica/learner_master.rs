@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use zoocore_proto::Zxid;
 
-use super::{Action, Message, PeerState, Replica, Role, ServerId, Vote};
+use super::{Action, Message, PeerState, Replica, Role, ServerId, Sessions, Vote};
 
 /// What a master knows of one observer it serves.
 #[derive(Debug)]
@@ -55,6 +55,9 @@ enum ServedPhase {
 #[derive(Debug, Default)]
 pub(super) struct ObserverMaster {
     observers: BTreeMap<ServerId, Served>,
+    /// Observer sessions that got past FOLLOWERINFO with this master: a duplicate of one
+    /// the observer left starts nothing (as on a leader).
+    sessions: Sessions,
 }
 
 impl ObserverMaster {
@@ -154,6 +157,9 @@ impl Replica {
                 return;
             }
         }
+        if self.master.sessions.seen(from, conn) {
+            return; // a delayed duplicate of a session the observer left
+        }
         self.master.observers.insert(
             from,
             Served {
@@ -177,7 +183,10 @@ impl Replica {
         }
         s.last_heard = now;
         match (&s.phase, msg) {
-            (ServedPhase::Info { .. }, Message::AckEpoch { .. }) => self.master_sync(from),
+            (ServedPhase::Info { .. }, Message::AckEpoch { .. }) => {
+                self.master.sessions.past_followerinfo(from, conn);
+                self.master_sync(from)
+            }
             (ServedPhase::Synced, Message::AckNewLeader { epoch, .. }) => {
                 let leader_epoch = self.learning_ref().epoch;
                 if epoch != leader_epoch {
