@@ -163,16 +163,23 @@ fn the_leader_checker_catches_two_leaders_in_one_epoch() {
     // promised, make a quorum and propose it again, and the new candidate leads an epoch
     // another member led (on seed 9: member 3 led epoch 1, then 1 and 3 restarted and 1
     // led epoch 1 again). The one-leader-per-epoch checker must catch it on some seed.
+    // (Other seeds of this broken mode fail otherwise, as a liveness check after the heal
+    // or a replica's assertion: ZAB without its epoch files is neither safe nor live.)
+    let mut others = Vec::new();
     let caught = (0..SEEDS).find_map(|seed| {
-        Sim::new(Scenario::from_seed(seed, TICKS))
+        let failure = Sim::new(Scenario::from_seed(seed, TICKS))
             .with_forgetful_epochs()
             .run()
-            .err()
+            .err()?;
+        if failure.what.contains("two leaders in epoch") {
+            return Some(failure);
+        }
+        others.push(failure.to_string());
+        None
     });
-    let failure = caught.expect("some seed catches two leaders");
     assert!(
-        failure.what.contains("two leaders in epoch"),
-        "caught by another checker: {failure}"
+        caught.is_some(),
+        "no seed caught two leaders; other failures: {others:?}"
     );
 }
 
