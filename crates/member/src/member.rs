@@ -245,7 +245,7 @@ pub enum Effect<D: Device> {
     /// Write a snapshot of this pinned version of the tree, off the hot path, and report
     /// with `Input::SnapshotWritten`. Commits continue meanwhile (the version is immutable).
     Snapshot(Tree),
-    /// Run the job (it zero-fills and syncs the next log segment) off the hot path, and
+    /// Run the job (it preallocates and syncs the next log segment) off the hot path, and
     /// give its result back as `Input::SegmentPrepared`.
     PrepareSegment(SpareJob<D>),
     /// Queue a frame for a peer; if the link cannot take it, step `Input::PeerLost`.

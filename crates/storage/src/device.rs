@@ -12,8 +12,9 @@
 //! `FileDevice` an `Arc<File>` of the segment: issue fdatasync on its fd through io_uring,
 //! or call `SyncHandle::sync` on a blocking thread).
 //!
-//! Segments are preallocated by writing zeros at creation, so an append never grows the
-//! file, allocates a block, or meets ENOSPC. `available_bytes` (statvfs) lets the log size a
+//! Segments are preallocated at creation (blocks reserved with `fallocate`, or zeros written
+//! where the file system cannot reserve), so an append never grows the file, allocates a
+//! block, or meets ENOSPC. `available_bytes` (statvfs) lets the log size a
 //! segment to the room the file system has when that is less than preAllocSize; a creation
 //! that fails anyway removes its partial file, so a failed attempt does not eat the room the
 //! next one needs. Records are written with `pwrite`, not through

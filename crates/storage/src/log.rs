@@ -162,9 +162,6 @@ pub(crate) struct Current<F> {
     pub(crate) flushed: u64,
     pub(crate) synced: u64,
     pub(crate) records: u64,
-    /// Made by a roll that could not wait for the spare (`Fill::Allocate`): its fdatasyncs
-    /// also convert extents, so it gives way to the spare as soon as that is ready.
-    pub(crate) allocated: bool,
     /// Records appended since the last flush, written in one call when the batch is synced
     /// (or when they pass `FLUSH_BYTES`): one pwrite per batch instead of one per record.
     pub(crate) pending: Vec<u8>,
@@ -210,7 +207,7 @@ pub struct Log<D: Device> {
     notices: VecDeque<LogNotice>,
 }
 
-/// The next segment's file, zero-filled and durable, made ready off the hot path.
+/// The next segment's file, preallocated and durable, made ready off the hot path.
 #[derive(Debug)]
 enum Spare<F> {
     None,
@@ -223,8 +220,8 @@ enum Spare<F> {
 /// one left behind by a crash.
 pub const SPARE_SEGMENT_NAME: &str = "log.spare.tmp";
 
-/// A preallocated, zero-filled, durable segment file without a header yet, to become the
-/// next segment at the roll (`Log::adopt_next_segment`).
+/// A preallocated, durable segment file without a header yet (its blocks reserved, reading
+/// as zeros), to become the next segment at the roll (`Log::adopt_next_segment`).
 #[derive(Debug)]
 pub struct SpareSegment<F> {
     file: F,
@@ -244,8 +241,9 @@ impl<F: DeviceFile> SpareSegment<F> {
     }
 }
 
-/// Creating the spare segment: the slow part of a roll (writing `preAllocSize` zeros and
-/// syncing them), made to run on a blocking thread. `Send` for a `Send` device.
+/// Creating the spare segment: the slow part of a roll (reserving `preAllocSize` bytes and
+/// syncing the file and its directory; writing zeros where the file system cannot reserve),
+/// made to run on a blocking thread. `Send` for a `Send` device.
 #[derive(Debug)]
 pub struct SpareJob<D> {
     dev: D,
@@ -253,7 +251,12 @@ pub struct SpareJob<D> {
 }
 
 impl<D: Device> SpareJob<D> {
-    /// Creates the zero-filled, durable file (replacing one a failed earlier job left),
+    /// Creates the preallocated, durable file (replacing one a failed earlier job left),
+    /// with `Fill::Allocate`: its blocks are reserved, not written. Zero-filling them (what
+    /// spares did until session 7) made each fdatasync a data-only write, but wrote every
+    /// segment twice: with three members on one disk it cost 8% of the write throughput and
+    /// 6% of the CPU per write, and standalone neither throughput nor the low-rate p99 was
+    /// better for it (docs/LOG.md, "Rolling").
     /// `preAllocSize` bytes or what room the disk has; an error of kind `StorageFull` when
     /// that is less than `SPARE_MIN_BYTES`.
     pub fn run(self) -> io::Result<SpareSegment<D::File>> {
@@ -275,7 +278,7 @@ impl<D: Device> SpareJob<D> {
         };
         let file = self
             .dev
-            .create_segment(SPARE_SEGMENT_NAME, len, Fill::Zeroes)?;
+            .create_segment(SPARE_SEGMENT_NAME, len, Fill::Allocate)?;
         Ok(SpareSegment {
             file,
             name: SPARE_SEGMENT_NAME.to_owned(),
@@ -312,7 +315,6 @@ impl<D: Device> Log<D> {
             flushed: end,
             synced: end,
             records,
-            allocated: false,
             pending: Vec::new(),
         });
         Log {
@@ -381,9 +383,9 @@ impl<D: Device> Log<D> {
         if !matches!(self.spare, Spare::None) || self.poisoned || self.spare_blocked {
             return false;
         }
-        self.current.as_ref().is_none_or(|c| {
-            c.allocated || c.written >= c.len / 2 || c.records >= self.opts.snap_count.div_ceil(2)
-        })
+        self.current
+            .as_ref()
+            .is_none_or(|c| c.written >= c.len / 2 || c.records >= self.opts.snap_count.div_ceil(2))
     }
 
     /// The creation of the next segment's file, to run off the hot path (a blocking
@@ -590,19 +592,14 @@ impl<D: Device> Log<D> {
             None => true,
             Some(c) if c.written + record_bytes > c.len => true,
             // Roll by count only at a batch boundary, never mid-batch, and not while the
-            // spare is still being made: the segment has room, and a roll now would zero-fill
-            // and sync a whole new segment (preAllocSize) on the caller's thread, the ZAB
-            // core, stalling every commit behind it (docs/BENCHMARKS.md, "Snapshots under
-            // load": at snapCount=8000 and 8,000 writes/s that was most of the stall).
-            // A segment made without zero-filling (`Current::allocated`) gives way to the
-            // zero-filled spare at the first batch boundary after the spare is ready.
+            // spare is still being made: the segment has room, and a roll now would make a
+            // whole new segment on the caller's thread, the ZAB core (docs/BENCHMARKS.md,
+            // "Snapshots under load": when that meant zero-filling 64 MiB, at snapCount=8000
+            // and 8,000 writes/s it was most of the stall).
             Some(c) => {
                 c.written == c.synced
-                    && match self.spare {
-                        Spare::Ready(_) => c.allocated || c.records >= self.opts.snap_count,
-                        Spare::Pending => false,
-                        Spare::None => c.records >= self.opts.snap_count,
-                    }
+                    && !matches!(self.spare, Spare::Pending)
+                    && c.records >= self.opts.snap_count
             }
         }
     }
@@ -639,7 +636,6 @@ impl<D: Device> Log<D> {
             }
             Spare::None => None,
         };
-        let allocated = spare.is_none();
         let (mut file, from) = match spare {
             Some(s) => (s.file, s.name),
             None => (
@@ -682,7 +678,6 @@ impl<D: Device> Log<D> {
             flushed: SEGMENT_HEADER_BYTES,
             synced: SEGMENT_HEADER_BYTES,
             records: 0,
-            allocated,
             pending: Vec::new(),
         });
         self.next_seq += 1;
@@ -696,7 +691,7 @@ impl<D: Device> Log<D> {
         Ok(())
     }
 
-    /// A new zero-filled segment file `tmp` of `preAllocSize` bytes, or of the room the disk
+    /// A new preallocated segment file `tmp` of `preAllocSize` bytes, or of the room the disk
     /// has when that is less (at least `needed`). `NoSpace` when there is not that much room
     /// or the creation meets ENOSPC anyway (the device removes a partial file); any other
     /// error poisons.
@@ -929,7 +924,6 @@ impl<D: Device> Log<D> {
             flushed: end,
             synced: end,
             records: keep.len() as u64,
-            allocated: false,
             pending: Vec::new(),
         });
         self.next_seq += 1;
