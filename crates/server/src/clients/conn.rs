@@ -254,6 +254,9 @@ impl<S: ClientStream> Connection<'_, S> {
         let held_max = limits::conn_permits_max(budget.total());
         let mut out_bytes = Vec::new();
         let mut out_permits = Vec::new();
+        // What a request makes for the core, moved out of the shard (kept for its capacity:
+        // taking the shard's Vec each time allocated one per request).
+        let mut for_core = Vec::new();
         // A unit waited for while the budget was spent, for the next request.
         let mut spare: Option<Permit> = None;
         loop {
@@ -281,8 +284,8 @@ impl<S: ClientStream> Connection<'_, S> {
                     Err(why) => return Some(why),
                 };
                 let result = self.handle(range, permit);
-                let msgs = self.shard.borrow_mut().take_outgoing();
-                for msg in msgs {
+                self.shard.borrow_mut().move_outgoing(&mut for_core);
+                for msg in for_core.drain(..) {
                     if to_core.send(msg).await.is_err() {
                         return Some("the core stopped".into());
                     }

@@ -187,9 +187,10 @@ impl Shard {
         self.outgoing.push(msg);
     }
 
-    /// What the last call made for the core, for its caller to send.
-    pub fn take_outgoing(&mut self) -> Vec<ToCore> {
-        std::mem::take(&mut self.outgoing)
+    /// Moves what the last call made for the core into `into`, for its caller to send; both
+    /// vectors keep their capacity, so a request allocates nothing here.
+    pub fn move_outgoing(&mut self, into: &mut Vec<ToCore>) {
+        into.append(&mut self.outgoing);
     }
 
     pub fn open(&mut self, addr: SocketAddr, out: Rc<Outbox>) -> ConnId {
