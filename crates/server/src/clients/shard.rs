@@ -669,16 +669,15 @@ impl Shard {
             self.sessions.insert(*session, id);
             return self.release_head(id);
         }
-        let slot = conn
-            .queue
-            .iter_mut()
-            .find(|p| matches!(p, Pending::Write { xid, done: None, .. } if *xid == origin.xid));
+        let at = conn.queue.iter().position(
+            |p| matches!(p, Pending::Write { xid, done: None, .. } if *xid == origin.xid),
+        );
         let Some(Pending::Write {
             op,
             multi_ops,
             done,
             ..
-        }) = slot
+        }) = at.and_then(|at| conn.queue.get_mut(at))
         else {
             tracing::error!(
                 "answer for xid {} of {} has no pending write",
@@ -695,12 +694,30 @@ impl Shard {
             conn.close(Close::Now("session moved to another member".into()));
             return false;
         }
-        *done = Some(wire::reply(
-            origin.xid,
-            entry.reply_zxid(),
-            err,
-            body.as_ref(),
-        ));
+        let (xid, zxid) = (origin.xid, entry.reply_zxid());
+        if at != Some(0) {
+            // Behind an unanswered request of the connection: kept until that is answered.
+            *done = Some(wire::reply(xid, zxid, err, body.as_ref()));
+            return self.release_head(id);
+        }
+        // At the head (nearly always): encoded straight into the outbox, no frame of its own.
+        let Some(Pending::Write {
+            started,
+            close_after,
+            permit,
+            ..
+        }) = conn.queue.pop_front()
+        else {
+            unreachable!("the write is at the head")
+        };
+        if let Some(conn) = self.answered(id, Some(started), RequestKind::Update) {
+            conn.out.encode(Some(permit), |b| {
+                wire::reply_into(b, xid, zxid, err, body.as_ref())
+            });
+            if close_after {
+                conn.close(Close::AfterFlush("session closed".into()));
+            }
+        }
         self.release_head(id)
     }
 
