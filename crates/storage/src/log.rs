@@ -252,13 +252,12 @@ pub struct SpareJob<D> {
 
 impl<D: Device> SpareJob<D> {
     /// Creates the preallocated, durable file (replacing one a failed earlier job left),
-    /// with `Fill::Allocate`: its blocks are reserved, not written. Zero-filling them (what
-    /// spares did until session 7) made each fdatasync a data-only write, but wrote every
-    /// segment twice: with three members on one disk it cost 8% of the write throughput and
-    /// 6% of the CPU per write, and standalone neither throughput nor the low-rate p99 was
-    /// better for it (docs/LOG.md, "Rolling").
     /// `preAllocSize` bytes or what room the disk has; an error of kind `StorageFull` when
-    /// that is less than `SPARE_MIN_BYTES`.
+    /// that is less than `SPARE_MIN_BYTES`. With `Fill::Allocate`: its blocks are reserved,
+    /// not written. Zero-filling them (what spares did until session 7) made each fdatasync
+    /// a data-only write, but wrote every segment twice: with three members on one disk it
+    /// cost 8% of the write throughput and 6% of the CPU per write, and standalone neither
+    /// throughput nor the low-rate p99 was better for it (docs/LOG.md, "Rolling").
     pub fn run(self) -> io::Result<SpareSegment<D::File>> {
         if self.dev.list()?.iter().any(|n| n == SPARE_SEGMENT_NAME) {
             self.dev.remove(SPARE_SEGMENT_NAME)?;
