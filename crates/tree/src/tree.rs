@@ -450,8 +450,9 @@ impl Tree {
         self.nodes.len()
     }
 
-    /// Digest of the whole state: wrapping sum of FNV-1a digests of every node (path, data,
-    /// stat, ACL) and every session. Equal states have equal digests on every platform.
+    /// Digest of the whole state: wrapping sum of the digests of every node (CRC-32C of
+    /// path, data, stat, ACL; each node keeps its own) and every session. Equal states have
+    /// equal digests on every platform.
     pub fn digest(&self) -> u64 {
         self.digest
     }
