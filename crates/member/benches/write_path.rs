@@ -1,9 +1,9 @@
 //! The core's share of a standalone setData: a batch of setData requests of 1 KiB values on
 //! distinct keys stepped into a standalone member on the in-memory device, through prep,
 //! the log append, the fdatasync completion, apply and publication, as the server's core
-//! drives it (the shards' decoding and answering are not here; the fdatasync completes at once). Time per write is noisy on a
-//! shared machine; the figure to compare before and after a change is the instruction count
-//! per write, noise-free under callgrind:
+//! drives it (the shards' decoding and answering are not here; the fdatasync completes at
+//! once). Time per write is noisy on a shared machine; the figure to compare before and
+//! after a change is the instruction count per write, noise-free under callgrind:
 //!
 //! ```text
 //! cargo bench -p zoocore-member --bench write_path --no-run

@@ -6,7 +6,8 @@
 //! the driver: an ACK is sent only for a zxid the driver reported `Persisted`, ACKEPOCH only
 //! after the accepted epoch is durable (`EpochPersisted`), the current epoch only after the
 //! history NEWLEADER closes is durable (ZOOKEEPER-4643), and the NEWLEADER ack only after
-//! both are (Zab paper §IV, phases 1 and 2; ZooKeeper's `Learner.syncWithLeader`). `invariants()` runs at the end of every step.
+//! both are (Zab paper §IV, phases 1 and 2; ZooKeeper's `Learner.syncWithLeader`).
+//! `invariants()` runs at the end of every step.
 //!
 //! Time is an input that says how much time passed: every `Tick` carries the driver's
 //! monotonic clock in milliseconds, and every timeout (initLimit, syncLimit, finalizeWait) is
