@@ -481,6 +481,21 @@ impl Campaign {
                 Err(e) => out.problems.push(format!("fdatasync: {e}")),
             }
         }
+        let record_bytes = self.spec.load.value_size + 100;
+        for &rate in &c.group_commit_rates {
+            let dir = work.join("group-commit");
+            match machine::group_commit_floor(&dir, rate, record_bytes, c.group_commit_s) {
+                Ok(g) => {
+                    log(&format!(
+                        "group-commit floor at {rate}/s: p50 {} us, p99 {} us, max {} us \
+                         ({} syncs)",
+                        g.p50_us, g.p99_us, g.max_us, g.syncs
+                    ));
+                    out.group_commit.push(g);
+                }
+                Err(e) => out.problems.push(format!("group commit at {rate}/s: {e}")),
+            }
+        }
         if c.echo_read_pct.is_empty() {
             return out;
         }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::ensemble::MemberInfo;
-use super::machine::{FsyncCeiling, MachineInfo};
+use super::machine::{FsyncCeiling, GroupCommitCeiling, MachineInfo};
 use super::spec::{CampaignSpec, Cell, Role, System};
 use super::warmup::WarmupRecord;
 use crate::Report;
@@ -194,6 +194,7 @@ pub struct EchoCeiling {
 pub struct CeilingResults {
     pub echo: Vec<EchoCeiling>,
     pub fdatasync: Option<FsyncCeiling>,
+    pub group_commit: Vec<GroupCommitCeiling>,
     pub problems: Vec<String>,
 }
 
@@ -598,6 +599,29 @@ pub fn markdown(res: &CampaignResult) -> String {
             thousands(f.syncs_per_s),
             f.max_us as f64 / 1000.0
         );
+    }
+    if !res.ceilings.group_commit.is_empty() {
+        let _ = writeln!(md);
+        let _ = writeln!(
+            md,
+            "| group-commit floor (one thread, no server) | writes/s | syncs/s | p50 ms | \
+             p99 ms | p99.9 ms | max ms |"
+        );
+        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for g in &res.ceilings.group_commit {
+            let _ = writeln!(
+                md,
+                "| {} B records at {}/s | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                g.record_bytes,
+                g.rate,
+                thousands(g.writes as f64 / g.seconds),
+                thousands(g.syncs as f64 / g.seconds),
+                g.p50_us as f64 / 1000.0,
+                g.p99_us as f64 / 1000.0,
+                g.p999_us as f64 / 1000.0,
+                g.max_us as f64 / 1000.0
+            );
+        }
     }
     for p in &res.ceilings.problems {
         let _ = writeln!(md, "\nceiling problem: {p}");

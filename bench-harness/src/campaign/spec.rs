@@ -263,6 +263,11 @@ pub struct Ceilings {
     pub echo_read_pct: Vec<u32>,
     /// Seconds of 4 KiB write + fdatasync in the work directory (0: not measured).
     pub fdatasync_s: f64,
+    /// Fixed write rates to measure the group-commit latency floor at (`machine.rs`), with
+    /// records of the load's value size plus 100 bytes of txn and framing (empty: none).
+    pub group_commit_rates: Vec<u32>,
+    /// Seconds of each group-commit measurement.
+    pub group_commit_s: f64,
     /// CPUs for the echo server (taskset list), like a group's `server_cpus`.
     pub server_cpus: Option<String>,
     pub load_cpus: Option<String>,
@@ -273,6 +278,8 @@ impl Default for Ceilings {
         Self {
             echo_read_pct: vec![100, 0],
             fdatasync_s: 3.0,
+            group_commit_rates: Vec::new(),
+            group_commit_s: 10.0,
             server_cpus: None,
             load_cpus: None,
         }
