@@ -2,9 +2,9 @@
 //! (windows recorded, spread reported and flagged), the snapshot-under-load pair (snapshots
 //! really written in one run and not the other, the comparison table), the observer group
 //! (load only on the voters, the leader's CPU per write), and ensembles kept up across
-//! cells of one shape (same pids, fresh ones for another shape). Nothing here asserts a
-//! speed; the
-//! emulated network has its own file (`netns.rs`, root only).
+//! cells of one shape (same pids, fresh ones for another shape), and the group-commit floor
+//! beside an open-loop cell. Nothing here asserts a speed; the emulated network has its own
+//! file (`netns.rs`, root only).
 
 use std::path::{Path, PathBuf};
 
@@ -36,10 +36,16 @@ reuse_ensembles = {reuse}
 [ceilings]
 echo_read_pct = []
 fdatasync_s = 0
+{floor}
 {tables}
 "#,
         bin = zoocore_binary().display(),
         reuse = name == "reuse",
+        floor = if name == "floor" {
+            "group_commit_rates = [500]\ngroup_commit_s = 0.4"
+        } else {
+            ""
+        },
     );
     let spec = CampaignSpec::parse(&text).expect("spec");
     let c = Campaign {
@@ -304,5 +310,53 @@ snap_count = [500]
         "another snapCount: fresh"
     );
     assert_ne!(pids(&runs[2]), pids(&runs[0]));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn the_group_commit_floor_is_measured_beside_an_open_loop_cell() {
+    let (json, out) = run(
+        "floor",
+        4,
+        "",
+        r#"[load]
+connections = 4
+outstanding = 4
+keys = 50
+value_size = 1024
+duration_s = 1
+warmup_s = 0.2
+[[group]]
+read_pct = [0]
+rates = [500]
+"#,
+    );
+    let runs = json["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    measured(&runs[0]);
+    // The paced generator kept the rate (every due send made, late or not).
+    let ops = runs[0]["ops_per_s"].as_f64().expect("ops");
+    assert!((450.0..550.0).contains(&ops), "{ops}");
+    let floors = json["ceilings"]["group_commit"].as_array().expect("floors");
+    assert_eq!(floors.len(), 1);
+    let f = &floors[0];
+    assert_eq!(f["rate"], 500);
+    // The load's value size plus 100 bytes of txn and framing.
+    assert_eq!(f["record_bytes"], 1124);
+    // 0.4 s at 500/s: about 200 writes, each synced, none in more than one sync.
+    let writes = f["writes"].as_u64().expect("writes");
+    let syncs = f["syncs"].as_u64().expect("syncs");
+    assert!((150..=205).contains(&writes), "{f}");
+    assert!(syncs >= 1 && syncs <= writes, "{f}");
+    let q: Vec<u64> = ["p50_us", "p99_us", "p999_us", "max_us"]
+        .iter()
+        .map(|k| f[*k].as_u64().expect("quantile"))
+        .collect();
+    assert!(q.windows(2).all(|w| w[0] <= w[1]), "{q:?}");
+    let table = std::fs::read_to_string(out.join("table.md")).expect("table");
+    assert!(
+        table.contains("| 1124 B records at 500/s | "),
+        "no floor row in\n{table}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
