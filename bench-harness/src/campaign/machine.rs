@@ -90,17 +90,24 @@ pub struct FsyncCeiling {
 const BLOCK: usize = 4096;
 const FILE_BYTES: u64 = 64 << 20;
 
-/// 4 KiB write + fdatasync in a loop for `seconds` in `dir` (a preallocated 64 MiB file,
-/// wrapped around when full).
-pub fn fdatasync_rate(dir: &Path, seconds: f64) -> std::io::Result<FsyncCeiling> {
+/// A new file `name` in `dir` of `FILE_BYTES` zeros, written and synced, so that the probes'
+/// syncs write data blocks only.
+fn zeroed_probe(dir: &Path, name: &str) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join("fdatasync-probe");
+    let path = dir.join(name);
     let mut f = std::fs::File::create(&path)?;
     let zeros = vec![0u8; 1 << 20];
     for _ in 0..FILE_BYTES / zeros.len() as u64 {
         f.write_all(&zeros)?;
     }
     f.sync_all()?;
+    Ok((path, f))
+}
+
+/// 4 KiB write + fdatasync in a loop for `seconds` in `dir` (a preallocated 64 MiB file,
+/// wrapped around when full).
+pub fn fdatasync_rate(dir: &Path, seconds: f64) -> std::io::Result<FsyncCeiling> {
+    let (path, mut f) = zeroed_probe(dir, "fdatasync-probe")?;
     f.seek(SeekFrom::Start(0))?;
     let block = vec![0x5au8; BLOCK];
     let (start, end) = (Instant::now(), Duration::from_secs_f64(seconds));
@@ -154,14 +161,7 @@ pub fn group_commit_floor(
     seconds: f64,
 ) -> std::io::Result<GroupCommitCeiling> {
     use std::os::unix::fs::FileExt;
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("group-commit-probe");
-    let mut f = std::fs::File::create(&path)?;
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..FILE_BYTES / zeros.len() as u64 {
-        f.write_all(&zeros)?;
-    }
-    f.sync_all()?;
+    let (path, f) = zeroed_probe(dir, "group-commit-probe")?;
     let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let record = vec![0x5au8; record_bytes.max(1)];
     let mut batch: Vec<u8> = Vec::new();
