@@ -439,3 +439,35 @@ fn a_pipelined_read_between_two_writes_sees_the_first_only() {
     let server = Server::start(Target::from_env());
     zoocore_e2e::raw::pipelined_read_between_writes(server.addr(), server.addr(), 200);
 }
+
+/// A shard keeps the nodes its getData answers found by path, for the view they came from
+/// (zoocore_tree's cache.rs): every read after a write, a delete or a re-create must still
+/// see the newest node, from the writer's session and from another one, however warm.
+#[test]
+fn reads_after_each_change_see_the_newest_node() {
+    run(async {
+        let server = Server::start_default();
+        let writer = connect(&server).await;
+        let reader = connect(&server).await;
+        writer.create("/c", b"0", &persistent()).await.unwrap();
+        for i in 1..=50u32 {
+            for _ in 0..3 {
+                reader.get_data("/c").await.unwrap();
+            }
+            let value = i.to_string();
+            let stat = writer.set_data("/c", value.as_bytes(), None).await.unwrap();
+            let (mine, my_stat) = writer.get_data("/c").await.unwrap();
+            assert_eq!((mine, my_stat), (value.clone().into_bytes(), stat));
+            reader.sync("/c").await.unwrap();
+            let (seen, seen_stat) = reader.get_data("/c").await.unwrap();
+            assert_eq!((seen, seen_stat.version), (value.into_bytes(), i as i32));
+        }
+        writer.delete("/c", None).await.unwrap();
+        reader.sync("/c").await.unwrap();
+        assert_eq!(reader.get_data("/c").await.unwrap_err(), Error::NoNode);
+        writer.create("/c", b"again", &persistent()).await.unwrap();
+        reader.sync("/c").await.unwrap();
+        let (data, stat) = reader.get_data("/c").await.unwrap();
+        assert_eq!((data, stat.version), (b"again".to_vec(), 0));
+    });
+}

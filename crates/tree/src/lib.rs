@@ -8,6 +8,7 @@
 //! tree, reports results and watch triggers). Watches live per shard in `WatchTable`.
 
 pub mod acl;
+mod cache;
 pub mod ephemeral;
 mod node;
 pub mod path;
@@ -17,6 +18,7 @@ pub mod txn;
 pub mod watch;
 
 pub use acl::{check_acl, digest_auth_ids, digest_of, fixup_acl};
+pub use cache::NodeCache;
 pub use ephemeral::{ephemeral_type, ttl_owner, EphemeralType, CONTAINER_OWNER, TTL_MAX_MS};
 pub use path::validate_path;
 pub use tree::snapshot::{NodeState, RestoreError, StoredStat, TreeBuilder};

@@ -109,7 +109,7 @@ impl<'a> NodeRef<'a> {
 }
 
 /// The path a read names: ZooKeeper keeps "" as an alias of the root.
-fn read_path(path: &str) -> &str {
+pub(crate) fn read_path(path: &str) -> &str {
     if path.is_empty() {
         "/"
     } else {
@@ -345,7 +345,7 @@ impl Tree {
 
     // ---- reads ----
 
-    fn node(&self, path: &str) -> Option<&Node> {
+    pub(crate) fn node(&self, path: &str) -> Option<&Node> {
         self.nodes.get(&lookup_key(path)[..])
     }
 
@@ -362,10 +362,15 @@ impl Tree {
 
     /// Reads are not validated (DataTree.getNode): "" is the root's alias.
     pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
-        self.node(read_path(path)).map(|n| NodeRef {
+        self.node(read_path(path)).map(|n| self.node_ref(n))
+    }
+
+    /// A read view of `n`, a node of this tree (or a clone of one: cache.rs).
+    pub(crate) fn node_ref<'a>(&'a self, n: &'a Node) -> NodeRef<'a> {
+        NodeRef {
             node: n,
             acl: self.node_acl(n),
-        })
+        }
     }
 
     pub fn exists(&self, path: &str) -> bool {

@@ -175,7 +175,7 @@ async fn serve_stream<S: ClientStream>(
             }
         }
         let arg = frames.pending().get(4..4 + arg_bytes).unwrap_or_default();
-        let view = shard.borrow().view.clone();
+        let view = shard.borrow().view().clone();
         let text = fourlw::answer(&word, addr, &shared, &view, arg).await;
         if stream.write_all(text.as_bytes()).await.is_ok() {
             let _ = stream.flush().await;

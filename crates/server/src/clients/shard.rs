@@ -20,7 +20,8 @@ use zoocore_proto::records::Request;
 use zoocore_proto::records::*;
 use zoocore_proto::{Acl, ErrorCode, EventType, Id, OpCode, Perms, SessionId, Zxid};
 use zoocore_tree::{
-    check_acl, digest_auth_ids, Applied, Op, OpResult, Tree, WatchKind, WatchTable, WatcherType,
+    check_acl, digest_auth_ids, Applied, NodeCache, Op, OpResult, Tree, WatchKind, WatchTable,
+    WatcherType,
 };
 
 use crate::config::Config;
@@ -93,7 +94,11 @@ impl Conn {
 pub struct Shard {
     pub id: ShardId,
     pub cfg: Arc<Config>,
-    pub view: Tree,
+    /// The tree as of the last commit batch installed here; replaced only by `on_commit`,
+    /// which clears `nodes` with it.
+    view: Tree,
+    /// The view's nodes by path for getData (zoocore_tree's cache.rs).
+    nodes: NodeCache,
     pub conns: HashMap<ConnId, Conn, IdHash>,
     sessions: HashMap<SessionId, ConnId, IdHash>,
     pub watches: WatchTable<ConnId>,
@@ -101,7 +106,7 @@ pub struct Shard {
     /// that made them (conn.rs), which waits while the bounded channel to the core is full.
     outgoing: Vec<ToCore>,
     pub to_core: Rc<LocalSender<ToCore>>,
-    touched: HashSet<SessionId>,
+    touched: HashSet<SessionId, IdHash>,
     next_conn: ConnId,
     pub budget: Rc<Budget>,
     pub stats: Arc<ShardCounters>,
@@ -169,18 +174,24 @@ impl Shard {
             id,
             cfg,
             view,
+            nodes: NodeCache::new(),
             conns: HashMap::default(),
             sessions: HashMap::default(),
             watches: WatchTable::new(),
             outgoing: Vec::new(),
             to_core: Rc::new(to_core),
-            touched: HashSet::new(),
+            touched: HashSet::default(),
             next_conn: 1,
             budget: Budget::new(budget, stats.outstanding.clone()),
             stats,
             batches: 0,
             views,
         }
+    }
+
+    /// The tree as of the last commit batch installed here.
+    pub fn view(&self) -> &Tree {
+        &self.view
     }
 
     pub fn send_to_core(&mut self, msg: ToCore) {
@@ -589,6 +600,7 @@ impl Shard {
     /// A committed batch: swap the view, then deliver every entry in order.
     pub fn on_commit(&mut self, batch: &CommitBatch) {
         self.view = batch.view.clone();
+        self.nodes.clear();
         self.batches += 1;
         self.views.installed(self.id, self.batches);
         let mut waiting = Vec::new();
@@ -877,7 +889,7 @@ impl Shard {
                 return;
             };
             let permit = Some(permit);
-            match self.view.get(&r.path) {
+            match self.nodes.get(&self.view, &r.path) {
                 None => out.encode(permit, |b| {
                     wire::reply_into(b, xid, zxid, ErrorCode::NO_NODE, None)
                 }),

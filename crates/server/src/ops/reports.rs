@@ -142,7 +142,7 @@ impl Reports {
 fn build(shard: &Shard, generation: u64) -> ShardReport {
     let mut report = ShardReport {
         generation,
-        view: Some(shard.view.clone()),
+        view: Some(shard.view().clone()),
         ..ShardReport::default()
     };
     let mut ids: Vec<_> = shard.conns.keys().copied().collect();
@@ -162,7 +162,7 @@ fn build(shard: &Shard, generation: u64) -> ShardReport {
             c.stats.established_ms,
             c.timeout_ms,
             c.stats.last_cxid,
-            shard.view.last_zxid().0,
+            shard.view().last_zxid().0,
             c.stats.last_response_ms,
         );
         report.cons.push(line);
@@ -176,7 +176,7 @@ fn build(shard: &Shard, generation: u64) -> ShardReport {
             established_ms: c.stats.established_ms,
             timeout_ms: c.timeout_ms,
             last_cxid: c.stats.last_cxid,
-            last_zxid: shard.view.last_zxid().0,
+            last_zxid: shard.view().last_zxid().0,
             last_response_ms: c.stats.last_response_ms,
         });
         report
