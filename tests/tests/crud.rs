@@ -440,9 +440,10 @@ fn a_pipelined_read_between_two_writes_sees_the_first_only() {
     zoocore_e2e::raw::pipelined_read_between_writes(server.addr(), server.addr(), 200);
 }
 
-/// A shard keeps the nodes its getData answers found by path, for the view they came from
-/// (zoocore_tree's cache.rs): every read after a write, a delete or a re-create must still
-/// see the newest node, from the writer's session and from another one, however warm.
+/// A shard keeps the nodes its getData and exists answers found by path, for the view they
+/// came from (zoocore_tree's cache.rs): every read after a write, a delete or a re-create
+/// must still see the newest node, from the writer's session and from another one, however
+/// warm.
 #[test]
 fn reads_after_each_change_see_the_newest_node() {
     run(async {
@@ -461,9 +462,12 @@ fn reads_after_each_change_see_the_newest_node() {
             reader.sync("/c").await.unwrap();
             let (seen, seen_stat) = reader.get_data("/c").await.unwrap();
             assert_eq!((seen, seen_stat.version), (value.into_bytes(), i as i32));
+            let exists = reader.check_stat("/c").await.unwrap().expect("exists");
+            assert_eq!(exists, seen_stat);
         }
         writer.delete("/c", None).await.unwrap();
         reader.sync("/c").await.unwrap();
+        assert_eq!(reader.check_stat("/c").await.unwrap(), None);
         assert_eq!(reader.get_data("/c").await.unwrap_err(), Error::NoNode);
         writer.create("/c", b"again", &persistent()).await.unwrap();
         reader.sync("/c").await.unwrap();

@@ -97,7 +97,7 @@ pub struct Shard {
     /// The tree as of the last commit batch installed here; replaced only by `on_commit`,
     /// which clears `nodes` with it.
     view: Tree,
-    /// The view's nodes by path for getData (zoocore_tree's cache.rs).
+    /// The view's nodes by path for getData and exists (zoocore_tree's cache.rs).
     nodes: NodeCache,
     pub conns: HashMap<ConnId, Conn, IdHash>,
     sessions: HashMap<SessionId, ConnId, IdHash>,
@@ -929,16 +929,18 @@ impl Shard {
         Ok(Some(match req {
             Request::Ping => return Ok(None),
             Request::Exists(r) => {
+                let stat = self.nodes.get(view, &r.path).map(|n| n.stat());
                 if r.watch {
-                    let kind = if view.get(&r.path).is_some() {
+                    let kind = if stat.is_some() {
                         WatchKind::Data
                     } else {
                         WatchKind::Exist
                     };
                     self.watches.add(&r.path, id, kind);
                 }
-                let node = self.view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;
-                Response::Stat(StatResponse { stat: node.stat() })
+                Response::Stat(StatResponse {
+                    stat: stat.ok_or(ErrorCode::NO_NODE)?,
+                })
             }
             Request::GetAcl(r) => {
                 let node = view.get(&r.path).ok_or(ErrorCode::NO_NODE)?;

@@ -508,7 +508,7 @@ impl ConnStats {
     }
 
     pub fn answered(&mut self) {
-        self.last_response_ms = unix_ms();
+        self.last_response_ms = unix_ms_coarse();
     }
 
     pub fn reset(&mut self) {
@@ -530,9 +530,42 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Wall-clock milliseconds as of the kernel's last timer tick (CLOCK_REALTIME_COARSE: a read
+/// of the vDSO's page without reading the clock source, at most a tick behind `unix_ms`),
+/// for the stamp of every answer (`cons`'s lresp): perf found the precise clock 2% of a
+/// shard's getData.
+pub fn unix_ms_coarse() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec that outlives the call, which only writes it.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if rc != 0 {
+        return unix_ms();
+    }
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_clock_is_the_wall_clock_a_little_behind() {
+        for _ in 0..100 {
+            let before = unix_ms();
+            let coarse = unix_ms_coarse();
+            let after = unix_ms();
+            // A tick is at most 10 ms (HZ >= 100); a second allows for a stalled VM. The
+            // coarse clock never runs ahead.
+            assert!(
+                coarse <= after && coarse + 1000 >= before,
+                "{before} {coarse} {after}"
+            );
+        }
+    }
 
     #[test]
     fn every_value_lands_in_the_bucket_that_bounds_it() {
