@@ -1,5 +1,5 @@
 //! A shard's cache of one view's nodes by path, in front of the tree's ordered set for the
-//! hot reads (getData).
+//! hot single-node reads (getData, exists).
 //!
 //! Why: a lookup in the `OrdSet` binary-searches branch and leaf chunks by comparing keys,
 //! and every key lives at the head of its own node's allocation, so a lookup touches a
@@ -20,7 +20,7 @@ use crate::path::DEPTH_BYTES;
 use crate::tree::{read_path, NodeRef, Tree};
 
 /// Slots of a cache: 64 KiB of fat pointers, within a core's L2.
-pub const SLOTS: usize = 4096;
+const SLOTS: usize = 4096;
 
 pub struct NodeCache {
     slots: Box<[Option<Node>]>,
@@ -76,9 +76,9 @@ impl Default for NodeCache {
     }
 }
 
-/// The slot of a path: a multiplicative hash of its bytes, eight at a time (paths are the
-/// server's own strings here, looked up after a client named them; a client that names
-/// colliding paths only makes its own reads miss).
+/// The slot of a path: a multiplicative hash of its bytes, eight at a time. Paths come from
+/// clients, so one could name paths that collide: a hit compares the whole path, so that
+/// only makes reads miss, each costing the tree's lookup, as every read did before.
 fn slot_of(path: &str) -> usize {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = path.len() as u64;
