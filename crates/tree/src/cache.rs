@@ -40,17 +40,15 @@ impl NodeCache {
     /// the cache was filled from since its last `clear`.
     pub fn get<'a>(&'a mut self, view: &'a Tree, path: &str) -> Option<NodeRef<'a>> {
         let path = read_path(path);
-        let slot = slot_of(path);
-        let hit =
-            matches!(&self.slots[slot], Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes());
-        if !hit {
-            let node = view.node(path)?.clone();
-            if self.slots[slot].replace(node).is_none() {
-                self.filled.push(slot as u32);
+        let index = slot_of(path);
+        let slot = &mut self.slots[index];
+        if !matches!(slot, Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes()) {
+            let before = slot.replace(view.node(path)?.clone());
+            if before.is_none() {
+                self.filled.push(index as u32);
             }
         }
-        let node = self.slots[slot].as_ref().expect("filled above");
-        Some(view.node_ref(node))
+        slot.as_ref().map(|n| view.node_ref(n))
     }
 
     /// Forgets every node: the view is about to change.
@@ -61,12 +59,9 @@ impl NodeCache {
     }
 
     /// Nodes held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.filled.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.filled.is_empty()
     }
 }
 
@@ -167,7 +162,7 @@ mod tests {
         let txn = new.prepare(&set, &ctx(9));
         new.apply(Zxid(9), 0, &txn);
         cache.clear();
-        assert!(cache.is_empty());
+        assert_eq!(cache.len(), 0);
         assert_eq!(cache.get(&new, "/a").unwrap().data(), Some(&b"new"[..]));
         assert_eq!(cache.get(&new, "/a").unwrap().stat().version, 1);
     }
