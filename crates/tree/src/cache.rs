@@ -40,7 +40,7 @@ impl NodeCache {
     /// the cache was filled from since its last `clear`.
     pub fn get<'a>(&'a mut self, view: &'a Tree, path: &str) -> Option<NodeRef<'a>> {
         let path = read_path(path);
-        let index = slot_of(path);
+        let index = slot_of(path.as_bytes());
         let slot = &mut self.slots[index];
         if !matches!(slot, Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes()) {
             let before = slot.replace(view.node(path)?.clone());
@@ -71,13 +71,75 @@ impl Default for NodeCache {
     }
 }
 
+/// The tree's own table of the nodes it wrote last, by path, in front of its ordered set
+/// for the lookups of its own writes.
+///
+/// Why: a setData searched the set three times on the core: prep's lookup of the node, the
+/// apply's, and the insert of the new version. The node a write looks up is most often one
+/// the tree wrote recently (the same key written again; a parent whose child count the last
+/// create moved), and here it is found by a hash of the path and one compare, so prep and
+/// apply cost no search when it is. Profiled with 1,000 keys of 1 KiB under pinned setData
+/// load, the set's searches were ~7% of the core's samples.
+///
+/// Shape: direct mapped like [`NodeCache`], filled only by the tree's own writes (`put`
+/// with each node it inserts, `forget` with each it removes), so a slot holds exactly the
+/// node the set holds at that path and needs no clearing; lookups only read it, so `&self`
+/// reads use it as well. A clone of the tree starts without a table (the views the core
+/// publishes after every batch would otherwise each copy one): the table is allocated by a
+/// tree's first write, and so lives only in trees that are written (the core's).
+#[derive(Default)]
+pub(crate) struct WrittenNodes {
+    slots: Option<Box<[Option<Node>]>>,
+}
+
+impl Clone for WrittenNodes {
+    fn clone(&self) -> Self {
+        WrittenNodes::default()
+    }
+}
+
+impl WrittenNodes {
+    /// The node at `path`, if it is the one in the path's slot.
+    pub(crate) fn get(&self, path: &str) -> Option<&Node> {
+        let slots = self.slots.as_ref()?;
+        match &slots[slot_of(path.as_bytes())] {
+            Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes() => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `node` is now the tree's node at its key.
+    pub(crate) fn put(&mut self, node: &Node) {
+        let slots = self
+            .slots
+            .get_or_insert_with(|| vec![None; SLOTS].into_boxed_slice());
+        slots[slot_of(&node.key()[DEPTH_BYTES..])] = Some(node.clone());
+    }
+
+    /// The tree no longer has a node at `path`.
+    pub(crate) fn forget(&mut self, path: &str) {
+        let Some(slots) = self.slots.as_mut() else {
+            return;
+        };
+        let slot = &mut slots[slot_of(path.as_bytes())];
+        if matches!(slot, Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes()) {
+            *slot = None;
+        }
+    }
+
+    /// The nodes held, for the tree's invariant check.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.slots.iter().flat_map(|s| s.iter().flatten())
+    }
+}
+
 /// The slot of a path: a multiplicative hash of its bytes, eight at a time. Paths come from
 /// clients, so one could name paths that collide: a hit compares the whole path, so that
 /// only makes reads miss, each costing the tree's lookup, as every read did before.
-fn slot_of(path: &str) -> usize {
+fn slot_of(path: &[u8]) -> usize {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = path.len() as u64;
-    let mut chunks = path.as_bytes().chunks_exact(8);
+    let mut chunks = path.chunks_exact(8);
     for c in &mut chunks {
         let word = u64::from_le_bytes(c.try_into().expect("8 bytes"));
         h = (h.rotate_left(23) ^ word).wrapping_mul(K);
@@ -170,9 +232,70 @@ mod tests {
     #[test]
     fn slots_spread_paths_that_differ_only_at_the_end() {
         let used: std::collections::HashSet<usize> = (0..1000)
-            .map(|i| slot_of(&format!("/bench/key-{i:06}")))
+            .map(|i| slot_of(format!("/bench/key-{i:06}").as_bytes()))
             .collect();
         // A uniform hash puts 1,000 paths into ~790 distinct slots of 4,096.
         assert!(used.len() > 700, "{}", used.len());
+    }
+
+    fn run(tree: &mut Tree, op: Op, zxid: i64) {
+        let txn = tree.prepare(&op, &ctx(zxid));
+        assert!(!matches!(txn, Txn::Error(_)), "{op:?}: {txn:?}");
+        tree.apply(Zxid(zxid), 0, &txn);
+    }
+
+    fn answer(tree: &Tree, path: &str) -> Option<(Option<Vec<u8>>, zoocore_proto::Stat)> {
+        tree.get(path)
+            .map(|n| (n.data().map(<[u8]>::to_vec), n.stat()))
+    }
+
+    #[test]
+    fn a_tree_finds_what_it_wrote_last_and_nothing_it_removed() {
+        let paths: Vec<String> = (0..3 * SLOTS).map(|i| format!("/n{i}")).collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let mut tree = tree_with(&refs);
+        let mut zxid = 100_000;
+        for (i, p) in refs.iter().enumerate() {
+            zxid += 1;
+            let op = match i % 3 {
+                0 => Op::SetData {
+                    path: p.to_string(),
+                    data: Some(format!("v{i}").into_bytes()),
+                    version: -1,
+                },
+                1 => Op::Delete {
+                    path: p.to_string(),
+                    version: -1,
+                },
+                _ => continue,
+            };
+            run(&mut tree, op, zxid);
+        }
+        // Deleted, then created again with other data: the new node, not the old.
+        zxid += 1;
+        run(
+            &mut tree,
+            Op::Create {
+                path: "/n1".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                mode: CreateMode::Persistent,
+                ttl_ms: -1,
+            },
+            zxid,
+        );
+        tree.check_invariants();
+        // A clone has no table: it answers from the set alone.
+        let set_only = tree.clone();
+        assert_eq!(set_only.written_count(), 0);
+        assert!(tree.written_count() > SLOTS / 2);
+        for p in refs.iter().chain(["/", "", "/zookeeper", "/absent"].iter()) {
+            assert_eq!(answer(&tree, p), answer(&set_only, p), "{p}");
+        }
+        assert_eq!(answer(&tree, "/n0").unwrap().0, Some(b"v0".to_vec()));
+        assert_eq!(answer(&tree, "/n0").unwrap().1.version, 1);
+        assert_eq!(answer(&tree, "/n1").unwrap().0, None);
+        assert!(!tree.exists("/n4"));
+        assert_eq!(answer(&tree, "/n5").unwrap().0, Some(b"/n5".to_vec()));
     }
 }

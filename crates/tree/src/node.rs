@@ -255,6 +255,11 @@ impl Node {
         }
     }
 
+    /// Whether both are the same allocation (the same version of the node).
+    pub(crate) fn ptr_eq(&self, other: &Node) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The tree key: depth then path (`path::key_of`).
     pub(crate) fn key(&self) -> &[u8] {
         let (len, len_bytes) = key_len(&self.0);

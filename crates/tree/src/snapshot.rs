@@ -142,6 +142,7 @@ impl TreeBuilder {
                 digest: 0,
                 data_bytes: 0,
                 ephemeral_nodes: 0,
+                written: Default::default(),
                 extended_types,
             },
             last_key: None,

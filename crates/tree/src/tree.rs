@@ -28,6 +28,7 @@ use imbl::{HashMap as IHashMap, OrdMap, OrdSet, Vector};
 use zoocore_proto::{Acl, CreateMode, ErrorCode, EventType, Id, Perms, SessionId, Stat, Zxid};
 
 use crate::acl::{check_acl, fixup_acl};
+use crate::cache::WrittenNodes;
 use crate::ephemeral::{ephemeral_type, ttl_owner, EphemeralType, CONTAINER_OWNER};
 use crate::node::{AclId, Meta, Node};
 use crate::path::{
@@ -137,6 +138,8 @@ pub struct Tree {
     /// Nodes owned by a session (mntr's zk_ephemerals_count).
     ephemeral_nodes: u64,
     extended_types: bool,
+    /// The nodes this tree wrote last, for its own lookups (not copied by a clone).
+    written: WrittenNodes,
 }
 
 impl std::fmt::Debug for Tree {
@@ -306,6 +309,7 @@ impl Tree {
             digest: 0,
             data_bytes: 0,
             ephemeral_nodes: 0,
+            written: WrittenNodes::default(),
             extended_types: false,
         };
         let open = tree.intern_acl(&Acl::open_unsafe());
@@ -346,7 +350,16 @@ impl Tree {
     // ---- reads ----
 
     pub(crate) fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(&lookup_key(path)[..])
+        match self.written.get(path) {
+            Some(n) => Some(n),
+            None => self.nodes.get(&lookup_key(path)[..]),
+        }
+    }
+
+    /// Nodes in the table of its last writes (cache.rs).
+    #[cfg(test)]
+    pub(crate) fn written_count(&self) -> usize {
+        self.written.iter().count()
     }
 
     /// The interned ACL list `id` names.
@@ -1222,6 +1235,7 @@ impl Tree {
     fn put_node(&mut self, node: Node) {
         self.digest = self.digest.wrapping_add(node.digest());
         self.data_bytes += Self::size_of(&node);
+        self.written.put(&node);
         if let Some(old) = self.nodes.insert(node) {
             self.digest = self.digest.wrapping_sub(old.digest());
             self.data_bytes -= Self::size_of(&old);
@@ -1233,6 +1247,7 @@ impl Tree {
             .nodes
             .remove(&lookup_key(path)[..])
             .expect("removed node exists");
+        self.written.forget(path);
         self.digest = self.digest.wrapping_sub(old.digest());
         self.data_bytes -= Self::size_of(&old);
     }
@@ -1270,6 +1285,17 @@ impl Tree {
         let mut ephemeral_count = 0usize;
         let mut container_count = 0usize;
         let mut ttl_count = 0usize;
+        for n in self.written.iter() {
+            let held = self
+                .nodes
+                .get(n.key())
+                .expect("a written node is in the set");
+            assert!(
+                held.ptr_eq(n),
+                "written node {} is the set's",
+                path_of_key(n.key())
+            );
+        }
         for n in self.nodes.iter() {
             let key = n.key();
             let path = path_of_key(key);
