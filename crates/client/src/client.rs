@@ -100,7 +100,7 @@ impl Client {
     ) -> Result<Stat, ClientError> {
         let req = SetDataRequest {
             path: path.into(),
-            data: Some(data.to_vec()),
+            data: Some(data.into()),
             version,
         };
         let (_, body) = self.call(OpCode::SetData, |w| req.encode(w)).await?;

@@ -78,7 +78,7 @@ impl Bench {
         for k in 0..KEYS {
             b.send(CoreOp::Tree(Op::Create {
                 path: format!("/k{k}"),
-                data: Some(vec![1; VALUE]),
+                data: Some(vec![1; VALUE].into()),
                 acl: Acl::open_unsafe(),
                 mode: CreateMode::Persistent,
                 ttl_ms: -1,
@@ -155,7 +155,7 @@ impl Bench {
             .map(|i| {
                 CoreOp::Tree(Op::SetData {
                     path: format!("/k{}", (round * n + i) % KEYS),
-                    data: Some(vec![(round & 0xff) as u8; VALUE]),
+                    data: Some(vec![(round & 0xff) as u8; VALUE].into()),
                     version: -1,
                 })
             })

@@ -195,7 +195,7 @@ fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
     Ok(match kind {
         op_kind::CREATE => {
             let path = r.read_string()?;
-            let data = r.read_opt_buffer()?.map(<[u8]>::to_vec);
+            let data = r.read_opt_buffer()?.map(Arc::from);
             let acl = r.read_records::<Acl>()?;
             let flags = r.read_i32()?;
             let mode = CreateMode::from_flags(flags).ok_or(DecodeError::Unknown {
@@ -217,7 +217,7 @@ fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
         },
         op_kind::SET_DATA => Op::SetData {
             path: r.read_string()?,
-            data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
+            data: r.read_opt_buffer()?.map(Arc::from),
             version: r.read_i32()?,
         },
         op_kind::SET_ACL => Op::SetAcl {
@@ -491,7 +491,7 @@ mod tests {
         let op = CoreOp::Tree(Op::Multi(vec![
             Op::Create {
                 path: "/a".into(),
-                data: Some(b"x".to_vec()),
+                data: Some(b"x".to_vec().into()),
                 acl: vec![Acl {
                     perms: Perms(31),
                     id: Id::new("world", "anyone"),
@@ -518,7 +518,7 @@ mod tests {
             },
             Op::SetData {
                 path: "/e".into(),
-                data: Some(Vec::new()),
+                data: Some(Vec::new().into()),
                 version: -1,
             },
         ]));

@@ -377,7 +377,7 @@ impl Cluster {
 fn create(path: &str, mode: CreateMode) -> Op {
     Op::Create {
         path: path.to_owned(),
-        data: Some(b"x".to_vec()),
+        data: Some(b"x".to_vec().into()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: -1,
@@ -879,7 +879,7 @@ fn a_hand_over_to_a_member_that_stops_ends_in_an_ordinary_election() {
 fn big(path: &str) -> Op {
     Op::Create {
         path: path.to_owned(),
-        data: Some(vec![7; 4000]),
+        data: Some(vec![7; 4000].into()),
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: -1,

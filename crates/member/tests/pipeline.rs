@@ -234,7 +234,7 @@ fn result_of(entry: &Committed) -> &OpResult {
 fn create(path: &str, bytes: usize, mode: CreateMode) -> Op {
     Op::Create {
         path: path.to_owned(),
-        data: Some(vec![7; bytes]),
+        data: Some(vec![7; bytes].into()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: -1,

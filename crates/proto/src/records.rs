@@ -2,10 +2,14 @@
 //! [`Request`] / [`Response`]: a whole request body decoded by its opcode.
 //!
 //! Field order and types follow zookeeper.jute exactly; a record's Rust field names are the
-//! jute names in snake case. Buffers are owned (`Vec<u8>`) so a decoded request can move to
-//! another core. A znode's data is `Option<Vec<u8>>` wherever it travels (create, setData,
-//! getData and their multi forms): ZooKeeper keeps a null buffer (length -1) as null, stores
-//! it so and answers getData with -1, so null and empty are different values here too.
+//! jute names in snake case. Buffers are owned so a decoded request can move to another
+//! core. A znode's data is an `Option` wherever it travels (create, setData, getData and
+//! their multi forms): ZooKeeper keeps a null buffer (length -1) as null, stores it so and
+//! answers getData with -1, so null and empty are different values here too. The data a
+//! request writes (create, createTTL, setData) decodes into a shared `Arc<[u8]>`, the form
+//! the core's txn keeps and logs, so the core takes it without copying the bytes again.
+
+use std::sync::Arc;
 
 use crate::codes::{ErrorCode, OpCode};
 use crate::jute::{DecodeError, Reader, Record, Writer};
@@ -38,6 +42,7 @@ macro_rules! field_type {
     (bool) => { bool };
     (buffer) => { Vec<u8> };
     (opt_buffer) => { Option<Vec<u8>> };
+    (shared_buffer) => { Option<Arc<[u8]>> };
     (ustring) => { String };
     (nstring) => { String };
     (strings) => { Vec<String> };
@@ -60,6 +65,9 @@ macro_rules! field_encode {
         $w.write_buffer($v)
     };
     (opt_buffer, $w:ident, $v:expr) => {
+        $w.write_opt_buffer($v.as_deref())
+    };
+    (shared_buffer, $w:ident, $v:expr) => {
         $w.write_opt_buffer($v.as_deref())
     };
     (ustring, $w:ident, $v:expr) => {
@@ -97,6 +105,9 @@ macro_rules! field_decode {
     };
     (opt_buffer, $r:ident) => {
         $r.read_opt_buffer()?.map(<[u8]>::to_vec)
+    };
+    (shared_buffer, $r:ident) => {
+        $r.read_opt_buffer()?.map(Arc::from)
     };
     (ustring, $r:ident) => {
         $r.read_string()?
@@ -167,13 +178,13 @@ record!(SetWatches2 {
 });
 record!(CreateRequest {
     path: ustring,
-    data: opt_buffer,
+    data: shared_buffer,
     acl: acls,
     flags: int
 });
 record!(CreateTtlRequest {
     path: ustring,
-    data: opt_buffer,
+    data: shared_buffer,
     acl: acls,
     flags: int,
     ttl: long
@@ -202,7 +213,7 @@ record!(GetDataResponse {
 });
 record!(SetDataRequest {
     path: ustring,
-    data: opt_buffer,
+    data: shared_buffer,
     version: int
 });
 record!(GetAclRequest { path: ustring });

@@ -44,7 +44,7 @@ proptest! {
 
     #[test]
     fn create_requests_round_trip(path in "/[a-z]{1,8}(/[a-z]{1,8}){0,3}", data in prop::option::of(prop::collection::vec(any::<u8>(), 0..64)), flags in 0i32..7) {
-        let req = zoocore_proto::records::CreateRequest { path, data, acl: zoocore_proto::Acl::open_unsafe(), flags };
+        let req = zoocore_proto::records::CreateRequest { path, data: data.map(Into::into), acl: zoocore_proto::Acl::open_unsafe(), flags };
         let bytes = req.to_bytes();
         let Request::Create(op, back) = Request::decode(OpCode::Create, &bytes).unwrap() else { panic!("not a create") };
         prop_assert_eq!(op, OpCode::Create);
@@ -73,9 +73,9 @@ fn body_with_data(op: OpCode, data: Option<&[u8]>) -> Vec<u8> {
 /// The data field of a decoded create, createTTL or setData.
 fn data_of(req: Request) -> Option<Vec<u8>> {
     match req {
-        Request::Create(_, r) => r.data,
-        Request::CreateTtl(r) => r.data,
-        Request::SetData(r) => r.data,
+        Request::Create(_, r) => r.data.map(|d| d.to_vec()),
+        Request::CreateTtl(r) => r.data.map(|d| d.to_vec()),
+        Request::SetData(r) => r.data.map(|d| d.to_vec()),
         other => panic!("not a data write: {other:?}"),
     }
 }
@@ -130,8 +130,8 @@ fn multi_ops_keep_null_data() {
         .ops
         .iter()
         .map(|op| match op {
-            MultiOp::Create(_, r) => r.data.clone(),
-            MultiOp::SetData(r) => r.data.clone(),
+            MultiOp::Create(_, r) => r.data.as_deref().map(<[u8]>::to_vec),
+            MultiOp::SetData(r) => r.data.as_deref().map(<[u8]>::to_vec),
             other => panic!("unexpected {other:?}"),
         })
         .collect();

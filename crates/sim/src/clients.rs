@@ -152,7 +152,7 @@ impl Client {
 pub fn create(path: &str, mode: CreateMode, ttl_ms: i64) -> CoreOp {
     CoreOp::Tree(Op::Create {
         path: path.to_owned(),
-        data: Some(b"v".to_vec()),
+        data: Some(b"v".to_vec().into()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms,

@@ -33,7 +33,7 @@ fn recover_opts(prealloc_bytes: u64) -> RecoverOptions {
 fn big_create(n: u64, bytes: usize) -> Op {
     Op::Create {
         path: format!("/big{n}"),
-        data: Some(vec![n as u8; bytes]),
+        data: Some(vec![n as u8; bytes].into()),
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: -1,

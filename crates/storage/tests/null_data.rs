@@ -20,7 +20,7 @@ use zoocore_tree::{Op, Tree};
 fn create(path: &str, data: Option<&[u8]>) -> Op {
     Op::Create {
         path: path.into(),
-        data: data.map(<[u8]>::to_vec),
+        data: data.map(<[u8]>::to_vec).map(Into::into),
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: -1,
@@ -30,7 +30,7 @@ fn create(path: &str, data: Option<&[u8]>) -> Op {
 fn set(path: &str, data: Option<&[u8]>) -> Op {
     Op::SetData {
         path: path.into(),
-        data: data.map(<[u8]>::to_vec),
+        data: data.map(<[u8]>::to_vec).map(Into::into),
         version: -1,
     }
 }

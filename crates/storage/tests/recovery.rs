@@ -284,7 +284,7 @@ fn snapshot_while_writes_continue_recovers_the_live_digest() {
     for i in 0..3000u32 {
         d.write(&zoocore_tree::Op::Create {
             path: format!("/big{i}"),
-            data: Some(vec![i as u8; 1000]),
+            data: Some(vec![i as u8; 1000].into()),
             acl: zoocore_proto::Acl::open_unsafe(),
             mode: zoocore_proto::CreateMode::Persistent,
             ttl_ms: -1,

@@ -35,7 +35,7 @@ fn main() {
     };
     let create = |path: String| Op::Create {
         path,
-        data: Some(vec![7u8; 100]),
+        data: Some(vec![7u8; 100].into()),
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: -1,

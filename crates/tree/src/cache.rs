@@ -172,7 +172,7 @@ mod tests {
         for (i, p) in paths.iter().enumerate() {
             let op = Op::Create {
                 path: p.to_string(),
-                data: Some(p.as_bytes().to_vec()),
+                data: Some(p.as_bytes().to_vec().into()),
                 acl: Acl::open_unsafe(),
                 mode: CreateMode::Persistent,
                 ttl_ms: -1,
@@ -218,7 +218,7 @@ mod tests {
         let mut new = old.clone();
         let set = Op::SetData {
             path: "/a".into(),
-            data: Some(b"new".to_vec()),
+            data: Some(b"new".to_vec().into()),
             version: -1,
         };
         let txn = new.prepare(&set, &ctx(9));
@@ -260,7 +260,7 @@ mod tests {
             let op = match i % 3 {
                 0 => Op::SetData {
                     path: p.to_string(),
-                    data: Some(format!("v{i}").into_bytes()),
+                    data: Some(format!("v{i}").into_bytes().into()),
                     version: -1,
                 },
                 1 => Op::Delete {

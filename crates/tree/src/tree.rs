@@ -580,7 +580,7 @@ impl Tree {
                 acl,
                 mode,
                 ttl_ms,
-            } => self.prep_create(path, data.as_deref(), acl, *mode, *ttl_ms, ctx),
+            } => self.prep_create(path, data, acl, *mode, *ttl_ms, ctx),
             Op::Delete { path, version } => {
                 let parent = self.parent_for_delete(path)?;
                 if !check_acl(self.node_acl(parent), Perms::DELETE, ctx.auth) {
@@ -609,7 +609,7 @@ impl Tree {
                 let version = check_and_inc_version(node.version, *version)?;
                 Ok(Txn::SetData {
                     path: path.clone(),
-                    data: data.as_deref().map(Arc::from),
+                    data: data.clone(),
                     version,
                 })
             }
@@ -693,7 +693,7 @@ impl Tree {
     fn prep_create(
         &self,
         path: &str,
-        data: Option<&[u8]>,
+        data: &Option<Arc<[u8]>>,
         acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,
@@ -741,10 +741,10 @@ impl Tree {
         if ephemeral_type(parent.ephemeral_owner, self.extended_types) == EphemeralType::Normal {
             return Err(ErrorCode::NO_CHILDREN_FOR_EPHEMERALS);
         }
-        self.enforce_quota(ctx, &full, 1, data_len(data) as i64)?;
+        self.enforce_quota(ctx, &full, 1, data_len(data.as_deref()) as i64)?;
         Ok(Txn::Create {
             path: full,
-            data: data.map(Arc::from),
+            data: data.clone(),
             acl,
             ephemeral_owner: owner,
             parent_cversion: parent.cversion.wrapping_add(1),

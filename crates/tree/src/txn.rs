@@ -28,7 +28,7 @@ pub enum Op {
     Create {
         path: String,
         /// `None`: null data (a -1 buffer on the wire), kept as null.
-        data: Option<Vec<u8>>,
+        data: Option<Arc<[u8]>>,
         acl: Vec<Acl>,
         mode: CreateMode,
         ttl_ms: i64,
@@ -39,7 +39,7 @@ pub enum Op {
     },
     SetData {
         path: String,
-        data: Option<Vec<u8>>,
+        data: Option<Arc<[u8]>>,
         version: i32,
     },
     SetAcl {

@@ -208,7 +208,7 @@ impl MOp {
                 sequential,
             } => Op::Create {
                 path: path.clone(),
-                data: data.clone(),
+                data: data.clone().map(Into::into),
                 acl: Acl::open_unsafe(),
                 mode: match (ephemeral, sequential) {
                     (false, false) => CreateMode::Persistent,
@@ -228,7 +228,7 @@ impl MOp {
                 version,
             } => Op::SetData {
                 path: path.clone(),
-                data: data.clone(),
+                data: data.clone().map(Into::into),
                 version: *version,
             },
             MOp::Check { path, version } => Op::Check {

@@ -51,7 +51,7 @@ impl Server {
 fn create(path: &str, mode: CreateMode) -> Op {
     Op::Create {
         path: path.into(),
-        data: Some(b"d".to_vec()),
+        data: Some(b"d".to_vec().into()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: -1,
@@ -61,7 +61,7 @@ fn create(path: &str, mode: CreateMode) -> Op {
 fn cr(path: &str, mode: CreateMode, acl: Vec<Acl>, ttl_ms: i64) -> Op {
     Op::Create {
         path: path.into(),
-        data: Some(b"d".to_vec()),
+        data: Some(b"d".to_vec().into()),
         acl,
         mode,
         ttl_ms,
@@ -131,7 +131,7 @@ fn create_sets_stats_like_create_node() {
     // setData: version, mzxid, mtime change; czxid/ctime do not.
     let r = s.submit(Op::SetData {
         path: "/a".into(),
-        data: Some(b"xyz".to_vec()),
+        data: Some(b"xyz".to_vec().into()),
         version: 0,
     });
     let OpResult::SetData { stat } = r else {
@@ -362,7 +362,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/a/".into(),
-            data: Some(vec![]),
+            data: Some(vec![].into()),
             version: -1
         }),
         err(ErrorCode::BAD_ARGUMENTS)
@@ -370,7 +370,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/zz".into(),
-            data: Some(vec![]),
+            data: Some(vec![].into()),
             version: -1
         }),
         err(ErrorCode::NO_NODE)
@@ -378,7 +378,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/a/b".into(),
-            data: Some(vec![]),
+            data: Some(vec![].into()),
             version: 3
         }),
         err(ErrorCode::BAD_VERSION)
@@ -386,7 +386,7 @@ fn delete_setdata_check_error_orders() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/zookeeper/config".into(),
-            data: Some(vec![]),
+            data: Some(vec![].into()),
             version: -1
         }),
         err(ErrorCode::NO_AUTH)
@@ -438,7 +438,7 @@ fn version_skips_minus_one() {
     s.tree.apply(Zxid(s.zxid), 0, &txn);
     let r = s.submit(Op::SetData {
         path: "/v".into(),
-        data: Some(vec![]),
+        data: Some(vec![].into()),
         version: -2,
     });
     let OpResult::SetData { stat } = r else {
@@ -481,7 +481,7 @@ fn auth_acl_and_digest() {
     assert_eq!(
         s.submit(Op::SetData {
             path: "/p".into(),
-            data: Some(vec![]),
+            data: Some(vec![].into()),
             version: -1
         }),
         err(ErrorCode::NO_AUTH)
@@ -492,7 +492,7 @@ fn auth_acl_and_digest() {
             &me,
             Op::SetData {
                 path: "/p".into(),
-                data: Some(vec![]),
+                data: Some(vec![].into()),
                 version: -1
             }
         )
@@ -521,7 +521,7 @@ fn triggers_in_order() {
         &[],
         Op::SetData {
             path: "/a".into(),
-            data: Some(vec![]),
+            data: Some(vec![].into()),
             version: -1,
         },
     );
@@ -621,7 +621,7 @@ fn multi_success_sees_earlier_ops_and_failure_shape() {
         create("/m/c", CreateMode::Persistent),
         Op::SetData {
             path: "/m/c".into(),
-            data: Some(vec![1]),
+            data: Some(vec![1].into()),
             version: 0,
         },
         Op::Check {
@@ -770,7 +770,7 @@ fn clones_are_independent_and_digest_tracks_state() {
     let old = s.tree.clone();
     s.submit(Op::SetData {
         path: "/a".into(),
-        data: Some(b"new".to_vec()),
+        data: Some(b"new".to_vec().into()),
         version: -1,
     });
     assert_eq!(old.get("/a").unwrap().data(), Some(&b"d"[..]));
@@ -783,7 +783,7 @@ fn clones_are_independent_and_digest_tracks_state() {
 fn create_with(path: &str, data: &[u8]) -> Op {
     Op::Create {
         path: path.into(),
-        data: Some(data.to_vec()),
+        data: Some(data.to_vec().into()),
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: -1,
@@ -822,7 +822,7 @@ fn hard_quotas_refuse_under_enforce_quota_only() {
     assert!(s.tree.get("/h/c").is_none());
     let set = |data: &[u8]| Op::SetData {
         path: "/h/a".into(),
-        data: Some(data.to_vec()),
+        data: Some(data.to_vec().into()),
         version: -1,
     };
     assert_eq!(
@@ -905,7 +905,7 @@ fn quota_stats_follow_the_subtree_as_datatree_keeps_them() {
     assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=8");
     s.submit(Op::SetData {
         path: "/q/a".into(),
-        data: Some(b"1".to_vec()),
+        data: Some(b"1".to_vec().into()),
         version: -1,
     });
     assert_eq!(quota_stats(&s, "/q"), "count=4,bytes=4");
@@ -1018,7 +1018,7 @@ fn null_data_stays_null_and_counts_as_zero_bytes() {
     let digest_null = s.tree.digest();
     s.submit(Op::SetData {
         path: "/v".into(),
-        data: Some(Vec::new()),
+        data: Some(Vec::new().into()),
         version: 1,
     });
     assert_eq!(s.tree.get("/v").unwrap().data(), Some(&b""[..]));

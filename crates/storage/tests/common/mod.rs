@@ -34,14 +34,16 @@ pub fn op_of(n: u64) -> Op {
     match n % 7 {
         0 | 1 => Op::Create {
             path,
-            data: (!n.is_multiple_of(11)).then(|| vec![n as u8; (n % 50) as usize]),
+            data: (!n.is_multiple_of(11))
+                .then(|| vec![n as u8; (n % 50) as usize])
+                .map(Into::into),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
             ttl_ms: -1,
         },
         2 => Op::SetData {
             path,
-            data: (!n.is_multiple_of(4)).then(|| vec![7; (n % 90) as usize]),
+            data: (!n.is_multiple_of(4)).then(|| vec![7; (n % 90) as usize].into()),
             version: -1,
         },
         3 => Op::Delete { path, version: -1 },
@@ -51,7 +53,7 @@ pub fn op_of(n: u64) -> Op {
         },
         5 => Op::Create {
             path: format!("/e{}", n % 5),
-            data: Some(vec![1]),
+            data: Some(vec![1].into()),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Ephemeral,
             ttl_ms: -1,
