@@ -153,6 +153,11 @@ pub enum Message {
     Forward { data: Payload },
 }
 
+/// Room for a message's fields beside its data when its frame is allocated (a proposal's
+/// are 28 bytes with the data's length; a notification's grow with the members, and may
+/// regrow the frame, as they are rare).
+const ENCODED_FIELDS_BYTES: usize = 64;
+
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
@@ -252,6 +257,17 @@ impl Message {
 
     /// The learner connection a session message belongs to; `None` for election messages
     /// and driver-level ones.
+    /// Bytes of the payload (a txn, a snapshot, forwarded requests) the message carries.
+    fn data_len(&self) -> usize {
+        match self {
+            Message::Snap { data, .. }
+            | Message::Proposal { data, .. }
+            | Message::Inform { data, .. }
+            | Message::Forward { data } => data.len(),
+            _ => 0,
+        }
+    }
+
     pub fn conn(&self) -> Option<u64> {
         match self {
             Message::Notification { .. } | Message::Forward { .. } => None,
@@ -502,7 +518,12 @@ impl Message {
 
     /// Encodes one frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_buffer(vec![0; FRAME_HEADER_BYTES]);
+        // Sized for the data a message carries, so a proposal's frame is not regrown (and
+        // its bytes copied again) while its data is written.
+        let mut buf =
+            Vec::with_capacity(FRAME_HEADER_BYTES + ENCODED_FIELDS_BYTES + self.data_len());
+        buf.resize(FRAME_HEADER_BYTES, 0);
+        let mut w = Writer::with_buffer(buf);
         self.encode_payload(&mut w);
         let mut buf = w.into_inner();
         let len = u32::try_from(buf.len() - FRAME_HEADER_BYTES).expect("payload fits in u32");
