@@ -255,8 +255,6 @@ impl Message {
         }
     }
 
-    /// The learner connection a session message belongs to; `None` for election messages
-    /// and driver-level ones.
     /// Bytes of the payload (a txn, a snapshot, forwarded requests) the message carries.
     fn data_len(&self) -> usize {
         match self {
@@ -268,6 +266,8 @@ impl Message {
         }
     }
 
+    /// The learner connection a session message belongs to; `None` for election messages
+    /// and driver-level ones.
     pub fn conn(&self) -> Option<u64> {
         match self {
             Message::Notification { .. } | Message::Forward { .. } => None,
