@@ -471,13 +471,10 @@ impl<D: Device> Member<D> {
             {
                 // An observer this follower serves as its master: on to the leader.
                 if let Some(leader) = leader {
-                    let frame = Forward::encode_relay(from, &msg);
-                    self.send_peer(
-                        leader,
-                        &Message::Forward {
-                            data: Arc::from(frame),
-                        },
-                    );
+                    let frame = Message::encode_forward(msg.size_hint(), |w| {
+                        Forward::write_relay(from, &msg, w)
+                    });
+                    self.send_frame(leader, frame);
                 }
             }
             msg => {
@@ -558,7 +555,11 @@ impl<D: Device> Member<D> {
 
     /// Queues `msg` for `to`, behind a SNAP being built for it if any.
     fn send_peer(&mut self, to: u64, msg: &Message) {
-        let frame = msg.encode();
+        self.send_frame(to, msg.encode());
+    }
+
+    /// Queues an encoded message for `to`, behind the SNAPs it waits for if any.
+    fn send_frame(&mut self, to: u64, frame: Vec<u8>) {
         match self.ens().held.get_mut(&to) {
             Some(held) => held.push_back(Outgoing::Frame(frame)),
             None => self.effects.push(Effect::SendPeer { to, frame }),
@@ -572,11 +573,12 @@ impl<D: Device> Member<D> {
         let via = (r.role == Role::Leader)
             .then(|| r.relays.get(&to).copied())
             .flatten();
-        let (to, data) = match via {
-            Some(master) => (master, Arc::from(Forward::encode_relay(to, msg))),
-            None => (to, Arc::from(msg.encode())),
-        };
-        self.send_peer(to, &Message::Forward { data });
+        // Written straight into the frame: a forwarded setData's value is copied once here.
+        let frame = Message::encode_forward(msg.size_hint(), |w| match via {
+            Some(_) => Forward::write_relay(to, msg, w),
+            None => msg.write(w),
+        });
+        self.send_frame(via.unwrap_or(to), frame);
     }
 
     /// Sends what waited for `to`'s SNAPs, up to the first one not built yet.

@@ -299,14 +299,36 @@ fn read_core_op(r: &mut Reader<'_>) -> Result<CoreOp, DecodeError> {
     }
 }
 
+/// Bytes of znode data an op writes (its creates and setData, a multi's all together).
+fn data_len(op: &Op) -> usize {
+    match op {
+        Op::Create { data, .. } | Op::SetData { data, .. } => data.as_ref().map_or(0, |d| d.len()),
+        Op::Multi(ops) => ops.iter().map(data_len).sum(),
+        _ => 0,
+    }
+}
+
 impl Forward {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_buffer(Vec::with_capacity(self.size_hint()));
         self.write(&mut w);
         w.into_inner()
     }
 
-    fn write(&self, w: &mut Writer) {
+    /// Bytes to allocate for the encoding: a request's fields and the data it writes, so a
+    /// forwarded setData is not regrown (and copied) as its data is written.
+    pub(crate) fn size_hint(&self) -> usize {
+        const FIELDS_BYTES: usize = 256;
+        match self {
+            Forward::Request {
+                op: CoreOp::Tree(op),
+                ..
+            } => FIELDS_BYTES + data_len(op),
+            _ => FIELDS_BYTES,
+        }
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
         match self {
             Forward::Request {
                 route,
@@ -361,11 +383,16 @@ impl Forward {
 
     /// The encoding of `Relay { member, msg }`, without taking `msg`.
     pub fn encode_relay(member: u64, msg: &Forward) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_buffer(Vec::with_capacity(msg.size_hint()));
+        Forward::write_relay(member, msg, &mut w);
+        w.into_inner()
+    }
+
+    /// Writes `msg` in a `Relay` for `member` (what `encode_relay` makes).
+    pub(crate) fn write_relay(member: u64, msg: &Forward, w: &mut Writer) {
         w.write_u8(kind::RELAY);
         w.write_i64(member as i64);
-        msg.write(&mut w);
-        w.into_inner()
+        msg.write(w);
     }
 
     /// One message; a `Relay` only where `relay` (at the top: a relay holds no relay).

@@ -158,6 +158,23 @@ pub enum Message {
 /// regrow the frame, as they are rare).
 const ENCODED_FIELDS_BYTES: usize = 64;
 
+/// Fills in the header of a frame whose payload follows `FRAME_HEADER_BYTES` of room.
+fn finish_frame(mut buf: Vec<u8>, kind: u8) -> Vec<u8> {
+    let len = u32::try_from(buf.len() - FRAME_HEADER_BYTES).expect("payload fits in u32");
+    assert!(
+        len <= FRAME_PAYLOAD_BYTES_MAX,
+        "payload of {len} bytes too large"
+    );
+    buf[0..4].copy_from_slice(&FRAME_MAGIC);
+    buf[4] = FRAME_VERSION;
+    buf[5] = kind;
+    buf[6..8].copy_from_slice(&0u16.to_be_bytes());
+    buf[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = frame_crc(&buf[0..12], &buf[FRAME_HEADER_BYTES..]);
+    buf[12..16].copy_from_slice(&crc.to_be_bytes());
+    buf
+}
+
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
@@ -525,20 +542,25 @@ impl Message {
         buf.resize(FRAME_HEADER_BYTES, 0);
         let mut w = Writer::with_buffer(buf);
         self.encode_payload(&mut w);
+        finish_frame(w.into_inner(), self.kind())
+    }
+
+    /// The frame of a `Forward` whose data `write` encodes: what
+    /// `Message::Forward { data }.encode()` makes, with the data written in place instead of
+    /// into a buffer of its own first (a forwarded setData's value is copied once, not
+    /// twice). `size_hint` is the data's expected length.
+    pub fn encode_forward(size_hint: usize, write: impl FnOnce(&mut Writer)) -> Vec<u8> {
+        const LEN_BYTES: usize = 4;
+        let mut buf = Vec::with_capacity(FRAME_HEADER_BYTES + LEN_BYTES + size_hint);
+        buf.resize(FRAME_HEADER_BYTES + LEN_BYTES, 0);
+        let mut w = Writer::with_buffer(buf);
+        write(&mut w);
         let mut buf = w.into_inner();
-        let len = u32::try_from(buf.len() - FRAME_HEADER_BYTES).expect("payload fits in u32");
-        assert!(
-            len <= FRAME_PAYLOAD_BYTES_MAX,
-            "payload of {len} bytes too large"
-        );
-        buf[0..4].copy_from_slice(&FRAME_MAGIC);
-        buf[4] = FRAME_VERSION;
-        buf[5] = self.kind();
-        buf[6..8].copy_from_slice(&0u16.to_be_bytes());
-        buf[8..12].copy_from_slice(&len.to_be_bytes());
-        let crc = frame_crc(&buf[0..12], &buf[FRAME_HEADER_BYTES..]);
-        buf[12..16].copy_from_slice(&crc.to_be_bytes());
-        buf
+        let data_len = buf.len() - FRAME_HEADER_BYTES - LEN_BYTES;
+        let data_len = i32::try_from(data_len).expect("jute length fits in i32");
+        buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + LEN_BYTES]
+            .copy_from_slice(&data_len.to_be_bytes());
+        finish_frame(buf, kind::FORWARD)
     }
 
     /// Decodes the frame at the start of `buf`: `Ok(None)` if more bytes are needed, else
@@ -709,6 +731,24 @@ mod tests {
     }
 
     proptest! {
+        /// A forward's frame written in place is the frame of the same data in a message.
+        #[test]
+        fn a_forward_written_in_place_is_the_same_frame(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+            hint in 0usize..400,
+        ) {
+            let framed = Message::encode_forward(hint, |w| {
+                for b in &bytes {
+                    w.write_u8(*b);
+                }
+            });
+            let whole = Message::Forward { data: Payload::from(bytes.clone()) }.encode();
+            prop_assert_eq!(&framed, &whole);
+            let (back, used) = Message::decode(&framed).unwrap().unwrap();
+            prop_assert_eq!(used, framed.len());
+            prop_assert_eq!(back, Message::Forward { data: Payload::from(bytes) });
+        }
+
         #[test]
         fn round_trip(msg in message()) {
             let bytes = msg.encode();
