@@ -1,5 +1,6 @@
-//! A shard's cache of one view's nodes by path, in front of the tree's ordered set for the
-//! hot single-node reads (getData, exists).
+//! Tables of nodes by path in front of the tree's ordered set: a shard's [`NodeCache`] of
+//! one view's nodes, for the hot single-node reads (getData, exists), and [`WrittenNodes`],
+//! a written tree's own table of its last writes (below).
 //!
 //! Why: a lookup in the `OrdSet` binary-searches branch and leaf chunks by comparing keys,
 //! and every key lives at the head of its own node's allocation, so a lookup touches a
