@@ -114,6 +114,25 @@ pub fn zoo_cfg(
     cfg
 }
 
+/// Makes the process `cmd` starts get SIGTERM when the campaign ends, however it ends.
+/// `Ensemble`'s drop stops its servers when a campaign returns or panics, but a campaign
+/// killed by a signal (`timeout`, `kill`) runs no drop, and its servers (and their ports)
+/// were left behind. The kernel's parent-death signal survives the wrappers' exec (taskset,
+/// `ip netns exec`) and fires when the thread that spawned the child exits: a campaign
+/// starts every process from its main thread, which lives as long as the campaign.
+pub(crate) fn dies_with_campaign(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    #[allow(unsafe_code)]
+    // SAFETY: the hook runs in the forked child before exec and makes one prctl(2) call,
+    // which is async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// The command line that starts one member, with `taskset` in front if CPUs are given.
 pub fn member_command(
     s: &ServerSettings,
@@ -287,6 +306,7 @@ impl Ensemble {
             let mut cmd = Command::new(&argv[0]);
             cmd.args(&argv[1..]);
             cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+            dies_with_campaign(&mut cmd);
             let child = cmd
                 .spawn()
                 .map_err(|e| format!("spawn member {}: {e}", index + 1))?;

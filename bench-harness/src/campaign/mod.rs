@@ -528,6 +528,7 @@ impl Campaign {
             .args(["--value-size", &self.spec.load.value_size.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
+        ensemble::dies_with_campaign(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
