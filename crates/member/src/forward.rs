@@ -309,14 +309,17 @@ fn data_len(op: &Op) -> usize {
 }
 
 impl Forward {
+    /// The encoding alone; members write it straight into a peer frame instead
+    /// (`Message::encode_forward` with [`Forward::write`]).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_buffer(Vec::with_capacity(self.size_hint()));
+        let mut w = Writer::new();
         self.write(&mut w);
         w.into_inner()
     }
 
     /// Bytes to allocate for the encoding: a request's fields and the data it writes, so a
-    /// forwarded setData is not regrown (and copied) as its data is written.
+    /// forwarded setData's frame is not regrown (and copied) as its data is written.
     pub(crate) fn size_hint(&self) -> usize {
         const FIELDS_BYTES: usize = 256;
         match self {
@@ -382,13 +385,14 @@ impl Forward {
     }
 
     /// The encoding of `Relay { member, msg }`, without taking `msg`.
+    #[cfg(test)]
     pub fn encode_relay(member: u64, msg: &Forward) -> Vec<u8> {
-        let mut w = Writer::with_buffer(Vec::with_capacity(msg.size_hint()));
+        let mut w = Writer::new();
         Forward::write_relay(member, msg, &mut w);
         w.into_inner()
     }
 
-    /// Writes `msg` in a `Relay` for `member` (what `encode_relay` makes).
+    /// Writes `msg` in a `Relay` for `member`.
     pub(crate) fn write_relay(member: u64, msg: &Forward, w: &mut Writer) {
         w.write_u8(kind::RELAY);
         w.write_i64(member as i64);

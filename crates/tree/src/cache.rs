@@ -43,7 +43,7 @@ impl NodeCache {
         let path = read_path(path);
         let index = slot_of(path.as_bytes());
         let slot = &mut self.slots[index];
-        if !matches!(slot, Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes()) {
+        if !matches!(slot, Some(n) if path_of(n) == path.as_bytes()) {
             let before = slot.replace(view.node(path)?.clone());
             if before.is_none() {
                 self.filled.push(index as u32);
@@ -104,7 +104,7 @@ impl WrittenNodes {
     pub(crate) fn get(&self, path: &str) -> Option<&Node> {
         let slots = self.slots.as_ref()?;
         match &slots[slot_of(path.as_bytes())] {
-            Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes() => Some(n),
+            Some(n) if path_of(n) == path.as_bytes() => Some(n),
             _ => None,
         }
     }
@@ -114,7 +114,7 @@ impl WrittenNodes {
         let slots = self
             .slots
             .get_or_insert_with(|| vec![None; SLOTS].into_boxed_slice());
-        slots[slot_of(&node.key()[DEPTH_BYTES..])] = Some(node.clone());
+        slots[slot_of(path_of(node))] = Some(node.clone());
     }
 
     /// The tree no longer has a node at `path`.
@@ -123,7 +123,7 @@ impl WrittenNodes {
             return;
         };
         let slot = &mut slots[slot_of(path.as_bytes())];
-        if matches!(slot, Some(n) if &n.key()[DEPTH_BYTES..] == path.as_bytes()) {
+        if matches!(slot, Some(n) if path_of(n) == path.as_bytes()) {
             *slot = None;
         }
     }
@@ -132,6 +132,12 @@ impl WrittenNodes {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Node> {
         self.slots.iter().flat_map(|s| s.iter().flatten())
     }
+}
+
+/// A node's path as bytes: its key without the depth prefix (no UTF-8 check, as the tables
+/// only compare and hash it).
+fn path_of(n: &Node) -> &[u8] {
+    &n.key()[DEPTH_BYTES..]
 }
 
 /// The slot of a path: a multiplicative hash of its bytes, eight at a time. Paths come from
