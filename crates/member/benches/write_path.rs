@@ -27,6 +27,8 @@ const VALUE: usize = 1_024;
 
 struct Bench {
     member: Member<MemDevice>,
+    /// The effects list the rounds reuse.
+    effects: Vec<Effect<MemDevice>>,
     now: Now,
     xid: i32,
     session: SessionId,
@@ -65,6 +67,7 @@ impl Bench {
         let member = Member::new(cfg, Tree::with_extended_types(true), log, now);
         let mut b = Bench {
             member,
+            effects: Vec::new(),
             now,
             xid: 1,
             session: SessionId(0),
@@ -109,12 +112,15 @@ impl Bench {
 
     /// Carries out effects (syncs at once, on the in-memory device) until there are none.
     fn run(&mut self) {
+        // As the server's core does: one list, emptied and reused every round.
+        let mut effects = std::mem::take(&mut self.effects);
         loop {
-            let effects = self.member.ready(self.now);
+            self.member.ready_into(self.now, &mut effects);
             if effects.is_empty() {
+                self.effects = effects;
                 return;
             }
-            for effect in effects {
+            for effect in effects.drain(..) {
                 match effect {
                     // Completed without the in-memory device's sync: that copies the whole
                     // segment into its crash image, a cost of the test device alone.

@@ -631,6 +631,16 @@ impl<D: Device> Member<D> {
     /// commits published. A driver calls this until it returns nothing, and again after
     /// the inputs of each turn.
     pub fn ready(&mut self, now: Now) -> Vec<Effect<D>> {
+        let mut effects = Vec::new();
+        self.ready_into(now, &mut effects);
+        effects
+    }
+
+    /// `ready`, with the effects appended to `out`. A driver that keeps `out` between
+    /// rounds (emptied) trades lists with the member instead of the member growing a new one
+    /// every round: a busy leader pushes a few dozen effects a round, and regrowing their
+    /// list from nothing was a realloc per doubling, every round.
+    pub fn ready_into(&mut self, now: Now, out: &mut Vec<Effect<D>>) {
         self.advance_time(now);
         if !self.stopped {
             if let Err(reason) = self.ensemble_round() {
@@ -638,7 +648,11 @@ impl<D: Device> Member<D> {
             }
         }
         self.check_invariants();
-        std::mem::take(&mut self.effects)
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.effects);
+        } else {
+            out.append(&mut self.effects);
+        }
     }
 
     fn advance_time(&mut self, now: Now) {

@@ -439,14 +439,19 @@ async fn core_main(
     // One round of effects per wake-up. While an fdatasync is in flight the other tasks
     // keep stepping inputs in, and the member groups what they bring.
     let _ = driver.wake.try_send(());
+    // Emptied every round and traded with the member's own list: neither regrows.
+    let mut effects = Vec::new();
     while wake_rx.recv().await.is_some() {
         take_operator_asks(&driver);
         loop {
-            let effects = driver.member.borrow_mut().ready(clock.now());
+            driver
+                .member
+                .borrow_mut()
+                .ready_into(clock.now(), &mut effects);
             if effects.is_empty() {
                 break;
             }
-            for effect in effects {
+            for effect in effects.drain(..) {
                 carry_out(&driver, effect).await;
             }
             publish_counters(&mut driver.member.borrow_mut(), &driver.stats);
