@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use smallvec::SmallVec;
 use zoocore_proto::Zxid;
 
 use crate::ServerId;
@@ -57,7 +58,9 @@ impl Quorum {
     /// any monotonic per-voter value: acknowledged zxids, echoed read rounds. Voters missing
     /// from `reached` count as the default.
     pub fn agreed<T: Ord + Copy + Default>(&self, reached: &BTreeMap<ServerId, T>) -> T {
-        let mut values: Vec<T> = self
+        // Asked on every acknowledgement a leader receives: ensembles of up to 9 voters
+        // sort on the stack.
+        let mut values: SmallVec<[T; 9]> = self
             .voters
             .iter()
             .map(|id| reached.get(id).copied().unwrap_or_default())

@@ -2766,9 +2766,8 @@ impl Replica {
                         l.round
                     );
                 }
-                let handlers: BTreeSet<&ServerId> = l.handlers.keys().collect();
                 assert!(
-                    !handlers.contains(&self.config.myid),
+                    !l.handlers.contains_key(&self.config.myid),
                     "leader handles itself"
                 );
                 for (id, h) in &l.handlers {
