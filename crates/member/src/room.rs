@@ -180,7 +180,7 @@ impl<D: Device> Member<D> {
                 origin: Some(origin),
                 outcome: Outcome::Applied(Applied {
                     result: OpResult::Error(REFUSED_FOR_ROOM),
-                    triggers: Vec::new(),
+                    triggers: Default::default(),
                     stale: false,
                 }),
                 closed_session: None,

@@ -23,5 +23,5 @@ pub use ephemeral::{ephemeral_type, ttl_owner, EphemeralType, CONTAINER_OWNER, T
 pub use path::validate_path;
 pub use tree::snapshot::{NodeState, RestoreError, StoredStat, TreeBuilder};
 pub use tree::{NodeRef, PrepContext, Tree};
-pub use txn::{is_reconfig_bytes, Applied, Op, OpResult, Trigger, Txn, CONFIG_PATH};
+pub use txn::{is_reconfig_bytes, Applied, Op, OpResult, Trigger, Triggers, Txn, CONFIG_PATH};
 pub use watch::{WatchKind, WatchTable, WatcherType};

@@ -36,7 +36,7 @@ use crate::path::{
     validate_path, DEPTH_BYTES,
 };
 use crate::quota::{self, LIMITS_NODE};
-use crate::txn::{Applied, Op, OpResult, Trigger, Txn};
+use crate::txn::{Applied, Op, OpResult, Trigger, Triggers, Txn};
 
 // A child module so that it can read and build the private node representation.
 #[path = "snapshot.rs"]
@@ -553,7 +553,7 @@ impl Tree {
         for (i, op) in ops.iter().enumerate() {
             match scratch.prepare_one(op, ctx) {
                 Ok(txn) => {
-                    let mut ignored = Vec::new();
+                    let mut ignored = Triggers::new();
                     let result = scratch.apply_txn(ctx.zxid.0, ctx.time_ms, &txn, &mut ignored);
                     assert!(
                         result.code().is_ok(),
@@ -758,11 +758,11 @@ impl Tree {
         if zxid <= self.last_zxid {
             return Applied {
                 result: self.stale_result(txn),
-                triggers: Vec::new(),
+                triggers: Triggers::new(),
                 stale: true,
             };
         }
-        let mut triggers = Vec::new();
+        let mut triggers = Triggers::new();
         let result = self.apply_txn(zxid.0, time_ms, txn, &mut triggers);
         self.last_zxid = zxid;
         // apply_delete refuses "/", so the root cannot go; checked in debug builds only, as a
@@ -832,7 +832,7 @@ impl Tree {
         zxid: i64,
         time_ms: i64,
         txn: &Txn,
-        triggers: &mut Vec<Trigger>,
+        triggers: &mut Triggers,
     ) -> OpResult {
         match txn {
             Txn::Create {
@@ -959,7 +959,7 @@ impl Tree {
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
-        triggers: &mut Vec<Trigger>,
+        triggers: &mut Triggers,
     ) -> OpResult {
         // Prep never produces an invalid path; refuse one from a corrupt log rather than
         // break the key layout.
@@ -1009,7 +1009,7 @@ impl Tree {
 
     /// `DataTree.deleteNode`: the parent's pzxid moves forward even when the child is
     /// already gone (then NO_NODE). Delete never changes the parent's cversion.
-    fn apply_delete(&mut self, zxid: i64, path: &str, triggers: &mut Vec<Trigger>) -> OpResult {
+    fn apply_delete(&mut self, zxid: i64, path: &str, triggers: &mut Triggers) -> OpResult {
         if path == "/" {
             return OpResult::Error(ErrorCode::BAD_ARGUMENTS);
         }

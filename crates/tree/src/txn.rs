@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
 use zoocore_proto::{
     Acl, CreateMode, DecodeError, ErrorCode, EventType, Reader, Record, SessionId, Stat, Writer,
 };
@@ -182,11 +183,16 @@ pub struct Trigger {
     pub event: EventType,
 }
 
+/// The triggers of one txn, in order. A create or a delete makes two (the node and its
+/// parent's children), a setData one: those stay inline, so applying a txn on every member
+/// allocates no list for them.
+pub type Triggers = SmallVec<[Trigger; 2]>;
+
 /// What `Tree::apply` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub result: OpResult,
-    pub triggers: Vec<Trigger>,
+    pub triggers: Triggers,
     /// The txn's zxid was not after the tree's last zxid: nothing changed.
     pub stale: bool,
 }

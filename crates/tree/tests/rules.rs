@@ -36,7 +36,7 @@ impl Server {
         let applied = self.tree.apply(Zxid(self.zxid), self.now, &txn);
         assert!(!applied.stale);
         self.tree.check_invariants();
-        (txn, applied.result, applied.triggers)
+        (txn, applied.result, applied.triggers.into_vec())
     }
 
     fn submit(&mut self, op: Op) -> OpResult {
