@@ -25,14 +25,15 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use zoocore_member::forward::Forward;
 use zoocore_member::msg::{CoreOp, CoreRequest, Origin, Outcome, ToCore};
 use zoocore_member::{
-    Durable, Effect, EnsembleConfig, Input, Member, MemberConfig, Message, Now, Role, ZabConfig,
+    Durable, Effect, EnsembleConfig, Input, Member, Message, Now, Role, ZabConfig,
 };
-use zoocore_proto::{Acl, CreateMode, SessionId, Zxid};
+use zoocore_proto::{SessionId, Zxid};
 use zoocore_storage::{new_log, LogOptions, MemDevice};
-use zoocore_tree::{Op, Tree};
+use zoocore_tree::Tree;
 
-const KEYS: usize = 1_000;
-const VALUE: usize = 1_024;
+mod common;
+use common::{batches_from_env, create_op, member_config, set_data_ops, KEYS};
+
 const VOTERS: [u64; 3] = [1, 2, 3];
 const TICK_MS: u64 = 100;
 
@@ -51,21 +52,6 @@ struct Ensemble {
     answered: Vec<usize>,
     /// The last session a published entry created, per member.
     created: Vec<Option<SessionId>>,
-}
-
-fn member_config(id: u64) -> MemberConfig {
-    MemberConfig {
-        first_session: (id as i64) << 56,
-        tick_ms: TICK_MS,
-        snap_count: 1_000_000_000,
-        seed: id,
-        batch_txns_max: 1024,
-        force_sync: true,
-        container_check_interval_ms: 60_000,
-        enforce_quota: false,
-        purge_interval_ms: 0,
-        snap_retain_count: 3,
-    }
 }
 
 impl Ensemble {
@@ -104,7 +90,7 @@ impl Ensemble {
                     },
                 );
                 let tree = Tree::with_extended_types(true);
-                Member::new_ensemble(member_config(id), ens, tree, log, now)
+                Member::new_ensemble(member_config((id as i64) << 56, id), ens, tree, log, now)
             })
             .collect();
         let mut e = Ensemble {
@@ -125,16 +111,7 @@ impl Ensemble {
             e.sessions[m] = e.created[m].expect("a session created");
         }
         for k in 0..KEYS {
-            e.send(
-                k % VOTERS.len(),
-                CoreOp::Tree(Op::Create {
-                    path: format!("/k{k}"),
-                    data: Some(vec![1; VALUE].into()),
-                    acl: Acl::open_unsafe(),
-                    mode: CreateMode::Persistent,
-                    ttl_ms: -1,
-                }),
-            );
+            e.send(k % VOTERS.len(), create_op(k));
         }
         e.settle();
         e
@@ -258,19 +235,6 @@ impl Ensemble {
         }
     }
 
-    /// `n` setData of a 1 KiB value, each on its own key.
-    fn ops(n: usize, round: usize) -> Vec<CoreOp> {
-        (0..n)
-            .map(|i| {
-                CoreOp::Tree(Op::SetData {
-                    path: format!("/k{}", (round * n + i) % KEYS),
-                    data: Some(vec![(round & 0xff) as u8; VALUE].into()),
-                    version: -1,
-                })
-            })
-            .collect()
-    }
-
     /// One batch through the ensemble, the i-th request to member i mod 3: what the
     /// instruction counts measure.
     #[inline(never)]
@@ -290,16 +254,13 @@ impl Ensemble {
 fn counted(batches: usize) {
     let mut e = Ensemble::new();
     for round in 1..=batches {
-        e.batch(Ensemble::ops(96, round));
+        e.batch(set_data_ops(96, round));
     }
     println!("{} writes", batches * 96);
 }
 
 fn ensemble_path(c: &mut Criterion) {
-    if let Some(n) = std::env::var("ENSEMBLE_PATH_BATCHES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = batches_from_env("ENSEMBLE_PATH_BATCHES") {
         return counted(n);
     }
     let mut g = c.benchmark_group("member_ensemble_path");
@@ -314,7 +275,7 @@ fn ensemble_path(c: &mut Criterion) {
         b.iter_batched(
             || {
                 round += 1;
-                Ensemble::ops(n, round)
+                set_data_ops(n, round)
             },
             |ops| e.batch(ops),
             BatchSize::SmallInput,

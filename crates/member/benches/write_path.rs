@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use zoocore_member::msg::{CoreOp, CoreRequest, Origin, Outcome, ToCore};
-use zoocore_member::{Effect, Input, Member, MemberConfig, Now};
-use zoocore_proto::{Acl, CreateMode, SessionId};
+use zoocore_member::{Effect, Input, Member, Now};
+use zoocore_proto::SessionId;
 use zoocore_storage::{new_log, LogOptions, MemDevice};
-use zoocore_tree::{Op, Tree};
+use zoocore_tree::Tree;
 
-const KEYS: usize = 1_000;
-const VALUE: usize = 1_024;
+mod common;
+use common::{batches_from_env, create_op, member_config, set_data_ops, KEYS};
 
 struct Bench {
     member: Member<MemDevice>,
@@ -40,18 +40,7 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
-        let cfg = MemberConfig {
-            first_session: 0x100,
-            tick_ms: 100,
-            snap_count: 1_000_000_000,
-            seed: 1,
-            batch_txns_max: 1024,
-            force_sync: true,
-            container_check_interval_ms: 60_000,
-            enforce_quota: false,
-            purge_interval_ms: 0,
-            snap_retain_count: 3,
-        };
+        let cfg = member_config(0x100, 1);
         let log = new_log(
             MemDevice::new(),
             LogOptions {
@@ -79,13 +68,7 @@ impl Bench {
         b.run();
         b.session = b.created.expect("a session created");
         for k in 0..KEYS {
-            b.send(CoreOp::Tree(Op::Create {
-                path: format!("/k{k}"),
-                data: Some(vec![1; VALUE].into()),
-                acl: Acl::open_unsafe(),
-                mode: CreateMode::Persistent,
-                ttl_ms: -1,
-            }));
+            b.send(create_op(k));
         }
         b.run();
         b
@@ -155,19 +138,6 @@ impl Bench {
         }
     }
 
-    /// `n` setData of a 1 KiB value, each on its own key.
-    fn ops(n: usize, round: usize) -> Vec<CoreOp> {
-        (0..n)
-            .map(|i| {
-                CoreOp::Tree(Op::SetData {
-                    path: format!("/k{}", (round * n + i) % KEYS),
-                    data: Some(vec![(round & 0xff) as u8; VALUE].into()),
-                    version: -1,
-                })
-            })
-            .collect()
-    }
-
     /// One batch through the member: what the instruction counts measure.
     #[inline(never)]
     fn batch(&mut self, ops: Vec<CoreOp>) {
@@ -184,16 +154,13 @@ impl Bench {
 fn counted(batches: usize) {
     let mut b = Bench::new();
     for round in 1..=batches {
-        b.batch(Bench::ops(64, round));
+        b.batch(set_data_ops(64, round));
     }
     println!("{} writes", batches * 64);
 }
 
 fn write_path(c: &mut Criterion) {
-    if let Some(n) = std::env::var("WRITE_PATH_BATCHES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = batches_from_env("WRITE_PATH_BATCHES") {
         return counted(n);
     }
     let mut g = c.benchmark_group("member_write_path");
@@ -208,7 +175,7 @@ fn write_path(c: &mut Criterion) {
             bench.iter_batched(
                 || {
                     round += 1;
-                    Bench::ops(n, round)
+                    set_data_ops(n, round)
                 },
                 |ops| b.batch(ops),
                 BatchSize::SmallInput,
