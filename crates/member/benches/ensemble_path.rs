@@ -19,20 +19,21 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use zoocore_member::forward::Forward;
 use zoocore_member::msg::{CoreOp, CoreRequest, Origin, Outcome, ToCore};
 use zoocore_member::{
     Durable, Effect, EnsembleConfig, Input, Member, Message, Now, Role, ZabConfig,
 };
 use zoocore_proto::{SessionId, Zxid};
-use zoocore_storage::{new_log, LogOptions, MemDevice};
+use zoocore_storage::MemDevice;
 use zoocore_tree::Tree;
 
 mod common;
-use common::{batches_from_env, create_op, member_config, set_data_ops, KEYS};
+use common::{
+    batches_from_env, bench_set_data, create_op, group, mem_log, member_config, run_counted, KEYS,
+};
 
 const VOTERS: [u64; 3] = [1, 2, 3];
 const TICK_MS: u64 = 100;
@@ -81,14 +82,7 @@ impl Ensemble {
                     time_spacing_ms: 5,
                     read_only_after_ms: None,
                 };
-                let log = new_log(
-                    MemDevice::new(),
-                    LogOptions {
-                        prealloc_bytes: 64 << 20,
-                        snap_count: 1_000_000_000,
-                        database_id: 1,
-                    },
-                );
+                let log = mem_log();
                 let tree = Tree::with_extended_types(true);
                 Member::new_ensemble(member_config((id as i64) << 56, id), ens, tree, log, now)
             })
@@ -250,37 +244,15 @@ impl Ensemble {
     }
 }
 
-/// `ENSEMBLE_PATH_BATCHES=N`: instead of criterion, N batches of 96 writes (for callgrind).
-fn counted(batches: usize) {
-    let mut e = Ensemble::new();
-    for round in 1..=batches {
-        e.batch(set_data_ops(96, round));
-    }
-    println!("{} writes", batches * 96);
-}
-
 fn ensemble_path(c: &mut Criterion) {
     if let Some(n) = batches_from_env("ENSEMBLE_PATH_BATCHES") {
-        return counted(n);
+        let mut e = Ensemble::new();
+        return run_counted(n, 96, |ops| e.batch(ops));
     }
-    let mut g = c.benchmark_group("member_ensemble_path");
-    g.sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    let n = 96usize;
+    let mut g = group(c, "member_ensemble_path");
     let mut e = Ensemble::new();
-    let mut round = 0;
-    g.throughput(Throughput::Elements(n as u64));
-    g.bench_with_input(BenchmarkId::new("setData_1KiB_3_voters", n), &n, |b, &n| {
-        b.iter_batched(
-            || {
-                round += 1;
-                set_data_ops(n, round)
-            },
-            |ops| e.batch(ops),
-            BatchSize::SmallInput,
-        )
-    });
+    let id = BenchmarkId::new("setData_1KiB_3_voters", 96);
+    bench_set_data(&mut g, id, 96, |ops| e.batch(ops));
     g.finish();
 }
 

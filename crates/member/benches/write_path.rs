@@ -13,17 +13,18 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use zoocore_member::msg::{CoreOp, CoreRequest, Origin, Outcome, ToCore};
 use zoocore_member::{Effect, Input, Member, Now};
 use zoocore_proto::SessionId;
-use zoocore_storage::{new_log, LogOptions, MemDevice};
+use zoocore_storage::MemDevice;
 use zoocore_tree::Tree;
 
 mod common;
-use common::{batches_from_env, create_op, member_config, set_data_ops, KEYS};
+use common::{
+    batches_from_env, bench_set_data, create_op, group, mem_log, member_config, run_counted, KEYS,
+};
 
 struct Bench {
     member: Member<MemDevice>,
@@ -41,14 +42,7 @@ struct Bench {
 impl Bench {
     fn new() -> Self {
         let cfg = member_config(0x100, 1);
-        let log = new_log(
-            MemDevice::new(),
-            LogOptions {
-                prealloc_bytes: 64 << 20,
-                snap_count: 1_000_000_000,
-                database_id: 1,
-            },
-        );
+        let log = mem_log();
         let now = Now {
             mono_ms: 0,
             wall_ms: 1_000_000,
@@ -150,37 +144,16 @@ impl Bench {
     }
 }
 
-/// `WRITE_PATH_BATCHES=N`: instead of criterion, N batches of 64 writes (for callgrind).
-fn counted(batches: usize) {
-    let mut b = Bench::new();
-    for round in 1..=batches {
-        b.batch(set_data_ops(64, round));
-    }
-    println!("{} writes", batches * 64);
-}
-
 fn write_path(c: &mut Criterion) {
     if let Some(n) = batches_from_env("WRITE_PATH_BATCHES") {
-        return counted(n);
+        let mut b = Bench::new();
+        return run_counted(n, 64, |ops| b.batch(ops));
     }
-    let mut g = c.benchmark_group("member_write_path");
-    g.sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let mut g = group(c, "member_write_path");
     for n in [1usize, 64] {
         let mut b = Bench::new();
-        let mut round = 0;
-        g.throughput(Throughput::Elements(n as u64));
-        g.bench_with_input(BenchmarkId::new("setData_1KiB", n), &n, |bench, &n| {
-            bench.iter_batched(
-                || {
-                    round += 1;
-                    set_data_ops(n, round)
-                },
-                |ops| b.batch(ops),
-                BatchSize::SmallInput,
-            )
-        });
+        let id = BenchmarkId::new("setData_1KiB", n);
+        bench_set_data(&mut g, id, n, |ops| b.batch(ops));
     }
     g.finish();
 }
