@@ -118,6 +118,64 @@ fn executors_stay_inside_the_affinity_mask() {
     assert!(server.four_letter("srvr").contains("Mode: standalone"));
 }
 
+/// Given one CPU, the server runs one executor thread: the sessions live on the core's
+/// executor (`zoocore.shards` resolves to 0), and a real client's session, writes, reads and
+/// watches behave as on a shard of their own.
+#[test]
+fn one_cpu_runs_the_sessions_on_the_core_executor() {
+    if Target::from_env() != Target::Zoocore {
+        eprintln!("zoocore's executors; nothing to check on Apache ZooKeeper");
+        return;
+    }
+    let server = Server::start_with(
+        Target::Zoocore,
+        Options {
+            cpu_list: Some("1".into()),
+            ..Options::default()
+        },
+    );
+    let pid = server.pid().expect("running");
+    // Thread names: an executor's, and its blocking pool's threads, carry its name.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|comm| comm.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("zab-core"))
+            && !threads.iter().any(|t| t.starts_with("shard-")),
+        "the core's executor and no shard's: {threads:?}"
+    );
+    let conf = zoocore_e2e::parse_key_values(&server.four_letter("conf"));
+    assert_eq!(conf["zoocore.shards"], "0", "{conf:?}");
+
+    zoocore_e2e::run(async {
+        let zk = zoocore_e2e::connect(&server).await;
+        let other = zoocore_e2e::connect(&server).await;
+        let persistent = zoocore_e2e::mode(zookeeper_client::CreateMode::Persistent);
+        zk.create("/one", b"a", &persistent).await.unwrap();
+        let (data, _, watch) = other.get_and_watch_data("/one").await.unwrap();
+        assert_eq!(data, b"a");
+        zk.set_data("/one", b"b", None).await.unwrap();
+        let event = watch.changed().await;
+        assert_eq!(
+            event.event_type,
+            zookeeper_client::EventType::NodeDataChanged
+        );
+        assert_eq!(other.get_data("/one").await.unwrap().0, b"b");
+        let ephemeral = zoocore_e2e::mode(zookeeper_client::CreateMode::Ephemeral);
+        other.create("/one/e", b"", &ephemeral).await.unwrap();
+        drop(other);
+        for _ in 0..100 {
+            if zk.check_stat("/one/e").await.unwrap().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the closed session's ephemeral node stays");
+    });
+}
+
 #[test]
 fn mntr_reports_the_log_and_its_fsyncs() {
     if Target::from_env() != Target::Zoocore {

@@ -229,7 +229,8 @@ pub struct Config {
     /// SERVER_JVMFLAGS or JVMFLAGS, which zoocore reads too); zoo.cfg may say it as well.
     pub read_only_mode: bool,
     pub container_check_interval_ms: u32,
-    /// zoocore: number of session executors; default: CPUs in the affinity mask - 1, at least 1.
+    /// zoocore: number of session executors besides the core's; default: CPUs in the affinity
+    /// mask - 1. 0: the sessions live on the core's executor (one thread for the server).
     pub shards: Option<usize>,
     /// zoocore: pin executors to CPUs of the process's affinity mask.
     pub pinning: bool,
@@ -503,13 +504,7 @@ impl Config {
                     cfg.commit_log_count = parse_positive(value).map_err(bad)? as usize
                 }
                 "preAllocSize" => cfg.pre_alloc_size_kb = parse_num(value).map_err(bad)?,
-                "zoocore.shards" => {
-                    let n: usize = parse_num(value).map_err(bad)?;
-                    if n == 0 {
-                        return Err(bad("must be at least 1".into()));
-                    }
-                    cfg.shards = Some(n);
-                }
+                "zoocore.shards" => cfg.shards = Some(parse_num(value).map_err(bad)?),
                 "zoocore.pinning" => cfg.pinning = parse_bool(value).map_err(bad)?,
                 "zoocore.snapshotIdlePriority" => {
                     cfg.snapshot_pacing.idle_priority = parse_bool(value).map_err(bad)?
@@ -1154,6 +1149,11 @@ mod tests {
         assert!(!cfg.four_letter_words.allows("mntr"));
         assert_eq!(cfg.shards, Some(3));
         assert!(!cfg.pinning);
+        // 0: the sessions on the core's executor; not a number: refused with its line.
+        let on_core = Config::parse("dataDir=/tmp/zk\nzoocore.shards=0\n", Path::new("zoo.cfg"));
+        assert_eq!(on_core.unwrap().shards, Some(0));
+        let bad = Config::parse("dataDir=/tmp/zk\nzoocore.shards=-1\n", Path::new("zoo.cfg"));
+        assert!(bad.unwrap_err().to_string().contains("zoo.cfg:2"));
     }
 
     #[test]

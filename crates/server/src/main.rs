@@ -10,6 +10,7 @@ mod config;
 mod driver;
 mod forward;
 mod limits;
+mod link;
 mod listen;
 mod msg;
 mod ops;

@@ -16,9 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel;
-use glommio::channels::shared_channel::{
-    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
-};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
@@ -29,6 +26,7 @@ use zoocore_tree::Tree;
 use crate::config::Config;
 use crate::durable::{self, Syncer};
 use crate::ensemble::Event;
+use crate::link::{self, CoreLinks, ShardLinks};
 use crate::msg::{FromCore, ToCore};
 use crate::reports::Reports;
 use crate::sessions::first_session_id;
@@ -106,7 +104,7 @@ fn claim_port(addr: std::net::SocketAddr) -> Result<(), StartError> {
 }
 
 /// Starts the server and blocks until it stops.
-pub fn run(cfg: Config) -> Result<(), StartError> {
+pub fn run(mut cfg: Config) -> Result<(), StartError> {
     for dir in [&cfg.data_dir, &cfg.data_log_dir] {
         std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
             dir: dir.clone(),
@@ -148,39 +146,61 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let view = recovered.tree.clone();
 
     let cpus = allowed_cpus();
-    let shards = cfg
-        .shards
-        .unwrap_or_else(|| cpus.len().saturating_sub(1).max(1));
+    // Session executors besides the core's; none when the process has one CPU, whose
+    // sessions then live on the core's executor (one thread, no hand-over between threads).
+    let shards = cfg.shards.unwrap_or_else(|| cpus.len().saturating_sub(1));
+    cfg.shards = Some(shards);
+    // The shard state and counters: one set on the core's executor when it holds the sessions.
+    let holders = shards.max(1);
     let cfg = Arc::new(cfg);
-    let stats = Arc::new(ServerStats::new(shards));
-    let reports = Arc::new(Reports::new(shards));
-    let views = Arc::new(Views::new(shards));
+    let stats = Arc::new(ServerStats::new(holders));
+    let reports = Arc::new(Reports::new(holders));
+    let views = Arc::new(Views::new(holders));
     tracing::info!(
-        "zoocore {} on {}: 1 core executor + {shards} shard(s), pinning {}, CPUs {cpus:?}",
+        "zoocore {} on {}: 1 core executor + {}, pinning {}, CPUs {cpus:?}",
         crate::fourlw::VERSION,
         cfg.client_addr,
+        if shards == 0 {
+            "its sessions on the core's executor".to_string()
+        } else {
+            format!("{shards} shard(s)")
+        },
         if cfg.pinning { "on" } else { "off" }
     );
-
-    let mut to_core_rx = Vec::new();
-    let mut from_core_tx = Vec::new();
-    let mut shard_ends = Vec::new();
-    for _ in 0..shards {
-        let (tx, rx) = shared_channel::new_bounded::<ToCore>(limits::CHANNEL_CAPACITY);
-        let (ftx, frx) = shared_channel::new_bounded::<FromCore>(limits::CHANNEL_CAPACITY);
-        to_core_rx.push(rx);
-        from_core_tx.push(ftx);
-        shard_ends.push((tx, frx));
-    }
+    let shared = |tls| Shared {
+        cfg: cfg.clone(),
+        stats: stats.clone(),
+        reports: reports.clone(),
+        views: views.clone(),
+        tls,
+    };
 
     let mut handles = Vec::new();
     let core_cfg = cfg.clone();
     let core_stats = stats.clone();
     let name = "zab-core".to_string();
+    let (sessions, shard_ends) = if shards == 0 {
+        (
+            Sessions::OnCore(Box::new((shared(tls.clone()), view.clone()))),
+            Vec::new(),
+        )
+    } else {
+        let (core, shards) = link::cross(shards);
+        (Sessions::Shards(core), shards)
+    };
     let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, 0))
         .name(&name)
         .spawn(move || async move {
-            core_main(core_cfg, core_stats, recovered, to_core_rx, from_core_tx).await
+            let links = match sessions {
+                Sessions::Shards(ends) => ends.connect().await,
+                Sessions::OnCore(on_core) => {
+                    let (shared, view) = *on_core;
+                    let (core, shard) = link::local();
+                    glommio::spawn_local(shard_main(0, shared, view, shard)).detach();
+                    core
+                }
+            };
+            core_main(core_cfg, core_stats, recovered, links).await
         })
         .map_err(|e| StartError::Executor {
             name: name.clone(),
@@ -188,19 +208,13 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         })?;
     handles.push((name, h));
 
-    for (i, (tx, frx)) in shard_ends.into_iter().enumerate() {
-        let shared = Shared {
-            cfg: cfg.clone(),
-            stats: stats.clone(),
-            reports: reports.clone(),
-            views: views.clone(),
-            tls: tls.clone(),
-        };
+    for (i, ends) in shard_ends.into_iter().enumerate() {
+        let shared = shared(tls.clone());
         let name = format!("shard-{i}");
         let view = view.clone();
         let h = LocalExecutorBuilder::new(placement(&cfg, &cpus, i + 1))
             .name(&name)
-            .spawn(move || shard_main(i, shared, view, tx, frx))
+            .spawn(move || async move { shard_main(i, shared, view, ends.connect().await).await })
             .map_err(|e| StartError::Executor {
                 name: name.clone(),
                 why: e.to_string(),
@@ -208,13 +222,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         handles.push((name, h));
     }
     // Operations surfaces on threads of their own, off the executors.
-    let ops = Arc::new(Shared {
-        cfg: cfg.clone(),
-        stats: stats.clone(),
-        reports: reports.clone(),
-        views: views.clone(),
-        tls: None,
-    });
+    let ops = Arc::new(shared(None));
     crate::admin::spawn(ops.clone());
     crate::metrics::spawn(ops);
     for (name, h) in handles {
@@ -223,45 +231,11 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Runs `f` while a 1 ms timer keeps this executor's reactor turning. A task waiting for its
-/// shared channel's peer to connect is woken only when its own reactor turns, and a reactor
-/// with nothing else to do parks: without the timer, start-up could wait forever when the
-/// peer connects after this executor parked (seen with three shards).
-async fn awake_while<F: std::future::Future>(f: F) -> F::Output {
-    let done = Rc::new(std::cell::Cell::new(false));
-    let flag = done.clone();
-    let ticker = glommio::spawn_local(async move {
-        while !flag.get() {
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
-    });
-    let out = f.await;
-    done.set(true);
-    ticker.await;
-    out
-}
-
-/// The core's ends of the shard channels, connected (senders first, in the order the shards
-/// connect theirs).
-pub(crate) async fn connect_core_channels(
-    rxs: Vec<SharedReceiver<ToCore>>,
-    txs: Vec<SharedSender<FromCore>>,
-) -> (
-    Vec<ConnectedSender<FromCore>>,
-    Vec<ConnectedReceiver<ToCore>>,
-) {
-    awake_while(async move {
-        let mut senders: Vec<ConnectedSender<FromCore>> = Vec::new();
-        for tx in txs {
-            senders.push(tx.connect().await);
-        }
-        let mut receivers: Vec<ConnectedReceiver<ToCore>> = Vec::new();
-        for rx in rxs {
-            receivers.push(rx.connect().await);
-        }
-        (senders, receivers)
-    })
-    .await
+/// Where the core executor finds its sessions: on shards of their own, through the shared
+/// channels' ends, or on itself (the shard's tasks and the core's on one executor).
+enum Sessions {
+    Shards(link::CoreEnds),
+    OnCore(Box<(Shared, Tree)>),
 }
 
 /// The driver's clock: the member reads none, so every input is stamped here.
@@ -281,7 +255,7 @@ impl Clock {
 struct CoreDriver {
     member: RefCell<Member<FileDevice>>,
     clock: Clock,
-    senders: Vec<ConnectedSender<FromCore>>,
+    senders: Vec<link::Sender<FromCore>>,
     dev: FileDevice,
     snapshot_pacing: crate::config::SnapshotPacing,
     stats: Arc<ServerStats>,
@@ -312,8 +286,7 @@ async fn core_main(
     cfg: Arc<Config>,
     stats: Arc<ServerStats>,
     recovered: zoocore_storage::Recovered<FileDevice>,
-    rxs: Vec<SharedReceiver<ToCore>>,
-    txs: Vec<SharedSender<FromCore>>,
+    links: CoreLinks,
 ) {
     let clock = Clock(Instant::now());
     let dev = recovered.log.device().clone();
@@ -359,7 +332,10 @@ async fn core_main(
     let mut member = member;
     publish_counters(&mut member, &stats);
 
-    let (senders, rxs) = connect_core_channels(rxs, txs).await;
+    let CoreLinks {
+        senders,
+        receivers: rxs,
+    } = links;
     let (wake_tx, wake_rx) = local_channel::new_bounded::<()>(1);
     let driver = Rc::new(CoreDriver {
         member: RefCell::new(member),
@@ -680,41 +656,21 @@ fn publish_counters(member: &mut Member<FileDevice>, stats: &ServerStats) {
 }
 
 /// A session executor: accepts connections, serves reads, applies commit batches.
-async fn shard_main(
-    id: usize,
-    shared: Shared,
-    view: Tree,
-    tx: SharedSender<ToCore>,
-    frx: SharedReceiver<FromCore>,
-) {
-    // Same order as the core connects its ends (its senders first), or both would wait.
-    let (from_core, to_core) =
-        awake_while(async move { (frx.connect().await, tx.connect().await) }).await;
+async fn shard_main(id: usize, shared: Shared, view: Tree, links: ShardLinks) {
+    let ShardLinks { from_core, to_core } = links;
     let cfg = shared.cfg.clone();
     let shards = shared.stats.shards.len() as u64;
     let budget = (u64::from(cfg.global_outstanding_limit) / shards).max(1);
-    // Bounded: a connection task waits for room before it decodes its next request.
-    let (local_tx, local_rx) = local_channel::new_bounded::<ToCore>(limits::CHANNEL_CAPACITY);
     let shard = Rc::new(RefCell::new(Shard::new(
         id,
         cfg.clone(),
         view,
-        local_tx,
+        to_core,
         budget,
         shared.stats.shards[id].clone(),
         shared.views.clone(),
     )));
     let shared = Rc::new(shared);
-
-    // Forward the shard's requests to the core, waiting when the channel is full.
-    glommio::spawn_local(async move {
-        while let Some(msg) = local_rx.recv().await {
-            if to_core.send(msg).await.is_err() {
-                break;
-            }
-        }
-    })
-    .detach();
 
     // Commit batches and control messages from the core.
     {

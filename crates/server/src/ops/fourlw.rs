@@ -299,7 +299,7 @@ pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str
             "zoocore_commit_batches",
             stats.core.batches.load(Relaxed).to_string(),
         ),
-        ("zoocore_shards", stats.shards.len().to_string()),
+        ("zoocore_shards", shard_executors(shared).to_string()),
         (
             "zoocore_log_records",
             stats.core.log_records.load(Relaxed).to_string(),
@@ -352,6 +352,12 @@ pub fn monitor_rows(shared: &Shared, parts: &[ShardReport]) -> Vec<(&'static str
     rows
 }
 
+/// Session executors besides the core's, as the server resolved `zoocore.shards` (0: the
+/// sessions live on the core's executor).
+fn shard_executors(shared: &Shared) -> usize {
+    shared.cfg.shards.unwrap_or(shared.stats.shards.len())
+}
+
 /// ZooKeeperServer.dumpConf, and on an ensemble member QuorumZooKeeperServer's additions:
 /// its id, the limits, the ports, its type (0 participant, 1 observer) and the membership
 /// as `/zookeeper/config` holds it, last and with no newline after `version=`.
@@ -374,7 +380,7 @@ fn conf(shared: &Shared) -> String {
         c.min_session_timeout_ms,
         c.max_session_timeout_ms,
         c.ensemble.as_ref().map_or(0, |e| e.myid),
-        shared.stats.shards.len(),
+        shard_executors(shared),
         c.pinning,
     );
     if let Some(e) = &c.ensemble {
