@@ -348,6 +348,7 @@ async fn core_main(
         syncer: RefCell::new(Some(Syncer::new(
             &cfg.data_log_dir,
             cfg.fsync_warning_threshold_ms,
+            cfg.ensemble.is_none(),
         ))),
         peers: peers.map(RefCell::new),
         wake: wake_tx,

@@ -75,21 +75,36 @@ pub fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
-/// Issues a log segment's fdatasync through io_uring: a glommio file on the same inode as
-/// the log's mapping (an fdatasync on any descriptor of a file writes back its dirty pages,
-/// those written through a shared mapping included).
+/// Issues a log segment's fdatasync, on a descriptor of its own on the same inode as the
+/// log's writes (an fdatasync on any descriptor of a file writes back its dirty pages).
+///
+/// A standalone server calls fdatasync on the core's thread; an ensemble member issues it
+/// through io_uring. Through io_uring the sync runs on a kernel worker thread, and its
+/// start and its completion are two more thread wake-ups in each write's path; at low rates
+/// those dominate a write's latency (docs/BENCHMARKS.md, session 12). Called on the thread,
+/// the core waits for the disk instead, while the next batch gathers in the channels as it
+/// does behind an io_uring sync (one sync in flight either way). An ensemble member keeps the
+/// io_uring sync so that its core hears its peers while the disk works.
 pub struct Syncer {
     dir: PathBuf,
-    open: Option<(String, BufferedFile)>,
+    open: Option<(String, Segment)>,
+    on_thread: bool,
     pub stats: FsyncStats,
     warn_after: Duration,
 }
 
+/// The descriptor a segment is synced through.
+enum Segment {
+    Ring(BufferedFile),
+    Thread(std::fs::File),
+}
+
 impl Syncer {
-    pub fn new(dir: &Path, warn_after_ms: u64) -> Self {
+    pub fn new(dir: &Path, warn_after_ms: u64, on_thread: bool) -> Self {
         Syncer {
             dir: dir.to_owned(),
             open: None,
+            on_thread,
             stats: FsyncStats::new(),
             warn_after: Duration::from_millis(warn_after_ms),
         }
@@ -98,17 +113,23 @@ impl Syncer {
     /// fdatasync of `segment`, timed.
     pub async fn sync(&mut self, segment: &str) -> std::io::Result<()> {
         if self.open.as_ref().is_none_or(|(name, _)| name != segment) {
-            if let Some((_, old)) = self.open.take() {
+            if let Some((_, Segment::Ring(old))) = self.open.take() {
                 let _ = old.close().await;
             }
-            let file = BufferedFile::open(self.dir.join(segment))
-                .await
-                .map_err(std::io::Error::from)?;
+            let path = self.dir.join(segment);
+            let file = if self.on_thread {
+                Segment::Thread(std::fs::OpenOptions::new().write(true).open(path)?)
+            } else {
+                Segment::Ring(BufferedFile::open(path).await?)
+            };
             self.open = Some((segment.to_string(), file));
         }
         let (_, file) = self.open.as_ref().expect("opened above");
         let started = Instant::now();
-        let result = file.fdatasync().await.map_err(std::io::Error::from);
+        let result = match file {
+            Segment::Thread(file) => file.sync_data(),
+            Segment::Ring(file) => file.fdatasync().await.map_err(std::io::Error::from),
+        };
         let took = started.elapsed();
         self.stats.record(took);
         if took > self.warn_after {
@@ -188,5 +209,37 @@ mod tests {
         let err = check_writable(&dir.join("missing")).expect_err("no such directory");
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         std::fs::remove_dir(&dir).expect("empty, removed");
+    }
+
+    /// Both ways of syncing (on the core's thread, through io_uring) sync the segment they
+    /// are named, move to the next one, count every sync, and name a missing segment.
+    #[test]
+    fn syncs_segments_on_the_thread_and_through_the_ring() {
+        for on_thread in [true, false] {
+            let dir = std::env::temp_dir()
+                .join(format!("zoocore-syncer-{}-{on_thread}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            for name in ["log.1", "log.2"] {
+                std::fs::write(dir.join(name), b"record").expect("segment");
+            }
+            let ex = glommio::LocalExecutorBuilder::default()
+                .make()
+                .expect("executor");
+            let (synced, missing) = ex.run(async {
+                let mut syncer = Syncer::new(&dir, 1000, on_thread);
+                syncer.sync("log.1").await.expect("first sync");
+                syncer.sync("log.1").await.expect("same segment again");
+                syncer.sync("log.2").await.expect("the next segment");
+                let missing = syncer.sync("log.3").await.expect_err("no such segment");
+                (syncer.stats.histogram_us.len(), missing.kind())
+            });
+            assert_eq!(synced, 3, "on_thread {on_thread}");
+            assert_eq!(
+                missing,
+                std::io::ErrorKind::NotFound,
+                "on_thread {on_thread}"
+            );
+            std::fs::remove_dir_all(&dir).expect("removed");
+        }
     }
 }
