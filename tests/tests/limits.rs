@@ -83,25 +83,35 @@ fn pipelining_past_the_outstanding_limit_answers_everything_in_order() {
     }
 }
 
+/// zoocore with CPU 1 as its whole affinity mask.
+fn on_cpu_1(extra_cfg: &[&str]) -> Server {
+    Server::start_with(
+        Target::Zoocore,
+        Options {
+            cpu_list: Some("1".into()),
+            ..with_cfg(extra_cfg)
+        },
+    )
+}
+
+/// `file` of /proc/<pid>/task/<tid>/ for every thread of the server.
+fn per_thread(server: &Server, file: &str) -> Vec<String> {
+    let pid = server.pid().expect("running");
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join(file)).unwrap())
+        .collect()
+}
+
 #[test]
 fn executors_stay_inside_the_affinity_mask() {
     if Target::from_env() != Target::Zoocore {
         eprintln!("pinning is zoocore's own; nothing to check on Apache ZooKeeper");
         return;
     }
-    let server = Server::start_with(
-        Target::Zoocore,
-        Options {
-            cpu_list: Some("1".into()),
-            extra_cfg: vec!["zoocore.shards=2".into()],
-            ..Options::default()
-        },
-    );
-    let pid = server.pid().expect("running");
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let server = on_cpu_1(&["zoocore.shards=2"]);
     let mut seen = 0;
-    for task in tasks {
-        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+    for status in per_thread(&server, "status") {
         let cpus = status
             .lines()
             .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
@@ -127,18 +137,10 @@ fn one_cpu_runs_the_sessions_on_the_core_executor() {
         eprintln!("zoocore's executors; nothing to check on Apache ZooKeeper");
         return;
     }
-    let server = Server::start_with(
-        Target::Zoocore,
-        Options {
-            cpu_list: Some("1".into()),
-            ..Options::default()
-        },
-    );
-    let pid = server.pid().expect("running");
+    let server = on_cpu_1(&[]);
     // Thread names: an executor's, and its blocking pool's threads, carry its name.
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+    let threads: Vec<String> = per_thread(&server, "comm")
+        .iter()
         .map(|comm| comm.trim().to_string())
         .collect();
     assert!(
