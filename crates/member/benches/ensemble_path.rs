@@ -209,7 +209,8 @@ impl Ensemble {
             }
             Effect::SendPeer { to, frame } => {
                 let to = VOTERS.iter().position(|v| *v == to).expect("a voter");
-                self.wire.push_back((m, to, frame));
+                // One buffer, as the receiver's socket gives it (the kernel's copy).
+                self.wire.push_back((m, to, frame.into_vec()));
             }
             Effect::PrepareSegment(job) => {
                 let result = job.run();

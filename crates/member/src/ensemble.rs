@@ -40,10 +40,11 @@ use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
 use zoocore_storage::{Device, SnapshotError};
 use zoocore_tree::{Applied, Tree, Txn};
 use zoocore_zab::{
-    Action, Config as ZabConfig, Durable, Epoch, Input as ZabInput, Message, Payload, Replica,
+    Action, Config as ZabConfig, Durable, Epoch, Frame, Input as ZabInput, Message, Payload,
+    Replica,
 };
 
-use crate::forward::{decode_payload, write_payload, Forward, Route};
+use crate::forward::{decode_payload, payload_size_hint, write_payload, Forward, Route};
 use crate::member::{
     prep, Effect, Latency, LeadershipAsk, Member, Queued, RestoreError, Role, StopReason,
 };
@@ -79,8 +80,8 @@ struct PendingSync {
 
 /// A frame for a peer that must wait for a SNAP being serialised before it.
 enum Outgoing {
-    Frame(Vec<u8>),
-    Snap { id: u64, frame: Option<Vec<u8>> },
+    Frame(Frame),
+    Snap { id: u64, frame: Option<Frame> },
 }
 
 /// The role-specific state of an ensemble member.
@@ -237,12 +238,7 @@ impl<D: Device> Replicated<D> {
 
 /// The frame of a SNAP: the tree in the snapshot file format (docs/SNAPSHOT.md). For the
 /// driver to run off the hot path.
-pub fn snap_frame(
-    tree: &Tree,
-    conn: u64,
-    zxid: Zxid,
-    keep: Zxid,
-) -> Result<Vec<u8>, SnapshotError> {
+pub fn snap_frame(tree: &Tree, conn: u64, zxid: Zxid, keep: Zxid) -> Result<Frame, SnapshotError> {
     let mem = zoocore_storage::MemDevice::new();
     let info = zoocore_storage::write_snapshot(&mem, tree)?;
     let bytes =
@@ -254,9 +250,9 @@ pub fn snap_frame(
         conn,
         zxid,
         keep,
-        data: Arc::from(bytes),
+        data: Payload::from(bytes),
     }
-    .encode())
+    .encode_frame())
 }
 
 impl<D: Device> Member<D> {
@@ -399,7 +395,7 @@ impl<D: Device> Member<D> {
         &mut self,
         to: u64,
         id: u64,
-        frame: Result<Vec<u8>, SnapshotError>,
+        frame: Result<Frame, SnapshotError>,
     ) -> Result<(), StopReason> {
         let frame = frame.map_err(StopReason::SnapBuild)?;
         if let Some(held) = self.ens().held.get_mut(&to) {
@@ -474,7 +470,7 @@ impl<D: Device> Member<D> {
                     let frame = Message::encode_forward(msg.size_hint(), |w| {
                         Forward::write_relay(from, &msg, w)
                     });
-                    self.send_frame(leader, frame);
+                    self.send_frame(leader, Frame::from(frame));
                 }
             }
             msg => {
@@ -555,11 +551,11 @@ impl<D: Device> Member<D> {
 
     /// Queues `msg` for `to`, behind a SNAP being built for it if any.
     fn send_peer(&mut self, to: u64, msg: &Message) {
-        self.send_frame(to, msg.encode());
+        self.send_frame(to, msg.encode_frame());
     }
 
     /// Queues an encoded message for `to`, behind the SNAPs it waits for if any.
-    fn send_frame(&mut self, to: u64, frame: Vec<u8>) {
+    fn send_frame(&mut self, to: u64, frame: Frame) {
         match self.ens().held.get_mut(&to) {
             Some(held) => held.push_back(Outgoing::Frame(frame)),
             None => self.effects.push(Effect::SendPeer { to, frame }),
@@ -578,7 +574,7 @@ impl<D: Device> Member<D> {
             Some(_) => Forward::write_relay(to, msg, w),
             None => msg.write(w),
         });
-        self.send_frame(via.unwrap_or(to), frame);
+        self.send_frame(via.unwrap_or(to), Frame::from(frame));
     }
 
     /// Sends what waited for `to`'s SNAPs, up to the first one not built yet.
@@ -933,7 +929,7 @@ impl<D: Device> Member<D> {
         let mut buf = std::mem::take(&mut self.ens().payload_buf);
         let start = write_payload(&mut buf, None, wall, &txn);
         let appended = self.append_proposal(zxid, &marker, &txn, &buf[start..]);
-        let data: Payload = Arc::from(&buf[..start]);
+        let data = Payload::copy_from_slice(&buf[..start]);
         self.ens().payload_buf = buf;
         if !appended? {
             return Ok(()); // no room on the disk: tried again next round
@@ -1166,19 +1162,24 @@ impl<D: Device> Member<D> {
                     enforce_quota,
                 )
             };
-            let mut buf = std::mem::take(&mut self.ens().payload_buf);
-            let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
-            let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
-            // A standalone server's replica has no learner to send the txn to, and its
-            // commits all take the txn kept with the proposal: the payload carries the route
-            // and time only (the txn is in the log), sparing a copy of every txn.
-            let end = if self.ens_ref().standalone {
-                start
+            let (appended, data) = if self.ens_ref().standalone {
+                // A standalone server's replica has no learner to send the txn to, and its
+                // commits all take the txn kept with the proposal: the payload carries the
+                // route and time only (the txn is in the log), sparing a copy of every txn.
+                let mut buf = std::mem::take(&mut self.ens().payload_buf);
+                let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
+                let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
+                let data = Payload::copy_from_slice(&buf[..start]);
+                self.ens().payload_buf = buf;
+                (appended, data)
             } else {
-                buf.len()
+                // A buffer of its own becomes the payload the history keeps and every
+                // follower's frame shares: the txn is not copied again after the log's.
+                let mut buf = Vec::with_capacity(payload_size_hint(&txn));
+                let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
+                let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
+                (appended, Payload::from(buf))
             };
-            let data: Payload = Arc::from(&buf[..end]);
-            self.ens().payload_buf = buf;
             if !appended? {
                 continue;
             }

@@ -23,7 +23,8 @@
 use std::sync::Arc;
 
 use zoocore_proto::{Acl, CreateMode, DecodeError, Id, Reader, Record, SessionId, Writer, Zxid};
-use zoocore_tree::Op;
+use zoocore_tree::{Op, Txn};
+use zoocore_zab::Payload;
 
 use crate::msg::{CoreOp, Origin};
 
@@ -443,11 +444,11 @@ impl Forward {
 
 /// The bytes ZAB replicates for one transaction: an optional route (flag byte, then the
 /// route), the leader's wall-clock time, and the txn as the log stores it.
-pub fn encode_payload(route: Option<&Route>, time_ms: i64, txn: &[u8]) -> Arc<[u8]> {
+pub fn encode_payload(route: Option<&Route>, time_ms: i64, txn: &[u8]) -> Payload {
     let mut w = Writer::new();
     write_payload_head(&mut w, route, time_ms);
     w.write_raw(txn);
-    Arc::from(w.into_inner())
+    Payload::from(w.into_inner())
 }
 
 /// What a payload holds before its txn: the route flag, the route, the time.
@@ -478,6 +479,35 @@ pub fn write_payload<T: Record>(
     txn.encode(&mut w);
     *buf = w.into_inner();
     start
+}
+
+/// Bytes to allocate for a payload: the route, time and a txn's fields, and the data it
+/// writes, so that the buffer is not regrown (and copied) as the txn is written, nor holds
+/// much more than the payload while the history keeps it.
+pub fn payload_size_hint(txn: &Txn) -> usize {
+    /// The route, the time, and a txn's fixed fields with their lengths.
+    const FIELDS_BYTES: usize = 128;
+    /// An ACL entry's perms and lengths.
+    const ACL_BYTES: usize = 16;
+    let acls = |acl: &[Acl]| -> usize {
+        acl.iter()
+            .map(|a| ACL_BYTES + a.id.scheme.len() + a.id.id.len())
+            .sum()
+    };
+    let data = |d: &Option<std::sync::Arc<[u8]>>| d.as_ref().map_or(0, |d| d.len());
+    FIELDS_BYTES
+        + match txn {
+            Txn::Create {
+                path, data: d, acl, ..
+            } => path.len() + data(d) + acls(acl),
+            Txn::SetData { path, data: d, .. } => path.len() + data(d),
+            Txn::SetAcl { path, acl, .. } => path.len() + acls(acl),
+            Txn::Delete { path } | Txn::Check { path, .. } => path.len(),
+            Txn::CloseSession { paths, .. } => paths.iter().map(|p| 4 + p.len()).sum(),
+            Txn::Reconfig { data, .. } => data.len(),
+            Txn::Multi(txns) => txns.iter().map(payload_size_hint).sum(),
+            Txn::CreateSession { .. } | Txn::Error(_) => 0,
+        }
 }
 
 /// A payload taken apart: route, time and the txn bytes.
@@ -637,6 +667,42 @@ mod tests {
         let start = write_payload(&mut buf, Some(&route()), 1234, &txn);
         assert_eq!(buf, *encode_payload(Some(&route()), 1234, &txn.to_bytes()));
         assert_eq!(&buf[start..], &txn.to_bytes()[..]);
+    }
+
+    /// The leader's payload buffer is sized once: its txn is written without regrowing it
+    /// (no copy), and it holds little more than the payload while the history keeps it.
+    #[test]
+    fn a_payload_fits_the_buffer_its_hint_sizes() {
+        let data = |n: usize| Some(std::sync::Arc::from(vec![7u8; n]));
+        let set = |path: &str, n: usize| zoocore_tree::Txn::SetData {
+            path: path.into(),
+            data: data(n),
+            version: 3,
+        };
+        let txns = [
+            set("/k/0000000001", 1024),
+            set("/k", 0),
+            set(&"/long".repeat(40), 100_000),
+            zoocore_tree::Txn::Create {
+                path: "/a/b".into(),
+                data: data(512),
+                acl: Acl::open_unsafe(),
+                ephemeral_owner: 0,
+                parent_cversion: 1,
+            },
+            zoocore_tree::Txn::Multi((0..8).map(|i| set(&format!("/m/{i}"), 300)).collect()),
+            zoocore_tree::Txn::Reconfig {
+                data: std::sync::Arc::from(&b"server.1=127.0.0.1:2888:3888\nversion=1"[..]),
+                version: 1,
+            },
+        ];
+        for txn in &txns {
+            let hint = payload_size_hint(txn);
+            let mut buf = Vec::with_capacity(hint);
+            write_payload(&mut buf, Some(&route()), 1234, txn);
+            assert_eq!(buf.capacity(), hint, "{txn:?} regrew the buffer");
+            assert!(hint - buf.len() <= 1024, "{} spare bytes", hint - buf.len());
+        }
     }
 
     #[test]

@@ -33,4 +33,4 @@ pub use member::{
     Counters, Effect, Input, Latency, LeadershipAsk, Member, MemberConfig, Now, RestoreError, Role,
     StopReason, SyncJob, REFUSED_FOR_ROOM,
 };
-pub use zoocore_zab::{Config as ZabConfig, Durable, Epoch, Message, Payload};
+pub use zoocore_zab::{Config as ZabConfig, Durable, Epoch, Frame, Message, Payload};

@@ -33,7 +33,7 @@ use zoocore_storage::{
     SpareSegment, SyncRequest,
 };
 use zoocore_tree::{Op, PrepContext, Tree, Txn};
-use zoocore_zab::{Epoch, Message};
+use zoocore_zab::{Epoch, Frame, Message};
 
 use crate::cadence::Jitter;
 use crate::ensemble::{EnsembleConfig, Replicated};
@@ -182,7 +182,7 @@ pub enum Input<D: Device> {
     SnapBuilt {
         to: u64,
         id: u64,
-        frame: Result<Vec<u8>, SnapshotError>,
+        frame: Result<Frame, SnapshotError>,
     },
     /// An operator asks to move leadership (4lw `rqld`/`ydld`, the admin commands).
     Leadership(LeadershipAsk),
@@ -249,7 +249,7 @@ pub enum Effect<D: Device> {
     /// give its result back as `Input::SegmentPrepared`.
     PrepareSegment(SpareJob<D>),
     /// Queue a frame for a peer; if the link cannot take it, step `Input::PeerLost`.
-    SendPeer { to: u64, frame: Vec<u8> },
+    SendPeer { to: u64, frame: Frame },
     /// Reset every peer link (a leader stepping down: its learners go Looking at once).
     ResetPeers,
     /// Write the epoch files durably, then step `Input::EpochsPersisted`.

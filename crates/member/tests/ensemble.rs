@@ -221,7 +221,7 @@ impl Cluster {
                 let result = job.run();
                 self.step(id, Input::SegmentPrepared(result));
             }
-            Effect::SendPeer { to, frame } => self.wire.push_back((id, to, frame)),
+            Effect::SendPeer { to, frame } => self.wire.push_back((id, to, frame.into_vec())),
             Effect::PersistEpochs { accepted, current } => self.step(
                 id,
                 Input::EpochsPersisted {

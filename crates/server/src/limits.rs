@@ -63,6 +63,9 @@ const _: () = assert!(
 pub const PEER_QUEUE_FRAMES: usize = 65_536;
 /// Bytes gathered into one write on a peer link.
 pub const PEER_WRITE_BYTES: usize = 256 * 1024;
+/// Frames gathered into one write on a peer link: two buffers each, within the 1024 a
+/// `sendmsg` takes (IOV_MAX).
+pub const PEER_WRITE_FRAMES: usize = 512;
 /// A peer dial gives up after this many milliseconds.
 pub const PEER_CONNECT_MS: u64 = 1000;
 /// Re-dial backoff of a peer link: doubles from the minimum up to the maximum.

@@ -604,7 +604,7 @@ impl Sim {
                 let result = job.run();
                 self.step(id, Input::SegmentPrepared(result));
             }
-            Effect::SendPeer { to, frame } => self.send_peer(id, to, frame)?,
+            Effect::SendPeer { to, frame } => self.send_peer(id, to, frame.into_vec())?,
             Effect::ResetPeers => {
                 let ids = self.ids();
                 let until = self.now + STEP_MS;

@@ -18,7 +18,7 @@ mod replica;
 use std::fmt;
 
 pub use membership::{no_reconfig, Members, ReconfigOf};
-pub use msg::{FrameError, Message, NotifiedConfig, Payload, PeerState, Vote};
+pub use msg::{Frame, FrameError, Message, NotifiedConfig, Payload, PeerState, Vote};
 pub use quorum::Quorum;
 pub use replica::{Action, Config, Durable, Input, Replica, RoleKind, StepError};
 

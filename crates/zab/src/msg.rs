@@ -10,15 +10,15 @@
 //! (`conn`), which stands in for the TCP connection ZooKeeper's LearnerHandler owns: a
 //! message of an older connection is ignored by both ends.
 
-use std::sync::Arc;
-
 use thiserror::Error;
 use zoocore_proto::{DecodeError, Reader, Writer, Zxid};
 
 use crate::{Epoch, Members, ServerId};
 
-/// The bytes of one transaction as the driver logs and applies them; opaque to ZAB.
-pub type Payload = Arc<[u8]>;
+/// The bytes of one transaction as the driver logs and applies them; opaque to ZAB. Shared:
+/// a clone or a slice is a reference, so the log, the in-memory history and the frames to
+/// every learner hold one buffer.
+pub type Payload = bytes::Bytes;
 
 pub const FRAME_MAGIC: [u8; 4] = *b"ZCZB";
 pub const FRAME_VERSION: u8 = 5;
@@ -160,7 +160,17 @@ const ENCODED_FIELDS_BYTES: usize = 64;
 
 /// Fills in the header of a frame whose payload follows `FRAME_HEADER_BYTES` of room.
 fn finish_frame(mut buf: Vec<u8>, kind: u8) -> Vec<u8> {
-    let len = u32::try_from(buf.len() - FRAME_HEADER_BYTES).expect("payload fits in u32");
+    let len = buf.len() - FRAME_HEADER_BYTES;
+    let header = header(&mut buf, kind, len);
+    let crc = frame_crc(&header, &buf[FRAME_HEADER_BYTES..]);
+    buf[12..16].copy_from_slice(&crc.to_be_bytes());
+    buf
+}
+
+/// Writes the first 12 bytes of a frame's header (all but the checksum) for a payload of
+/// `len` bytes into `buf`, and returns them.
+fn header(buf: &mut [u8], kind: u8, len: usize) -> [u8; 12] {
+    let len = u32::try_from(len).expect("payload fits in u32");
     assert!(
         len <= FRAME_PAYLOAD_BYTES_MAX,
         "payload of {len} bytes too large"
@@ -170,9 +180,54 @@ fn finish_frame(mut buf: Vec<u8>, kind: u8) -> Vec<u8> {
     buf[5] = kind;
     buf[6..8].copy_from_slice(&0u16.to_be_bytes());
     buf[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = frame_crc(&buf[0..12], &buf[FRAME_HEADER_BYTES..]);
-    buf[12..16].copy_from_slice(&crc.to_be_bytes());
-    buf
+    buf[0..12].try_into().expect("12 bytes")
+}
+
+/// An encoded message as a link sends it: its header and fields, then its data (a txn, a
+/// snapshot, forwarded requests) where it has any, shared with the message rather than
+/// copied in, so a proposal sent to every follower holds its txn once. The bytes, in
+/// order, are one frame as [`Message::encode`] makes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    head: Vec<u8>,
+    body: Payload,
+}
+
+impl Frame {
+    /// Bytes of the whole frame.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame's bytes, in order: the head, then the shared data (empty if none).
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [&self.head, &self.body]
+    }
+
+    /// The frame in one buffer (the data copied after the head).
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.body.is_empty() {
+            return self.head;
+        }
+        let mut v = Vec::with_capacity(self.len());
+        v.extend_from_slice(&self.head);
+        v.extend_from_slice(&self.body);
+        v
+    }
+}
+
+impl From<Vec<u8>> for Frame {
+    /// A frame already in one buffer.
+    fn from(head: Vec<u8>) -> Self {
+        Frame {
+            head,
+            body: Payload::new(),
+        }
+    }
 }
 
 /// Why a frame could not be decoded.
@@ -272,15 +327,20 @@ impl Message {
         }
     }
 
-    /// Bytes of the payload (a txn, a snapshot, forwarded requests) the message carries.
-    fn data_len(&self) -> usize {
+    /// The payload (a txn, a snapshot, forwarded requests) the message carries, if any.
+    fn data(&self) -> Option<&Payload> {
         match self {
             Message::Snap { data, .. }
             | Message::Proposal { data, .. }
             | Message::Inform { data, .. }
-            | Message::Forward { data } => data.len(),
-            _ => 0,
+            | Message::Forward { data } => Some(data),
+            _ => None,
         }
+    }
+
+    /// Bytes of the payload the message carries.
+    fn data_len(&self) -> usize {
+        self.data().map_or(0, |d| d.len())
     }
 
     /// The learner connection a session message belongs to; `None` for election messages
@@ -308,7 +368,16 @@ impl Message {
         }
     }
 
-    fn encode_payload(&self, w: &mut Writer) {
+    /// Writes the payload; without `with_data`, a message's data is left out after its
+    /// length (it is always the last field), for a [`Frame`] to carry it beside.
+    fn encode_payload(&self, w: &mut Writer, with_data: bool) {
+        let data = |w: &mut Writer, data: &Payload| {
+            if with_data {
+                w.write_buffer(data);
+            } else {
+                w.write_i32(i32::try_from(data.len()).expect("data fits a jute length"));
+            }
+        };
         if let Some(conn) = self.conn() {
             write_u64(w, conn);
         }
@@ -356,21 +425,30 @@ impl Message {
             Message::Diff { .. } => {}
             Message::Trunc { after, .. } => write_zxid(w, *after),
             Message::Snap {
-                zxid, keep, data, ..
+                zxid,
+                keep,
+                data: payload,
+                ..
             } => {
                 write_zxid(w, *zxid);
                 write_zxid(w, *keep);
-                w.write_buffer(data);
+                data(w, payload);
             }
             Message::Proposal {
-                prev, zxid, data, ..
+                prev,
+                zxid,
+                data: payload,
+                ..
             }
             | Message::Inform {
-                prev, zxid, data, ..
+                prev,
+                zxid,
+                data: payload,
+                ..
             } => {
                 write_zxid(w, *prev);
                 write_zxid(w, *zxid);
-                w.write_buffer(data);
+                data(w, payload);
             }
             Message::NewLeader { epoch, last, .. } => {
                 write_epoch(w, *epoch);
@@ -389,7 +467,7 @@ impl Message {
                 write_zxid(w, *acked);
                 write_u64(w, *round);
             }
-            Message::Forward { data } => w.write_buffer(data),
+            Message::Forward { data: payload } => data(w, payload),
             Message::Handover { target, last, .. } => {
                 write_u64(w, *target);
                 write_zxid(w, *last);
@@ -436,7 +514,7 @@ impl Message {
         }
         if kind == kind::FORWARD {
             return Ok(Message::Forward {
-                data: Arc::from(r.read_buffer()?),
+                data: Payload::copy_from_slice(r.read_buffer()?),
             });
         }
         if !(kind::FOLLOWER_INFO..=kind::REQUEST_LEADERSHIP).contains(&kind) {
@@ -470,12 +548,12 @@ impl Message {
                 conn,
                 zxid: read_zxid(r)?,
                 keep: read_zxid(r)?,
-                data: Arc::from(r.read_buffer()?),
+                data: Payload::copy_from_slice(r.read_buffer()?),
             },
             kind::PROPOSAL | kind::INFORM => {
                 let prev = read_zxid(r)?;
                 let zxid = read_zxid(r)?;
-                let data: Payload = Arc::from(r.read_buffer()?);
+                let data: Payload = Payload::copy_from_slice(r.read_buffer()?);
                 if kind == kind::PROPOSAL {
                     Message::Proposal {
                         conn,
@@ -533,7 +611,7 @@ impl Message {
         Ok(msg)
     }
 
-    /// Encodes one frame.
+    /// Encodes one frame into one buffer.
     pub fn encode(&self) -> Vec<u8> {
         // Sized for the data a message carries, so a proposal's frame is not regrown (and
         // its bytes copied again) while its data is written.
@@ -541,8 +619,32 @@ impl Message {
             Vec::with_capacity(FRAME_HEADER_BYTES + ENCODED_FIELDS_BYTES + self.data_len());
         buf.resize(FRAME_HEADER_BYTES, 0);
         let mut w = Writer::with_buffer(buf);
-        self.encode_payload(&mut w);
+        self.encode_payload(&mut w, true);
         finish_frame(w.into_inner(), self.kind())
+    }
+
+    /// Encodes one frame as a [`Frame`]: the same bytes as [`Message::encode`], with the
+    /// message's data shared with it instead of copied in.
+    pub fn encode_frame(&self) -> Frame {
+        let Some(body) = self.data() else {
+            return Frame::from(self.encode());
+        };
+        let mut head = Vec::with_capacity(FRAME_HEADER_BYTES + ENCODED_FIELDS_BYTES);
+        head.resize(FRAME_HEADER_BYTES, 0);
+        let mut w = Writer::with_buffer(head);
+        self.encode_payload(&mut w, false);
+        let mut head = w.into_inner();
+        let body = body.clone();
+        let len = head.len() - FRAME_HEADER_BYTES + body.len();
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c_append(
+                crc32c::crc32c(&header(&mut head, self.kind(), len)),
+                &head[FRAME_HEADER_BYTES..],
+            ),
+            &body,
+        );
+        head[12..16].copy_from_slice(&crc.to_be_bytes());
+        Frame { head, body }
     }
 
     /// The frame of a `Forward` whose data `write` encodes: what
@@ -756,6 +858,21 @@ mod tests {
             prop_assert_eq!(used, bytes.len());
             prop_assert_eq!(back, msg);
             prop_assert_eq!(Message::decode(&bytes[..bytes.len() - 1]).unwrap(), None);
+        }
+
+        /// A frame with its data shared holds the bytes of the frame in one buffer, the
+        /// checksum included, and its data is the message's own buffer, not a copy.
+        #[test]
+        fn a_shared_frame_is_the_same_frame(msg in message()) {
+            let frame = msg.encode_frame();
+            prop_assert_eq!(frame.len(), msg.encode().len());
+            let [head, body] = frame.parts();
+            if let Some(data) = msg.data().filter(|d| !d.is_empty()) {
+                prop_assert_eq!(body.as_ptr(), data.as_ptr());
+                prop_assert_eq!(body.len(), data.len());
+            }
+            prop_assert!(!head.is_empty());
+            prop_assert_eq!(frame.into_vec(), msg.encode());
         }
 
         #[test]

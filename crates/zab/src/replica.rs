@@ -2788,7 +2788,6 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn config(myid: ServerId) -> Config {
         Config {
@@ -2947,7 +2946,7 @@ mod tests {
         assert_eq!(zxid, Zxid::new(1, 1));
 
         // A proposal: appended and synced, sent to no one, committed once durable here.
-        let data: Payload = Arc::from(&b"txn"[..]);
+        let data = Payload::from_static(b"txn");
         let actions = step_all(&mut r, Input::Propose { zxid, data });
         assert!(
             actions

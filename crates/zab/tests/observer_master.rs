@@ -259,7 +259,7 @@ fn a_voter_a_reconfig_added_serves_observers() {
     let leader = net.replica(1).leader().expect("a leader");
     assert_eq!(leader, 3);
     let zxid = net.replica(leader).next_zxid().expect("established");
-    let data: zoocore_zab::Payload = std::sync::Arc::from(&b"R:1,3,4"[..]);
+    let data: zoocore_zab::Payload = zoocore_zab::Payload::from_static(b"R:1,3,4");
     net.step(leader, Input::Propose { zxid, data });
     net.run_until(40, &mut |_, _, _| false, |n| {
         [1, 2, 3, 4, 5]

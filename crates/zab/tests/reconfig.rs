@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{config, Net};
 use zoocore_proto::Zxid;
 use zoocore_zab::{Config, Input, Members, Message, Payload, RoleKind, ServerId};
@@ -35,7 +33,7 @@ fn propose(net: &mut Net, leader: ServerId, data: &str) -> Zxid {
         .replica(leader)
         .next_zxid()
         .expect("an established leader");
-    let data: Payload = Arc::from(data.as_bytes());
+    let data = Payload::copy_from_slice(data.as_bytes());
     net.step(leader, Input::Propose { zxid, data });
     zxid
 }

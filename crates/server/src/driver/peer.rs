@@ -33,6 +33,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,7 +42,7 @@ use futures_lite::future::poll_once;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
-use zoocore_zab::{Message, ServerId};
+use zoocore_zab::{Frame, Message, ServerId};
 
 use crate::ensemble::Event;
 use crate::forward::Forward;
@@ -58,7 +59,7 @@ const HELLO_ADDR_MAX: usize = 512;
 
 /// The sending end of one peer link.
 struct Link {
-    tx: LocalSender<Vec<u8>>,
+    tx: LocalSender<Frame>,
     /// Set to make the dialler close the connection and discard what is queued.
     reset: Rc<Cell<bool>>,
     /// Set when the peer left the configuration: its dialler stops.
@@ -93,7 +94,7 @@ impl Peers {
         }
         self.remove(id);
         let (addr, host) = peer;
-        let (tx, rx) = local_channel::new_bounded::<Vec<u8>>(limits::PEER_QUEUE_FRAMES);
+        let (tx, rx) = local_channel::new_bounded::<Frame>(limits::PEER_QUEUE_FRAMES);
         let reset = Rc::new(Cell::new(false));
         let gone = Rc::new(Cell::new(false));
         self.out.insert(
@@ -126,7 +127,7 @@ impl Peers {
         if let Some(link) = self.out.remove(&id) {
             link.gone.set(true);
             // Wakes a dialler waiting for frames: the channel is closed once `link` drops.
-            let _ = link.tx.try_send(Vec::new());
+            let _ = link.tx.try_send(Frame::from(Vec::new()));
             tracing::info!("peer {id}: no longer dialled");
         }
     }
@@ -164,7 +165,7 @@ impl Peers {
 
     /// Queues `frame` for `to`. When the link's queue is full the link is reset and `false`
     /// returned: the frame and everything queued before it will not arrive.
-    pub fn send(&mut self, to: ServerId, frame: Vec<u8>) -> bool {
+    pub fn send(&mut self, to: ServerId, frame: Frame) -> bool {
         let Some(link) = self.out.get(&to) else {
             return true;
         };
@@ -184,7 +185,7 @@ impl Peers {
         for link in self.out.values() {
             link.reset.set(true);
             // Wakes a dialler waiting for frames; a full queue's dialler is awake already.
-            let _ = link.tx.try_send(Vec::new());
+            let _ = link.tx.try_send(Frame::from(Vec::new()));
         }
     }
 }
@@ -256,7 +257,7 @@ struct Dialler {
     /// The peer's host as its `server.N` line names it: the name its certificate carries.
     host: String,
     tls: Option<Rc<PeerTls>>,
-    rx: LocalReceiver<Vec<u8>>,
+    rx: LocalReceiver<Frame>,
     reset: Rc<Cell<bool>>,
     gone: Rc<Cell<bool>>,
 }
@@ -350,8 +351,9 @@ impl Dialler {
             .write_all(&hello)
             .await
             .map_err(|e| format!("hello failed: {e}"))?;
-        // Write whatever is queued in one go; wait for more when the queue is empty.
-        let mut buf = Vec::new();
+        // Write whatever is queued in one go, straight from the frames (a proposal's txn
+        // is the buffer every follower's frame shares); wait for more when the queue is empty.
+        let mut frames = Vec::new();
         loop {
             let Some(first) = self.rx.recv().await else {
                 return Ok(());
@@ -359,25 +361,47 @@ impl Dialler {
             if first.is_empty() && self.gone.get() {
                 return Ok(()); // removed: what was queued before is written
             }
-            buf.clear();
-            buf.extend_from_slice(&first);
-            while buf.len() < limits::PEER_WRITE_BYTES {
+            frames.clear();
+            let mut bytes = first.len();
+            frames.push(first);
+            while bytes < limits::PEER_WRITE_BYTES && frames.len() < limits::PEER_WRITE_FRAMES {
                 match poll_once(self.rx.recv()).await {
-                    Some(Some(frame)) => buf.extend_from_slice(&frame),
+                    Some(Some(frame)) => {
+                        bytes += frame.len();
+                        frames.push(frame);
+                    }
                     _ => break,
                 }
             }
             if self.reset.get() {
                 return Err("reset".into());
             }
-            stream
-                .write_all(&buf)
+            write_frames(&mut stream, &frames)
                 .await
                 .map_err(|e| format!("broke: {e}"))?;
             // A TLS stream may hold records back until flushed; a plain one holds none.
             stream.flush().await.map_err(|e| format!("broke: {e}"))?;
         }
     }
+}
+
+/// Writes `frames` in order, as few `sendmsg` calls as the socket takes them in.
+async fn write_frames<S: AsyncWrite + Unpin>(stream: &mut S, frames: &[Frame]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = frames
+        .iter()
+        .flat_map(Frame::parts)
+        .filter(|part| !part.is_empty())
+        .map(IoSlice::new)
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = stream.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 /// An accepted link: TLS or plain as the quorum port takes them (its first byte tells which
@@ -516,4 +540,110 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
     let len = buf.get(8..12)?;
     let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
     Some(zoocore_zab::msg::FRAME_HEADER_BYTES + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use zoocore_proto::Zxid;
+    use zoocore_zab::Payload;
+
+    use super::*;
+
+    /// A socket that takes at most `max` bytes a call, over as many buffers as they span.
+    struct Trickle {
+        max: usize,
+        calls: usize,
+        written: Vec<u8>,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            let mut room = self.max;
+            for b in bufs {
+                let n = b.len().min(room);
+                self.written.extend_from_slice(&b[..n]);
+                room -= n;
+            }
+            Poll::Ready(Ok(self.max - room))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Frames with shared data reach the socket whole and in order however it splits the
+    /// writes: a short write resumes inside a buffer, or at the next one.
+    #[test]
+    fn frames_are_written_whole_through_short_writes() {
+        let txn = Payload::from(vec![5u8; 3000]);
+        let frames: Vec<Frame> = (0..4)
+            .map(|i| {
+                Message::Proposal {
+                    conn: i,
+                    prev: Zxid(i as i64),
+                    zxid: Zxid(i as i64 + 1),
+                    data: txn.clone(),
+                }
+                .encode_frame()
+            })
+            .chain([Message::Commit {
+                conn: 9,
+                zxid: Zxid(4),
+            }
+            .encode_frame()])
+            .collect();
+        let whole: Vec<u8> = frames.iter().cloned().flat_map(Frame::into_vec).collect();
+        for max in [1, 7, 44, 1000, 3044, 1 << 20] {
+            let mut socket = Trickle {
+                max,
+                calls: 0,
+                written: Vec::new(),
+            };
+            futures_lite::future::block_on(write_frames(&mut socket, &frames)).unwrap();
+            assert_eq!(socket.written, whole, "{max} bytes a call");
+            assert_eq!(
+                socket.calls,
+                whole.len().div_ceil(max),
+                "{max} bytes a call"
+            );
+        }
+    }
+
+    /// A socket that takes nothing is an error, not a loop.
+    #[test]
+    fn a_socket_that_takes_nothing_is_an_error() {
+        let mut socket = Trickle {
+            max: 0,
+            calls: 0,
+            written: Vec::new(),
+        };
+        let frames = [Message::Commit {
+            conn: 1,
+            zxid: Zxid(1),
+        }
+        .encode_frame()];
+        let err = futures_lite::future::block_on(write_frames(&mut socket, &frames)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
 }

@@ -114,7 +114,7 @@ impl Net {
                     zxid,
                     keep,
                 } if self.replicas.iter().any(|r| r.id() == to) => {
-                    let data: zoocore_zab::Payload = std::sync::Arc::from(&b""[..]);
+                    let data: zoocore_zab::Payload = zoocore_zab::Payload::from_static(b"");
                     let msg = Message::Snap {
                         conn,
                         zxid,
@@ -208,7 +208,7 @@ impl Net {
     /// The established leader proposes one transaction; its zxid.
     pub fn propose(&mut self, id: ServerId) -> zoocore_proto::Zxid {
         let zxid = self.replica(id).next_zxid().expect("an established leader");
-        let data: zoocore_zab::Payload = std::sync::Arc::from(&b"txn"[..]);
+        let data: zoocore_zab::Payload = zoocore_zab::Payload::from_static(b"txn");
         self.step(id, Input::Propose { zxid, data });
         zxid
     }

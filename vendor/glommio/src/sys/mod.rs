@@ -171,6 +171,19 @@ pub(crate) fn sendmsg_syscall(
     syscall!(sendmsg(fd, &hdr, flags)).map(|x| x as usize)
 }
 
+/// `sendmsg` of several buffers in order to a connected socket (zoocore: vectored writes).
+pub(crate) fn send_vectored_syscall(
+    fd: RawFd,
+    bufs: &[std::io::IoSlice<'_>],
+    flags: i32,
+) -> io::Result<usize> {
+    let mut hdr = unsafe { std::mem::zeroed::<libc::msghdr>() };
+    // An IoSlice is ABI-compatible with an iovec (std guarantees it on Unix).
+    hdr.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    hdr.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+    syscall!(sendmsg(fd, &hdr, flags)).map(|x| x as usize)
+}
+
 mod dma_buffer;
 mod membarrier;
 pub(crate) mod source;
