@@ -153,7 +153,9 @@ pub(crate) struct Replicated<D: Device> {
     /// Leader: the proposal the member appended to the log itself (`append_proposal`), so
     /// the replica's `Append` of it is already done.
     appended_ahead: Option<Zxid>,
-    /// Leader: where each proposal's payload is encoded (kept for its capacity).
+    /// Where a standalone server encodes each proposal, and a leader its first, empty one
+    /// (kept for its capacity; a leader gives every other proposal a buffer of its own,
+    /// which becomes the payload).
     payload_buf: Vec<u8>,
     /// The replica's actions being executed (kept for its capacity).
     actions: Vec<Action>,
