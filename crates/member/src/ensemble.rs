@@ -1164,23 +1164,25 @@ impl<D: Device> Member<D> {
                     enforce_quota,
                 )
             };
-            let (appended, data) = if self.ens_ref().standalone {
-                // A standalone server's replica has no learner to send the txn to, and its
-                // commits all take the txn kept with the proposal: the payload carries the
-                // route and time only (the txn is in the log), sparing a copy of every txn.
-                let mut buf = std::mem::take(&mut self.ens().payload_buf);
-                let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
-                let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
+            // A standalone server's replica has no learner to send the txn to, and its
+            // commits all take the txn kept with the proposal: the payload carries the route
+            // and time only (the txn is in the log), sparing a copy of every txn. A leader's
+            // buffer of its own becomes the payload the history keeps and every follower's
+            // frame shares: the txn is not copied again after the log's.
+            let standalone = self.ens_ref().standalone;
+            let mut buf = if standalone {
+                std::mem::take(&mut self.ens().payload_buf)
+            } else {
+                Vec::with_capacity(payload_size_hint(&txn))
+            };
+            let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
+            let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
+            let data = if standalone {
                 let data = Payload::copy_from_slice(&buf[..start]);
                 self.ens().payload_buf = buf;
-                (appended, data)
+                data
             } else {
-                // A buffer of its own becomes the payload the history keeps and every
-                // follower's frame shares: the txn is not copied again after the log's.
-                let mut buf = Vec::with_capacity(payload_size_hint(&txn));
-                let start = write_payload(&mut buf, q.route.as_ref(), wall, &txn);
-                let appended = self.append_proposal(zxid, &q, &txn, &buf[start..]);
-                (appended, Payload::from(buf))
+                Payload::from(buf)
             };
             if !appended? {
                 continue;

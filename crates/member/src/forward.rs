@@ -494,7 +494,7 @@ pub fn payload_size_hint(txn: &Txn) -> usize {
             .map(|a| ACL_BYTES + a.id.scheme.len() + a.id.id.len())
             .sum()
     };
-    let data = |d: &Option<std::sync::Arc<[u8]>>| d.as_ref().map_or(0, |d| d.len());
+    let data = |d: &Option<Arc<[u8]>>| d.as_ref().map_or(0, |d| d.len());
     FIELDS_BYTES
         + match txn {
             Txn::Create {
