@@ -8,7 +8,6 @@
 //!
 //! DIR should be on the disk the server uses (not tmpfs). Files are removed as it goes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zoocore_proto::{Acl, Zxid};
@@ -34,7 +33,7 @@ fn tree_of(n: u32) -> Tree {
     for i in 1..=n {
         let txn = Txn::Create {
             path: format!("/k{i:08}"),
-            data: Some(Arc::from(vec![(i % 251) as u8; 100])),
+            data: Some(zoocore_proto::Bytes::from(vec![(i % 251) as u8; 100])),
             acl: Acl::open_unsafe(),
             ephemeral_owner: 0,
             parent_cversion: i as i32,

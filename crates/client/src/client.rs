@@ -10,7 +10,7 @@ use zoocore_proto::records::{
     AddWatchRequest, CreateResponse, DeleteRequest, ExistsRequest, GetDataRequest, GetDataResponse,
     SetDataRequest, StatResponse, WatcherEvent,
 };
-use zoocore_proto::{Acl, ErrorCode, OpCode, Reader, Record, Stat, Writer};
+use zoocore_proto::{Acl, Bytes, ErrorCode, OpCode, Reader, Record, Stat, Writer};
 
 use crate::conn::{Conn, ConnectOptions, Session};
 use crate::pipeline::Incoming;
@@ -100,7 +100,7 @@ impl Client {
     ) -> Result<Stat, ClientError> {
         let req = SetDataRequest {
             path: path.into(),
-            data: Some(data.into()),
+            data: Some(Bytes::copy_from_slice(data)),
             version,
         };
         let (_, body) = self.call(OpCode::SetData, |w| req.encode(w)).await?;

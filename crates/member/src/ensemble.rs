@@ -36,7 +36,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use zoocore_proto::{ErrorCode, Record, SessionId, Zxid};
+use zoocore_proto::{ErrorCode, SessionId, Zxid};
 use zoocore_storage::{Device, SnapshotError};
 use zoocore_tree::{Applied, Tree, Txn};
 use zoocore_zab::{
@@ -803,7 +803,7 @@ impl<D: Device> Member<D> {
     }
 
     /// Applies one committed transaction to the tree and queues its entry for the shards.
-    fn commit(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), StopReason> {
+    fn commit(&mut self, zxid: Zxid, data: &Payload) -> Result<(), StopReason> {
         // Refusals made after the previous commit go out before this one.
         let refused = self.refusals_due();
         self.ens().batch.extend(refused);
@@ -829,7 +829,9 @@ impl<D: Device> Member<D> {
                     "a standalone member commits only its own proposals"
                 );
                 self.catch_up();
-                let txn = Txn::from_bytes(txn_bytes)
+                // The txn's data are slices of the payload, not copies: the tree copies
+                // them into its nodes.
+                let txn = Txn::from_shared(&data.slice_ref(txn_bytes))
                     .map_err(|source| StopReason::Txn { zxid, source })?;
                 let applied = self.tree.apply(zxid, time_ms, &txn);
                 (txn, applied)

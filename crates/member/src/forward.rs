@@ -20,13 +20,16 @@
 //! All integers are big-endian jute encodings; a znode's null data is jute's -1 buffer. Decoding never panics: bad input is a
 //! `DecodeError` and closes the peer link that sent it.
 
-use std::sync::Arc;
-
-use zoocore_proto::{Acl, CreateMode, DecodeError, Id, Reader, Record, SessionId, Writer, Zxid};
+use zoocore_proto::{
+    Acl, Bytes, CreateMode, DecodeError, Id, Reader, Record, SessionId, Writer, Zxid,
+};
 use zoocore_tree::{Op, Txn};
 use zoocore_zab::Payload;
 
 use crate::msg::{CoreOp, Origin};
+
+/// Makes a znode's data of bytes inside a message being decoded: a copy, or a slice.
+type Share<'a> = &'a dyn Fn(&[u8]) -> Bytes;
 
 /// Where an answer goes: the member that took the request and the client on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,13 +193,14 @@ fn write_op(w: &mut Writer, op: &Op) {
     }
 }
 
-fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
+/// `share` makes a znode's data of bytes inside the message: a copy, or a slice of it.
+fn read_op(r: &mut Reader<'_>, depth: u32, share: Share<'_>) -> Result<Op, DecodeError> {
     let offset = r.offset();
     let kind = r.read_u8()?;
     Ok(match kind {
         op_kind::CREATE => {
             let path = r.read_string()?;
-            let data = r.read_opt_buffer()?.map(Arc::from);
+            let data = r.read_opt_buffer()?.map(share);
             let acl = r.read_records::<Acl>()?;
             let flags = r.read_i32()?;
             let mode = CreateMode::from_flags(flags).ok_or(DecodeError::Unknown {
@@ -218,7 +222,7 @@ fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
         },
         op_kind::SET_DATA => Op::SetData {
             path: r.read_string()?,
-            data: r.read_opt_buffer()?.map(Arc::from),
+            data: r.read_opt_buffer()?.map(share),
             version: r.read_i32()?,
         },
         op_kind::SET_ACL => Op::SetAcl {
@@ -230,7 +234,7 @@ fn read_op(r: &mut Reader<'_>, depth: u32) -> Result<Op, DecodeError> {
             path: r.read_string()?,
             version: r.read_i32()?,
         },
-        op_kind::MULTI if depth == 0 => Op::Multi(r.read_vec(|r| read_op(r, depth + 1))?),
+        op_kind::MULTI if depth == 0 => Op::Multi(r.read_vec(|r| read_op(r, depth + 1, share))?),
         op_kind::CLOSE_SESSION => Op::CloseSession {
             session: SessionId(r.read_i64()?),
         },
@@ -270,7 +274,7 @@ fn write_core_op(w: &mut Writer, op: &CoreOp) {
     }
 }
 
-fn read_core_op(r: &mut Reader<'_>) -> Result<CoreOp, DecodeError> {
+fn read_core_op(r: &mut Reader<'_>, share: Share<'_>) -> Result<CoreOp, DecodeError> {
     let mut peek = r.clone();
     match peek.read_u8()? {
         op_kind::NEW_SESSION => {
@@ -296,7 +300,7 @@ fn read_core_op(r: &mut Reader<'_>) -> Result<CoreOp, DecodeError> {
                 standalone_enabled: r.read_bool()?,
             }))
         }
-        _ => Ok(CoreOp::Tree(read_op(r, 0)?)),
+        _ => Ok(CoreOp::Tree(read_op(r, 0, share)?)),
     }
 }
 
@@ -378,9 +382,20 @@ impl Forward {
         }
     }
 
+    /// Decodes a message, copying a request's data out of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Forward, DecodeError> {
+        Forward::decode_with(bytes, &Bytes::copy_from_slice)
+    }
+
+    /// Decodes a message whose request's data stays in `bytes`, shared, not copied: the
+    /// leader takes a forwarded write's data from the bytes its link read.
+    pub fn decode_shared(bytes: &Payload) -> Result<Forward, DecodeError> {
+        Forward::decode_with(bytes, &|data| bytes.slice_ref(data))
+    }
+
+    fn decode_with(bytes: &[u8], share: Share<'_>) -> Result<Forward, DecodeError> {
         let mut r = Reader::new(bytes);
-        let msg = Forward::read(&mut r, true)?;
+        let msg = Forward::read(&mut r, true, share)?;
         r.finish()?;
         Ok(msg)
     }
@@ -401,14 +416,14 @@ impl Forward {
     }
 
     /// One message; a `Relay` only where `relay` (at the top: a relay holds no relay).
-    fn read(r: &mut Reader<'_>, relay: bool) -> Result<Forward, DecodeError> {
+    fn read(r: &mut Reader<'_>, relay: bool, share: Share<'_>) -> Result<Forward, DecodeError> {
         let offset = r.offset();
         let msg = match r.read_u8()? {
             kind::REQUEST => Forward::Request {
                 route: read_route(r)?,
                 session: SessionId(r.read_i64()?),
                 auth: r.read_records::<Id>()?,
-                op: read_core_op(r)?,
+                op: read_core_op(r, share)?,
             },
             kind::TOUCH => Forward::Touch {
                 sessions: r.read_vec(|r| r.read_i64().map(SessionId))?,
@@ -428,7 +443,7 @@ impl Forward {
             },
             kind::RELAY if relay => Forward::Relay {
                 member: r.read_i64()? as u64,
-                msg: Box::new(Forward::read(r, false)?),
+                msg: Box::new(Forward::read(r, false, share)?),
             },
             other => {
                 return Err(DecodeError::Unknown {
@@ -494,7 +509,7 @@ pub fn payload_size_hint(txn: &Txn) -> usize {
             .map(|a| ACL_BYTES + a.id.scheme.len() + a.id.id.len())
             .sum()
     };
-    let data = |d: &Option<Arc<[u8]>>| d.as_ref().map_or(0, |d| d.len());
+    let data = |d: &Option<Bytes>| d.as_ref().map_or(0, |d| d.len());
     FIELDS_BYTES
         + match txn {
             Txn::Create {
@@ -673,7 +688,7 @@ mod tests {
     /// (no copy), and it holds little more than the payload while the history keeps it.
     #[test]
     fn a_payload_fits_the_buffer_its_hint_sizes() {
-        let data = |n: usize| Some(std::sync::Arc::from(vec![7u8; n]));
+        let data = |n: usize| Some(Bytes::from(vec![7u8; n]));
         let set = |path: &str, n: usize| zoocore_tree::Txn::SetData {
             path: path.into(),
             data: data(n),
@@ -692,7 +707,7 @@ mod tests {
             },
             zoocore_tree::Txn::Multi((0..8).map(|i| set(&format!("/m/{i}"), 300)).collect()),
             zoocore_tree::Txn::Reconfig {
-                data: std::sync::Arc::from(&b"server.1=127.0.0.1:2888:3888\nversion=1"[..]),
+                data: Bytes::from_static(b"server.1=127.0.0.1:2888:3888\nversion=1"),
                 version: 1,
             },
         ];

@@ -10,9 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
 
-use zoocore_proto::{ErrorCode, Id, Perms, Record, Zxid};
+use zoocore_proto::{Bytes, ErrorCode, Id, Perms, Record, Zxid};
 use zoocore_tree::{check_acl, is_reconfig_bytes, Tree, Txn, CONFIG_PATH};
 use zoocore_zab::Members;
 
@@ -236,7 +235,7 @@ pub(crate) struct ReconfigContext<'a> {
 pub(crate) fn prep_reconfig(tree: &Tree, args: &ReconfigArgs, ctx: &ReconfigContext<'_>) -> Txn {
     match new_config(tree, args, ctx) {
         Ok(cfg) => Txn::Reconfig {
-            data: Arc::from(cfg.text().into_bytes()),
+            data: Bytes::from(cfg.text().into_bytes()),
             // ZooKeeper leaves the node's version at -1 (the prep's change record).
             version: -1,
         },

@@ -11,6 +11,8 @@ pub mod jute;
 pub mod records;
 pub mod types;
 
+/// The shared buffer a znode's written data travels in, from the request to the txn.
+pub use bytes::Bytes;
 pub use codes::{ErrorCode, EventType, KeeperState, OpCode};
 pub use jute::{DecodeError, Reader, Record, Writer};
 pub use types::{Acl, CreateMode, Id, Perms, SessionId, Stat, Xid, Zxid};

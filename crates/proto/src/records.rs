@@ -6,10 +6,10 @@
 //! core. A znode's data is an `Option` wherever it travels (create, setData, getData and
 //! their multi forms): ZooKeeper keeps a null buffer (length -1) as null, stores it so and
 //! answers getData with -1, so null and empty are different values here too. The data a
-//! request writes (create, createTTL, setData) decodes into a shared `Arc<[u8]>`, the form
+//! request writes (create, createTTL, setData) decodes into a shared `Bytes`, the form
 //! the core's txn keeps and logs, so the core takes it without copying the bytes again.
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use crate::codes::{ErrorCode, OpCode};
 use crate::jute::{DecodeError, Reader, Record, Writer};
@@ -42,7 +42,7 @@ macro_rules! field_type {
     (bool) => { bool };
     (buffer) => { Vec<u8> };
     (opt_buffer) => { Option<Vec<u8>> };
-    (shared_buffer) => { Option<Arc<[u8]>> };
+    (shared_buffer) => { Option<Bytes> };
     (ustring) => { String };
     (nstring) => { String };
     (strings) => { Vec<String> };
@@ -107,7 +107,7 @@ macro_rules! field_decode {
         $r.read_opt_buffer()?.map(<[u8]>::to_vec)
     };
     (shared_buffer, $r:ident) => {
-        $r.read_opt_buffer()?.map(Arc::from)
+        $r.read_opt_buffer()?.map(Bytes::copy_from_slice)
     };
     (ustring, $r:ident) => {
         $r.read_string()?

@@ -9,7 +9,6 @@
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -20,7 +19,7 @@ use zoocore_tree::Txn;
 fn txn_bytes() -> Vec<u8> {
     Txn::SetData {
         path: "/bench/node".into(),
-        data: Some(Arc::from(&[0x5a_u8; 100][..])),
+        data: Some(zoocore_proto::Bytes::from_static(&[0x5a_u8; 100])),
         version: 1,
     }
     .to_bytes()

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thiserror::Error;
-use zoocore_proto::{Acl, DecodeError, ErrorCode, Reader, SessionId, Zxid};
+use zoocore_proto::{Acl, Bytes, DecodeError, ErrorCode, Reader, SessionId, Zxid};
 use zoocore_tree::{
     ttl_owner, NodeState, RestoreError, StoredStat, Tree, TreeBuilder, Txn, CONTAINER_OWNER,
 };
@@ -664,7 +664,7 @@ fn parse_record(op: i32, client: i64, r: &mut Reader<'_>) -> Result<Txn, Bad> {
     Ok(match op {
         OP_CREATE | OP_CREATE2 => {
             let path = r.read_string().map_err(d)?;
-            let data = r.read_opt_buffer().map_err(d)?.map(Arc::from);
+            let data = r.read_opt_buffer().map_err(d)?.map(Bytes::copy_from_slice);
             let acl = r.read_records().map_err(d)?;
             let ephemeral = r.read_bool().map_err(d)?;
             // CreateTxnV0 (no parentCVersion) reads as -1: "fix it up on apply".
@@ -683,7 +683,7 @@ fn parse_record(op: i32, client: i64, r: &mut Reader<'_>) -> Result<Txn, Bad> {
         }
         OP_CREATE_CONTAINER | OP_CREATE_TTL => {
             let path = r.read_string().map_err(d)?;
-            let data = r.read_opt_buffer().map_err(d)?.map(Arc::from);
+            let data = r.read_opt_buffer().map_err(d)?.map(Bytes::copy_from_slice);
             let acl = r.read_records().map_err(d)?;
             let parent_cversion = r.read_i32().map_err(d)?;
             let ephemeral_owner = if op == OP_CREATE_CONTAINER {
@@ -705,7 +705,7 @@ fn parse_record(op: i32, client: i64, r: &mut Reader<'_>) -> Result<Txn, Bad> {
         },
         OP_SET_DATA | OP_RECONFIG => Txn::SetData {
             path: r.read_string().map_err(d)?,
-            data: r.read_opt_buffer().map_err(d)?.map(Arc::from),
+            data: r.read_opt_buffer().map_err(d)?.map(Bytes::copy_from_slice),
             version: r.read_i32().map_err(d)?,
         },
         OP_SET_ACL => Txn::SetAcl {

@@ -3,8 +3,6 @@
 //! with write-behind. Each way must give the same bytes, and the bytes must read back to
 //! the same tree.
 
-use std::sync::Arc;
-
 use zoocore_proto::{Acl, Zxid};
 use zoocore_storage::{decode_snapshot, FileDevice, SnapshotWriter};
 use zoocore_tree::{Tree, Txn};
@@ -16,7 +14,7 @@ fn tree_of(n: u32) -> Tree {
     for i in 1..=n {
         let txn = Txn::Create {
             path: format!("/k{i:08}"),
-            data: Some(Arc::from(vec![(i % 251) as u8; 100])),
+            data: Some(zoocore_proto::Bytes::from(vec![(i % 251) as u8; 100])),
             acl: Acl::open_unsafe(),
             ephemeral_owner: 0,
             parent_cversion: i as i32,

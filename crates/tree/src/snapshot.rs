@@ -286,7 +286,7 @@ mod tests {
                 &mut t,
                 Txn::Create {
                     path: path.into(),
-                    data: data.map(std::sync::Arc::from),
+                    data: data.map(bytes::Bytes::copy_from_slice),
                     acl: acl.clone(),
                     ephemeral_owner: owner,
                     parent_cversion: 1,

@@ -693,7 +693,7 @@ impl Tree {
     fn prep_create(
         &self,
         path: &str,
-        data: &Option<Arc<[u8]>>,
+        data: &Option<bytes::Bytes>,
         acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,

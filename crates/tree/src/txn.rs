@@ -15,7 +15,7 @@
 //! `SetDataTxn` write it. Logs written before null was kept never hold a -1 data length
 //! (their writer had no null to write), so they decode unchanged (docs/LOG.md).
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use smallvec::SmallVec;
 use zoocore_proto::{
@@ -29,7 +29,7 @@ pub enum Op {
     Create {
         path: String,
         /// `None`: null data (a -1 buffer on the wire), kept as null.
-        data: Option<Arc<[u8]>>,
+        data: Option<Bytes>,
         acl: Vec<Acl>,
         mode: CreateMode,
         ttl_ms: i64,
@@ -40,7 +40,7 @@ pub enum Op {
     },
     SetData {
         path: String,
-        data: Option<Arc<[u8]>>,
+        data: Option<Bytes>,
         version: i32,
     },
     SetAcl {
@@ -71,7 +71,7 @@ pub enum Txn {
     /// `ephemeral_owner` is the session, `CONTAINER_OWNER`, a TTL owner, or 0.
     Create {
         path: String,
-        data: Option<Arc<[u8]>>,
+        data: Option<Bytes>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -82,7 +82,7 @@ pub enum Txn {
     /// `version` is the node's new version.
     SetData {
         path: String,
-        data: Option<Arc<[u8]>>,
+        data: Option<Bytes>,
         version: i32,
     },
     /// `version` is the node's new aversion.
@@ -112,7 +112,7 @@ pub enum Txn {
     /// logs it as a `SetDataTxn` of `/zookeeper/config` under the reconfig opcode (16), and
     /// so does this encoding; the replica reads the membership it makes from it.
     Reconfig {
-        data: Arc<[u8]>,
+        data: Bytes,
         version: i32,
     },
 }
@@ -155,7 +155,7 @@ pub enum OpResult {
     /// A reconfig: the new configuration and the stat of `/zookeeper/config` (the client's
     /// answer is a GetDataResponse of them).
     Reconfigured {
-        data: Arc<[u8]>,
+        data: Bytes,
         stat: Stat,
     },
     Error(ErrorCode),
@@ -287,13 +287,27 @@ impl Txn {
         }
     }
 
-    fn decode_from(r: &mut Reader<'_>, nested: bool) -> Result<Self, DecodeError> {
+    /// A txn decoded from `bytes` with its data sharing them, not copied: a follower's txn
+    /// is a slice of the proposal its link read.
+    pub fn from_shared(bytes: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let txn = Txn::decode_from(&mut r, false, &|data| bytes.slice_ref(data))?;
+        r.finish()?;
+        Ok(txn)
+    }
+
+    /// `share` makes a znode's data of bytes inside the record: a copy, or a slice.
+    fn decode_from(
+        r: &mut Reader<'_>,
+        nested: bool,
+        share: &dyn Fn(&[u8]) -> Bytes,
+    ) -> Result<Self, DecodeError> {
         let offset = r.offset();
         let kind = r.read_i32()?;
         Ok(match kind {
             TYPE_CREATE => Txn::Create {
                 path: r.read_string()?,
-                data: r.read_opt_buffer()?.map(Arc::from),
+                data: r.read_opt_buffer()?.map(share),
                 acl: r.read_records()?,
                 ephemeral_owner: r.read_i64()?,
                 parent_cversion: r.read_i32()?,
@@ -303,7 +317,7 @@ impl Txn {
             },
             TYPE_SET_DATA => Txn::SetData {
                 path: r.read_string()?,
-                data: r.read_opt_buffer()?.map(Arc::from),
+                data: r.read_opt_buffer()?.map(share),
                 version: r.read_i32()?,
             },
             TYPE_SET_ACL => Txn::SetAcl {
@@ -315,7 +329,7 @@ impl Txn {
                 path: r.read_string()?,
                 version: r.read_i32()?,
             },
-            TYPE_MULTI if !nested => Txn::Multi(r.read_vec(|r| Txn::decode_from(r, true))?),
+            TYPE_MULTI if !nested => Txn::Multi(r.read_vec(|r| Txn::decode_from(r, true, share))?),
             TYPE_CREATE_SESSION => Txn::CreateSession {
                 session: SessionId(r.read_i64()?),
                 timeout_ms: r.read_i32()?,
@@ -336,7 +350,7 @@ impl Txn {
                     });
                 }
                 Txn::Reconfig {
-                    data: Arc::from(r.read_opt_buffer()?.unwrap_or_default()),
+                    data: share(r.read_opt_buffer()?.unwrap_or_default()),
                     version: r.read_i32()?,
                 }
             }
@@ -357,6 +371,6 @@ impl Record for Txn {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Txn::decode_from(r, false)
+        Txn::decode_from(r, false, &Bytes::copy_from_slice)
     }
 }

@@ -3,7 +3,6 @@
 //! and the `Txn` codec: round trips, and arbitrary bytes never panic the decoder.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use zoocore_proto::{Acl, CreateMode, ErrorCode, Id, Perms, Record, SessionId, Zxid};
@@ -382,7 +381,7 @@ fn acl_strategy() -> impl Strategy<Value = Vec<Acl>> {
 fn leaf_txn() -> impl Strategy<Value = Txn> {
     let path = "/[a-z/]{0,10}";
     let data =
-        prop::option::of(prop::collection::vec(any::<u8>(), 0..16).prop_map(Arc::<[u8]>::from));
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..16).prop_map(bytes::Bytes::from));
     prop_oneof![
         (
             path,

@@ -1066,7 +1066,7 @@ fn null_data_stays_null_and_counts_as_zero_bytes() {
 #[test]
 fn txn_codec_keeps_null_and_reads_old_records() {
     use zoocore_proto::{Record, Writer};
-    for data in [None, Some(std::sync::Arc::from(&b""[..]))] {
+    for data in [None, Some(bytes::Bytes::new())] {
         let txn = Txn::SetData {
             path: "/a".into(),
             data: data.clone(),
@@ -1090,4 +1090,69 @@ fn txn_codec_keeps_null_and_reads_old_records() {
         panic!("not a create")
     };
     assert_eq!((path.as_str(), data.as_deref()), ("/old", Some(&b""[..])));
+}
+
+/// A txn decoded in place (a follower's, from the proposal its link read) is the txn the
+/// copying decoder reads, null and empty data kept apart, and its data lies in the bytes
+/// it was decoded from; trailing or missing bytes are errors, as for the copying decoder.
+#[test]
+fn a_txn_decoded_in_place_shares_its_bytes() {
+    use zoocore_proto::Record;
+    let value = |n: usize| Some(bytes::Bytes::from(vec![7u8; n]));
+    let txns = [
+        Txn::Multi(vec![
+            Txn::Create {
+                path: "/a".into(),
+                data: value(100),
+                acl: Acl::open_unsafe(),
+                ephemeral_owner: 0,
+                parent_cversion: 1,
+            },
+            Txn::SetData {
+                path: "/a".into(),
+                data: None,
+                version: 0,
+            },
+            Txn::SetData {
+                path: "/a".into(),
+                data: value(0),
+                version: 1,
+            },
+        ]),
+        Txn::SetData {
+            path: "/b".into(),
+            data: value(1024),
+            version: 4,
+        },
+        Txn::Reconfig {
+            data: bytes::Bytes::from_static(b"server.1=127.0.0.1:2888:3888"),
+            version: 2,
+        },
+    ];
+    for txn in txns {
+        let bytes = bytes::Bytes::from(txn.to_bytes());
+        let shared = Txn::from_shared(&bytes).unwrap();
+        assert_eq!(shared, Txn::from_bytes(&bytes).unwrap());
+        assert_eq!(shared, txn);
+        let inside = bytes.as_ptr_range();
+        let datas: Vec<&[u8]> = match &shared {
+            Txn::Multi(txns) => txns
+                .iter()
+                .filter_map(|t| match t {
+                    Txn::Create { data, .. } | Txn::SetData { data, .. } => data.as_deref(),
+                    _ => None,
+                })
+                .collect(),
+            Txn::SetData { data, .. } => data.as_deref().into_iter().collect(),
+            Txn::Reconfig { data, .. } => vec![&data[..]],
+            _ => unreachable!(),
+        };
+        for data in datas.into_iter().filter(|d| !d.is_empty()) {
+            assert!(inside.contains(&data.as_ptr()), "data copied, not shared");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(Txn::from_shared(&bytes::Bytes::from(longer)).is_err());
+        assert!(Txn::from_shared(&bytes.slice(..bytes.len() - 1)).is_err());
+    }
 }

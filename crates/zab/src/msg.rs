@@ -243,6 +243,8 @@ pub enum FrameError {
     BadChecksum { stored: u32, computed: u32 },
     #[error("unknown message kind {0}")]
     UnknownKind(u8),
+    #[error("a frame of {len} bytes whose header says {said}")]
+    WrongLength { len: usize, said: usize },
     #[error("bad payload: {0}")]
     Payload(#[from] DecodeError),
 }
@@ -476,7 +478,13 @@ impl Message {
         }
     }
 
-    fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Message, FrameError> {
+    /// `share` makes a payload field (a proposal's txn, a snapshot, a forwarded request) of
+    /// bytes inside the frame: a copy, or a slice of the buffer the frame was read into.
+    fn decode_payload(
+        kind: u8,
+        r: &mut Reader<'_>,
+        share: &dyn Fn(&[u8]) -> Payload,
+    ) -> Result<Message, FrameError> {
         if kind == kind::NOTIFICATION {
             let vote = Vote {
                 leader: read_u64(r)?,
@@ -514,7 +522,7 @@ impl Message {
         }
         if kind == kind::FORWARD {
             return Ok(Message::Forward {
-                data: Payload::copy_from_slice(r.read_buffer()?),
+                data: share(r.read_buffer()?),
             });
         }
         if !(kind::FOLLOWER_INFO..=kind::REQUEST_LEADERSHIP).contains(&kind) {
@@ -548,12 +556,12 @@ impl Message {
                 conn,
                 zxid: read_zxid(r)?,
                 keep: read_zxid(r)?,
-                data: Payload::copy_from_slice(r.read_buffer()?),
+                data: share(r.read_buffer()?),
             },
             kind::PROPOSAL | kind::INFORM => {
                 let prev = read_zxid(r)?;
                 let zxid = read_zxid(r)?;
-                let data: Payload = Payload::copy_from_slice(r.read_buffer()?);
+                let data: Payload = share(r.read_buffer()?);
                 if kind == kind::PROPOSAL {
                     Message::Proposal {
                         conn,
@@ -666,8 +674,36 @@ impl Message {
     }
 
     /// Decodes the frame at the start of `buf`: `Ok(None)` if more bytes are needed, else
-    /// the message and the number of bytes it took.
+    /// the message and the number of bytes it took. Payload fields are copied out of `buf`.
     pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, FrameError> {
+        let Some(end) = Message::frame_len(buf)? else {
+            return Ok(None);
+        };
+        if buf.len() < end {
+            return Ok(None);
+        }
+        let msg = Message::decode_frame(&buf[..end], &Payload::copy_from_slice)?;
+        Ok(Some((msg, end)))
+    }
+
+    /// Decodes `frame`, one whole frame (its length from [`Message::frame_len`]); payload
+    /// fields are slices of `frame`, sharing its buffer: a follower's proposal is not copied
+    /// out of the bytes its link read.
+    pub fn decode_shared(frame: &Payload) -> Result<Message, FrameError> {
+        let said = Message::frame_len(frame)?.unwrap_or(FRAME_HEADER_BYTES);
+        if said != frame.len() {
+            return Err(FrameError::WrongLength {
+                len: frame.len(),
+                said,
+            });
+        }
+        Message::decode_frame(frame, &|field| frame.slice_ref(field))
+    }
+
+    /// The whole length of the frame at the start of `buf`, once its header is there
+    /// (`Ok(None)` before): the header is checked, so a reader may wait for, and allocate,
+    /// that many bytes.
+    pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
         if buf.len() < FRAME_HEADER_BYTES {
             return Ok(None);
         }
@@ -682,19 +718,20 @@ impl Message {
         if len > FRAME_PAYLOAD_BYTES_MAX {
             return Err(FrameError::TooLarge(len));
         }
-        let end = FRAME_HEADER_BYTES + len as usize;
-        if buf.len() < end {
-            return Ok(None);
-        }
-        let stored = u32::from_be_bytes(buf[12..16].try_into().expect("4 bytes"));
-        let computed = frame_crc(&buf[0..12], &buf[FRAME_HEADER_BYTES..end]);
+        Ok(Some(FRAME_HEADER_BYTES + len as usize))
+    }
+
+    /// One whole frame, header checked by `frame_len`: its checksum, then its message.
+    fn decode_frame(frame: &[u8], share: &dyn Fn(&[u8]) -> Payload) -> Result<Message, FrameError> {
+        let stored = u32::from_be_bytes(frame[12..16].try_into().expect("4 bytes"));
+        let computed = frame_crc(&frame[0..12], &frame[FRAME_HEADER_BYTES..]);
         if stored != computed {
             return Err(FrameError::BadChecksum { stored, computed });
         }
-        let mut r = Reader::new(&buf[FRAME_HEADER_BYTES..end]);
-        let msg = Message::decode_payload(buf[5], &mut r)?;
+        let mut r = Reader::new(&frame[FRAME_HEADER_BYTES..]);
+        let msg = Message::decode_payload(frame[5], &mut r, share)?;
         r.finish()?;
-        Ok(Some((msg, end)))
+        Ok(msg)
     }
 }
 
@@ -875,9 +912,28 @@ mod tests {
             prop_assert_eq!(frame.into_vec(), msg.encode());
         }
 
+        /// A frame decoded in place is the same message, its data a slice of the frame's
+        /// own buffer; a buffer that is not exactly one frame is an error, never a panic.
+        #[test]
+        fn a_frame_decoded_in_place_shares_its_buffer(msg in message(), cut in any::<usize>()) {
+            let frame = Payload::from(msg.encode());
+            let back = Message::decode_shared(&frame).unwrap();
+            prop_assert_eq!(&back, &msg);
+            if let Some(data) = back.data().filter(|d| !d.is_empty()) {
+                let inside = frame.as_ptr_range();
+                prop_assert!(inside.contains(&data.as_ptr()));
+            }
+            let cut = cut % frame.len();
+            prop_assert!(Message::decode_shared(&frame.slice(..cut)).is_err());
+            let mut longer = frame.to_vec();
+            longer.push(0);
+            prop_assert!(Message::decode_shared(&Payload::from(longer)).is_err());
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Message::decode(&bytes);
+            let _ = Message::decode_shared(&Payload::from(bytes));
         }
 
         #[test]
@@ -904,6 +960,7 @@ mod tests {
             buf.extend_from_slice(&crc.to_be_bytes());
             buf.extend_from_slice(&payload);
             let _ = Message::decode(&buf);
+            let _ = Message::decode_shared(&Payload::from(buf));
         }
     }
 }

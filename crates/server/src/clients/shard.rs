@@ -1191,7 +1191,7 @@ fn create_op(op: OpCode, r: CreateRequest, ttl: i64) -> Op {
 /// A create with flags that name no mode is a bad argument, found at prep.
 fn create_op_mode(
     path: String,
-    data: Option<std::sync::Arc<[u8]>>,
+    data: Option<zoocore_proto::Bytes>,
     acl: Vec<Acl>,
     mode: Option<zoocore_proto::CreateMode>,
     ttl_ms: i64,

@@ -38,6 +38,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_lite::future::poll_once;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -490,39 +491,42 @@ async fn read_link<S: AsyncRead + Unpin>(
     if !addr.is_empty() && events.send(Event::Hello { from, addr }).await.is_err() {
         return Ok(());
     }
-    let mut buf = vec![0u8; limits::READ_CHUNK_BYTES];
-    let (mut start, mut end) = (0usize, 0usize);
+    // Frames are split off the front of the buffer they were read into and decoded in
+    // place, so a proposal's txn is never copied out of the bytes this link read: the
+    // buffer is shared by the frames read into it and freed with the last of them. A
+    // buffer is zeroed once, when made; a partial frame at its end moves to the next one.
+    let mut buf = BytesMut::zeroed(limits::READ_CHUNK_BYTES);
+    let mut end = 0usize; // buf[..end] is read and not yet decoded
     loop {
-        // Take every whole frame in the buffer.
-        loop {
-            match Message::decode(&buf[start..end]) {
-                Ok(Some((msg, used))) => {
-                    start += used;
-                    let event = match msg {
-                        Message::Forward { data } => {
-                            let fwd = Forward::decode(&data)
-                                .map_err(|e| format!("bad forwarded message from {from}: {e}"))?;
-                            Event::Forward { from, msg: fwd }
-                        }
-                        msg => Event::Peer { from, msg },
-                    };
-                    if events.send(event).await.is_err() {
-                        return Ok(());
-                    }
+        let bad = |e| format!("bad frame from {from}: {e}");
+        let mut need = Message::frame_len(&buf[..end]).map_err(bad)?;
+        while let Some(len) = need.filter(|&len| len <= end) {
+            let frame = buf.split_to(len).freeze();
+            end -= len;
+            let event = match Message::decode_shared(&frame).map_err(bad)? {
+                Message::Forward { data } => {
+                    let fwd = Forward::decode_shared(&data)
+                        .map_err(|e| format!("bad forwarded message from {from}: {e}"))?;
+                    Event::Forward { from, msg: fwd }
                 }
-                Ok(None) => break,
-                Err(e) => return Err(format!("bad frame from {from}: {e}")),
+                msg => Event::Peer { from, msg },
+            };
+            if events.send(event).await.is_err() {
+                return Ok(());
             }
+            need = Message::frame_len(&buf[..end]).map_err(bad)?;
         }
-        // Compact, and grow for a frame larger than the buffer.
-        if start > 0 {
-            buf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-        }
-        if end == buf.len() {
-            let need = frame_len(&buf[..end]).unwrap_or(buf.len() * 2);
-            buf.resize(need.max(buf.len() * 2), 0);
+        // A new buffer when the next frame is larger than this one, or when too little room
+        // is left to start one (a frame that fits is read to its end here).
+        let renew = match need {
+            Some(len) => len > buf.len(),
+            None => buf.len() - end < limits::READ_CHUNK_BYTES_FIRST,
+        };
+        if renew {
+            let len = need.unwrap_or(0).max(limits::READ_CHUNK_BYTES);
+            let mut next = BytesMut::zeroed(len);
+            next[..end].copy_from_slice(&buf[..end]);
+            buf = next;
         }
         let n = stream
             .read(&mut buf[end..])
@@ -533,13 +537,6 @@ async fn read_link<S: AsyncRead + Unpin>(
         }
         end += n;
     }
-}
-
-/// The whole length of the frame at the start of `buf`, from its header.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let len = buf.get(8..12)?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    Some(zoocore_zab::msg::FRAME_HEADER_BYTES + len)
 }
 
 #[cfg(test)]
@@ -645,5 +642,120 @@ mod tests {
         .encode_frame()];
         let err = futures_lite::future::block_on(write_frames(&mut socket, &frames)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
+
+    /// A socket that gives at most `max` bytes a read, then the end of the stream.
+    struct Drip {
+        bytes: Vec<u8>,
+        at: usize,
+        max: usize,
+    }
+
+    impl AsyncRead for Drip {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.max).min(self.bytes.len() - self.at);
+            buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    /// Reads `bytes` (after a hello from member 2) through `read_link` at `max` bytes a
+    /// read: the messages it reported, and why it closed.
+    fn read_all(bytes: &[u8], max: usize) -> (Vec<Message>, String) {
+        let mut stream = HELLO_MAGIC.to_vec();
+        stream.extend_from_slice(&HELLO_VERSION_PLAIN.to_be_bytes());
+        stream.extend_from_slice(&2u64.to_be_bytes());
+        stream.extend_from_slice(bytes);
+        let drip = Drip {
+            bytes: stream,
+            at: 0,
+            max,
+        };
+        let (events, received) = local_channel::new_bounded(1024);
+        let mut peer = None;
+        let closed = futures_lite::future::block_on(read_link(1, drip, &events, &mut peer))
+            .expect_err("the stream ends");
+        assert_eq!(peer, Some(2));
+        drop(events);
+        let mut msgs = Vec::new();
+        while let Some(event) = futures_lite::future::block_on(received.recv()) {
+            match event {
+                Event::Peer { from: 2, msg } => msgs.push(msg),
+                _ => panic!("only messages from member 2 were sent"),
+            }
+        }
+        (msgs, closed)
+    }
+
+    /// Frames of every size reach the core whole and in order however the socket splits
+    /// them, a frame larger than the read buffer included; a proposal read with others is
+    /// decoded in place, its txn a slice of the bytes read, not a copy.
+    #[test]
+    fn frames_are_read_whole_and_decoded_in_place() {
+        let sizes = [0usize, 1, 1100, 1100, 1100, 70_000, 3, 5000, 1100, 1100];
+        let msgs: Vec<Message> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &size)| {
+                let zxid = Zxid(i as i64 + 1);
+                let data = Payload::from(vec![i as u8; size]);
+                [
+                    Message::Proposal {
+                        conn: 7,
+                        prev: Zxid(i as i64),
+                        zxid,
+                        data,
+                    },
+                    Message::Commit { conn: 7, zxid },
+                ]
+            })
+            .collect();
+        let bytes: Vec<u8> = msgs.iter().flat_map(Message::encode).collect();
+        for max in [1, 7, 16, 1000, 4096, 65_536, 1 << 20] {
+            let (read, closed) = read_all(&bytes, max);
+            assert_eq!(read, msgs, "{max} bytes a read");
+            assert_eq!(closed, "peer 2 closed the link");
+        }
+        // Read at once: the last two proposals' txns lie in one buffer, a frame apart.
+        let (read, _) = read_all(&bytes, 1 << 20);
+        let txn = |m: &Message| match m {
+            Message::Proposal { data, .. } => data.as_ptr() as usize,
+            _ => panic!("not a proposal"),
+        };
+        let proposal_and_commit = msgs[16].encode().len() + msgs[17].encode().len();
+        assert_eq!(txn(&read[18]) - txn(&read[16]), proposal_and_commit);
+    }
+
+    /// A corrupt frame closes the link with its reason, after the frames before it; a
+    /// header that claims more than a frame may hold is refused before anything is read
+    /// or allocated for it.
+    #[test]
+    fn a_bad_frame_closes_the_link() {
+        let good = Message::Commit {
+            conn: 1,
+            zxid: Zxid(1),
+        };
+        let mut bytes = good.encode();
+        let mut corrupt = good.encode();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        bytes.extend_from_slice(&corrupt);
+        let (read, closed) = read_all(&bytes, 1 << 20);
+        assert_eq!(read, vec![good.clone()]);
+        assert!(
+            closed.starts_with("bad frame from 2: frame checksum mismatch"),
+            "{closed}"
+        );
+
+        let mut huge = good.encode();
+        huge[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+        let (read, closed) = read_all(&huge[..16], 1 << 20);
+        assert!(read.is_empty());
+        assert!(closed.contains("exceeds the limit"), "{closed}");
     }
 }
