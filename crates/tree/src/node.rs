@@ -169,13 +169,14 @@ impl Node {
         key_len[key_len_bytes] = len as u8;
         key_len_bytes += 1;
         let total = key_len_bytes + key.len() + DIGEST_BYTES + stat_bytes(flags) + data.len();
-        // Allocated once at its final size and filled in place: zeroing is cheaper than the
-        // copy a `Vec` turned into an `Arc` would make of the whole node (value included).
-        let mut node: Arc<[u8]> = std::iter::repeat_n(0u8, total).collect();
+        // Allocated once at its final size and filled in place, neither zeroed first (a
+        // memset of the whole node, value included: 2% of a member's core under setData of
+        // 1 KiB) nor built in a `Vec` that turning into an `Arc` would copy.
+        let mut node = Arc::<[u8]>::new_uninit_slice(total);
         let b = Arc::get_mut(&mut node).expect("a new Arc is not shared");
         let mut at = 0;
         let mut put = |bytes: &[u8]| {
-            b[at..at + bytes.len()].copy_from_slice(bytes);
+            b[at..at + bytes.len()].write_copy_of_slice(bytes);
             at += bytes.len();
         };
         put(&key_len[..key_len_bytes]);
@@ -196,6 +197,10 @@ impl Node {
         }
         put(data);
         assert_eq!(at, total, "node size");
+        // SAFETY: the puts wrote `total` bytes from the start, one after another, and
+        // `total` is the slice's length (asserted): every byte is initialised.
+        #[allow(unsafe_code)]
+        let node = unsafe { node.assume_init() };
         Node(node)
     }
 
