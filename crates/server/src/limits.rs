@@ -6,6 +6,9 @@ pub const BATCH_TXNS_MAX: usize = 1024;
 pub const CHANNEL_CAPACITY: usize = 4096;
 /// Bytes read from a socket at a time.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes a peer link reads at most at a time: the window of its buffer zeroed ahead of a
+/// read (a larger frame is read whole).
+pub const PEER_READ_WINDOW_BYTES: usize = 16 * 1024;
 /// Bytes read at a time until a connection fills a read (then [`READ_CHUNK_BYTES`]).
 pub const READ_CHUNK_BYTES_FIRST: usize = 4096;
 /// How often a shard reports the sessions that showed life, at most, in milliseconds.
@@ -49,6 +52,7 @@ const _: () = assert!(
     "a batch must fit in a channel"
 );
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);
+const _: () = assert!(PEER_READ_WINDOW_BYTES <= READ_CHUNK_BYTES);
 const _: () = assert!(READ_CHUNK_BYTES_FIRST <= READ_CHUNK_BYTES);
 const _: () = assert!(
     UNSENT_MAXBUFFERS >= 1,
