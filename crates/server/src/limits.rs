@@ -6,9 +6,11 @@ pub const BATCH_TXNS_MAX: usize = 1024;
 pub const CHANNEL_CAPACITY: usize = 4096;
 /// Bytes read from a socket at a time.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Bytes a peer link reads at most at a time: the window of its buffer zeroed ahead of a
-/// read (a larger frame is read whole).
-pub const PEER_READ_WINDOW_BYTES: usize = 16 * 1024;
+/// A peer link's read buffer (a larger frame gets one of its own size).
+pub const PEER_READ_BUFFER_BYTES: usize = 16 * 1024;
+/// A peer link's read of at least this many bytes has its frames decoded in place (slices
+/// of the buffer, no copy); a smaller read's frames are copied out of it.
+pub const PEER_SHARE_READ_MIN_BYTES: usize = 4 * 1024;
 /// Bytes read at a time until a connection fills a read (then [`READ_CHUNK_BYTES`]).
 pub const READ_CHUNK_BYTES_FIRST: usize = 4096;
 /// How often a shard reports the sessions that showed life, at most, in milliseconds.
@@ -52,7 +54,10 @@ const _: () = assert!(
     "a batch must fit in a channel"
 );
 const _: () = assert!(READ_CHUNK_BYTES >= 4096);
-const _: () = assert!(PEER_READ_WINDOW_BYTES <= READ_CHUNK_BYTES);
+// A buffer is renewed before less than READ_CHUNK_BYTES_FIRST is left: a read may always
+// reach the size that decodes in place.
+const _: () = assert!(PEER_SHARE_READ_MIN_BYTES <= READ_CHUNK_BYTES_FIRST);
+const _: () = assert!(READ_CHUNK_BYTES_FIRST < PEER_READ_BUFFER_BYTES);
 const _: () = assert!(READ_CHUNK_BYTES_FIRST <= READ_CHUNK_BYTES);
 const _: () = assert!(
     UNSENT_MAXBUFFERS >= 1,

@@ -491,22 +491,34 @@ async fn read_link<S: AsyncRead + Unpin>(
     if !addr.is_empty() && events.send(Event::Hello { from, addr }).await.is_err() {
         return Ok(());
     }
-    // Frames are split off the front of the buffer they were read into and decoded in
-    // place, so a proposal's txn is never copied out of the bytes this link read: the
-    // buffer is shared by the frames read into it and freed with the last of them. A
-    // buffer's bytes are zeroed once, a window at a time just ahead of each read (zeroing a
-    // whole new buffer at once took 3.5% of a follower's core, the memory cold); a partial
-    // frame at a buffer's end moves to the next one.
-    let mut buf = BytesMut::with_capacity(limits::READ_CHUNK_BYTES);
+    // Frames are split off the front of the buffer they were read into. Those a large read
+    // completed are decoded in place, so under load a proposal's txn is never copied out
+    // of the bytes this link read: the buffer is shared by its frames and freed with the
+    // last of them. Frames of small reads (a link carrying little) are copied out, so that
+    // the few a member keeps (its history keeps 10,000 proposals) never hold a buffer of
+    // pings each: a shared frame came in a read of at least
+    // `PEER_SHARE_READ_MIN_BYTES`, which bounds what its buffer wastes to about 4x. A
+    // partial frame at a buffer's end moves to the next one.
+    let mut buf = BytesMut::zeroed(limits::PEER_READ_BUFFER_BYTES);
     let mut end = 0usize; // buf[..end] is read and not yet decoded
+    let mut in_place = false; // the last read was large enough to decode in place
     loop {
         let bad = |e| format!("bad frame from {from}: {e}");
         let mut need = Message::frame_len(&buf[..end]).map_err(bad)?;
         while let Some(len) = need.filter(|&len| len <= end) {
             let frame = buf.split_to(len).freeze();
             end -= len;
-            let event = match Message::decode_shared(&frame).map_err(bad)? {
+            let msg = if in_place {
+                Message::decode_shared(&frame).map_err(bad)?
+            } else {
+                match Message::decode(&frame).map_err(bad)? {
+                    Some((msg, _)) => msg,
+                    None => return Err(format!("bad frame from {from}: cut short")),
+                }
+            };
+            let event = match msg {
                 Message::Forward { data } => {
+                    // A forwarded write's data is held only until its proposal is built.
                     let fwd = Forward::decode_shared(&data)
                         .map_err(|e| format!("bad forwarded message from {from}: {e}"))?;
                     Event::Forward { from, msg: fwd }
@@ -521,20 +533,14 @@ async fn read_link<S: AsyncRead + Unpin>(
         // A new buffer when the next frame is larger than this one, or when too little room
         // is left to start one (a frame that fits is read to its end here).
         let renew = match need {
-            Some(len) => len > buf.capacity(),
-            None => buf.capacity() - end < limits::READ_CHUNK_BYTES_FIRST,
+            Some(len) => len > buf.len(),
+            None => buf.len() - end < limits::READ_CHUNK_BYTES_FIRST,
         };
         if renew {
-            let len = need.unwrap_or(0).max(limits::READ_CHUNK_BYTES);
-            let mut next = BytesMut::with_capacity(len);
-            next.extend_from_slice(&buf[..end]);
+            let len = need.unwrap_or(0).max(limits::PEER_READ_BUFFER_BYTES);
+            let mut next = BytesMut::zeroed(len);
+            next[..end].copy_from_slice(&buf[..end]);
             buf = next;
-        }
-        let zeroed = (end + limits::PEER_READ_WINDOW_BYTES)
-            .max(need.unwrap_or(0))
-            .min(buf.capacity());
-        if buf.len() < zeroed {
-            buf.resize(zeroed, 0);
         }
         let n = stream
             .read(&mut buf[end..])
@@ -543,6 +549,7 @@ async fn read_link<S: AsyncRead + Unpin>(
         if n == 0 {
             return Err(format!("peer {from} closed the link"));
         }
+        in_place = n >= limits::PEER_SHARE_READ_MIN_BYTES;
         end += n;
     }
 }
@@ -701,8 +708,9 @@ mod tests {
     }
 
     /// Frames of every size reach the core whole and in order however the socket splits
-    /// them, a frame larger than the read buffer included; a proposal read with others is
-    /// decoded in place, its txn a slice of the bytes read, not a copy.
+    /// them, a frame larger than the read buffer included; a proposal that came in a large
+    /// read is decoded in place, its txn a slice of the bytes read, and one that came in
+    /// small reads is a copy that holds no read buffer.
     #[test]
     fn frames_are_read_whole_and_decoded_in_place() {
         let sizes = [0usize, 1, 1100, 1100, 1100, 70_000, 3, 5000, 1100, 1100];
@@ -729,14 +737,26 @@ mod tests {
             assert_eq!(read, msgs, "{max} bytes a read");
             assert_eq!(closed, "peer 2 closed the link");
         }
+        fn txn(m: &Message) -> &Payload {
+            match m {
+                Message::Proposal { data, .. } => data,
+                _ => panic!("not a proposal"),
+            }
+        }
         // Read at once: the last two proposals' txns lie in one buffer, a frame apart.
         let (read, _) = read_all(&bytes, 1 << 20);
-        let txn = |m: &Message| match m {
-            Message::Proposal { data, .. } => data.as_ptr() as usize,
-            _ => panic!("not a proposal"),
-        };
         let proposal_and_commit = msgs[16].encode().len() + msgs[17].encode().len();
-        assert_eq!(txn(&read[18]) - txn(&read[16]), proposal_and_commit);
+        let (a, b) = (txn(&read[16]), txn(&read[18]));
+        assert_eq!(
+            b.as_ptr() as usize - a.as_ptr() as usize,
+            proposal_and_commit
+        );
+        assert!(!a.is_unique(), "shares its read buffer");
+        // Read a little at a time: every txn is its own copy.
+        let (read, _) = read_all(&bytes, limits::PEER_SHARE_READ_MIN_BYTES - 1);
+        for m in read.iter().step_by(2).filter(|m| !txn(m).is_empty()) {
+            assert!(txn(m).is_unique(), "a copy, holding no read buffer");
+        }
     }
 
     /// A corrupt frame closes the link with its reason, after the frames before it; a
