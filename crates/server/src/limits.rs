@@ -8,8 +8,8 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// A peer link's read buffer (a larger frame gets one of its own size).
 pub const PEER_READ_BUFFER_BYTES: usize = 16 * 1024;
-/// A peer link's read of at least this many bytes has its frames decoded in place (slices
-/// of the buffer, no copy); a smaller read's frames are copied out of it.
+/// Whole frames of at least this many bytes in a peer link's buffer after a read are
+/// decoded in place (slices of the buffer, no copy); fewer are copied out of it.
 pub const PEER_SHARE_READ_MIN_BYTES: usize = 4 * 1024;
 /// Bytes read at a time until a connection fills a read (then [`READ_CHUNK_BYTES`]).
 pub const READ_CHUNK_BYTES_FIRST: usize = 4096;

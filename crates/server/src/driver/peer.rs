@@ -491,19 +491,26 @@ async fn read_link<S: AsyncRead + Unpin>(
     if !addr.is_empty() && events.send(Event::Hello { from, addr }).await.is_err() {
         return Ok(());
     }
-    // Frames are split off the front of the buffer they were read into. Those a large read
-    // completed are decoded in place, so under load a proposal's txn is never copied out
-    // of the bytes this link read: the buffer is shared by its frames and freed with the
-    // last of them. Frames of small reads (a link carrying little) are copied out, so that
-    // the few a member keeps (its history keeps 10,000 proposals) never hold a buffer of
-    // pings each: a shared frame came in a read of at least
-    // `PEER_SHARE_READ_MIN_BYTES`, which bounds what its buffer wastes to about 4x. A
-    // partial frame at a buffer's end moves to the next one.
+    // Frames are split off the front of the buffer they were read into. When the whole
+    // frames a read brought make at least `PEER_SHARE_READ_MIN_BYTES` they are decoded in
+    // place, so under load a proposal's txn is never copied out of the bytes this link
+    // read: the buffer is shared by those frames and freed with the last of them. Fewer
+    // (a link carrying little) are copied out, so that what a member keeps (its history
+    // keeps 10,000 proposals) never holds a buffer of pings each: a buffer is held only by
+    // frames decoded in place together, at least a quarter of it. A partial frame at a
+    // buffer's end moves to the next one.
     let mut buf = BytesMut::zeroed(limits::PEER_READ_BUFFER_BYTES);
     let mut end = 0usize; // buf[..end] is read and not yet decoded
-    let mut in_place = false; // the last read was large enough to decode in place
     loop {
         let bad = |e| format!("bad frame from {from}: {e}");
+        let mut whole = 0usize; // bytes of the whole frames at the front
+        while let Some(len) = Message::frame_len(&buf[whole..end]).map_err(bad)? {
+            if whole + len > end {
+                break;
+            }
+            whole += len;
+        }
+        let in_place = whole >= limits::PEER_SHARE_READ_MIN_BYTES;
         let mut need = Message::frame_len(&buf[..end]).map_err(bad)?;
         while let Some(len) = need.filter(|&len| len <= end) {
             let frame = buf.split_to(len).freeze();
@@ -549,7 +556,6 @@ async fn read_link<S: AsyncRead + Unpin>(
         if n == 0 {
             return Err(format!("peer {from} closed the link"));
         }
-        in_place = n >= limits::PEER_SHARE_READ_MIN_BYTES;
         end += n;
     }
 }
@@ -708,9 +714,9 @@ mod tests {
     }
 
     /// Frames of every size reach the core whole and in order however the socket splits
-    /// them, a frame larger than the read buffer included; a proposal that came in a large
-    /// read is decoded in place, its txn a slice of the bytes read, and one that came in
-    /// small reads is a copy that holds no read buffer.
+    /// them, a frame larger than the read buffer included; proposals read with enough
+    /// others are decoded in place, their txns slices of the bytes read, and one read with
+    /// few is a copy that holds no read buffer.
     #[test]
     fn frames_are_read_whole_and_decoded_in_place() {
         let sizes = [0usize, 1, 1100, 1100, 1100, 70_000, 3, 5000, 1100, 1100];
@@ -752,10 +758,13 @@ mod tests {
             proposal_and_commit
         );
         assert!(!a.is_unique(), "shares its read buffer");
-        // Read a little at a time: every txn is its own copy.
-        let (read, _) = read_all(&bytes, limits::PEER_SHARE_READ_MIN_BYTES - 1);
-        for m in read.iter().step_by(2).filter(|m| !txn(m).is_empty()) {
-            assert!(txn(m).is_unique(), "a copy, holding no read buffer");
+        // Read a little at a time: every txn smaller than what is shared is its own copy.
+        let (read, _) = read_all(&bytes, 1000);
+        for m in read.iter().step_by(2) {
+            let data = txn(m);
+            if !data.is_empty() && data.len() < limits::PEER_SHARE_READ_MIN_BYTES {
+                assert!(data.is_unique(), "a copy, holding no read buffer");
+            }
         }
     }
 
