@@ -21,15 +21,12 @@
 //! `DecodeError` and closes the peer link that sent it.
 
 use zoocore_proto::{
-    Acl, Bytes, CreateMode, DecodeError, Id, Reader, Record, SessionId, Writer, Zxid,
+    Acl, Bytes, CreateMode, DecodeError, Id, Reader, Record, SessionId, Share, Writer, Zxid,
 };
 use zoocore_tree::{Op, Txn};
 use zoocore_zab::Payload;
 
 use crate::msg::{CoreOp, Origin};
-
-/// Makes a znode's data of bytes inside a message being decoded: a copy, or a slice.
-type Share<'a> = &'a dyn Fn(&[u8]) -> Bytes;
 
 /// Where an answer goes: the member that took the request and the client on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,9 @@ pub mod types;
 
 /// The shared buffer a znode's written data travels in, from the request to the txn.
 pub use bytes::Bytes;
+/// How a decoder makes a buffer field of bytes inside what it decodes: a copy
+/// (`Bytes::copy_from_slice`), or a slice of the buffer they lie in (`Bytes::slice_ref`).
+pub type Share<'a> = &'a dyn Fn(&[u8]) -> Bytes;
 pub use codes::{ErrorCode, EventType, KeeperState, OpCode};
 pub use jute::{DecodeError, Reader, Record, Writer};
 pub use types::{Acl, CreateMode, Id, Perms, SessionId, Stat, Xid, Zxid};

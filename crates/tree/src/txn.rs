@@ -19,7 +19,8 @@ use bytes::Bytes;
 
 use smallvec::SmallVec;
 use zoocore_proto::{
-    Acl, CreateMode, DecodeError, ErrorCode, EventType, Reader, Record, SessionId, Stat, Writer,
+    Acl, CreateMode, DecodeError, ErrorCode, EventType, Reader, Record, SessionId, Share, Stat,
+    Writer,
 };
 
 /// A write request, as the server decodes it from a client.
@@ -300,7 +301,7 @@ impl Txn {
     fn decode_from(
         r: &mut Reader<'_>,
         nested: bool,
-        share: &dyn Fn(&[u8]) -> Bytes,
+        share: Share<'_>,
     ) -> Result<Self, DecodeError> {
         let offset = r.offset();
         let kind = r.read_i32()?;

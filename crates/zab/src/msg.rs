@@ -11,7 +11,7 @@
 //! message of an older connection is ignored by both ends.
 
 use thiserror::Error;
-use zoocore_proto::{DecodeError, Reader, Writer, Zxid};
+use zoocore_proto::{DecodeError, Reader, Share, Writer, Zxid};
 
 use crate::{Epoch, Members, ServerId};
 
@@ -483,7 +483,7 @@ impl Message {
     fn decode_payload(
         kind: u8,
         r: &mut Reader<'_>,
-        share: &dyn Fn(&[u8]) -> Payload,
+        share: Share<'_>,
     ) -> Result<Message, FrameError> {
         if kind == kind::NOTIFICATION {
             let vote = Vote {
@@ -722,7 +722,7 @@ impl Message {
     }
 
     /// One whole frame, header checked by `frame_len`: its checksum, then its message.
-    fn decode_frame(frame: &[u8], share: &dyn Fn(&[u8]) -> Payload) -> Result<Message, FrameError> {
+    fn decode_frame(frame: &[u8], share: Share<'_>) -> Result<Message, FrameError> {
         let stored = u32::from_be_bytes(frame[12..16].try_into().expect("4 bytes"));
         let computed = frame_crc(&frame[0..12], &frame[FRAME_HEADER_BYTES..]);
         if stored != computed {

@@ -43,7 +43,7 @@ use futures_lite::future::poll_once;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
-use zoocore_zab::{Frame, Message, ServerId};
+use zoocore_zab::{Frame, Message, Payload, ServerId};
 
 use crate::ensemble::Event;
 use crate::forward::Forward;
@@ -495,35 +495,32 @@ async fn read_link<S: AsyncRead + Unpin>(
     // frames a read brought make at least `PEER_SHARE_READ_MIN_BYTES` they are decoded in
     // place, so under load a proposal's txn is never copied out of the bytes this link
     // read: the buffer is shared by those frames and freed with the last of them. Fewer
-    // (a link carrying little) are copied out, so that what a member keeps (its history
-    // keeps 10,000 proposals) never holds a buffer of pings each: a buffer is held only by
-    // frames decoded in place together, at least a quarter of it. A partial frame at a
-    // buffer's end moves to the next one.
+    // (a link carrying little) are each copied out first, so that what a member keeps (its
+    // history keeps 10,000 proposals) never holds a buffer of pings each: a buffer is held
+    // only by frames decoded in place together, at least a quarter of it. A partial frame
+    // at a buffer's end moves to the next one.
     let mut buf = BytesMut::zeroed(limits::PEER_READ_BUFFER_BYTES);
     let mut end = 0usize; // buf[..end] is read and not yet decoded
     loop {
         let bad = |e| format!("bad frame from {from}: {e}");
-        let mut whole = 0usize; // bytes of the whole frames at the front
-        while let Some(len) = Message::frame_len(&buf[whole..end]).map_err(bad)? {
-            if whole + len > end {
-                break;
+        // The whole frames at the front, and the length of the partial one after them.
+        let mut whole = 0usize;
+        let need = loop {
+            match Message::frame_len(&buf[whole..end]).map_err(bad)? {
+                Some(len) if whole + len <= end => whole += len,
+                partial => break partial,
             }
-            whole += len;
-        }
+        };
         let in_place = whole >= limits::PEER_SHARE_READ_MIN_BYTES;
-        let mut need = Message::frame_len(&buf[..end]).map_err(bad)?;
-        while let Some(len) = need.filter(|&len| len <= end) {
+        while let Some(len) = Message::frame_len(&buf[..whole]).map_err(bad)? {
             let frame = buf.split_to(len).freeze();
-            end -= len;
-            let msg = if in_place {
-                Message::decode_shared(&frame).map_err(bad)?
+            (whole, end) = (whole - len, end - len);
+            let frame = if in_place {
+                frame
             } else {
-                match Message::decode(&frame).map_err(bad)? {
-                    Some((msg, _)) => msg,
-                    None => return Err(format!("bad frame from {from}: cut short")),
-                }
+                Payload::copy_from_slice(&frame)
             };
-            let event = match msg {
+            let event = match Message::decode_shared(&frame).map_err(bad)? {
                 Message::Forward { data } => {
                     // A forwarded write's data is held only until its proposal is built.
                     let fwd = Forward::decode_shared(&data)
@@ -535,7 +532,6 @@ async fn read_link<S: AsyncRead + Unpin>(
             if events.send(event).await.is_err() {
                 return Ok(());
             }
-            need = Message::frame_len(&buf[..end]).map_err(bad)?;
         }
         // A new buffer when the next frame is larger than this one, or when too little room
         // is left to start one (a frame that fits is read to its end here).
@@ -566,7 +562,6 @@ mod tests {
     use std::task::{Context, Poll};
 
     use zoocore_proto::Zxid;
-    use zoocore_zab::Payload;
 
     use super::*;
 
