@@ -180,3 +180,96 @@ fn an_ensemble_member_refuses_a_restore() {
         "{json}"
     );
 }
+
+/// The ensemble's restore runbook (docs/OPERATIONS.md, "Back up and restore"): a snapshot
+/// taken from one member with `snapshot`, every member stopped, its data directory emptied
+/// but for `myid`, the file put there as `snapshot.<zxid>`, every member started again. The
+/// members elect a leader from the snapshot's zxid alone, every one of them serves the data
+/// as the snapshot had it (what was written after it is gone), and writes go on after it on
+/// every member.
+#[test]
+fn an_ensemble_restored_from_one_members_snapshot_serves_it_everywhere() {
+    if Target::from_env() == Target::Apache {
+        return;
+    }
+    use zoocore_e2e::ensemble::{assert_data_everywhere, await_settled};
+    let mut servers = Server::start_ensemble(
+        3,
+        0,
+        Options {
+            admin: true,
+            ..zoocore_e2e::ensemble::options()
+        },
+    );
+    let leader = run(await_settled(&servers));
+    let follower = (leader + 1) % servers.len();
+    run(async {
+        let zk = zoocore_e2e::connect(&servers[leader]).await;
+        for i in 0..20 {
+            zk.create(&format!("/kept{i}"), b"old", &persistent())
+                .await
+                .expect("create");
+        }
+    });
+    run(await_settled(&servers));
+    // Taken from a follower: any member's tree is the ensemble's up to its zxid.
+    let snap = servers[follower].admin_get_with(
+        "/commands/snapshot",
+        &[("Authorization", "digest anyone:pw")],
+    );
+    assert_eq!(snap.status, 200, "{}", snap.body);
+    let taken = snap.headers["last_zxid"].clone();
+    let taken_at = i64::from_str_radix(taken.trim_start_matches("0x"), 16).expect("hex zxid");
+    run(async {
+        let zk = zoocore_e2e::connect(&servers[leader]).await;
+        zk.set_data("/kept0", b"changed", None).await.expect("set");
+        zk.create("/later", b"x", &persistent())
+            .await
+            .expect("create");
+    });
+
+    for s in servers.iter_mut() {
+        s.stop();
+        s.wipe_data();
+        std::fs::write(
+            s.dir()
+                .join("data")
+                .join(format!("snapshot.{:0>16}", taken.trim_start_matches("0x"))),
+            &snap.bytes,
+        )
+        .expect("write the snapshot");
+    }
+    // All at once: none serves before a quorum has elected a leader.
+    std::thread::scope(|scope| {
+        for s in servers.iter_mut() {
+            scope.spawn(move || s.start_again());
+        }
+    });
+    run(async {
+        await_settled(&servers).await;
+        assert_data_everywhere(&servers, "/kept0", b"old").await;
+        assert_data_everywhere(&servers, "/kept19", b"old").await;
+        for s in &servers {
+            let zk = zoocore_e2e::connect(s).await;
+            assert!(
+                zk.get_data("/later").await.is_err(),
+                "/later (after the snapshot) is gone on {}",
+                s.connect_string()
+            );
+        }
+        let zk = zoocore_e2e::connect(&servers[follower]).await;
+        zk.create("/after", b"y", &persistent())
+            .await
+            .expect("a write after the restore");
+        assert_data_everywhere(&servers, "/after", b"y").await;
+    });
+    for s in &servers {
+        let zxid = zoocore_e2e::ensemble::zxid(s).expect("serving");
+        let at = i64::from_str_radix(zxid.trim_start_matches("0x"), 16).expect("hex zxid");
+        assert!(
+            at > taken_at,
+            "{} at {zxid}, the snapshot at {taken}",
+            s.connect_string()
+        );
+    }
+}
