@@ -128,6 +128,11 @@ pub trait DeviceFile: std::fmt::Debug {
     fn write_behind(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
+    /// A hint for durable bytes that will not be read soon (a log's synced records): drop
+    /// `offset..offset + len` from the page cache. A device without one does nothing.
+    fn forget(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The real device: a directory on a local file system.
@@ -452,6 +457,27 @@ impl DeviceFile for RealFile {
             return Ok(());
         }
         write_behind(&self.file, offset, len)
+    }
+
+    fn forget(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if self.direct.is_some() {
+            return Ok(());
+        }
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is
+        // `self.file`'s, open for the whole call.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::posix_fadvise(self.file.as_raw_fd(), off, n, libc::POSIX_FADV_DONTNEED)
+        };
+        if rc != 0 {
+            // posix_fadvise returns the error number instead of setting errno.
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(())
     }
 }
 

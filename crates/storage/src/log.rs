@@ -161,6 +161,9 @@ pub(crate) struct Current<F> {
     /// The end of what was handed to the device (pwrite); `pending` holds the rest.
     pub(crate) flushed: u64,
     pub(crate) synced: u64,
+    /// The end of what was dropped from the page cache (`forget_synced`): at most `synced`
+    /// while the segment is appended to.
+    pub(crate) forgotten: u64,
     pub(crate) records: u64,
     /// Records appended since the last flush, written in one call when the batch is synced
     /// (or when they pass `FLUSH_BYTES`): one pwrite per batch instead of one per record.
@@ -170,6 +173,34 @@ pub(crate) struct Current<F> {
 /// Appended bytes past which they are written at once, before the batch's sync, so a batch
 /// of large records does not gather in memory.
 pub const FLUSH_BYTES: usize = 256 << 10;
+
+/// Synced log bytes are dropped from the page cache in steps of this many (whole pages, and
+/// never the page still being appended to). The log is read back only at recovery and when
+/// a learner is sent a DIFF older than the proposals kept in memory; left cached, it grew
+/// the page cache by every byte written, and on a VM whose host backs guest memory on first
+/// touch each new page-cache page made the log's pwrite several times dearer: a 3-voter
+/// ensemble kept up lost 15-40% of its writes/s after a few GB (docs/BENCHMARKS.md,
+/// session 15).
+pub const FORGET_BYTES: u64 = 1 << 20;
+
+impl<F: DeviceFile> Current<F> {
+    /// Drops the synced bytes of the segment from the page cache: the whole `FORGET_BYTES`
+    /// steps below the synced end, or (`all`, a segment done with, all of it synced) the
+    /// whole segment, its last partial page included (the page cache drops whole pages
+    /// only). A hint to the device: a failure leaves the pages cached and changes nothing
+    /// else.
+    fn forget_synced(&mut self, all: bool) {
+        let end = if all {
+            self.len
+        } else {
+            self.synced / FORGET_BYTES * FORGET_BYTES
+        };
+        if end > self.forgotten {
+            let _ = self.file.forget(self.forgotten, end - self.forgotten);
+            self.forgotten = end;
+        }
+    }
+}
 
 /// One txn read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -313,6 +344,7 @@ impl<D: Device> Log<D> {
             written: end,
             flushed: end,
             synced: end,
+            forgotten: 0,
             records,
             pending: Vec::new(),
         });
@@ -606,8 +638,9 @@ impl<D: Device> Log<D> {
     /// Creates the segment whose first record is `zxid` (and must hold `record_bytes`) and
     /// makes it current. Out of room, it fails with `NoSpace` and leaves the log as it was.
     fn roll(&mut self, zxid: Zxid, record_bytes: u64, use_reserve: bool) -> Result<(), LogError> {
-        if let Some(c) = &self.current {
+        if let Some(c) = &mut self.current {
             assert_eq!(c.written, c.synced, "rolling an unsynced segment");
+            c.forget_synced(true);
         }
         let name = segment_name(zxid);
         let tmp = format!("{name}.tmp");
@@ -676,6 +709,7 @@ impl<D: Device> Log<D> {
             written: SEGMENT_HEADER_BYTES,
             flushed: SEGMENT_HEADER_BYTES,
             synced: SEGMENT_HEADER_BYTES,
+            forgotten: 0,
             records: 0,
             pending: Vec::new(),
         });
@@ -763,6 +797,7 @@ impl<D: Device> Log<D> {
             return Err(LogError::Sync { file: name, source });
         }
         cur.synced = cur.written;
+        cur.forget_synced(false);
         self.synced_zxid = self.last_zxid;
         self.stats.syncs += 1;
         Ok(self.synced_zxid)
@@ -807,6 +842,7 @@ impl<D: Device> Log<D> {
             if cur.seq == req.seq {
                 assert!(req.offset <= cur.written, "sync past the written end");
                 cur.synced = cur.synced.max(req.offset);
+                cur.forget_synced(false);
             }
         }
         // A segment rolled since the request was synced in full before the roll.
@@ -922,6 +958,7 @@ impl<D: Device> Log<D> {
             written: end,
             flushed: end,
             synced: end,
+            forgotten: 0,
             records: keep.len() as u64,
             pending: Vec::new(),
         });
