@@ -31,8 +31,8 @@ pub use error::{LogError, RecoveryError, SnapshotError};
 pub use import_zk::{import_zk, read_zk, ImportError, ImportOptions, ImportReport, Skipped};
 pub use log::{
     free_reserve_bytes, reserve_segment_bytes_for, segment_bytes_for, Log, LogEntry, LogNotice,
-    LogOptions, LogStats, SegmentInfo, SpareJob, SpareSegment, SyncRequest, FORGET_BYTES,
-    RESERVE_SEGMENT_BYTES, SPARE_MIN_BYTES, SPARE_SEGMENT_NAME,
+    LogOptions, LogStats, SegmentInfo, SpareJob, SpareSegment, SyncRequest, RESERVE_SEGMENT_BYTES,
+    SPARE_MIN_BYTES, SPARE_SEGMENT_NAME,
 };
 pub use mem::{Crash, MemDevice, MemFileHandle, MemSync};
 pub use recover::{recover, RecoverOptions, Recovered, SkippedSnapshot, TruncatedTail};

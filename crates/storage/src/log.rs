@@ -161,9 +161,6 @@ pub(crate) struct Current<F> {
     /// The end of what was handed to the device (pwrite); `pending` holds the rest.
     pub(crate) flushed: u64,
     pub(crate) synced: u64,
-    /// The end of what was dropped from the page cache (`forget_synced`): at most `synced`
-    /// while the segment is appended to.
-    pub(crate) forgotten: u64,
     pub(crate) records: u64,
     /// Records appended since the last flush, written in one call when the batch is synced
     /// (or when they pass `FLUSH_BYTES`): one pwrite per batch instead of one per record.
@@ -173,34 +170,6 @@ pub(crate) struct Current<F> {
 /// Appended bytes past which they are written at once, before the batch's sync, so a batch
 /// of large records does not gather in memory.
 pub const FLUSH_BYTES: usize = 256 << 10;
-
-/// Synced log bytes are dropped from the page cache in steps of this many (whole pages, and
-/// never the page still being appended to). The log is read back only at recovery and when
-/// a learner is sent a DIFF older than the proposals kept in memory; left cached, it grew
-/// the page cache by every byte written, and on a VM whose host backs guest memory on first
-/// touch each new page-cache page made the log's pwrite several times dearer: a 3-voter
-/// ensemble kept up lost 15-40% of its writes/s after a few GB (docs/BENCHMARKS.md,
-/// session 15).
-pub const FORGET_BYTES: u64 = 1 << 20;
-
-impl<F: DeviceFile> Current<F> {
-    /// Drops the synced bytes of the segment from the page cache: the whole `FORGET_BYTES`
-    /// steps below the synced end, or (`all`, a segment done with, all of it synced) the
-    /// whole segment, its last partial page included (the page cache drops whole pages
-    /// only). A hint to the device: a failure leaves the pages cached and changes nothing
-    /// else.
-    fn forget_synced(&mut self, all: bool) {
-        let end = if all {
-            self.len
-        } else {
-            self.synced / FORGET_BYTES * FORGET_BYTES
-        };
-        if end > self.forgotten {
-            let _ = self.file.forget(self.forgotten, end - self.forgotten);
-            self.forgotten = end;
-        }
-    }
-}
 
 /// One txn read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,6 +205,15 @@ pub struct Log<D: Device> {
     /// one failed job (and one warning) per segment, not one per batch.
     spare_blocked: bool,
     notices: VecDeque<LogNotice>,
+    /// The segment rolled away last, open until the next roll drops it from the page cache
+    /// (`DeviceFile::forget`, a hint). The log is read back only at recovery and for a DIFF
+    /// older than the proposals kept in memory, so the current segment and the one before it
+    /// stay cached (what a restart replays after a snapshot) and nothing older: left cached,
+    /// the log grew the page cache by every byte written, and on a VM whose host backs guest
+    /// memory when it is first touched each new page-cache page made the log's pwrite
+    /// several times dearer (a 3-voter ensemble kept up lost 15-40% of its writes/s after a
+    /// few GB; docs/BENCHMARKS.md, session 15).
+    retired: Option<D::File>,
 }
 
 /// The next segment's file, preallocated and durable, made ready off the hot path.
@@ -344,7 +322,6 @@ impl<D: Device> Log<D> {
             written: end,
             flushed: end,
             synced: end,
-            forgotten: 0,
             records,
             pending: Vec::new(),
         });
@@ -360,6 +337,7 @@ impl<D: Device> Log<D> {
             stats: LogStats::default(),
             spare: Spare::None,
             spare_blocked: false,
+            retired: None,
             notices: VecDeque::new(),
         }
     }
@@ -638,9 +616,8 @@ impl<D: Device> Log<D> {
     /// Creates the segment whose first record is `zxid` (and must hold `record_bytes`) and
     /// makes it current. Out of room, it fails with `NoSpace` and leaves the log as it was.
     fn roll(&mut self, zxid: Zxid, record_bytes: u64, use_reserve: bool) -> Result<(), LogError> {
-        if let Some(c) = &mut self.current {
+        if let Some(c) = &self.current {
             assert_eq!(c.written, c.synced, "rolling an unsynced segment");
-            c.forget_synced(true);
         }
         let name = segment_name(zxid);
         let tmp = format!("{name}.tmp");
@@ -702,17 +679,24 @@ impl<D: Device> Log<D> {
             self.poisoned = true;
             return Err(LogError::Create { file: name, source });
         }
-        self.current = Some(Current {
+        let done_with = self.current.replace(Current {
             len: file.len(),
             file,
             seq: self.next_seq,
             written: SEGMENT_HEADER_BYTES,
             flushed: SEGMENT_HEADER_BYTES,
             synced: SEGMENT_HEADER_BYTES,
-            forgotten: 0,
             records: 0,
             pending: Vec::new(),
         });
+        // Only once the roll has succeeded (a failed one goes on appending to the segment):
+        // the segment before the one just finished leaves the page cache.
+        if let Some(done) = done_with {
+            if let Some(mut older) = self.retired.replace(done.file) {
+                let len = older.len();
+                let _ = older.forget(0, len);
+            }
+        }
         self.next_seq += 1;
         self.segments.push(SegmentInfo {
             name,
@@ -797,7 +781,6 @@ impl<D: Device> Log<D> {
             return Err(LogError::Sync { file: name, source });
         }
         cur.synced = cur.written;
-        cur.forget_synced(false);
         self.synced_zxid = self.last_zxid;
         self.stats.syncs += 1;
         Ok(self.synced_zxid)
@@ -842,7 +825,6 @@ impl<D: Device> Log<D> {
             if cur.seq == req.seq {
                 assert!(req.offset <= cur.written, "sync past the written end");
                 cur.synced = cur.synced.max(req.offset);
-                cur.forget_synced(false);
             }
         }
         // A segment rolled since the request was synced in full before the roll.
@@ -958,7 +940,6 @@ impl<D: Device> Log<D> {
             written: end,
             flushed: end,
             synced: end,
-            forgotten: 0,
             records: keep.len() as u64,
             pending: Vec::new(),
         });

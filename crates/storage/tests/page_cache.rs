@@ -1,12 +1,12 @@
-//! The log leaves what it has made durable out of the page cache: after a sync, the synced
-//! bytes of the segment below the last whole `FORGET_BYTES` step are no longer resident,
-//! while the pages it still appends to are; a segment rolled away leaves nothing resident.
-//! Residency is read with mincore(2) over a read-only mapping that is never touched.
+//! The log keeps its current segment and the one before it in the page cache and drops
+//! every older one when it rolls (what a restart replays after a snapshot stays cached, and
+//! the cache does not grow with every byte written). Residency is read with mincore(2) over
+//! a read-only mapping that is never touched.
 
 use std::path::Path;
 
 use zoocore_proto::Zxid;
-use zoocore_storage::{new_log, FileDevice, LogOptions, FORGET_BYTES};
+use zoocore_storage::{new_log, FileDevice, LogOptions};
 
 const PAGE: usize = 4096;
 
@@ -34,57 +34,49 @@ fn resident(path: &Path) -> Vec<bool> {
 }
 
 #[test]
-fn synced_records_leave_the_page_cache_but_the_page_still_appended_to() {
+fn the_log_keeps_two_segments_in_the_page_cache_and_drops_older_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dev = FileDevice::open(dir.path()).expect("device");
     let mut log = new_log(
         dev,
         LogOptions {
-            prealloc_bytes: 8 << 20,
+            prealloc_bytes: 2 << 20,
             snap_count: 1_000_000,
             database_id: 1,
         },
     );
     let txn = vec![7u8; 60_000];
-    let mut counter = 0;
-    let mut append = |log: &mut zoocore_storage::Log<FileDevice>, n: u32| {
-        for _ in 0..n {
-            counter += 1;
-            log.append(Zxid::new(1, counter), 0, &txn).expect("append");
-        }
+    let cached = |name: &str| -> usize {
+        resident(&dir.path().join(name))
+            .iter()
+            .filter(|&&r| r)
+            .count()
     };
-    // About 3.6 MB, in batches, each synced.
-    for _ in 0..6 {
-        append(&mut log, 10);
+    let mut zxid = 0;
+    // Batches of ten records (600 KB), each synced, until the log has three segments.
+    while log.segments().len() < 3 {
+        for _ in 0..10 {
+            zxid += 1;
+            log.append(Zxid::new(1, zxid), 0, &txn).expect("append");
+        }
         log.sync().expect("sync");
     }
-    let first = log.segments()[0].name.clone();
-    let written = 60 * 60_000;
-    let pages = resident(&dir.path().join(&first));
-    let forgotten = (written / FORGET_BYTES as usize) * FORGET_BYTES as usize / PAGE;
-    assert!(
-        forgotten >= 3 * (1 << 20) / PAGE,
-        "the test writes past 3 MiB"
-    );
-    let kept: Vec<usize> = (0..forgotten).filter(|&p| pages[p]).collect();
-    assert!(kept.is_empty(), "synced pages still cached: {kept:?}");
-    let tail = pages[forgotten..written / PAGE]
-        .iter()
-        .filter(|&&r| r)
-        .count();
-    assert!(
-        tail > 0,
-        "the pages after the last whole step stay cached (and mincore sees them)"
-    );
+    let names: Vec<String> = log.segments().iter().map(|s| s.name.clone()).collect();
+    // The second roll dropped the first segment; the one it finished and the current stay.
+    assert_eq!(cached(&names[0]), 0, "the oldest segment is still cached");
+    assert!(cached(&names[1]) > 0, "the previous segment stays cached");
+    assert!(cached(&names[2]) > 0, "the current segment stays cached");
 
-    // Past the segment's end: the roll leaves nothing of the first segment cached.
-    append(&mut log, 100);
-    log.sync().expect("sync");
-    assert!(log.segments().len() >= 2, "rolled: {:?}", log.segments());
-    let still: Vec<usize> = resident(&dir.path().join(&first))
-        .iter()
-        .enumerate()
-        .filter_map(|(p, &r)| r.then_some(p))
-        .collect();
-    assert!(still.is_empty(), "pages of the rolled segment still cached: {still:?}");
+    // One more roll: the second goes too, and every record is still read back.
+    while log.segments().len() < 4 {
+        for _ in 0..10 {
+            zxid += 1;
+            log.append(Zxid::new(1, zxid), 0, &txn).expect("append");
+        }
+        log.sync().expect("sync");
+    }
+    assert_eq!(cached(&names[1]), 0, "the second segment is still cached");
+    let entries = log.entries_after(Zxid::ZERO).expect("read back");
+    assert_eq!(entries.len(), zxid as usize);
+    assert!(entries.iter().all(|e| e.txn == txn));
 }
