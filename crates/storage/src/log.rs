@@ -205,8 +205,8 @@ pub struct Log<D: Device> {
     /// one failed job (and one warning) per segment, not one per batch.
     spare_blocked: bool,
     notices: VecDeque<LogNotice>,
-    /// The segment rolled away last, open until the next roll drops it from the page cache
-    /// (`DeviceFile::forget`, a hint). The log is read back only at recovery and for a DIFF
+    /// The segment rolled away last, open until the next roll hands it to `to_forget`. The
+    /// log is read back only at recovery and for a DIFF
     /// older than the proposals kept in memory, so the current segment and the one before it
     /// stay cached (what a restart replays after a snapshot) and nothing older: left cached,
     /// the log grew the page cache by every byte written, and on a VM whose host backs guest
@@ -214,6 +214,10 @@ pub struct Log<D: Device> {
     /// several times dearer (a 3-voter ensemble kept up lost 15-40% of its writes/s after a
     /// few GB; docs/BENCHMARKS.md, session 15).
     retired: Option<D::File>,
+    /// The segment before `retired`, for the next `SpareJob` to drop from the page cache
+    /// (`DeviceFile::forget`, a hint): dropping 64 MiB of pages takes the kernel a
+    /// millisecond or more, work for the blocking thread, not the commit path.
+    to_forget: Option<D::File>,
 }
 
 /// The next segment's file, preallocated and durable, made ready off the hot path.
@@ -254,9 +258,11 @@ impl<F: DeviceFile> SpareSegment<F> {
 /// syncing the file and its directory; writing zeros where the file system cannot reserve),
 /// made to run on a blocking thread. `Send` for a `Send` device.
 #[derive(Debug)]
-pub struct SpareJob<D> {
+pub struct SpareJob<D: Device> {
     dev: D,
     len: u64,
+    /// An older segment to drop from the page cache on the way (`Log::to_forget`).
+    forget: Option<D::File>,
 }
 
 impl<D: Device> SpareJob<D> {
@@ -268,6 +274,11 @@ impl<D: Device> SpareJob<D> {
     /// cost 8% of the write throughput and 6% of the CPU per write, and standalone neither
     /// throughput nor the low-rate p99 was better for it (docs/LOG.md, "Rolling").
     pub fn run(self) -> io::Result<SpareSegment<D::File>> {
+        if let Some(mut old) = self.forget {
+            let len = old.len();
+            // A hint: a failure leaves the pages cached, nothing else changes.
+            let _ = old.forget(0, len);
+        }
         if self.dev.list()?.iter().any(|n| n == SPARE_SEGMENT_NAME) {
             self.dev.remove(SPARE_SEGMENT_NAME)?;
         }
@@ -338,6 +349,7 @@ impl<D: Device> Log<D> {
             spare: Spare::None,
             spare_blocked: false,
             retired: None,
+            to_forget: None,
             notices: VecDeque::new(),
         }
     }
@@ -409,6 +421,7 @@ impl<D: Device> Log<D> {
         Some(SpareJob {
             dev: self.dev.clone(),
             len: self.opts.prealloc_bytes,
+            forget: self.to_forget.take(),
         })
     }
 
@@ -690,11 +703,15 @@ impl<D: Device> Log<D> {
             pending: Vec::new(),
         });
         // Only once the roll has succeeded (a failed one goes on appending to the segment):
-        // the segment before the one just finished leaves the page cache.
+        // the segment before the one just finished is to leave the page cache, by the next
+        // spare job. One still waiting means no job ran for a whole segment (they stop after
+        // a failure until a roll): dropped here, the rare case.
         if let Some(done) = done_with {
-            if let Some(mut older) = self.retired.replace(done.file) {
-                let len = older.len();
-                let _ = older.forget(0, len);
+            if let Some(older) = self.retired.replace(done.file) {
+                if let Some(mut missed) = self.to_forget.replace(older) {
+                    let len = missed.len();
+                    let _ = missed.forget(0, len);
+                }
             }
         }
         self.next_seq += 1;

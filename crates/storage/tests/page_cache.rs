@@ -55,28 +55,31 @@ fn the_log_keeps_two_segments_in_the_page_cache_and_drops_older_ones() {
             .count()
     };
     let mut zxid = 0;
-    // Batches of ten records (600 KB), each synced, until the log has three segments.
-    while log.segments().len() < 3 {
-        for _ in 0..10 {
-            zxid += 1;
-            log.append(Zxid::new(1, zxid), 0, &txn).expect("append");
+    // Batches of ten records (600 KB), each synced, with the spare segment's job run as the
+    // member runs it (on a blocking thread there): until the log has `segments` segments and
+    // the spare job after the last roll has run (it drops what that roll retired).
+    let mut write_until = |log: &mut zoocore_storage::Log<FileDevice>, segments: usize| {
+        while log.segments().len() < segments || !log.has_next_segment() {
+            for _ in 0..10 {
+                zxid += 1;
+                log.append(Zxid::new(1, zxid), 0, &txn).expect("append");
+            }
+            log.sync().expect("sync");
+            if let Some(job) = log.next_segment_job() {
+                log.adopt_next_segment(job.run()).expect("spare segment");
+            }
         }
-        log.sync().expect("sync");
-    }
+    };
+    write_until(&mut log, 3);
     let names: Vec<String> = log.segments().iter().map(|s| s.name.clone()).collect();
-    // The second roll dropped the first segment; the one it finished and the current stay.
+    // The second roll retired the first segment, and the job after it dropped it; the one it
+    // finished and the current stay.
     assert_eq!(cached(&names[0]), 0, "the oldest segment is still cached");
     assert!(cached(&names[1]) > 0, "the previous segment stays cached");
     assert!(cached(&names[2]) > 0, "the current segment stays cached");
 
     // One more roll: the second goes too, and every record is still read back.
-    while log.segments().len() < 4 {
-        for _ in 0..10 {
-            zxid += 1;
-            log.append(Zxid::new(1, zxid), 0, &txn).expect("append");
-        }
-        log.sync().expect("sync");
-    }
+    write_until(&mut log, 4);
     assert_eq!(cached(&names[1]), 0, "the second segment is still cached");
     let entries = log.entries_after(Zxid::ZERO).expect("read back");
     assert_eq!(entries.len(), zxid as usize);
